@@ -1,0 +1,139 @@
+//! Every error the server can put on the wire, and the startup/persistence errors.
+//!
+//! Wire texts live here and nowhere else; they follow Redis's wording wherever Redis has a
+//! standard message, because clients and test suites match on them. Depends on nothing else in
+//! the crate but [`crate::protocol::Frame`].
+
+use thiserror::Error;
+
+use crate::protocol::Frame;
+
+/// The request stream cannot be decoded: reply once with `-ERR Protocol error: ...` and close.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ProtocolError {
+    /// `*` header is not a number or exceeds the element cap.
+    #[error("Protocol error: invalid multibulk length")]
+    InvalidMultibulkLength,
+    /// `$` header is not a number, negative, or exceeds the bulk cap.
+    #[error("Protocol error: invalid bulk length")]
+    InvalidBulkLength,
+    /// An element of a multibulk did not start with `$`.
+    #[error("Protocol error: expected '$', got '{}'", char::from(*.0))]
+    ExpectedDollar(u8),
+    /// An inline request longer than the inline cap.
+    #[error("Protocol error: too big inline request")]
+    TooBigInline,
+    /// A `*` header line longer than the inline cap.
+    #[error("Protocol error: too big mbulk count string")]
+    TooBigMultibulkCount,
+    /// A `$` header line longer than the inline cap.
+    #[error("Protocol error: too big bulk count string")]
+    TooBigBulkCount,
+    /// An inline request with an unterminated quote.
+    #[error("Protocol error: unbalanced quotes in request")]
+    UnbalancedQuotes,
+    /// Too many elements before authentication.
+    #[error("Protocol error: unauthenticated multibulk length")]
+    UnauthenticatedMultibulkLength,
+    /// Too large a bulk before authentication.
+    #[error("Protocol error: unauthenticated bulk length")]
+    UnauthenticatedBulkLength,
+}
+
+impl ProtocolError {
+    /// The reply sent before the connection is closed.
+    pub fn to_frame(&self) -> Frame {
+        Frame::error(format!("ERR {self}"))
+    }
+}
+
+/// A command failed; the reply is one error line and the connection stays open.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum CommandError {
+    /// Wrong number of arguments; holds the command name as the client sent it, lowercased.
+    #[error("ERR wrong number of arguments for '{0}' command")]
+    WrongArity(String),
+    /// Unknown command; holds the name and the argument preview Redis prints.
+    #[error("ERR unknown command '{0}', with args beginning with: {1}")]
+    UnknownCommand(String, String),
+    /// Unknown subcommand of a container command (`CLIENT`, `COMMAND`, `CONFIG`).
+    #[error("ERR unknown subcommand '{0}'. Try {1} HELP.")]
+    UnknownSubcommand(String, String),
+    /// Generic grammar error.
+    #[error("ERR syntax error")]
+    Syntax,
+    /// An argument that must be a 64-bit integer is not, or does not fit.
+    #[error("ERR value is not an integer or out of range")]
+    NotAnInteger,
+    /// An argument that must be a float is not.
+    #[error("ERR value is not a valid float")]
+    NotAFloat,
+    /// INCR-family overflow.
+    #[error("ERR increment or decrement would overflow")]
+    Overflow,
+    /// A key holds a value of another kind.
+    #[error("WRONGTYPE Operation against a key holding the wrong kind of value")]
+    WrongType,
+    /// The connection must authenticate first.
+    #[error("NOAUTH Authentication required.")]
+    NoAuth,
+    /// AUTH with a wrong password.
+    #[error("WRONGPASS invalid username-password pair or user is disabled.")]
+    WrongPass,
+    /// An expire argument that is not positive or overflows; holds the command name.
+    #[error("ERR invalid expire time in '{0}' command")]
+    InvalidExpire(String),
+    /// A number outside the range the command accepts; holds the full explanation.
+    #[error("ERR {0}")]
+    OutOfRange(String),
+    /// Any other `ERR` condition; holds the text after `ERR `.
+    #[error("ERR {0}")]
+    Other(String),
+    /// An error line with its own code (e.g. `NOPROTO ...`); holds the full text.
+    #[error("{0}")]
+    Coded(String),
+}
+
+impl CommandError {
+    /// The error reply for this condition.
+    pub fn to_frame(&self) -> Frame {
+        Frame::error(self.to_string())
+    }
+
+    /// Shorthand for [`CommandError::Other`].
+    pub fn other(text: impl Into<String>) -> CommandError {
+        CommandError::Other(text.into())
+    }
+
+    /// Shorthand for [`CommandError::OutOfRange`].
+    pub fn out_of_range(text: impl Into<String>) -> CommandError {
+        CommandError::OutOfRange(text.into())
+    }
+}
+
+impl From<CommandError> for Frame {
+    fn from(e: CommandError) -> Frame {
+        e.to_frame()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wire_texts_match_redis() {
+        assert_eq!(
+            CommandError::WrongArity("get".into()).to_string(),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            CommandError::WrongType.to_string(),
+            "WRONGTYPE Operation against a key holding the wrong kind of value"
+        );
+        assert_eq!(
+            ProtocolError::ExpectedDollar(b'+').to_frame(),
+            Frame::error("ERR Protocol error: expected '$', got '+'")
+        );
+    }
+}
