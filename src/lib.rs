@@ -1,15 +1,26 @@
 //! limitkv: a rate-limiter server that speaks the Redis protocol.
 //!
-//! Module map (dependencies flow one way: server → cmd → store → limiter → clock):
-//! - [`protocol`]: pure RESP2/RESP3 framing (decode requests, encode replies).
+//! Module map (dependencies flow one way: server → cmd → store → limiter → clock;
+//! `protocol`, `error` and `config` are leaves):
+//! - [`server`]: sockets, the accept loop, connections, shutdown. The only networking code.
+//! - [`cmd`]: the command table, argument parsing and every command family.
+//! - [`store`]: the lock-sharded keyspace with lazy and active expiry.
 //! - [`limiter`]: pure limiter algorithms, `(params, state, now, cost) -> (decision, state)`.
+//! - [`protocol`]: pure RESP2/RESP3 framing (decode requests, encode replies).
 //! - [`clock`]: the injected time source.
+//! - [`config`]: every setting, from defaults, a config file and flags.
 //! - [`error`]: every wire error text.
+//! - [`metrics`]: counters for INFO.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod clock;
+pub mod cmd;
+pub mod config;
 pub mod error;
 pub mod limiter;
+pub mod metrics;
 pub mod protocol;
+pub mod server;
+pub mod store;

@@ -1,1 +1,49 @@
-fn main(){}
+//! The `limitkv` binary: parse the configuration, set up logging, bind, and serve until
+//! SIGINT/SIGTERM or `SHUTDOWN`.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::{reload, EnvFilter};
+
+use limitkv::clock::SystemClock;
+use limitkv::config::{Cli, Config};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() -> anyhow::Result<()> {
+    let config = Config::from_cli(Cli::parse()).context("invalid configuration")?;
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new(config.loglevel.tracing_filter()));
+    let (filter, reload_handle) = reload::Layer::new(filter);
+    use tracing_subscriber::prelude::*;
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .init();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("limitkv")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let server = limitkv::server::bind(config.clone(), Arc::new(SystemClock))
+            .await
+            .with_context(|| format!("cannot listen on {:?} port {}", config.bind, config.port))?;
+        *server.shared().on_loglevel.lock() = Some(Box::new(move |level| {
+            let _ = reload_handle.modify(|f| *f = EnvFilter::new(level.tracing_filter()));
+        }));
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            addr = %server.local_addr(),
+            "limitkv ready to accept connections"
+        );
+        server
+            .run(limitkv::server::shutdown::signal())
+            .await
+            .context("server failed")
+    })
+}

@@ -150,11 +150,13 @@ fn scan_multibulk(buf: &[u8], limits: &DecodeLimits) -> Result<Option<Scanned>, 
     }
     let count = usize::try_from(count).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
     if count > limits.max_multibulk_len {
-        return Err(if limits.max_multibulk_len == DecodeLimits::UNAUTHENTICATED.max_multibulk_len {
-            ProtocolError::UnauthenticatedMultibulkLength
-        } else {
-            ProtocolError::InvalidMultibulkLength
-        });
+        return Err(
+            if limits.max_multibulk_len == DecodeLimits::UNAUTHENTICATED.max_multibulk_len {
+                ProtocolError::UnauthenticatedMultibulkLength
+            } else {
+                ProtocolError::InvalidMultibulkLength
+            },
+        );
     }
     // Grows with what actually arrives, never with what the header claims.
     let mut spans = Vec::with_capacity(count.min(16));

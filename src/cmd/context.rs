@@ -1,0 +1,276 @@
+//! What a command handler can see: the server-wide [`Shared`] state, the connection's
+//! [`Session`], and `now`, read once per command.
+//!
+//! Nothing here touches a socket: the client registry holds descriptions of connections
+//! (addresses, names, timestamps) and a kill switch the connection task watches.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::{watch, Notify};
+
+use crate::clock::{Clock, Nanos};
+use crate::config::Config;
+use crate::metrics::{LocalStats, Metrics};
+use crate::protocol::RespVersion;
+use crate::store::Store;
+
+/// State shared by every connection.
+pub struct Shared {
+    /// The keyspace.
+    pub store: Store,
+    /// The one clock.
+    pub clock: Arc<dyn Clock>,
+    /// Live configuration (`CONFIG SET` writes it).
+    pub config: RwLock<Config>,
+    /// Counters.
+    pub metrics: Metrics,
+    /// Connected clients.
+    pub clients: ClientRegistry,
+    /// Set to true to ask the server to shut down (`SHUTDOWN`, signals).
+    pub shutdown: watch::Sender<bool>,
+    /// Monotonic start time, for uptime.
+    pub started: Instant,
+    /// A random 40-hex-digit id for this run, as Redis reports in INFO.
+    pub run_id: String,
+    /// The TCP port actually bound (after resolving port 0).
+    pub tcp_port: AtomicU32,
+    /// Called when `CONFIG SET loglevel` changes the level (installed by `main`).
+    pub on_loglevel: Mutex<Option<LogLevelHook>>,
+    /// Wall-clock start time.
+    pub started_at: Nanos,
+}
+
+/// Applies a new log level to the process's logger.
+pub type LogLevelHook = Box<dyn Fn(crate::config::LogLevel) + Send + Sync>;
+
+impl Shared {
+    /// Fresh state for `config`, reading time from `clock`.
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Shared {
+        let (shutdown, _) = watch::channel(false);
+        Shared {
+            store: Store::new(config.shards),
+            tcp_port: AtomicU32::new(u32::from(config.port)),
+            config: RwLock::new(config),
+            clock: clock.clone(),
+            metrics: Metrics::default(),
+            clients: ClientRegistry::default(),
+            shutdown,
+            started: Instant::now(),
+            run_id: random_hex(40),
+            on_loglevel: Mutex::new(None),
+            started_at: clock.now(),
+        }
+    }
+
+    /// Asks the server to stop (idempotent).
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Milliseconds since start on the monotonic clock.
+    pub fn uptime_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+fn random_hex(len: usize) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
+        // RandomState is seeded from the OS; good enough for an identifier.
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_usize(out.len());
+        out.push_str(&format!("{:016x}", h.finish()));
+    }
+    out.truncate(len);
+    out
+}
+
+/// A connected client as other connections may see it (`CLIENT LIST`, `CLIENT KILL`).
+#[derive(Debug)]
+pub struct ClientInfo {
+    /// Unique, increasing id.
+    pub id: u64,
+    /// Peer address `ip:port`.
+    pub addr: String,
+    /// Local address `ip:port`.
+    pub laddr: String,
+    /// When the connection was accepted.
+    pub created: Instant,
+    /// Milliseconds after `created` of the last command.
+    pub last_interaction_ms: AtomicU64,
+    /// Name set with `CLIENT SETNAME` / `HELLO SETNAME`.
+    pub name: Mutex<Option<Bytes>>,
+    /// `CLIENT SETINFO LIB-NAME`.
+    pub lib_name: Mutex<Option<Bytes>>,
+    /// `CLIENT SETINFO LIB-VER`.
+    pub lib_ver: Mutex<Option<Bytes>>,
+    /// Full name of the last command (e.g. `client|list`).
+    pub last_cmd: Mutex<&'static str>,
+    /// 2 or 3.
+    pub resp: AtomicU8,
+    /// Set by `CLIENT KILL`; the connection closes when it sees it.
+    pub killed: AtomicBool,
+    /// Wakes the connection task after `killed` is set.
+    pub kill_notify: Notify,
+}
+
+impl ClientInfo {
+    /// A new description for a connection from `addr` accepted on `laddr`.
+    pub fn new(id: u64, addr: String, laddr: String) -> ClientInfo {
+        ClientInfo {
+            id,
+            addr,
+            laddr,
+            created: Instant::now(),
+            last_interaction_ms: AtomicU64::new(0),
+            name: Mutex::new(None),
+            lib_name: Mutex::new(None),
+            lib_ver: Mutex::new(None),
+            last_cmd: Mutex::new("NULL"),
+            resp: AtomicU8::new(2),
+            killed: AtomicBool::new(false),
+            kill_notify: Notify::new(),
+        }
+    }
+
+    /// Marks the client for closing and wakes its task.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+        self.kill_notify.notify_one();
+    }
+
+    /// Seconds since accept.
+    pub fn age_secs(&self) -> u64 {
+        self.created.elapsed().as_secs()
+    }
+
+    /// Seconds since the last command.
+    pub fn idle_secs(&self) -> u64 {
+        let now_ms = u64::try_from(self.created.elapsed().as_millis()).unwrap_or(u64::MAX);
+        now_ms.saturating_sub(self.last_interaction_ms.load(Ordering::Relaxed)) / 1000
+    }
+
+    /// The line `CLIENT LIST` / `CLIENT INFO` print for this client (without newline).
+    pub fn describe(&self) -> String {
+        let show = |b: &Option<Bytes>| {
+            b.as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        format!(
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 \
+             multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
+             omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            show(&self.name.lock()),
+            self.age_secs(),
+            self.idle_secs(),
+            self.last_cmd.lock(),
+            self.resp.load(Ordering::Relaxed),
+            show(&self.lib_name.lock()),
+            show(&self.lib_ver.lock()),
+        )
+    }
+}
+
+/// Every connected client, by id.
+#[derive(Debug, Default)]
+pub struct ClientRegistry {
+    clients: Mutex<HashMap<u64, Arc<ClientInfo>>>,
+    next_id: AtomicU64,
+}
+
+impl ClientRegistry {
+    /// The next client id (starting at 1).
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Adds a client.
+    pub fn register(&self, info: Arc<ClientInfo>) {
+        self.clients.lock().insert(info.id, info);
+    }
+
+    /// Removes a client.
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    /// Number of connected clients.
+    pub fn len(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    /// True when nobody is connected.
+    pub fn is_empty(&self) -> bool {
+        self.clients.lock().is_empty()
+    }
+
+    /// A snapshot of all clients, ordered by id.
+    pub fn snapshot(&self) -> Vec<Arc<ClientInfo>> {
+        let mut v: Vec<_> = self.clients.lock().values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+}
+
+/// Per-connection state.
+#[derive(Debug)]
+pub struct Session {
+    /// This connection's entry in the registry.
+    pub info: Arc<ClientInfo>,
+    /// Negotiated protocol.
+    pub resp: RespVersion,
+    /// Whether commands other than AUTH/HELLO may run.
+    pub authenticated: bool,
+    /// Close the connection once the current replies are written (`QUIT`).
+    pub close_after_reply: bool,
+    /// Close the connection without sending this command's reply (`SHUTDOWN`).
+    pub close_without_reply: bool,
+    /// Counters flushed into [`Metrics`] after each batch.
+    pub stats: LocalStats,
+}
+
+impl Session {
+    /// A session for `info`; authenticated from the start when no password is configured.
+    pub fn new(info: Arc<ClientInfo>, requirepass: bool) -> Session {
+        Session {
+            info,
+            resp: RespVersion::Resp2,
+            authenticated: !requirepass,
+            close_after_reply: false,
+            close_without_reply: false,
+            stats: LocalStats::default(),
+        }
+    }
+}
+
+/// Everything a handler gets besides its arguments.
+pub struct Ctx<'a> {
+    /// Server-wide state.
+    pub shared: &'a Shared,
+    /// This connection.
+    pub session: &'a mut Session,
+    /// The time of this command, read once.
+    pub now: Nanos,
+}
+
+impl Ctx<'_> {
+    /// The keyspace.
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    /// True if the client negotiated RESP3.
+    pub fn resp3(&self) -> bool {
+        self.session.resp == RespVersion::Resp3
+    }
+}

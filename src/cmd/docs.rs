@@ -1,0 +1,421 @@
+//! `COMMAND INFO` / `COMMAND DOCS` replies, generated from the spec table.
+//!
+//! Argument documentation is written in each spec as a compact grammar, parsed here into the
+//! nested argument maps Redis returns (redis-cli builds its argument hints from them):
+//!
+//! ```text
+//! key:key value:string [NX|XX] [GET] [EX seconds:integer|PX milliseconds:integer|KEEPTTL]
+//! ```
+//! - `name:type` is an argument (`key`, `string`, `integer`, `double`, `pattern`, `unix-time`);
+//! - an uppercase word is a pure token, or a token introducing the `name:type` right after it;
+//! - `[...]` is optional, `(...)` a group, `a|b` alternatives, a trailing `...` repetition;
+//! - `label=[...]` names a group.
+
+use bytes::Bytes;
+
+use super::{flags, full_name, CommandSpec};
+use crate::protocol::Frame;
+
+/// One documented argument.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArgDoc {
+    /// Argument name.
+    pub name: String,
+    /// Redis argument type (`key`, `string`, `pure-token`, `oneof`, `block`, ...).
+    pub kind: String,
+    /// The literal token that introduces it, if any.
+    pub token: Option<String>,
+    /// May be omitted.
+    pub optional: bool,
+    /// May repeat.
+    pub multiple: bool,
+    /// Members of a `oneof` or `block`.
+    pub children: Vec<ArgDoc>,
+}
+
+const TYPES: &[&str] = &["key", "string", "integer", "double", "pattern", "unix-time"];
+
+fn tokenize(src: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let chars: Vec<char> = src.chars().collect();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c == '.' && chars.get(i + 1) == Some(&'.') && chars.get(i + 2) == Some(&'.') {
+            if !cur.is_empty() {
+                out.push(std::mem::take(&mut cur));
+            }
+            out.push("...".into());
+            i += 3;
+            continue;
+        }
+        match c {
+            ' ' => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            '[' | ']' | '(' | ')' | '|' => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+                out.push(c.to_string());
+            }
+            _ => cur.push(c),
+        }
+        i += 1;
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+struct Parser {
+    toks: Vec<String>,
+    pos: usize,
+}
+
+fn is_token_word(w: &str) -> bool {
+    !w.is_empty()
+        && w.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&str> {
+        self.toks.get(self.pos).map(String::as_str)
+    }
+
+    fn items(&mut self) -> Result<Vec<ArgDoc>, String> {
+        let mut items = Vec::new();
+        while let Some(t) = self.peek() {
+            if t == "]" || t == ")" || t == "|" {
+                break;
+            }
+            items.push(self.item()?);
+        }
+        Ok(items)
+    }
+
+    fn item(&mut self) -> Result<ArgDoc, String> {
+        let mut label = None;
+        if let Some(t) = self.peek() {
+            if let Some(l) = t.strip_suffix('=') {
+                label = Some(l.to_owned());
+                self.pos += 1;
+            }
+        }
+        let tok = self.peek().ok_or("unexpected end")?.to_owned();
+        self.pos += 1;
+        let mut arg = match tok.as_str() {
+            "[" | "(" => {
+                let close = if tok == "[" { "]" } else { ")" };
+                let mut alts = vec![self.items()?];
+                while self.peek() == Some("|") {
+                    self.pos += 1;
+                    alts.push(self.items()?);
+                }
+                if self.peek() != Some(close) {
+                    return Err(format!("expected {close}"));
+                }
+                self.pos += 1;
+                let mut arg = group(alts)?;
+                arg.optional |= tok == "[";
+                arg
+            }
+            w if w.contains(':') => plain(w)?,
+            w if is_token_word(w) => {
+                let next_is_arg = self.peek().is_some_and(|n| n.contains(':'));
+                if next_is_arg {
+                    let w2 = self.peek().unwrap_or_default().to_owned();
+                    self.pos += 1;
+                    let mut arg = plain(&w2)?;
+                    arg.token = Some(w.to_owned());
+                    arg
+                } else {
+                    ArgDoc {
+                        name: w.to_ascii_lowercase(),
+                        kind: "pure-token".into(),
+                        token: Some(w.to_owned()),
+                        optional: false,
+                        multiple: false,
+                        children: vec![],
+                    }
+                }
+            }
+            other => return Err(format!("unexpected {other:?}")),
+        };
+        if let Some(l) = label {
+            arg.name = l;
+        }
+        if self.peek() == Some("...") {
+            self.pos += 1;
+            arg.multiple = true;
+        }
+        Ok(arg)
+    }
+}
+
+fn plain(w: &str) -> Result<ArgDoc, String> {
+    let (name, kind) = w.split_once(':').ok_or("missing type")?;
+    if !TYPES.contains(&kind) {
+        return Err(format!("unknown type {kind}"));
+    }
+    Ok(ArgDoc {
+        name: name.to_owned(),
+        kind: kind.to_owned(),
+        token: None,
+        optional: false,
+        multiple: false,
+        children: vec![],
+    })
+}
+
+fn block(mut items: Vec<ArgDoc>) -> Result<ArgDoc, String> {
+    match items.len() {
+        0 => Err("empty group".into()),
+        1 => Ok(items.remove(0)),
+        _ => Ok(ArgDoc {
+            name: items[0].name.clone(),
+            kind: "block".into(),
+            token: None,
+            optional: false,
+            multiple: false,
+            children: items,
+        }),
+    }
+}
+
+fn group(alts: Vec<Vec<ArgDoc>>) -> Result<ArgDoc, String> {
+    if alts.len() == 1 {
+        return block(alts.into_iter().next().unwrap_or_default());
+    }
+    let children = alts.into_iter().map(block).collect::<Result<Vec<_>, _>>()?;
+    Ok(ArgDoc {
+        name: children
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>()
+            .join("-"),
+        kind: "oneof".into(),
+        token: None,
+        optional: false,
+        multiple: false,
+        children,
+    })
+}
+
+/// Parses an argument grammar.
+pub fn parse_args(src: &str) -> Result<Vec<ArgDoc>, String> {
+    let mut p = Parser {
+        toks: tokenize(src),
+        pos: 0,
+    };
+    let items = p.items()?;
+    if p.pos != p.toks.len() {
+        return Err(format!("trailing {:?}", p.peek()));
+    }
+    Ok(items)
+}
+
+fn bulk(s: &str) -> Frame {
+    Frame::Bulk(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+fn status(s: &str) -> Frame {
+    Frame::Simple(Bytes::copy_from_slice(s.as_bytes()))
+}
+
+fn arg_frame(a: &ArgDoc) -> Frame {
+    let mut m = vec![(bulk("name"), bulk(&a.name)), (bulk("type"), bulk(&a.kind))];
+    if let Some(t) = &a.token {
+        m.push((bulk("token"), bulk(t)));
+    }
+    let mut fl = Vec::new();
+    if a.optional {
+        fl.push(status("optional"));
+    }
+    if a.multiple {
+        fl.push(status("multiple"));
+    }
+    if !fl.is_empty() {
+        m.push((bulk("flags"), Frame::Set(fl)));
+    }
+    if !a.children.is_empty() {
+        m.push((
+            bulk("arguments"),
+            Frame::Array(a.children.iter().map(arg_frame).collect()),
+        ));
+    }
+    Frame::Map(m)
+}
+
+fn acl_categories(spec: &CommandSpec, group: &str) -> Vec<Frame> {
+    let mut cats = Vec::new();
+    if spec.has(flags::WRITE) {
+        cats.push("@write");
+    }
+    if spec.has(flags::READONLY) {
+        cats.push("@read");
+    }
+    match group {
+        "string" => cats.push("@string"),
+        "generic" => cats.push("@keyspace"),
+        "connection" => cats.push("@connection"),
+        "pubsub" => cats.push("@pubsub"),
+        "rate_limit" => cats.push("@rate_limit"),
+        _ => {}
+    }
+    if spec.has(flags::ADMIN) {
+        cats.push("@admin");
+        cats.push("@dangerous");
+    }
+    cats.push(if spec.has(flags::FAST) {
+        "@fast"
+    } else {
+        "@slow"
+    });
+    cats.into_iter().map(status).collect()
+}
+
+fn key_specs(spec: &CommandSpec) -> Vec<Frame> {
+    if spec.first_key <= 0 {
+        return vec![];
+    }
+    let access = if spec.has(flags::WRITE) {
+        vec![status("RW"), status("ACCESS"), status("UPDATE")]
+    } else {
+        vec![status("RO"), status("ACCESS")]
+    };
+    let lastkey = if spec.last_key < 0 {
+        spec.last_key
+    } else {
+        spec.last_key - spec.first_key
+    };
+    vec![Frame::Map(vec![
+        (bulk("flags"), Frame::Set(access)),
+        (
+            bulk("begin_search"),
+            Frame::Map(vec![
+                (bulk("type"), bulk("index")),
+                (
+                    bulk("spec"),
+                    Frame::Map(vec![(
+                        bulk("index"),
+                        Frame::Integer(i64::from(spec.first_key)),
+                    )]),
+                ),
+            ]),
+        ),
+        (
+            bulk("find_keys"),
+            Frame::Map(vec![
+                (bulk("type"), bulk("range")),
+                (
+                    bulk("spec"),
+                    Frame::Map(vec![
+                        (bulk("lastkey"), Frame::Integer(i64::from(lastkey))),
+                        (bulk("keystep"), Frame::Integer(i64::from(spec.key_step))),
+                        (bulk("limit"), Frame::Integer(0)),
+                    ]),
+                ),
+            ]),
+        ),
+    ])]
+}
+
+/// The `COMMAND INFO` entry for `spec` (a subcommand when `parent` is given).
+pub fn info_frame(parent: Option<&CommandSpec>, spec: &'static CommandSpec) -> Frame {
+    let group = parent.map_or(spec.group, |p| p.group);
+    let fl = flags::NAMES
+        .iter()
+        .filter(|(bit, _)| spec.has(*bit))
+        .map(|(_, n)| status(n))
+        .collect();
+    Frame::Array(vec![
+        bulk(&full_name(parent, spec)),
+        Frame::Integer(i64::from(spec.arity)),
+        Frame::Set(fl),
+        Frame::Integer(i64::from(spec.first_key)),
+        Frame::Integer(i64::from(spec.last_key)),
+        Frame::Integer(i64::from(spec.key_step)),
+        Frame::Set(acl_categories(spec, group)),
+        Frame::Array(vec![]),
+        Frame::Array(key_specs(spec)),
+        Frame::Array(
+            spec.subcommands
+                .iter()
+                .map(|s| info_frame(Some(spec), s))
+                .collect(),
+        ),
+    ])
+}
+
+/// The `COMMAND DOCS` body for `spec` (a map of summary, since, group, complexity, arguments,
+/// subcommands).
+pub fn docs_frame(parent: Option<&CommandSpec>, spec: &'static CommandSpec) -> Frame {
+    let group = parent.map_or(spec.group, |p| p.group);
+    let mut m = vec![
+        (bulk("summary"), bulk(spec.summary)),
+        (bulk("since"), bulk(spec.since)),
+        (bulk("group"), bulk(group)),
+        (bulk("complexity"), bulk(spec.complexity)),
+    ];
+    // The grammar is checked by a unit test over the whole table; a malformed one documents
+    // no arguments rather than failing the command.
+    let args = parse_args(spec.args).unwrap_or_default();
+    if !args.is_empty() {
+        m.push((
+            bulk("arguments"),
+            Frame::Array(args.iter().map(arg_frame).collect()),
+        ));
+    }
+    if !spec.subcommands.is_empty() {
+        m.push((
+            bulk("subcommands"),
+            Frame::Map(
+                spec.subcommands
+                    .iter()
+                    .map(|s| (bulk(&full_name(Some(spec), s)), docs_frame(Some(spec), s)))
+                    .collect(),
+            ),
+        ));
+    }
+    Frame::Map(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_set_grammar() {
+        let args = parse_args(
+            "key:key value:string [NX|XX] [GET] [EX seconds:integer|PX milliseconds:integer|KEEPTTL]",
+        )
+        .unwrap();
+        assert_eq!(args.len(), 5);
+        assert_eq!(args[0].kind, "key");
+        assert_eq!(args[2].kind, "oneof");
+        assert!(args[2].optional);
+        assert_eq!(args[2].children[1].token.as_deref(), Some("XX"));
+        assert_eq!(args[3].kind, "pure-token");
+        assert_eq!(args[4].children[0].token.as_deref(), Some("EX"));
+        assert_eq!(args[4].children[0].kind, "integer");
+    }
+
+    #[test]
+    fn repetition_and_labels() {
+        let args = parse_args("key:key... condition=[NX|XX]").unwrap();
+        assert!(args[0].multiple);
+        assert_eq!(args[1].name, "condition");
+    }
+
+    #[test]
+    fn rejects_unknown_types_and_unbalanced_groups() {
+        assert!(parse_args("x:blob").is_err());
+        assert!(parse_args("[NX").is_err());
+    }
+}

@@ -1,0 +1,451 @@
+//! The command table and dispatcher.
+//!
+//! Each family file declares a static list of [`CommandSpec`]s (wire name, arity, flags, key
+//! positions, documentation and handler); this module only chains the lists, looks names up
+//! case-insensitively, checks authentication and arity, and calls the handler. Handlers return
+//! a [`Frame`]; a [`CommandError`] becomes one error line and the connection stays open.
+//! Nothing here touches a socket.
+
+pub mod admin;
+pub mod args;
+pub mod connection;
+pub mod context;
+pub mod docs;
+pub mod keys;
+pub mod strings;
+
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use bytes::Bytes;
+
+pub use context::{ClientInfo, ClientRegistry, Ctx, Session, Shared};
+
+use crate::error::CommandError;
+use crate::protocol::Frame;
+
+/// A command handler: gets the context and the whole request (name first).
+pub type Handler = fn(&mut Ctx<'_>, &[Bytes]) -> Result<Frame, CommandError>;
+
+/// Command flags (a bit set), named as `COMMAND INFO` reports them.
+pub mod flags {
+    /// May modify the keyspace.
+    pub const WRITE: u32 = 1;
+    /// Never modifies the keyspace.
+    pub const READONLY: u32 = 1 << 1;
+    /// May grow memory use.
+    pub const DENYOOM: u32 = 1 << 2;
+    /// Administrative.
+    pub const ADMIN: u32 = 1 << 3;
+    /// Pub/Sub related.
+    pub const PUBSUB: u32 = 1 << 4;
+    /// Not allowed from scripts.
+    pub const NOSCRIPT: u32 = 1 << 5;
+    /// Allowed while loading.
+    pub const LOADING: u32 = 1 << 6;
+    /// Allowed on a stale replica.
+    pub const STALE: u32 = 1 << 7;
+    /// O(1) or O(log N).
+    pub const FAST: u32 = 1 << 8;
+    /// Allowed before authentication.
+    pub const NO_AUTH: u32 = 1 << 9;
+    /// Key positions cannot be read from first/last/step.
+    pub const MOVABLEKEYS: u32 = 1 << 10;
+    /// Not allowed inside MULTI.
+    pub const NO_MULTI: u32 = 1 << 11;
+    /// Not propagated to MONITOR.
+    pub const SKIP_MONITOR: u32 = 1 << 12;
+    /// Not logged to the slow log.
+    pub const SKIP_SLOWLOG: u32 = 1 << 13;
+    /// Allowed while a script is busy.
+    pub const ALLOW_BUSY: u32 = 1 << 14;
+
+    /// Names in the order Redis prints them.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (NO_MULTI, "no_multi"),
+        (MOVABLEKEYS, "movablekeys"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// One command (or subcommand) of the table.
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Wire name in uppercase (for subcommands, the subcommand word alone).
+    pub name: &'static str,
+    /// Arity as Redis counts it: positive = exact (including the name), negative = minimum.
+    pub arity: i32,
+    /// Bit set of [`flags`].
+    pub flags: u32,
+    /// Position of the first key (0 = no keys).
+    pub first_key: i32,
+    /// Position of the last key (-1 = the last argument).
+    pub last_key: i32,
+    /// Step between keys.
+    pub key_step: i32,
+    /// Documentation group (`string`, `generic`, `connection`, `server`, `rate_limit`, ...).
+    pub group: &'static str,
+    /// One-line summary for `COMMAND DOCS`.
+    pub summary: &'static str,
+    /// Version that introduced the command (Redis's, or limitkv's for native ones).
+    pub since: &'static str,
+    /// Time complexity.
+    pub complexity: &'static str,
+    /// Argument grammar in the small language of [`docs`].
+    pub args: &'static str,
+    /// Subcommands, for container commands such as `CLIENT`.
+    pub subcommands: &'static [CommandSpec],
+    /// The handler.
+    pub handler: Handler,
+}
+
+impl CommandSpec {
+    /// True if `flag` is set.
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// True if `argc` arguments (including the name) satisfy the arity.
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = i64::try_from(argc).unwrap_or(i64::MAX);
+        let arity = i64::from(self.arity);
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+}
+
+/// A spec with the defaults most entries share; override fields with struct update syntax.
+pub const BASE: CommandSpec = CommandSpec {
+    name: "",
+    arity: 1,
+    flags: 0,
+    first_key: 0,
+    last_key: 0,
+    key_step: 0,
+    group: "generic",
+    summary: "",
+    since: "1.0.0",
+    complexity: "O(1)",
+    args: "",
+    subcommands: &[],
+    handler: |_, _| Err(CommandError::other("not implemented")),
+};
+
+/// Every family's spec list.
+pub fn families() -> [&'static [CommandSpec]; 4] {
+    [
+        connection::COMMANDS,
+        admin::COMMANDS,
+        keys::COMMANDS,
+        strings::COMMANDS,
+    ]
+}
+
+struct Table {
+    by_name: HashMap<&'static [u8], &'static CommandSpec, foldhash::fast::RandomState>,
+}
+
+static TABLE: LazyLock<Table> = LazyLock::new(|| {
+    let mut by_name = HashMap::default();
+    for family in families() {
+        for spec in family {
+            let previous = by_name.insert(spec.name.as_bytes(), spec);
+            assert!(
+                previous.is_none(),
+                "invariant: {} is declared once",
+                spec.name
+            );
+        }
+    }
+    Table { by_name }
+});
+
+/// Every command, sorted by name.
+pub fn all_commands() -> Vec<&'static CommandSpec> {
+    let mut v: Vec<_> = TABLE.by_name.values().copied().collect();
+    v.sort_by_key(|s| s.name);
+    v
+}
+
+/// Uppercases `name` into `buf` if it fits.
+fn upper<'b>(name: &[u8], buf: &'b mut [u8; 32]) -> Option<&'b [u8]> {
+    let out = buf.get_mut(..name.len())?;
+    for (o, c) in out.iter_mut().zip(name) {
+        *o = c.to_ascii_uppercase();
+    }
+    Some(out)
+}
+
+/// Finds a command by name, ignoring case.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut buf = [0u8; 32];
+    TABLE.by_name.get(upper(name, &mut buf)?).copied()
+}
+
+/// Finds a subcommand of `parent` by name, ignoring case.
+pub fn lookup_sub(parent: &'static CommandSpec, name: &[u8]) -> Option<&'static CommandSpec> {
+    parent
+        .subcommands
+        .iter()
+        .find(|s| s.name.as_bytes().eq_ignore_ascii_case(name))
+}
+
+/// The lowercase full name Redis uses in messages: `get`, `client|setname`.
+pub fn full_name(parent: Option<&CommandSpec>, spec: &CommandSpec) -> String {
+    match parent {
+        Some(p) => format!(
+            "{}|{}",
+            p.name.to_ascii_lowercase(),
+            spec.name.to_ascii_lowercase()
+        ),
+        None => spec.name.to_ascii_lowercase(),
+    }
+}
+
+fn unknown_command(req: &[Bytes]) -> CommandError {
+    let mut preview = String::new();
+    for a in &req[1..] {
+        if preview.len() >= 128 {
+            break;
+        }
+        let room = 128 - preview.len();
+        let s = String::from_utf8_lossy(a);
+        let s: String = s.chars().take(room).collect();
+        preview.push_str(&format!("'{s}' "));
+    }
+    let name: String = String::from_utf8_lossy(&req[0]).chars().take(128).collect();
+    CommandError::UnknownCommand(name, preview)
+}
+
+/// Runs one request and returns its reply. `req` is never empty (the decoder drops empty
+/// requests).
+pub fn dispatch(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Frame {
+    ctx.session.stats.commands += 1;
+    let reply = match run(ctx, req) {
+        Ok(frame) => frame,
+        Err(e) => e.to_frame(),
+    };
+    if reply.is_error() {
+        ctx.session.stats.errors += 1;
+    }
+    reply
+}
+
+fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let spec = lookup(&req[0]).ok_or_else(|| unknown_command(req))?;
+    if !ctx.session.authenticated && !spec.has(flags::NO_AUTH) {
+        return Err(CommandError::NoAuth);
+    }
+    if !spec.arity_ok(req.len()) {
+        return Err(CommandError::WrongArity(full_name(None, spec)));
+    }
+    *ctx.session.info.last_cmd.lock() = spec.name;
+    (spec.handler)(ctx, req)
+}
+
+/// Dispatches a container command (`CLIENT`, `COMMAND`, `CONFIG`) to its subcommand.
+///
+/// The parent is found again from the request's own name, so container specs need not refer to
+/// themselves.
+pub fn dispatch_sub(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let parent = lookup(&req[0]).ok_or_else(|| unknown_command(req))?;
+    let sub = lookup_sub(parent, &req[1]).ok_or_else(|| {
+        CommandError::UnknownSubcommand(args::text(&req[1]), parent.name.to_owned())
+    })?;
+    if !ctx.session.authenticated && !sub.has(flags::NO_AUTH) {
+        return Err(CommandError::NoAuth);
+    }
+    if !sub.arity_ok(req.len()) {
+        return Err(CommandError::WrongArity(full_name(Some(parent), sub)));
+    }
+    (sub.handler)(ctx, req)
+}
+
+/// Builds a `HELP` reply from lines of text.
+pub fn help_reply(name: &str, lines: &[&str]) -> Frame {
+    let mut out = vec![Frame::Simple(Bytes::from(format!(
+        "{name} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    )))];
+    out.extend(
+        lines
+            .iter()
+            .map(|l| Frame::Simple(Bytes::copy_from_slice(l.as_bytes()))),
+    );
+    out.push(Frame::simple("HELP"));
+    out.push(Frame::simple("    Print this help."));
+    Frame::Array(out)
+}
+
+/// Helpers for in-process command tests: run requests against a fresh server state.
+pub mod testing {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::clock::{Clock, ManualClock, Nanos};
+    use crate::config::Config;
+
+    /// A server state on a manual clock plus one session, for running commands in-process.
+    pub struct Harness {
+        /// Shared state.
+        pub shared: Arc<Shared>,
+        /// The manual clock driving `shared`.
+        pub clock: Arc<ManualClock>,
+        /// The one session.
+        pub session: Session,
+    }
+
+    impl Harness {
+        /// Default config, clock at 2026-01-01T00:00:00Z.
+        pub fn new() -> Harness {
+            Harness::with_config(Config::default())
+        }
+
+        /// A harness with `config`.
+        pub fn with_config(config: Config) -> Harness {
+            let clock = Arc::new(ManualClock::new(Nanos::from_secs(1_767_225_600)));
+            let requirepass = config.requirepass.is_some();
+            let shared = Arc::new(Shared::new(config, clock.clone() as Arc<dyn Clock>));
+            let info = Arc::new(ClientInfo::new(
+                shared.clients.next_id(),
+                "127.0.0.1:50000".into(),
+                "127.0.0.1:6379".into(),
+            ));
+            shared.clients.register(info.clone());
+            let session = Session::new(info, requirepass);
+            Harness {
+                shared,
+                clock,
+                session,
+            }
+        }
+
+        /// Runs one command given as words.
+        pub fn run(&mut self, words: &[&str]) -> Frame {
+            let req: Vec<Bytes> = words
+                .iter()
+                .map(|w| Bytes::copy_from_slice(w.as_bytes()))
+                .collect();
+            let now = self.shared.clock.now();
+            let mut ctx = Ctx {
+                shared: &self.shared,
+                session: &mut self.session,
+                now,
+            };
+            dispatch(&mut ctx, &req)
+        }
+
+        /// The manual clock's reading in milliseconds.
+        pub fn clock_ms(&self) -> u64 {
+            self.shared.clock.now().as_millis()
+        }
+    }
+
+    impl Default for Harness {
+        fn default() -> Self {
+            Harness::new()
+        }
+    }
+
+    /// `+text`.
+    pub fn simple(s: &str) -> Frame {
+        Frame::Simple(Bytes::copy_from_slice(s.as_bytes()))
+    }
+
+    /// `$text`.
+    pub fn bulk(s: &str) -> Frame {
+        Frame::bulk(s)
+    }
+
+    /// `-text`.
+    pub fn err(s: &str) -> Frame {
+        Frame::error(s)
+    }
+
+    /// `:n`.
+    pub fn int(n: i64) -> Frame {
+        Frame::Integer(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn lookup_ignores_case() {
+        assert!(lookup(b"get").is_some());
+        assert!(lookup(b"GeT").is_some());
+        assert!(lookup(b"nope").is_none());
+        assert!(lookup(&[b'a'; 40]).is_none());
+    }
+
+    #[test]
+    fn unknown_command_lists_its_arguments_like_redis() {
+        let mut h = Harness::new();
+        assert_eq!(
+            h.run(&["foo", "a", "b"]),
+            err("ERR unknown command 'foo', with args beginning with: 'a' 'b' ")
+        );
+        assert_eq!(
+            h.run(&["foo"]),
+            err("ERR unknown command 'foo', with args beginning with: ")
+        );
+    }
+
+    #[test]
+    fn arity_is_checked_before_the_handler() {
+        let mut h = Harness::new();
+        assert_eq!(
+            h.run(&["GET"]),
+            err("ERR wrong number of arguments for 'get' command")
+        );
+        assert_eq!(
+            h.run(&["client", "setname"]),
+            err("ERR wrong number of arguments for 'client|setname' command")
+        );
+    }
+
+    #[test]
+    fn every_spec_has_docs_and_consistent_keys() {
+        for spec in all_commands() {
+            assert!(!spec.summary.is_empty(), "{} lacks a summary", spec.name);
+            assert!(
+                spec.has(flags::WRITE) as u8 + spec.has(flags::READONLY) as u8 <= 1,
+                "{} is both write and readonly",
+                spec.name
+            );
+            if spec.first_key > 0 {
+                assert!(spec.key_step > 0, "{} has keys but no step", spec.name);
+            }
+            docs::parse_args(spec.args)
+                .unwrap_or_else(|e| panic!("{}: bad args grammar: {e}", spec.name));
+            for sub in spec.subcommands {
+                assert!(
+                    !sub.summary.is_empty(),
+                    "{}|{} lacks a summary",
+                    spec.name,
+                    sub.name
+                );
+                docs::parse_args(sub.args).unwrap_or_else(|e| {
+                    panic!("{}|{}: bad args grammar: {e}", spec.name, sub.name)
+                });
+            }
+        }
+    }
+}

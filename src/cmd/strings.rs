@@ -1,0 +1,548 @@
+//! String and counter commands: GET, SET, SETEX, PSETEX, SETNX, MGET, MSET, GETDEL, INCR,
+//! INCRBY, DECR, DECRBY, INCRBYFLOAT, with Redis's replies and error texts.
+
+use bytes::Bytes;
+
+use super::args::{self, is};
+use super::flags::*;
+use super::keys::expire_at;
+use super::{CommandSpec, Ctx, BASE};
+use crate::clock::Nanos;
+use crate::error::CommandError;
+use crate::protocol::encode::format_double;
+use crate::protocol::Frame;
+use crate::store::{Entry, Shard, Value};
+
+/// String commands.
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "GET",
+        arity: 2,
+        flags: READONLY | FAST,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "string",
+        summary: "Returns the string value of a key.",
+        args: "key:key",
+        handler: get,
+        ..BASE
+    },
+    CommandSpec {
+        name: "SET",
+        arity: -3,
+        flags: WRITE | DENYOOM,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "string",
+        summary: "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.",
+        args: "key:key value:string condition=[NX|XX] [GET] expiration=[EX seconds:integer|PX milliseconds:integer|EXAT unix-time-seconds:unix-time|PXAT unix-time-milliseconds:unix-time|KEEPTTL]",
+        handler: set,
+        ..BASE
+    },
+    CommandSpec {
+        name: "SETEX",
+        arity: 4,
+        flags: WRITE | DENYOOM,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "string",
+        summary: "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.",
+        since: "2.0.0",
+        args: "key:key seconds:integer value:string",
+        handler: |ctx, req| set_with_ttl(ctx, req, true, "setex"),
+        ..BASE
+    },
+    CommandSpec {
+        name: "PSETEX",
+        arity: 4,
+        flags: WRITE | DENYOOM,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "string",
+        summary: "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.",
+        since: "2.6.0",
+        args: "key:key milliseconds:integer value:string",
+        handler: |ctx, req| set_with_ttl(ctx, req, false, "psetex"),
+        ..BASE
+    },
+    CommandSpec {
+        name: "SETNX",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "string",
+        summary: "Set the string value of a key only when the key doesn't exist.",
+        args: "key:key value:string",
+        handler: setnx,
+        ..BASE
+    },
+    CommandSpec {
+        name: "MGET",
+        arity: -2,
+        flags: READONLY | FAST,
+        first_key: 1,
+        last_key: -1,
+        key_step: 1,
+        group: "string",
+        summary: "Atomically returns the string values of one or more keys.",
+        complexity: "O(N) where N is the number of keys to retrieve.",
+        args: "key:key...",
+        handler: mget,
+        ..BASE
+    },
+    CommandSpec {
+        name: "MSET",
+        arity: -3,
+        flags: WRITE | DENYOOM,
+        first_key: 1,
+        last_key: -1,
+        key_step: 2,
+        group: "string",
+        summary: "Atomically creates or modifies the string values of one or more keys.",
+        since: "1.0.1",
+        complexity: "O(N) where N is the number of keys to set.",
+        args: "data=(key:key value:string)...",
+        handler: mset,
+        ..BASE
+    },
+    CommandSpec {
+        name: "GETDEL",
+        arity: 2,
+        flags: WRITE | FAST,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "string",
+        summary: "Returns the string value of a key after deleting the key.",
+        since: "6.2.0",
+        args: "key:key",
+        handler: getdel,
+        ..BASE
+    },
+    CommandSpec {
+        name: "INCR",
+        arity: 2,
+        flags: WRITE | DENYOOM | FAST,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "string",
+        summary: "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+        args: "key:key",
+        handler: |ctx, req| incr_by(ctx, &req[1], 1),
+        ..BASE
+    },
+    CommandSpec {
+        name: "DECR",
+        arity: 2,
+        flags: WRITE | DENYOOM | FAST,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "string",
+        summary: "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.",
+        args: "key:key",
+        handler: |ctx, req| incr_by(ctx, &req[1], -1),
+        ..BASE
+    },
+    CommandSpec {
+        name: "INCRBY",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "string",
+        summary: "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+        args: "key:key increment:integer",
+        handler: |ctx, req| {
+            let by = args::int(&req[2])?;
+            incr_by(ctx, &req[1], by)
+        },
+        ..BASE
+    },
+    CommandSpec {
+        name: "DECRBY",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "string",
+        summary: "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.",
+        args: "key:key decrement:integer",
+        handler: |ctx, req| {
+            let by = args::int(&req[2])?;
+            let by = by
+                .checked_neg()
+                .ok_or_else(|| CommandError::other("decrement would overflow"))?;
+            incr_by(ctx, &req[1], by)
+        },
+        ..BASE
+    },
+    CommandSpec {
+        name: "INCRBYFLOAT",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "string",
+        summary: "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.",
+        since: "2.6.0",
+        args: "key:key increment:double",
+        handler: incr_by_float,
+        ..BASE
+    },
+];
+
+/// The string stored at `key`, `Ok(None)` if absent, `WrongType` for other kinds.
+pub fn read_string(
+    shard: &mut Shard,
+    key: &[u8],
+    now: Nanos,
+) -> Result<Option<Bytes>, CommandError> {
+    match shard.get_mut(key, now) {
+        None => Ok(None),
+        Some(e) => e
+            .value
+            .string_bytes()
+            .map(Some)
+            .ok_or(CommandError::WrongType),
+    }
+}
+
+fn get(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let now = ctx.now;
+    let v = ctx
+        .store()
+        .with_shard(&req[1], |s| read_string(s, &req[1], now))?;
+    match v {
+        Some(b) => {
+            ctx.session.stats.hits += 1;
+            Ok(Frame::Bulk(b))
+        }
+        None => {
+            ctx.session.stats.misses += 1;
+            Ok(Frame::Null)
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Condition {
+    Always,
+    Nx,
+    Xx,
+}
+
+fn copy_value(b: &[u8]) -> Value {
+    // Copied so the keyspace never pins a connection's read buffer.
+    Value::Str(Bytes::copy_from_slice(b))
+}
+
+fn set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let mut cond = Condition::Always;
+    let mut get_old = false;
+    let mut keepttl = false;
+    let mut expiry: Option<i64> = None; // absolute ms
+    let mut seen_expiry = false;
+    let mut a = args::Args::new(req, 3);
+    while let Some(opt) = a.next() {
+        if is(opt, "NX") && cond == Condition::Always {
+            cond = Condition::Nx;
+        } else if is(opt, "XX") && cond == Condition::Always {
+            cond = Condition::Xx;
+        } else if is(opt, "GET") {
+            get_old = true;
+        } else if is(opt, "KEEPTTL") && !seen_expiry {
+            keepttl = true;
+            seen_expiry = true;
+        } else if !seen_expiry
+            && (is(opt, "EX") || is(opt, "PX") || is(opt, "EXAT") || is(opt, "PXAT"))
+        {
+            let n = args::int(a.value()?)?;
+            let secs = is(opt, "EX") || is(opt, "EXAT");
+            let absolute = is(opt, "EXAT") || is(opt, "PXAT");
+            expiry = Some(expire_at(ctx.now, n, secs, absolute, "set", true)?);
+            seen_expiry = true;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let now = ctx.now;
+    let key = &req[1];
+    let value = &req[2];
+    let now_ms = now.as_millis() as i64;
+    ctx.store().with_shard(key, |s| {
+        let old = s.get_mut(key, now);
+        let exists = old.is_some();
+        let old_value = match (get_old, old) {
+            (true, Some(e)) => Some(e.value.string_bytes().ok_or(CommandError::WrongType)?),
+            _ => None,
+        };
+        let old_ttl = s.get(key, now).and_then(|e| e.expires_at);
+        let blocked = (cond == Condition::Nx && exists) || (cond == Condition::Xx && !exists);
+        if !blocked {
+            let expires_at = match expiry {
+                Some(ms) if ms <= now_ms => {
+                    // Already in the past: the key is set and immediately gone.
+                    s.remove(key, now);
+                    None
+                }
+                Some(ms) => Some(Some(Nanos::from_millis(ms as u64))),
+                None if keepttl => Some(old_ttl),
+                None => Some(None),
+            };
+            if let Some(at) = expires_at {
+                s.insert(key, Entry::with_expiry(copy_value(value), at));
+            }
+        }
+        Ok(match (get_old, blocked) {
+            (true, _) => old_value.map_or(Frame::Null, Frame::Bulk),
+            (false, true) => Frame::Null,
+            (false, false) => Frame::OK,
+        })
+    })
+}
+
+fn set_with_ttl(
+    ctx: &mut Ctx<'_>,
+    req: &[Bytes],
+    secs: bool,
+    name: &str,
+) -> Result<Frame, CommandError> {
+    let n = args::int(&req[2])?;
+    let ms = expire_at(ctx.now, n, secs, false, name, true)?;
+    let (key, value) = (&req[1], &req[3]);
+    ctx.store().with_shard(key, |s| {
+        s.insert(
+            key,
+            Entry::with_expiry(copy_value(value), Some(Nanos::from_millis(ms as u64))),
+        )
+    });
+    Ok(Frame::OK)
+}
+
+fn setnx(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let now = ctx.now;
+    let (key, value) = (&req[1], &req[2]);
+    let set = ctx.store().with_shard(key, |s| {
+        if s.get_mut(key, now).is_some() {
+            return false;
+        }
+        s.insert(key, Entry::new(copy_value(value)));
+        true
+    });
+    Ok(Frame::Integer(i64::from(set)))
+}
+
+fn mget(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let now = ctx.now;
+    let keys = &req[1..];
+    let mut guard = ctx.store().lock_keys(keys);
+    let mut out = Vec::with_capacity(keys.len());
+    let (mut hits, mut misses) = (0, 0);
+    for k in keys {
+        let v = guard
+            .shard(k)
+            .get(k, now)
+            .and_then(|e| e.value.string_bytes());
+        if v.is_some() {
+            hits += 1;
+        } else {
+            misses += 1;
+        }
+        out.push(v.map_or(Frame::Null, Frame::Bulk));
+    }
+    drop(guard);
+    ctx.session.stats.hits += hits;
+    ctx.session.stats.misses += misses;
+    Ok(Frame::Array(out))
+}
+
+fn mset(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    if req.len() % 2 == 0 {
+        return Err(CommandError::WrongArity("mset".into()));
+    }
+    let keys: Vec<&Bytes> = req[1..].iter().step_by(2).collect();
+    let mut guard = ctx.store().lock_keys(&keys);
+    for pair in req[1..].chunks_exact(2) {
+        guard
+            .shard(&pair[0])
+            .insert(&pair[0], Entry::new(copy_value(&pair[1])));
+    }
+    Ok(Frame::OK)
+}
+
+fn getdel(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let now = ctx.now;
+    let key = &req[1];
+    ctx.store().with_shard(key, |s| {
+        let Some(v) = read_string(s, key, now)? else {
+            return Ok(Frame::Null);
+        };
+        s.remove(key, now);
+        Ok(Frame::Bulk(v))
+    })
+}
+
+fn current_int(e: Option<&mut Entry>) -> Result<i64, CommandError> {
+    match e.map(|e| &e.value) {
+        None => Ok(0),
+        Some(Value::Int(n)) => Ok(*n),
+        Some(Value::Str(b)) => args::parse_i64(b).ok_or(CommandError::NotAnInteger),
+        Some(_) => Err(CommandError::WrongType),
+    }
+}
+
+fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Result<Frame, CommandError> {
+    let now = ctx.now;
+    ctx.store().with_shard(key, |s| {
+        let entry = s.get_mut(key, now);
+        let cur = current_int(entry)?;
+        let next = cur.checked_add(by).ok_or(CommandError::Overflow)?;
+        match s.get_mut(key, now) {
+            Some(e) => e.value = Value::Int(next),
+            None => s.insert(key, Entry::new(Value::Int(next))),
+        }
+        Ok(Frame::Integer(next))
+    })
+}
+
+fn incr_by_float(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let by = args::float(&req[2])?;
+    let now = ctx.now;
+    let key = &req[1];
+    ctx.store().with_shard(key, |s| {
+        let cur = match s.get_mut(key, now).map(|e| &e.value) {
+            None => 0.0,
+            Some(Value::Int(n)) => *n as f64,
+            Some(Value::Str(b)) => args::parse_f64(b).ok_or(CommandError::NotAFloat)?,
+            Some(_) => return Err(CommandError::WrongType),
+        };
+        let next = cur + by;
+        if next.is_nan() || next.is_infinite() {
+            return Err(CommandError::other(
+                "increment would produce NaN or Infinity",
+            ));
+        }
+        let text = Bytes::from(format_double(next));
+        match s.get_mut(key, now) {
+            Some(e) => e.value = Value::Str(text.clone()),
+            None => s.insert(key, Entry::new(Value::Str(text.clone()))),
+        }
+        Ok(Frame::Bulk(text))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::cmd::testing::*;
+    use crate::protocol::Frame;
+
+    #[test]
+    fn set_get_and_options() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["GET", "k"]), Frame::Null);
+        assert_eq!(h.run(&["SET", "k", "v"]), Frame::OK);
+        assert_eq!(h.run(&["GET", "k"]), bulk("v"));
+        assert_eq!(h.run(&["SET", "k", "w", "NX"]), Frame::Null);
+        assert_eq!(h.run(&["SET", "k", "w", "XX", "GET"]), bulk("v"));
+        assert_eq!(h.run(&["SET", "n", "w", "XX"]), Frame::Null);
+        assert_eq!(
+            h.run(&["SET", "k", "v", "NX", "XX"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["SET", "k", "v", "EX", "1", "PX", "5"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["SET", "k", "v", "EX", "0"]),
+            err("ERR invalid expire time in 'set' command")
+        );
+        assert_eq!(
+            h.run(&["SET", "k", "v", "EX", "x"]),
+            err("ERR value is not an integer or out of range")
+        );
+    }
+
+    #[test]
+    fn set_expiry_and_keepttl() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["SET", "k", "v", "PX", "1500"]), Frame::OK);
+        assert_eq!(h.run(&["PTTL", "k"]), int(1500));
+        assert_eq!(h.run(&["SET", "k", "v2", "KEEPTTL"]), Frame::OK);
+        assert_eq!(h.run(&["PTTL", "k"]), int(1500));
+        h.clock.advance(Duration::from_millis(1500));
+        assert_eq!(h.run(&["GET", "k"]), Frame::Null);
+        assert_eq!(h.run(&["SET", "k", "v", "EXAT", "1"]), Frame::OK);
+        assert_eq!(h.run(&["EXISTS", "k"]), int(0));
+    }
+
+    #[test]
+    fn counters() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["INCR", "c"]), int(1));
+        assert_eq!(h.run(&["INCRBY", "c", "10"]), int(11));
+        assert_eq!(h.run(&["DECRBY", "c", "20"]), int(-9));
+        assert_eq!(h.run(&["GET", "c"]), bulk("-9"));
+        assert_eq!(h.run(&["SET", "c", "9223372036854775807"]), Frame::OK);
+        assert_eq!(
+            h.run(&["INCR", "c"]),
+            err("ERR increment or decrement would overflow")
+        );
+        assert_eq!(h.run(&["SET", "s", "abc"]), Frame::OK);
+        assert_eq!(
+            h.run(&["INCR", "s"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(
+            h.run(&["DECRBY", "c", "-9223372036854775808"]),
+            err("ERR decrement would overflow")
+        );
+        assert_eq!(h.run(&["INCRBYFLOAT", "f", "1.5"]), bulk("1.5"));
+        assert_eq!(h.run(&["INCRBYFLOAT", "f", "1.5"]), bulk("3"));
+    }
+
+    #[test]
+    fn incr_keeps_ttl() {
+        let mut h = Harness::new();
+        h.run(&["SET", "c", "1", "EX", "10"]);
+        h.run(&["INCR", "c"]);
+        assert_eq!(h.run(&["TTL", "c"]), int(10));
+    }
+
+    #[test]
+    fn multi_key_strings() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["MSET", "a", "1", "b", "2"]), Frame::OK);
+        assert_eq!(
+            h.run(&["MSET", "a", "1", "b"]),
+            err("ERR wrong number of arguments for 'mset' command")
+        );
+        assert_eq!(
+            h.run(&["MGET", "a", "x", "b"]),
+            Frame::Array(vec![bulk("1"), Frame::Null, bulk("2")])
+        );
+        assert_eq!(h.run(&["SETNX", "a", "9"]), int(0));
+        assert_eq!(h.run(&["SETNX", "z", "9"]), int(1));
+        assert_eq!(h.run(&["GETDEL", "z"]), bulk("9"));
+        assert_eq!(h.run(&["GETDEL", "z"]), Frame::Null);
+        assert_eq!(h.run(&["SETEX", "e", "5", "v"]), Frame::OK);
+        assert_eq!(h.run(&["TTL", "e"]), int(5));
+        assert_eq!(
+            h.run(&["SETEX", "e", "-5", "v"]),
+            err("ERR invalid expire time in 'setex' command")
+        );
+    }
+}

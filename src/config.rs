@@ -1,0 +1,417 @@
+//! Server configuration: one [`Config`] struct built from defaults, an optional Redis-style
+//! config file (`key value` lines) and command-line flags, in that order of precedence.
+//! Nothing else in the crate reads the environment or the command line.
+
+use std::path::{Path, PathBuf};
+
+use clap::Parser;
+use thiserror::Error;
+
+/// A configuration problem found at startup or by `CONFIG SET`.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A directive in the config file is unknown or malformed.
+    #[error("config file {file}, line {line}: {message}")]
+    File {
+        /// The file.
+        file: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+    /// The config file could not be read.
+    #[error("cannot read config file {0}: {1}")]
+    Read(String, String),
+    /// A value is invalid; holds the explanation.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Log verbosity, in Redis's vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    /// Everything.
+    Debug,
+    /// Informational detail.
+    Verbose,
+    /// Normal operation (the default).
+    Notice,
+    /// Only warnings and errors.
+    Warning,
+    /// Nothing.
+    Nothing,
+}
+
+impl LogLevel {
+    /// Parses Redis's names.
+    pub fn parse(s: &str) -> Option<LogLevel> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "debug" => LogLevel::Debug,
+            "verbose" => LogLevel::Verbose,
+            "notice" => LogLevel::Notice,
+            "warning" => LogLevel::Warning,
+            "nothing" => LogLevel::Nothing,
+            _ => return None,
+        })
+    }
+
+    /// Redis's name for the level.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Verbose => "verbose",
+            LogLevel::Notice => "notice",
+            LogLevel::Warning => "warning",
+            LogLevel::Nothing => "nothing",
+        }
+    }
+
+    /// The equivalent `tracing` filter directive.
+    pub fn tracing_filter(self) -> &'static str {
+        match self {
+            LogLevel::Debug => "debug",
+            LogLevel::Verbose | LogLevel::Notice => "info",
+            LogLevel::Warning => "warn",
+            LogLevel::Nothing => "off",
+        }
+    }
+}
+
+/// Every setting of the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// TCP port; 0 picks a free one.
+    pub port: u16,
+    /// Addresses to listen on.
+    pub bind: Vec<String>,
+    /// Most simultaneous client connections.
+    pub maxclients: usize,
+    /// Password for the `default` user; `None` disables authentication.
+    pub requirepass: Option<String>,
+    /// Log verbosity.
+    pub loglevel: LogLevel,
+    /// Number of keyspace shards (rounded up to a power of two).
+    pub shards: usize,
+    /// Background task frequency (active expiry ticks per second), 1..=500.
+    pub hz: u32,
+    /// Entries the active expiry examines per shard per tick.
+    pub active_expire_budget: usize,
+    /// Largest bulk string a client may send.
+    pub proto_max_bulk_len: usize,
+    /// Largest number of arguments in one request.
+    pub max_multibulk_len: usize,
+    /// Close clients idle for this many seconds (0 = never).
+    pub timeout: u64,
+    /// Where the configuration was read from, if anywhere.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            port: 6379,
+            bind: vec!["127.0.0.1".to_owned()],
+            maxclients: 10_000,
+            requirepass: None,
+            loglevel: LogLevel::Notice,
+            shards: 128,
+            hz: 10,
+            active_expire_budget: 64,
+            proto_max_bulk_len: 512 * 1024 * 1024,
+            max_multibulk_len: 1024 * 1024,
+            timeout: 0,
+            config_file: None,
+        }
+    }
+}
+
+/// Command-line flags, in Redis's style. Each overrides the config file.
+#[derive(Debug, Parser, Default)]
+#[command(
+    name = "limitkv",
+    version,
+    about = "Rate-limiter server speaking the Redis protocol"
+)]
+pub struct Cli {
+    /// Config file with `key value` lines (may also be given as the first positional argument).
+    #[arg(long = "config")]
+    pub config: Option<PathBuf>,
+    /// Config file given positionally, as `redis-server /path/redis.conf` accepts it.
+    #[arg(value_name = "CONFIG_FILE")]
+    pub config_positional: Option<PathBuf>,
+    /// TCP port (default 6379; 0 picks a free port).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Listen addresses, space separated (default 127.0.0.1).
+    #[arg(long, num_args = 1..)]
+    pub bind: Option<Vec<String>>,
+    /// Maximum simultaneous clients (default 10000).
+    #[arg(long)]
+    pub maxclients: Option<usize>,
+    /// Require clients to AUTH with this password.
+    #[arg(long)]
+    pub requirepass: Option<String>,
+    /// debug | verbose | notice | warning | nothing (default notice).
+    #[arg(long)]
+    pub loglevel: Option<String>,
+    /// Keyspace shards (default 128).
+    #[arg(long)]
+    pub shards: Option<usize>,
+    /// Background ticks per second (default 10).
+    #[arg(long)]
+    pub hz: Option<u32>,
+    /// Largest bulk string, e.g. 512mb (default 512mb).
+    #[arg(long = "proto-max-bulk-len")]
+    pub proto_max_bulk_len: Option<String>,
+    /// Close clients idle this many seconds (default 0 = never).
+    #[arg(long)]
+    pub timeout: Option<u64>,
+}
+
+/// Parses a Redis memory amount: `1024`, `64kb`, `512mb`, `1g` (k/m/g are powers of 1000,
+/// kb/mb/gb powers of 1024, as in Redis).
+pub fn parse_memory(s: &str) -> Option<u64> {
+    let lower = s.trim().to_ascii_lowercase();
+    let split = lower
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(lower.len());
+    let (digits, unit) = lower.split_at(split);
+    let n: u64 = digits.parse().ok()?;
+    let mul: u64 = match unit {
+        "" | "b" => 1,
+        "k" => 1000,
+        "kb" => 1024,
+        "m" => 1000 * 1000,
+        "mb" => 1024 * 1024,
+        "g" => 1000 * 1000 * 1000,
+        "gb" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mul)
+}
+
+fn parse_yes_no(s: &str) -> Option<bool> {
+    match s.to_ascii_lowercase().as_str() {
+        "yes" => Some(true),
+        "no" => Some(false),
+        _ => None,
+    }
+}
+
+impl Config {
+    /// Builds the configuration from parsed flags: defaults, then the config file, then flags.
+    pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        let mut cfg = Config::default();
+        if let Some(path) = cli.config.or(cli.config_positional) {
+            cfg.load_file(&path)?;
+            cfg.config_file = Some(path);
+        }
+        if let Some(v) = cli.port {
+            cfg.port = v;
+        }
+        if let Some(v) = cli.bind {
+            cfg.bind = v
+                .iter()
+                .flat_map(|s| s.split_whitespace())
+                .map(str::to_owned)
+                .collect();
+        }
+        if let Some(v) = cli.maxclients {
+            cfg.maxclients = v;
+        }
+        if let Some(v) = cli.requirepass {
+            cfg.requirepass = Some(v).filter(|p| !p.is_empty());
+        }
+        if let Some(v) = cli.loglevel {
+            cfg.set("loglevel", &v)?;
+        }
+        if let Some(v) = cli.shards {
+            cfg.shards = v;
+        }
+        if let Some(v) = cli.hz {
+            cfg.hz = v;
+        }
+        if let Some(v) = cli.proto_max_bulk_len {
+            cfg.set("proto-max-bulk-len", &v)?;
+        }
+        if let Some(v) = cli.timeout {
+            cfg.timeout = v;
+        }
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads `key value` lines from `path` (blank lines and `#` comments ignored).
+    pub fn load_file(&mut self, path: &Path) -> Result<(), ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read(path.display().to_string(), e.to_string()))?;
+        self.load_str(&text, &path.display().to_string())
+    }
+
+    /// Applies config-file text; `file` names it in errors.
+    pub fn load_str(&mut self, text: &str, file: &str) -> Result<(), ConfigError> {
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (key, value) = match line.split_once(char::is_whitespace) {
+                Some((k, v)) => (k, unquote(v.trim())),
+                None => (line, String::new()),
+            };
+            let err = |message: String| ConfigError::File {
+                file: file.to_owned(),
+                line: i + 1,
+                message,
+            };
+            if key.eq_ignore_ascii_case("bind") {
+                self.bind = value.split_whitespace().map(str::to_owned).collect();
+                continue;
+            }
+            self.set(&key.to_ascii_lowercase(), &value)
+                .map_err(|e| err(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Sets one parameter by its Redis name (as the config file and `CONFIG SET` do).
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let bad = || ConfigError::Invalid(format!("argument '{value}' is invalid for '{name}'"));
+        let num = |v: &str| v.trim().parse::<u64>().map_err(|_| bad());
+        match name {
+            "port" => self.port = u16::try_from(num(value)?).map_err(|_| bad())?,
+            "bind" => self.bind = value.split_whitespace().map(str::to_owned).collect(),
+            "maxclients" => self.maxclients = num(value)? as usize,
+            "requirepass" => self.requirepass = Some(value.to_owned()).filter(|p| !p.is_empty()),
+            "loglevel" => self.loglevel = LogLevel::parse(value).ok_or_else(bad)?,
+            "shards" => self.shards = num(value)? as usize,
+            "hz" => self.hz = u32::try_from(num(value)?).map_err(|_| bad())?,
+            "active-expire-budget" => self.active_expire_budget = num(value)? as usize,
+            "proto-max-bulk-len" => {
+                self.proto_max_bulk_len = parse_memory(value).ok_or_else(bad)? as usize
+            }
+            "max-multibulk-len" => self.max_multibulk_len = num(value)? as usize,
+            "timeout" => self.timeout = num(value)?,
+            // Accepted for compatibility with stock redis.conf files; limitkv has one database
+            // and no RDB snapshots, so these only take their neutral values.
+            "databases" if value == "1" || value == "16" => {}
+            "save" | "daemonize" | "protected-mode" | "tcp-keepalive" | "logfile" => {}
+            "appendonly" => {
+                if parse_yes_no(value).ok_or_else(bad)? {
+                    return Err(ConfigError::Invalid(
+                        "appendonly yes is not available in this build yet".to_owned(),
+                    ));
+                }
+            }
+            _ => {
+                return Err(ConfigError::Invalid(format!(
+                    "Bad directive or wrong number of arguments: '{name}'"
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks ranges that no single setter can check on its own.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.bind.is_empty() {
+            return Err(ConfigError::Invalid(
+                "bind needs at least one address".into(),
+            ));
+        }
+        if self.maxclients == 0 {
+            return Err(ConfigError::Invalid("maxclients must be at least 1".into()));
+        }
+        if !(1..=500).contains(&self.hz) {
+            return Err(ConfigError::Invalid("hz must be between 1 and 500".into()));
+        }
+        if self.shards == 0 || self.shards > 65_536 {
+            return Err(ConfigError::Invalid(
+                "shards must be between 1 and 65536".into(),
+            ));
+        }
+        if self.proto_max_bulk_len < 1024 {
+            return Err(ConfigError::Invalid(
+                "proto-max-bulk-len must be at least 1kb".into(),
+            ));
+        }
+        if self.max_multibulk_len == 0 {
+            return Err(ConfigError::Invalid(
+                "max-multibulk-len must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The decoder limits for authenticated clients.
+    pub fn decode_limits(&self) -> crate::protocol::DecodeLimits {
+        crate::protocol::DecodeLimits {
+            max_bulk_len: self.proto_max_bulk_len,
+            max_multibulk_len: self.max_multibulk_len,
+            max_inline_len: 64 * 1024,
+        }
+    }
+}
+
+fn unquote(v: &str) -> String {
+    let b = v.as_bytes();
+    if b.len() >= 2 && (b[0] == b'"' || b[0] == b'\'') && b[b.len() - 1] == b[0] {
+        v[1..v.len() - 1].to_owned()
+    } else {
+        v.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_flags_override_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("limitkv.conf");
+        std::fs::write(
+            &path,
+            "# comment\nport 7000\nbind 0.0.0.0 ::1\nrequirepass \"s3cret\"\nmaxclients 5\n",
+        )
+        .unwrap();
+        let cli = Cli::parse_from([
+            "limitkv",
+            "--config",
+            path.to_str().unwrap(),
+            "--port",
+            "7001",
+        ]);
+        let cfg = Config::from_cli(cli).unwrap();
+        assert_eq!(cfg.port, 7001);
+        assert_eq!(cfg.bind, vec!["0.0.0.0", "::1"]);
+        assert_eq!(cfg.requirepass.as_deref(), Some("s3cret"));
+        assert_eq!(cfg.maxclients, 5);
+    }
+
+    #[test]
+    fn unknown_directive_names_its_line() {
+        let mut cfg = Config::default();
+        let err = cfg
+            .load_str("port 1\nfrobnicate 3\n", "x.conf")
+            .unwrap_err();
+        assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn memory_units_follow_redis() {
+        assert_eq!(parse_memory("512mb"), Some(512 * 1024 * 1024));
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("12xb"), None);
+    }
+
+    #[test]
+    fn validate_rejects_nonsense() {
+        let cfg = Config {
+            hz: 0,
+            ..Config::default()
+        };
+        assert!(cfg.validate().is_err());
+    }
+}

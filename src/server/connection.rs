@@ -1,0 +1,129 @@
+//! One client connection: read, decode every complete request in the buffer, run each through
+//! the dispatcher, encode all replies into one buffer, write once. That gives pipelining for
+//! free and one syscall per batch.
+//!
+//! A protocol error is answered once and the connection closed; nothing a client sends can
+//! affect another connection. The read buffer grows with what arrives, never with what a
+//! header claims.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::cmd::{dispatch, ClientInfo, Ctx, Session, Shared};
+use crate::metrics::add;
+use crate::protocol::{decode_request, encode, DecodeLimits};
+
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Serves `stream` until the client leaves, is killed, breaks the protocol, or the server shuts
+/// down.
+pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>) {
+    let requirepass = shared.config.read().requirepass.is_some();
+    let mut session = Session::new(info.clone(), requirepass);
+    let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
+    let mut stop = shared.shutdown.subscribe();
+    loop {
+        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            rbuf.reserve(READ_CHUNK.max(rbuf.len()));
+        }
+        let timeout = shared.config.read().timeout;
+        let read = async {
+            if timeout == 0 {
+                Some(stream.read_buf(&mut rbuf).await)
+            } else {
+                tokio::time::timeout(Duration::from_secs(timeout), stream.read_buf(&mut rbuf))
+                    .await
+                    .ok()
+            }
+        };
+        let n = tokio::select! {
+            r = read => r,
+            _ = info.kill_notify.notified() => break,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let n = match n {
+            None => break, // idle timeout
+            Some(Ok(0)) | Some(Err(_)) => break,
+            Some(Ok(n)) => n,
+        };
+        add(&shared.metrics.total_net_input_bytes, n as u64);
+        let close = run_batch(&shared, &mut session, &mut rbuf, &mut wbuf);
+        if !wbuf.is_empty() {
+            if stream.write_all(&wbuf).await.is_err() {
+                break;
+            }
+            add(&shared.metrics.total_net_output_bytes, wbuf.len() as u64);
+            wbuf.clear();
+        }
+        // Long-lived buffers shrink back after a burst of large requests.
+        if rbuf.is_empty() && rbuf.capacity() > 16 * READ_CHUNK {
+            rbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        if wbuf.capacity() > 16 * READ_CHUNK {
+            wbuf = BytesMut::with_capacity(READ_CHUNK);
+        }
+        shared.metrics.flush(&mut session.stats);
+        if close || info.killed.load(Ordering::Relaxed) {
+            break;
+        }
+    }
+    shared.metrics.flush(&mut session.stats);
+    let _ = stream.shutdown().await;
+}
+
+/// Runs every complete request in `rbuf`, appending replies to `wbuf`. Returns true when the
+/// connection must close after the replies are written.
+fn run_batch(
+    shared: &Shared,
+    session: &mut Session,
+    rbuf: &mut BytesMut,
+    wbuf: &mut BytesMut,
+) -> bool {
+    let mut ran = false;
+    loop {
+        let limits = if session.authenticated {
+            shared.config.read().decode_limits()
+        } else {
+            DecodeLimits::UNAUTHENTICATED
+        };
+        match decode_request(rbuf, &limits) {
+            Ok(Some(req)) => {
+                ran = true;
+                let now = shared.clock.now();
+                let mut ctx = Ctx {
+                    shared,
+                    session: &mut *session,
+                    now,
+                };
+                let reply = dispatch(&mut ctx, &req);
+                if session.close_without_reply {
+                    return true;
+                }
+                encode(&reply, session.resp, wbuf);
+                if session.close_after_reply {
+                    return true;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                tracing::debug!(client = session.info.id, error = %e, "protocol error");
+                session.stats.errors += 1;
+                encode(&e.to_frame(), session.resp, wbuf);
+                return true;
+            }
+        }
+    }
+    if ran {
+        session.info.last_interaction_ms.store(
+            u64::try_from(session.info.created.elapsed().as_millis()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
+    }
+    false
+}

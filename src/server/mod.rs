@@ -1,0 +1,177 @@
+//! All networking: binding, the accept loop with its connection cap, the background tick
+//! (active expiry, stats sampling) and graceful shutdown. Connections are served by
+//! [`connection`]; commands never see a socket.
+
+pub mod connection;
+pub mod shutdown;
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+
+use crate::clock::Clock;
+use crate::cmd::{ClientInfo, Shared};
+use crate::config::Config;
+use crate::metrics::add;
+
+/// How long shutdown waits for connections to finish the replies they are writing.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A bound, not yet running server.
+pub struct Server {
+    shared: Arc<Shared>,
+    listeners: Vec<TcpListener>,
+}
+
+/// Binds every address in `config.bind` on `config.port` (port 0 picks one free port, reused
+/// for the other addresses).
+pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> io::Result<Server> {
+    let mut listeners = Vec::new();
+    let mut port = config.port;
+    for addr in &config.bind {
+        let host = addr.trim_start_matches('-');
+        let sa: SocketAddr = if host.contains(':') {
+            format!("[{host}]:{port}")
+        } else {
+            format!("{host}:{port}")
+        }
+        .parse()
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bind {addr}: {e}")))?;
+        let l = TcpListener::bind(sa).await?;
+        port = l.local_addr()?.port();
+        listeners.push(l);
+    }
+    let shared = Arc::new(Shared::new(config, clock));
+    shared.tcp_port.store(u32::from(port), Ordering::Relaxed);
+    Ok(Server { shared, listeners })
+}
+
+impl Server {
+    /// The first bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listeners[0]
+            .local_addr()
+            .expect("invariant: a bound listener has a local address")
+    }
+
+    /// The state shared with every connection.
+    pub fn shared(&self) -> Arc<Shared> {
+        self.shared.clone()
+    }
+
+    /// Serves until `shutdown` resolves or a client sends `SHUTDOWN`, then stops accepting,
+    /// lets every connection finish the batch it is writing, and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+        let Server { shared, listeners } = self;
+        let mut stop = shared.shutdown.subscribe();
+        let mut tasks = JoinSet::new();
+        let (accept_tx, mut accept_rx) = tokio::sync::mpsc::channel::<(TcpStream, SocketAddr)>(64);
+        for l in listeners {
+            let tx = accept_tx.clone();
+            tasks.spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok(conn) => {
+                            if tx.send(conn).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            // Out of file descriptors and similar: back off instead of spinning.
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
+            });
+        }
+        drop(accept_tx);
+        let tick = tokio::spawn(background(shared.clone()));
+        let mut conns = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                r = stop.wait_for(|s| *s) => { let _ = r; break; }
+                Some((stream, peer)) = accept_rx.recv() => {
+                    accept(&shared, &mut conns, stream, peer).await;
+                }
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+        tracing::info!("shutting down: no longer accepting connections");
+        shared.request_shutdown();
+        tasks.abort_all();
+        tick.abort();
+        let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
+            while conns.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("some connections did not finish within {DRAIN_TIMEOUT:?}");
+            conns.abort_all();
+        }
+        tracing::info!("server stopped");
+        Ok(())
+    }
+}
+
+async fn accept(
+    shared: &Arc<Shared>,
+    conns: &mut JoinSet<()>,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+) {
+    add(&shared.metrics.total_connections_received, 1);
+    let maxclients = shared.config.read().maxclients;
+    if shared.clients.len() >= maxclients {
+        add(&shared.metrics.rejected_connections, 1);
+        let _ = stream
+            .write_all(b"-ERR max number of clients reached\r\n")
+            .await;
+        return;
+    }
+    let _ = stream.set_nodelay(true);
+    let laddr = stream
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let info = Arc::new(ClientInfo::new(
+        shared.clients.next_id(),
+        peer.to_string(),
+        laddr,
+    ));
+    shared.clients.register(info.clone());
+    let shared = shared.clone();
+    conns.spawn(async move {
+        let id = info.id;
+        connection::serve(stream, shared.clone(), info).await;
+        shared.clients.unregister(id);
+    });
+}
+
+/// Redis's `serverCron`, reduced to what limitkv needs: active expiry and stats sampling.
+async fn background(shared: Arc<Shared>) {
+    loop {
+        let hz = shared.config.read().hz.max(1);
+        tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))).await;
+        let budget = shared.config.read().active_expire_budget;
+        let now = shared.clock.now();
+        let stats = shared.store.sweep(now, budget);
+        if stats.removed > 0 {
+            tracing::debug!(
+                removed = stats.removed,
+                examined = stats.examined,
+                "active expiry"
+            );
+        }
+        shared.metrics.sample(shared.uptime_ms());
+    }
+}

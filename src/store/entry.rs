@@ -1,0 +1,78 @@
+//! What the keyspace holds: an [`Entry`] is a [`Value`] plus an optional absolute expiry.
+//! Limiter states live here as their own value kinds, so a key created by one family cannot be
+//! misread by another (that is a `WRONGTYPE` error).
+
+use bytes::Bytes;
+
+use crate::clock::Nanos;
+
+/// One stored value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A Redis string.
+    Str(Bytes),
+    /// A Redis string known to hold a canonical integer (the result of INCR and friends).
+    Int(i64),
+}
+
+impl Value {
+    /// The name `TYPE` reports.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Str(_) | Value::Int(_) => "string",
+        }
+    }
+
+    /// True for the kinds Redis calls "string".
+    pub fn is_string(&self) -> bool {
+        matches!(self, Value::Str(_) | Value::Int(_))
+    }
+
+    /// The string bytes, if this is a string (integers are formatted).
+    pub fn string_bytes(&self) -> Option<Bytes> {
+        match self {
+            Value::Str(b) => Some(b.clone()),
+            Value::Int(n) => Some(Bytes::from(itoa::Buffer::new().format(*n).to_owned())),
+        }
+    }
+
+    /// A rough count of heap bytes owned by the value, for memory reporting.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Value::Str(b) => b.len(),
+            Value::Int(_) => 0,
+        }
+    }
+}
+
+/// A value and when it expires.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// The stored value.
+    pub value: Value,
+    /// Absolute expiry instant; `None` means the key never expires.
+    pub expires_at: Option<Nanos>,
+}
+
+impl Entry {
+    /// An entry without expiry.
+    pub fn new(value: Value) -> Entry {
+        Entry {
+            value,
+            expires_at: None,
+        }
+    }
+
+    /// An entry that expires at `at` (or never for `None`).
+    pub fn with_expiry(value: Value, at: Option<Nanos>) -> Entry {
+        Entry {
+            value,
+            expires_at: at,
+        }
+    }
+
+    /// True when the entry is logically gone at `now`.
+    pub fn is_expired(&self, now: Nanos) -> bool {
+        matches!(self.expires_at, Some(at) if at <= now)
+    }
+}

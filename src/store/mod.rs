@@ -1,0 +1,348 @@
+//! The keyspace: a fixed number of lock-sharded maps of key -> [`Entry`].
+//!
+//! Each shard is an insertion-ordered hash map behind a `parking_lot` mutex. Atomicity is per
+//! key: a command locks the key's shard, reads the entry, runs its (pure) transition and writes
+//! the result back before the lock drops. Multi-key commands lock every shard they touch in
+//! ascending order, so they cannot deadlock.
+//!
+//! Why not dashmap: the active expiry sweep must visit a bounded number of entries per tick and
+//! resume where it stopped, and SCAN needs a stable per-shard cursor. An index-addressable map
+//! per shard gives both in a few lines; dashmap exposes neither without its raw API.
+//!
+//! Expiry is lazy (an expired entry found on access is removed and treated as absent) plus an
+//! active sweep ([`expire`]). This module does no I/O and never reads a clock: callers pass
+//! `now`.
+
+pub mod entry;
+pub mod expire;
+
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use indexmap::IndexMap;
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::clock::Nanos;
+pub use entry::{Entry, Value};
+
+type Hasher = foldhash::fast::RandomState;
+
+/// One shard: its map plus the active-expiry cursor.
+#[derive(Debug)]
+pub struct Shard {
+    map: IndexMap<Bytes, Entry, Hasher>,
+    /// Where the active sweep resumes in `map`.
+    sweep_cursor: usize,
+    /// Keys expired under the current lock, not yet added to the store's total.
+    expired: u64,
+}
+
+impl Shard {
+    fn new(hasher: Hasher) -> Shard {
+        Shard {
+            map: IndexMap::with_hasher(hasher),
+            sweep_cursor: 0,
+            expired: 0,
+        }
+    }
+
+    /// The live entry for `key`, removing it first if it has expired.
+    pub fn get_mut(&mut self, key: &[u8], now: Nanos) -> Option<&mut Entry> {
+        let idx = self.live_index(key, now)?;
+        self.map.get_index_mut(idx).map(|(_, e)| e)
+    }
+
+    /// The live entry for `key` without modifying the shard (expired entries read as absent).
+    pub fn get(&self, key: &[u8], now: Nanos) -> Option<&Entry> {
+        self.map.get(key).filter(|e| !e.is_expired(now))
+    }
+
+    fn live_index(&mut self, key: &[u8], now: Nanos) -> Option<usize> {
+        let idx = self.map.get_index_of(key)?;
+        if self.map[idx].is_expired(now) {
+            self.map.swap_remove_index(idx);
+            self.expired += 1;
+            return None;
+        }
+        Some(idx)
+    }
+
+    /// Inserts or replaces `key`. The key bytes are copied so the map never pins a network
+    /// buffer.
+    pub fn insert(&mut self, key: &[u8], entry: Entry) {
+        if let Some(slot) = self.map.get_mut(key) {
+            *slot = entry;
+        } else {
+            self.map.insert(Bytes::copy_from_slice(key), entry);
+        }
+    }
+
+    /// Removes `key`; returns the live entry it held (an expired one counts as absent).
+    pub fn remove(&mut self, key: &[u8], now: Nanos) -> Option<Entry> {
+        let entry = self.map.swap_remove(key)?;
+        if entry.is_expired(now) {
+            self.expired += 1;
+            return None;
+        }
+        Some(entry)
+    }
+
+    /// Number of entries, including expired ones not yet swept (as Redis counts).
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when the shard holds no entries.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Live keys with their entries.
+    pub fn iter_live(&self, now: Nanos) -> impl Iterator<Item = (&Bytes, &Entry)> {
+        self.map.iter().filter(move |(_, e)| !e.is_expired(now))
+    }
+
+    /// Number of live entries carrying an expiry.
+    pub fn count_volatile(&self, now: Nanos) -> usize {
+        self.iter_live(now)
+            .filter(|(_, e)| e.expires_at.is_some())
+            .count()
+    }
+
+    /// Drops every entry.
+    pub fn clear(&mut self) {
+        self.map.clear();
+        self.map.shrink_to_fit();
+        self.sweep_cursor = 0;
+    }
+}
+
+/// The sharded keyspace.
+#[derive(Debug)]
+pub struct Store {
+    shards: Box<[Mutex<Shard>]>,
+    hasher: Hasher,
+    shift: u32,
+    /// Keys removed by the active sweep and by lazy expiry, since start.
+    expired_total: AtomicU64,
+}
+
+impl Store {
+    /// A keyspace with `shards` shards (rounded up to a power of two, at least 1).
+    pub fn new(shards: usize) -> Store {
+        let n = shards.max(1).next_power_of_two();
+        let hasher = Hasher::default();
+        let shards = (0..n)
+            .map(|_| Mutex::new(Shard::new(hasher.clone())))
+            .collect::<Vec<_>>()
+            .into_boxed_slice();
+        Store {
+            shards,
+            hasher,
+            shift: 64 - n.trailing_zeros(),
+            expired_total: AtomicU64::new(0),
+        }
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// The shard index that owns `key`.
+    pub fn shard_of(&self, key: &[u8]) -> usize {
+        if self.shards.len() == 1 {
+            return 0;
+        }
+        // Middle bits: the per-shard hash table uses the low bits for bucket selection and the
+        // top seven as tags, so picking shards by either would cluster keys inside a shard.
+        let h = self.hasher.hash_one(key);
+        ((h << 16) >> self.shift) as usize
+    }
+
+    /// Locks the shard that owns `key`. Compute under the guard, drop it, then do I/O.
+    pub fn lock(&self, key: &[u8]) -> ShardGuard<'_> {
+        self.lock_shard(self.shard_of(key))
+    }
+
+    /// Locks shard `idx`.
+    pub fn lock_shard(&self, idx: usize) -> ShardGuard<'_> {
+        ShardGuard {
+            guard: self.shards[idx].lock(),
+            expired_total: &self.expired_total,
+        }
+    }
+
+    /// Locks every shard owning one of `keys`, in ascending shard order (deadlock-free).
+    pub fn lock_keys<'a, K: AsRef<[u8]>>(&'a self, keys: &[K]) -> MultiGuard<'a> {
+        let mut idx: Vec<usize> = keys.iter().map(|k| self.shard_of(k.as_ref())).collect();
+        idx.sort_unstable();
+        idx.dedup();
+        let guards = idx.iter().map(|&i| (i, self.lock_shard(i))).collect();
+        MultiGuard {
+            store: self,
+            guards,
+        }
+    }
+
+    /// Locks all shards, in order; for whole-keyspace atomic operations.
+    pub fn lock_all(&self) -> MultiGuard<'_> {
+        MultiGuard {
+            store: self,
+            guards: (0..self.shards.len())
+                .map(|i| (i, self.lock_shard(i)))
+                .collect(),
+        }
+    }
+
+    /// Runs `f` on the shard owning `key`, under its lock.
+    pub fn with_shard<R>(&self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
+        f(&mut self.lock(key))
+    }
+
+    /// Total entries (including expired ones not yet swept, like Redis's DBSIZE).
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.lock().len()).sum()
+    }
+
+    /// True when no shard holds an entry.
+    pub fn is_empty(&self) -> bool {
+        self.shards.iter().all(|s| s.lock().is_empty())
+    }
+
+    /// Live entries and how many of them carry an expiry.
+    pub fn counts(&self, now: Nanos) -> (usize, usize) {
+        self.shards.iter().fold((0, 0), |(k, v), s| {
+            let s = s.lock();
+            (k + s.len(), v + s.count_volatile(now))
+        })
+    }
+
+    /// Live keys, keys with an expiry, and their mean remaining TTL in milliseconds.
+    pub fn keyspace_summary(&self, now: Nanos) -> (usize, usize, u64) {
+        let (mut keys, mut volatile, mut ttl_sum) = (0usize, 0usize, 0u128);
+        for i in 0..self.shard_count() {
+            let s = self.lock_shard(i);
+            for (_, e) in s.iter_live(now) {
+                keys += 1;
+                if let Some(at) = e.expires_at {
+                    volatile += 1;
+                    ttl_sum += u128::from(at.saturating_sub(now).as_millis());
+                }
+            }
+        }
+        let avg = if volatile > 0 {
+            (ttl_sum / volatile as u128) as u64
+        } else {
+            0
+        };
+        (keys, volatile, avg)
+    }
+
+    /// Removes every key.
+    pub fn clear(&self) {
+        for s in self.shards.iter() {
+            s.lock().clear();
+        }
+    }
+
+    /// Keys expired since start (lazily and by the sweep).
+    pub fn expired_total(&self) -> u64 {
+        self.expired_total.load(Ordering::Relaxed)
+    }
+}
+
+/// Several shards locked together (see [`Store::lock_keys`]).
+pub struct MultiGuard<'a> {
+    store: &'a Store,
+    guards: Vec<(usize, ShardGuard<'a>)>,
+}
+
+impl MultiGuard<'_> {
+    /// The locked shard owning `key`.
+    ///
+    /// Panics if `key` was not among the keys locked; that is a bug in the caller.
+    pub fn shard(&mut self, key: &[u8]) -> &mut Shard {
+        let idx = self.store.shard_of(key);
+        let pos = self
+            .guards
+            .binary_search_by_key(&idx, |(i, _)| *i)
+            .expect("invariant: MultiGuard::shard is only called with keys it locked");
+        &mut self.guards[pos].1
+    }
+}
+
+/// A locked shard. On drop, expirations it performed are added to the store's counter.
+pub struct ShardGuard<'a> {
+    guard: MutexGuard<'a, Shard>,
+    expired_total: &'a AtomicU64,
+}
+
+impl std::ops::Deref for ShardGuard<'_> {
+    type Target = Shard;
+    fn deref(&self) -> &Shard {
+        &self.guard
+    }
+}
+
+impl std::ops::DerefMut for ShardGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Shard {
+        &mut self.guard
+    }
+}
+
+impl Drop for ShardGuard<'_> {
+    fn drop(&mut self) {
+        let n = std::mem::take(&mut self.guard.expired);
+        if n > 0 {
+            self.expired_total.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(b: &str) -> Value {
+        Value::Str(Bytes::copy_from_slice(b.as_bytes()))
+    }
+
+    #[test]
+    fn expired_entries_read_as_absent_and_are_removed_on_access() {
+        let store = Store::new(4);
+        store.with_shard(b"k", |sh| {
+            sh.insert(b"k", Entry::with_expiry(s("v"), Some(Nanos(100))))
+        });
+        store.with_shard(b"k", |sh| {
+            assert!(sh.get(b"k", Nanos(99)).is_some());
+            assert!(sh.get(b"k", Nanos(100)).is_none());
+            assert!(sh.get_mut(b"k", Nanos(100)).is_none());
+            assert_eq!(sh.len(), 0);
+        });
+        assert_eq!(store.expired_total(), 1);
+    }
+
+    #[test]
+    fn shards_spread_keys() {
+        let store = Store::new(16);
+        let mut used = [0usize; 16];
+        for i in 0..1600 {
+            used[store.shard_of(format!("key:{i}").as_bytes())] += 1;
+        }
+        assert!(used.iter().all(|&n| n > 50), "uneven spread: {used:?}");
+    }
+
+    #[test]
+    fn multi_guard_locks_each_shard_once() {
+        let store = Store::new(8);
+        let keys = ["a", "b", "c", "a"];
+        let mut g = store.lock_keys(&keys);
+        for k in keys {
+            g.shard(k.as_bytes()).insert(k.as_bytes(), Entry::new(s(k)));
+        }
+        drop(g);
+        assert_eq!(store.len(), 3);
+    }
+}
