@@ -240,8 +240,9 @@ pub fn take(
     };
 
     let next_ns = tolerance - ttl;
-    // next <= tolerance, so the quotient is at most the limit and fits in u64.
-    let remaining = u64::try_from(next_ns.max(0) / emission).unwrap_or(u64::MAX);
+    // 0 <= max(next, 0) <= tolerance <= 2^62, so the u64 division is exact and cheaper than
+    // an i128 one; the quotient is at most the limit.
+    let remaining = u64::try_from(next_ns.max(0)).unwrap_or(u64::MAX) / params.emission.0;
     let decision = GcraDecision {
         allowed,
         limit: params.limit,
