@@ -1,3 +1,5 @@
 //! Pure limiter algorithms. No tokio, no store, no bytes, no I/O and no clock reads: every
 //! function takes `now` as an argument, so each algorithm is table- and property-tested on its
 //! own.
+
+pub mod gcra;
