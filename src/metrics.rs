@@ -77,10 +77,10 @@ impl Metrics {
         let ops = get(&self.total_commands_processed);
         let mut s = self.samples.lock();
         if let Some((t, n)) = s.last {
-            let dt = now_ms.saturating_sub(t);
-            if dt > 0 {
+            if let Some(rate) = (ops.saturating_sub(n) * 1000).checked_div(now_ms.saturating_sub(t))
+            {
                 let idx = s.next;
-                s.rates[idx] = ops.saturating_sub(n) * 1000 / dt;
+                s.rates[idx] = rate;
                 s.next = (idx + 1) % SAMPLES;
             }
         }

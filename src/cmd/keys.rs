@@ -487,7 +487,7 @@ fn expire(
         };
         let current = e.expires_at.map(|t| t.as_millis() as i64);
         let allowed = match current {
-            Some(c) => !nx && !(gt && when <= c) && !(lt && when >= c),
+            Some(c) => !(nx || (gt && when <= c) || (lt && when >= c)),
             // No TTL counts as an infinite one: GT never applies, LT always does.
             None => !xx && !gt,
         };

@@ -11,6 +11,7 @@ pub mod args;
 pub mod connection;
 pub mod context;
 pub mod docs;
+pub mod gcra;
 pub mod keys;
 pub mod strings;
 
@@ -147,9 +148,10 @@ pub const BASE: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 4] {
+pub fn families() -> [&'static [CommandSpec]; 5] {
     [
         connection::COMMANDS,
+        gcra::COMMANDS,
         admin::COMMANDS,
         keys::COMMANDS,
         strings::COMMANDS,

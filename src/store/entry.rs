@@ -5,6 +5,7 @@
 use bytes::Bytes;
 
 use crate::clock::Nanos;
+use crate::limiter::gcra::GcraState;
 
 /// One stored value.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +14,8 @@ pub enum Value {
     Str(Bytes),
     /// A Redis string known to hold a canonical integer (the result of INCR and friends).
     Int(i64),
+    /// A GCRA bucket (`CL.THROTTLE`, `GCRA`, `RATE.*`).
+    Gcra(GcraState),
 }
 
 impl Value {
@@ -20,6 +23,7 @@ impl Value {
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::Str(_) | Value::Int(_) => "string",
+            Value::Gcra(_) => "gcra",
         }
     }
 
@@ -33,6 +37,7 @@ impl Value {
         match self {
             Value::Str(b) => Some(b.clone()),
             Value::Int(n) => Some(Bytes::from(itoa::Buffer::new().format(*n).to_owned())),
+            Value::Gcra(_) => None,
         }
     }
 
@@ -40,7 +45,7 @@ impl Value {
     pub fn heap_size(&self) -> usize {
         match self {
             Value::Str(b) => b.len(),
-            Value::Int(_) => 0,
+            Value::Int(_) | Value::Gcra(_) => 0,
         }
     }
 }
