@@ -21,7 +21,11 @@ fn main() -> anyhow::Result<()> {
     use tracing_subscriber::prelude::*;
     tracing_subscriber::registry()
         .with(filter)
-        .with(tracing_subscriber::fmt::layer().with_target(false))
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_target(false)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout())),
+        )
         .init();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()

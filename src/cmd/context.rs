@@ -173,7 +173,7 @@ impl ClientInfo {
             show(&self.name.lock()),
             self.age_secs(),
             self.idle_secs(),
-            self.last_cmd.lock(),
+            self.last_cmd.lock().to_ascii_lowercase(),
             self.resp.load(Ordering::Relaxed),
             show(&self.lib_name.lock()),
             show(&self.lib_ver.lock()),
@@ -237,6 +237,8 @@ pub struct Session {
     pub close_without_reply: bool,
     /// Counters flushed into [`Metrics`] after each batch.
     pub stats: LocalStats,
+    /// Name of the last command run, copied into [`ClientInfo`] once per batch.
+    pub last_cmd: &'static str,
 }
 
 impl Session {
@@ -249,6 +251,7 @@ impl Session {
             close_after_reply: false,
             close_without_reply: false,
             stats: LocalStats::default(),
+            last_cmd: "NULL",
         }
     }
 }

@@ -256,7 +256,7 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     if !spec.arity_ok(req.len()) {
         return Err(CommandError::WrongArity(full_name(None, spec)));
     }
-    *ctx.session.info.last_cmd.lock() = spec.name;
+    ctx.session.last_cmd = spec.name;
     (spec.handler)(ctx, req)
 }
 

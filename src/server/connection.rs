@@ -86,9 +86,11 @@ fn run_batch(
     wbuf: &mut BytesMut,
 ) -> bool {
     let mut ran = false;
+    // Read once per batch: the config lock is shared by every connection.
+    let configured = shared.config.read().decode_limits();
     loop {
         let limits = if session.authenticated {
-            shared.config.read().decode_limits()
+            configured
         } else {
             DecodeLimits::UNAUTHENTICATED
         };
@@ -120,6 +122,7 @@ fn run_batch(
         }
     }
     if ran {
+        *session.info.last_cmd.lock() = session.last_cmd;
         session.info.last_interaction_ms.store(
             u64::try_from(session.info.created.elapsed().as_millis()).unwrap_or(u64::MAX),
             Ordering::Relaxed,
