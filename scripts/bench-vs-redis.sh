@@ -1,0 +1,330 @@
+#!/usr/bin/env bash
+# Benchmarks limitkv against a real redis-server, side by side, with redis-benchmark.
+#
+#   scripts/bench-vs-redis.sh [--quick]
+#
+# Builds limitkv (cargo build --release), starts it and `redis-server --save '' --appendonly no`
+# on free loopback ports, and runs the same redis-benchmark cases against each:
+#   - `-t ping,set,get,incr` with -c CLIENTS, without and with -P PIPELINE;
+#   - CL.THROTTLE on random keys (-r KEYSPACE), without and with -P PIPELINE. limitkv runs
+#     `CL.THROTTLE user:__rand_int__ 15 30 60`. redis-server runs the same command through the
+#     redis-cell module when REDIS_CELL_MODULE names its .so, otherwise
+#     `EVALSHA <scripts/gcra.lua> 1 user:__rand_int__ 15 30 60 1`, a Lua port of CL.THROTTLE.
+#     The case is skipped, with a message, when limitkv does not know CL.THROTTLE yet.
+#
+# Prints a Markdown report (command, versions, machine, table of ops/s, p50/p99 latency and the
+# limitkv/redis ratio) to stdout; progress goes to stderr. Raw redis-benchmark CSVs, server logs
+# and a copy of the report go to bench-results/<UTC timestamp>/ (gitignored).
+#
+# Environment:
+#   REQUESTS          requests per test (default 200000; --quick sets 20000)
+#   CLIENTS           parallel connections (default 50)
+#   PIPELINE          pipeline depth of the pipelined cases (default 16)
+#   KEYSPACE          -r range for the CL.THROTTLE keys (default 100000)
+#   REDIS_CELL_MODULE path to a redis-cell .so to load into redis-server (optional)
+#
+# Both servers and redis-benchmark share the machine's cores: the numbers compare the two
+# servers under the same conditions, not either server's ceiling.
+set -euo pipefail
+
+CMDLINE="$0${*:+ $*}"
+QUICK=0
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1 ;;
+    -h | --help)
+      sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+      exit 0
+      ;;
+    *)
+      echo "unknown argument: $arg (try --help)" >&2
+      exit 2
+      ;;
+  esac
+done
+
+if [[ $QUICK == 1 ]]; then
+  REQUESTS=20000
+fi
+REQUESTS=${REQUESTS:-200000}
+CLIENTS=${CLIENTS:-50}
+PIPELINE=${PIPELINE:-16}
+KEYSPACE=${KEYSPACE:-100000}
+REDIS_CELL_MODULE=${REDIS_CELL_MODULE:-}
+for v in REQUESTS CLIENTS PIPELINE KEYSPACE; do
+  if ! [[ ${!v} =~ ^[1-9][0-9]*$ ]]; then
+    echo "$v must be a positive integer, got '${!v}'" >&2
+    exit 2
+  fi
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+START_SECONDS=$SECONDS
+
+log() { echo "bench: $*" >&2; }
+die() {
+  log "error: $*"
+  exit 1
+}
+
+# --- tools -----------------------------------------------------------------------------------
+
+install_redis() {
+  local sudo=()
+  if [[ $(id -u) != 0 ]]; then
+    command -v sudo >/dev/null || die "redis-server/redis-tools missing and not root: install them"
+    sudo=(sudo)
+  fi
+  log "installing redis-server and redis-tools"
+  if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server redis-tools >&2; then
+    "${sudo[@]}" apt-get update >&2
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server redis-tools >&2
+  fi
+}
+
+for tool in redis-server redis-cli redis-benchmark; do
+  if ! command -v "$tool" >/dev/null; then
+    install_redis
+    break
+  fi
+done
+command -v cargo >/dev/null || die "cargo not found"
+
+if [[ -n $REDIS_CELL_MODULE && ! -f $REDIS_CELL_MODULE ]]; then
+  die "REDIS_CELL_MODULE=$REDIS_CELL_MODULE is not a file"
+fi
+
+log "building limitkv (cargo build --release)"
+cargo build --release >&2
+LIMITKV_BIN=$ROOT/target/release/limitkv
+[[ -x $LIMITKV_BIN ]] || die "$LIMITKV_BIN was not built"
+
+# --- servers ---------------------------------------------------------------------------------
+
+OUT=$ROOT/bench-results/$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT"
+
+LIMITKV_PID=
+REDIS_PID=
+
+stop_pid() {
+  local pid=$1
+  [[ -n $pid ]] || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 50); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    log "pid $pid ignored SIGTERM for 5 s, killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  stop_pid "$LIMITKV_PID"
+  stop_pid "$REDIS_PID"
+  if [[ $rc != 0 ]]; then
+    log "failed (exit $rc); server logs are in $OUT"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+port_in_use() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# A loopback port nobody listens on, avoiding the ports given as arguments.
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$((20000 + RANDOM % 40000))
+    [[ " $* " == *" $p "* ]] && continue
+    port_in_use "$p" || {
+      echo "$p"
+      return 0
+    }
+  done
+  die "no free port found"
+}
+
+# Waits until the server on port $1 (process $2, name $3) answers PING.
+wait_ping() {
+  local port=$1 pid=$2 name=$3
+  for _ in $(seq 300); do
+    kill -0 "$pid" 2>/dev/null || die "$name exited during startup; see $OUT/$name.log"
+    if [[ $(redis-cli -p "$port" ping 2>/dev/null || true) == PONG ]]; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  die "$name did not answer PING on port $port within 30 s"
+}
+
+LIMITKV_PORT=$(free_port)
+REDIS_PORT=$(free_port "$LIMITKV_PORT")
+
+log "starting limitkv on 127.0.0.1:$LIMITKV_PORT"
+"$LIMITKV_BIN" --port "$LIMITKV_PORT" --bind 127.0.0.1 >"$OUT/limitkv.log" 2>&1 &
+LIMITKV_PID=$!
+
+REDIS_ARGS=(--port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no)
+if [[ -n $REDIS_CELL_MODULE ]]; then
+  REDIS_ARGS+=(--loadmodule "$REDIS_CELL_MODULE")
+fi
+log "starting redis-server ${REDIS_ARGS[*]}"
+redis-server "${REDIS_ARGS[@]}" >"$OUT/redis.log" 2>&1 &
+REDIS_PID=$!
+
+wait_ping "$LIMITKV_PORT" "$LIMITKV_PID" limitkv
+wait_ping "$REDIS_PORT" "$REDIS_PID" redis
+
+# --- CL.THROTTLE setup -----------------------------------------------------------------------
+
+# One reply as a single line of space-separated words.
+one_line() { { redis-cli "$@" 2>&1 || true; } | tr '\n' ' ' | sed 's/ *$//'; }
+
+THROTTLE_ARGS=(15 30 60)
+EXPECTED_FRESH="0 16 15 -1 2"
+THROTTLE_NOTE=
+RUN_THROTTLE=1
+PROBE_KEY="bench:probe:$$"
+
+limitkv_probe=$(one_line -p "$LIMITKV_PORT" CL.THROTTLE "$PROBE_KEY" "${THROTTLE_ARGS[@]}")
+redis-cli -p "$LIMITKV_PORT" DEL "$PROBE_KEY" >/dev/null 2>&1 || true
+if [[ $limitkv_probe == "ERR unknown command"* ]]; then
+  RUN_THROTTLE=0
+  THROTTLE_NOTE="CL.THROTTLE skipped: this limitkv build does not know the command ($limitkv_probe)."
+  log "$THROTTLE_NOTE"
+elif [[ $limitkv_probe != "$EXPECTED_FRESH" ]]; then
+  die "limitkv: CL.THROTTLE $PROBE_KEY ${THROTTLE_ARGS[*]} on a fresh key gave '$limitkv_probe', expected '$EXPECTED_FRESH'"
+fi
+
+if [[ -n $REDIS_CELL_MODULE ]]; then
+  REDIS_THROTTLE=(CL.THROTTLE "user:__rand_int__" "${THROTTLE_ARGS[@]}")
+  REDIS_THROTTLE_DESC="redis-cell module ($REDIS_CELL_MODULE)"
+  redis_probe=$(one_line -p "$REDIS_PORT" CL.THROTTLE "$PROBE_KEY" "${THROTTLE_ARGS[@]}")
+else
+  GCRA_SHA=$(redis-cli -p "$REDIS_PORT" -x SCRIPT LOAD <"$ROOT/scripts/gcra.lua")
+  [[ $GCRA_SHA =~ ^[0-9a-f]{40}$ ]] || die "SCRIPT LOAD of scripts/gcra.lua failed: $GCRA_SHA"
+  REDIS_THROTTLE=(EVALSHA "$GCRA_SHA" 1 "user:__rand_int__" "${THROTTLE_ARGS[@]}" 1)
+  REDIS_THROTTLE_DESC="scripts/gcra.lua via EVALSHA (sha $GCRA_SHA)"
+  redis_probe=$(one_line -p "$REDIS_PORT" EVALSHA "$GCRA_SHA" 1 "$PROBE_KEY" "${THROTTLE_ARGS[@]}" 1)
+fi
+redis-cli -p "$REDIS_PORT" DEL "$PROBE_KEY" >/dev/null
+if [[ $redis_probe != "$EXPECTED_FRESH" ]]; then
+  die "redis: ${REDIS_THROTTLE[0]} on a fresh key gave '$redis_probe', expected '$EXPECTED_FRESH'"
+fi
+log "CL.THROTTLE check on a fresh key: limitkv '$limitkv_probe', redis '$redis_probe'"
+
+# --- benchmark runs --------------------------------------------------------------------------
+
+ROWS=()  # "case|lk_rps|lk_p50|lk_p99|rd_rps|rd_p50|rd_p99"
+WARNINGS=()
+
+# Runs redis-benchmark against server $1 (limitkv|redis) with file tag $2 and extra args;
+# leaves the CSV in $OUT/$1-$2.csv.
+run_bench() {
+  local server=$1 tag=$2
+  shift 2
+  local port=$LIMITKV_PORT
+  [[ $server == redis ]] && port=$REDIS_PORT
+  local csv=$OUT/$server-$tag.csv err=$OUT/$server-$tag.stderr
+  log "$server: redis-benchmark -n $REQUESTS -c $CLIENTS $*"
+  redis-benchmark -h 127.0.0.1 -p "$port" -n "$REQUESTS" -c "$CLIENTS" --csv "$@" >"$csv" 2>"$err" ||
+    die "redis-benchmark failed against $server; see $err"
+  if grep -qi 'error' "$err"; then
+    WARNINGS+=("$server $tag: redis-benchmark reported errors: $(grep -i -m1 error "$err")")
+  fi
+}
+
+# Prints "rps p50 p99" for the row of test $2 in CSV $1 ("-" if absent).
+csv_row() {
+  awk -F'","' -v t="$2" '
+    { gsub(/^"|"$/, ""); }
+    $1 == t { print $2, $5, $7; found = 1; exit }
+    END { if (!found) print "- - -" }' "$1"
+}
+
+# Runs the standard tests on both servers and records one row per test.
+bench_standard() {
+  local tag=$1 label=$2
+  shift 2
+  run_bench limitkv "$tag" -t ping,set,get,incr "$@"
+  run_bench redis "$tag" -t ping,set,get,incr "$@"
+  local t lk rd
+  for t in PING_INLINE PING_MBULK SET GET INCR; do
+    lk=$(csv_row "$OUT/limitkv-$tag.csv" "$t")
+    rd=$(csv_row "$OUT/redis-$tag.csv" "$t")
+    ROWS+=("$t $label|${lk// /|}|${rd// /|}")
+  done
+}
+
+bench_throttle() {
+  local tag=$1 label=$2
+  shift 2
+  redis-cli -p "$LIMITKV_PORT" FLUSHALL >/dev/null
+  redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
+  run_bench limitkv "$tag" -r "$KEYSPACE" "$@" CL.THROTTLE "user:__rand_int__" "${THROTTLE_ARGS[@]}"
+  run_bench redis "$tag" -r "$KEYSPACE" "$@" "${REDIS_THROTTLE[@]}"
+  local lk rd
+  lk=$(csv_row "$OUT/limitkv-$tag.csv" "CL.THROTTLE user:__rand_int__ ${THROTTLE_ARGS[*]}")
+  rd=$(csv_row "$OUT/redis-$tag.csv" "${REDIS_THROTTLE[*]}")
+  ROWS+=("CL.THROTTLE $label|${lk// /|}|${rd// /|}")
+}
+
+bench_standard std-c$CLIENTS "(c=$CLIENTS)"
+bench_standard std-c$CLIENTS-P$PIPELINE "(c=$CLIENTS, P=$PIPELINE)" -P "$PIPELINE"
+if [[ $RUN_THROTTLE == 1 ]]; then
+  bench_throttle throttle-c$CLIENTS "(c=$CLIENTS, r=$KEYSPACE)"
+  bench_throttle throttle-c$CLIENTS-P$PIPELINE "(c=$CLIENTS, P=$PIPELINE, r=$KEYSPACE)" -P "$PIPELINE"
+fi
+
+# --- report ----------------------------------------------------------------------------------
+
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+limitkv_rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)
+
+report() {
+  echo "# limitkv vs redis-server"
+  echo
+  echo "- command: \`REQUESTS=$REQUESTS CLIENTS=$CLIENTS PIPELINE=$PIPELINE KEYSPACE=$KEYSPACE${REDIS_CELL_MODULE:+ REDIS_CELL_MODULE=$REDIS_CELL_MODULE} $CMDLINE\`"
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+  echo "- limitkv: git $limitkv_rev (target/release/limitkv)"
+  echo "- redis: $(redis-server --version)"
+  echo "- $(redis-benchmark --version)"
+  echo "- machine: nproc $(nproc), ${cpu_model:-unknown CPU}"
+  echo "- CL.THROTTLE on redis: $REDIS_THROTTLE_DESC"
+  echo "- fairness: limitkv, redis-server and redis-benchmark all share the same $(nproc) cores;" \
+    "the servers run one at a time (the other idles), and redis-benchmark itself takes a core."
+  echo
+  echo "| case | limitkv ops/s | redis ops/s | ratio | limitkv p50/p99 ms | redis p50/p99 ms |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  local row name lk_rps lk_p50 lk_p99 rd_rps rd_p50 rd_p99 ratio
+  for row in "${ROWS[@]}"; do
+    IFS='|' read -r name lk_rps lk_p50 lk_p99 rd_rps rd_p50 rd_p99 <<<"$row"
+    ratio=$(awk -v a="$lk_rps" -v b="$rd_rps" \
+      'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }')
+    printf '| %s | %.0f | %.0f | %s | %s / %s | %s / %s |\n' \
+      "$name" "${lk_rps/-/0}" "${rd_rps/-/0}" "$ratio" "$lk_p50" "$lk_p99" "$rd_p50" "$rd_p99"
+  done
+  echo
+  echo "ratio = limitkv ops/s / redis ops/s (above 1: limitkv is faster)."
+  if [[ $RUN_THROTTLE == 1 ]]; then
+    echo "CL.THROTTLE rows: limitkv runs \`CL.THROTTLE user:__rand_int__ ${THROTTLE_ARGS[*]}\`," \
+      "redis runs \`${REDIS_THROTTLE[*]}\`, both with -r $KEYSPACE."
+  fi
+  [[ -n $THROTTLE_NOTE ]] && echo "$THROTTLE_NOTE"
+  local w
+  for w in "${WARNINGS[@]+"${WARNINGS[@]}"}"; do
+    echo "warning: $w"
+  done
+  echo "Raw CSVs: ${OUT#"$ROOT"/}/ ($((SECONDS - START_SECONDS)) s including the build)."
+}
+
+report | tee "$OUT/report.md"
