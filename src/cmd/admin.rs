@@ -43,7 +43,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "INFO",
         arity: -1,
-        flags: LOADING | STALE,
+        flags: LOADING | STALE | KEYSPACE,
         group: "server",
         summary: "Returns information and statistics about the server.",
         complexity: "O(1)",
@@ -66,16 +66,22 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "DBSIZE",
         arity: 1,
-        flags: READONLY | FAST,
+        flags: READONLY | FAST | KEYSPACE,
         group: "server",
         summary: "Returns the number of keys in the database.",
-        handler: |ctx, _| Ok(Frame::Integer(ctx.store().len() as i64)),
+        handler: |ctx, _| {
+            let mut n = 0;
+            for i in 0..ctx.shard_count() {
+                n += ctx.with_shard_at(i, |s| s.len());
+            }
+            Ok(Frame::Integer(n as i64))
+        },
         ..BASE
     },
     CommandSpec {
         name: "FLUSHDB",
         arity: -1,
-        flags: WRITE,
+        flags: WRITE | KEYSPACE,
         group: "server",
         summary: "Removes all keys from the current database.",
         complexity: "O(N) where N is the number of keys in the selected database",
@@ -86,7 +92,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "FLUSHALL",
         arity: -1,
-        flags: WRITE,
+        flags: WRITE | KEYSPACE,
         group: "server",
         summary: "Removes all keys from all databases.",
         complexity: "O(N) where N is the total number of keys in all databases",
@@ -499,7 +505,9 @@ fn flush(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         2 if is(&req[1], "ASYNC") || is(&req[1], "SYNC") => {}
         _ => return Err(CommandError::Syntax),
     }
-    ctx.store().clear();
+    for i in 0..ctx.shard_count() {
+        ctx.with_shard_at(i, |s| s.clear());
+    }
     Ok(Frame::OK)
 }
 
@@ -553,6 +561,29 @@ fn cpu_seconds() -> (f64, f64) {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
     (ticks(11), ticks(12))
+}
+
+/// Live keys, keys with an expiry, and their mean remaining TTL in milliseconds.
+fn keyspace_summary(ctx: &mut Ctx<'_>) -> (usize, usize, u64) {
+    let now = ctx.now;
+    let (mut keys, mut volatile, mut ttl_sum) = (0usize, 0usize, 0u128);
+    for i in 0..ctx.shard_count() {
+        ctx.with_shard_at(i, |s| {
+            for (_, e) in s.iter_live(now) {
+                keys += 1;
+                if let Some(at) = e.expires_at {
+                    volatile += 1;
+                    ttl_sum += u128::from(at.saturating_sub(now).as_millis());
+                }
+            }
+        });
+    }
+    let avg = if volatile > 0 {
+        (ttl_sum / volatile as u128) as u64
+    } else {
+        0
+    };
+    (keys, volatile, avg)
 }
 
 fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
@@ -686,7 +717,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             }
             "keyspace" => {
                 w("# Keyspace", &"");
-                let (keys, expires, avg_ttl) = shared.store.keyspace_summary(ctx.now);
+                let (keys, expires, avg_ttl) = keyspace_summary(ctx);
                 if keys > 0 {
                     w(
                         "db0",

@@ -72,7 +72,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "QUIT",
         arity: -1,
-        flags: FAST | NOSCRIPT | LOADING | STALE | NO_AUTH | ALLOW_BUSY,
+        flags: FAST | NOSCRIPT | LOADING | STALE | NO_AUTH | ALLOW_BUSY | TX_CONTROL,
         group: "connection",
         summary: "Closes the connection.",
         handler: |ctx, _| {
@@ -84,7 +84,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "RESET",
         arity: 1,
-        flags: FAST | NOSCRIPT | LOADING | STALE | NO_AUTH | ALLOW_BUSY,
+        flags: FAST | NOSCRIPT | LOADING | STALE | NO_AUTH | ALLOW_BUSY | TX_CONTROL,
         group: "connection",
         summary: "Resets the connection: RESP2, no name, and unauthenticated if a password is set.",
         since: "6.2.0",
@@ -366,6 +366,8 @@ fn select(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 }
 
 fn reset(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
+    ctx.session.multi = None;
+    ctx.session.multi_error = false;
     ctx.session.resp = RespVersion::Resp2;
     ctx.session.info.resp.store(2, Ordering::Relaxed);
     *ctx.session.info.name.lock() = None;

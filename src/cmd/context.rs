@@ -17,7 +17,7 @@ use crate::clock::{Clock, Nanos};
 use crate::config::Config;
 use crate::metrics::{LocalStats, Metrics};
 use crate::protocol::RespVersion;
-use crate::store::Store;
+use crate::store::{MultiGuard, Shard, Store};
 
 /// State shared by every connection.
 pub struct Shared {
@@ -237,8 +237,12 @@ pub struct Session {
     pub close_without_reply: bool,
     /// Counters flushed into [`Metrics`] after each batch.
     pub stats: LocalStats,
-    /// Name of the last command run, copied into [`ClientInfo`] once per batch.
+    /// Name of the last command run (mirrored into [`ClientInfo`] when it changes).
     pub last_cmd: &'static str,
+    /// Commands queued since `MULTI`, or `None` outside a transaction.
+    pub multi: Option<Vec<Vec<Bytes>>>,
+    /// A command was refused while queuing: `EXEC` must abort.
+    pub multi_error: bool,
 }
 
 impl Session {
@@ -252,6 +256,8 @@ impl Session {
             close_without_reply: false,
             stats: LocalStats::default(),
             last_cmd: "NULL",
+            multi: None,
+            multi_error: false,
         }
     }
 }
@@ -264,12 +270,58 @@ pub struct Ctx<'a> {
     pub session: &'a mut Session,
     /// The time of this command, read once.
     pub now: Nanos,
+    /// Shards already held for the whole of an `EXEC`; store access goes through them.
+    pub locked: Option<MultiGuard<'a>>,
 }
 
-impl Ctx<'_> {
-    /// The keyspace.
+impl<'a> Ctx<'a> {
+    /// A context for one command outside a transaction.
+    pub fn new(shared: &'a Shared, session: &'a mut Session, now: Nanos) -> Ctx<'a> {
+        Ctx {
+            shared,
+            session,
+            now,
+            locked: None,
+        }
+    }
+
+    /// The keyspace. Handlers go through [`Ctx::with_shard`] and friends instead, so that
+    /// commands inside `EXEC` use the shards the transaction already holds.
     pub fn store(&self) -> &Store {
         &self.shared.store
+    }
+
+    /// Runs `f` on the shard owning `key`, under its lock.
+    pub fn with_shard<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
+        match &mut self.locked {
+            Some(g) => f(g.shard(key)),
+            None => self.shared.store.with_shard(key, f),
+        }
+    }
+
+    /// Runs `f` with every shard owning one of `keys` locked (atomic across the keys).
+    pub fn with_keys<K: AsRef<[u8]>, R>(
+        &mut self,
+        keys: &[K],
+        f: impl for<'g> FnOnce(&mut MultiGuard<'g>) -> R,
+    ) -> R {
+        match &mut self.locked {
+            Some(g) => f(g),
+            None => f(&mut self.shared.store.lock_keys(keys)),
+        }
+    }
+
+    /// Runs `f` on shard number `idx` (for whole-keyspace commands).
+    pub fn with_shard_at<R>(&mut self, idx: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
+        match &mut self.locked {
+            Some(g) => f(g.shard_at(idx)),
+            None => f(&mut self.shared.store.lock_shard(idx)),
+        }
+    }
+
+    /// Number of keyspace shards.
+    pub fn shard_count(&self) -> usize {
+        self.shared.store.shard_count()
     }
 
     /// True if the client negotiated RESP3.

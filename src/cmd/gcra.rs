@@ -54,7 +54,7 @@ pub fn take(
     quantity: u64,
 ) -> Result<GcraDecision, CommandError> {
     let now = ctx.now;
-    let decision = ctx.store().with_shard(key, |s| {
+    let decision = ctx.with_shard(key, |s| {
         let (decision, next) = match s.get_mut(key, now) {
             None => gcra::take(params, None, now, quantity),
             Some(e) => {

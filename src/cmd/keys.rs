@@ -68,7 +68,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "KEYS",
         arity: 2,
-        flags: READONLY,
+        flags: READONLY | KEYSPACE,
         summary: "Returns all key names that match a pattern.",
         complexity: "O(N) with N being the number of keys in the database.",
         args: "pattern:pattern",
@@ -78,7 +78,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "SCAN",
         arity: -2,
-        flags: READONLY,
+        flags: READONLY | KEYSPACE,
         summary: "Iterates over the key names in the database.",
         since: "2.8.0",
         complexity: "O(1) for every call. O(N) for a complete iteration.",
@@ -242,25 +242,25 @@ pub fn expire_at(
 
 fn del(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
-    let removed = req[1..]
-        .iter()
-        .filter(|k| ctx.store().with_shard(k, |s| s.remove(k, now).is_some()))
-        .count();
-    Ok(Frame::Integer(removed as i64))
+    let mut removed = 0;
+    for k in &req[1..] {
+        removed += i64::from(ctx.with_shard(k, |s| s.remove(k, now).is_some()));
+    }
+    Ok(Frame::Integer(removed))
 }
 
 fn exists(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
-    let n = req[1..]
-        .iter()
-        .filter(|k| ctx.store().with_shard(k, |s| s.get_mut(k, now).is_some()))
-        .count();
-    Ok(Frame::Integer(n as i64))
+    let mut n = 0;
+    for k in &req[1..] {
+        n += i64::from(ctx.with_shard(k, |s| s.get_mut(k, now).is_some()));
+    }
+    Ok(Frame::Integer(n))
 }
 
 fn type_(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
-    let name = ctx.store().with_shard(&req[1], |s| {
+    let name = ctx.with_shard(&req[1], |s| {
         s.get_mut(&req[1], now)
             .map_or("none", |e| e.value.type_name())
     });
@@ -361,14 +361,15 @@ fn keys(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let pattern = &req[1];
     let all = &pattern[..] == b"*";
     let mut out = Vec::new();
-    for i in 0..ctx.store().shard_count() {
-        let shard = ctx.store().lock_shard(i);
-        out.extend(
-            shard
-                .iter_live(now)
-                .filter(|(k, _)| all || glob_match(pattern, k))
-                .map(|(k, _)| Frame::Bulk(k.clone())),
-        );
+    for i in 0..ctx.shard_count() {
+        ctx.with_shard_at(i, |shard| {
+            out.extend(
+                shard
+                    .iter_live(now)
+                    .filter(|(k, _)| all || glob_match(pattern, k))
+                    .map(|(k, _)| Frame::Bulk(k.clone())),
+            )
+        });
     }
     Ok(Frame::Array(out))
 }
@@ -398,27 +399,28 @@ fn scan(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         }
     }
     let now = ctx.now;
-    let shards = ctx.store().shard_count() as u64;
+    let shards = ctx.shard_count() as u64;
     // The cursor is the next shard to visit; each call returns whole shards, so every key
     // present for the whole iteration is returned exactly once.
     let mut next = cursor;
     let mut out = Vec::new();
     let mut visited = 0usize;
     while next < shards && visited < count {
-        let shard = ctx.store().lock_shard(next as usize);
-        for (k, e) in shard.iter_live(now) {
-            visited += 1;
-            if pattern.as_ref().is_some_and(|p| !glob_match(p, k)) {
-                continue;
+        ctx.with_shard_at(next as usize, |shard| {
+            for (k, e) in shard.iter_live(now) {
+                visited += 1;
+                if pattern.as_ref().is_some_and(|p| !glob_match(p, k)) {
+                    continue;
+                }
+                if type_filter
+                    .as_deref()
+                    .is_some_and(|t| t != e.value.type_name())
+                {
+                    continue;
+                }
+                out.push(Frame::Bulk(k.clone()));
             }
-            if type_filter
-                .as_deref()
-                .is_some_and(|t| t != e.value.type_name())
-            {
-                continue;
-            }
-            out.push(Frame::Bulk(k.clone()));
-        }
+        });
         next += 1;
         // An empty shard costs one step of the budget, like an empty bucket in Redis.
         visited += 1;
@@ -435,12 +437,13 @@ fn scan(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 fn rename(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let (src, dst) = (&req[1], &req[2]);
-    let mut g = ctx.store().lock_keys(&[src, dst]);
-    let Some(entry) = g.shard(src).remove(src, now) else {
-        return Err(CommandError::other("no such key"));
-    };
-    g.shard(dst).insert(dst, entry);
-    Ok(Frame::OK)
+    ctx.with_keys(&[src, dst], |g| {
+        let Some(entry) = g.shard(src).remove(src, now) else {
+            return Err(CommandError::other("no such key"));
+        };
+        g.shard(dst).insert(dst, entry);
+        Ok(Frame::OK)
+    })
 }
 
 fn expire(
@@ -481,7 +484,7 @@ fn expire(
     }
     let now = ctx.now;
     let key = &req[1];
-    let done = ctx.store().with_shard(key, |s| {
+    let done = ctx.with_shard(key, |s| {
         let Some(e) = s.get_mut(key, now) else {
             return false;
         };

@@ -13,6 +13,7 @@ pub mod context;
 pub mod docs;
 pub mod gcra;
 pub mod keys;
+pub mod multi;
 pub mod strings;
 
 use std::collections::HashMap;
@@ -60,6 +61,12 @@ pub mod flags {
     pub const SKIP_SLOWLOG: u32 = 1 << 13;
     /// Allowed while a script is busy.
     pub const ALLOW_BUSY: u32 = 1 << 14;
+    /// Internal (not reported): runs at once inside `MULTI` instead of being queued
+    /// (`EXEC`, `DISCARD`, `MULTI`, `WATCH`, `QUIT`, `RESET`).
+    pub const TX_CONTROL: u32 = 1 << 20;
+    /// Internal (not reported): has no key arguments but reads or writes the whole keyspace
+    /// (`KEYS`, `SCAN`, `DBSIZE`, `FLUSHALL`, `INFO`); `EXEC` then locks every shard.
+    pub const KEYSPACE: u32 = 1 << 21;
 
     /// Names in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -148,9 +155,10 @@ pub const BASE: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 5] {
+pub fn families() -> [&'static [CommandSpec]; 6] {
     [
         connection::COMMANDS,
+        multi::COMMANDS,
         gcra::COMMANDS,
         admin::COMMANDS,
         keys::COMMANDS,
@@ -249,14 +257,26 @@ pub fn dispatch(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Frame {
 }
 
 fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let spec = lookup(&req[0]).ok_or_else(|| unknown_command(req))?;
+    let Some(spec) = lookup(&req[0]) else {
+        if ctx.session.multi.is_some() {
+            ctx.session.multi_error = true;
+        }
+        return Err(unknown_command(req));
+    };
     if !ctx.session.authenticated && !spec.has(flags::NO_AUTH) {
         return Err(CommandError::NoAuth);
+    }
+    if ctx.session.multi.is_some() && !spec.has(flags::TX_CONTROL) {
+        return multi::queue(ctx, spec, req);
     }
     if !spec.arity_ok(req.len()) {
         return Err(CommandError::WrongArity(full_name(None, spec)));
     }
-    ctx.session.last_cmd = spec.name;
+    if !std::ptr::eq(ctx.session.last_cmd, spec.name) {
+        // Only when the command changes, so a stream of one command takes no lock.
+        ctx.session.last_cmd = spec.name;
+        *ctx.session.info.last_cmd.lock() = spec.name;
+    }
     (spec.handler)(ctx, req)
 }
 
@@ -343,12 +363,7 @@ pub mod testing {
                 .map(|w| Bytes::copy_from_slice(w.as_bytes()))
                 .collect();
             let now = self.shared.clock.now();
-            let mut ctx = Ctx {
-                shared: &self.shared,
-                session: &mut self.session,
-                now,
-            };
-            dispatch(&mut ctx, &req)
+            dispatch(&mut Ctx::new(&self.shared, &mut self.session, now), &req)
         }
 
         /// The manual clock's reading in milliseconds.

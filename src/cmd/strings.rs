@@ -220,9 +220,7 @@ pub fn read_string(
 
 fn get(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
-    let v = ctx
-        .store()
-        .with_shard(&req[1], |s| read_string(s, &req[1], now))?;
+    let v = ctx.with_shard(&req[1], |s| read_string(s, &req[1], now))?;
     match v {
         Some(b) => {
             ctx.session.stats.hits += 1;
@@ -280,7 +278,7 @@ fn set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let key = &req[1];
     let value = &req[2];
     let now_ms = now.as_millis() as i64;
-    ctx.store().with_shard(key, |s| {
+    ctx.with_shard(key, |s| {
         let old = s.get_mut(key, now);
         let exists = old.is_some();
         let old_value = match (get_old, old) {
@@ -321,7 +319,7 @@ fn set_with_ttl(
     let n = args::int(&req[2])?;
     let ms = expire_at(ctx.now, n, secs, false, name, true)?;
     let (key, value) = (&req[1], &req[3]);
-    ctx.store().with_shard(key, |s| {
+    ctx.with_shard(key, |s| {
         s.insert(
             key,
             Entry::with_expiry(copy_value(value), Some(Nanos::from_millis(ms as u64))),
@@ -333,7 +331,7 @@ fn set_with_ttl(
 fn setnx(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let (key, value) = (&req[1], &req[2]);
-    let set = ctx.store().with_shard(key, |s| {
+    let set = ctx.with_shard(key, |s| {
         if s.get_mut(key, now).is_some() {
             return false;
         }
@@ -346,22 +344,22 @@ fn setnx(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 fn mget(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let keys = &req[1..];
-    let mut guard = ctx.store().lock_keys(keys);
     let mut out = Vec::with_capacity(keys.len());
     let (mut hits, mut misses) = (0, 0);
-    for k in keys {
-        let v = guard
-            .shard(k)
-            .get(k, now)
-            .and_then(|e| e.value.string_bytes());
-        if v.is_some() {
-            hits += 1;
-        } else {
-            misses += 1;
+    ctx.with_keys(keys, |guard| {
+        for k in keys {
+            let v = guard
+                .shard(k)
+                .get(k, now)
+                .and_then(|e| e.value.string_bytes());
+            if v.is_some() {
+                hits += 1;
+            } else {
+                misses += 1;
+            }
+            out.push(v.map_or(Frame::Null, Frame::Bulk));
         }
-        out.push(v.map_or(Frame::Null, Frame::Bulk));
-    }
-    drop(guard);
+    });
     ctx.session.stats.hits += hits;
     ctx.session.stats.misses += misses;
     Ok(Frame::Array(out))
@@ -372,19 +370,20 @@ fn mset(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         return Err(CommandError::WrongArity("mset".into()));
     }
     let keys: Vec<&Bytes> = req[1..].iter().step_by(2).collect();
-    let mut guard = ctx.store().lock_keys(&keys);
-    for pair in req[1..].chunks_exact(2) {
-        guard
-            .shard(&pair[0])
-            .insert(&pair[0], Entry::new(copy_value(&pair[1])));
-    }
+    ctx.with_keys(&keys, |guard| {
+        for pair in req[1..].chunks_exact(2) {
+            guard
+                .shard(&pair[0])
+                .insert(&pair[0], Entry::new(copy_value(&pair[1])));
+        }
+    });
     Ok(Frame::OK)
 }
 
 fn getdel(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let key = &req[1];
-    ctx.store().with_shard(key, |s| {
+    ctx.with_shard(key, |s| {
         let Some(v) = read_string(s, key, now)? else {
             return Ok(Frame::Null);
         };
@@ -404,7 +403,7 @@ fn current_int(e: Option<&mut Entry>) -> Result<i64, CommandError> {
 
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Result<Frame, CommandError> {
     let now = ctx.now;
-    ctx.store().with_shard(key, |s| {
+    ctx.with_shard(key, |s| {
         let entry = s.get_mut(key, now);
         let cur = current_int(entry)?;
         let next = cur.checked_add(by).ok_or(CommandError::Overflow)?;
@@ -420,7 +419,7 @@ fn incr_by_float(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError
     let by = args::float(&req[2])?;
     let now = ctx.now;
     let key = &req[1];
-    ctx.store().with_shard(key, |s| {
+    ctx.with_shard(key, |s| {
         let cur = match s.get_mut(key, now).map(|e| &e.value) {
             None => 0.0,
             Some(Value::Int(n)) => *n as f64,

@@ -98,12 +98,7 @@ fn run_batch(
             Ok(Some(req)) => {
                 ran = true;
                 let now = shared.clock.now();
-                let mut ctx = Ctx {
-                    shared,
-                    session: &mut *session,
-                    now,
-                };
-                let reply = dispatch(&mut ctx, &req);
+                let reply = dispatch(&mut Ctx::new(shared, &mut *session, now), &req);
                 if session.close_without_reply {
                     return true;
                 }
@@ -122,7 +117,6 @@ fn run_batch(
         }
     }
     if ran {
-        *session.info.last_cmd.lock() = session.last_cmd;
         session.info.last_interaction_ms.store(
             u64::try_from(session.info.created.elapsed().as_millis()).unwrap_or(u64::MAX),
             Ordering::Relaxed,

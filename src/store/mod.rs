@@ -219,27 +219,6 @@ impl Store {
         })
     }
 
-    /// Live keys, keys with an expiry, and their mean remaining TTL in milliseconds.
-    pub fn keyspace_summary(&self, now: Nanos) -> (usize, usize, u64) {
-        let (mut keys, mut volatile, mut ttl_sum) = (0usize, 0usize, 0u128);
-        for i in 0..self.shard_count() {
-            let s = self.lock_shard(i);
-            for (_, e) in s.iter_live(now) {
-                keys += 1;
-                if let Some(at) = e.expires_at {
-                    volatile += 1;
-                    ttl_sum += u128::from(at.saturating_sub(now).as_millis());
-                }
-            }
-        }
-        let avg = if volatile > 0 {
-            (ttl_sum / volatile as u128) as u64
-        } else {
-            0
-        };
-        (keys, volatile, avg)
-    }
-
     /// Removes every key.
     pub fn clear(&self) {
         for s in self.shards.iter() {
@@ -265,11 +244,7 @@ impl MultiGuard<'_> {
     /// Panics if `key` was not among the keys locked; that is a bug in the caller.
     pub fn shard(&mut self, key: &[u8]) -> &mut Shard {
         let idx = self.store.shard_of(key);
-        let pos = self
-            .guards
-            .binary_search_by_key(&idx, |(i, _)| *i)
-            .expect("invariant: MultiGuard::shard is only called with keys it locked");
-        &mut self.guards[pos].1
+        self.shard_at(idx)
     }
 }
 
@@ -289,6 +264,27 @@ impl std::ops::Deref for ShardGuard<'_> {
 impl std::ops::DerefMut for ShardGuard<'_> {
     fn deref_mut(&mut self) -> &mut Shard {
         &mut self.guard
+    }
+}
+
+impl MultiGuard<'_> {
+    /// Locked shard number `idx`.
+    ///
+    /// Panics if that shard was not locked; that is a bug in the caller.
+    pub fn shard_at(&mut self, idx: usize) -> &mut Shard {
+        let pos = self
+            .guards
+            .binary_search_by_key(&idx, |(i, _)| *i)
+            .expect("invariant: MultiGuard::shard_at is only called with shards it locked");
+        &mut self.guards[pos].1
+    }
+
+    /// An empty guard (locks nothing): for transactions that touch no keys.
+    pub fn none(store: &Store) -> MultiGuard<'_> {
+        MultiGuard {
+            store,
+            guards: Vec::new(),
+        }
     }
 }
 
