@@ -350,6 +350,7 @@ impl Config {
             max_bulk_len: self.proto_max_bulk_len,
             max_multibulk_len: self.max_multibulk_len,
             max_inline_len: 64 * 1024,
+            unauthenticated: false,
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct DecodeLimits {
     pub max_multibulk_len: usize,
     /// Largest inline request (and largest header line) in bytes.
     pub max_inline_len: usize,
+    /// The client has not authenticated: limit errors say so, as Redis's do.
+    pub unauthenticated: bool,
 }
 
 impl DecodeLimits {
@@ -29,6 +31,7 @@ impl DecodeLimits {
         max_bulk_len: 512 * 1024 * 1024,
         max_multibulk_len: 1024 * 1024,
         max_inline_len: 64 * 1024,
+        unauthenticated: false,
     };
 
     /// The stricter caps Redis applies before a client has authenticated.
@@ -36,6 +39,7 @@ impl DecodeLimits {
         max_bulk_len: 16 * 1024,
         max_multibulk_len: 10,
         max_inline_len: 64 * 1024,
+        unauthenticated: true,
     };
 }
 
@@ -150,13 +154,11 @@ fn scan_multibulk(buf: &[u8], limits: &DecodeLimits) -> Result<Option<Scanned>, 
     }
     let count = usize::try_from(count).map_err(|_| ProtocolError::InvalidMultibulkLength)?;
     if count > limits.max_multibulk_len {
-        return Err(
-            if limits.max_multibulk_len == DecodeLimits::UNAUTHENTICATED.max_multibulk_len {
-                ProtocolError::UnauthenticatedMultibulkLength
-            } else {
-                ProtocolError::InvalidMultibulkLength
-            },
-        );
+        return Err(if limits.unauthenticated {
+            ProtocolError::UnauthenticatedMultibulkLength
+        } else {
+            ProtocolError::InvalidMultibulkLength
+        });
     }
     // Grows with what actually arrives, never with what the header claims.
     let mut spans = Vec::with_capacity(count.min(16));
@@ -176,13 +178,11 @@ fn scan_multibulk(buf: &[u8], limits: &DecodeLimits) -> Result<Option<Scanned>, 
         let len = parse_len(&buf[pos + 1..cr]).ok_or(ProtocolError::InvalidBulkLength)?;
         let len = usize::try_from(len).map_err(|_| ProtocolError::InvalidBulkLength)?;
         if len > limits.max_bulk_len {
-            return Err(
-                if limits.max_bulk_len == DecodeLimits::UNAUTHENTICATED.max_bulk_len {
-                    ProtocolError::UnauthenticatedBulkLength
-                } else {
-                    ProtocolError::InvalidBulkLength
-                },
-            );
+            return Err(if limits.unauthenticated {
+                ProtocolError::UnauthenticatedBulkLength
+            } else {
+                ProtocolError::InvalidBulkLength
+            });
         }
         let start = cr + 2;
         // Bulk payload plus its trailing CRLF, which Redis skips without checking.
@@ -236,11 +236,17 @@ fn hex_val(c: u8) -> Option<u8> {
 /// `"..."` understands `\n \r \t \b \a \\ \" \xHH`, `'...'` understands `\'`, and a closing
 /// quote must be followed by a blank or the end. `None` means unbalanced quotes.
 pub fn split_args(line: &[u8]) -> Option<Request> {
+    // C's sdssplitargs stops at a NUL byte: the rest of the line is ignored.
+    let line = match memchr(0, line) {
+        Some(nul) => &line[..nul],
+        None => line,
+    };
+    let is_space = |c: u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c);
     let mut args = Vec::new();
     let mut i = 0;
     let n = line.len();
     loop {
-        while i < n && line[i].is_ascii_whitespace() {
+        while i < n && is_space(line[i]) {
             i += 1;
         }
         if i >= n {
@@ -277,7 +283,7 @@ pub fn split_args(line: &[u8]) -> Option<Request> {
                         other => other,
                     });
                 } else if c == b'"' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -294,7 +300,7 @@ pub fn split_args(line: &[u8]) -> Option<Request> {
                     i += 1;
                     cur.push(b'\'');
                 } else if c == b'\'' {
-                    if i + 1 < n && !line[i + 1].is_ascii_whitespace() {
+                    if i + 1 < n && !is_space(line[i + 1]) {
                         return None;
                     }
                     i += 1;
@@ -307,7 +313,7 @@ pub fn split_args(line: &[u8]) -> Option<Request> {
                     break;
                 }
                 match line[i] {
-                    b' ' | b'\n' | b'\r' | b'\t' | 0 => break,
+                    c if is_space(c) => break,
                     b'"' => in_dq = true,
                     b'\'' => in_sq = true,
                     c => cur.push(c),
@@ -406,6 +412,7 @@ mod tests {
             max_bulk_len: 8,
             max_multibulk_len: 2,
             max_inline_len: 16,
+            unauthenticated: false,
         };
         let mut buf = BytesMut::from(&b"*1\r\n$9\r\n"[..]);
         assert_eq!(
@@ -434,11 +441,78 @@ mod tests {
     }
 
     #[test]
+    fn inline_stops_at_a_nul_byte() {
+        let got = decode_all(b"PING\0 junk\r\n\0\r\nECHO a\x0bb\r\n").unwrap();
+        assert_eq!(got, vec![vec!["PING"], vec!["ECHO", "a", "b"]]);
+    }
+
+    #[test]
     fn binary_payloads_survive() {
         let mut buf = BytesMut::from(&b"*1\r\n$4\r\n\r\n\0\xff\r\n"[..]);
         let req = decode_request(&mut buf, &DecodeLimits::DEFAULT)
             .unwrap()
             .unwrap();
         assert_eq!(&req[0][..], b"\r\n\0\xff");
+    }
+
+    mod props {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn multibulk(args: &[Vec<u8>]) -> Vec<u8> {
+            let mut out = format!("*{}\r\n", args.len()).into_bytes();
+            for a in args {
+                out.extend(format!("${}\r\n", a.len()).into_bytes());
+                out.extend(a);
+                out.extend(b"\r\n");
+            }
+            out
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_bytes_never_panic(input in proptest::collection::vec(any::<u8>(), 0..512)) {
+                let mut buf = BytesMut::from(&input[..]);
+                let limits = DecodeLimits {
+                    max_bulk_len: 64,
+                    max_multibulk_len: 8,
+                    max_inline_len: 128,
+                    unauthenticated: false,
+                };
+                for _ in 0..input.len() + 1 {
+                    let before = buf.len();
+                    match decode_request(&mut buf, &limits) {
+                        Ok(Some(req)) => prop_assert!(!req.is_empty() && buf.len() < before),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+            }
+
+            #[test]
+            fn requests_survive_any_split(
+                reqs in proptest::collection::vec(
+                    proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..6),
+                    1..6),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let wire: Vec<u8> = reqs.iter().flat_map(|r| multibulk(r)).collect();
+                let cut = cut.index(wire.len() + 1);
+                let mut buf = BytesMut::from(&wire[..cut]);
+                let mut got = Vec::new();
+                while let Some(r) = decode_request(&mut buf, &DecodeLimits::DEFAULT).unwrap() {
+                    got.push(r);
+                }
+                buf.extend_from_slice(&wire[cut..]);
+                while let Some(r) = decode_request(&mut buf, &DecodeLimits::DEFAULT).unwrap() {
+                    got.push(r);
+                }
+                prop_assert!(buf.is_empty());
+                let got: Vec<Vec<Vec<u8>>> = got
+                    .into_iter()
+                    .map(|r| r.into_iter().map(|b| b.to_vec()).collect())
+                    .collect();
+                prop_assert_eq!(got, reqs);
+            }
+        }
     }
 }

@@ -45,7 +45,7 @@ pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientI
         let n = tokio::select! {
             r = read => r,
             _ = info.kill_notify.notified() => break,
-            _ = stop.wait_for(|s| *s) => break,
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
         };
         let n = match n {
             None => break, // idle timeout

@@ -99,7 +99,8 @@ impl Server {
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
-                r = stop.wait_for(|s| *s) => { let _ = r; break; }
+                // The watch guard must not live across the select (it is not Send).
+                _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
                 Some((stream, peer)) = accept_rx.recv() => {
                     accept(&shared, &mut conns, stream, peer).await;
                 }
