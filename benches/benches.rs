@@ -7,6 +7,7 @@ use criterion::{criterion_group, criterion_main};
 
 mod limiter;
 mod protocol;
+mod store;
 
 /// Marsaglia's xorshift64: a tiny deterministic generator, good enough to spread keys.
 pub struct XorShift64(u64);
@@ -34,5 +35,5 @@ impl XorShift64 {
     }
 }
 
-criterion_group!(benches, limiter::benches, protocol::benches);
+criterion_group!(benches, limiter::benches, protocol::benches, store::benches);
 criterion_main!(benches);

@@ -103,6 +103,8 @@ pub struct Config {
     pub max_multibulk_len: usize,
     /// Close clients idle for this many seconds (0 = never).
     pub timeout: u64,
+    /// Worker threads serving connections (0 = one per CPU core).
+    pub threads: usize,
     /// Where the configuration was read from, if anywhere.
     pub config_file: Option<PathBuf>,
 }
@@ -121,6 +123,7 @@ impl Default for Config {
             proto_max_bulk_len: 512 * 1024 * 1024,
             max_multibulk_len: 1024 * 1024,
             timeout: 0,
+            threads: 0,
             config_file: None,
         }
     }
@@ -167,6 +170,9 @@ pub struct Cli {
     /// Close clients idle this many seconds (default 0 = never).
     #[arg(long)]
     pub timeout: Option<u64>,
+    /// Worker threads (default 0 = one per CPU core).
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 /// Parses a Redis memory amount: `1024`, `64kb`, `512mb`, `1g` (k/m/g are powers of 1000,
@@ -238,6 +244,9 @@ impl Config {
         if let Some(v) = cli.timeout {
             cfg.timeout = v;
         }
+        if let Some(v) = cli.threads {
+            cfg.threads = v;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -293,6 +302,7 @@ impl Config {
             }
             "max-multibulk-len" => self.max_multibulk_len = num(value)? as usize,
             "timeout" => self.timeout = num(value)?,
+            "threads" => self.threads = num(value)? as usize,
             // Accepted for compatibility with stock redis.conf files; limitkv has one database
             // and no RDB snapshots, so these only take their neutral values.
             "databases" if value == "1" || value == "16" => {}
@@ -335,6 +345,9 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "proto-max-bulk-len must be at least 1kb".into(),
             ));
+        }
+        if self.threads > 1024 {
+            return Err(ConfigError::Invalid("threads must be at most 1024".into()));
         }
         if self.max_multibulk_len == 0 {
             return Err(ConfigError::Invalid(

@@ -28,7 +28,11 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.threads > 0 {
+        builder.worker_threads(config.threads);
+    }
+    let runtime = builder
         .enable_all()
         .thread_name("limitkv")
         .build()

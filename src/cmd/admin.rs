@@ -416,6 +416,7 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("proto-max-bulk-len", cfg.proto_max_bulk_len.to_string()),
         ("max-multibulk-len", cfg.max_multibulk_len.to_string()),
         ("shards", cfg.shards.to_string()),
+        ("threads", cfg.threads.to_string()),
         ("active-expire-budget", cfg.active_expire_budget.to_string()),
         ("databases", "1".to_owned()),
         ("save", String::new()),

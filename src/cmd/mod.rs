@@ -366,6 +366,11 @@ pub mod testing {
             dispatch(&mut Ctx::new(&self.shared, &mut self.session, now), &req)
         }
 
+        /// The manual clock's reading.
+        pub fn clock_now(&self) -> Nanos {
+            self.shared.clock.now()
+        }
+
         /// The manual clock's reading in milliseconds.
         pub fn clock_ms(&self) -> u64 {
             self.shared.clock.now().as_millis()
