@@ -103,6 +103,8 @@ pub struct Config {
     pub max_multibulk_len: usize,
     /// Close clients idle for this many seconds (0 = never).
     pub timeout: u64,
+    /// Number of databases (`SELECT 0` .. `SELECT databases-1`).
+    pub databases: usize,
     /// Worker threads serving connections (0 = one per CPU core).
     pub threads: usize,
     /// Where the configuration was read from, if anywhere.
@@ -124,6 +126,7 @@ impl Default for Config {
             max_multibulk_len: 1024 * 1024,
             timeout: 0,
             threads: 0,
+            databases: 16,
             config_file: None,
         }
     }
@@ -173,6 +176,9 @@ pub struct Cli {
     /// Worker threads (default 0 = one per CPU core).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Number of databases (default 16).
+    #[arg(long)]
+    pub databases: Option<usize>,
 }
 
 /// Parses a Redis memory amount: `1024`, `64kb`, `512mb`, `1g` (k/m/g are powers of 1000,
@@ -247,6 +253,9 @@ impl Config {
         if let Some(v) = cli.threads {
             cfg.threads = v;
         }
+        if let Some(v) = cli.databases {
+            cfg.databases = v;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -303,9 +312,9 @@ impl Config {
             "max-multibulk-len" => self.max_multibulk_len = num(value)? as usize,
             "timeout" => self.timeout = num(value)?,
             "threads" => self.threads = num(value)? as usize,
-            // Accepted for compatibility with stock redis.conf files; limitkv has one database
-            // and no RDB snapshots, so these only take their neutral values.
-            "databases" if value == "1" || value == "16" => {}
+            "databases" => self.databases = num(value)? as usize,
+            // Accepted for compatibility with stock redis.conf files; limitkv has no RDB
+            // snapshots and does not daemonize, so these only take their neutral values.
             "save" | "daemonize" | "protected-mode" | "tcp-keepalive" | "logfile" => {}
             "appendonly" => {
                 if parse_yes_no(value).ok_or_else(bad)? {
@@ -344,6 +353,11 @@ impl Config {
         if self.proto_max_bulk_len < 1024 {
             return Err(ConfigError::Invalid(
                 "proto-max-bulk-len must be at least 1kb".into(),
+            ));
+        }
+        if self.databases == 0 || self.databases > 1024 {
+            return Err(ConfigError::Invalid(
+                "databases must be between 1 and 1024".into(),
             ));
         }
         if self.threads > 1024 {

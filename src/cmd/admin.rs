@@ -86,7 +86,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Removes all keys from the current database.",
         complexity: "O(N) where N is the number of keys in the selected database",
         args: "[ASYNC|SYNC]",
-        handler: flush,
+        handler: |ctx, req| flush(ctx, req, false),
         ..BASE
     },
     CommandSpec {
@@ -97,7 +97,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Removes all keys from all databases.",
         complexity: "O(N) where N is the total number of keys in all databases",
         args: "[ASYNC|SYNC]",
-        handler: flush,
+        handler: |ctx, req| flush(ctx, req, true),
         ..BASE
     },
     CommandSpec {
@@ -418,7 +418,7 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("shards", cfg.shards.to_string()),
         ("threads", cfg.threads.to_string()),
         ("active-expire-budget", cfg.active_expire_budget.to_string()),
-        ("databases", "1".to_owned()),
+        ("databases", cfg.databases.to_string()),
         ("save", String::new()),
         ("appendonly", "no".to_owned()),
         ("appendfsync", "everysec".to_owned()),
@@ -500,7 +500,7 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     Ok(Frame::OK)
 }
 
-fn flush(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+fn flush(ctx: &mut Ctx<'_>, req: &[Bytes], all: bool) -> Result<Frame, CommandError> {
     match req.len() {
         1 => {}
         2 if is(&req[1], "ASYNC") || is(&req[1], "SYNC") => {}
@@ -508,6 +508,14 @@ fn flush(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     }
     for i in 0..ctx.shard_count() {
         ctx.with_shard_at(i, |s| s.clear());
+    }
+    if all {
+        let selected = ctx.session.db;
+        for (db, store) in ctx.shared.dbs.iter().enumerate() {
+            if db != selected {
+                store.clear();
+            }
+        }
     }
     Ok(Frame::OK)
 }
@@ -564,8 +572,28 @@ fn cpu_seconds() -> (f64, f64) {
     (ticks(11), ticks(12))
 }
 
-/// Live keys, keys with an expiry, and their mean remaining TTL in milliseconds.
-fn keyspace_summary(ctx: &mut Ctx<'_>) -> (usize, usize, u64) {
+/// Per database: live keys, keys with an expiry, and their mean remaining TTL in ms.
+fn keyspace_summary(ctx: &mut Ctx<'_>) -> Vec<(usize, (usize, usize, u64))> {
+    let selected = ctx.session.db;
+    let mut out = Vec::new();
+    for db in 0..ctx.shared.dbs.len() {
+        // Inside EXEC the selected database's shards are already held by this client.
+        let summary = if db == selected {
+            db_summary(ctx)
+        } else {
+            let saved = std::mem::replace(&mut ctx.session.db, db);
+            let locked = ctx.locked.take();
+            let s = db_summary(ctx);
+            ctx.locked = locked;
+            ctx.session.db = saved;
+            s
+        };
+        out.push((db, summary));
+    }
+    out
+}
+
+fn db_summary(ctx: &mut Ctx<'_>) -> (usize, usize, u64) {
     let now = ctx.now;
     let (mut keys, mut volatile, mut ttl_sum) = (0usize, 0usize, 0u128);
     for i in 0..ctx.shard_count() {
@@ -643,7 +671,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("uptime_in_days", &(uptime / 86_400));
                 w("hz", &cfg.hz);
                 w("configured_hz", &cfg.hz);
-                w("shards", &shared.store.shard_count());
+                w("shards", &cfg.shards.next_power_of_two());
                 w(
                     "config_file",
                     &cfg.config_file
@@ -695,7 +723,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("total_net_input_bytes", &get(&m.total_net_input_bytes));
                 w("total_net_output_bytes", &get(&m.total_net_output_bytes));
                 w("rejected_connections", &get(&m.rejected_connections));
-                w("expired_keys", &shared.store.expired_total());
+                w("expired_keys", &shared.expired_total());
                 w("evicted_keys", &0);
                 w("keyspace_hits", &get(&m.keyspace_hits));
                 w("keyspace_misses", &get(&m.keyspace_misses));
@@ -718,12 +746,13 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             }
             "keyspace" => {
                 w("# Keyspace", &"");
-                let (keys, expires, avg_ttl) = keyspace_summary(ctx);
-                if keys > 0 {
-                    w(
-                        "db0",
-                        &format!("keys={keys},expires={expires},avg_ttl={avg_ttl},subexpiry=0"),
-                    );
+                for (db, (keys, expires, avg_ttl)) in keyspace_summary(ctx) {
+                    if keys > 0 {
+                        w(
+                            &format!("db{db}"),
+                            &format!("keys={keys},expires={expires},avg_ttl={avg_ttl},subexpiry=0"),
+                        );
+                    }
                 }
             }
             _ => {}

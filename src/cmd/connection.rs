@@ -62,9 +62,9 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "SELECT",
         arity: 2,
-        flags: FAST | LOADING | STALE,
+        flags: FAST | LOADING | STALE | SELECTS_DB,
         group: "connection",
-        summary: "Changes the selected database (limitkv has only database 0).",
+        summary: "Changes the selected database.",
         args: "index:integer",
         handler: select,
         ..BASE
@@ -357,15 +357,21 @@ fn hello(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     ]))
 }
 
-fn select(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    match args::parse_i64(&req[1]) {
-        None => Err(CommandError::NotAnInteger),
-        Some(0) => Ok(Frame::OK),
-        Some(_) => Err(CommandError::other("DB index is out of range")),
+fn select(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let n = args::parse_i64(&req[1]).ok_or(CommandError::NotAnInteger)?;
+    match usize::try_from(n) {
+        Ok(db) if db < ctx.shared.dbs.len() => {
+            ctx.session.db = db;
+            ctx.session.info.db.store(db as u32, Ordering::Relaxed);
+            Ok(Frame::OK)
+        }
+        _ => Err(CommandError::other("DB index is out of range")),
     }
 }
 
 fn reset(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
+    ctx.session.db = 0;
+    ctx.session.info.db.store(0, Ordering::Relaxed);
     ctx.session.multi = None;
     ctx.session.multi_error = false;
     ctx.session.resp = RespVersion::Resp2;
@@ -648,10 +654,26 @@ mod tests {
     }
 
     #[test]
-    fn select_only_database_zero() {
+    fn databases_are_separate_keyspaces() {
         let mut h = Harness::new();
+        h.run(&["SET", "k", "zero"]);
+        assert_eq!(h.run(&["SELECT", "9"]), Frame::OK);
+        assert_eq!(h.run(&["GET", "k"]), Frame::Null);
+        h.run(&["SET", "k", "nine"]);
+        assert_eq!(h.run(&["DBSIZE"]), int(1));
         assert_eq!(h.run(&["SELECT", "0"]), Frame::OK);
-        assert_eq!(h.run(&["SELECT", "1"]), err("ERR DB index is out of range"));
+        assert_eq!(h.run(&["GET", "k"]), bulk("zero"));
+        assert_eq!(
+            h.run(&["SELECT", "16"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            h.run(&["SELECT", "-1"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(h.run(&["FLUSHALL"]), Frame::OK);
+        h.run(&["SELECT", "9"]);
+        assert_eq!(h.run(&["DBSIZE"]), int(0));
         assert_eq!(
             h.run(&["SELECT", "x"]),
             err("ERR value is not an integer or out of range")

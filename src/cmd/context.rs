@@ -21,8 +21,8 @@ use crate::store::{MultiGuard, Shard, Store};
 
 /// State shared by every connection.
 pub struct Shared {
-    /// The keyspace.
-    pub store: Store,
+    /// The databases (`SELECT` picks one), each a sharded keyspace.
+    pub dbs: Box<[Store]>,
     /// The one clock.
     pub clock: Arc<dyn Clock>,
     /// Live configuration (`CONFIG SET` writes it).
@@ -53,7 +53,9 @@ impl Shared {
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Shared {
         let (shutdown, _) = watch::channel(false);
         Shared {
-            store: Store::new(config.shards),
+            dbs: (0..config.databases.max(1))
+                .map(|_| Store::new(config.shards))
+                .collect(),
             tcp_port: AtomicU32::new(u32::from(config.port)),
             config: RwLock::new(config),
             clock: clock.clone(),
@@ -65,6 +67,11 @@ impl Shared {
             on_loglevel: Mutex::new(None),
             started_at: clock.now(),
         }
+    }
+
+    /// Keys expired since start, over every database.
+    pub fn expired_total(&self) -> u64 {
+        self.dbs.iter().map(Store::expired_total).sum()
     }
 
     /// Asks the server to stop (idempotent).
@@ -114,6 +121,8 @@ pub struct ClientInfo {
     pub last_cmd: Mutex<&'static str>,
     /// 2 or 3.
     pub resp: AtomicU8,
+    /// The selected database.
+    pub db: AtomicU32,
     /// Set by `CLIENT KILL`; the connection closes when it sees it.
     pub killed: AtomicBool,
     /// Wakes the connection task after `killed` is set.
@@ -134,6 +143,7 @@ impl ClientInfo {
             lib_ver: Mutex::new(None),
             last_cmd: Mutex::new("NULL"),
             resp: AtomicU8::new(2),
+            db: AtomicU32::new(0),
             killed: AtomicBool::new(false),
             kill_notify: Notify::new(),
         }
@@ -164,7 +174,7 @@ impl ClientInfo {
                 .unwrap_or_default()
         };
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db=0 sub=0 psub=0 ssub=0 \
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 \
              multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
              omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -173,6 +183,7 @@ impl ClientInfo {
             show(&self.name.lock()),
             self.age_secs(),
             self.idle_secs(),
+            self.db.load(Ordering::Relaxed),
             self.last_cmd.lock().to_ascii_lowercase(),
             self.resp.load(Ordering::Relaxed),
             show(&self.lib_name.lock()),
@@ -239,6 +250,8 @@ pub struct Session {
     pub stats: LocalStats,
     /// Name of the last command run (mirrored into [`ClientInfo`] when it changes).
     pub last_cmd: &'static str,
+    /// The selected database.
+    pub db: usize,
     /// Commands queued since `MULTI`, or `None` outside a transaction.
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A command was refused while queuing: `EXEC` must abort.
@@ -256,6 +269,7 @@ impl Session {
             close_without_reply: false,
             stats: LocalStats::default(),
             last_cmd: "NULL",
+            db: 0,
             multi: None,
             multi_error: false,
         }
@@ -285,17 +299,17 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// The keyspace. Handlers go through [`Ctx::with_shard`] and friends instead, so that
-    /// commands inside `EXEC` use the shards the transaction already holds.
-    pub fn store(&self) -> &Store {
-        &self.shared.store
+    /// The selected database. Handlers go through [`Ctx::with_shard`] and friends instead, so
+    /// that commands inside `EXEC` use the shards the transaction already holds.
+    pub fn db(&self) -> &'a Store {
+        &self.shared.dbs[self.session.db]
     }
 
     /// Runs `f` on the shard owning `key`, under its lock.
     pub fn with_shard<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
         match &mut self.locked {
             Some(g) => f(g.shard(key)),
-            None => self.shared.store.with_shard(key, f),
+            None => self.db().with_shard(key, f),
         }
     }
 
@@ -307,7 +321,7 @@ impl<'a> Ctx<'a> {
     ) -> R {
         match &mut self.locked {
             Some(g) => f(g),
-            None => f(&mut self.shared.store.lock_keys(keys)),
+            None => f(&mut self.db().lock_keys(keys)),
         }
     }
 
@@ -315,13 +329,13 @@ impl<'a> Ctx<'a> {
     pub fn with_shard_at<R>(&mut self, idx: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
         match &mut self.locked {
             Some(g) => f(g.shard_at(idx)),
-            None => f(&mut self.shared.store.lock_shard(idx)),
+            None => f(&mut self.db().lock_shard(idx)),
         }
     }
 
     /// Number of keyspace shards.
     pub fn shard_count(&self) -> usize {
-        self.shared.store.shard_count()
+        self.db().shard_count()
     }
 
     /// True if the client negotiated RESP3.

@@ -517,9 +517,7 @@ enum TtlForm {
 
 fn ttl(ctx: &mut Ctx<'_>, req: &[Bytes], form: TtlForm) -> Result<Frame, CommandError> {
     let now = ctx.now;
-    let at = ctx
-        .store()
-        .with_shard(&req[1], |s| s.get_mut(&req[1], now).map(|e| e.expires_at));
+    let at = ctx.with_shard(&req[1], |s| s.get_mut(&req[1], now).map(|e| e.expires_at));
     let n = match at {
         None => -2,
         Some(None) => -1,
@@ -539,15 +537,13 @@ fn ttl(ctx: &mut Ctx<'_>, req: &[Bytes], form: TtlForm) -> Result<Frame, Command
 
 fn persist(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
-    let done = ctx
-        .store()
-        .with_shard(&req[1], |s| match s.get_mut(&req[1], now) {
-            Some(e) if e.expires_at.is_some() => {
-                e.expires_at = None;
-                true
-            }
-            _ => false,
-        });
+    let done = ctx.with_shard(&req[1], |s| match s.get_mut(&req[1], now) {
+        Some(e) if e.expires_at.is_some() => {
+            e.expires_at = None;
+            true
+        }
+        _ => false,
+    });
     Ok(Frame::Integer(i64::from(done)))
 }
 

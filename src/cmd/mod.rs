@@ -67,6 +67,9 @@ pub mod flags {
     /// Internal (not reported): has no key arguments but reads or writes the whole keyspace
     /// (`KEYS`, `SCAN`, `DBSIZE`, `FLUSHALL`, `INFO`); `EXEC` then locks every shard.
     pub const KEYSPACE: u32 = 1 << 21;
+    /// Internal (not reported): changes the selected database (`SELECT`); refused inside
+    /// `MULTI` because a transaction holds the shards of one database.
+    pub const SELECTS_DB: u32 = 1 << 22;
 
     /// Names in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[

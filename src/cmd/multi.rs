@@ -76,7 +76,7 @@ pub fn queue(
     if !spec.arity_ok(req.len()) {
         return refuse(ctx, CommandError::WrongArity(full_name(None, spec)));
     }
-    if spec.has(NO_MULTI) {
+    if spec.has(NO_MULTI) || spec.has(SELECTS_DB) {
         return refuse(
             ctx,
             CommandError::other("Command not allowed inside a transaction"),
@@ -133,7 +133,8 @@ fn exec(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
         ));
     }
     let shared = ctx.shared;
-    let guard = lock_for(&shared.store, &queue);
+    // SELECT is refused while queuing, so the whole transaction runs in this database.
+    let guard = lock_for(ctx.db(), &queue);
     let mut inner = Ctx {
         shared,
         session: &mut *ctx.session,
@@ -221,5 +222,44 @@ mod tests {
             h.run(&["SHUTDOWN"]),
             err("ERR Command not allowed inside a transaction")
         );
+    }
+
+    #[test]
+    fn every_command_kind_runs_inside_exec_without_deadlock() {
+        let mut h = Harness::new();
+        h.run(&["SET", "k", "v", "EX", "100"]);
+        h.run(&["MULTI"]);
+        for words in [
+            &["TTL", "k"][..],
+            &["PERSIST", "k"],
+            &["EXPIRE", "k", "50"],
+            &["RENAME", "k", "k2"],
+            &["KEYS", "*"],
+            &["SCAN", "0"],
+            &["INFO", "keyspace"],
+            &["EXISTS", "k2"],
+            &["MGET", "k2", "x"],
+            &["DEL", "k2"],
+            &["FLUSHALL"],
+        ] {
+            assert_eq!(h.run(words), simple("QUEUED"), "{words:?}");
+        }
+        let Frame::Array(replies) = h.run(&["EXEC"]) else {
+            panic!("EXEC answers an array")
+        };
+        assert_eq!(replies.len(), 11);
+        assert_eq!(replies[0], int(100));
+        assert_eq!(replies[7], int(1));
+    }
+
+    #[test]
+    fn select_is_refused_inside_a_transaction() {
+        let mut h = Harness::new();
+        h.run(&["MULTI"]);
+        assert_eq!(
+            h.run(&["SELECT", "1"]),
+            err("ERR Command not allowed inside a transaction")
+        );
+        assert!(h.run(&["EXEC"]).is_error());
     }
 }

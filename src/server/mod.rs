@@ -165,13 +165,15 @@ async fn background(shared: Arc<Shared>) {
         tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))).await;
         let budget = shared.config.read().active_expire_budget;
         let now = shared.clock.now();
-        let stats = shared.store.sweep(now, budget);
-        if stats.removed > 0 {
-            tracing::debug!(
-                removed = stats.removed,
-                examined = stats.examined,
-                "active expiry"
-            );
+        for db in shared.dbs.iter() {
+            let stats = db.sweep(now, budget);
+            if stats.removed > 0 {
+                tracing::debug!(
+                    removed = stats.removed,
+                    examined = stats.examined,
+                    "active expiry"
+                );
+            }
         }
         shared.metrics.sample(shared.uptime_ms());
     }
