@@ -9,7 +9,6 @@ use super::keys::expire_at;
 use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
 use crate::error::CommandError;
-use crate::protocol::encode::format_double;
 use crate::protocol::Frame;
 use crate::store::{Entry, Shard, Value};
 
@@ -415,6 +414,20 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Result<Frame, CommandError
     })
 }
 
+/// Formats an INCRBYFLOAT result the way Redis's "human" long-double format reads: plain
+/// decimal, no exponent, no trailing zeros. Redis computes in 80-bit long doubles; rounding the
+/// f64 result to 15 significant digits first gives the same text for ordinary values
+/// (`0.1 + 0.2` is `0.3`, `10.5 + 0.1` is `10.6`).
+fn human_float(v: f64) -> String {
+    let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
+    let s = format!("{rounded}");
+    if s == "-0" {
+        "0".to_owned()
+    } else {
+        s
+    }
+}
+
 fn incr_by_float(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let by = args::float(&req[2])?;
     let now = ctx.now;
@@ -432,7 +445,7 @@ fn incr_by_float(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError
                 "increment would produce NaN or Infinity",
             ));
         }
-        let text = Bytes::from(format_double(next));
+        let text = Bytes::from(human_float(next));
         match s.get_mut(key, now) {
             Some(e) => e.value = Value::Str(text.clone()),
             None => s.insert(key, Entry::new(Value::Str(text.clone()))),
@@ -511,6 +524,24 @@ mod tests {
         );
         assert_eq!(h.run(&["INCRBYFLOAT", "f", "1.5"]), bulk("1.5"));
         assert_eq!(h.run(&["INCRBYFLOAT", "f", "1.5"]), bulk("3"));
+        h.run(&["SET", "f", "0.1"]);
+        assert_eq!(h.run(&["INCRBYFLOAT", "f", "0.2"]), bulk("0.3"));
+        h.run(&["SET", "f", "10.50"]);
+        assert_eq!(h.run(&["INCRBYFLOAT", "f", "0.1"]), bulk("10.6"));
+        assert_eq!(h.run(&["INCRBYFLOAT", "f", "-10.6"]), bulk("0"));
+        assert_eq!(h.run(&["INCRBYFLOAT", "f", "5.0e3"]), bulk("5000"));
+        assert_eq!(
+            h.run(&["INCRBYFLOAT", "g", "1e20"]),
+            bulk("100000000000000000000")
+        );
+        assert_eq!(
+            h.run(&["INCRBYFLOAT", "g", "abc"]),
+            err("ERR value is not a valid float")
+        );
+        assert_eq!(
+            h.run(&["INCRBYFLOAT", "g", "inf"]),
+            err("ERR increment would produce NaN or Infinity")
+        );
     }
 
     #[test]
