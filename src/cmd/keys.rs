@@ -367,7 +367,7 @@ fn keys(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 shard
                     .iter_live(now)
                     .filter(|(k, _)| all || glob_match(pattern, k))
-                    .map(|(k, _)| Frame::Bulk(k.clone())),
+                    .map(|(k, _)| Frame::bulk(k)),
             )
         });
     }
@@ -418,7 +418,7 @@ fn scan(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 {
                     continue;
                 }
-                out.push(Frame::Bulk(k.clone()));
+                out.push(Frame::bulk(k));
             }
         });
         next += 1;

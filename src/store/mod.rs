@@ -19,19 +19,23 @@ pub mod expire;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use bytes::Bytes;
 use indexmap::IndexMap;
 use parking_lot::{Mutex, MutexGuard};
+use smallvec::SmallVec;
 
 use crate::clock::Nanos;
 pub use entry::{Entry, Value};
 
 type Hasher = foldhash::fast::RandomState;
 
+/// A stored key. Keys up to 24 bytes (most limiter keys) live inline in the map's entry, so a
+/// lookup compares them without another pointer chase.
+pub type Key = SmallVec<[u8; 24]>;
+
 /// One shard: its map plus the active-expiry cursor.
 #[derive(Debug)]
 pub struct Shard {
-    map: IndexMap<Bytes, Entry, Hasher>,
+    map: IndexMap<Key, Entry, Hasher>,
     /// Where the active sweep resumes in `map`.
     sweep_cursor: usize,
     /// Keys expired under the current lock, not yet added to the store's total.
@@ -68,13 +72,13 @@ impl Shard {
         Some(idx)
     }
 
-    /// Inserts or replaces `key`. The key bytes are copied so the map never pins a network
-    /// buffer.
+    /// Inserts or replaces `key`. The key bytes are copied (inline when short) so the map never
+    /// pins a network buffer.
     pub fn insert(&mut self, key: &[u8], entry: Entry) {
         if let Some(slot) = self.map.get_mut(key) {
             *slot = entry;
         } else {
-            self.map.insert(Bytes::copy_from_slice(key), entry);
+            self.map.insert(Key::from_slice(key), entry);
         }
     }
 
@@ -99,8 +103,11 @@ impl Shard {
     }
 
     /// Live keys with their entries.
-    pub fn iter_live(&self, now: Nanos) -> impl Iterator<Item = (&Bytes, &Entry)> {
-        self.map.iter().filter(move |(_, e)| !e.is_expired(now))
+    pub fn iter_live(&self, now: Nanos) -> impl Iterator<Item = (&[u8], &Entry)> {
+        self.map
+            .iter()
+            .filter(move |(_, e)| !e.is_expired(now))
+            .map(|(k, e)| (k.as_slice(), e))
     }
 
     /// Number of live entries carrying an expiry.
@@ -300,6 +307,7 @@ impl Drop for ShardGuard<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
 
     fn s(b: &str) -> Value {
         Value::Str(Bytes::copy_from_slice(b.as_bytes()))
