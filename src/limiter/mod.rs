@@ -2,4 +2,6 @@
 //! function takes `now` as an argument, so each algorithm is table- and property-tested on its
 //! own.
 
+pub mod decision;
 pub mod gcra;
+pub mod units;
