@@ -4,4 +4,5 @@
 
 pub mod decision;
 pub mod gcra;
+pub mod rate;
 pub mod units;
