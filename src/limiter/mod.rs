@@ -6,3 +6,4 @@ pub mod decision;
 pub mod gcra;
 pub mod rate;
 pub mod units;
+pub mod window;

@@ -207,7 +207,9 @@ mod tests {
 
     #[test]
     fn rates_parse_count_and_period() {
-        let cases: &[(&str, &str, Result<(u64, u64), UnitError>)] = &[
+        // (label, input, (count, period ns) or error)
+        type Case = (&'static str, &'static str, Result<(u64, u64), UnitError>);
+        let cases: &[Case] = &[
             ("per minute", "100/1m", Ok((100, 60 * Nanos::PER_SEC))),
             ("bare unit", "5/s", Ok((5, Nanos::PER_SEC))),
             ("per 250 ms", "1/250ms", Ok((1, 250 * Nanos::PER_MS))),
