@@ -4,6 +4,7 @@
 
 pub mod decision;
 pub mod gcra;
+pub mod quota;
 pub mod rate;
 pub mod units;
 pub mod window;

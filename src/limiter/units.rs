@@ -105,6 +105,15 @@ pub fn parse_rate(s: &str) -> Result<Rate, UnitError> {
     Rate::new(count, period)
 }
 
+/// Parses a whole, positive count such as `1000` (no sign, fraction or unit).
+pub fn parse_count(s: &str) -> Result<u64, UnitError> {
+    match split_number(s)? {
+        (0, "") => Err(UnitError::Zero),
+        (n, "") => Ok(n),
+        (_, _) => Err(UnitError::NotANumber),
+    }
+}
+
 /// Splits leading digits (as a `u64`) from the rest, refusing signs and fractions.
 fn split_number(s: &str) -> Result<(u64, &str), UnitError> {
     let end = s
@@ -238,11 +247,28 @@ mod tests {
         }
     }
 
+    #[test]
+    fn counts_are_whole_and_positive() {
+        // (label, input, result)
+        let cases: &[(&str, &str, Result<u64, UnitError>)] = &[
+            ("plain", "1000", Ok(1000)),
+            ("zero", "0", Err(UnitError::Zero)),
+            ("negative", "-3", Err(UnitError::Negative)),
+            ("fraction", "2.5", Err(UnitError::Fraction)),
+            ("suffix", "5x", Err(UnitError::NotANumber)),
+            ("empty", "", Err(UnitError::Empty)),
+        ];
+        for (label, input, want) in cases {
+            assert_eq!(&parse_count(input), want, "{label}");
+        }
+    }
+
     proptest! {
         #[test]
         fn parsing_never_panics(s in "\\PC{0,24}") {
             let _ = parse_duration(&s);
             let _ = parse_rate(&s);
+            let _ = parse_count(&s);
         }
 
         #[test]
