@@ -17,6 +17,9 @@
 //!   record was unused, so a fresh key and a key idle for a period both carry `min(cap, limit)`:
 //!   this keeps an expired state and a fresh key indistinguishable.
 //! - **Allowance**: `limit + carry`, the reported `limit`.
+//! - **Reset after**: the wait until the period ends and `used` starts over, reported even for
+//!   an unused period (the value a `RateLimit-Reset` header wants), unlike the other families'
+//!   "until fresh".
 //!
 //! # Boundaries
 //! Day, week and month periods are computed on the zone's civil calendar, so a day containing a

@@ -196,13 +196,17 @@ impl Counter {
             <= u128::from(limit) * w
     }
 
-    /// The largest cost that fits now: `limit - curr - ceil(prev · (W-e) / W)`, floored at 0.
-    pub fn remaining(&self, w: u64, limit: u64) -> u64 {
+    /// The estimate rounded up, `curr + ceil(prev · (W-e) / W)`, saturating.
+    pub fn estimate(&self, w: u64) -> u64 {
         let carried = self.weighted_prev(w).div_ceil(u128::from(w));
         // carried <= prev < 2^64.
-        limit
-            .saturating_sub(self.curr)
-            .saturating_sub(u64::try_from(carried).unwrap_or(u64::MAX))
+        self.curr
+            .saturating_add(u64::try_from(carried).unwrap_or(u64::MAX))
+    }
+
+    /// The largest cost that fits now: `limit - curr - ceil(prev · (W-e) / W)`, floored at 0.
+    pub fn remaining(&self, w: u64, limit: u64) -> u64 {
+        limit.saturating_sub(self.estimate(w))
     }
 
     /// The earliest instant `>= at` at which `cost` fits, with no other traffic; `None` when
