@@ -5,6 +5,7 @@
 pub mod cost;
 pub mod decision;
 pub mod gcra;
+pub mod lease;
 pub mod quota;
 pub mod rate;
 pub mod units;
