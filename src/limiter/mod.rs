@@ -2,6 +2,7 @@
 //! function takes `now` as an argument, so each algorithm is table- and property-tested on its
 //! own.
 
+pub mod breaker;
 pub mod cost;
 pub mod decision;
 pub mod gcra;
