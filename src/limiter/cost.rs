@@ -234,15 +234,11 @@ fn calendar(
     amount: Amount,
     force: bool,
 ) -> (CostOutcome, Option<CostState>) {
-    let current = cal.period_at(now);
     let (period, spent) = match state {
-        // Still running, or the clock stepped back into or before it.
-        Some(CostState::Calendar { period, spent })
-            if period.start >= current.start && now < period.end =>
-        {
-            (period, spent)
-        }
-        _ => (current, 0),
+        // The stored period stands until its end, also when the clock stepped back into or
+        // before it; only a new period needs time zone arithmetic.
+        Some(CostState::Calendar { period, spent }) if now < period.end => (period, spent),
+        _ => (cal.period_at(now), 0),
     };
     let reset_after = period.end.saturating_sub(now);
     let (fits, new_spent, recorded) = apply(spent, amount, force, |s, a| {

@@ -140,7 +140,9 @@ fn live(state: &LeaseState, now: Nanos) -> impl Iterator<Item = &Lease> + '_ {
 
 /// The live leases, with `id`'s (if live) replaced by `with`.
 fn rebuild(state: &LeaseState, now: Nanos, id: LeaseId, with: Option<Lease>) -> LeaseState {
-    let mut leases: Vec<Lease> = live(state, now).filter(|l| l.id != id).copied().collect();
+    // One allocation: room for the replacement lease up front.
+    let mut leases = Vec::with_capacity(state.leases.len() + 1);
+    leases.extend(live(state, now).filter(|l| l.id != id).copied());
     leases.extend(with);
     LeaseState { leases }
 }

@@ -455,17 +455,25 @@ pub fn take(
     now: Nanos,
     cost: u64,
 ) -> (QuotaOutcome, Option<QuotaState>) {
-    let current = params.calendar.period_at(now);
     let view = match state {
-        // The stored period still runs (or the clock stepped back into or before it).
-        Some(s) if s.period.start >= current.start && now < s.period.end => s,
-        Some(s) if s.period.end == current.start => QuotaState {
-            period: current,
-            used: 0,
-            carry: params.carry_after(s.used),
-        },
-        _ => QuotaState {
-            period: current,
+        // The stored period stands until its end, also when the clock stepped back into or
+        // before it. This is the hot path: no time zone arithmetic.
+        Some(s) if now < s.period.end => s,
+        Some(s) => {
+            let current = params.calendar.period_at(now);
+            let prev_used = if s.period.end == current.start {
+                s.used
+            } else {
+                0
+            };
+            QuotaState {
+                period: current,
+                used: 0,
+                carry: params.carry_after(prev_used),
+            }
+        }
+        None => QuotaState {
+            period: params.calendar.period_at(now),
             used: 0,
             carry: params.carry_after(0),
         },

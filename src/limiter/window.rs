@@ -198,10 +198,9 @@ impl Counter {
 
     /// The estimate rounded up, `curr + ceil(prev · (W-e) / W)`, saturating.
     pub fn estimate(&self, w: u64) -> u64 {
-        let carried = self.weighted_prev(w).div_ceil(u128::from(w));
         // carried <= prev < 2^64.
-        self.curr
-            .saturating_add(u64::try_from(carried).unwrap_or(u64::MAX))
+        let carried = div_u128(self.weighted_prev(w), w, true);
+        self.curr.saturating_add(carried)
     }
 
     /// The largest cost that fits now: `limit - curr - ceil(prev · (W-e) / W)`, floored at 0.
@@ -221,7 +220,7 @@ impl Counter {
             if p == 0 {
                 return Some(0);
             }
-            let k = u128::from(slack) * w128 / u128::from(p);
+            let k = u128::from(div_u128(u128::from(slack) * w128, p, false));
             // k < W here, so the difference is in (0, W].
             let e = if k >= w128 { 0 } else { w - k as u64 };
             (e < w).then_some(e)
@@ -239,6 +238,20 @@ impl Counter {
         let next = self.start.saturating_add(w);
         let e = first_elapsed(self.curr, limit - cost).unwrap_or(w);
         Some(next.saturating_add(e))
+    }
+}
+
+/// `n / d` rounded up (`ceil`) or down, saturating at `u64::MAX`. Most numerators fit in 64
+/// bits, and a 64-bit division is several times cheaper than a 128-bit one.
+fn div_u128(n: u128, d: u64, ceil: bool) -> u64 {
+    match u64::try_from(n) {
+        Ok(n) if ceil => n.div_ceil(d),
+        Ok(n) => n / d,
+        Err(_) => {
+            let d = u128::from(d);
+            let q = if ceil { n.div_ceil(d) } else { n / d };
+            u64::try_from(q).unwrap_or(u64::MAX)
+        }
     }
 }
 
