@@ -1,0 +1,1125 @@
+//! QUOTA: a fixed allowance per calendar period (minute, hour, day, week, month) in a time zone.
+//!
+//! Owns [`Calendar`] (period boundaries in UTC, a fixed offset or an IANA zone, with an
+//! optional billing anchor), which COST's calendar caps reuse, and the pure transition behind
+//! `QUOTA.TAKE`/`QUOTA.PEEK`. Depends on `clock`, `decision`, `units` and `jiff` (with its
+//! bundled tz database, so no system tzdata is read): no I/O, no clock reads.
+//!
+//! # Terms
+//! - **Period**: the half-open span `[start, end)` of calendar time containing `now`.
+//! - **Anchor**: where periods begin. A month starts on day `D` (1..=31, clamped to the
+//!   month's last day, so day 31 means Feb 28/29, Apr 30) at `HH:MM`; a week on a weekday at
+//!   `HH:MM`; a day at `HH:MM`; an hour at minute `MM`. Defaults: the 1st, Monday, 00:00, :00.
+//! - **Used**: units charged in the stored period. The state keeps `used`, never `remaining`,
+//!   so changing the limit mid-period keeps what was used.
+//! - **Carry**: units added to this period's allowance: the previous period's unused base
+//!   limit, `min(cap, limit - used_prev)`. Carried units never carry twice. A period with no
+//!   record was unused, so a fresh key and a key idle for a period both carry `min(cap, limit)`:
+//!   this keeps an expired state and a fresh key indistinguishable.
+//! - **Allowance**: `limit + carry`, the reported `limit`.
+//! - **Reset after**: the wait until the period ends and `used` starts over, reported even for
+//!   an unused period (the value a `RateLimit-Reset` header wants), unlike the other families'
+//!   "until fresh".
+//!
+//! # Boundaries
+//! Day, week and month periods are computed on the zone's civil calendar, so a day containing a
+//! DST change lasts 23 or 25 hours. An anchor time that falls in a DST gap resolves to the
+//! instant just after the gap (jiff's "compatible" rule); one in a fold, to its first
+//! occurrence. Minute and hour periods last exactly 60 s / 3600 s of real time and start where
+//! the local clock (at `now`'s offset) reads :00 (or `:MM`); across a whole-hour DST change
+//! this keeps every hour 3600 s long. (A zone shifting by 30 minutes, like Lord Howe, gets one
+//! shortened hour at its change.)
+//!
+//! # Guarantees
+//! - Each period admits at most its allowance.
+//! - A denied take's `retry_after` is exact: the next period start if the cost fits there,
+//!   else the one after (when the carry is full), else never.
+//! - A clock stepping back keeps the stored period (whose `used` only grew), so it never
+//!   grants capacity.
+
+use crate::clock::Nanos;
+use crate::limiter::decision::{nanos_from_i128, Decision};
+use crate::limiter::units::{parse_count, UnitError};
+use jiff::civil::{Date, DateTime, Time, Weekday};
+use jiff::tz::{Offset, TimeZone};
+use jiff::{Span, Timestamp};
+
+const NS_PER_SEC: i128 = Nanos::PER_SEC as i128;
+
+/// The kind of calendar period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum PeriodUnit {
+    /// 60 seconds.
+    Minute,
+    /// 3600 seconds.
+    Hour,
+    /// A civil day (23, 24 or 25 hours).
+    Day,
+    /// Seven civil days.
+    Week,
+    /// A civil month (28 to 31 days).
+    Month,
+}
+
+/// Why QUOTA or calendar arguments were refused. `Display` is the reply text after `ERR `.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaParamError {
+    /// The count before `/` was refused.
+    #[error("quota count: {0}")]
+    Count(UnitError),
+    /// No `/` in a quota.
+    #[error("quota must look like N/period, e.g. 1000/day")]
+    NotAQuota,
+    /// The period name is not one of minute, hour, day, week, month.
+    #[error("unknown period '{0}' (use minute, hour, day, week or month)")]
+    UnknownPeriod(String),
+    /// Neither `UTC`, a `+HH:MM` offset nor a known IANA zone.
+    #[error("unknown time zone '{0}'")]
+    UnknownTimeZone(String),
+    /// An anchor not of the form the period takes.
+    #[error("invalid anchor '{anchor}' for a {unit} period (expected {expected})")]
+    BadAnchor {
+        /// The argument as given.
+        anchor: String,
+        /// The period name.
+        unit: &'static str,
+        /// The accepted form.
+        expected: &'static str,
+    },
+}
+
+/// Where periods begin; which fields matter depends on the [`PeriodUnit`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anchor {
+    /// Day of the month, 1..=31 (months only; clamped to the month's length).
+    pub day: i8,
+    /// First day of the week (weeks only).
+    pub weekday: Weekday,
+    /// Hour of the day, 0..=23 (days, weeks, months).
+    pub hour: i8,
+    /// Minute of the hour, 0..=59.
+    pub minute: i8,
+}
+
+impl Default for Anchor {
+    fn default() -> Anchor {
+        Anchor {
+            day: 1,
+            weekday: Weekday::Monday,
+            hour: 0,
+            minute: 0,
+        }
+    }
+}
+
+impl PeriodUnit {
+    /// Parses `minute`, `hour`, `day`, `week` or `month` (case-insensitive).
+    pub fn parse(s: &str) -> Result<PeriodUnit, QuotaParamError> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "minute" => PeriodUnit::Minute,
+            "hour" => PeriodUnit::Hour,
+            "day" => PeriodUnit::Day,
+            "week" => PeriodUnit::Week,
+            "month" => PeriodUnit::Month,
+            _ => return Err(QuotaParamError::UnknownPeriod(s.to_owned())),
+        })
+    }
+
+    /// The lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            PeriodUnit::Minute => "minute",
+            PeriodUnit::Hour => "hour",
+            PeriodUnit::Day => "day",
+            PeriodUnit::Week => "week",
+            PeriodUnit::Month => "month",
+        }
+    }
+
+    /// The anchor grammar for this unit, as shown in errors.
+    fn anchor_form(self) -> &'static str {
+        match self {
+            PeriodUnit::Minute => "no anchor",
+            PeriodUnit::Hour => ":MM",
+            PeriodUnit::Day => "HH:MM",
+            PeriodUnit::Week => "a weekday such as mon, optionally @HH:MM",
+            PeriodUnit::Month => "a day 1-31, optionally @HH:MM",
+        }
+    }
+}
+
+/// Parses a quota such as `1000/day` into its count and period unit.
+pub fn parse_quota(s: &str) -> Result<(u64, PeriodUnit), QuotaParamError> {
+    let (count, unit) = s.split_once('/').ok_or(QuotaParamError::NotAQuota)?;
+    let count = parse_count(count).map_err(QuotaParamError::Count)?;
+    Ok((count, PeriodUnit::parse(unit)?))
+}
+
+/// Parses a zone: `UTC`/`Z`, a fixed offset `+05:30`/`-08:00`/`+05`, or an IANA name such as
+/// `Europe/Berlin` from the bundled tz database.
+pub fn parse_zone(s: &str) -> Result<TimeZone, QuotaParamError> {
+    let unknown = || QuotaParamError::UnknownTimeZone(s.to_owned());
+    if s.eq_ignore_ascii_case("utc") || s.eq_ignore_ascii_case("z") {
+        return Ok(TimeZone::UTC);
+    }
+    if let Some(rest) = s.strip_prefix(['+', '-']) {
+        let (h, m) = rest.split_once(':').unwrap_or((rest, "00"));
+        let two_digits = |x: &str| -> Option<i32> {
+            (x.len() == 2 && x.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| x.parse().ok())
+                .flatten()
+        };
+        let (h, m) = two_digits(h).zip(two_digits(m)).ok_or_else(unknown)?;
+        if h > 18 || m > 59 || (h == 18 && m > 0) {
+            return Err(unknown());
+        }
+        let secs = (h * 3600 + m * 60) * if s.starts_with('-') { -1 } else { 1 };
+        let offset = Offset::from_seconds(secs).map_err(|_| unknown())?;
+        return Ok(TimeZone::fixed(offset));
+    }
+    TimeZone::get(s).map_err(|_| unknown())
+}
+
+/// Parses an anchor for `unit` (see [`PeriodUnit`] and the module's terms): `:MM` for hours,
+/// `HH:MM` for days, `mon[@HH:MM]` for weeks, `17[@HH:MM]` for months. Minutes take none.
+pub fn parse_anchor(unit: PeriodUnit, s: &str) -> Result<Anchor, QuotaParamError> {
+    let bad = || QuotaParamError::BadAnchor {
+        anchor: s.to_owned(),
+        unit: unit.name(),
+        expected: unit.anchor_form(),
+    };
+    let number = |x: &str, max: i8| -> Option<i8> {
+        let ok = (1..=2).contains(&x.len()) && x.bytes().all(|b| b.is_ascii_digit());
+        ok.then(|| x.parse::<i8>().ok())
+            .flatten()
+            .filter(|&n| n <= max)
+    };
+    let hh_mm = |x: &str| -> Option<(i8, i8)> {
+        let (h, m) = x.split_once(':')?;
+        Some((number(h, 23)?, number(m, 59)?))
+    };
+    let mut a = Anchor::default();
+    match unit {
+        PeriodUnit::Minute => return Err(bad()),
+        PeriodUnit::Hour => {
+            a.minute = s
+                .strip_prefix(':')
+                .and_then(|m| number(m, 59))
+                .ok_or_else(bad)?;
+        }
+        PeriodUnit::Day => (a.hour, a.minute) = hh_mm(s).ok_or_else(bad)?,
+        PeriodUnit::Week | PeriodUnit::Month => {
+            let (head, time) = match s.split_once('@') {
+                Some((head, t)) => (head, hh_mm(t).ok_or_else(bad)?),
+                None => (s, (0, 0)),
+            };
+            (a.hour, a.minute) = time;
+            if unit == PeriodUnit::Week {
+                a.weekday = parse_weekday(head).ok_or_else(bad)?;
+            } else {
+                a.day = number(head, 31).filter(|&d| d >= 1).ok_or_else(bad)?;
+            }
+        }
+    }
+    Ok(a)
+}
+
+fn parse_weekday(s: &str) -> Option<Weekday> {
+    const NAMES: [(&str, &str, Weekday); 7] = [
+        ("mon", "monday", Weekday::Monday),
+        ("tue", "tuesday", Weekday::Tuesday),
+        ("wed", "wednesday", Weekday::Wednesday),
+        ("thu", "thursday", Weekday::Thursday),
+        ("fri", "friday", Weekday::Friday),
+        ("sat", "saturday", Weekday::Saturday),
+        ("sun", "sunday", Weekday::Sunday),
+    ];
+    let s = s.to_ascii_lowercase();
+    NAMES
+        .iter()
+        .find(|(short, long, _)| s == *short || s == *long)
+        .map(|&(_, _, w)| w)
+}
+
+/// A half-open span of time `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    /// First instant of the period.
+    pub start: Nanos,
+    /// First instant after the period (the next period's start).
+    pub end: Nanos,
+}
+
+/// Calendar periods of one unit in one zone, with an anchor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Calendar {
+    unit: PeriodUnit,
+    tz: TimeZone,
+    anchor: Anchor,
+}
+
+impl Calendar {
+    /// Periods of `unit` in `tz`, starting at `anchor` (see [`parse_anchor`]).
+    pub fn new(unit: PeriodUnit, tz: TimeZone, anchor: Anchor) -> Calendar {
+        Calendar { unit, tz, anchor }
+    }
+
+    /// UTC periods with the default anchor.
+    pub fn utc(unit: PeriodUnit) -> Calendar {
+        Calendar::new(unit, TimeZone::UTC, Anchor::default())
+    }
+
+    /// The period unit.
+    pub fn unit(&self) -> PeriodUnit {
+        self.unit
+    }
+
+    /// The period containing `now`: `start <= now < end`.
+    pub fn period_at(&self, now: Nanos) -> Period {
+        let (start, end) = match self.unit {
+            PeriodUnit::Minute => self.fixed_period(now, 60, 0),
+            PeriodUnit::Hour => self.fixed_period(now, 3600, i128::from(self.anchor.minute) * 60),
+            PeriodUnit::Day | PeriodUnit::Week | PeriodUnit::Month => self.civil_period(now),
+        };
+        Period {
+            start: nanos_from_i128(start),
+            end: nanos_from_i128(end),
+        }
+    }
+
+    /// A real-time period of `len_s` seconds starting where the local clock at `now`'s offset
+    /// reads `anchor_s` past a multiple of `len_s`.
+    fn fixed_period(&self, now: Nanos, len_s: i128, anchor_s: i128) -> (i128, i128) {
+        let now = i128::from(now.0);
+        let offset = i128::from(self.tz.to_offset(timestamp(now)).seconds());
+        let len = len_s * NS_PER_SEC;
+        let into = (now + (offset - anchor_s) * NS_PER_SEC).rem_euclid(len);
+        (now - into, now - into + len)
+    }
+
+    /// A civil period: the anchored start on or before `now`'s local date, stepped back once if
+    /// that instant is still ahead of `now`, and the next anchored start.
+    fn civil_period(&self, now: Nanos) -> (i128, i128) {
+        let now = i128::from(now.0);
+        let date = self.tz.to_datetime(timestamp(now)).date();
+        let mut first = match self.unit {
+            PeriodUnit::Week => {
+                let back = (date.weekday().to_monday_zero_offset()
+                    - self.anchor.weekday.to_monday_zero_offset())
+                .rem_euclid(7);
+                add_days(date, -i64::from(back))
+            }
+            PeriodUnit::Month => self.anchored_month(date.year(), date.month()),
+            _ => date,
+        };
+        let mut start = self.instant(first);
+        if start > now {
+            first = self.step(first, -1);
+            start = self.instant(first);
+        }
+        (start, self.instant(self.step(first, 1)))
+    }
+
+    /// The first civil date of the period `by` periods after the one starting on `first`.
+    fn step(&self, first: Date, by: i8) -> Date {
+        match self.unit {
+            PeriodUnit::Week => add_days(first, 7 * i64::from(by)),
+            PeriodUnit::Month => {
+                let months = i32::from(first.year()) * 12 + i32::from(first.month()) - 1;
+                let m = months + i32::from(by);
+                // The year stays within jiff's range: `first` comes from a u64 instant (year
+                // <= 2554), one month away.
+                let year = i16::try_from(m.div_euclid(12)).expect("year within jiff's range");
+                self.anchored_month(year, (m.rem_euclid(12) + 1) as i8)
+            }
+            _ => add_days(first, i64::from(by)),
+        }
+    }
+
+    /// The anchor day of `year`-`month`, clamped to the month's last day.
+    fn anchored_month(&self, year: i16, month: i8) -> Date {
+        let last = Date::new(year, month, 1)
+            .expect("month is 1..=12 and year within jiff's range")
+            .days_in_month();
+        Date::new(year, month, self.anchor.day.min(last)).expect("day clamped to the month")
+    }
+
+    /// The instant the local clock reads the anchor time on `date` (gap: just after; fold:
+    /// first occurrence), in ns since the epoch.
+    fn instant(&self, date: Date) -> i128 {
+        let time = Time::new(self.anchor.hour, self.anchor.minute, 0, 0)
+            .expect("anchor hour and minute were range-checked");
+        self.tz
+            .to_ambiguous_timestamp(DateTime::from_parts(date, time))
+            .compatible()
+            .expect("dates derived from a u64 instant are within jiff's range")
+            .as_nanosecond()
+    }
+}
+
+/// A jiff timestamp for `ns` since the epoch; `ns` comes from a `u64`, which jiff's range
+/// (years -9999..=9999) always holds.
+fn timestamp(ns: i128) -> Timestamp {
+    Timestamp::from_nanosecond(ns).expect("u64 nanoseconds are within jiff's range")
+}
+
+fn add_days(date: Date, days: i64) -> Date {
+    date.checked_add(Span::new().days(days))
+        .expect("dates derived from a u64 instant are within jiff's range")
+}
+
+/// Checked QUOTA parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuotaParams {
+    limit: u64,
+    calendar: Calendar,
+    carry_cap: u64,
+}
+
+impl QuotaParams {
+    /// `limit` units per period of `calendar`, carrying at most `carry_cap` unused units from
+    /// the previous period (0: no carry-over).
+    pub fn new(limit: u64, calendar: Calendar, carry_cap: u64) -> Result<QuotaParams, UnitError> {
+        if limit == 0 {
+            return Err(UnitError::Zero);
+        }
+        Ok(QuotaParams {
+            limit,
+            calendar,
+            carry_cap,
+        })
+    }
+
+    /// The base limit per period.
+    pub fn limit(&self) -> u64 {
+        self.limit
+    }
+
+    /// The calendar.
+    pub fn calendar(&self) -> &Calendar {
+        &self.calendar
+    }
+
+    /// The carry-over cap.
+    pub fn carry_cap(&self) -> u64 {
+        self.carry_cap
+    }
+
+    /// Units carried into a period whose predecessor used `prev_used`.
+    fn carry_after(&self, prev_used: u64) -> u64 {
+        self.carry_cap.min(self.limit.saturating_sub(prev_used))
+    }
+}
+
+/// What the store keeps for a QUOTA key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaState {
+    /// The period `used` belongs to.
+    pub period: Period,
+    /// Units charged in the period.
+    pub used: u64,
+    /// Units carried into the period.
+    pub carry: u64,
+}
+
+/// A QUOTA decision plus the family extras.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuotaOutcome {
+    /// The shared fields; `limit` is the allowance (base limit + carry).
+    pub decision: Decision,
+    /// The period the decision was made in.
+    pub period: Period,
+    /// Units used in the period after this decision.
+    pub used: u64,
+    /// Units carried into the period.
+    pub carry: u64,
+}
+
+/// The instant at which `state` no longer matters: its period's end, or the next period's end
+/// while its unused units would still raise the next period's carry above that of a fresh key.
+pub fn expires_at(params: &QuotaParams, state: &QuotaState) -> Nanos {
+    if params.carry_after(state.used) == params.carry_after(0) {
+        state.period.end
+    } else {
+        params.calendar.period_at(state.period.end).end
+    }
+}
+
+/// Runs one QUOTA transition for `cost` units at `now`.
+///
+/// Returns the outcome and the state to write: `Some` only when a take with `cost > 0` is
+/// admitted; it expires at [`expires_at`]. Peek is the same call with the state discarded.
+pub fn take(
+    params: &QuotaParams,
+    state: Option<QuotaState>,
+    now: Nanos,
+    cost: u64,
+) -> (QuotaOutcome, Option<QuotaState>) {
+    let view = match state {
+        // The stored period stands until its end, also when the clock stepped back into or
+        // before it. This is the hot path: no time zone arithmetic.
+        Some(s) if now < s.period.end => s,
+        Some(s) => {
+            let current = params.calendar.period_at(now);
+            let prev_used = if s.period.end == current.start {
+                s.used
+            } else {
+                0
+            };
+            QuotaState {
+                period: current,
+                used: 0,
+                carry: params.carry_after(prev_used),
+            }
+        }
+        None => QuotaState {
+            period: params.calendar.period_at(now),
+            used: 0,
+            carry: params.carry_after(0),
+        },
+    };
+    let allowance = params.limit.saturating_add(view.carry);
+    let reset_after = view.period.end.saturating_sub(now);
+    let used = view.used.checked_add(cost).filter(|&u| u <= allowance);
+    let (decision, new) = match used {
+        Some(used) => {
+            let d = Decision::allow(allowance, allowance - used, reset_after);
+            let new = (cost > 0).then_some(QuotaState { used, ..view });
+            (d, new)
+        }
+        None => {
+            let remaining = allowance.saturating_sub(view.used);
+            let retry = retry_at(params, &view, cost).map(|t| t.saturating_sub(now));
+            (
+                Decision::deny(allowance, remaining, retry, reset_after),
+                None,
+            )
+        }
+    };
+    let used = new.map_or(view.used, |s| s.used);
+    let outcome = QuotaOutcome {
+        decision,
+        period: view.period,
+        used,
+        carry: view.carry,
+    };
+    (outcome, new)
+}
+
+/// When `cost` first fits after `view`'s period with no other traffic, or `None` if never.
+fn retry_at(params: &QuotaParams, view: &QuotaState, cost: u64) -> Option<Nanos> {
+    let fits = |carry: u64| cost <= params.limit.saturating_add(carry);
+    if fits(params.carry_after(view.used)) {
+        Some(view.period.end)
+    } else if fits(params.carry_after(0)) {
+        // The next period goes unused, so the one after it carries the full cap.
+        Some(params.calendar.period_at(view.period.end).end)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The instant an RFC 3339 string names.
+    fn t(s: &str) -> Nanos {
+        let ts: Timestamp = s.parse().expect("valid RFC 3339 in the test");
+        Nanos(u64::try_from(ts.as_nanosecond()).expect("after the epoch"))
+    }
+
+    fn zone(s: &str) -> TimeZone {
+        parse_zone(s).unwrap()
+    }
+
+    fn calendar(unit: PeriodUnit, tz: &str, anchor: Option<&str>) -> Calendar {
+        let a = anchor.map_or_else(Anchor::default, |a| parse_anchor(unit, a).unwrap());
+        Calendar::new(unit, zone(tz), a)
+    }
+
+    /// Asserts `[start, end)` is the period at `start`, at `end - 1 ns`, and that the next
+    /// one starts exactly at `end`.
+    fn assert_period(label: &str, c: &Calendar, start: Nanos, end: Nanos) {
+        for probe in [start, end.saturating_sub(Nanos(1))] {
+            let p = c.period_at(probe);
+            assert_eq!((p.start, p.end), (start, end), "{label} at {probe:?}");
+        }
+        assert_eq!(c.period_at(end).start, end, "{label}: next starts at end");
+    }
+
+    #[test]
+    fn days_follow_dst_in_both_directions() {
+        use PeriodUnit::Day;
+        // (label, zone, period start, period end, hours)
+        let cases = [
+            (
+                "Berlin spring forward: 23 h",
+                "Europe/Berlin",
+                "2024-03-31T00:00:00+01:00",
+                "2024-04-01T00:00:00+02:00",
+                23,
+            ),
+            (
+                "Berlin fall back: 25 h",
+                "Europe/Berlin",
+                "2024-10-27T00:00:00+02:00",
+                "2024-10-28T00:00:00+01:00",
+                25,
+            ),
+            (
+                "Berlin ordinary day",
+                "Europe/Berlin",
+                "2024-06-01T00:00:00+02:00",
+                "2024-06-02T00:00:00+02:00",
+                24,
+            ),
+            (
+                "New York spring forward",
+                "America/New_York",
+                "2024-03-10T00:00:00-05:00",
+                "2024-03-11T00:00:00-04:00",
+                23,
+            ),
+            (
+                "New York fall back",
+                "America/New_York",
+                "2024-11-03T00:00:00-04:00",
+                "2024-11-04T00:00:00-05:00",
+                25,
+            ),
+            (
+                "Sydney (southern) fall back",
+                "Australia/Sydney",
+                "2024-04-07T00:00:00+11:00",
+                "2024-04-08T00:00:00+10:00",
+                25,
+            ),
+            (
+                "fixed offset never shifts",
+                "+05:30",
+                "2024-03-31T00:00:00+05:30",
+                "2024-04-01T00:00:00+05:30",
+                24,
+            ),
+        ];
+        for (label, tz, start, end, hours) in cases {
+            let c = calendar(Day, tz, None);
+            let (start, end) = (t(start), t(end));
+            assert_eq!(end.0 - start.0, hours * 3_600 * Nanos::PER_SEC, "{label}");
+            assert_period(label, &c, start, end);
+        }
+    }
+
+    #[test]
+    fn anchor_times_in_a_gap_or_fold_resolve_once() {
+        use PeriodUnit::Day;
+        // 02:30 does not exist in Berlin on 2024-03-31: that day's period starts at 03:30 CEST.
+        let c = calendar(Day, "Europe/Berlin", Some("02:30"));
+        assert_period(
+            "gap",
+            &c,
+            t("2024-03-30T02:30:00+01:00"),
+            t("2024-03-31T03:30:00+02:00"),
+        );
+        assert_period(
+            "after gap",
+            &c,
+            t("2024-03-31T03:30:00+02:00"),
+            t("2024-04-01T02:30:00+02:00"),
+        );
+        // 02:30 happens twice on 2024-10-27: the first occurrence starts the period.
+        assert_period(
+            "fold",
+            &c,
+            t("2024-10-27T02:30:00+02:00"),
+            t("2024-10-28T02:30:00+01:00"),
+        );
+    }
+
+    #[test]
+    fn hours_stay_3600_seconds_across_dst() {
+        let c = calendar(PeriodUnit::Hour, "Europe/Berlin", None);
+        // (label, start, end)
+        let cases = [
+            (
+                "hour before spring gap",
+                "2024-03-31T01:00:00+01:00",
+                "2024-03-31T03:00:00+02:00",
+            ),
+            (
+                "hour after spring gap",
+                "2024-03-31T03:00:00+02:00",
+                "2024-03-31T04:00:00+02:00",
+            ),
+            (
+                "first 02:00 of the fold",
+                "2024-10-27T02:00:00+02:00",
+                "2024-10-27T02:00:00+01:00",
+            ),
+            (
+                "second 02:00 of the fold",
+                "2024-10-27T02:00:00+01:00",
+                "2024-10-27T03:00:00+01:00",
+            ),
+        ];
+        for (label, start, end) in cases {
+            assert_period(label, &c, t(start), t(end));
+        }
+        let india = calendar(PeriodUnit::Hour, "+05:30", Some(":15"));
+        assert_period(
+            "offset with anchor",
+            &india,
+            t("2024-01-01T10:15:00+05:30"),
+            t("2024-01-01T11:15:00+05:30"),
+        );
+        let minutes = Calendar::utc(PeriodUnit::Minute);
+        assert_period(
+            "minute",
+            &minutes,
+            t("2024-01-01T10:15:00Z"),
+            t("2024-01-01T10:16:00Z"),
+        );
+    }
+
+    #[test]
+    fn months_of_every_length_and_leap_years() {
+        use PeriodUnit::Month;
+        // (label, anchor, start, end, days)
+        let cases = [
+            (
+                "January: 31 days",
+                None,
+                "2023-01-01T00:00:00Z",
+                "2023-02-01T00:00:00Z",
+                31,
+            ),
+            (
+                "February 2023: 28",
+                None,
+                "2023-02-01T00:00:00Z",
+                "2023-03-01T00:00:00Z",
+                28,
+            ),
+            (
+                "February 2024 (leap): 29",
+                None,
+                "2024-02-01T00:00:00Z",
+                "2024-03-01T00:00:00Z",
+                29,
+            ),
+            (
+                "February 2100 (not leap): 28",
+                None,
+                "2100-02-01T00:00:00Z",
+                "2100-03-01T00:00:00Z",
+                28,
+            ),
+            (
+                "February 2000 (leap): 29",
+                None,
+                "2000-02-01T00:00:00Z",
+                "2000-03-01T00:00:00Z",
+                29,
+            ),
+            (
+                "April: 30",
+                None,
+                "2024-04-01T00:00:00Z",
+                "2024-05-01T00:00:00Z",
+                30,
+            ),
+            (
+                "billing on the 17th",
+                Some("17"),
+                "2024-01-17T00:00:00Z",
+                "2024-02-17T00:00:00Z",
+                31,
+            ),
+            (
+                "anchor 31 clamps to Feb 29",
+                Some("31"),
+                "2024-01-31T00:00:00Z",
+                "2024-02-29T00:00:00Z",
+                29,
+            ),
+            (
+                "then back to the 31st",
+                Some("31"),
+                "2024-02-29T00:00:00Z",
+                "2024-03-31T00:00:00Z",
+                31,
+            ),
+            (
+                "anchor 31 in April",
+                Some("31"),
+                "2024-03-31T00:00:00Z",
+                "2024-04-30T00:00:00Z",
+                30,
+            ),
+            (
+                "anchor 30 in 2023 February",
+                Some("30"),
+                "2023-01-30T00:00:00Z",
+                "2023-02-28T00:00:00Z",
+                29,
+            ),
+            (
+                "anchor with a time",
+                Some("17@09:30"),
+                "2024-05-17T09:30:00Z",
+                "2024-06-17T09:30:00Z",
+                31,
+            ),
+            (
+                "year boundary",
+                Some("15"),
+                "2023-12-15T00:00:00Z",
+                "2024-01-15T00:00:00Z",
+                31,
+            ),
+        ];
+        for (label, anchor, start, end, days) in cases {
+            let c = calendar(Month, "UTC", anchor);
+            let (start, end) = (t(start), t(end));
+            assert_eq!(end.0 - start.0, days * 86_400 * Nanos::PER_SEC, "{label}");
+            assert_period(label, &c, start, end);
+        }
+        // A Berlin month containing the spring change is 31 days less one hour.
+        let berlin = calendar(Month, "Europe/Berlin", None);
+        assert_period(
+            "Berlin March",
+            &berlin,
+            t("2024-03-01T00:00:00+01:00"),
+            t("2024-04-01T00:00:00+02:00"),
+        );
+    }
+
+    #[test]
+    fn weeks_start_on_the_anchor_weekday() {
+        use PeriodUnit::Week;
+        // (label, anchor, start, end); 2024-03-31 is a Sunday.
+        let cases = [
+            (
+                "ISO week",
+                None,
+                "2024-03-25T00:00:00+01:00",
+                "2024-04-01T00:00:00+02:00",
+            ),
+            (
+                "Sunday weeks",
+                Some("sun"),
+                "2024-03-31T00:00:00+01:00",
+                "2024-04-07T00:00:00+02:00",
+            ),
+            (
+                "Friday 18:00",
+                Some("fri@18:00"),
+                "2024-03-29T18:00:00+01:00",
+                "2024-04-05T18:00:00+02:00",
+            ),
+        ];
+        for (label, anchor, start, end) in cases {
+            let c = calendar(Week, "Europe/Berlin", anchor);
+            assert_period(label, &c, t(start), t(end));
+        }
+    }
+
+    #[test]
+    fn bad_arguments_are_typed_errors() {
+        // (label, result, expected message)
+        let cases: Vec<(&str, QuotaParamError, &str)> = vec![
+            ("zero count", parse_quota("0/day").unwrap_err(), "quota count: value must be greater than zero"),
+            ("no slash", parse_quota("1000").unwrap_err(), "quota must look like N/period, e.g. 1000/day"),
+            ("unknown period", parse_quota("5/fortnight").unwrap_err(), "unknown period 'fortnight' (use minute, hour, day, week or month)"),
+            ("unknown zone", parse_zone("Mars/Olympus").unwrap_err(), "unknown time zone 'Mars/Olympus'"),
+            ("offset too big", parse_zone("+19:00").unwrap_err(), "unknown time zone '+19:00'"),
+            ("offset one digit", parse_zone("+5:30").unwrap_err(), "unknown time zone '+5:30'"),
+            ("day 32", parse_anchor(PeriodUnit::Month, "32").unwrap_err(), "invalid anchor '32' for a month period (expected a day 1-31, optionally @HH:MM)"),
+            ("day 0", parse_anchor(PeriodUnit::Month, "0").unwrap_err(), "invalid anchor '0' for a month period (expected a day 1-31, optionally @HH:MM)"),
+            ("hour 24", parse_anchor(PeriodUnit::Day, "24:00").unwrap_err(), "invalid anchor '24:00' for a day period (expected HH:MM)"),
+            ("bad weekday", parse_anchor(PeriodUnit::Week, "funday").unwrap_err(), "invalid anchor 'funday' for a week period (expected a weekday such as mon, optionally @HH:MM)"),
+            ("minute anchor", parse_anchor(PeriodUnit::Minute, ":30").unwrap_err(), "invalid anchor ':30' for a minute period (expected no anchor)"),
+        ];
+        for (label, err, msg) in cases {
+            assert_eq!(err.to_string(), msg, "{label}");
+        }
+        assert_eq!(parse_quota("1000/Day"), Ok((1000, PeriodUnit::Day)));
+        assert!(
+            matches!(parse_zone("Europe/Berlin"), Ok(z) if z.iana_name() == Some("Europe/Berlin"))
+        );
+        assert_eq!(
+            parse_zone("-08:00").unwrap(),
+            TimeZone::fixed(Offset::from_seconds(-8 * 3600).unwrap())
+        );
+        assert_eq!(parse_zone("utc").unwrap(), TimeZone::UTC);
+        assert_eq!(
+            QuotaParams::new(0, Calendar::utc(PeriodUnit::Day), 0),
+            Err(UnitError::Zero)
+        );
+    }
+
+    fn step(p: &QuotaParams, state: &mut Option<QuotaState>, now: Nanos, c: u64) -> QuotaOutcome {
+        let (o, new) = take(p, *state, now, c);
+        if new.is_some() {
+            *state = new;
+        }
+        o
+    }
+
+    #[test]
+    fn resets_exactly_at_the_boundary_and_carries_unused() {
+        // 10 per Berlin day, carry up to 3.
+        let p = QuotaParams::new(10, calendar(PeriodUnit::Day, "Europe/Berlin", None), 3).unwrap();
+        let day1 = t("2024-03-30T00:00:00+01:00");
+        let day2 = t("2024-03-31T00:00:00+01:00");
+        let day3 = t("2024-04-01T00:00:00+02:00");
+        let day4 = t("2024-04-02T00:00:00+02:00");
+        let ns = Nanos(1);
+        // (label, now, cost, allowed, limit, remaining, retry_after, reset_after, carry)
+        type Case = (
+            &'static str,
+            Nanos,
+            u64,
+            bool,
+            u64,
+            u64,
+            Option<Nanos>,
+            Nanos,
+            u64,
+        );
+        #[rustfmt::skip]
+        let cases: Vec<Case> = vec![
+            ("fresh key carries the cap", day1, 4, true, 13, 9, None, day2.saturating_sub(day1), 3),
+            ("eight more", day1, 8, true, 13, 1, None, day2.saturating_sub(day1), 3),
+            ("over the allowance", day2.saturating_sub(ns), 2, false, 13, 1, Some(ns), ns, 3),
+            // Used 12 of base 10: nothing carries into the 23-hour day.
+            ("new day at the boundary", day2, 10, true, 10, 0, None, day3.saturating_sub(day2), 0),
+            ("cost needing two periods", day2, 13, false, 10, 0, Some(day4.saturating_sub(day2)), day3.saturating_sub(day2), 0),
+            ("cost over limit plus cap never fits", day2, 14, false, 10, 0, None, day3.saturating_sub(day2), 0),
+            ("next day", day3, 1, true, 10, 9, None, Nanos::from_secs(86_400), 0),
+        ];
+        let mut state = None;
+        for (label, now, cost, allowed, limit, remaining, retry, reset, carry) in cases {
+            let o = step(&p, &mut state, now, cost);
+            let want = Decision {
+                allowed,
+                limit,
+                remaining,
+                retry_after: retry,
+                reset_after: reset,
+            };
+            assert_eq!(o.decision, want, "{label}");
+            assert_eq!(o.carry, carry, "{label}");
+        }
+    }
+
+    #[test]
+    fn changing_the_limit_keeps_what_was_used() {
+        let day = Calendar::utc(PeriodUnit::Day);
+        let now = t("2024-05-05T12:00:00Z");
+        let mut state = None;
+        step(
+            &QuotaParams::new(100, day.clone(), 0).unwrap(),
+            &mut state,
+            now,
+            60,
+        );
+        let lower = QuotaParams::new(50, day.clone(), 0).unwrap();
+        let o = step(&lower, &mut state, now, 1);
+        assert!(!o.decision.allowed, "60 used is already over 50");
+        assert_eq!((o.used, o.decision.remaining), (60, 0));
+        let higher = QuotaParams::new(200, day, 0).unwrap();
+        let o = step(&higher, &mut state, now, 1);
+        assert_eq!((o.used, o.decision.remaining), (61, 139));
+    }
+
+    #[test]
+    fn state_expires_when_it_stops_mattering() {
+        let day = Calendar::utc(PeriodUnit::Day);
+        let start = t("2024-05-05T00:00:00Z");
+        let period = Period {
+            start,
+            end: t("2024-05-06T00:00:00Z"),
+        };
+        let s = |used| QuotaState {
+            period,
+            used,
+            carry: 0,
+        };
+        let with_carry = QuotaParams::new(10, day.clone(), 3).unwrap();
+        let without = QuotaParams::new(10, day, 0).unwrap();
+        // (label, params, state, expires_at)
+        let cases = [
+            ("no carry: period end", &without, s(10), period.end),
+            (
+                "carry already full: period end",
+                &with_carry,
+                s(7),
+                period.end,
+            ),
+            (
+                "smaller carry lives a period more",
+                &with_carry,
+                s(8),
+                t("2024-05-07T00:00:00Z"),
+            ),
+        ];
+        for (label, p, state, want) in cases {
+            assert_eq!(expires_at(p, &state), want, "{label}");
+        }
+    }
+
+    #[test]
+    fn clock_stepping_back_keeps_the_stored_period() {
+        let p = QuotaParams::new(5, Calendar::utc(PeriodUnit::Day), 0).unwrap();
+        let mut state = None;
+        step(&p, &mut state, t("2024-05-06T00:00:00Z"), 5);
+        let o = step(&p, &mut state, t("2024-05-05T23:00:00Z"), 1);
+        assert!(
+            !o.decision.allowed,
+            "yesterday's fresh quota is not handed out"
+        );
+        assert_eq!(o.decision.retry_after, Some(Nanos::from_secs(25 * 3600)));
+    }
+
+    /// Limit 1..=8, carry 0..=4, a day in Berlin or UTC or a month with anchor 31, and
+    /// operations stepping up to 30 hours (days) or 20 days (months).
+    fn scenario() -> impl Strategy<Value = (QuotaParams, Vec<(u64, u64)>)> {
+        let kinds = prop_oneof![
+            Just(("Europe/Berlin", PeriodUnit::Day, None, 30 * 3600)),
+            Just(("UTC", PeriodUnit::Day, None, 30 * 3600)),
+            Just((
+                "America/New_York",
+                PeriodUnit::Month,
+                Some("31"),
+                20 * 86_400
+            )),
+            Just(("Europe/Berlin", PeriodUnit::Hour, None, 5400)),
+        ];
+        (1u64..=8, 0u64..=4, kinds).prop_flat_map(|(limit, cap, (tz, unit, anchor, max_s))| {
+            let p = QuotaParams::new(limit, calendar(unit, tz, anchor), cap).unwrap();
+            let max_ns = max_s * Nanos::PER_SEC;
+            let ops = prop::collection::vec((0..=max_ns, 0..=limit + cap + 1), 1..40);
+            (Just(p), ops)
+        })
+    }
+
+    /// 2024-03-25, the week before Berlin's spring change.
+    const T0: Nanos = Nanos(1_711_324_800 * Nanos::PER_SEC);
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn admits_at_most_the_allowance_per_period((p, ops) in scenario()) {
+            let mut state = None;
+            let mut now = T0;
+            let mut per_period: Vec<(Period, u64, u64)> = Vec::new();
+            for &(dt, c) in &ops {
+                now = now.saturating_add(Nanos(dt));
+                let o = step(&p, &mut state, now, c);
+                prop_assert!(o.period.start <= now && now < o.period.end);
+                if o.decision.allowed {
+                    match per_period.last_mut() {
+                        Some((period, admitted, _)) if *period == o.period => *admitted += c,
+                        _ => per_period.push((o.period, c, o.carry)),
+                    }
+                }
+            }
+            for (period, admitted, carry) in per_period {
+                prop_assert!(carry <= p.carry_cap());
+                prop_assert!(admitted <= p.limit() + carry, "{period:?}: {admitted}");
+            }
+        }
+
+        #[test]
+        fn retry_after_is_exact((p, ops) in scenario()) {
+            let mut state = None;
+            let mut now = T0;
+            for &(dt, c) in &ops {
+                now = now.saturating_add(Nanos(dt));
+                let (o, _) = take(&p, state, now, c);
+                if let Some(r) = o.decision.retry_after {
+                    prop_assert!(r.0 > 0);
+                    let (before, _) = take(&p, state, Nanos(now.0 + r.0 - 1), c);
+                    prop_assert!(!before.decision.allowed, "admitted 1 ns before retry_after");
+                    let (then, _) = take(&p, state, Nanos(now.0 + r.0), c);
+                    prop_assert!(then.decision.allowed, "denied at retry_after");
+                } else if !o.decision.allowed {
+                    prop_assert!(c > p.limit() + p.carry_cap().min(p.limit()));
+                }
+                step(&p, &mut state, now, c);
+            }
+        }
+
+        #[test]
+        fn peek_predicts_the_take_and_changes_nothing((p, ops) in scenario()) {
+            let mut state = None;
+            let mut now = T0;
+            for &(dt, c) in &ops {
+                now = now.saturating_add(Nanos(dt));
+                let (peek, new) = take(&p, state, now, 0);
+                prop_assert_eq!(new, None);
+                let o = step(&p, &mut state, now, c);
+                prop_assert_eq!(o.decision.allowed, c <= peek.decision.remaining);
+            }
+        }
+
+        #[test]
+        fn clock_stepping_back_never_grants_capacity(
+            (p, ops) in scenario(),
+            back in 0u64..=200_000 * Nanos::PER_SEC,
+        ) {
+            let mut state = None;
+            let mut now = T0;
+            for &(dt, c) in &ops {
+                now = now.saturating_add(Nanos(dt));
+                step(&p, &mut state, now, c);
+                let (e, _) = take(&p, state, now.saturating_sub(Nanos(back)), 0);
+                let (h, _) = take(&p, state, now, 0);
+                prop_assert!(e.decision.remaining <= h.decision.remaining);
+            }
+        }
+
+        #[test]
+        fn expired_state_reads_as_fresh((p, ops) in scenario()) {
+            let mut state = None;
+            let mut now = T0;
+            for &(dt, c) in &ops {
+                now = now.saturating_add(Nanos(dt));
+                if let Some(s) = state {
+                    if now >= expires_at(&p, &s) {
+                        let (kept, _) = take(&p, state, now, c);
+                        let (fresh, _) = take(&p, None, now, c);
+                        prop_assert_eq!(kept, fresh);
+                    }
+                }
+                step(&p, &mut state, now, c);
+            }
+        }
+
+        #[test]
+        fn periods_tile_time(secs in 0u64..=10_000_000_000, zone_ix in 0usize..4, unit_ix in 0usize..5) {
+            let tz = ["UTC", "Europe/Berlin", "Australia/Lord_Howe", "-03:30"][zone_ix];
+            let unit = [PeriodUnit::Minute, PeriodUnit::Hour, PeriodUnit::Day, PeriodUnit::Week, PeriodUnit::Month][unit_ix];
+            let c = calendar(unit, tz, None);
+            let now = Nanos(secs * Nanos::PER_SEC);
+            let p = c.period_at(now);
+            prop_assert!(p.start <= now && now < p.end, "{:?}", p);
+            if unit >= PeriodUnit::Day || tz != "Australia/Lord_Howe" {
+                prop_assert_eq!(c.period_at(p.end).start, p.end);
+            }
+        }
+
+        #[test]
+        fn anchor_and_zone_parsing_never_panics(s in "\\PC{0,12}") {
+            for unit in [PeriodUnit::Minute, PeriodUnit::Hour, PeriodUnit::Day, PeriodUnit::Week, PeriodUnit::Month] {
+                let _ = parse_anchor(unit, &s);
+            }
+            let _ = parse_zone(&s);
+            let _ = parse_quota(&s);
+        }
+    }
+}
