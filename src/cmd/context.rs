@@ -43,6 +43,9 @@ pub struct Shared {
     pub on_loglevel: Mutex<Option<LogLevelHook>>,
     /// Wall-clock start time.
     pub started_at: Nanos,
+    /// Source of LEASE ids: starts at the start time in microseconds, so ids stay unique
+    /// across restarts, and only grows.
+    pub next_lease_id: AtomicU64,
 }
 
 /// Applies a new log level to the process's logger.
@@ -66,6 +69,7 @@ impl Shared {
             run_id: random_hex(40),
             on_loglevel: Mutex::new(None),
             started_at: clock.now(),
+            next_lease_id: AtomicU64::new(clock.now().as_nanos() / 1000),
         }
     }
 

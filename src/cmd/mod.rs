@@ -8,13 +8,20 @@
 
 pub mod admin;
 pub mod args;
+pub mod breaker;
 pub mod connection;
 pub mod context;
+pub mod cost;
 pub mod docs;
 pub mod gcra;
 pub mod keys;
+pub mod lease;
+pub mod limiter;
 pub mod multi;
+pub mod quota;
+pub mod rate;
 pub mod strings;
+pub mod window;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -158,7 +165,7 @@ pub const BASE: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 6] {
+pub fn families() -> [&'static [CommandSpec]; 12] {
     [
         connection::COMMANDS,
         multi::COMMANDS,
@@ -166,6 +173,12 @@ pub fn families() -> [&'static [CommandSpec]; 6] {
         admin::COMMANDS,
         keys::COMMANDS,
         strings::COMMANDS,
+        rate::COMMANDS,
+        window::COMMANDS,
+        quota::COMMANDS,
+        cost::COMMANDS,
+        lease::COMMANDS,
+        breaker::COMMANDS,
     ]
 }
 

@@ -5,7 +5,12 @@
 use bytes::Bytes;
 
 use crate::clock::Nanos;
+use crate::limiter::breaker::BreakerState;
+use crate::limiter::cost::CostState;
 use crate::limiter::gcra::GcraState;
+use crate::limiter::lease::LeaseState;
+use crate::limiter::quota::QuotaState;
+use crate::limiter::window::WindowState;
 
 /// One stored value.
 #[derive(Debug, Clone, PartialEq)]
@@ -16,6 +21,16 @@ pub enum Value {
     Int(i64),
     /// A GCRA bucket (`CL.THROTTLE`, `GCRA`, `RATE.*`).
     Gcra(GcraState),
+    /// A sliding window counter (`WINDOW.*`).
+    Window(WindowState),
+    /// A calendar quota (`QUOTA.*`).
+    Quota(QuotaState),
+    /// A decimal budget (`COST.*`).
+    Cost(CostState),
+    /// Concurrency leases (`LEASE.*`).
+    Lease(LeaseState),
+    /// A circuit breaker (`BREAKER.*`).
+    Breaker(BreakerState),
 }
 
 impl Value {
@@ -24,6 +39,11 @@ impl Value {
         match self {
             Value::Str(_) | Value::Int(_) => "string",
             Value::Gcra(_) => "gcra",
+            Value::Window(_) => "window",
+            Value::Quota(_) => "quota",
+            Value::Cost(_) => "cost",
+            Value::Lease(_) => "lease",
+            Value::Breaker(_) => "breaker",
         }
     }
 
@@ -37,7 +57,7 @@ impl Value {
         match self {
             Value::Str(b) => Some(b.clone()),
             Value::Int(n) => Some(Bytes::from(itoa::Buffer::new().format(*n).to_owned())),
-            Value::Gcra(_) => None,
+            _ => None,
         }
     }
 
@@ -45,7 +65,8 @@ impl Value {
     pub fn heap_size(&self) -> usize {
         match self {
             Value::Str(b) => b.len(),
-            Value::Int(_) | Value::Gcra(_) => 0,
+            Value::Lease(l) => l.leases.len() * std::mem::size_of::<crate::limiter::lease::Lease>(),
+            _ => 0,
         }
     }
 }

@@ -1,0 +1,208 @@
+//! What every native limiter family (RATE, WINDOW, QUOTA, COST, LEASE, BREAKER) shares in the
+//! command layer: reading and writing its state under the key's shard lock with WRONGTYPE
+//! checks and expiry, the uniform admission reply, and the argument grammar (durations with
+//! units, rates `N/duration`, `COST n`).
+//!
+//! # The uniform reply
+//! Every TAKE / PEEK / ACQUIRE-style command answers a map (RESP3) or a flat field/value array
+//! (RESP2) that starts with the same five fields, in this order, followed by family extras:
+//!
+//! | field | RESP3 | RESP2 | meaning |
+//! |---|---|---|---|
+//! | `allowed` | boolean | integer 1/0 | admitted (and, for a take, charged) |
+//! | `limit` | integer | integer | the key's limit |
+//! | `remaining` | integer | integer | the largest cost a take right now would admit |
+//! | `retry_after_ms` | integer | integer | -1 when allowed or when the cost can never fit; else ms to wait, rounded up |
+//! | `reset_after_ms` | integer | integer | ms until the key is fresh again, rounded up |
+
+use bytes::Bytes;
+
+use super::args;
+use super::Ctx;
+use crate::clock::Nanos;
+use crate::error::CommandError;
+use crate::limiter::breaker::BreakerState;
+use crate::limiter::cost::CostState;
+use crate::limiter::decision::Decision;
+use crate::limiter::gcra::GcraState;
+use crate::limiter::lease::LeaseState;
+use crate::limiter::quota::QuotaState;
+use crate::limiter::units::{self, Rate};
+use crate::limiter::window::WindowState;
+use crate::protocol::Frame;
+use crate::store::{Entry, Value};
+
+/// A limiter state kind stored as one [`Value`] variant.
+pub trait StateKind: Clone {
+    /// The state inside `v`, or `None` if `v` is another kind (WRONGTYPE).
+    fn from_value(v: &Value) -> Option<&Self>;
+    /// Wraps the state for storage.
+    fn into_value(self) -> Value;
+}
+
+macro_rules! state_kind {
+    ($ty:ty, $variant:ident) => {
+        impl StateKind for $ty {
+            fn from_value(v: &Value) -> Option<&Self> {
+                match v {
+                    Value::$variant(s) => Some(s),
+                    _ => None,
+                }
+            }
+            fn into_value(self) -> Value {
+                Value::$variant(self)
+            }
+        }
+    };
+}
+
+state_kind!(GcraState, Gcra);
+state_kind!(WindowState, Window);
+state_kind!(QuotaState, Quota);
+state_kind!(CostState, Cost);
+state_kind!(LeaseState, Lease);
+state_kind!(BreakerState, Breaker);
+
+/// What a transition does to the stored state.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Write<S> {
+    /// Nothing (a peek, a denial, a read).
+    Keep,
+    /// Store this state; the key expires at the given instant (`None` = never).
+    Put(S, Option<Nanos>),
+    /// Delete the key (the state is fresh again).
+    Delete,
+}
+
+/// Runs `f` on the state at `key` (`None` when absent or expired) under the key's shard lock,
+/// applies the [`Write`] it returns before the lock drops, and returns its result. A key of
+/// another kind is `WRONGTYPE` and `f` is not called.
+pub fn transition<S: StateKind, R>(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    f: impl FnOnce(Option<S>) -> (R, Write<S>),
+) -> Result<R, CommandError> {
+    let now = ctx.now;
+    ctx.with_shard(key, |shard| {
+        let current = match shard.get_mut(key, now) {
+            None => None,
+            Some(e) => Some(
+                S::from_value(&e.value)
+                    .ok_or(CommandError::WrongType)?
+                    .clone(),
+            ),
+        };
+        let (result, write) = f(current);
+        match write {
+            Write::Keep => {}
+            Write::Delete => {
+                shard.remove(key, now);
+            }
+            // An expiry already reached means the state is fresh: nothing to keep.
+            Write::Put(_, Some(at)) if at <= now => {
+                shard.remove(key, now);
+            }
+            Write::Put(state, at) => match shard.get_mut(key, now) {
+                Some(e) => {
+                    e.value = state.into_value();
+                    e.expires_at = at;
+                }
+                None => shard.insert(key, Entry::with_expiry(state.into_value(), at)),
+            },
+        }
+        Ok(result)
+    })
+}
+
+/// Counts a take's outcome in the connection's statistics (peeks are not counted).
+pub fn count_outcome(ctx: &mut Ctx<'_>, allowed: bool) {
+    if allowed {
+        ctx.session.stats.allowed += 1;
+    } else {
+        ctx.session.stats.denied += 1;
+    }
+}
+
+fn int(n: u64) -> Frame {
+    Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+/// The uniform admission reply: the five shared fields, then `extras` in order.
+pub fn decision_reply(d: &Decision, extras: Vec<(&'static str, Frame)>) -> Frame {
+    let mut m = Vec::with_capacity(5 + extras.len());
+    m.push((field("allowed"), Frame::Boolean(d.allowed)));
+    m.push((field("limit"), int(d.limit)));
+    m.push((field("remaining"), int(d.remaining)));
+    m.push((field("retry_after_ms"), Frame::Integer(d.retry_after_ms())));
+    m.push((field("reset_after_ms"), Frame::Integer(d.reset_after_ms())));
+    m.extend(extras.into_iter().map(|(k, v)| (field(k), v)));
+    Frame::Map(m)
+}
+
+/// A map key.
+pub fn field(name: &'static str) -> Frame {
+    Frame::Bulk(Bytes::from_static(name.as_bytes()))
+}
+
+/// Milliseconds (rounded up) as an integer frame.
+pub fn ms(n: Nanos) -> Frame {
+    int(n.as_millis_ceil())
+}
+
+fn unit_error(what: &str, arg: &[u8], e: units::UnitError) -> CommandError {
+    CommandError::other(format!("invalid {what} '{}': {e}", args::text(arg)))
+}
+
+/// A duration argument with a unit (`250ms`, `30s`, `1m`, `1h`, `1d`).
+pub fn duration(what: &str, arg: &[u8]) -> Result<Nanos, CommandError> {
+    let s = std::str::from_utf8(arg)
+        .map_err(|_| unit_error(what, arg, units::UnitError::NotANumber))?;
+    units::parse_duration(s).map_err(|e| unit_error(what, arg, e))
+}
+
+/// A rate argument `N/duration` (`100/1m`, `5/s`).
+pub fn rate(arg: &[u8]) -> Result<Rate, CommandError> {
+    let s = std::str::from_utf8(arg)
+        .map_err(|_| unit_error("rate", arg, units::UnitError::NotARate))?;
+    units::parse_rate(s).map_err(|e| unit_error("rate", arg, e))
+}
+
+/// A count argument (a whole number > 0), e.g. the value of `COST` or `BURST`.
+pub fn count(what: &str, arg: &[u8]) -> Result<u64, CommandError> {
+    let s = std::str::from_utf8(arg)
+        .map_err(|_| unit_error(what, arg, units::UnitError::NotANumber))?;
+    units::parse_count(s).map_err(|e| unit_error(what, arg, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{encode, RespVersion};
+    use bytes::BytesMut;
+
+    #[test]
+    fn uniform_reply_is_a_map_in_resp3_and_flat_in_resp2() {
+        let d = Decision::deny(10, 0, Some(Nanos(1_500_001)), Nanos(2_000_000));
+        let f = decision_reply(&d, vec![("used", Frame::Integer(10))]);
+        let mut out = BytesMut::new();
+        encode(&f, RespVersion::Resp3, &mut out);
+        assert_eq!(
+            &out[..],
+            &b"%6\r\n$7\r\nallowed\r\n#f\r\n$5\r\nlimit\r\n:10\r\n$9\r\nremaining\r\n:0\r\n\
+$14\r\nretry_after_ms\r\n:2\r\n$14\r\nreset_after_ms\r\n:2\r\n$4\r\nused\r\n:10\r\n"[..]
+        );
+        let mut out = BytesMut::new();
+        encode(&f, RespVersion::Resp2, &mut out);
+        assert!(out.starts_with(b"*12\r\n$7\r\nallowed\r\n:0\r\n"));
+    }
+
+    #[test]
+    fn argument_errors_name_the_argument() {
+        assert_eq!(
+            rate(b"100/1x").unwrap_err().to_string(),
+            "ERR invalid rate '100/1x': unknown duration unit 'x' (use ms, s, m, h or d)"
+        );
+        assert!(duration("TTL", b"0s").is_err());
+        assert_eq!(count("COST", b"3").unwrap(), 3);
+    }
+}
