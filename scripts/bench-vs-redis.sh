@@ -21,6 +21,8 @@
 #   CLIENTS           parallel connections (default 50)
 #   PIPELINE          pipeline depth of the pipelined cases (default 16)
 #   KEYSPACE          -r range for the CL.THROTTLE keys (default 100000)
+#   REPEAT            runs per case and server, alternating; the row shows the run with the
+#                     median throughput (default 3; --quick sets 1)
 #   REDIS_CELL_MODULE path to a redis-cell .so to load into redis-server (optional)
 #
 # Both servers and redis-benchmark share the machine's cores: the numbers compare the two
@@ -45,13 +47,15 @@ done
 
 if [[ $QUICK == 1 ]]; then
   REQUESTS=20000
+  REPEAT=${REPEAT:-1}
 fi
+REPEAT=${REPEAT:-3}
 REQUESTS=${REQUESTS:-200000}
 CLIENTS=${CLIENTS:-50}
 PIPELINE=${PIPELINE:-16}
 KEYSPACE=${KEYSPACE:-100000}
 REDIS_CELL_MODULE=${REDIS_CELL_MODULE:-}
-for v in REQUESTS CLIENTS PIPELINE KEYSPACE; do
+for v in REQUESTS CLIENTS PIPELINE KEYSPACE REPEAT; do
   if ! [[ ${!v} =~ ^[1-9][0-9]*$ ]]; then
     echo "$v must be a positive integer, got '${!v}'" >&2
     exit 2
@@ -251,30 +255,43 @@ csv_row() {
     END { if (!found) print "- - -" }' "$1"
 }
 
-# Runs the standard tests on both servers and records one row per test.
+# Prints "rps p50 p99" of the repetition with the median rps of test $3 for server $1, tag $2.
+median_row() {
+  local server=$1 tag=$2 t=$3 rep
+  for ((rep = 1; rep <= REPEAT; rep++)); do
+    csv_row "$OUT/$server-$tag-r$rep.csv" "$t"
+  done | sort -g -k1,1 | awk -v n="$REPEAT" '{ rows[NR] = $0 } END { print rows[int((n + 1) / 2)] }'
+}
+
+# Runs the standard tests on both servers (REPEAT times, alternating) and records one row per
+# test, from the repetition with the median throughput.
 bench_standard() {
-  local tag=$1 label=$2
+  local tag=$1 label=$2 rep
   shift 2
-  run_bench limitkv "$tag" -t ping,set,get,incr "$@"
-  run_bench redis "$tag" -t ping,set,get,incr "$@"
+  for ((rep = 1; rep <= REPEAT; rep++)); do
+    run_bench limitkv "$tag-r$rep" -t ping,set,get,incr "$@"
+    run_bench redis "$tag-r$rep" -t ping,set,get,incr "$@"
+  done
   local t lk rd
   for t in PING_INLINE PING_MBULK SET GET INCR; do
-    lk=$(csv_row "$OUT/limitkv-$tag.csv" "$t")
-    rd=$(csv_row "$OUT/redis-$tag.csv" "$t")
+    lk=$(median_row limitkv "$tag" "$t")
+    rd=$(median_row redis "$tag" "$t")
     ROWS+=("$t $label|${lk// /|}|${rd// /|}")
   done
 }
 
 bench_throttle() {
-  local tag=$1 label=$2
+  local tag=$1 label=$2 rep
   shift 2
-  redis-cli -p "$LIMITKV_PORT" FLUSHALL >/dev/null
-  redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
-  run_bench limitkv "$tag" -r "$KEYSPACE" "$@" CL.THROTTLE "user:__rand_int__" "${THROTTLE_ARGS[@]}"
-  run_bench redis "$tag" -r "$KEYSPACE" "$@" "${REDIS_THROTTLE[@]}"
+  for ((rep = 1; rep <= REPEAT; rep++)); do
+    redis-cli -p "$LIMITKV_PORT" FLUSHALL >/dev/null
+    redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
+    run_bench limitkv "$tag-r$rep" -r "$KEYSPACE" "$@" CL.THROTTLE "user:__rand_int__" "${THROTTLE_ARGS[@]}"
+    run_bench redis "$tag-r$rep" -r "$KEYSPACE" "$@" "${REDIS_THROTTLE[@]}"
+  done
   local lk rd
-  lk=$(csv_row "$OUT/limitkv-$tag.csv" "CL.THROTTLE user:__rand_int__ ${THROTTLE_ARGS[*]}")
-  rd=$(csv_row "$OUT/redis-$tag.csv" "${REDIS_THROTTLE[*]}")
+  lk=$(median_row limitkv "$tag" "CL.THROTTLE user:__rand_int__ ${THROTTLE_ARGS[*]}")
+  rd=$(median_row redis "$tag" "${REDIS_THROTTLE[*]}")
   ROWS+=("CL.THROTTLE $label|${lk// /|}|${rd// /|}")
 }
 
@@ -293,7 +310,7 @@ limitkv_rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unkno
 report() {
   echo "# limitkv vs redis-server"
   echo
-  echo "- command: \`REQUESTS=$REQUESTS CLIENTS=$CLIENTS PIPELINE=$PIPELINE KEYSPACE=$KEYSPACE${REDIS_CELL_MODULE:+ REDIS_CELL_MODULE=$REDIS_CELL_MODULE} $CMDLINE\`"
+  echo "- command: \`REQUESTS=$REQUESTS REPEAT=$REPEAT CLIENTS=$CLIENTS PIPELINE=$PIPELINE KEYSPACE=$KEYSPACE${REDIS_CELL_MODULE:+ REDIS_CELL_MODULE=$REDIS_CELL_MODULE} $CMDLINE\`"
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
   echo "- limitkv: git $limitkv_rev (target/release/limitkv)"
   echo "- redis: $(redis-server --version)"
