@@ -29,6 +29,8 @@ pub struct Metrics {
     pub limiter_allowed: AtomicU64,
     /// Limiter decisions that denied the request.
     pub limiter_denied: AtomicU64,
+    /// Keyspace changes (Redis's `dirty` counter).
+    pub dirty: AtomicU64,
     /// Recent (time, commands) samples for `instantaneous_ops_per_sec`.
     samples: Mutex<OpsSamples>,
 }
@@ -57,6 +59,8 @@ pub struct LocalStats {
     pub allowed: u64,
     /// Limiter denials.
     pub denied: u64,
+    /// Keyspace changes (per key and command).
+    pub dirty: u64,
 }
 
 impl Metrics {
@@ -69,6 +73,7 @@ impl Metrics {
         add(&self.total_error_replies, l.errors);
         add(&self.limiter_allowed, l.allowed);
         add(&self.limiter_denied, l.denied);
+        add(&self.dirty, l.dirty);
     }
 
     /// Records a sample of the command counter at monotonic time `now_ms`; the server's

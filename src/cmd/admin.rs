@@ -703,7 +703,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("# Persistence", &"");
                 w("loading", &0);
                 w("async_loading", &0);
-                w("rdb_changes_since_last_save", &0);
+                w("rdb_changes_since_last_save", &get(&m.dirty));
                 w("rdb_bgsave_in_progress", &0);
                 w("rdb_last_save_time", &shared.started_at.as_secs());
                 w("aof_enabled", &0);

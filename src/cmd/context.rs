@@ -309,11 +309,22 @@ impl<'a> Ctx<'a> {
         &self.shared.dbs[self.session.db]
     }
 
-    /// Runs `f` on the shard owning `key`, under its lock.
+    /// Runs `f` on the shard owning `key`, under its lock. A change `f` makes is counted
+    /// before the lock drops.
     pub fn with_shard<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
+        let db = self.db();
+        let stats = &mut self.session.stats;
+        let run = |shard: &mut Shard| {
+            shard.take_dirty();
+            let r = f(shard);
+            if shard.take_dirty() {
+                stats.dirty += 1;
+            }
+            r
+        };
         match &mut self.locked {
-            Some(g) => f(g.shard(key)),
-            None => self.db().with_shard(key, f),
+            Some(g) => run(g.shard(key)),
+            None => run(&mut db.lock(key)),
         }
     }
 
@@ -323,17 +334,41 @@ impl<'a> Ctx<'a> {
         keys: &[K],
         f: impl for<'g> FnOnce(&mut MultiGuard<'g>) -> R,
     ) -> R {
+        let db = self.db();
+        let stats = &mut self.session.stats;
+        let run = |g: &mut MultiGuard<'_>| {
+            for k in keys {
+                g.shard(k.as_ref()).take_dirty();
+            }
+            let r = f(g);
+            for k in keys {
+                if g.shard(k.as_ref()).take_dirty() {
+                    stats.dirty += 1;
+                }
+            }
+            r
+        };
         match &mut self.locked {
-            Some(g) => f(g),
-            None => f(&mut self.db().lock_keys(keys)),
+            Some(g) => run(g),
+            None => run(&mut db.lock_keys(keys)),
         }
     }
 
     /// Runs `f` on shard number `idx` (for whole-keyspace commands).
     pub fn with_shard_at<R>(&mut self, idx: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
+        let db = self.db();
+        let stats = &mut self.session.stats;
+        let run = |shard: &mut Shard| {
+            shard.take_dirty();
+            let r = f(shard);
+            if shard.take_dirty() {
+                stats.dirty += 1;
+            }
+            r
+        };
         match &mut self.locked {
-            Some(g) => f(g.shard_at(idx)),
-            None => f(&mut self.db().lock_shard(idx)),
+            Some(g) => run(g.shard_at(idx)),
+            None => run(&mut db.lock_shard(idx)),
         }
     }
 

@@ -55,22 +55,21 @@ pub fn take(
 ) -> Result<GcraDecision, CommandError> {
     let now = ctx.now;
     let decision = ctx.with_shard(key, |s| {
-        let (decision, next) = match s.get_mut(key, now) {
-            None => gcra::take(params, None, now, quantity),
-            Some(e) => {
-                let Value::Gcra(state) = e.value else {
-                    return Err(CommandError::WrongType);
-                };
-                let (decision, next) = gcra::take(params, Some(state), now, quantity);
-                if let Some(next) = next {
+        let state = match s.get_live(key, now).map(|e| &e.value) {
+            None => None,
+            Some(Value::Gcra(state)) => Some(*state),
+            Some(_) => return Err(CommandError::WrongType),
+        };
+        let (decision, next) = gcra::take(params, state, now, quantity);
+        // Denials and peeks leave the shard untouched (nothing to journal).
+        if let Some(next) = next {
+            match s.get_mut(key, now) {
+                Some(e) => {
                     e.value = Value::Gcra(next);
                     e.expires_at = expiry_of(next);
                 }
-                return Ok(decision);
+                None => s.insert(key, Entry::with_expiry(Value::Gcra(next), expiry_of(next))),
             }
-        };
-        if let Some(next) = next {
-            s.insert(key, Entry::with_expiry(Value::Gcra(next), expiry_of(next)));
         }
         Ok(decision)
     })?;
@@ -220,6 +219,17 @@ mod tests {
         h.run(&["CL.THROTTLE", "k", "4", "1", "10"]);
         assert_eq!(h.run(&["PTTL", "k"]), int(10_000));
         assert_eq!(h.run(&["TYPE", "k"]), simple("gcra"));
+    }
+
+    #[test]
+    fn denials_and_peeks_change_nothing() {
+        let mut h = Harness::new();
+        h.run(&["CL.THROTTLE", "k", "0", "1", "10"]);
+        assert_eq!(h.session.stats.dirty, 1, "an admission is a change");
+        h.run(&["CL.THROTTLE", "k", "0", "1", "10"]);
+        h.run(&["CL.THROTTLE", "k", "0", "1", "10", "0"]);
+        h.run(&["GCRA", "k", "0", "1", "10"]);
+        assert_eq!(h.session.stats.dirty, 1, "denials and peeks are not");
     }
 
     #[test]

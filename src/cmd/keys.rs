@@ -253,7 +253,7 @@ fn exists(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let mut n = 0;
     for k in &req[1..] {
-        n += i64::from(ctx.with_shard(k, |s| s.get_mut(k, now).is_some()));
+        n += i64::from(ctx.with_shard(k, |s| s.get_live(k, now).is_some()));
     }
     Ok(Frame::Integer(n))
 }
@@ -261,7 +261,7 @@ fn exists(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 fn type_(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let name = ctx.with_shard(&req[1], |s| {
-        s.get_mut(&req[1], now)
+        s.get_live(&req[1], now)
             .map_or("none", |e| e.value.type_name())
     });
     Ok(Frame::simple(name))
@@ -485,7 +485,7 @@ fn expire(
     let now = ctx.now;
     let key = &req[1];
     let done = ctx.with_shard(key, |s| {
-        let Some(e) = s.get_mut(key, now) else {
+        let Some(e) = s.get_live(key, now) else {
             return false;
         };
         let current = e.expires_at.map(|t| t.as_millis() as i64);
@@ -499,7 +499,7 @@ fn expire(
         }
         if when <= now.as_millis() as i64 {
             s.remove(key, now);
-        } else {
+        } else if let Some(e) = s.get_mut(key, now) {
             e.expires_at = Some(Nanos::from_millis(when as u64));
         }
         true
@@ -517,7 +517,7 @@ enum TtlForm {
 
 fn ttl(ctx: &mut Ctx<'_>, req: &[Bytes], form: TtlForm) -> Result<Frame, CommandError> {
     let now = ctx.now;
-    let at = ctx.with_shard(&req[1], |s| s.get_mut(&req[1], now).map(|e| e.expires_at));
+    let at = ctx.with_shard(&req[1], |s| s.get_live(&req[1], now).map(|e| e.expires_at));
     let n = match at {
         None => -2,
         Some(None) => -1,
@@ -537,12 +537,17 @@ fn ttl(ctx: &mut Ctx<'_>, req: &[Bytes], form: TtlForm) -> Result<Frame, Command
 
 fn persist(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
-    let done = ctx.with_shard(&req[1], |s| match s.get_mut(&req[1], now) {
-        Some(e) if e.expires_at.is_some() => {
-            e.expires_at = None;
-            true
+    let done = ctx.with_shard(&req[1], |s| {
+        if !s
+            .get_live(&req[1], now)
+            .is_some_and(|e| e.expires_at.is_some())
+        {
+            return false;
         }
-        _ => false,
+        if let Some(e) = s.get_mut(&req[1], now) {
+            e.expires_at = None;
+        }
+        true
     });
     Ok(Frame::Integer(i64::from(done)))
 }

@@ -84,7 +84,7 @@ pub fn transition<S: StateKind, R>(
 ) -> Result<R, CommandError> {
     let now = ctx.now;
     ctx.with_shard(key, |shard| {
-        let current = match shard.get_mut(key, now) {
+        let current = match shard.get_live(key, now) {
             None => None,
             Some(e) => Some(
                 S::from_value(&e.value)

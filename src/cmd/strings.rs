@@ -207,7 +207,7 @@ pub fn read_string(
     key: &[u8],
     now: Nanos,
 ) -> Result<Option<Bytes>, CommandError> {
-    match shard.get_mut(key, now) {
+    match shard.get_live(key, now) {
         None => Ok(None),
         Some(e) => e
             .value
@@ -278,7 +278,7 @@ fn set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let value = &req[2];
     let now_ms = now.as_millis() as i64;
     ctx.with_shard(key, |s| {
-        let old = s.get_mut(key, now);
+        let old = s.get_live(key, now);
         let exists = old.is_some();
         let old_value = match (get_old, old) {
             (true, Some(e)) => Some(e.value.string_bytes().ok_or(CommandError::WrongType)?),
@@ -331,7 +331,7 @@ fn setnx(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let (key, value) = (&req[1], &req[2]);
     let set = ctx.with_shard(key, |s| {
-        if s.get_mut(key, now).is_some() {
+        if s.get_live(key, now).is_some() {
             return false;
         }
         s.insert(key, Entry::new(copy_value(value)));
@@ -391,7 +391,7 @@ fn getdel(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     })
 }
 
-fn current_int(e: Option<&mut Entry>) -> Result<i64, CommandError> {
+fn current_int(e: Option<&Entry>) -> Result<i64, CommandError> {
     match e.map(|e| &e.value) {
         None => Ok(0),
         Some(Value::Int(n)) => Ok(*n),
@@ -403,8 +403,7 @@ fn current_int(e: Option<&mut Entry>) -> Result<i64, CommandError> {
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Result<Frame, CommandError> {
     let now = ctx.now;
     ctx.with_shard(key, |s| {
-        let entry = s.get_mut(key, now);
-        let cur = current_int(entry)?;
+        let cur = current_int(s.get_live(key, now))?;
         let next = cur.checked_add(by).ok_or(CommandError::Overflow)?;
         match s.get_mut(key, now) {
             Some(e) => e.value = Value::Int(next),
@@ -433,7 +432,7 @@ fn incr_by_float(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError
     let now = ctx.now;
     let key = &req[1];
     ctx.with_shard(key, |s| {
-        let cur = match s.get_mut(key, now).map(|e| &e.value) {
+        let cur = match s.get_live(key, now).map(|e| &e.value) {
             None => 0.0,
             Some(Value::Int(n)) => *n as f64,
             Some(Value::Str(b)) => args::parse_f64(b).ok_or(CommandError::NotAFloat)?,

@@ -40,6 +40,9 @@ pub struct Shard {
     sweep_cursor: usize,
     /// Keys expired under the current lock, not yet added to the store's total.
     expired: u64,
+    /// Set by every mutation under the current lock ([`Shard::take_dirty`] reads and clears
+    /// it): lets the command layer journal and signal only real changes.
+    dirty: bool,
 }
 
 impl Shard {
@@ -48,13 +51,28 @@ impl Shard {
             map: IndexMap::with_hasher(hasher),
             sweep_cursor: 0,
             expired: 0,
+            dirty: false,
         }
     }
 
-    /// The live entry for `key`, removing it first if it has expired.
+    /// The live entry for `key`, for modification (marks the shard dirty when found); an
+    /// expired entry is removed first and reads as absent. Use [`Shard::get_live`] to read.
     pub fn get_mut(&mut self, key: &[u8], now: Nanos) -> Option<&mut Entry> {
         let idx = self.live_index(key, now)?;
+        self.dirty = true;
         self.map.get_index_mut(idx).map(|(_, e)| e)
+    }
+
+    /// The live entry for `key`, for reading; an expired entry is removed first (lazy
+    /// expiry, which is not a change: the entry was already logically gone).
+    pub fn get_live(&mut self, key: &[u8], now: Nanos) -> Option<&Entry> {
+        let idx = self.live_index(key, now)?;
+        self.map.get_index(idx).map(|(_, e)| e)
+    }
+
+    /// Whether anything was modified since the last call; clears the flag.
+    pub fn take_dirty(&mut self) -> bool {
+        std::mem::take(&mut self.dirty)
     }
 
     /// The live entry for `key` without modifying the shard (expired entries read as absent).
@@ -75,6 +93,7 @@ impl Shard {
     /// Inserts or replaces `key`. The key bytes are copied (inline when short) so the map never
     /// pins a network buffer.
     pub fn insert(&mut self, key: &[u8], entry: Entry) {
+        self.dirty = true;
         if let Some(slot) = self.map.get_mut(key) {
             *slot = entry;
         } else {
@@ -89,6 +108,7 @@ impl Shard {
             self.expired += 1;
             return None;
         }
+        self.dirty = true;
         Some(entry)
     }
 
@@ -119,6 +139,7 @@ impl Shard {
 
     /// Drops every entry.
     pub fn clear(&mut self) {
+        self.dirty |= !self.map.is_empty();
         self.map.clear();
         self.map.shrink_to_fit();
         self.sweep_cursor = 0;
@@ -326,6 +347,26 @@ mod tests {
             assert_eq!(sh.len(), 0);
         });
         assert_eq!(store.expired_total(), 1);
+    }
+
+    #[test]
+    fn only_mutations_mark_the_shard_dirty() {
+        let store = Store::new(1);
+        let mut sh = store.lock(b"k");
+        assert!(sh.get_live(b"k", Nanos(1)).is_none());
+        assert!(!sh.take_dirty(), "a miss is not a change");
+        sh.insert(b"k", Entry::with_expiry(s("v"), Some(Nanos(10))));
+        assert!(sh.take_dirty());
+        assert!(sh.get_live(b"k", Nanos(5)).is_some());
+        assert!(sh.get(b"k", Nanos(5)).is_some());
+        assert!(!sh.take_dirty(), "reads are not changes");
+        assert!(sh.get_mut(b"k", Nanos(5)).is_some());
+        assert!(sh.take_dirty(), "get_mut is for writing");
+        assert!(sh.remove(b"k", Nanos(20)).is_none());
+        assert!(
+            !sh.take_dirty(),
+            "removing an expired entry changes nothing"
+        );
     }
 
     #[test]
