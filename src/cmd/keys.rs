@@ -538,9 +538,8 @@ fn ttl(ctx: &mut Ctx<'_>, req: &[Bytes], form: TtlForm) -> Result<Frame, Command
 fn persist(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let done = ctx.with_shard(&req[1], |s| {
-        if !s
-            .get_live(&req[1], now)
-            .is_some_and(|e| e.expires_at.is_some())
+        if s.get_live(&req[1], now)
+            .is_none_or(|e| e.expires_at.is_none())
         {
             return false;
         }
