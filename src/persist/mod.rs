@@ -9,7 +9,9 @@
 //! - [`record`]: records and framing, pure functions.
 //! - [`writer`]: the [`Sink`] trait (file and in-memory) and the group-commit writer thread.
 //! - [`replay`]: reading a file back, applying records to a store, torn-tail policy.
+//! - [`check`]: `limitkv aof check|repair FILE`.
 
+pub mod check;
 pub mod record;
 pub mod replay;
 pub mod writer;

@@ -489,4 +489,94 @@ mod tests {
         let rep = load_file(&missing, OnCorruptTail::Refuse, &store, Nanos(0)).unwrap();
         assert_eq!(rep, ReplayReport::default());
     }
+
+    /// One step of a simulated live run.
+    #[derive(Debug, Clone)]
+    enum Op {
+        Set(u8, i64, Option<u64>),
+        Incr(u8),
+        Take(u8, u64),
+        Del(u8),
+        FlushAll,
+        Advance(u64),
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (0u8..6, any::<i64>(), proptest::option::of(1u64..50))
+                .prop_map(|(k, v, t)| Op::Set(k, v, t)),
+            (0u8..6).prop_map(Op::Incr),
+            (0u8..6, 1u64..30).prop_map(|(k, p)| Op::Take(k, p)),
+            (0u8..6).prop_map(Op::Del),
+            Just(Op::FlushAll),
+            (0u64..20).prop_map(Op::Advance),
+        ]
+    }
+
+    fn live(store: &Store, now: Nanos) -> Vec<(Bytes, Entry)> {
+        let mut v: Vec<_> = (0..store.shard_count())
+            .flat_map(|i| {
+                let sh = store.lock_shard(i);
+                sh.iter_live(now)
+                    .map(|(k, e)| (k.clone(), e.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    proptest::proptest! {
+        /// A stand-in dispatcher logs the effect of each write; replaying the log later gives
+        /// the store the live run ended with.
+        #[test]
+        fn replay_of_a_recorded_run_equals_the_live_store(ops in proptest::collection::vec(op(), 0..60)) {
+            use crate::limiter::gcra::GcraState;
+            let store = Store::new(4);
+            let mut log = header().to_vec();
+            let mut now = Nanos(1_000);
+            for op in ops {
+                let rec = match op {
+                    Op::Advance(n) => { now = now.saturating_add(Nanos(n)); None }
+                    Op::FlushAll => { store.clear(); Some(Record::FlushAll) }
+                    Op::Del(k) => store.with_shard(&[k], |sh| {
+                        sh.remove(&[k], now).map(|_| Record::Del { key: Bytes::copy_from_slice(&[k]) })
+                    }),
+                    Op::Set(k, v, ttl) => store.with_shard(&[k], |sh| {
+                        let e = Entry::with_expiry(Value::Int(v), ttl.map(|t| now.saturating_add(Nanos(t))));
+                        sh.insert(&[k], e.clone());
+                        Some(Record::Put { key: Bytes::copy_from_slice(&[k]), value: e.value, expires_at: e.expires_at })
+                    }),
+                    Op::Incr(k) => store.with_shard(&[k], |sh| {
+                        let (n, exp) = match sh.get_mut(&[k], now) {
+                            Some(Entry { value: Value::Int(n), expires_at }) => (n.checked_add(1)?, *expires_at),
+                            Some(_) => return None,
+                            None => (1, None),
+                        };
+                        sh.insert(&[k], Entry::with_expiry(Value::Int(n), exp));
+                        Some(Record::Put { key: Bytes::copy_from_slice(&[k]), value: Value::Int(n), expires_at: exp })
+                    }),
+                    Op::Take(k, period) => store.with_shard(&[k], |sh| {
+                        let tat = match sh.get_mut(&[k], now) {
+                            Some(Entry { value: Value::Gcra(s), .. }) => s.tat.max(now),
+                            Some(_) => return None,
+                            None => now,
+                        };
+                        let tat = tat.saturating_add(Nanos(period));
+                        let value = Value::Gcra(GcraState { tat });
+                        sh.insert(&[k], Entry::with_expiry(value.clone(), Some(tat)));
+                        Some(Record::Put { key: Bytes::copy_from_slice(&[k]), value, expires_at: Some(tat) })
+                    }),
+                };
+                if let Some(r) = rec {
+                    encode(&r, &mut log);
+                }
+            }
+            let restored = Store::new(8);
+            let rep = replay(&log[..], OnCorruptTail::Refuse, |r| apply(&restored, r, now)).unwrap();
+            proptest::prop_assert_eq!(rep.good_bytes, log.len() as u64);
+            proptest::prop_assert_eq!(live(&restored, now), live(&store, now));
+        }
+    }
 }
