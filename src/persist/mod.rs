@@ -9,11 +9,13 @@
 //! - [`record`]: records and framing, pure functions.
 //! - [`writer`]: the [`Sink`] trait (file and in-memory) and the group-commit writer thread.
 //! - [`replay`]: reading a file back, applying records to a store, torn-tail policy.
+//! - [`rewrite`]: compaction from a store snapshot while appends continue.
 //! - [`check`]: `limitkv aof check|repair FILE`.
 
 pub mod check;
 pub mod record;
 pub mod replay;
+pub mod rewrite;
 pub mod writer;
 
 use std::io;
@@ -22,6 +24,7 @@ use thiserror::Error;
 
 pub use record::{CorruptReason, Record};
 pub use replay::{apply, load_file, replay, OnCorruptTail, ReplayReport};
+pub use rewrite::{remove_stale_tmp, rewrite, should_rewrite, RewriteReport};
 pub use writer::{DurableWaiter, FileSink, FsyncPolicy, MemSink, Seq, Sink, Writer, WriterStats};
 
 /// File name of the AOF inside the data directory.

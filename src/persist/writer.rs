@@ -294,6 +294,9 @@ struct Pending {
     buf: Vec<u8>,
     last_seq: u64,
     rewriting: bool,
+    /// Bumped by each `start_rewrite`, so a buffer left by an aborted rewrite is never
+    /// carried into the next one.
+    rewrite_epoch: u64,
     finish: Option<FinishRewrite>,
     shutdown: bool,
     kick: bool,
@@ -484,6 +487,7 @@ impl Writer {
             ));
         }
         p.rewriting = true;
+        p.rewrite_epoch += 1;
         Ok(())
     }
 
@@ -606,6 +610,8 @@ struct Thread {
     healthy: bool,
     last_sync_at: Nanos,
     rewrite_buf: Vec<u8>,
+    /// The `rewrite_epoch` that `rewrite_buf` belongs to.
+    rewrite_buf_epoch: u64,
 }
 
 impl Thread {
@@ -622,6 +628,7 @@ impl Thread {
             healthy: true,
             last_sync_at: now,
             rewrite_buf: Vec::new(),
+            rewrite_buf_epoch: 0,
         }
     }
 
@@ -658,7 +665,14 @@ impl Thread {
         p.kick = false;
         let batch = std::mem::take(&mut p.buf);
         if p.rewriting {
+            if self.rewrite_buf_epoch != p.rewrite_epoch {
+                self.rewrite_buf = Vec::new();
+                self.rewrite_buf_epoch = p.rewrite_epoch;
+            }
             self.rewrite_buf.extend_from_slice(&batch);
+        } else if !self.rewrite_buf.is_empty() {
+            // An aborted rewrite: free its buffer.
+            self.rewrite_buf = Vec::new();
         }
         self.taken = p.last_seq;
         let finish = p.finish.take();
