@@ -8,8 +8,8 @@
 //!
 //! - [`record`]: records and framing, pure functions.
 //! - [`writer`]: the [`Sink`] trait (file and in-memory) and the group-commit writer thread.
-//! - [`replay`]: reading a file back, applying records to a store, torn-tail policy.
-//! - [`rewrite`]: compaction from a store snapshot while appends continue.
+//! - [`replay`](mod@replay): reading a file back, applying records to a store, torn-tail policy.
+//! - [`rewrite`](mod@rewrite): compaction from a store snapshot while appends continue.
 //! - [`check`]: `limitkv aof check|repair FILE`.
 
 pub mod check;
