@@ -11,6 +11,7 @@
 //! - [`config`]: every setting, from defaults, a config file and flags.
 //! - [`error`]: every wire error text.
 //! - [`metrics`]: counters for INFO.
+//! - [`persist`]: the append-only file (records, writer thread, replay, rewrite, check).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -21,6 +22,7 @@ pub mod config;
 pub mod error;
 pub mod limiter;
 pub mod metrics;
+pub mod persist;
 pub mod protocol;
 pub mod server;
 pub mod store;

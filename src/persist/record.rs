@@ -1,0 +1,531 @@
+//! AOF records and their byte encoding (the contract is `docs/aof-format.md`).
+//!
+//! A record is an *effect*: the full state of a key after a write, with absolute times, so
+//! replaying it never depends on when replay runs and applying it twice equals applying it
+//! once. Everything here is pure (no I/O, no clock): `encode` appends bytes to a `Vec`, and
+//! [`decode_frame`] / [`decode_payload`] turn bytes back into records or name the exact
+//! problem. Depends only on [`crate::store::Value`] and [`crate::clock::Nanos`].
+
+use std::fmt;
+
+use bytes::Bytes;
+
+use crate::clock::Nanos;
+use crate::limiter::gcra::GcraState;
+use crate::store::Value;
+
+/// The first six bytes of every AOF file.
+pub const MAGIC: [u8; 6] = *b"LKVAOF";
+/// The format version this build writes and the highest it reads.
+pub const FORMAT_VERSION: u16 = 1;
+/// Header length: magic plus a little-endian `u16` version.
+pub const HEADER_LEN: usize = 8;
+/// Frame overhead: `len u32 LE` plus `crc32c u32 LE`.
+pub const FRAME_OVERHEAD: usize = 8;
+/// The largest payload a frame may declare: a 512 MiB key or value plus room for the rest.
+/// A larger length is corruption, never an allocation of that size.
+pub const MAX_PAYLOAD: u32 = 512 * 1024 * 1024 + 64 * 1024;
+
+/// Operation bytes (the first payload byte). Unknown values are rejected; new kinds
+/// (policies, scripts) take fresh numbers and bump nothing else.
+mod op {
+    pub const PUT: u8 = 1;
+    pub const DEL: u8 = 2;
+    pub const FLUSH_ALL: u8 = 3;
+}
+
+/// Value tag bytes (the first byte of an encoded [`Value`]).
+mod tag {
+    pub const STR: u8 = 1;
+    pub const INT: u8 = 2;
+    pub const GCRA: u8 = 3;
+}
+
+/// Version byte that follows a limiter-state tag, so one family's state layout can change
+/// without a new file format version.
+const GCRA_STATE_VERSION: u8 = 1;
+
+/// One logged effect.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Record {
+    /// `key` now holds `value`, expiring at `expires_at` (absolute; `None` = never).
+    Put {
+        /// The key.
+        key: Bytes,
+        /// Its complete new value (an INCR logs the resulting integer; a GCRA take its TAT).
+        value: Value,
+        /// Absolute expiry instant.
+        expires_at: Option<Nanos>,
+    },
+    /// `key` no longer exists.
+    Del {
+        /// The key.
+        key: Bytes,
+    },
+    /// Every key was removed.
+    FlushAll,
+}
+
+/// Why a frame or payload could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorruptReason {
+    /// The bytes end inside a header or frame (a torn write).
+    Incomplete {
+        /// Bytes the frame (or header) needs.
+        needed: u64,
+        /// Bytes that were there.
+        available: u64,
+    },
+    /// The stored checksum does not match the frame.
+    ChecksumMismatch {
+        /// The checksum in the file.
+        stored: u32,
+        /// The checksum of the bytes read.
+        computed: u32,
+    },
+    /// A frame declares a payload longer than [`MAX_PAYLOAD`].
+    LengthTooLarge(u32),
+    /// The file does not start with [`MAGIC`].
+    BadMagic,
+    /// The header names a format version newer than this build reads.
+    UnsupportedVersion(u16),
+    /// An operation byte this build does not know.
+    UnknownOp(u8),
+    /// A value tag this build does not know.
+    UnknownValueTag(u8),
+    /// A limiter state version this build does not know.
+    UnknownStateVersion {
+        /// The value tag.
+        tag: u8,
+        /// The version byte found.
+        version: u8,
+    },
+    /// A field inside a checksummed payload is inconsistent (a bug in the writer, or a
+    /// collision); names the field.
+    Malformed(&'static str),
+}
+
+impl fmt::Display for CorruptReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CorruptReason::Incomplete { needed, available } => write!(
+                f,
+                "incomplete record ({available} of {needed} bytes present; torn write)"
+            ),
+            CorruptReason::ChecksumMismatch { stored, computed } => write!(
+                f,
+                "checksum mismatch (stored {stored:#010x}, computed {computed:#010x})"
+            ),
+            CorruptReason::LengthTooLarge(n) => {
+                write!(f, "record length {n} exceeds the cap of {MAX_PAYLOAD}")
+            }
+            CorruptReason::BadMagic => write!(f, "not a limitkv AOF (bad magic)"),
+            CorruptReason::UnsupportedVersion(v) => write!(
+                f,
+                "format version {v} is newer than this build reads ({FORMAT_VERSION})"
+            ),
+            CorruptReason::UnknownOp(b) => write!(f, "unknown record op {b:#04x}"),
+            CorruptReason::UnknownValueTag(b) => write!(f, "unknown value tag {b:#04x}"),
+            CorruptReason::UnknownStateVersion { tag, version } => write!(
+                f,
+                "unknown state version {version} for value tag {tag:#04x}"
+            ),
+            CorruptReason::Malformed(what) => write!(f, "malformed record: {what}"),
+        }
+    }
+}
+
+/// Appends the file header.
+pub fn encode_header(out: &mut Vec<u8>) {
+    out.extend_from_slice(&MAGIC);
+    out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+}
+
+/// The encoded header.
+pub fn header() -> [u8; HEADER_LEN] {
+    let mut h = [0; HEADER_LEN];
+    h[..6].copy_from_slice(&MAGIC);
+    h[6..].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    h
+}
+
+/// Checks a header; `Incomplete` if `buf` is shorter than [`HEADER_LEN`].
+pub fn check_header(buf: &[u8]) -> Result<u16, CorruptReason> {
+    // A prefix of the magic is a torn header; anything else is not our file.
+    let m = buf.len().min(MAGIC.len());
+    if buf[..m] != MAGIC[..m] {
+        return Err(CorruptReason::BadMagic);
+    }
+    if buf.len() < HEADER_LEN {
+        return Err(CorruptReason::Incomplete {
+            needed: HEADER_LEN as u64,
+            available: buf.len() as u64,
+        });
+    }
+    let version = u16::from_le_bytes([buf[6], buf[7]]);
+    if version == 0 || version > FORMAT_VERSION {
+        return Err(CorruptReason::UnsupportedVersion(version));
+    }
+    Ok(version)
+}
+
+/// Appends one framed record: `[len u32 LE][crc32c u32 LE][payload]`.
+///
+/// The checksum covers the four length bytes and the payload, so a zero-filled tail (a common
+/// crash artifact: the file grew but its blocks were never written) fails the check instead of
+/// reading as an empty record.
+pub fn encode(record: &Record, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(&[0; FRAME_OVERHEAD]);
+    encode_payload(record, out);
+    let len = u32::try_from(out.len() - start - FRAME_OVERHEAD)
+        .expect("invariant: keys and values are capped at 512 MiB by the protocol layer");
+    out[start..start + 4].copy_from_slice(&len.to_le_bytes());
+    let crc = frame_crc(&len.to_le_bytes(), &out[start + FRAME_OVERHEAD..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+}
+
+/// One framed record as a fresh buffer.
+pub fn encode_to_vec(record: &Record) -> Vec<u8> {
+    let mut v = Vec::new();
+    encode(record, &mut v);
+    v
+}
+
+fn frame_crc(len: &[u8; 4], payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(len), payload)
+}
+
+/// Appends a record's payload (no frame).
+pub fn encode_payload(record: &Record, out: &mut Vec<u8>) {
+    match record {
+        Record::Put {
+            key,
+            value,
+            expires_at,
+        } => {
+            out.push(op::PUT);
+            put_bytes(out, key);
+            encode_value(value, out);
+            match expires_at {
+                None => out.push(0),
+                Some(at) => {
+                    out.push(1);
+                    out.extend_from_slice(&at.0.to_le_bytes());
+                }
+            }
+        }
+        Record::Del { key } => {
+            out.push(op::DEL);
+            put_bytes(out, key);
+        }
+        Record::FlushAll => out.push(op::FLUSH_ALL),
+    }
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    let len = u32::try_from(b.len())
+        .expect("invariant: keys and values are capped at 512 MiB by the protocol layer");
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(b);
+}
+
+fn encode_value(value: &Value, out: &mut Vec<u8>) {
+    match value {
+        Value::Str(b) => {
+            out.push(tag::STR);
+            put_bytes(out, b);
+        }
+        Value::Int(n) => {
+            out.push(tag::INT);
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        Value::Gcra(s) => {
+            out.push(tag::GCRA);
+            out.push(GCRA_STATE_VERSION);
+            out.extend_from_slice(&s.tat.0.to_le_bytes());
+        }
+    }
+}
+
+/// Decodes the frame at the start of `buf`.
+///
+/// `Ok(Some((record, frame_len)))` for a good frame, `Ok(None)` for an empty `buf`, and
+/// `Err` naming the problem otherwise (`Incomplete` when `buf` ends inside the frame).
+pub fn decode_frame(buf: &[u8]) -> Result<Option<(Record, usize)>, CorruptReason> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    let (len, stored) = match frame_header(buf) {
+        Some(h) => h,
+        None => {
+            return Err(CorruptReason::Incomplete {
+                needed: FRAME_OVERHEAD as u64,
+                available: buf.len() as u64,
+            })
+        }
+    };
+    check_len(len)?;
+    let total = FRAME_OVERHEAD + len as usize;
+    if buf.len() < total {
+        return Err(CorruptReason::Incomplete {
+            needed: total as u64,
+            available: buf.len() as u64,
+        });
+    }
+    let payload = &buf[FRAME_OVERHEAD..total];
+    verify(len, stored, payload)?;
+    Ok(Some((decode_payload(payload)?, total)))
+}
+
+/// Splits a frame header into `(len, stored crc)`; `None` if fewer than 8 bytes.
+pub(crate) fn frame_header(buf: &[u8]) -> Option<(u32, u32)> {
+    let h: [u8; FRAME_OVERHEAD] = buf.get(..FRAME_OVERHEAD)?.try_into().ok()?;
+    Some((
+        u32::from_le_bytes([h[0], h[1], h[2], h[3]]),
+        u32::from_le_bytes([h[4], h[5], h[6], h[7]]),
+    ))
+}
+
+/// Rejects a declared payload length over the cap.
+pub(crate) fn check_len(len: u32) -> Result<(), CorruptReason> {
+    if len > MAX_PAYLOAD {
+        return Err(CorruptReason::LengthTooLarge(len));
+    }
+    Ok(())
+}
+
+/// Checks a frame's checksum.
+pub(crate) fn verify(len: u32, stored: u32, payload: &[u8]) -> Result<(), CorruptReason> {
+    let computed = frame_crc(&len.to_le_bytes(), payload);
+    if computed != stored {
+        return Err(CorruptReason::ChecksumMismatch { stored, computed });
+    }
+    Ok(())
+}
+
+/// Decodes a payload whose checksum already matched. Every byte must be consumed.
+pub fn decode_payload(payload: &[u8]) -> Result<Record, CorruptReason> {
+    let mut c = Cursor { buf: payload };
+    let record = match c.u8("op")? {
+        op::PUT => {
+            let key = c.bytes("key")?;
+            let value = decode_value(&mut c)?;
+            let expires_at = match c.u8("expiry flag")? {
+                0 => None,
+                1 => Some(Nanos(c.u64("expiry")?)),
+                _ => return Err(CorruptReason::Malformed("expiry flag")),
+            };
+            Record::Put {
+                key,
+                value,
+                expires_at,
+            }
+        }
+        op::DEL => Record::Del {
+            key: c.bytes("key")?,
+        },
+        op::FLUSH_ALL => Record::FlushAll,
+        other => return Err(CorruptReason::UnknownOp(other)),
+    };
+    if !c.buf.is_empty() {
+        return Err(CorruptReason::Malformed("trailing bytes"));
+    }
+    Ok(record)
+}
+
+fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
+    Ok(match c.u8("value tag")? {
+        tag::STR => Value::Str(c.bytes("string value")?),
+        tag::INT => Value::Int(c.u64("integer value")? as i64),
+        tag::GCRA => match c.u8("gcra state version")? {
+            GCRA_STATE_VERSION => Value::Gcra(GcraState {
+                tat: Nanos(c.u64("gcra tat")?),
+            }),
+            version => {
+                return Err(CorruptReason::UnknownStateVersion {
+                    tag: tag::GCRA,
+                    version,
+                })
+            }
+        },
+        other => return Err(CorruptReason::UnknownValueTag(other)),
+    })
+}
+
+/// A bounds-checked reader over a payload; every short read is `Malformed(field)`.
+struct Cursor<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> Cursor<'a> {
+    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8], CorruptReason> {
+        if self.buf.len() < n {
+            return Err(CorruptReason::Malformed(what));
+        }
+        let (head, rest) = self.buf.split_at(n);
+        self.buf = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self, what: &'static str) -> Result<u8, CorruptReason> {
+        Ok(self.take(1, what)?[0])
+    }
+
+    fn u32(&mut self, what: &'static str) -> Result<u32, CorruptReason> {
+        let b = self.take(4, what)?;
+        Ok(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    fn u64(&mut self, what: &'static str) -> Result<u64, CorruptReason> {
+        let b = self.take(8, what)?;
+        let mut a = [0; 8];
+        a.copy_from_slice(b);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn bytes(&mut self, what: &'static str) -> Result<Bytes, CorruptReason> {
+        let n = self.u32(what)? as usize;
+        Ok(Bytes::copy_from_slice(self.take(n, what)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..64).prop_map(|v| Value::Str(v.into())),
+            any::<i64>().prop_map(Value::Int),
+            any::<u64>().prop_map(|t| Value::Gcra(GcraState { tat: Nanos(t) })),
+        ]
+    }
+
+    fn record() -> impl Strategy<Value = Record> {
+        let key = proptest::collection::vec(any::<u8>(), 0..32).prop_map(Bytes::from);
+        prop_oneof![
+            (key.clone(), value(), proptest::option::of(any::<u64>())).prop_map(
+                |(key, value, exp)| Record::Put {
+                    key,
+                    value,
+                    expires_at: exp.map(Nanos),
+                }
+            ),
+            key.prop_map(|key| Record::Del { key }),
+            Just(Record::FlushAll),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_record_roundtrips(recs in proptest::collection::vec(record(), 0..16)) {
+            let mut buf = Vec::new();
+            for r in &recs {
+                encode(r, &mut buf);
+            }
+            let mut rest = &buf[..];
+            let mut got = Vec::new();
+            while let Some((r, n)) = decode_frame(rest).unwrap() {
+                got.push(r);
+                rest = &rest[n..];
+            }
+            prop_assert_eq!(got, recs);
+        }
+
+        #[test]
+        fn every_prefix_of_a_frame_is_incomplete(r in record()) {
+            let buf = encode_to_vec(&r);
+            for cut in 1..buf.len() {
+                let is_incomplete = matches!(
+                    decode_frame(&buf[..cut]),
+                    Err(CorruptReason::Incomplete { .. })
+                );
+                prop_assert!(is_incomplete, "cut {}", cut);
+            }
+        }
+
+        #[test]
+        fn every_flipped_bit_is_caught(r in record(), seed in any::<usize>()) {
+            let buf = encode_to_vec(&r);
+            let i = seed % buf.len();
+            for bit in 0..8 {
+                let mut b = buf.clone();
+                b[i] ^= 1 << bit;
+                prop_assert!(decode_frame(&b).is_err(), "byte {} bit {}", i, bit);
+            }
+        }
+    }
+
+    fn framed(payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut v = len.to_le_bytes().to_vec();
+        v.extend_from_slice(&frame_crc(&len.to_le_bytes(), payload).to_le_bytes());
+        v.extend_from_slice(payload);
+        v
+    }
+
+    #[test]
+    fn gcra_put_layout_is_byte_exact() {
+        let r = Record::Put {
+            key: Bytes::from_static(b"k"),
+            value: Value::Gcra(GcraState { tat: Nanos(0x0102) }),
+            expires_at: Some(Nanos(7)),
+        };
+        let mut p = Vec::new();
+        encode_payload(&r, &mut p);
+        assert_eq!(
+            p,
+            [
+                &[1u8, 1, 0, 0, 0, b'k', 3, 1][..],
+                &[2, 1, 0, 0, 0, 0, 0, 0],
+                &[1, 7, 0, 0, 0, 0, 0, 0, 0]
+            ]
+            .concat()
+        );
+        assert_eq!(header(), *b"LKVAOF\x01\x00");
+    }
+
+    #[test]
+    fn unknown_op_tag_and_state_version_are_named() {
+        let cases: [(&[u8], CorruptReason); 5] = [
+            (&[0x42], CorruptReason::UnknownOp(0x42)),
+            (&[1, 0, 0, 0, 0, 9], CorruptReason::UnknownValueTag(9)),
+            (
+                &[1, 0, 0, 0, 0, 3, 2],
+                CorruptReason::UnknownStateVersion { tag: 3, version: 2 },
+            ),
+            (&[3, 0], CorruptReason::Malformed("trailing bytes")),
+            (&[], CorruptReason::Malformed("op")),
+        ];
+        for (payload, want) in cases {
+            assert_eq!(decode_frame(&framed(payload)), Err(want.clone()), "{want}");
+        }
+    }
+
+    #[test]
+    fn zero_length_frame_of_zeros_fails_the_checksum() {
+        assert!(matches!(
+            decode_frame(&[0; 8]),
+            Err(CorruptReason::ChecksumMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn header_checks() {
+        assert_eq!(check_header(&header()), Ok(1));
+        assert_eq!(
+            check_header(b"LKV"),
+            Err(CorruptReason::Incomplete {
+                needed: 8,
+                available: 3
+            })
+        );
+        assert_eq!(check_header(b"LKX"), Err(CorruptReason::BadMagic));
+        assert_eq!(
+            check_header(b"LKVAOF\x00\x00"),
+            Err(CorruptReason::UnsupportedVersion(0))
+        );
+    }
+}

@@ -1,0 +1,1095 @@
+//! The AOF writer: a [`Sink`] seam (file or in-memory) and one std thread that owns it.
+//!
+//! Producers call [`Writer::append`] under the key's shard guard: it encodes the record into
+//! a shared pending buffer and returns its [`Seq`] without blocking on I/O. The thread takes
+//! everything pending, writes it with one `write_all`, then applies the fsync policy and
+//! publishes the highest *acknowledged* sequence number:
+//!
+//! - `always`: acknowledged = written and fsynced. Every record in a batch shares one fsync
+//!   (group commit); a connection awaits [`DurableWaiter::wait`] before replying.
+//! - `everysec`: acknowledged = written (in the kernel); fsync at most once per second.
+//! - `no`: acknowledged = written; never fsync (shutdown still does).
+//!
+//! Errors never lose a byte that was taken: the thread keeps every byte written since the
+//! last successful fsync, and after a failed write or fsync it truncates the sink back to the
+//! last good length and writes them again on the next batch (or within a second without
+//! traffic). While that fails, [`Writer::healthy`] is false and the dispatcher refuses writes
+//! with [`Writer::check_writable`]'s `-MISCONF` error, like Redis.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, ErrorKind, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+use crate::clock::{Clock, Nanos};
+use crate::persist::record::{self, Record};
+use crate::persist::PersistError;
+
+/// Where AOF bytes go. Implementations: [`FileSink`], [`MemSink`].
+pub trait Sink: Send {
+    /// Appends `buf`. On error, [`Sink::len`] must still count the bytes that did land, so
+    /// the writer can cut them off.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Makes every byte appended so far durable.
+    fn sync(&mut self) -> io::Result<()>;
+    /// Cuts the sink back to `len` bytes (used to remove a partial write before retrying).
+    fn truncate(&mut self, len: u64) -> io::Result<()>;
+    /// Current length in bytes.
+    fn len(&self) -> u64;
+    /// True when nothing has been written.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// An append-only file.
+#[derive(Debug)]
+pub struct FileSink {
+    file: File,
+    len: u64,
+    path: PathBuf,
+}
+
+impl FileSink {
+    /// Opens (creating if missing) `path` for appending after its current end. The writer adds
+    /// the header to an empty file. Call [`crate::persist::load_file`] first: appends must
+    /// follow a valid prefix.
+    pub fn open(path: &Path) -> io::Result<FileSink> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let len = file.metadata()?.len();
+        Ok(FileSink {
+            file,
+            len,
+            path: path.to_owned(),
+        })
+    }
+
+    /// Creates `path` empty, replacing any previous file (a rewrite's temporary file).
+    pub fn create(path: &Path) -> io::Result<FileSink> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(path)?;
+        Ok(FileSink {
+            file,
+            len: 0,
+            path: path.to_owned(),
+        })
+    }
+
+    /// The path this sink was opened at.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Sink for FileSink {
+    fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        // A loop of `write` rather than `Write::write_all`, so a short write followed by an
+        // error (disk full) still counts the bytes that landed.
+        while !buf.is_empty() {
+            match self.file.write(buf) {
+                Ok(0) => return Err(io::Error::new(ErrorKind::WriteZero, "wrote 0 bytes")),
+                Ok(n) => {
+                    self.len += n as u64;
+                    buf = &buf[n..];
+                }
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)?;
+        self.len = len;
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+/// What an in-memory sink holds and how it is told to fail.
+#[derive(Debug, Default)]
+pub struct MemState {
+    /// Every byte written (the page cache).
+    pub data: Vec<u8>,
+    /// The bytes as of the last successful sync (what survives a power cut).
+    pub synced: Vec<u8>,
+    /// Successful syncs.
+    pub syncs: u64,
+    /// Successful writes.
+    pub writes: u64,
+    /// If set, the next write lands this many bytes, then fails with "no space left"
+    /// (checked before `fail_writes`).
+    pub tear_next_write_at: Option<usize>,
+    /// The next this-many writes fail without writing anything.
+    pub fail_writes: u32,
+    /// The next this-many syncs fail.
+    pub fail_syncs: u32,
+    /// How long each sync takes (to model fsync latency in group-commit tests).
+    pub sync_delay: Duration,
+}
+
+/// An in-memory sink for tests; clones share the same state.
+#[derive(Debug, Clone, Default)]
+pub struct MemSink {
+    /// The shared state; lock it to inspect bytes or arm failures.
+    pub state: Arc<Mutex<MemState>>,
+}
+
+impl MemSink {
+    /// An empty sink.
+    pub fn new() -> MemSink {
+        MemSink::default()
+    }
+
+    /// A copy of every byte written.
+    pub fn data(&self) -> Vec<u8> {
+        self.state.lock().data.clone()
+    }
+}
+
+impl Sink for MemSink {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        let mut s = self.state.lock();
+        if let Some(at) = s.tear_next_write_at.take() {
+            let n = at.min(buf.len());
+            s.data.extend_from_slice(&buf[..n]);
+            return Err(io::Error::other("No space left on device (simulated)"));
+        }
+        if s.fail_writes > 0 {
+            s.fail_writes -= 1;
+            return Err(io::Error::other("No space left on device (simulated)"));
+        }
+        s.data.extend_from_slice(buf);
+        s.writes += 1;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        let delay = self.state.lock().sync_delay;
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
+        }
+        let mut s = self.state.lock();
+        if s.fail_syncs > 0 {
+            s.fail_syncs -= 1;
+            return Err(io::Error::other("Input/output error (simulated fsync)"));
+        }
+        s.synced = s.data.clone();
+        s.syncs += 1;
+        Ok(())
+    }
+
+    fn truncate(&mut self, len: u64) -> io::Result<()> {
+        let mut s = self.state.lock();
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        s.data.truncate(len);
+        s.synced.truncate(len);
+        Ok(())
+    }
+
+    fn len(&self) -> u64 {
+        self.state.lock().data.len() as u64
+    }
+}
+
+/// When the writer fsyncs (`--appendfsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsyncPolicy {
+    /// After every batch, before acknowledging it.
+    Always,
+    /// At most once per second.
+    #[default]
+    EverySec,
+    /// Never (the OS decides).
+    No,
+}
+
+/// A record's position in the log: 1 for the first append, increasing by one per record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Seq(pub u64);
+
+/// What the writer publishes after each batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Every record up to here is acknowledged under the policy.
+    pub acked: Seq,
+    /// False while writes or fsyncs are failing.
+    pub healthy: bool,
+    /// False once the writer thread has exited.
+    pub running: bool,
+}
+
+/// Counters for `INFO persistence`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct WriterStats {
+    /// The policy in force.
+    pub policy: FsyncPolicy,
+    /// Current file length (`aof_current_size`).
+    pub current_size: u64,
+    /// Length after the last rewrite, or at startup (`aof_base_size`).
+    pub base_size: u64,
+    /// Whether the last write (and fsync) succeeded (`aof_last_write_status`).
+    pub last_write_ok: bool,
+    /// The last error text, if any.
+    pub last_error: Option<String>,
+    /// Failed writes since start.
+    pub write_errors: u64,
+    /// Failed fsyncs since start.
+    pub fsync_errors: u64,
+    /// Successful batch writes since start.
+    pub writes: u64,
+    /// Successful fsyncs since start.
+    pub fsyncs: u64,
+    /// Bytes appended but not yet taken by the thread (`aof_buffer_length`).
+    pub pending_bytes: u64,
+    /// Bytes written but not yet fsynced.
+    pub unsynced_bytes: u64,
+    /// When the last successful fsync finished.
+    pub last_fsync_at: Option<Nanos>,
+    /// How long the oldest unsynced byte has waited (zero when all is synced).
+    pub fsync_lag: Nanos,
+    /// The last sequence number handed out.
+    pub appended: Seq,
+    /// The last acknowledged sequence number.
+    pub acked: Seq,
+    /// A rewrite is buffering appends.
+    pub rewrite_in_progress: bool,
+    /// Completed rewrites since start.
+    pub rewrites: u64,
+    /// Whether the last rewrite succeeded (`aof_last_bgrewrite_status`); true before any.
+    pub last_rewrite_ok: bool,
+}
+
+/// Tells a blocked `finish_rewrite` caller how it went.
+type Reply = mpsc::Sender<Result<u64, PersistError>>;
+
+/// Renames the rewritten file into place and fsyncs the directory.
+pub type Install = Box<dyn FnOnce() -> io::Result<()> + Send>;
+
+struct FinishRewrite {
+    sink: Box<dyn Sink>,
+    install: Install,
+    reply: Reply,
+}
+
+#[derive(Default)]
+struct Pending {
+    buf: Vec<u8>,
+    last_seq: u64,
+    rewriting: bool,
+    /// Bumped by each `start_rewrite`, so a buffer left by an aborted rewrite is never
+    /// carried into the next one.
+    rewrite_epoch: u64,
+    finish: Option<FinishRewrite>,
+    shutdown: bool,
+    kick: bool,
+}
+
+struct Shared {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    progress: Mutex<Progress>,
+    progress_cv: Condvar,
+    progress_tx: watch::Sender<Progress>,
+    healthy: AtomicBool,
+    stats: Mutex<WriterStats>,
+    policy: FsyncPolicy,
+    clock: Arc<dyn Clock>,
+}
+
+impl Shared {
+    fn publish(&self, p: Progress) {
+        self.healthy.store(p.healthy, Ordering::Release);
+        *self.progress.lock() = p;
+        self.progress_cv.notify_all();
+        self.progress_tx.send_replace(p);
+    }
+}
+
+/// The handle producers, connections and INFO use; share it in an `Arc`.
+pub struct Writer {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `sink`, which must hold a valid prefix (possibly empty: the
+    /// header is then written first). `clock` times `everysec` and the fsync lag.
+    pub fn start(
+        sink: Box<dyn Sink>,
+        policy: FsyncPolicy,
+        clock: Arc<dyn Clock>,
+    ) -> io::Result<Writer> {
+        let initial = Progress {
+            acked: Seq(0),
+            healthy: true,
+            running: true,
+        };
+        let mut pending = Pending::default();
+        if sink.is_empty() {
+            record::encode_header(&mut pending.buf);
+        }
+        let stats = WriterStats {
+            policy,
+            current_size: sink.len(),
+            base_size: sink.len(),
+            last_write_ok: true,
+            last_rewrite_ok: true,
+            ..WriterStats::default()
+        };
+        let shared = Arc::new(Shared {
+            pending: Mutex::new(pending),
+            wake: Condvar::new(),
+            progress: Mutex::new(initial),
+            progress_cv: Condvar::new(),
+            progress_tx: watch::Sender::new(initial),
+            healthy: AtomicBool::new(true),
+            stats: Mutex::new(stats),
+            policy,
+            clock,
+        });
+        let thread_shared = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("aof-writer".into())
+            .spawn(move || Thread::new(thread_shared, sink).run())?;
+        Ok(Writer {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Queues `record` and returns its sequence number. Never blocks on I/O. Call it before
+    /// the key's shard guard drops, so per-key log order equals apply order.
+    pub fn append(&self, record: &Record) -> Seq {
+        let mut p = self.shared.pending.lock();
+        record::encode(record, &mut p.buf);
+        self.queued(p)
+    }
+
+    /// Queues one already framed record (from [`record::encode`]).
+    pub fn append_encoded(&self, framed: &[u8]) -> Seq {
+        let mut p = self.shared.pending.lock();
+        p.buf.extend_from_slice(framed);
+        self.queued(p)
+    }
+
+    fn queued(&self, mut p: parking_lot::MutexGuard<'_, Pending>) -> Seq {
+        p.last_seq += 1;
+        let seq = Seq(p.last_seq);
+        drop(p);
+        self.shared.wake.notify_one();
+        seq
+    }
+
+    /// A handle for async callers to await acknowledgement.
+    pub fn waiter(&self) -> DurableWaiter {
+        DurableWaiter {
+            rx: self.shared.progress_tx.subscribe(),
+        }
+    }
+
+    /// Blocks until `seq` is acknowledged, the writer turns unhealthy, or `timeout` passes
+    /// (then `Unhealthy("timed out ...")`). For shutdown paths and tests.
+    pub fn wait_blocking(&self, seq: Seq, timeout: Duration) -> Result<(), PersistError> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut p = self.shared.progress.lock();
+        loop {
+            if let Some(r) = outcome(&p, seq, || self.last_error()) {
+                return r;
+            }
+            if self
+                .shared
+                .progress_cv
+                .wait_until(&mut p, deadline)
+                .timed_out()
+            {
+                return outcome(&p, seq, || self.last_error()).unwrap_or_else(|| {
+                    Err(PersistError::Unhealthy(format!(
+                        "timed out waiting for {seq:?}"
+                    )))
+                });
+            }
+        }
+    }
+
+    /// False while writes or fsyncs are failing. Cheap: one atomic load.
+    pub fn healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Acquire)
+    }
+
+    /// `Ok` when writes may proceed; otherwise the `-MISCONF` error to reply with.
+    pub fn check_writable(&self) -> Result<(), PersistError> {
+        if self.healthy() {
+            Ok(())
+        } else {
+            Err(PersistError::Unhealthy(self.last_error()))
+        }
+    }
+
+    fn last_error(&self) -> String {
+        self.shared
+            .stats
+            .lock()
+            .last_error
+            .clone()
+            .unwrap_or_else(|| "unknown error".into())
+    }
+
+    /// A snapshot of the counters for `INFO persistence`.
+    pub fn stats(&self) -> WriterStats {
+        let (pending_bytes, appended, rewriting) = {
+            let p = self.shared.pending.lock();
+            (p.buf.len() as u64, Seq(p.last_seq), p.rewriting)
+        };
+        let mut s = self.shared.stats.lock().clone();
+        s.pending_bytes = pending_bytes;
+        s.appended = appended;
+        s.rewrite_in_progress = rewriting;
+        s.acked = self.shared.progress.lock().acked;
+        if s.unsynced_bytes > 0 {
+            let since = s.last_fsync_at.unwrap_or(Nanos::ZERO);
+            s.fsync_lag = self.shared.clock.now().saturating_sub(since);
+        }
+        s
+    }
+
+    /// Wakes the thread so it re-checks the `everysec` deadline and retries after errors now
+    /// (a test driving a manual clock calls this after `advance`).
+    pub fn kick(&self) {
+        self.shared.pending.lock().kick = true;
+        self.shared.wake.notify_one();
+    }
+
+    /// Starts buffering every record appended from now on for a rewrite. Call it *before*
+    /// taking the snapshot. Fails if a rewrite is already running.
+    pub fn start_rewrite(&self) -> Result<(), PersistError> {
+        let mut p = self.shared.pending.lock();
+        if p.rewriting {
+            return Err(PersistError::Unhealthy(
+                "Background append only file rewriting already in progress".into(),
+            ));
+        }
+        p.rewriting = true;
+        p.rewrite_epoch += 1;
+        Ok(())
+    }
+
+    /// Hands the snapshot (`sink`, already written and fsynced) to the thread, which appends
+    /// the buffered records, fsyncs, calls `install` (rename + directory fsync) and from then
+    /// on appends to `sink`. Blocks until done; returns the new file length. On error the old
+    /// file stays in use and the rewrite is over.
+    pub fn finish_rewrite(
+        &self,
+        sink: Box<dyn Sink>,
+        install: Install,
+    ) -> Result<u64, PersistError> {
+        let (reply, rx) = mpsc::channel();
+        {
+            let mut p = self.shared.pending.lock();
+            if !p.rewriting {
+                return Err(PersistError::Unhealthy("no rewrite in progress".into()));
+            }
+            p.finish = Some(FinishRewrite {
+                sink,
+                install,
+                reply,
+            });
+        }
+        self.shared.wake.notify_one();
+        rx.recv().map_err(|_| PersistError::WriterStopped)?
+    }
+
+    /// Stops buffering for a rewrite that failed before [`Writer::finish_rewrite`].
+    pub fn abort_rewrite(&self) {
+        let mut p = self.shared.pending.lock();
+        p.rewriting = false;
+        drop(p);
+        let mut s = self.shared.stats.lock();
+        s.last_rewrite_ok = false;
+    }
+
+    /// Writes and fsyncs everything pending (whatever the policy), then stops the thread.
+    /// Idempotent. Returns the error that made the final flush fail, if any.
+    pub fn shutdown(&self) -> Result<(), PersistError> {
+        let Some(handle) = self.thread.lock().take() else {
+            return Ok(());
+        };
+        self.shared.pending.lock().shutdown = true;
+        self.shared.wake.notify_one();
+        match handle.join() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(PersistError::Unhealthy(e)),
+            Err(_) => Err(PersistError::WriterStopped),
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+fn outcome(
+    p: &Progress,
+    seq: Seq,
+    last_error: impl FnOnce() -> String,
+) -> Option<Result<(), PersistError>> {
+    if p.acked >= seq {
+        Some(Ok(()))
+    } else if !p.healthy {
+        Some(Err(PersistError::Unhealthy(last_error())))
+    } else if !p.running {
+        Some(Err(PersistError::WriterStopped))
+    } else {
+        None
+    }
+}
+
+/// Awaits acknowledgement from async code (one per connection; cheap to clone).
+#[derive(Clone)]
+pub struct DurableWaiter {
+    rx: watch::Receiver<Progress>,
+}
+
+impl DurableWaiter {
+    /// Resolves when `seq` is acknowledged under the policy. Errors with `Unhealthy` if the
+    /// writer is failing first: the effect is applied in memory and may still reach the file
+    /// when the writer recovers, so the client sees an error for a write that may persist
+    /// (the same ambiguity as a timeout).
+    pub async fn wait(&mut self, seq: Seq) -> Result<(), PersistError> {
+        let res = self
+            .rx
+            .wait_for(|p| p.acked >= seq || !p.healthy || !p.running)
+            .await
+            .map(|p| *p);
+        match res {
+            Ok(p) => outcome(&p, seq, || "write error".into()).unwrap_or(Ok(())),
+            Err(_) => Err(PersistError::WriterStopped),
+        }
+    }
+
+    /// The latest published progress.
+    pub fn progress(&self) -> Progress {
+        *self.rx.borrow()
+    }
+}
+
+/// State owned by the writer thread.
+struct Thread {
+    shared: Arc<Shared>,
+    sink: Box<dyn Sink>,
+    /// The sink prefix known good: fsynced under `always`/`everysec`, written under `no`.
+    committed_len: u64,
+    /// Bytes after `committed_len` taken from producers, kept until fsynced so a failed
+    /// write or fsync can be redone.
+    unsynced: Vec<u8>,
+    /// The sink past `committed_len` cannot be trusted: truncate and rewrite `unsynced`.
+    dirty: bool,
+    /// Highest sequence taken from the pending buffer.
+    taken: u64,
+    /// Highest sequence acknowledged.
+    acked: u64,
+    healthy: bool,
+    last_sync_at: Nanos,
+    rewrite_buf: Vec<u8>,
+    /// The `rewrite_epoch` that `rewrite_buf` belongs to.
+    rewrite_buf_epoch: u64,
+}
+
+impl Thread {
+    fn new(shared: Arc<Shared>, sink: Box<dyn Sink>) -> Thread {
+        let now = shared.clock.now();
+        Thread {
+            committed_len: sink.len(),
+            shared,
+            sink,
+            unsynced: Vec::new(),
+            dirty: false,
+            taken: 0,
+            acked: 0,
+            healthy: true,
+            last_sync_at: now,
+            rewrite_buf: Vec::new(),
+            rewrite_buf_epoch: 0,
+        }
+    }
+
+    fn run(mut self) -> Result<(), String> {
+        loop {
+            let (batch, finish, shutdown) = self.take();
+            self.unsynced.extend_from_slice(&batch);
+            self.flush(batch.len());
+            if let Some(f) = finish {
+                self.finish_rewrite(f);
+            }
+            if shutdown {
+                return self.stop();
+            }
+            self.publish(true);
+        }
+    }
+
+    /// Waits for work and takes it: pending bytes, a rewrite hand-over, shutdown.
+    fn take(&mut self) -> (Vec<u8>, Option<FinishRewrite>, bool) {
+        let sh = Arc::clone(&self.shared);
+        let mut p = sh.pending.lock();
+        while p.buf.is_empty() && p.finish.is_none() && !p.shutdown && !p.kick {
+            // Wake without traffic to honour `everysec` and to retry after errors.
+            let idle = if self.dirty || !self.unsynced.is_empty() {
+                Duration::from_millis(100)
+            } else {
+                Duration::from_secs(1)
+            };
+            if sh.wake.wait_for(&mut p, idle).timed_out() {
+                break;
+            }
+        }
+        p.kick = false;
+        let batch = std::mem::take(&mut p.buf);
+        if p.rewriting {
+            if self.rewrite_buf_epoch != p.rewrite_epoch {
+                self.rewrite_buf = Vec::new();
+                self.rewrite_buf_epoch = p.rewrite_epoch;
+            }
+            self.rewrite_buf.extend_from_slice(&batch);
+        } else if !self.rewrite_buf.is_empty() {
+            // An aborted rewrite: free its buffer.
+            self.rewrite_buf = Vec::new();
+        }
+        self.taken = p.last_seq;
+        let finish = p.finish.take();
+        if finish.is_some() {
+            // Batches taken from here on go to whichever file wins; none is buffered.
+            p.rewriting = false;
+        }
+        (batch, finish, p.shutdown)
+    }
+
+    /// Writes the `new` bytes just added to `unsynced` (all of `unsynced` after an error) and
+    /// applies the policy.
+    fn flush(&mut self, new: usize) {
+        let written_through = self.taken;
+        let res = if self.dirty {
+            let len = self.committed_len;
+            self.sink
+                .truncate(len)
+                .and_then(|()| self.sink.write_all(&self.unsynced))
+        } else if new > 0 {
+            let start = self.unsynced.len() - new;
+            self.sink.write_all(&self.unsynced[start..])
+        } else {
+            Ok(())
+        };
+        if let Err(e) = res {
+            self.dirty = true;
+            self.failed(false, &e);
+            return;
+        }
+        if self.dirty || new > 0 {
+            self.dirty = false;
+            self.shared.stats.lock().writes += 1;
+        }
+        match self.shared.policy {
+            FsyncPolicy::Always => {
+                if !self.unsynced.is_empty() && !self.sync() {
+                    return;
+                }
+            }
+            FsyncPolicy::EverySec => {
+                let now = self.shared.clock.now();
+                let due = now.saturating_sub(self.last_sync_at) >= Nanos::from_secs(1);
+                if !self.unsynced.is_empty() && due && !self.sync() {
+                    // Written but not durable: still acknowledged under everysec, but the
+                    // writer is unhealthy, so new writes are refused until a sync succeeds.
+                    self.acked = written_through;
+                    return;
+                }
+            }
+            FsyncPolicy::No => {
+                self.committed_len = self.sink.len();
+                self.unsynced.clear();
+            }
+        }
+        self.acked = written_through;
+        self.healthy = true;
+        self.shared.stats.lock().last_write_ok = true;
+    }
+
+    /// Fsyncs; on success everything written is committed. False on failure.
+    fn sync(&mut self) -> bool {
+        match self.sink.sync() {
+            Ok(()) => {
+                self.committed_len = self.sink.len();
+                self.unsynced.clear();
+                self.last_sync_at = self.shared.clock.now();
+                let mut s = self.shared.stats.lock();
+                s.fsyncs += 1;
+                s.last_fsync_at = Some(self.last_sync_at);
+                true
+            }
+            Err(e) => {
+                // After a failed fsync the kernel may have dropped the dirty pages while
+                // marking them clean; only rewriting them and fsyncing again is safe.
+                self.dirty = true;
+                self.failed(true, &e);
+                false
+            }
+        }
+    }
+
+    fn failed(&mut self, fsync: bool, e: &io::Error) {
+        self.healthy = false;
+        let what = if fsync { "fsync" } else { "write" };
+        tracing::warn!(error = %e, "AOF {what} failed; refusing writes until it succeeds");
+        let mut s = self.shared.stats.lock();
+        if fsync {
+            s.fsync_errors += 1;
+        } else {
+            s.write_errors += 1;
+        }
+        s.last_write_ok = false;
+        s.last_error = Some(e.to_string());
+    }
+
+    /// Completes a rewrite: buffered records into the new file, fsync, install, switch.
+    fn finish_rewrite(&mut self, f: FinishRewrite) {
+        let FinishRewrite {
+            mut sink,
+            install,
+            reply,
+        } = f;
+        let buf = std::mem::take(&mut self.rewrite_buf);
+        let res = sink
+            .write_all(&buf)
+            .and_then(|()| sink.sync())
+            .and_then(|()| install());
+        let res = match res {
+            Ok(()) => {
+                // The new file holds the snapshot plus every record taken so far, fsynced:
+                // whatever the old file's state, everything taken is now durable.
+                self.sink = sink;
+                self.committed_len = self.sink.len();
+                self.unsynced.clear();
+                self.dirty = false;
+                self.acked = self.taken;
+                self.healthy = true;
+                self.last_sync_at = self.shared.clock.now();
+                let mut s = self.shared.stats.lock();
+                s.base_size = self.committed_len;
+                s.rewrites += 1;
+                s.last_rewrite_ok = true;
+                s.last_write_ok = true;
+                Ok(self.committed_len)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "AOF rewrite failed; keeping the old file");
+                self.shared.stats.lock().last_rewrite_ok = false;
+                Err(PersistError::io("finishing the AOF rewrite", e))
+            }
+        };
+        let _ = reply.send(res);
+    }
+
+    /// Final flush: write anything left and fsync whatever the policy.
+    fn stop(mut self) -> Result<(), String> {
+        if self.dirty {
+            self.flush(0);
+        }
+        let res = if self.dirty {
+            Err(self
+                .shared
+                .stats
+                .lock()
+                .last_error
+                .clone()
+                .unwrap_or_default())
+        } else if self.sync() {
+            self.acked = self.taken;
+            Ok(())
+        } else {
+            Err(self
+                .shared
+                .stats
+                .lock()
+                .last_error
+                .clone()
+                .unwrap_or_default())
+        };
+        self.publish(false);
+        res
+    }
+
+    fn publish(&mut self, running: bool) {
+        {
+            let mut s = self.shared.stats.lock();
+            s.current_size = self.sink.len();
+            s.unsynced_bytes = self.unsynced.len() as u64;
+        }
+        self.shared.publish(Progress {
+            acked: Seq(self.acked),
+            healthy: self.healthy,
+            running,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::persist::replay::scan;
+    use crate::store::Value;
+    use bytes::Bytes;
+
+    const LONG: Duration = Duration::from_secs(10);
+
+    fn put(k: &str, v: i64) -> Record {
+        Record::Put {
+            key: Bytes::copy_from_slice(k.as_bytes()),
+            value: Value::Int(v),
+            expires_at: None,
+        }
+    }
+
+    fn start(sink: &MemSink, policy: FsyncPolicy) -> (Writer, Arc<ManualClock>) {
+        let clock = Arc::new(ManualClock::new(Nanos::from_secs(1_000)));
+        let w = Writer::start(Box::new(sink.clone()), policy, clock.clone()).unwrap();
+        (w, clock)
+    }
+
+    fn records(bytes: &[u8]) -> Vec<Record> {
+        let mut out = Vec::new();
+        let s = scan(bytes, |r| out.push(r)).unwrap();
+        assert_eq!(s.problem, None, "the sink holds a clean AOF");
+        out
+    }
+
+    /// Waits for the writer thread to reach a state; bounded, never a timing assumption.
+    fn eventually(w: &Writer, what: &str, pred: impl Fn(&WriterStats) -> bool) {
+        let deadline = std::time::Instant::now() + LONG;
+        while !pred(&w.stats()) {
+            assert!(std::time::Instant::now() < deadline, "never saw: {what}");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn group_commit_fsyncs_once_per_batch_not_per_append() {
+        let sink = MemSink::new();
+        sink.state.lock().sync_delay = Duration::from_micros(300);
+        let (w, _) = start(&sink, FsyncPolicy::Always);
+        let w = Arc::new(w);
+        let (threads, per_thread) = (50, 40);
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let w = Arc::clone(&w);
+                std::thread::spawn(move || {
+                    for i in 0..per_thread {
+                        let seq = w.append(&put(&format!("t{t}:{i}"), i));
+                        w.wait_blocking(seq, LONG).expect("acknowledged");
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let appends = threads * per_thread;
+        let syncs = sink.state.lock().syncs;
+        assert!(
+            syncs * 4 < appends as u64,
+            "{syncs} fsyncs for {appends} appends"
+        );
+        assert_eq!(w.stats().acked, Seq(appends as u64));
+        // Acknowledged under `always` means in the synced bytes, not just written.
+        let synced = sink.state.lock().synced.clone();
+        assert_eq!(records(&synced).len(), appends as usize);
+    }
+
+    #[test]
+    fn an_empty_sink_gets_the_header_first() {
+        let sink = MemSink::new();
+        let (w, _) = start(&sink, FsyncPolicy::Always);
+        let seq = w.append(&put("a", 1));
+        w.wait_blocking(seq, LONG).unwrap();
+        assert_eq!(&sink.data()[..8], &record::header());
+        assert_eq!(records(&sink.data()), vec![put("a", 1)]);
+    }
+
+    #[test]
+    fn everysec_acknowledges_on_write_and_fsyncs_once_a_second() {
+        let sink = MemSink::new();
+        let (w, clock) = start(&sink, FsyncPolicy::EverySec);
+        let seq = w.append(&put("a", 1));
+        w.wait_blocking(seq, LONG).unwrap();
+        w.append(&put("b", 2));
+        w.kick();
+        eventually(&w, "b written", |s| s.acked == Seq(2));
+        assert_eq!(
+            sink.state.lock().syncs,
+            0,
+            "no fsync before a second passes"
+        );
+        clock.advance(Duration::from_millis(999));
+        w.kick();
+        eventually(&w, "kick handled", |s| s.pending_bytes == 0);
+        assert_eq!(sink.state.lock().syncs, 0, "still inside the second");
+        clock.advance(Duration::from_millis(1));
+        w.kick();
+        eventually(&w, "one fsync", |s| s.fsyncs == 1);
+        assert_eq!(
+            records(&sink.state.lock().synced),
+            vec![put("a", 1), put("b", 2)]
+        );
+        let st = w.stats();
+        assert_eq!((st.unsynced_bytes, st.fsync_lag), (0, Nanos::ZERO));
+    }
+
+    #[test]
+    fn policy_no_never_fsyncs_but_shutdown_does() {
+        let sink = MemSink::new();
+        let (w, _) = start(&sink, FsyncPolicy::No);
+        let seq = w.append(&put("a", 1));
+        w.wait_blocking(seq, LONG).unwrap();
+        assert_eq!(sink.state.lock().syncs, 0);
+        w.append(&put("b", 2));
+        w.shutdown().unwrap();
+        assert_eq!(sink.state.lock().syncs, 1);
+        assert_eq!(
+            records(&sink.state.lock().synced),
+            vec![put("a", 1), put("b", 2)]
+        );
+        assert_eq!(
+            w.wait_blocking(Seq(3), LONG).unwrap_err().to_string(),
+            "the AOF writer has stopped"
+        );
+    }
+
+    #[test]
+    fn torn_write_turns_unhealthy_then_retry_leaves_no_partial_bytes() {
+        let sink = MemSink::new();
+        let (w, _) = start(&sink, FsyncPolicy::Always);
+        w.wait_blocking(w.append(&put("a", 1)), LONG).unwrap();
+        {
+            // Tear the next write, then keep failing so the idle retry cannot heal it early.
+            let mut st = sink.state.lock();
+            st.tear_next_write_at = Some(5);
+            st.fail_writes = u32::MAX;
+        }
+        let seq = w.append(&put("b", 2));
+        let err = w.wait_blocking(seq, LONG).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "MISCONF Errors writing to the AOF file: No space left on device (simulated)"
+        );
+        assert!(!w.healthy());
+        assert!(w.check_writable().is_err());
+        let st = w.stats();
+        assert!(st.write_errors >= 1 && !st.last_write_ok, "{st:?}");
+        sink.state.lock().fail_writes = 0;
+        // The next batch retries: the torn bytes are cut, b and c written once each.
+        // (A wait right now would fail fast: the writer is unhealthy until it retries.)
+        w.append(&put("c", 3));
+        eventually(&w, "recovered", |s| s.acked == Seq(3));
+        assert!(w.healthy());
+        assert_eq!(
+            records(&sink.data()),
+            vec![put("a", 1), put("b", 2), put("c", 3)]
+        );
+    }
+
+    #[test]
+    fn failing_fsync_under_always_withholds_the_ack_until_a_retry_succeeds() {
+        let sink = MemSink::new();
+        let (w, _) = start(&sink, FsyncPolicy::Always);
+        w.wait_blocking(w.append(&put("a", 1)), LONG).unwrap();
+        sink.state.lock().fail_syncs = u32::MAX;
+        let seq = w.append(&put("b", 2));
+        assert!(w.wait_blocking(seq, LONG).is_err());
+        assert_eq!(w.stats().acked, Seq(1));
+        assert!(w.stats().fsync_errors >= 1);
+        sink.state.lock().fail_syncs = 0;
+        w.kick();
+        eventually(&w, "recovered", |s| s.acked == Seq(2));
+        assert!(w.healthy());
+        assert_eq!(
+            records(&sink.state.lock().synced),
+            vec![put("a", 1), put("b", 2)]
+        );
+    }
+
+    #[test]
+    fn failing_write_without_traffic_is_retried_by_the_idle_tick() {
+        let sink = MemSink::new();
+        let (w, _) = start(&sink, FsyncPolicy::Always);
+        sink.state.lock().fail_writes = 1;
+        let seq = w.append(&put("a", 1));
+        assert!(w.wait_blocking(seq, LONG).is_err());
+        // No new appends and no kick: the thread's bounded idle wait retries on its own.
+        eventually(&w, "recovered", |s| s.acked == Seq(1));
+        assert_eq!(records(&sink.data()), vec![put("a", 1)]);
+    }
+
+    #[test]
+    fn async_waiter_resolves_once_acknowledged() {
+        let sink = MemSink::new();
+        let (w, _) = start(&sink, FsyncPolicy::Always);
+        let mut waiter = w.waiter();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let seq = w.append(&put("a", 1));
+        rt.block_on(waiter.wait(seq)).unwrap();
+        assert!(waiter.progress().acked >= seq);
+        w.shutdown().unwrap();
+        let err = rt.block_on(waiter.wait(Seq(99))).unwrap_err();
+        assert!(matches!(err, PersistError::WriterStopped), "{err}");
+    }
+
+    #[test]
+    fn file_sink_appends_and_counts_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("appendonly.aof");
+        let clock = Arc::new(ManualClock::new(Nanos(1)));
+        let w = Writer::start(
+            Box::new(FileSink::open(&path).unwrap()),
+            FsyncPolicy::Always,
+            clock.clone(),
+        )
+        .unwrap();
+        w.wait_blocking(w.append(&put("a", 1)), LONG).unwrap();
+        w.shutdown().unwrap();
+        let w = Writer::start(
+            Box::new(FileSink::open(&path).unwrap()),
+            FsyncPolicy::Always,
+            clock,
+        )
+        .unwrap();
+        w.wait_blocking(w.append(&put("b", 2)), LONG).unwrap();
+        assert_eq!(
+            w.stats().current_size,
+            std::fs::metadata(&path).unwrap().len()
+        );
+        w.shutdown().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(records(&bytes), vec![put("a", 1), put("b", 2)]);
+    }
+}
