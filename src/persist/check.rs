@@ -140,6 +140,7 @@ mod tests {
         for i in 0..n {
             encode(
                 &Record::Put {
+                    db: 0,
                     key: Bytes::from(format!("k{i}")),
                     value: Value::Int(i),
                     expires_at: None,
@@ -193,7 +194,13 @@ mod tests {
         assert_eq!(fs::metadata(&path).unwrap().len(), ends[1]);
         assert!(check(&path).unwrap().is_ok());
         let store = Store::new(2);
-        let rep = load_file(&path, OnCorruptTail::Refuse, &store, Nanos(0)).unwrap();
+        let rep = load_file(
+            &path,
+            OnCorruptTail::Refuse,
+            std::slice::from_ref(&store),
+            Nanos(0),
+        )
+        .unwrap();
         assert_eq!((rep.records, store.len()), (2, 2));
     }
 

@@ -56,6 +56,9 @@ pub enum PersistError {
         #[source]
         source: io::Error,
     },
+    /// The file and the configuration disagree (e.g. fewer databases than the file uses).
+    #[error("{0}")]
+    Config(String),
     /// The writer cannot currently persist writes; the reply is this text (Redis's wording).
     #[error("MISCONF Errors writing to the AOF file: {0}")]
     Unhealthy(String),

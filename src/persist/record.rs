@@ -32,6 +32,7 @@ mod op {
     pub const PUT: u8 = 1;
     pub const DEL: u8 = 2;
     pub const FLUSH_ALL: u8 = 3;
+    pub const FLUSH_DB: u8 = 4;
 }
 
 /// Value tag bytes (the first byte of an encoded [`Value`]).
@@ -50,6 +51,8 @@ const GCRA_STATE_VERSION: u8 = 1;
 pub enum Record {
     /// `key` now holds `value`, expiring at `expires_at` (absolute; `None` = never).
     Put {
+        /// The database (`SELECT` index).
+        db: u32,
         /// The key.
         key: Bytes,
         /// Its complete new value (an INCR logs the resulting integer; a GCRA take its TAT).
@@ -59,10 +62,17 @@ pub enum Record {
     },
     /// `key` no longer exists.
     Del {
+        /// The database.
+        db: u32,
         /// The key.
         key: Bytes,
     },
-    /// Every key was removed.
+    /// Every key of one database was removed.
+    FlushDb {
+        /// The database.
+        db: u32,
+    },
+    /// Every key of every database was removed.
     FlushAll,
 }
 
@@ -200,11 +210,13 @@ fn frame_crc(len: &[u8; 4], payload: &[u8]) -> u32 {
 pub fn encode_payload(record: &Record, out: &mut Vec<u8>) {
     match record {
         Record::Put {
+            db,
             key,
             value,
             expires_at,
         } => {
             out.push(op::PUT);
+            out.extend_from_slice(&db.to_le_bytes());
             put_bytes(out, key);
             encode_value(value, out);
             match expires_at {
@@ -215,9 +227,14 @@ pub fn encode_payload(record: &Record, out: &mut Vec<u8>) {
                 }
             }
         }
-        Record::Del { key } => {
+        Record::Del { db, key } => {
             out.push(op::DEL);
+            out.extend_from_slice(&db.to_le_bytes());
             put_bytes(out, key);
+        }
+        Record::FlushDb { db } => {
+            out.push(op::FLUSH_DB);
+            out.extend_from_slice(&db.to_le_bytes());
         }
         Record::FlushAll => out.push(op::FLUSH_ALL),
     }
@@ -245,6 +262,7 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
             out.push(GCRA_STATE_VERSION);
             out.extend_from_slice(&s.tat.0.to_le_bytes());
         }
+        _ => todo!("TEMP-CODEC"),
     }
 }
 
@@ -309,6 +327,7 @@ pub fn decode_payload(payload: &[u8]) -> Result<Record, CorruptReason> {
     let mut c = Cursor { buf: payload };
     let record = match c.u8("op")? {
         op::PUT => {
+            let db = c.u32("database")?;
             let key = c.bytes("key")?;
             let value = decode_value(&mut c)?;
             let expires_at = match c.u8("expiry flag")? {
@@ -317,13 +336,18 @@ pub fn decode_payload(payload: &[u8]) -> Result<Record, CorruptReason> {
                 _ => return Err(CorruptReason::Malformed("expiry flag")),
             };
             Record::Put {
+                db,
                 key,
                 value,
                 expires_at,
             }
         }
         op::DEL => Record::Del {
+            db: c.u32("database")?,
             key: c.bytes("key")?,
+        },
+        op::FLUSH_DB => Record::FlushDb {
+            db: c.u32("database")?,
         },
         op::FLUSH_ALL => Record::FlushAll,
         other => return Err(CorruptReason::UnknownOp(other)),
@@ -406,14 +430,20 @@ mod tests {
     fn record() -> impl Strategy<Value = Record> {
         let key = proptest::collection::vec(any::<u8>(), 0..32).prop_map(Bytes::from);
         prop_oneof![
-            (key.clone(), value(), proptest::option::of(any::<u64>())).prop_map(
-                |(key, value, exp)| Record::Put {
+            (
+                0u32..16,
+                key.clone(),
+                value(),
+                proptest::option::of(any::<u64>())
+            )
+                .prop_map(|(db, key, value, exp)| Record::Put {
+                    db,
                     key,
                     value,
                     expires_at: exp.map(Nanos),
-                }
-            ),
-            key.prop_map(|key| Record::Del { key }),
+                }),
+            (0u32..16, key).prop_map(|(db, key)| Record::Del { db, key }),
+            (0u32..16).prop_map(|db| Record::FlushDb { db }),
             Just(Record::FlushAll),
         ]
     }
@@ -469,6 +499,7 @@ mod tests {
     #[test]
     fn gcra_put_layout_is_byte_exact() {
         let r = Record::Put {
+            db: 0,
             key: Bytes::from_static(b"k"),
             value: Value::Gcra(GcraState { tat: Nanos(0x0102) }),
             expires_at: Some(Nanos(7)),
@@ -478,7 +509,7 @@ mod tests {
         assert_eq!(
             p,
             [
-                &[1u8, 1, 0, 0, 0, b'k', 3, 1][..],
+                &[1u8, 0, 0, 0, 0, 1, 0, 0, 0, b'k', 3, 1][..],
                 &[2, 1, 0, 0, 0, 0, 0, 0],
                 &[1, 7, 0, 0, 0, 0, 0, 0, 0]
             ]
@@ -491,9 +522,12 @@ mod tests {
     fn unknown_op_tag_and_state_version_are_named() {
         let cases: [(&[u8], CorruptReason); 5] = [
             (&[0x42], CorruptReason::UnknownOp(0x42)),
-            (&[1, 0, 0, 0, 0, 9], CorruptReason::UnknownValueTag(9)),
             (
-                &[1, 0, 0, 0, 0, 3, 2],
+                &[1, 0, 0, 0, 0, 0, 0, 0, 0, 9],
+                CorruptReason::UnknownValueTag(9),
+            ),
+            (
+                &[1, 0, 0, 0, 0, 0, 0, 0, 0, 3, 2],
                 CorruptReason::UnknownStateVersion { tag: 3, version: 2 },
             ),
             (&[3, 0], CorruptReason::Malformed("trailing bytes")),

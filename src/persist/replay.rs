@@ -219,17 +219,28 @@ pub fn replay<R: Read>(
     Ok(report)
 }
 
-/// Applies one record to `store` as of `now`. Idempotent: applying a record twice leaves the
-/// store as applying it once. A `Put` already expired at `now` removes the key instead.
-pub fn apply(store: &Store, record: Record, now: Nanos) {
+/// The database `db` of `dbs`, or an error naming it when the configuration has fewer.
+fn db_of(dbs: &[Store], db: u32) -> Result<&Store, PersistError> {
+    dbs.get(db as usize).ok_or_else(|| {
+        PersistError::Config(format!(
+            "the AOF uses database {db} but only {} are configured (raise `databases`)",
+            dbs.len()
+        ))
+    })
+}
+
+/// Applies one record to the databases `dbs` as of `now`. Idempotent: applying a record twice
+/// leaves them as applying it once. A `Put` already expired at `now` removes the key instead.
+pub fn apply(dbs: &[Store], record: Record, now: Nanos) -> Result<(), PersistError> {
     match record {
         Record::Put {
+            db,
             key,
             value,
             expires_at,
         } => {
             let entry = Entry::with_expiry(value, expires_at);
-            store.with_shard(&key, |sh| {
+            db_of(dbs, db)?.with_shard(&key, |sh| {
                 if entry.is_expired(now) {
                     sh.remove(&key, now);
                 } else {
@@ -237,13 +248,15 @@ pub fn apply(store: &Store, record: Record, now: Nanos) {
                 }
             });
         }
-        Record::Del { key } => {
-            store.with_shard(&key, |sh| {
+        Record::Del { db, key } => {
+            db_of(dbs, db)?.with_shard(&key, |sh| {
                 sh.remove(&key, now);
             });
         }
-        Record::FlushAll => store.clear(),
+        Record::FlushDb { db } => db_of(dbs, db)?.clear(),
+        Record::FlushAll => dbs.iter().for_each(Store::clear),
     }
+    Ok(())
 }
 
 /// Loads `path` into `store` as of `now`. A missing file is an empty AOF. Under
@@ -252,7 +265,7 @@ pub fn apply(store: &Store, record: Record, now: Nanos) {
 pub fn load_file(
     path: &Path,
     mode: OnCorruptTail,
-    store: &Store,
+    dbs: &[Store],
     now: Nanos,
 ) -> Result<ReplayReport, PersistError> {
     let file = match File::open(path) {
@@ -260,7 +273,13 @@ pub fn load_file(
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(ReplayReport::default()),
         Err(e) => return Err(PersistError::io(format!("opening {}", path.display()), e)),
     };
-    let report = replay(io::BufReader::new(file), mode, |r| apply(store, r, now))?;
+    let mut applied = Ok(());
+    let report = replay(io::BufReader::new(file), mode, |r| {
+        if applied.is_ok() {
+            applied = apply(dbs, r, now);
+        }
+    })?;
+    applied?;
     if let Some(at) = report.truncated_at {
         let f = OpenOptions::new()
             .write(true)
@@ -281,6 +300,7 @@ mod tests {
 
     fn put(k: &str, v: i64, exp: Option<u64>) -> Record {
         Record::Put {
+            db: 0,
             key: Bytes::copy_from_slice(k.as_bytes()),
             value: Value::Int(v),
             expires_at: exp.map(Nanos),
@@ -312,7 +332,10 @@ mod tests {
     fn scan_reads_every_record_in_order() {
         let recs = vec![
             put("a", 1, None),
-            Record::Del { key: "a".into() },
+            Record::Del {
+                db: 0,
+                key: "a".into(),
+            },
             Record::FlushAll,
         ];
         let bytes = file_of(&recs);
@@ -451,11 +474,14 @@ mod tests {
             put("gone", 1, None),
             put("gone", 2, Some(100)),
             put("x", 1, None),
-            Record::Del { key: "x".into() },
+            Record::Del {
+                db: 0,
+                key: "x".into(),
+            },
         ];
         for _ in 0..2 {
             for r in recs.iter().cloned() {
-                apply(&store, r, now);
+                apply(std::slice::from_ref(&store), r, now).unwrap();
             }
         }
         assert_eq!(store.len(), 1);
@@ -464,7 +490,7 @@ mod tests {
             assert_eq!(e.value, Value::Int(5));
             assert_eq!(e.expires_at, Some(Nanos(200)));
         });
-        apply(&store, Record::FlushAll, now);
+        apply(std::slice::from_ref(&store), Record::FlushAll, now).unwrap();
         assert!(store.is_empty());
     }
 
@@ -476,17 +502,41 @@ mod tests {
         let b = file_of(&recs);
         std::fs::write(&path, &b[..b.len() - 1]).unwrap();
         let store = Store::new(2);
-        assert!(load_file(&path, OnCorruptTail::Refuse, &store, Nanos(0)).is_err());
+        assert!(load_file(
+            &path,
+            OnCorruptTail::Refuse,
+            std::slice::from_ref(&store),
+            Nanos(0)
+        )
+        .is_err());
         let store = Store::new(2);
-        let rep = load_file(&path, OnCorruptTail::Truncate, &store, Nanos(0)).unwrap();
+        let rep = load_file(
+            &path,
+            OnCorruptTail::Truncate,
+            std::slice::from_ref(&store),
+            Nanos(0),
+        )
+        .unwrap();
         let at = file_of(&recs[..1]).len() as u64;
         assert_eq!(rep.truncated_at, Some(at));
         assert_eq!(std::fs::metadata(&path).unwrap().len(), at);
         let store = Store::new(2);
-        let rep = load_file(&path, OnCorruptTail::Refuse, &store, Nanos(0)).unwrap();
+        let rep = load_file(
+            &path,
+            OnCorruptTail::Refuse,
+            std::slice::from_ref(&store),
+            Nanos(0),
+        )
+        .unwrap();
         assert_eq!((rep.records, store.len()), (1, 1));
         let missing = dir.path().join("nope.aof");
-        let rep = load_file(&missing, OnCorruptTail::Refuse, &store, Nanos(0)).unwrap();
+        let rep = load_file(
+            &missing,
+            OnCorruptTail::Refuse,
+            std::slice::from_ref(&store),
+            Nanos(0),
+        )
+        .unwrap();
         assert_eq!(rep, ReplayReport::default());
     }
 
@@ -519,7 +569,7 @@ mod tests {
             .flat_map(|i| {
                 let sh = store.lock_shard(i);
                 sh.iter_live(now)
-                    .map(|(k, e)| (k.clone(), e.clone()))
+                    .map(|(k, e)| (Bytes::copy_from_slice(k), e.clone()))
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -541,12 +591,12 @@ mod tests {
                     Op::Advance(n) => { now = now.saturating_add(Nanos(n)); None }
                     Op::FlushAll => { store.clear(); Some(Record::FlushAll) }
                     Op::Del(k) => store.with_shard(&[k], |sh| {
-                        sh.remove(&[k], now).map(|_| Record::Del { key: Bytes::copy_from_slice(&[k]) })
+                        sh.remove(&[k], now).map(|_| Record::Del { db: 0, key: Bytes::copy_from_slice(&[k]) })
                     }),
                     Op::Set(k, v, ttl) => store.with_shard(&[k], |sh| {
                         let e = Entry::with_expiry(Value::Int(v), ttl.map(|t| now.saturating_add(Nanos(t))));
                         sh.insert(&[k], e.clone());
-                        Some(Record::Put { key: Bytes::copy_from_slice(&[k]), value: e.value, expires_at: e.expires_at })
+                        Some(Record::Put { db: 0, key: Bytes::copy_from_slice(&[k]), value: e.value, expires_at: e.expires_at })
                     }),
                     Op::Incr(k) => store.with_shard(&[k], |sh| {
                         let (n, exp) = match sh.get_mut(&[k], now) {
@@ -555,7 +605,7 @@ mod tests {
                             None => (1, None),
                         };
                         sh.insert(&[k], Entry::with_expiry(Value::Int(n), exp));
-                        Some(Record::Put { key: Bytes::copy_from_slice(&[k]), value: Value::Int(n), expires_at: exp })
+                        Some(Record::Put { db: 0, key: Bytes::copy_from_slice(&[k]), value: Value::Int(n), expires_at: exp })
                     }),
                     Op::Take(k, period) => store.with_shard(&[k], |sh| {
                         let tat = match sh.get_mut(&[k], now) {
@@ -566,7 +616,7 @@ mod tests {
                         let tat = tat.saturating_add(Nanos(period));
                         let value = Value::Gcra(GcraState { tat });
                         sh.insert(&[k], Entry::with_expiry(value.clone(), Some(tat)));
-                        Some(Record::Put { key: Bytes::copy_from_slice(&[k]), value, expires_at: Some(tat) })
+                        Some(Record::Put { db: 0, key: Bytes::copy_from_slice(&[k]), value, expires_at: Some(tat) })
                     }),
                 };
                 if let Some(r) = rec {
@@ -574,7 +624,10 @@ mod tests {
                 }
             }
             let restored = Store::new(8);
-            let rep = replay(&log[..], OnCorruptTail::Refuse, |r| apply(&restored, r, now)).unwrap();
+            let rep = replay(&log[..], OnCorruptTail::Refuse, |r| {
+                apply(std::slice::from_ref(&restored), r, now).unwrap()
+            })
+            .unwrap();
             proptest::prop_assert_eq!(rep.good_bytes, log.len() as u64);
             proptest::prop_assert_eq!(live(&restored, now), live(&store, now));
         }

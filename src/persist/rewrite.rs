@@ -51,29 +51,33 @@ pub struct RewriteReport {
     pub size: u64,
 }
 
-/// Writes the header and one `Put` per key live at `now` to `sink`; returns the key count.
-/// Holds one shard lock at a time, and never across I/O.
-pub fn write_snapshot(store: &Store, now: Nanos, sink: &mut dyn Sink) -> io::Result<u64> {
+/// Writes the header and one `Put` per key live at `now` in every database of `dbs` to
+/// `sink`; returns the key count. Holds one shard lock at a time, and never across I/O.
+pub fn write_snapshot(dbs: &[Store], now: Nanos, sink: &mut dyn Sink) -> io::Result<u64> {
     let mut buf = Vec::with_capacity(64 * 1024);
     record::encode_header(&mut buf);
     let mut n = 0;
-    for i in 0..store.shard_count() {
-        {
-            let shard = store.lock_shard(i);
-            for (key, entry) in shard.iter_live(now) {
-                record::encode(
-                    &Record::Put {
-                        key: key.clone(),
-                        value: entry.value.clone(),
-                        expires_at: entry.expires_at,
-                    },
-                    &mut buf,
-                );
-                n += 1;
+    for (db, store) in dbs.iter().enumerate() {
+        let db = u32::try_from(db).expect("invariant: databases are capped at 1024");
+        for i in 0..store.shard_count() {
+            {
+                let shard = store.lock_shard(i);
+                for (key, entry) in shard.iter_live(now) {
+                    record::encode(
+                        &Record::Put {
+                            db,
+                            key: bytes::Bytes::copy_from_slice(key),
+                            value: entry.value.clone(),
+                            expires_at: entry.expires_at,
+                        },
+                        &mut buf,
+                    );
+                    n += 1;
+                }
             }
+            sink.write_all(&buf)?;
+            buf.clear();
         }
-        sink.write_all(&buf)?;
-        buf.clear();
     }
     Ok(n)
 }
@@ -83,13 +87,13 @@ pub fn write_snapshot(store: &Store, now: Nanos, sink: &mut dyn Sink) -> io::Res
 /// can use memory.
 pub fn rewrite_into(
     writer: &Writer,
-    store: &Store,
+    dbs: &[Store],
     now: Nanos,
     mut tmp: Box<dyn Sink>,
     install: Install,
 ) -> Result<RewriteReport, PersistError> {
     writer.start_rewrite()?;
-    let snap = write_snapshot(store, now, tmp.as_mut()).and_then(|n| tmp.sync().map(|()| n));
+    let snap = write_snapshot(dbs, now, tmp.as_mut()).and_then(|n| tmp.sync().map(|()| n));
     let snapshot_records = match snap {
         Ok(n) => n,
         Err(e) => {
@@ -108,7 +112,7 @@ pub fn rewrite_into(
 /// (`BGREWRITEAOF`, or when [`should_rewrite`] says so). `now` filters keys already expired.
 pub fn rewrite(
     dir: &Path,
-    store: &Store,
+    dbs: &[Store],
     now: Nanos,
     writer: &Writer,
 ) -> Result<RewriteReport, PersistError> {
@@ -123,7 +127,7 @@ pub fn rewrite(
         // The rename is durable only once the directory entry is.
         File::open(&dir_owned)?.sync_all()
     });
-    let res = rewrite_into(writer, store, now, Box::new(tmp), install);
+    let res = rewrite_into(writer, dbs, now, Box::new(tmp), install);
     if res.is_err() {
         let _ = fs::remove_file(&tmp_path);
     }
@@ -158,6 +162,7 @@ mod tests {
         store.with_shard(k.as_bytes(), |sh| {
             sh.insert(k.as_bytes(), Entry::with_expiry(Value::Int(v), exp));
             w.append(&Record::Put {
+                db: 0,
                 key: Bytes::copy_from_slice(k.as_bytes()),
                 value: Value::Int(v),
                 expires_at: exp,
@@ -169,6 +174,7 @@ mod tests {
         store.with_shard(k.as_bytes(), |sh| {
             sh.remove(k.as_bytes(), NOW);
             w.append(&Record::Del {
+                db: 0,
                 key: Bytes::copy_from_slice(k.as_bytes()),
             })
         });
@@ -179,7 +185,7 @@ mod tests {
             .flat_map(|i| {
                 let sh = store.lock_shard(i);
                 sh.iter_live(NOW)
-                    .map(|(k, e)| (k.clone(), e.clone()))
+                    .map(|(k, e)| (Bytes::copy_from_slice(k), e.clone()))
                     .collect::<Vec<_>>()
             })
             .collect();
@@ -189,7 +195,10 @@ mod tests {
 
     fn restore(bytes: &[u8]) -> Store {
         let s = Store::new(4);
-        replay(bytes, OnCorruptTail::Refuse, |r| apply(&s, r, NOW)).unwrap();
+        replay(bytes, OnCorruptTail::Refuse, |r| {
+            apply(std::slice::from_ref(&s), r, NOW).unwrap()
+        })
+        .unwrap();
         s
     }
 
@@ -235,7 +244,7 @@ mod tests {
         del(&store, &w, "doomed");
         let tmp = MemSink::new();
         let mut tmp_w: Box<dyn Sink> = Box::new(tmp.clone());
-        write_snapshot(&store, NOW, tmp_w.as_mut()).unwrap();
+        write_snapshot(std::slice::from_ref(&store), NOW, tmp_w.as_mut()).unwrap();
         // After the snapshot: only in the buffer.
         set(&store, &w, "k1", 101, Some(Nanos(u64::MAX)));
         del(&store, &w, "k2");
@@ -283,7 +292,13 @@ mod tests {
         set(&store, &w, "a", 1, None);
         let bad = MemSink::new();
         bad.state.lock().fail_writes = u32::MAX;
-        let err = rewrite_into(&w, &store, NOW, Box::new(bad), Box::new(|| Ok(())));
+        let err = rewrite_into(
+            &w,
+            std::slice::from_ref(&store),
+            NOW,
+            Box::new(bad),
+            Box::new(|| Ok(())),
+        );
         assert!(err.is_err());
         let st = w.stats();
         assert_eq!((st.last_rewrite_ok, st.rewrite_in_progress), (false, false));
@@ -293,7 +308,7 @@ mod tests {
         // Install failing (e.g. rename refused): old file stays, rewrite over.
         let err = rewrite_into(
             &w,
-            &store,
+            std::slice::from_ref(&store),
             NOW,
             Box::new(MemSink::new()),
             Box::new(|| Err(io::Error::other("rename failed"))),
@@ -323,7 +338,14 @@ mod tests {
         set(&store, &w, "x", 3, None);
         w.wait_blocking(w.stats().appended, LONG).unwrap();
         let tmp = MemSink::new();
-        rewrite_into(&w, &store, NOW, Box::new(tmp.clone()), Box::new(|| Ok(()))).unwrap();
+        rewrite_into(
+            &w,
+            std::slice::from_ref(&store),
+            NOW,
+            Box::new(tmp.clone()),
+            Box::new(|| Ok(())),
+        )
+        .unwrap();
         assert_eq!(sorted(&restore(&tmp.data())), sorted(&store));
     }
 
@@ -341,7 +363,7 @@ mod tests {
         del(&store, &w, "k3");
         w.wait_blocking(w.stats().appended, LONG).unwrap();
         let old_bytes = fs::read(&aof).unwrap();
-        let report = rewrite(dir.path(), &store, NOW, &w).unwrap();
+        let report = rewrite(dir.path(), std::slice::from_ref(&store), NOW, &w).unwrap();
         assert_eq!(report.snapshot_records, 3);
         assert!(!dir.path().join(AOF_TMP_FILE).exists());
         set(&store, &w, "after", 1, None);
@@ -361,7 +383,13 @@ mod tests {
             fs::write(crash.path().join(AOF_FILE), &old_bytes).unwrap();
             fs::write(crash.path().join(AOF_TMP_FILE), &new_bytes[..cut]).unwrap();
             let s = Store::new(4);
-            load_file(&crash.path().join(AOF_FILE), OnCorruptTail::Refuse, &s, NOW).unwrap();
+            load_file(
+                &crash.path().join(AOF_FILE),
+                OnCorruptTail::Refuse,
+                std::slice::from_ref(&s),
+                NOW,
+            )
+            .unwrap();
             assert_eq!(sorted(&s), before, "crash with tmp cut at {cut}");
             remove_stale_tmp(crash.path()).unwrap();
             assert!(!crash.path().join(AOF_TMP_FILE).exists());
@@ -369,7 +397,13 @@ mod tests {
         // After the rename, before or after the directory fsync: the new complete file.
         fs::write(crash.path().join(AOF_FILE), &new_bytes).unwrap();
         let s = Store::new(4);
-        load_file(&crash.path().join(AOF_FILE), OnCorruptTail::Refuse, &s, NOW).unwrap();
+        load_file(
+            &crash.path().join(AOF_FILE),
+            OnCorruptTail::Refuse,
+            std::slice::from_ref(&s),
+            NOW,
+        )
+        .unwrap();
         assert_eq!(sorted(&s), expected);
         remove_stale_tmp(crash.path()).unwrap();
     }

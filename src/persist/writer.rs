@@ -863,6 +863,7 @@ mod tests {
 
     fn put(k: &str, v: i64) -> Record {
         Record::Put {
+            db: 0,
             key: Bytes::copy_from_slice(k.as_bytes()),
             value: Value::Int(v),
             expires_at: None,
