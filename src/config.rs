@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use clap::Parser;
+
+use crate::persist::FsyncPolicy;
 use thiserror::Error;
 
 /// A configuration problem found at startup or by `CONFIG SET`.
@@ -105,6 +107,19 @@ pub struct Config {
     pub timeout: u64,
     /// Number of databases (`SELECT 0` .. `SELECT databases-1`).
     pub databases: usize,
+    /// Log every change to an append-only file in `dir` and replay it at start.
+    pub appendonly: bool,
+    /// Directory of the append-only file.
+    pub dir: PathBuf,
+    /// When the append-only file is fsynced.
+    pub appendfsync: FsyncPolicy,
+    /// At start, cut a torn or corrupt tail off the file instead of refusing to start.
+    pub aof_load_truncated: bool,
+    /// Rewrite the file when it grew by this percentage over its size after the last rewrite
+    /// (0 disables automatic rewrites).
+    pub auto_aof_rewrite_percentage: u64,
+    /// ... but only once it is at least this large (bytes).
+    pub auto_aof_rewrite_min_size: u64,
     /// Worker threads serving connections (0 = one per CPU core).
     pub threads: usize,
     /// Where the configuration was read from, if anywhere.
@@ -127,6 +142,12 @@ impl Default for Config {
             timeout: 0,
             threads: 0,
             databases: 16,
+            appendonly: false,
+            dir: PathBuf::from("."),
+            appendfsync: FsyncPolicy::EverySec,
+            aof_load_truncated: false,
+            auto_aof_rewrite_percentage: 100,
+            auto_aof_rewrite_min_size: 64 * 1024 * 1024,
             config_file: None,
         }
     }
@@ -179,6 +200,24 @@ pub struct Cli {
     /// Number of databases (default 16).
     #[arg(long)]
     pub databases: Option<usize>,
+    /// yes | no: log changes to DIR/appendonly.aof and replay it at start (default no).
+    #[arg(long)]
+    pub appendonly: Option<String>,
+    /// Directory of the append-only file (default: the working directory).
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// always | everysec | no (default everysec).
+    #[arg(long)]
+    pub appendfsync: Option<String>,
+    /// yes | no: cut a torn tail off the AOF at start instead of refusing (default no).
+    #[arg(long = "aof-load-truncated")]
+    pub aof_load_truncated: Option<String>,
+    /// Rewrite the AOF when it grew by this percentage (default 100; 0 = never automatically).
+    #[arg(long = "auto-aof-rewrite-percentage")]
+    pub auto_aof_rewrite_percentage: Option<String>,
+    /// Smallest AOF size for an automatic rewrite, e.g. 64mb (default 64mb).
+    #[arg(long = "auto-aof-rewrite-min-size")]
+    pub auto_aof_rewrite_min_size: Option<String>,
 }
 
 /// Parses a Redis memory amount: `1024`, `64kb`, `512mb`, `1g` (k/m/g are powers of 1000,
@@ -256,6 +295,23 @@ impl Config {
         if let Some(v) = cli.databases {
             cfg.databases = v;
         }
+        for (name, value) in [
+            ("appendonly", cli.appendonly),
+            ("appendfsync", cli.appendfsync),
+            ("aof-load-truncated", cli.aof_load_truncated),
+            (
+                "auto-aof-rewrite-percentage",
+                cli.auto_aof_rewrite_percentage,
+            ),
+            ("auto-aof-rewrite-min-size", cli.auto_aof_rewrite_min_size),
+        ] {
+            if let Some(v) = value {
+                cfg.set(name, &v)?;
+            }
+        }
+        if let Some(v) = cli.dir {
+            cfg.dir = v;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -316,13 +372,24 @@ impl Config {
             // Accepted for compatibility with stock redis.conf files; limitkv has no RDB
             // snapshots and does not daemonize, so these only take their neutral values.
             "save" | "daemonize" | "protected-mode" | "tcp-keepalive" | "logfile" => {}
-            "appendonly" => {
-                if parse_yes_no(value).ok_or_else(bad)? {
-                    return Err(ConfigError::Invalid(
-                        "appendonly yes is not available in this build yet".to_owned(),
-                    ));
+            "appendonly" => self.appendonly = parse_yes_no(value).ok_or_else(bad)?,
+            "dir" => self.dir = PathBuf::from(value),
+            "appendfsync" => {
+                self.appendfsync = match value.to_ascii_lowercase().as_str() {
+                    "always" => FsyncPolicy::Always,
+                    "everysec" => FsyncPolicy::EverySec,
+                    "no" => FsyncPolicy::No,
+                    _ => return Err(bad()),
                 }
             }
+            "aof-load-truncated" => {
+                self.aof_load_truncated = parse_yes_no(value).ok_or_else(bad)?
+            }
+            "auto-aof-rewrite-percentage" => self.auto_aof_rewrite_percentage = num(value)?,
+            "auto-aof-rewrite-min-size" => {
+                self.auto_aof_rewrite_min_size = parse_memory(value).ok_or_else(bad)?
+            }
+            "appendfilename" if value == crate::persist::AOF_FILE => {}
             _ => {
                 return Err(ConfigError::Invalid(format!(
                     "Bad directive or wrong number of arguments: '{name}'"

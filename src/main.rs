@@ -1,5 +1,6 @@
 //! The `limitkv` binary: parse the configuration, set up logging, bind, and serve until
-//! SIGINT/SIGTERM or `SHUTDOWN`.
+//! SIGINT/SIGTERM or `SHUTDOWN`. `limitkv aof check|repair FILE` inspects or repairs an
+//! append-only file instead.
 
 use std::sync::Arc;
 
@@ -13,7 +14,33 @@ use limitkv::config::{Cli, Config};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() -> anyhow::Result<()> {
+/// `limitkv aof check FILE` / `limitkv aof repair FILE`.
+fn aof_tool(args: &[std::ffi::OsString]) -> anyhow::Result<std::process::ExitCode> {
+    let usage = "usage: limitkv aof check|repair FILE";
+    let (Some(action), Some(file), None) = (args.first(), args.get(1), args.get(2)) else {
+        anyhow::bail!(usage);
+    };
+    let path = std::path::Path::new(file);
+    let report = match action.to_str() {
+        Some("check") => limitkv::persist::check::check(path),
+        Some("repair") => limitkv::persist::check::repair(path),
+        _ => anyhow::bail!(usage),
+    }
+    .with_context(|| format!("cannot read {}", path.display()))?;
+    println!("{report}");
+    let fixed = report.backup.is_some();
+    Ok(if report.is_ok() || fixed {
+        std::process::ExitCode::SUCCESS
+    } else {
+        std::process::ExitCode::FAILURE
+    })
+}
+
+fn main() -> anyhow::Result<std::process::ExitCode> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "aof") {
+        return aof_tool(&args[2..]);
+    }
     let config = Config::from_cli(Cli::parse()).context("invalid configuration")?;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(config.loglevel.tracing_filter()));
@@ -40,7 +67,21 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(async move {
         let server = limitkv::server::bind(config.clone(), Arc::new(SystemClock))
             .await
-            .with_context(|| format!("cannot listen on {:?} port {}", config.bind, config.port))?;
+            .with_context(|| {
+                format!(
+                    "cannot start the server (listening on {:?} port {}{})",
+                    config.bind,
+                    config.port,
+                    if config.appendonly {
+                        format!(
+                            ", loading {}",
+                            config.dir.join(limitkv::persist::AOF_FILE).display()
+                        )
+                    } else {
+                        String::new()
+                    }
+                )
+            })?;
         *server.shared().on_loglevel.lock() = Some(Box::new(move |level| {
             let _ = reload_handle.modify(|f| *f = EnvFilter::new(level.tracing_filter()));
         }));
@@ -53,5 +94,6 @@ fn main() -> anyhow::Result<()> {
             .run(limitkv::server::shutdown::signal())
             .await
             .context("server failed")
-    })
+    })?;
+    Ok(std::process::ExitCode::SUCCESS)
 }

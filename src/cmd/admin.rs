@@ -1,6 +1,7 @@
 //! Server commands: COMMAND, INFO, CONFIG, DBSIZE, FLUSHDB, FLUSHALL, TIME, SHUTDOWN.
 
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
@@ -13,6 +14,7 @@ use super::{all_commands, dispatch_sub, help_reply, lookup, lookup_sub, CommandS
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::metrics::get;
+use crate::persist::Record;
 use crate::protocol::Frame;
 
 /// Server commands.
@@ -92,7 +94,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "FLUSHALL",
         arity: -1,
-        flags: WRITE | KEYSPACE,
+        flags: WRITE | KEYSPACE | NO_MULTI,
         group: "server",
         summary: "Removes all keys from all databases.",
         complexity: "O(N) where N is the total number of keys in all databases",
@@ -113,6 +115,32 @@ pub const COMMANDS: &[CommandSpec] = &[
                 Frame::Bulk(Bytes::from((ns / 1_000_000_000).to_string())),
                 Frame::Bulk(Bytes::from((ns % 1_000_000_000 / 1000).to_string())),
             ]))
+        },
+        ..BASE
+    },
+    CommandSpec {
+        name: "BGREWRITEAOF",
+        arity: 1,
+        flags: ADMIN | NOSCRIPT | NO_MULTI,
+        group: "server",
+        summary: "Compacts the append-only file in the background, without blocking clients.",
+        complexity: "O(N) where N is the number of keys",
+        handler: |ctx, _| {
+            let Some(aof) = ctx.shared.aof.get() else {
+                return Err(CommandError::other(
+                    "Append only file is disabled (start with --appendonly yes)",
+                ));
+            };
+            if aof.stats().rewrite_in_progress
+                || ctx.shared.rewrite_requested.swap(true, Ordering::SeqCst)
+            {
+                return Err(CommandError::other(
+                    "Background append only file rewriting already in progress",
+                ));
+            }
+            Ok(Frame::simple(
+                "Background append only file rewriting scheduled",
+            ))
         },
         ..BASE
     },
@@ -402,9 +430,10 @@ fn command_getkeys(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandEr
 
 /// Every parameter `CONFIG GET` knows, with its current value.
 fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
-    let dir = std::env::current_dir()
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
+    let dir = std::fs::canonicalize(&cfg.dir)
+        .unwrap_or_else(|_| cfg.dir.clone())
+        .display()
+        .to_string();
     vec![
         ("port", port.to_string()),
         ("bind", cfg.bind.join(" ")),
@@ -420,8 +449,24 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("active-expire-budget", cfg.active_expire_budget.to_string()),
         ("databases", cfg.databases.to_string()),
         ("save", String::new()),
-        ("appendonly", "no".to_owned()),
-        ("appendfsync", "everysec".to_owned()),
+        (
+            "appendonly",
+            if cfg.appendonly { "yes" } else { "no" }.to_owned(),
+        ),
+        ("appendfsync", cfg.appendfsync.name().to_owned()),
+        ("appendfilename", crate::persist::AOF_FILE.to_owned()),
+        (
+            "aof-load-truncated",
+            if cfg.aof_load_truncated { "yes" } else { "no" }.to_owned(),
+        ),
+        (
+            "auto-aof-rewrite-percentage",
+            cfg.auto_aof_rewrite_percentage.to_string(),
+        ),
+        (
+            "auto-aof-rewrite-min-size",
+            cfg.auto_aof_rewrite_min_size.to_string(),
+        ),
         ("dir", dir),
         ("maxmemory", "0".to_owned()),
         ("maxmemory-policy", "noeviction".to_owned()),
@@ -452,6 +497,8 @@ fn config_get(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 }
 
 const MUTABLE: &[&str] = &[
+    "auto-aof-rewrite-percentage",
+    "auto-aof-rewrite-min-size",
     "maxclients",
     "requirepass",
     "loglevel",
@@ -506,15 +553,20 @@ fn flush(ctx: &mut Ctx<'_>, req: &[Bytes], all: bool) -> Result<Frame, CommandEr
         2 if is(&req[1], "ASYNC") || is(&req[1], "SYNC") => {}
         _ => return Err(CommandError::Syntax),
     }
-    for i in 0..ctx.shard_count() {
-        ctx.with_shard_at(i, |s| s.clear());
-    }
+    let selected = ctx.session.db;
+    let flush_db = |db: usize| Record::FlushDb {
+        db: u32::try_from(db).expect("invariant: databases are capped at 1024"),
+    };
+    ctx.with_all_shards(Some(flush_db(selected)), |g| {
+        g.shards().for_each(|s| s.clear())
+    });
     if all {
-        let selected = ctx.session.db;
-        for (db, store) in ctx.shared.dbs.iter().enumerate() {
-            if db != selected {
-                store.clear();
-            }
+        // One database at a time, each wholly locked while it is cleared and journaled.
+        // FLUSHALL is refused inside MULTI, so no other database's shards are held here.
+        for db in (0..ctx.shared.dbs.len()).filter(|&db| db != selected) {
+            let saved = std::mem::replace(&mut ctx.session.db, db);
+            ctx.with_all_shards(Some(flush_db(db)), |g| g.shards().for_each(|s| s.clear()));
+            ctx.session.db = saved;
         }
     }
     Ok(Frame::OK)
@@ -646,7 +698,12 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             out.push_str("\r\n");
         }
         let mut w = |k: &str, v: &dyn std::fmt::Display| {
-            let _ = write!(out, "{k}:{v}\r\n");
+            // Section headers ("# Server") are written with an empty value and no colon.
+            if k.starts_with('#') {
+                let _ = write!(out, "{k}\r\n");
+            } else {
+                let _ = write!(out, "{k}:{v}\r\n");
+            }
         };
         match *section {
             "server" => {
@@ -706,8 +763,36 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("rdb_changes_since_last_save", &get(&m.dirty));
                 w("rdb_bgsave_in_progress", &0);
                 w("rdb_last_save_time", &shared.started_at.as_secs());
-                w("aof_enabled", &0);
-                w("aof_rewrite_in_progress", &0);
+                match shared.aof.get() {
+                    None => {
+                        w("aof_enabled", &0);
+                        w("aof_rewrite_in_progress", &0);
+                    }
+                    Some(aof) => {
+                        let st = aof.stats();
+                        let ok = |b: bool| if b { "ok" } else { "err" };
+                        w("aof_enabled", &1);
+                        w("aof_rewrite_in_progress", &u8::from(st.rewrite_in_progress));
+                        w(
+                            "aof_rewrite_scheduled",
+                            &u8::from(shared.rewrite_requested.load(Ordering::Relaxed)),
+                        );
+                        w("aof_rewrites", &st.rewrites);
+                        w("aof_last_bgrewrite_status", &ok(st.last_rewrite_ok));
+                        w("aof_last_write_status", &ok(st.last_write_ok));
+                        w("aof_last_error", &st.last_error.clone().unwrap_or_default());
+                        w("aof_fsync_policy", &st.policy.name());
+                        w("aof_current_size", &st.current_size);
+                        w("aof_base_size", &st.base_size);
+                        w("aof_buffer_length", &st.pending_bytes);
+                        w("aof_unsynced_bytes", &st.unsynced_bytes);
+                        w("aof_fsync_lag_ms", &st.fsync_lag.as_millis());
+                        w("aof_writes", &st.writes);
+                        w("aof_fsyncs", &st.fsyncs);
+                        w("aof_write_errors", &st.write_errors);
+                        w("aof_fsync_errors", &st.fsync_errors);
+                    }
+                }
             }
             "stats" => {
                 w("# Stats", &"");
@@ -758,8 +843,6 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             _ => {}
         }
     }
-    // "# Section:" lines were written as "key:" with an empty value; drop the colon.
-    let out = out.replace(":\r\n", "\r\n");
     Ok(Frame::Verbatim("txt", Bytes::from(out)))
 }
 

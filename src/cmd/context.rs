@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -16,6 +16,7 @@ use tokio::sync::{watch, Notify};
 use crate::clock::{Clock, Nanos};
 use crate::config::Config;
 use crate::metrics::{LocalStats, Metrics};
+use crate::persist::{Record, Seq, Writer};
 use crate::protocol::RespVersion;
 use crate::store::{MultiGuard, Shard, Store};
 
@@ -43,6 +44,10 @@ pub struct Shared {
     pub on_loglevel: Mutex<Option<LogLevelHook>>,
     /// Wall-clock start time.
     pub started_at: Nanos,
+    /// The append-only file's writer, when `appendonly` is on (set once at start).
+    pub aof: OnceLock<Arc<Writer>>,
+    /// A `BGREWRITEAOF` waits for the background task to start it.
+    pub rewrite_requested: AtomicBool,
     /// Source of LEASE ids: starts at the start time in microseconds, so ids stay unique
     /// across restarts, and only grows.
     pub next_lease_id: AtomicU64,
@@ -70,6 +75,8 @@ impl Shared {
             on_loglevel: Mutex::new(None),
             started_at: clock.now(),
             next_lease_id: AtomicU64::new(clock.now().as_nanos() / 1000),
+            aof: OnceLock::new(),
+            rewrite_requested: AtomicBool::new(false),
         }
     }
 
@@ -256,6 +263,9 @@ pub struct Session {
     pub last_cmd: &'static str,
     /// The selected database.
     pub db: usize,
+    /// The last AOF record this connection's commands appended; replies wait until it is
+    /// acknowledged.
+    pub aof_seq: Option<Seq>,
     /// Commands queued since `MULTI`, or `None` outside a transaction.
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A command was refused while queuing: `EXEC` must abort.
@@ -274,6 +284,7 @@ impl Session {
             stats: LocalStats::default(),
             last_cmd: "NULL",
             db: 0,
+            aof_seq: None,
             multi: None,
             multi_error: false,
         }
@@ -309,16 +320,19 @@ impl<'a> Ctx<'a> {
         &self.shared.dbs[self.session.db]
     }
 
-    /// Runs `f` on the shard owning `key`, under its lock. A change `f` makes is counted
-    /// before the lock drops.
+    /// Runs `f` on the shard owning `key`, under its lock. A change `f` makes is counted and
+    /// journaled (the key's new state, or its deletion) before the lock drops, so the log's
+    /// order per key is the order of the changes.
     pub fn with_shard<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
         let db = self.db();
-        let stats = &mut self.session.stats;
+        let journal = Journal::new(self.shared, self.session.db, self.now);
+        let session = &mut *self.session;
         let run = |shard: &mut Shard| {
             shard.take_dirty();
             let r = f(shard);
             if shard.take_dirty() {
-                stats.dirty += 1;
+                session.stats.dirty += 1;
+                journal.key(shard, key, session);
             }
             r
         };
@@ -335,15 +349,23 @@ impl<'a> Ctx<'a> {
         f: impl for<'g> FnOnce(&mut MultiGuard<'g>) -> R,
     ) -> R {
         let db = self.db();
-        let stats = &mut self.session.stats;
+        let journal = Journal::new(self.shared, self.session.db, self.now);
+        let session = &mut *self.session;
         let run = |g: &mut MultiGuard<'_>| {
             for k in keys {
                 g.shard(k.as_ref()).take_dirty();
             }
             let r = f(g);
+            let mut changed = false;
             for k in keys {
-                if g.shard(k.as_ref()).take_dirty() {
-                    stats.dirty += 1;
+                changed |= g.shard(k.as_ref()).take_dirty();
+            }
+            if changed {
+                // Which of the keys changed is not tracked per key; journaling each key's
+                // current state is exact either way, since records are full states.
+                session.stats.dirty += 1;
+                for k in keys {
+                    journal.key(g.shard(k.as_ref()), k.as_ref(), session);
                 }
             }
             r
@@ -354,7 +376,31 @@ impl<'a> Ctx<'a> {
         }
     }
 
-    /// Runs `f` on shard number `idx` (for whole-keyspace commands).
+    /// Runs `f` with every shard of the selected database locked; `record`, if given, is
+    /// journaled before the locks drop (`FLUSHDB`).
+    pub fn with_all_shards<R>(
+        &mut self,
+        record: Option<Record>,
+        f: impl for<'g> FnOnce(&mut MultiGuard<'g>) -> R,
+    ) -> R {
+        let db = self.db();
+        let journal = Journal::new(self.shared, self.session.db, self.now);
+        let session = &mut *self.session;
+        let run = |g: &mut MultiGuard<'_>| {
+            let r = f(g);
+            if let Some(rec) = record {
+                session.stats.dirty += 1;
+                journal.record(&rec, session);
+            }
+            r
+        };
+        match &mut self.locked {
+            Some(g) => run(g),
+            None => run(&mut db.lock_all()),
+        }
+    }
+
+    /// Runs `f` on shard number `idx`, for whole-keyspace reads (`KEYS`, `SCAN`, `DBSIZE`).
     pub fn with_shard_at<R>(&mut self, idx: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
         let db = self.db();
         let stats = &mut self.session.stats;
@@ -380,5 +426,48 @@ impl<'a> Ctx<'a> {
     /// True if the client negotiated RESP3.
     pub fn resp3(&self) -> bool {
         self.session.resp == RespVersion::Resp3
+    }
+}
+
+/// Appends effect records for changes made under a shard lock.
+struct Journal<'a> {
+    writer: Option<&'a Arc<Writer>>,
+    db: u32,
+    now: Nanos,
+}
+
+impl<'a> Journal<'a> {
+    fn new(shared: &'a Shared, db: usize, now: Nanos) -> Journal<'a> {
+        Journal {
+            writer: shared.aof.get(),
+            db: u32::try_from(db).expect("invariant: databases are capped at 1024"),
+            now,
+        }
+    }
+
+    /// Journals `key`'s state in `shard` as it is now: a `Put` of the live entry or a `Del`.
+    fn key(&self, shard: &Shard, key: &[u8], session: &mut Session) {
+        if self.writer.is_none() {
+            return;
+        }
+        let record = match shard.get(key, self.now) {
+            Some(e) => Record::Put {
+                db: self.db,
+                key: Bytes::copy_from_slice(key),
+                value: e.value.clone(),
+                expires_at: e.expires_at,
+            },
+            None => Record::Del {
+                db: self.db,
+                key: Bytes::copy_from_slice(key),
+            },
+        };
+        self.record(&record, session);
+    }
+
+    fn record(&self, record: &Record, session: &mut Session) {
+        if let Some(w) = self.writer {
+            session.aof_seq = Some(w.append(record));
+        }
     }
 }

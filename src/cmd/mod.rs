@@ -288,6 +288,13 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     if !spec.arity_ok(req.len()) {
         return Err(CommandError::WrongArity(full_name(None, spec)));
     }
+    if spec.has(flags::WRITE) {
+        if let Some(w) = ctx.shared.aof.get() {
+            // Like Redis: while the AOF cannot be written, writes are refused (MISCONF).
+            w.check_writable()
+                .map_err(|e| CommandError::Coded(e.to_string()))?;
+        }
+    }
     if !std::ptr::eq(ctx.session.last_cmd, spec.name) {
         // Only when the command changes, so a stream of one command takes no lock.
         ctx.session.last_cmd = spec.name;

@@ -240,7 +240,7 @@ mod tests {
             &["EXISTS", "k2"],
             &["MGET", "k2", "x"],
             &["DEL", "k2"],
-            &["FLUSHALL"],
+            &["FLUSHDB"],
         ] {
             assert_eq!(h.run(words), simple("QUEUED"), "{words:?}");
         }
@@ -253,11 +253,15 @@ mod tests {
     }
 
     #[test]
-    fn select_is_refused_inside_a_transaction() {
+    fn select_and_flushall_are_refused_inside_a_transaction() {
         let mut h = Harness::new();
         h.run(&["MULTI"]);
         assert_eq!(
             h.run(&["SELECT", "1"]),
+            err("ERR Command not allowed inside a transaction")
+        );
+        assert_eq!(
+            h.run(&["FLUSHALL"]),
             err("ERR Command not allowed inside a transaction")
         );
         assert!(h.run(&["EXEC"]).is_error());

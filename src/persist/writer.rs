@@ -221,6 +221,17 @@ pub enum FsyncPolicy {
     No,
 }
 
+impl FsyncPolicy {
+    /// The configuration name (`always`, `everysec`, `no`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::EverySec => "everysec",
+            FsyncPolicy::No => "no",
+        }
+    }
+}
+
 /// A record's position in the log: 1 for the first append, increasing by one per record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Seq(pub u64);

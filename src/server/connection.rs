@@ -28,6 +28,7 @@ pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientI
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut stop = shared.shutdown.subscribe();
+    let mut aof = shared.aof.get().map(|w| w.waiter());
     loop {
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
             rbuf.reserve(READ_CHUNK.max(rbuf.len()));
@@ -54,6 +55,14 @@ pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientI
         };
         add(&shared.metrics.total_net_input_bytes, n as u64);
         let close = run_batch(&shared, &mut session, &mut rbuf, &mut wbuf);
+        // Replies go out only once the batch's effects are in the AOF (written, and fsynced
+        // under `appendfsync always`), so an acknowledged write survives kill -9.
+        if let (Some(seq), Some(waiter)) = (session.aof_seq.take(), aof.as_mut()) {
+            if let Err(e) = waiter.wait(seq).await {
+                tracing::error!(client = info.id, error = %e, "AOF write failed: closing without replies");
+                break;
+            }
+        }
         if !wbuf.is_empty() {
             if stream.write_all(&wbuf).await.is_err() {
                 break;

@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::cmd::{ClientInfo, Shared};
 use crate::config::Config;
 use crate::metrics::add;
+use crate::persist;
 
 /// How long shutdown waits for connections to finish the replies they are writing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,7 +51,43 @@ pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> io::Result<Server> {
     }
     let shared = Arc::new(Shared::new(config, clock));
     shared.tcp_port.store(u32::from(port), Ordering::Relaxed);
+    open_aof(&shared)?;
     Ok(Server { shared, listeners })
+}
+
+/// With `appendonly yes`: replays `dir/appendonly.aof` into the databases (refusing a
+/// corrupt file, or cutting a torn tail with `aof-load-truncated yes`), then starts the
+/// writer that appends to it.
+fn open_aof(shared: &Shared) -> io::Result<()> {
+    let cfg = shared.config.read().clone();
+    if !cfg.appendonly {
+        return Ok(());
+    }
+    let fail = |e: persist::PersistError| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
+    std::fs::create_dir_all(&cfg.dir)?;
+    persist::remove_stale_tmp(&cfg.dir)?;
+    let path = cfg.dir.join(persist::AOF_FILE);
+    let mode = if cfg.aof_load_truncated {
+        persist::OnCorruptTail::Truncate
+    } else {
+        persist::OnCorruptTail::Refuse
+    };
+    let started = std::time::Instant::now();
+    let report = persist::load_file(&path, mode, &shared.dbs, shared.clock.now()).map_err(fail)?;
+    if let Some(at) = report.truncated_at {
+        tracing::warn!(offset = at, path = %path.display(), "AOF had a damaged tail: truncated");
+    }
+    tracing::info!(
+        records = report.records,
+        bytes = report.good_bytes,
+        ms = started.elapsed().as_millis() as u64,
+        path = %path.display(),
+        "AOF loaded"
+    );
+    let sink = persist::FileSink::open(&path)?;
+    let writer = persist::Writer::start(Box::new(sink), cfg.appendfsync, shared.clock.clone())?;
+    let _ = shared.aof.set(Arc::new(writer));
+    Ok(())
 }
 
 impl Server {
@@ -119,6 +156,12 @@ impl Server {
             tracing::warn!("some connections did not finish within {DRAIN_TIMEOUT:?}");
             conns.abort_all();
         }
+        if let Some(w) = shared.aof.get() {
+            match w.shutdown() {
+                Ok(()) => tracing::info!("AOF flushed and synced"),
+                Err(e) => tracing::error!(error = %e, "AOF flush at shutdown failed"),
+            }
+        }
         tracing::info!("server stopped");
         Ok(())
     }
@@ -176,5 +219,48 @@ async fn background(shared: Arc<Shared>) {
             }
         }
         shared.metrics.sample(shared.uptime_ms());
+        maybe_rewrite(&shared);
     }
+}
+
+/// Starts an AOF rewrite on a blocking thread when one was requested (`BGREWRITEAOF`) or the
+/// file outgrew `auto-aof-rewrite-percentage` of its last compacted size.
+fn maybe_rewrite(shared: &Arc<Shared>) {
+    let Some(writer) = shared.aof.get() else {
+        return;
+    };
+    let stats = writer.stats();
+    if stats.rewrite_in_progress {
+        return;
+    }
+    let requested = shared.rewrite_requested.swap(false, Ordering::SeqCst);
+    let (pct, min, dir) = {
+        let c = shared.config.read();
+        (
+            c.auto_aof_rewrite_percentage,
+            c.auto_aof_rewrite_min_size,
+            c.dir.clone(),
+        )
+    };
+    let automatic =
+        pct > 0 && persist::should_rewrite(stats.current_size, stats.base_size, pct, min);
+    if !requested && !automatic {
+        return;
+    }
+    let shared = shared.clone();
+    tokio::task::spawn_blocking(move || {
+        let Some(writer) = shared.aof.get() else {
+            return;
+        };
+        let now = shared.clock.now();
+        match persist::rewrite(&dir, &shared.dbs, now, writer) {
+            Ok(r) => tracing::info!(
+                keys = r.snapshot_records,
+                bytes = r.size,
+                automatic,
+                "AOF rewrite finished"
+            ),
+            Err(e) => tracing::error!(error = %e, "AOF rewrite failed"),
+        }
+    });
 }

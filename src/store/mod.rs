@@ -295,7 +295,7 @@ impl std::ops::DerefMut for ShardGuard<'_> {
     }
 }
 
-impl MultiGuard<'_> {
+impl<'a> MultiGuard<'a> {
     /// Locked shard number `idx`.
     ///
     /// Panics if that shard was not locked; that is a bug in the caller.
@@ -305,6 +305,11 @@ impl MultiGuard<'_> {
             .binary_search_by_key(&idx, |(i, _)| *i)
             .expect("invariant: MultiGuard::shard_at is only called with shards it locked");
         &mut self.guards[pos].1
+    }
+
+    /// Every locked shard.
+    pub fn shards(&mut self) -> impl Iterator<Item = &mut Shard> + use<'_, 'a> {
+        self.guards.iter_mut().map(|(_, g)| &mut **g)
     }
 
     /// An empty guard (locks nothing): for transactions that touch no keys.
