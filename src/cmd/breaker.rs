@@ -23,7 +23,7 @@ use crate::protocol::Frame;
 /// The grammar of the parameters every BREAKER command but RESET accepts.
 macro_rules! params_grammar {
     () => {
-        "[THRESHOLD failures:integer|RATIO percent:integer [MINCALLS calls:integer]] [WINDOW window:string] [COOLDOWN cooldown:string] [PROBES probes:integer]"
+        "rule=[THRESHOLD failures:integer|RATIO percent:integer [MINCALLS calls:integer]] [WINDOW window:string] [COOLDOWN cooldown:string] [PROBES probes:integer]"
     };
 }
 
