@@ -700,7 +700,10 @@ mod tests {
         let mut h = Harness::new();
         let syntax = "ERR syntax error";
         for (words, want) in [
-            (vec!["BREAKER.ALLOW"], "ERR wrong number of arguments for 'breaker.allow' command"),
+            (
+                vec!["BREAKER.ALLOW"],
+                "ERR wrong number of arguments for 'breaker.allow' command",
+            ),
             (
                 vec!["BREAKER.REPORT", "k"],
                 "ERR wrong number of arguments for 'breaker.report' command",
@@ -712,17 +715,26 @@ mod tests {
             (vec!["BREAKER.REPORT", "k", "MAYBE"], syntax),
             (vec!["BREAKER.ALLOW", "k", "NOPE", "1"], syntax),
             (vec!["BREAKER.ALLOW", "k", "THRESHOLD"], syntax),
-            (vec!["BREAKER.ALLOW", "k", "PROBES", "1", "PROBES", "2"], syntax),
-            (vec!["BREAKER.ALLOW", "k", "THRESHOLD", "1", "RATIO", "50"], syntax),
+            (
+                vec!["BREAKER.ALLOW", "k", "PROBES", "1", "PROBES", "2"],
+                syntax,
+            ),
+            (
+                vec!["BREAKER.ALLOW", "k", "THRESHOLD", "1", "RATIO", "50"],
+                syntax,
+            ),
             (vec!["BREAKER.STATE", "k", "MINCALLS", "5"], syntax),
-            (vec!["BREAKER.TRIP", "k", "COOLDOWN", "1s", "COOLDOWN", "2s"], syntax),
+            (
+                vec!["BREAKER.TRIP", "k", "COOLDOWN", "1s", "COOLDOWN", "2s"],
+                syntax,
+            ),
             (
                 vec!["BREAKER.ALLOW", "k", "THRESHOLD", "0"],
                 "ERR invalid THRESHOLD '0': value must be greater than zero",
             ),
             (
                 vec!["BREAKER.ALLOW", "k", "PROBES", "-1"],
-                "ERR invalid PROBES '-1': value must not be negative",
+                "ERR invalid PROBES '-1': value must be greater than zero",
             ),
             (
                 vec!["BREAKER.ALLOW", "k", "RATIO", "101"],
@@ -734,7 +746,7 @@ mod tests {
             ),
             (
                 vec!["BREAKER.ALLOW", "k", "RATIO", "2.5"],
-                "ERR invalid RATIO '2.5': fractional values are not allowed; use a smaller unit, e.g. 1500ms",
+                "ERR invalid RATIO '2.5': must be a whole number greater than zero",
             ),
             (
                 vec!["BREAKER.ALLOW", "k", "WINDOW", "60"],

@@ -561,7 +561,7 @@ mod tests {
             ),
             (
                 vec!["LEASE.ACQUIRE", "k", "LIMIT", "-1", "TTL", "1s"],
-                "ERR invalid LIMIT '-1': value must not be negative",
+                "ERR invalid LIMIT '-1': value must be greater than zero",
             ),
             (
                 vec!["LEASE.ACQUIRE", "k", "LIMIT", "10001", "TTL", "1s"],
@@ -590,7 +590,7 @@ mod tests {
             (vec!["LEASE.PEEK", "k", "LIMIT", "1", "TTL"], syntax),
             (
                 vec!["LEASE.PEEK", "k", "LIMIT", "x"],
-                "ERR invalid LIMIT 'x': duration must start with a whole number, e.g. 250ms",
+                "ERR invalid LIMIT 'x': must be a whole number greater than zero",
             ),
             (
                 vec!["LEASE.RELEASE", "k"],

@@ -169,9 +169,17 @@ pub fn rate(arg: &[u8]) -> Result<Rate, CommandError> {
 
 /// A count argument (a whole number > 0), e.g. the value of `COST` or `BURST`.
 pub fn count(what: &str, arg: &[u8]) -> Result<u64, CommandError> {
-    let s = std::str::from_utf8(arg)
-        .map_err(|_| unit_error(what, arg, units::UnitError::NotANumber))?;
-    units::parse_count(s).map_err(|e| unit_error(what, arg, e))
+    match args::parse_i64(arg) {
+        Some(n) if n > 0 => Ok(n as u64),
+        Some(_) => Err(CommandError::other(format!(
+            "invalid {what} '{}': value must be greater than zero",
+            args::text(arg)
+        ))),
+        None => Err(CommandError::other(format!(
+            "invalid {what} '{}': must be a whole number greater than zero",
+            args::text(arg)
+        ))),
+    }
 }
 
 #[cfg(test)]
@@ -204,5 +212,13 @@ $14\r\nretry_after_ms\r\n:2\r\n$14\r\nreset_after_ms\r\n:2\r\n$4\r\nused\r\n:10\
         );
         assert!(duration("TTL", b"0s").is_err());
         assert_eq!(count("COST", b"3").unwrap(), 3);
+        assert_eq!(
+            count("COST", b"1.5").unwrap_err().to_string(),
+            "ERR invalid COST '1.5': must be a whole number greater than zero"
+        );
+        assert_eq!(
+            count("COST", b"0").unwrap_err().to_string(),
+            "ERR invalid COST '0': value must be greater than zero"
+        );
     }
 }

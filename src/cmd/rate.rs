@@ -408,7 +408,7 @@ mod tests {
             (
                 "negative cost",
                 &["k", "5/s", "COST", "-1"],
-                "ERR invalid COST '-1': value must not be negative",
+                "ERR invalid COST '-1': value must be greater than zero",
             ),
             ("missing COST value", &["k", "5/s", "COST"], "ERR syntax error"),
             ("missing BURST value", &["k", "5/s", "BURST"], "ERR syntax error"),

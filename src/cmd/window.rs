@@ -337,10 +337,18 @@ mod tests {
             (
                 "fractional cost",
                 &["k", "5/s", "COST", "1.5"],
-                "ERR invalid COST '1.5': fractional values are not allowed; use a smaller unit, e.g. 1500ms",
+                "ERR invalid COST '1.5': must be a whole number greater than zero",
             ),
-            ("missing COST value", &["k", "5/s", "COST"], "ERR syntax error"),
-            ("BURST is RATE's", &["k", "5/s", "BURST", "2"], "ERR syntax error"),
+            (
+                "missing COST value",
+                &["k", "5/s", "COST"],
+                "ERR syntax error",
+            ),
+            (
+                "BURST is RATE's",
+                &["k", "5/s", "BURST", "2"],
+                "ERR syntax error",
+            ),
             (
                 "repeated COST",
                 &["k", "5/s", "cost", "1", "COST", "1"],
