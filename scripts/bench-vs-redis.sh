@@ -21,6 +21,8 @@
 #   CLIENTS           parallel connections (default 50)
 #   PIPELINE          pipeline depth of the pipelined cases (default 16)
 #   KEYSPACE          -r range for the CL.THROTTLE keys (default 100000)
+#   FAMILY_BENCH=0    skip the native-family cases (RATE/WINDOW/QUOTA/COST/LEASE/BREAKER)
+#   AOF_BENCH=0       skip the append-only-file cases (both servers with appendonly yes)
 #   REPEAT            runs per case and server, alternating; the row shows the run with the
 #                     median throughput (default 3; --quick sets 1)
 #   REDIS_CELL_MODULE path to a redis-cell .so to load into redis-server (optional)
@@ -173,20 +175,34 @@ wait_ping() {
 LIMITKV_PORT=$(free_port)
 REDIS_PORT=$(free_port "$LIMITKV_PORT")
 
-log "starting limitkv on 127.0.0.1:$LIMITKV_PORT"
-"$LIMITKV_BIN" --port "$LIMITKV_PORT" --bind 127.0.0.1 >"$OUT/limitkv.log" 2>&1 &
-LIMITKV_PID=$!
+# (Re)starts limitkv with extra arguments; its log goes to $OUT/limitkv$1.log.
+start_limitkv() {
+  local tag=$1
+  shift
+  stop_pid "$LIMITKV_PID"
+  log "starting limitkv on 127.0.0.1:$LIMITKV_PORT $*"
+  "$LIMITKV_BIN" --port "$LIMITKV_PORT" --bind 127.0.0.1 "$@" >"$OUT/limitkv$tag.log" 2>&1 &
+  LIMITKV_PID=$!
+  wait_ping "$LIMITKV_PORT" "$LIMITKV_PID" "limitkv$tag"
+}
 
-REDIS_ARGS=(--port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no)
-if [[ -n $REDIS_CELL_MODULE ]]; then
-  REDIS_ARGS+=(--loadmodule "$REDIS_CELL_MODULE")
-fi
-log "starting redis-server ${REDIS_ARGS[*]}"
-redis-server "${REDIS_ARGS[@]}" >"$OUT/redis.log" 2>&1 &
-REDIS_PID=$!
+# (Re)starts redis-server with the given persistence arguments.
+start_redis() {
+  local tag=$1
+  shift
+  stop_pid "$REDIS_PID"
+  REDIS_ARGS=(--port "$REDIS_PORT" --bind 127.0.0.1 --save '' --daemonize no "$@")
+  if [[ -n $REDIS_CELL_MODULE ]]; then
+    REDIS_ARGS+=(--loadmodule "$REDIS_CELL_MODULE")
+  fi
+  log "starting redis-server ${REDIS_ARGS[*]}"
+  redis-server "${REDIS_ARGS[@]}" >"$OUT/redis$tag.log" 2>&1 &
+  REDIS_PID=$!
+  wait_ping "$REDIS_PORT" "$REDIS_PID" "redis$tag"
+}
 
-wait_ping "$LIMITKV_PORT" "$LIMITKV_PID" limitkv
-wait_ping "$REDIS_PORT" "$REDIS_PID" redis
+start_limitkv ""
+start_redis "" --appendonly no
 
 # --- CL.THROTTLE setup -----------------------------------------------------------------------
 
@@ -302,6 +318,65 @@ if [[ $RUN_THROTTLE == 1 ]]; then
   bench_throttle throttle-c$CLIENTS-P$PIPELINE "(c=$CLIENTS, P=$PIPELINE, r=$KEYSPACE)" -P "$PIPELINE"
 fi
 
+# --- native families on limitkv, against CL.THROTTLE on the same server ----------------------
+
+FAMILY_ROWS=()  # "label|rps|p50|p99"
+FAMILIES=(
+  "RATE.TAKE|RATE.TAKE user:__rand_int__ 30/1m BURST 16"
+  "WINDOW.TAKE|WINDOW.TAKE user:__rand_int__ 30/1m"
+  "QUOTA.TAKE|QUOTA.TAKE user:__rand_int__ 1000/day"
+  "COST.INCRBY|COST.INCRBY user:__rand_int__ 0.01 CAP 1.00 PER day"
+  "LEASE.ACQUIRE|LEASE.ACQUIRE user:__rand_int__ LIMIT 100 TTL 30s"
+  "BREAKER.ALLOW|BREAKER.ALLOW user:__rand_int__"
+)
+if [[ $RUN_THROTTLE == 1 && ${FAMILY_BENCH:-1} == 1 ]]; then
+  for fam in "${FAMILIES[@]}"; do
+    label=${fam%%|*}
+    read -r -a words <<<"${fam#*|}"
+    tag="family-${label,,}"
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+      redis-cli -p "$LIMITKV_PORT" FLUSHALL >/dev/null
+      run_bench limitkv "$tag-r$rep" -r "$KEYSPACE" -P "$PIPELINE" "${words[@]}"
+    done
+    row=$(median_row limitkv "$tag" "${words[*]}")
+    FAMILY_ROWS+=("$label|${row// /|}")
+  done
+fi
+
+# --- persistence: AOF on both servers, same fsync policy --------------------------------------
+
+AOF_ROWS=()  # "case|lk_rps|lk_p50|lk_p99|rd_rps|rd_p50|rd_p99"
+if [[ ${AOF_BENCH:-1} == 1 ]]; then
+  for policy in everysec always; do
+    rm -rf "$OUT/aof-limitkv-$policy" "$OUT/aof-redis-$policy"
+    mkdir -p "$OUT/aof-limitkv-$policy" "$OUT/aof-redis-$policy"
+    start_limitkv "-$policy" --appendonly yes --appendfsync "$policy" --dir "$OUT/aof-limitkv-$policy"
+    start_redis "-$policy" --appendonly yes --appendfsync "$policy" --dir "$OUT/aof-redis-$policy"
+    if [[ -z $REDIS_CELL_MODULE ]]; then
+      GCRA_SHA=$(redis-cli -p "$REDIS_PORT" -x SCRIPT LOAD <"$ROOT/scripts/gcra.lua")
+      REDIS_THROTTLE=(EVALSHA "$GCRA_SHA" 1 "user:__rand_int__" "${THROTTLE_ARGS[@]}" 1)
+    fi
+    tag=aof-$policy-incr
+    for ((rep = 1; rep <= REPEAT; rep++)); do
+      run_bench limitkv "$tag-r$rep" -t incr
+      run_bench redis "$tag-r$rep" -t incr
+    done
+    lk=$(median_row limitkv "$tag" INCR)
+    rd=$(median_row redis "$tag" INCR)
+    AOF_ROWS+=("INCR (c=$CLIENTS, appendfsync $policy)|${lk// /|}|${rd// /|}")
+    if [[ $RUN_THROTTLE == 1 ]]; then
+      tag=aof-$policy-throttle
+      for ((rep = 1; rep <= REPEAT; rep++)); do
+        run_bench limitkv "$tag-r$rep" -r "$KEYSPACE" CL.THROTTLE "user:__rand_int__" "${THROTTLE_ARGS[@]}"
+        run_bench redis "$tag-r$rep" -r "$KEYSPACE" "${REDIS_THROTTLE[@]}"
+      done
+      lk=$(median_row limitkv "$tag" "CL.THROTTLE user:__rand_int__ ${THROTTLE_ARGS[*]}")
+      rd=$(median_row redis "$tag" "${REDIS_THROTTLE[*]}")
+      AOF_ROWS+=("CL.THROTTLE (c=$CLIENTS, r=$KEYSPACE, appendfsync $policy)|${lk// /|}|${rd// /|}")
+    fi
+  done
+fi
+
 # --- report ----------------------------------------------------------------------------------
 
 cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
@@ -337,6 +412,39 @@ report() {
       "redis runs \`${REDIS_THROTTLE[*]}\`, both with -r $KEYSPACE."
   fi
   [[ -n $THROTTLE_NOTE ]] && echo "$THROTTLE_NOTE"
+  if ((${#FAMILY_ROWS[@]} > 0)); then
+    local base
+    base=$(printf '%s\n' "${ROWS[@]}" | awk -F'|' '/^CL.THROTTLE .*P=/ { print $2; exit }')
+    echo
+    echo "## Native families on limitkv (c=$CLIENTS, P=$PIPELINE, r=$KEYSPACE)"
+    echo
+    echo "| command | ops/s | p50/p99 ms | vs CL.THROTTLE (same settings) |"
+    echo "| --- | ---: | ---: | ---: |"
+    local f label rps p50 p99
+    for f in "${FAMILY_ROWS[@]}"; do
+      IFS='|' read -r label rps p50 p99 <<<"$f"
+      printf '| %s | %.0f | %s / %s | %s |\n' "$label" "${rps/-/0}" "$p50" "$p99" \
+        "$(awk -v a="$rps" -v b="$base" 'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }')"
+    done
+    echo
+    echo "Target (issue 3): every family's TAKE costs at most 1.5x a CL.THROTTLE, i.e. a ratio of at least 0.67."
+  fi
+  if ((${#AOF_ROWS[@]} > 0)); then
+    echo
+    echo "## With the append-only file (both servers: appendonly yes, same appendfsync)"
+    echo
+    echo "| case | limitkv ops/s | redis ops/s | ratio | limitkv p50/p99 ms | redis p50/p99 ms |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    for row in "${AOF_ROWS[@]}"; do
+      IFS='|' read -r name lk_rps lk_p50 lk_p99 rd_rps rd_p50 rd_p99 <<<"$row"
+      ratio=$(awk -v a="$lk_rps" -v b="$rd_rps" \
+        'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }')
+      printf '| %s | %.0f | %.0f | %s | %s / %s | %s / %s |\n' \
+        "$name" "${lk_rps/-/0}" "${rd_rps/-/0}" "$ratio" "$lk_p50" "$lk_p99" "$rd_p50" "$rd_p99"
+    done
+    echo
+    echo "Targets (issue 5): limitkv everysec within 10% of its in-memory rows above; limitkv always at least redis always."
+  fi
   local w
   for w in "${WARNINGS[@]+"${WARNINGS[@]}"}"; do
     echo "warning: $w"
