@@ -118,7 +118,7 @@ fn find_crlf(buf: &[u8], from: usize) -> Option<usize> {
 }
 
 fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
+    memchr::memchr(needle, hay)
 }
 
 /// Parses a decimal length the way Redis's `string2ll` does: optional `-`, digits only.
