@@ -179,13 +179,10 @@ fn reply(o: &CostOutcome, period: Option<Period>) -> Frame {
     }
     let mut frame = decision_reply(&o.decision, extras);
     if let Frame::Map(pairs) = &mut frame {
-        for (k, v) in pairs.iter_mut() {
-            if *k == field("limit") {
-                *v = decimal_frame(o.decision.limit);
-            } else if *k == field("remaining") {
-                *v = decimal_frame(o.decision.remaining);
-            }
-        }
+        // decision_reply's fixed order: allowed, limit, remaining, retry_after_ms, ...
+        debug_assert!(pairs[1].0 == field("limit") && pairs[2].0 == field("remaining"));
+        pairs[1].1 = decimal_frame(o.decision.limit);
+        pairs[2].1 = decimal_frame(o.decision.remaining);
     }
     frame
 }
