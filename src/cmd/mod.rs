@@ -22,6 +22,7 @@ pub mod quota;
 pub mod rate;
 pub mod strings;
 pub mod window;
+pub mod zsets;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -165,7 +166,7 @@ pub const BASE: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 12] {
+pub fn families() -> [&'static [CommandSpec]; 13] {
     [
         connection::COMMANDS,
         multi::COMMANDS,
@@ -179,6 +180,7 @@ pub fn families() -> [&'static [CommandSpec]; 12] {
         cost::COMMANDS,
         lease::COMMANDS,
         breaker::COMMANDS,
+        zsets::COMMANDS,
     ]
 }
 
