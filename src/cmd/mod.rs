@@ -14,6 +14,7 @@ pub mod context;
 pub mod cost;
 pub mod docs;
 pub mod gcra;
+pub mod hashes;
 pub mod keys;
 pub mod lease;
 pub mod limiter;
@@ -166,7 +167,7 @@ pub const BASE: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 13] {
+pub fn families() -> [&'static [CommandSpec]; 14] {
     [
         connection::COMMANDS,
         multi::COMMANDS,
@@ -181,6 +182,7 @@ pub fn families() -> [&'static [CommandSpec]; 13] {
         lease::COMMANDS,
         breaker::COMMANDS,
         zsets::COMMANDS,
+        hashes::COMMANDS,
     ]
 }
 
