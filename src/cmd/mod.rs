@@ -18,6 +18,7 @@ pub mod hashes;
 pub mod keys;
 pub mod lease;
 pub mod limiter;
+pub mod lists;
 pub mod multi;
 pub mod quota;
 pub mod rate;
@@ -167,7 +168,7 @@ pub const BASE: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 14] {
+pub fn families() -> [&'static [CommandSpec]; 15] {
     [
         connection::COMMANDS,
         multi::COMMANDS,
@@ -183,6 +184,7 @@ pub fn families() -> [&'static [CommandSpec]; 14] {
         breaker::COMMANDS,
         zsets::COMMANDS,
         hashes::COMMANDS,
+        lists::COMMANDS,
     ]
 }
 
