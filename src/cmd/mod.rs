@@ -22,6 +22,7 @@ pub mod lists;
 pub mod multi;
 pub mod quota;
 pub mod rate;
+pub mod sets;
 pub mod strings;
 pub mod window;
 pub mod zsets;
@@ -168,7 +169,7 @@ pub const BASE: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 15] {
+pub fn families() -> [&'static [CommandSpec]; 16] {
     [
         connection::COMMANDS,
         multi::COMMANDS,
@@ -185,6 +186,7 @@ pub fn families() -> [&'static [CommandSpec]; 15] {
         zsets::COMMANDS,
         hashes::COMMANDS,
         lists::COMMANDS,
+        sets::COMMANDS,
     ]
 }
 
