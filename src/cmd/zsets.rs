@@ -166,13 +166,43 @@ fn drop_if_empty(s: &mut Shard, key: &[u8], now: Nanos) {
     }
 }
 
+/// A score as Redis's `getDoubleFromObject` reads it: [`args::parse_f64`], and also refused
+/// when `strtod` would report a range error, i.e. a written number that overflows to infinity
+/// (`1e400`) or a non-zero one that underflows to zero (`1e-400`).
+fn parse_score(arg: &[u8]) -> Result<f64, CommandError> {
+    let v = args::float(arg)?;
+    // `inf` and `infinity` contain no digit, so a digit means a number that overflowed.
+    let overflow = v.is_infinite() && arg.iter().any(u8::is_ascii_digit);
+    let mantissa = arg
+        .split(|b| matches!(b, b'e' | b'E'))
+        .next()
+        .unwrap_or(arg);
+    let underflow = v == 0.0 && mantissa.iter().any(|b| (b'1'..=b'9').contains(b));
+    if overflow || underflow {
+        return Err(CommandError::NotAFloat);
+    }
+    Ok(v)
+}
+
 /// Reads one end of a score range: `x`, `(x` (exclusive), `-inf`, `+inf`.
+///
+/// Redis reads the number with a bare `strtod` that only has to consume the rest of the
+/// argument, so leading blanks are skipped and an empty number (`(` alone, or an empty
+/// argument) is 0.
 fn parse_bound(arg: &[u8]) -> Option<ScoreBound> {
     let (exclusive, rest) = match arg.split_first() {
         Some((b'(', rest)) => (true, rest),
         _ => (false, arg),
     };
-    args::parse_f64(rest).map(|value| ScoreBound { value, exclusive })
+    let start = rest
+        .iter()
+        .position(|b| !matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+        .unwrap_or(rest.len());
+    let value = match &rest[start..] {
+        [] => 0.0,
+        number => args::parse_f64(number)?,
+    };
+    Some(ScoreBound { value, exclusive })
 }
 
 fn parse_range(min: &[u8], max: &[u8]) -> Result<(ScoreBound, ScoreBound), CommandError> {
@@ -265,7 +295,7 @@ fn zadd(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     }
     let pairs = req[i..]
         .chunks_exact(2)
-        .map(|p| Ok((args::float(&p[0])?, &p[1])))
+        .map(|p| Ok((parse_score(&p[0])?, &p[1])))
         .collect::<Result<Vec<_>, CommandError>>()?;
     let now = ctx.now;
     let key = &req[1];
@@ -573,6 +603,10 @@ mod tests {
     fn zadd_incr_replies_with_the_score_or_nil() {
         let mut h = Harness::new();
         assert_eq!(h.run(&["ZADD", "z", "INCR", "1.5", "a"]), double(1.5));
+        assert_eq!(
+            h.run(&["ZADD", "z", "0.0e-400", "zero", "4.9e-324", "tiny"]),
+            int(2)
+        );
         assert_eq!(h.run(&["ZADD", "z", "INCR", "2", "a"]), double(3.5));
         assert_eq!(h.run(&["ZADD", "z", "INCR", "0", "a"]), double(3.5));
         assert_eq!(h.run(&["ZADD", "z", "NX", "INCR", "1", "a"]), Frame::Null);
@@ -609,6 +643,18 @@ mod tests {
             (&["ZADD", "z", "NX", "1"], "ERR syntax error"),
             (&["ZADD", "z", "x", "a"], "ERR value is not a valid float"),
             (&["ZADD", "z", "nan", "a"], "ERR value is not a valid float"),
+            (
+                &["ZADD", "z", "1e400", "a"],
+                "ERR value is not a valid float",
+            ),
+            (
+                &["ZADD", "z", "-1e400", "a"],
+                "ERR value is not a valid float",
+            ),
+            (
+                &["ZADD", "z", "1e-400", "a"],
+                "ERR value is not a valid float",
+            ),
             (
                 &["ZADD", "z"],
                 "ERR wrong number of arguments for 'zadd' command",
@@ -666,6 +712,12 @@ mod tests {
         assert_eq!(h.run(&["ZCOUNT", "none", "0", "1"]), int(0));
         assert_eq!(
             h.run(&["ZCOUNT", "z", "(", "1"]),
+            int(1),
+            "strtod reads an empty number as 0"
+        );
+        assert_eq!(h.run(&["ZCOUNT", "z", "", " 1"]), int(1));
+        assert_eq!(
+            h.run(&["ZCOUNT", "z", "(x", "1"]),
             err("ERR min or max is not a float")
         );
         assert_eq!(
