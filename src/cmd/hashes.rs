@@ -152,6 +152,20 @@ fn owned(b: &[u8]) -> Bytes {
     Bytes::copy_from_slice(b)
 }
 
+/// Up to this many fields Redis keeps a hash as a listpack, whose HGETALL order is insertion
+/// order even after deletions; larger hashes have no defined order.
+const ORDERED_FIELDS: usize = 128;
+
+/// Removes `field`; keeps the insertion order of small hashes (O(n), as Redis's listpack) and
+/// swaps in the last field for large ones (O(1)).
+fn remove_field(h: &mut HashValue, field: &[u8]) -> bool {
+    if h.len() <= ORDERED_FIELDS {
+        h.shift_remove(field).is_some()
+    } else {
+        h.swap_remove(field).is_some()
+    }
+}
+
 fn hset(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     if req.len() % 2 != 0 {
         return Err(CommandError::WrongArity("hset".into()));
@@ -250,10 +264,7 @@ fn hdel(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             return Ok(Frame::Integer(0));
         }
         let h = write(s, key, now, true);
-        let removed = fields
-            .iter()
-            .filter(|f| h.swap_remove(f.as_ref()).is_some())
-            .count();
+        let removed = fields.iter().filter(|f| remove_field(h, f)).count();
         if h.is_empty() {
             s.remove(key, now);
         }
@@ -316,6 +327,13 @@ mod tests {
             Frame::Map(vec![(bulk("b"), bulk("2")), (bulk("a"), bulk("1"))])
         );
         assert_eq!(h.run(&["HGETALL", "none"]), Frame::Map(vec![]));
+        h.run(&["HSET", "h", "c", "3"]);
+        h.run(&["HDEL", "h", "b"]);
+        assert_eq!(
+            h.run(&["HGETALL", "h"]),
+            Frame::Map(vec![(bulk("a"), bulk("1")), (bulk("c"), bulk("3"))]),
+            "a small hash keeps its order across deletions, as a Redis listpack"
+        );
     }
 
     #[test]
