@@ -14,14 +14,18 @@ pub mod context;
 pub mod cost;
 pub mod docs;
 pub mod gcra;
+pub mod hashes;
 pub mod keys;
 pub mod lease;
 pub mod limiter;
+pub mod lists;
 pub mod multi;
 pub mod quota;
 pub mod rate;
+pub mod sets;
 pub mod strings;
 pub mod window;
+pub mod zsets;
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -165,7 +169,7 @@ pub const BASE: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 12] {
+pub fn families() -> [&'static [CommandSpec]; 16] {
     [
         connection::COMMANDS,
         multi::COMMANDS,
@@ -179,6 +183,10 @@ pub fn families() -> [&'static [CommandSpec]; 12] {
         cost::COMMANDS,
         lease::COMMANDS,
         breaker::COMMANDS,
+        zsets::COMMANDS,
+        hashes::COMMANDS,
+        lists::COMMANDS,
+        sets::COMMANDS,
     ]
 }
 

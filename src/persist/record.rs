@@ -17,6 +17,8 @@ use crate::limiter::gcra::GcraState;
 use crate::limiter::lease::{Lease, LeaseId, LeaseState};
 use crate::limiter::quota::{Period, QuotaState};
 use crate::limiter::window::WindowState;
+use crate::store::entry::{HashValue, SetValue};
+use crate::store::zset::ZSet;
 use crate::store::Value;
 
 /// The first six bytes of every AOF file.
@@ -50,6 +52,10 @@ mod tag {
     pub const COST: u8 = 6;
     pub const LEASE: u8 = 7;
     pub const BREAKER: u8 = 8;
+    pub const LIST: u8 = 9;
+    pub const HASH: u8 = 10;
+    pub const SET: u8 = 11;
+    pub const ZSET: u8 = 12;
 }
 
 /// Version byte that follows a limiter-state tag, so one family's state layout can change
@@ -65,6 +71,27 @@ const COST_STATE_VERSION: u8 = 1;
 const LEASE_STATE_VERSION: u8 = 1;
 /// State version of [`Value::Breaker`].
 const BREAKER_STATE_VERSION: u8 = 1;
+
+/// Layout version of [`Value::List`] (after its tag, like a limiter state version).
+const LIST_VERSION: u8 = 1;
+/// Layout version of [`Value::Hash`].
+const HASH_VERSION: u8 = 1;
+/// Layout version of [`Value::Set`].
+const SET_VERSION: u8 = 1;
+/// Layout version of [`Value::ZSet`].
+const ZSET_VERSION: u8 = 1;
+
+/// The fewest bytes one encoded element takes: a list or set element is at least its `u32`
+/// length, a hash field/value pair two lengths, a sorted set entry a score and a length. A
+/// declared count is checked against the bytes left before anything is reserved, so a corrupt
+/// count never allocates more than the payload could fill.
+const MIN_LIST_ELEMENT: usize = 4;
+const MIN_HASH_PAIR: usize = 8;
+const MIN_SET_MEMBER: usize = 4;
+const MIN_ZSET_ENTRY: usize = 12;
+/// Capacity reserved up front for a decoded collection; it grows past this as elements are
+/// actually read.
+const MAX_RESERVE: usize = 1024;
 
 /// Sub-variant bytes of [`crate::limiter::cost::CostState`].
 mod cost_kind {
@@ -365,7 +392,44 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
                 }
             }
         }
+        Value::List(l) => {
+            out.extend_from_slice(&[tag::LIST, LIST_VERSION]);
+            put_count(out, l.len());
+            for e in l {
+                put_bytes(out, e);
+            }
+        }
+        Value::Hash(h) => {
+            out.extend_from_slice(&[tag::HASH, HASH_VERSION]);
+            put_count(out, h.len());
+            for (f, v) in h {
+                put_bytes(out, f);
+                put_bytes(out, v);
+            }
+        }
+        Value::Set(s) => {
+            out.extend_from_slice(&[tag::SET, SET_VERSION]);
+            put_count(out, s.len());
+            for m in s {
+                put_bytes(out, m);
+            }
+        }
+        Value::ZSet(z) => {
+            out.extend_from_slice(&[tag::ZSET, ZSET_VERSION]);
+            put_count(out, z.len());
+            for (m, score) in z.iter() {
+                put_u64(out, score.to_bits());
+                put_bytes(out, m);
+            }
+        }
     }
+}
+
+/// Appends a collection's element count.
+fn put_count(out: &mut Vec<u8>, n: usize) {
+    let n = u32::try_from(n)
+        .expect("invariant: a collection fits in a 512 MiB payload, so fewer than 2^32 elements");
+    out.extend_from_slice(&n.to_le_bytes());
 }
 
 fn put_u64(out: &mut Vec<u8>, n: u64) {
@@ -547,6 +611,54 @@ fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
                 _ => return Err(CorruptReason::Malformed("breaker state kind")),
             })
         }
+        tag::LIST => {
+            c.state_version(tag::LIST, LIST_VERSION, "list version")?;
+            let n = c.count(MIN_LIST_ELEMENT, "list length")?;
+            let mut l = std::collections::VecDeque::with_capacity(n.min(MAX_RESERVE));
+            for _ in 0..n {
+                l.push_back(c.bytes("list element")?);
+            }
+            Value::List(l)
+        }
+        tag::HASH => {
+            c.state_version(tag::HASH, HASH_VERSION, "hash version")?;
+            let n = c.count(MIN_HASH_PAIR, "hash length")?;
+            let mut h = HashValue::with_capacity_and_hasher(n.min(MAX_RESERVE), Default::default());
+            for _ in 0..n {
+                let field = c.bytes("hash field")?;
+                let value = c.bytes("hash value")?;
+                if h.insert(field, value).is_some() {
+                    return Err(CorruptReason::Malformed("duplicate hash field"));
+                }
+            }
+            Value::Hash(h)
+        }
+        tag::SET => {
+            c.state_version(tag::SET, SET_VERSION, "set version")?;
+            let n = c.count(MIN_SET_MEMBER, "set size")?;
+            let mut s = SetValue::with_capacity_and_hasher(n.min(MAX_RESERVE), Default::default());
+            for _ in 0..n {
+                if !s.insert(c.bytes("set member")?) {
+                    return Err(CorruptReason::Malformed("duplicate set member"));
+                }
+            }
+            Value::Set(s)
+        }
+        tag::ZSET => {
+            c.state_version(tag::ZSET, ZSET_VERSION, "zset version")?;
+            let n = c.count(MIN_ZSET_ENTRY, "zset size")?;
+            let mut z = ZSet::new();
+            for _ in 0..n {
+                let score = f64::from_bits(c.u64("zset score")?);
+                if score.is_nan() {
+                    return Err(CorruptReason::Malformed("zset score"));
+                }
+                if z.insert(c.bytes("zset member")?, score).is_some() {
+                    return Err(CorruptReason::Malformed("duplicate zset member"));
+                }
+            }
+            Value::ZSet(z)
+        }
         other => return Err(CorruptReason::UnknownValueTag(other)),
     })
 }
@@ -597,6 +709,16 @@ impl<'a> Cursor<'a> {
             start: self.nanos(what)?,
             end: self.nanos(what)?,
         })
+    }
+
+    /// A collection's element count: at least 1 (an empty collection is never stored) and no
+    /// more than the remaining bytes can hold at `min_len` bytes per element.
+    fn count(&mut self, min_len: usize, what: &'static str) -> Result<usize, CorruptReason> {
+        let n = self.u32(what)? as usize;
+        if n == 0 || n > self.buf.len() / min_len {
+            return Err(CorruptReason::Malformed(what));
+        }
+        Ok(n)
     }
 
     /// Reads the state version byte after `tag`; anything but `known` is refused.
@@ -685,6 +807,29 @@ mod tests {
             cost().prop_map(Value::Cost),
             lease().prop_map(Value::Lease),
             breaker().prop_map(Value::Breaker),
+            collection_value(),
+        ]
+    }
+
+    fn element() -> impl Strategy<Value = Bytes> {
+        proptest::collection::vec(any::<u8>(), 0..6).prop_map(Bytes::from)
+    }
+
+    fn collection_value() -> impl Strategy<Value = Value> {
+        let score = any::<f64>().prop_filter("scores are never NaN", |s| !s.is_nan());
+        prop_oneof![
+            proptest::collection::vec_deque(element(), 1..6).prop_map(Value::List),
+            proptest::collection::vec((element(), element()), 1..6)
+                .prop_map(|v| Value::Hash(v.into_iter().collect())),
+            proptest::collection::vec(element(), 1..6)
+                .prop_map(|v| Value::Set(v.into_iter().collect())),
+            proptest::collection::vec((element(), score), 1..6).prop_map(|v| {
+                let mut z = ZSet::new();
+                for (m, s) in v {
+                    z.insert(m, s);
+                }
+                Value::ZSet(z)
+            }),
         ]
     }
 
@@ -918,6 +1063,89 @@ mod tests {
         );
     }
 
+    #[test]
+    fn collection_layouts_are_byte_exact() {
+        let list = Value::List([&b"ab"[..], b""].map(Bytes::copy_from_slice).into());
+        assert_eq!(
+            value_bytes(list),
+            [9u8, 1, 2, 0, 0, 0, 2, 0, 0, 0, b'a', b'b', 0, 0, 0, 0]
+        );
+        let mut h = HashValue::default();
+        h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v"));
+        assert_eq!(
+            value_bytes(Value::Hash(h)),
+            [10u8, 1, 1, 0, 0, 0, 1, 0, 0, 0, b'f', 1, 0, 0, 0, b'v']
+        );
+        let mut s = SetValue::default();
+        s.insert(Bytes::from_static(b"m"));
+        assert_eq!(
+            value_bytes(Value::Set(s)),
+            [11u8, 1, 1, 0, 0, 0, 1, 0, 0, 0, b'm']
+        );
+        // The example in docs/aof-format.md: members in ascending score order.
+        let mut z = ZSet::new();
+        z.insert(Bytes::from_static(b"b"), 2.0);
+        z.insert(Bytes::from_static(b"a"), 1.5);
+        assert_eq!(
+            value_bytes(Value::ZSet(z)),
+            [
+                &[12u8, 1, 2, 0, 0, 0][..],
+                &1.5f64.to_bits().to_le_bytes(),
+                &[1, 0, 0, 0, b'a'],
+                &2.0f64.to_bits().to_le_bytes(),
+                &[1, 0, 0, 0, b'b'],
+            ]
+            .concat()
+        );
+    }
+
+    #[test]
+    fn corrupt_collections_are_refused_before_allocating() {
+        let cases: [(&[u8], &str); 11] = [
+            (&[9, 1, 0xff, 0xff, 0xff, 0xff], "list length"),
+            (&[9, 1, 0, 0, 0, 0], "list length"),
+            (&[9, 1, 2, 0, 0, 0, 0, 0, 0, 0], "list length"),
+            (&[10, 1, 1, 0, 0, 0, 0, 0, 0, 0], "hash length"),
+            (
+                &[
+                    10, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                ],
+                "duplicate hash field",
+            ),
+            (&[11, 1, 0x00, 0x00, 0x01, 0x00], "set size"),
+            (
+                &[11, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+                "duplicate set member",
+            ),
+            (&[12, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "zset size"),
+            (
+                &[12, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xf8, 0x7f, 0, 0, 0, 0],
+                "zset score",
+            ),
+            (
+                &[
+                    12, 1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                    0, 0, 0, 0,
+                ],
+                "duplicate zset member",
+            ),
+            (&[9, 1, 1, 0, 0, 0, 5, 0, 0, 0, b'x'], "list element"),
+        ];
+        for (value, why) in cases {
+            assert_eq!(
+                decode_payload(&put_with_value(value)),
+                Err(CorruptReason::Malformed(why)),
+                "{why}"
+            );
+        }
+        for t in 9u8..=12 {
+            assert_eq!(
+                decode_payload(&put_with_value(&[t, 2, 1, 0, 0, 0, 0, 0, 0, 0])),
+                Err(CorruptReason::UnknownStateVersion { tag: t, version: 2 })
+            );
+        }
+    }
+
     /// A `Put` payload of key "" with `value` bytes and no expiry.
     /// A `Put` payload in database 0 with the empty key, `value`'s bytes and no expiry.
     fn put_with_value(value: &[u8]) -> Vec<u8> {
@@ -946,8 +1174,8 @@ mod tests {
             Err(CorruptReason::Malformed("breaker state kind"))
         );
         assert_eq!(
-            decode_payload(&put_with_value(&[9])),
-            Err(CorruptReason::UnknownValueTag(9))
+            decode_payload(&put_with_value(&[0x7f])),
+            Err(CorruptReason::UnknownValueTag(0x7f))
         );
     }
 
@@ -987,7 +1215,7 @@ mod tests {
         /// refused (the checksum is bypassed by calling `decode_payload` directly).
         #[test]
         fn arbitrary_value_bytes_never_panic(
-            t in 1u8..=9,
+            t in 1u8..=13,
             version in prop_oneof![Just(1u8), any::<u8>()],
             kind in 0u8..4,
             rest in proptest::collection::vec(any::<u8>(), 0..96),
@@ -1001,8 +1229,8 @@ mod tests {
         let cases: [(&[u8], CorruptReason); 5] = [
             (&[0x42], CorruptReason::UnknownOp(0x42)),
             (
-                &[1, 0, 0, 0, 0, 0, 0, 0, 0, 9],
-                CorruptReason::UnknownValueTag(9),
+                &[1, 0, 0, 0, 0, 0, 0, 0, 0, 0x7f],
+                CorruptReason::UnknownValueTag(0x7f),
             ),
             (
                 &[1, 0, 0, 0, 0, 0, 0, 0, 0, 3, 2],

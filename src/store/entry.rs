@@ -2,7 +2,10 @@
 //! Limiter states live here as their own value kinds, so a key created by one family cannot be
 //! misread by another (that is a `WRONGTYPE` error).
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
+use indexmap::{IndexMap, IndexSet};
 
 use crate::clock::Nanos;
 use crate::limiter::breaker::BreakerState;
@@ -11,6 +14,16 @@ use crate::limiter::gcra::GcraState;
 use crate::limiter::lease::LeaseState;
 use crate::limiter::quota::QuotaState;
 use crate::limiter::window::WindowState;
+use crate::store::zset::ZSet;
+
+type Hasher = foldhash::fast::RandomState;
+
+/// A hash's fields. Field order is unspecified on the wire (as in Redis); a removal swaps the
+/// last field into the hole, so every operation stays O(1).
+pub type HashValue = IndexMap<Bytes, Bytes, Hasher>;
+
+/// A set's members (order unspecified on the wire, as in Redis).
+pub type SetValue = IndexSet<Bytes, Hasher>;
 
 /// One stored value.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +44,15 @@ pub enum Value {
     Lease(LeaseState),
     /// A circuit breaker (`BREAKER.*`).
     Breaker(BreakerState),
+    /// A Redis list. Invariant (all collections): never empty in the keyspace; a command that
+    /// removes the last element deletes the key.
+    List(VecDeque<Bytes>),
+    /// A Redis hash.
+    Hash(HashValue),
+    /// A Redis set.
+    Set(SetValue),
+    /// A Redis sorted set.
+    ZSet(ZSet),
 }
 
 impl Value {
@@ -44,6 +66,10 @@ impl Value {
             Value::Cost(_) => "cost",
             Value::Lease(_) => "lease",
             Value::Breaker(_) => "breaker",
+            Value::List(_) => "list",
+            Value::Hash(_) => "hash",
+            Value::Set(_) => "set",
+            Value::ZSet(_) => "zset",
         }
     }
 
@@ -66,10 +92,20 @@ impl Value {
         match self {
             Value::Str(b) => b.len(),
             Value::Lease(l) => l.leases.len() * std::mem::size_of::<crate::limiter::lease::Lease>(),
+            Value::List(l) => l.iter().map(|e| e.len() + BYTES_OVERHEAD).sum(),
+            Value::Hash(h) => h
+                .iter()
+                .map(|(f, v)| f.len() + v.len() + 2 * BYTES_OVERHEAD + 8)
+                .sum(),
+            Value::Set(s) => s.iter().map(|m| m.len() + BYTES_OVERHEAD + 8).sum(),
+            Value::ZSet(z) => z.heap_size(),
             _ => 0,
         }
     }
 }
+
+/// The size of a `Bytes` handle, counted per collection element by [`Value::heap_size`].
+const BYTES_OVERHEAD: usize = std::mem::size_of::<Bytes>();
 
 /// A value and when it expires.
 #[derive(Debug, Clone, PartialEq)]

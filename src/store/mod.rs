@@ -15,6 +15,7 @@
 
 pub mod entry;
 pub mod expire;
+pub mod zset;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};

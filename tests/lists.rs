@@ -1,0 +1,91 @@
+//! Lists over TCP: exact wire bytes in RESP2 and RESP3 (LPOP with a count on a missing key is
+//! the null array `*-1` in RESP2 and `_` in RESP3), a pipelined capped log, and a list surviving
+//! a restart through the AOF.
+
+mod common;
+
+use common::{resp, Reply, TestServer};
+use limitkv::config::Config;
+use limitkv::persist::FsyncPolicy;
+
+#[tokio::test]
+async fn replies_are_byte_exact_in_resp2_and_resp3() {
+    let server = TestServer::start().await;
+    let mut c = server.raw().await;
+    let script: [&[&str]; 9] = [
+        &["RPUSH", "l", "a", "b"],
+        &["LPUSH", "l", "z"],
+        &["LINDEX", "l", "-1"],
+        &["LINDEX", "l", "7"],
+        &["LRANGE", "l", "0", "-1"],
+        &["LPOP", "l", "2"],
+        &["RPOP", "l"],
+        &["LPOP", "l"],
+        &["LPOP", "l", "1"],
+    ];
+    let mut got = Vec::new();
+    for resp3 in [false, true] {
+        if resp3 {
+            c.exchange(&resp(&["HELLO", "3"]), 1).await;
+        }
+        for args in script {
+            got.push(c.exchange_text(&resp(args)).await);
+        }
+    }
+    let common = [":2\r\n", ":3\r\n", "$1\r\nb\r\n"];
+    let mut expect: Vec<&str> = Vec::new();
+    for (null, null_array) in [("$-1\r\n", "*-1\r\n"), ("_\r\n", "_\r\n")] {
+        expect.extend(common);
+        expect.extend([
+            null,
+            "*3\r\n$1\r\nz\r\n$1\r\na\r\n$1\r\nb\r\n",
+            "*2\r\n$1\r\nz\r\n$1\r\na\r\n",
+            "$1\r\nb\r\n",
+            null,
+            null_array,
+        ]);
+    }
+    assert_eq!(got, expect);
+}
+
+#[tokio::test]
+async fn a_pipelined_capped_log_keeps_the_newest() {
+    let server = TestServer::start().await;
+    let mut c = server.raw().await;
+    let mut batch = Vec::new();
+    for i in 0..20 {
+        batch.extend(resp(&["LPUSH", "recent", &i.to_string()]));
+        batch.extend(resp(&["LTRIM", "recent", "0", "4"]));
+    }
+    batch.extend(resp(&["LRANGE", "recent", "0", "-1"]));
+    c.send(&batch).await;
+    let replies = c.read_replies(41).await;
+    let want: Vec<_> = ["19", "18", "17", "16", "15"].map(Reply::bulk).to_vec();
+    assert_eq!(replies[40], Reply::Array(want));
+}
+
+#[tokio::test]
+async fn a_list_survives_a_restart() {
+    let dir = common::temp_dir();
+    let config = || Config {
+        appendonly: true,
+        dir: dir.path().to_path_buf(),
+        appendfsync: FsyncPolicy::Always,
+        ..Config::default()
+    };
+    let server = TestServer::with_config(config()).await;
+    let mut c = server.raw().await;
+    c.cmd(&["RPUSH", "l", "a", "b", "c"]).await;
+    c.cmd(&["LPOP", "l"]).await;
+    c.cmd(&["RPUSH", "gone", "x"]).await;
+    c.cmd(&["RPOP", "gone"]).await;
+    server.stop().await.unwrap();
+
+    let server = TestServer::with_config(config()).await;
+    let mut c = server.raw().await;
+    assert_eq!(
+        c.cmd(&["LRANGE", "l", "0", "-1"]).await,
+        Reply::Array(vec![Reply::bulk("b"), Reply::bulk("c")])
+    );
+    assert_eq!(c.cmd(&["EXISTS", "gone"]).await, Reply::Int(0));
+}
