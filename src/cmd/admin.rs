@@ -372,7 +372,7 @@ fn command_info(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError
     Ok(Frame::Array(
         req[2..]
             .iter()
-            .map(|n| find(n).map_or(Frame::NullArray, |(p, s)| info_frame(p, s)))
+            .map(|n| find(n).map_or(Frame::Null, |(p, s)| info_frame(p, s)))
             .collect(),
     ))
 }

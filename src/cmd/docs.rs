@@ -285,9 +285,9 @@ fn key_specs(spec: &CommandSpec) -> Vec<Frame> {
         return vec![];
     }
     let access = if spec.has(flags::WRITE) {
-        vec![status("RW"), status("ACCESS"), status("UPDATE")]
+        vec![status("RW"), status("access"), status("update")]
     } else {
-        vec![status("RO"), status("ACCESS")]
+        vec![status("RO"), status("access")]
     };
     let lastkey = if spec.last_key < 0 {
         spec.last_key

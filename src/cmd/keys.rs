@@ -453,8 +453,7 @@ fn expire(
     absolute: bool,
     name: &str,
 ) -> Result<Frame, CommandError> {
-    let n = args::int(&req[2])?;
-    let when = expire_at(ctx.now, n, secs, absolute, name, false)?;
+    // Redis checks the options before it parses the time.
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in &req[3..] {
         if is(opt, "NX") {
@@ -482,6 +481,8 @@ fn expire(
             "GT and LT options at the same time are not compatible",
         ));
     }
+    let n = args::int(&req[2])?;
+    let when = expire_at(ctx.now, n, secs, absolute, name, false)?;
     let now = ctx.now;
     let key = &req[1];
     let done = ctx.with_shard(key, |s| {

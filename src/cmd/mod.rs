@@ -286,6 +286,15 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         return multi::queue(ctx, spec, req);
     }
     if !spec.arity_ok(req.len()) {
+        if spec.name == "EXEC" {
+            // Redis aborts the transaction when it rejects an EXEC, and says why.
+            ctx.session.multi = None;
+            ctx.session.multi_error = false;
+            return Err(CommandError::Coded(format!(
+                "EXECABORT Transaction discarded because of: wrong number of arguments for '{}' command",
+                full_name(None, spec)
+            )));
+        }
         return Err(CommandError::WrongArity(full_name(None, spec)));
     }
     if spec.has(flags::WRITE) {

@@ -248,31 +248,40 @@ fn set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let mut cond = Condition::Always;
     let mut get_old = false;
     let mut keepttl = false;
-    let mut expiry: Option<i64> = None; // absolute ms
-    let mut seen_expiry = false;
+    // Redis checks the whole option list first (an option may repeat, e.g. `EX 1 EX 2`, the
+    // last one winning; only conflicting ones are a syntax error), then parses the expiry.
+    let mut expire_opt: Option<(&Bytes, &Bytes)> = None;
     let mut a = args::Args::new(req, 3);
     while let Some(opt) = a.next() {
-        if is(opt, "NX") && cond == Condition::Always {
+        let kind = |k: &str| expire_opt.is_none_or(|(o, _)| is(o, k));
+        if is(opt, "NX") && cond != Condition::Xx {
             cond = Condition::Nx;
-        } else if is(opt, "XX") && cond == Condition::Always {
+        } else if is(opt, "XX") && cond != Condition::Nx {
             cond = Condition::Xx;
         } else if is(opt, "GET") {
             get_old = true;
-        } else if is(opt, "KEEPTTL") && !seen_expiry {
+        } else if is(opt, "KEEPTTL") && expire_opt.is_none() {
             keepttl = true;
-            seen_expiry = true;
-        } else if !seen_expiry
-            && (is(opt, "EX") || is(opt, "PX") || is(opt, "EXAT") || is(opt, "PXAT"))
+        } else if !keepttl
+            && ["EX", "PX", "EXAT", "PXAT"]
+                .into_iter()
+                .any(|k| is(opt, k) && kind(k))
+            && a.remaining() > 0
         {
-            let n = args::int(a.value()?)?;
-            let secs = is(opt, "EX") || is(opt, "EXAT");
-            let absolute = is(opt, "EXAT") || is(opt, "PXAT");
-            expiry = Some(expire_at(ctx.now, n, secs, absolute, "set", true)?);
-            seen_expiry = true;
+            expire_opt = Some((opt, a.value()?));
         } else {
             return Err(CommandError::Syntax);
         }
     }
+    let expiry = match expire_opt {
+        Some((opt, v)) => {
+            let n = args::int(v)?;
+            let secs = is(opt, "EX") || is(opt, "EXAT");
+            let absolute = is(opt, "EXAT") || is(opt, "PXAT");
+            Some(expire_at(ctx.now, n, secs, absolute, "set", true)?)
+        }
+        None => None,
+    };
     let now = ctx.now;
     let key = &req[1];
     let value = &req[2];
