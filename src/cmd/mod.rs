@@ -17,6 +17,7 @@ pub mod gcra;
 pub mod keys;
 pub mod lease;
 pub mod limiter;
+pub mod longdouble;
 pub mod multi;
 pub mod quota;
 pub mod rate;

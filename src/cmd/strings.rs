@@ -6,6 +6,7 @@ use bytes::Bytes;
 use super::args::{self, is};
 use super::flags::*;
 use super::keys::expire_at;
+use super::longdouble::LongDouble;
 use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
 use crate::error::CommandError;
@@ -422,38 +423,26 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Result<Frame, CommandError
     })
 }
 
-/// Formats an INCRBYFLOAT result the way Redis's "human" long-double format reads: plain
-/// decimal, no exponent, no trailing zeros. Redis computes in 80-bit long doubles; rounding the
-/// f64 result to 15 significant digits first gives the same text for ordinary values
-/// (`0.1 + 0.2` is `0.3`, `10.5 + 0.1` is `10.6`).
-fn human_float(v: f64) -> String {
-    let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
-    let s = format!("{rounded}");
-    if s == "-0" {
-        "0".to_owned()
-    } else {
-        s
-    }
-}
-
 fn incr_by_float(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let by = args::float(&req[2])?;
+    // Redis computes in x87 long doubles and stores `%.17Lf` without trailing zeros; see
+    // [`LongDouble`]. The current value is read before the increment, as Redis does.
     let now = ctx.now;
     let key = &req[1];
     ctx.with_shard(key, |s| {
         let cur = match s.get_live(key, now).map(|e| &e.value) {
-            None => 0.0,
-            Some(Value::Int(n)) => *n as f64,
-            Some(Value::Str(b)) => args::parse_f64(b).ok_or(CommandError::NotAFloat)?,
+            None => LongDouble::from_i64(0),
+            Some(Value::Int(n)) => LongDouble::from_i64(*n),
+            Some(Value::Str(b)) => LongDouble::parse(b).ok_or(CommandError::NotAFloat)?,
             Some(_) => return Err(CommandError::WrongType),
         };
-        let next = cur + by;
-        if next.is_nan() || next.is_infinite() {
+        let by = LongDouble::parse(&req[2]).ok_or(CommandError::NotAFloat)?;
+        let next = cur.add(&by);
+        if next.is_infinite() {
             return Err(CommandError::other(
                 "increment would produce NaN or Infinity",
             ));
         }
-        let text = Bytes::from(human_float(next));
+        let text = Bytes::from(next.to_human());
         match s.get_mut(key, now) {
             Some(e) => e.value = Value::Str(text.clone()),
             None => s.insert(key, Entry::new(Value::Str(text.clone()))),
