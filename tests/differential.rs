@@ -105,9 +105,11 @@ impl Drop for Limitkv {
 }
 
 async fn start_limitkv() -> Limitkv {
-    let mut config = Config::default();
-    config.port = 0;
-    config.bind = vec!["127.0.0.1".to_owned()];
+    let config = Config {
+        port: 0,
+        bind: vec!["127.0.0.1".to_owned()],
+        ..Config::default()
+    };
     let (ready_tx, ready_rx) = oneshot::channel::<SocketAddr>();
     let (stop_tx, stop_rx) = oneshot::channel::<()>();
     std::thread::Builder::new()

@@ -918,7 +918,7 @@ mod tests {
         let Frame::Array(info) = h.run(&["COMMAND", "INFO", "get", "nope", "client|list"]) else {
             panic!("INFO is an array")
         };
-        assert_eq!(info[1], Frame::NullArray);
+        assert_eq!(info[1], Frame::Null);
         let Frame::Array(get) = &info[0] else {
             panic!()
         };
