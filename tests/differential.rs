@@ -730,6 +730,17 @@ MSET a 1 b 2 ab 3 abc 4 "a*" 5 "h?llo" 6 hello 7 hallo 8 hxllo 9 "[x" 10 "a\\b" 
 &KEYS ""
 &KEYS "[a"
 &KEYS "[!e]*"
+&KEYS "h[a-]llo"
+&KEYS "h[-a]llo"
+&KEYS "[]"
+&KEYS "a\\"
+&KEYS "**"
+&KEYS "?*"
+&KEYS "*?*?*"
+&KEYS "H?LLO"
+&KEYS "h[A-Z]llo"
+&KEYS "[^a]"
+&KEYS "[a-c"
 KEYS
 KEYS a b
 DBSIZE
@@ -825,6 +836,16 @@ GET a
 "#,
     ),
     (
+        "introspection",
+        r#"
+CONFIG GET maxmemory
+CONFIG GET databases
+CONFIG GET nosuch
+CONFIG SET nosuch 1
+CONFIG GET
+"#,
+    ),
+    (
         "connection",
         r#"
 PING
@@ -899,6 +920,16 @@ COMMAND GETKEYS MSET a 1 b 2
 COMMAND COUNT extra
 DBSIZE
 TIME extra
+CLIENT SETNAME before-reset
+SELECT 3
+SET r 1
+MULTI
+RESET
+EXEC
+CLIENT GETNAME
+DBSIZE
+RESET extra
+QUIT extra
 "#,
     ),
 ];
@@ -964,6 +995,79 @@ async fn edge_cases_match_redis() {
         diffs.len(),
         diffs.join("\n")
     );
+}
+
+/// Raw request bytes (inline commands, malformed frames) sent to both servers; each case
+/// either reads a number of replies or reads until the server closes the connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn raw_protocol_matches_redis() {
+    let Some((redis, lkv)) = servers().await else {
+        return;
+    };
+    // (request bytes, replies to read; 0 = read until the connection closes)
+    let cases: &[(&[u8], usize)] = &[
+        (b"PING\r\n", 1),
+        (b"PING\n", 1),
+        (b"ECHO \"a b\"\r\n", 1),
+        (b"ECHO 'a\\'b'\r\n", 1),
+        (b"ECHO \"\\x41\\n\"\r\n", 1),
+        (b"SET k \"v\"x\r\n", 0),
+        (b"ECHO \"abc\r\n", 0),
+        (b"   \r\nPING\r\n", 1),
+        (b"\r\n\r\nPING\r\n", 1),
+        (b"*0\r\nPING\r\n", 1),
+        (b"*-1\r\nPING\r\n", 1),
+        (b"*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nECHO\r\n$0\r\n\r\n", 2),
+        (b"*abc\r\n", 0),
+        (b"*1\r\n$abc\r\n", 0),
+        (b"*1\r\n$-1\r\n", 0),
+        (b"*1\r\n+PING\r\n", 0),
+        (b"*3000000000\r\n", 0),
+        (b"*1\r\n$999999999999\r\n", 0),
+        (b"nosuch a b\r\n", 1),
+        (b"GET\r\n", 1),
+    ];
+    let mut diffs = Vec::new();
+    for (req, n) in cases {
+        let mut out = Vec::new();
+        for addr in [redis.addr, lkv.addr] {
+            let mut c = Raw::connect(addr).await;
+            c.send(req).await;
+            let bytes = if *n == 0 {
+                read_until_closed_or_quiet(&mut c).await
+            } else {
+                c.read_replies_raw(*n).await.1
+            };
+            out.push(bytes);
+        }
+        if out[0] != out[1] {
+            diffs.push(format!(
+                "{:?}\n    redis:   {:?}\n    limitkv: {:?}",
+                String::from_utf8_lossy(req),
+                String::from_utf8_lossy(&out[0]),
+                String::from_utf8_lossy(&out[1])
+            ));
+        }
+    }
+    assert!(diffs.is_empty(), "{}", diffs.join("\n"));
+}
+
+/// Everything the server sends until it closes the connection; `[still open]` is appended if
+/// it stays open and silent for a second instead.
+async fn read_until_closed_or_quiet(c: &mut Raw) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut out = std::mem::take(&mut c.buf);
+    loop {
+        let mut chunk = [0u8; 4096];
+        match tokio::time::timeout(Duration::from_secs(1), c.stream.read(&mut chunk)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return out,
+            Ok(Ok(n)) => out.extend_from_slice(&chunk[..n]),
+            Err(_) => {
+                out.extend_from_slice(b"[still open]");
+                return out;
+            }
+        }
+    }
 }
 
 /// A small xorshift generator with a fixed seed, so failures reproduce.

@@ -340,7 +340,8 @@ fn class_match(pattern: &[u8], p: usize, c: u8) -> Option<(bool, usize)> {
         if pattern[j] == b'\\' && j + 1 < pattern.len() {
             j += 1;
             matched |= pattern[j] == c;
-        } else if j + 2 < pattern.len() && pattern[j + 1] == b'-' && pattern[j + 2] != b']' {
+        } else if j + 2 < pattern.len() && pattern[j + 1] == b'-' {
+            // As in Redis, `]` right after `-` is the end of the range, not of the class.
             let (mut lo, mut hi) = (pattern[j], pattern[j + 2]);
             if lo > hi {
                 std::mem::swap(&mut lo, &mut hi);
