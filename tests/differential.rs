@@ -44,7 +44,7 @@ fn free_port() -> u16 {
     l.local_addr().expect("local address").port()
 }
 
-async fn start_redis() -> Option<Redis> {
+async fn start_redis(extra: &[&str]) -> Option<Redis> {
     if !redis_server_on_path() {
         eprintln!("note: redis-server is not on PATH; skipping the differential test");
         return None;
@@ -65,6 +65,7 @@ async fn start_redis() -> Option<Redis> {
                 "--dir",
                 dir.path().to_str().expect("utf-8 temp path"),
             ])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -104,10 +105,11 @@ impl Drop for Limitkv {
     }
 }
 
-async fn start_limitkv() -> Limitkv {
+async fn start_limitkv(requirepass: Option<&str>) -> Limitkv {
     let config = Config {
         port: 0,
         bind: vec!["127.0.0.1".to_owned()],
+        requirepass: requirepass.map(str::to_owned),
         ..Config::default()
     };
     let (ready_tx, ready_rx) = oneshot::channel::<SocketAddr>();
@@ -301,8 +303,8 @@ async fn run_script(pair: &mut Pair, script: &str) {
 }
 
 async fn servers() -> Option<(Redis, Limitkv)> {
-    let redis = start_redis().await?;
-    let lkv = start_limitkv().await;
+    let redis = start_redis(&[]).await?;
+    let lkv = start_limitkv(None).await;
     Some((redis, lkv))
 }
 
@@ -955,8 +957,11 @@ COMMAND GETKEYS PING
 "#,
 )];
 
-async fn redis_version(addr: SocketAddr) -> (u32, u32) {
+async fn redis_version(addr: SocketAddr, password: Option<&str>) -> (u32, u32) {
     let mut c = Raw::connect(addr).await;
+    if let Some(p) = password {
+        c.cmd(&["AUTH", p]).await;
+    }
     let info = c.cmd(&["INFO", "server"]).await.text();
     let v = info
         .lines()
@@ -971,7 +976,7 @@ async fn edge_cases_match_redis() {
     let Some((redis, lkv)) = servers().await else {
         return;
     };
-    let version = redis_version(redis.addr).await;
+    let version = redis_version(redis.addr, None).await;
     let mut scripts: Vec<(&str, &str)> = SCRIPTS.to_vec();
     if version >= (7, 2) {
         scripts.extend_from_slice(SCRIPTS_72);
@@ -1328,4 +1333,107 @@ async fn scan_iterations_cover_the_same_keys() {
         seen.push(per_query);
     }
     assert_eq!(seen[0], seen[1]);
+}
+
+/// Random glob patterns over a fixed set of keys: `KEYS` must return the same set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_glob_patterns_match_redis() {
+    let Some((redis, lkv)) = servers().await else {
+        return;
+    };
+    flush(redis.addr, lkv.addr).await;
+    let keys = [
+        "a", "b", "ab", "ba", "abc", "a-b", "]", "[", "^", "\\", "a]", "-", "a*", "?", "aa", "",
+    ];
+    let mut pair = Pair::new(redis.addr, lkv.addr, "glob").await;
+    for k in keys {
+        pair.check_str(&["SET", k, "1"], Cmp::Exact).await;
+    }
+    let alphabet = ["a", "b", "c", "*", "?", "[", "]", "^", "-", "\\"];
+    let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
+    for _ in 0..400 {
+        let len = 1 + rng.below(6);
+        let pattern: String = (0..len).map(|_| rng.pick(&alphabet)).collect();
+        pair.check_str(&["KEYS", &pattern], Cmp::Unordered).await;
+    }
+    assert!(
+        pair.diffs.is_empty(),
+        "{} differences from redis-server:\n{}",
+        pair.diffs.len(),
+        pair.diffs.join("\n")
+    );
+}
+
+/// Both servers with `requirepass`: errors before and after authentication.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requirepass_matches_redis() {
+    let Some(redis) = start_redis(&["--requirepass", "s3cret"]).await else {
+        return;
+    };
+    let lkv = start_limitkv(Some("s3cret")).await;
+    let mut pair = Pair::new(redis.addr, lkv.addr, "requirepass").await;
+    run_script(
+        &mut pair,
+        r#"
+GET a
+SET a 1
+PING
+ECHO x
+NOSUCH a
+GET
+MULTI
+EXEC
+AUTH
+AUTH wrong
+AUTH default wrong
+AUTH nobody s3cret
+AUTH a b c
+HELLO 3 AUTH default wrong
+HELLO 3 AUTH nobody s3cret
+CLIENT nosuch
+CLIENT
+CLIENT SETNAME
+CONFIG GET
+COMMAND INFO get
+MULTI
+MULTI
+DISCARD
+AUTH s3cret
+AUTH default s3cret
+GET a
+"#,
+    )
+    .await;
+    let mut pair2 = Pair::new(redis.addr, lkv.addr, "requirepass/hello").await;
+    run_script(
+        &mut pair2,
+        r#"
+GET a
+~HELLO 3 AUTH default s3cret
+GET a
+"#,
+    )
+    .await;
+    let mut diffs = pair.diffs;
+    diffs.append(&mut pair2.diffs);
+    // Redis 7.2 changed HELLO's NOAUTH text and sets SETNAME only once authenticated.
+    if redis_version(redis.addr, Some("s3cret")).await >= (7, 2) {
+        let mut pair3 = Pair::new(redis.addr, lkv.addr, "requirepass/7.2").await;
+        run_script(
+            &mut pair3,
+            r#"
+HELLO 2 SETNAME x
+~HELLO 2 AUTH default s3cret
+CLIENT GETNAME
+"#,
+        )
+        .await;
+        diffs.append(&mut pair3.diffs);
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} differences from redis-server:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
 }
