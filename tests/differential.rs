@@ -840,6 +840,10 @@ GET a
     (
         "introspection",
         r#"
+# Commands whose whole COMMAND INFO already matches (key specs and tips of the others are
+# simplified in limitkv).
+COMMAND INFO get incr decr incrby decrby incrbyfloat expiretime pexpiretime echo hello auth
+COMMAND INFO select quit reset multi exec discard shutdown
 CONFIG GET maxmemory
 CONFIG GET databases
 CONFIG GET nosuch

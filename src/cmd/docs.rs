@@ -264,6 +264,7 @@ fn acl_categories(spec: &CommandSpec, group: &str) -> Vec<Frame> {
         "string" => cats.push("@string"),
         "generic" => cats.push("@keyspace"),
         "connection" => cats.push("@connection"),
+        "transactions" => cats.push("@transaction"),
         "pubsub" => cats.push("@pubsub"),
         "rate_limit" => cats.push("@rate_limit"),
         _ => {}
@@ -277,6 +278,31 @@ fn acl_categories(spec: &CommandSpec, group: &str) -> Vec<Frame> {
     } else {
         "@slow"
     });
+    // Redis lists categories in the order of its category bits.
+    const ORDER: &[&str] = &[
+        "@keyspace",
+        "@read",
+        "@write",
+        "@set",
+        "@sortedset",
+        "@list",
+        "@hash",
+        "@string",
+        "@bitmap",
+        "@hyperloglog",
+        "@geo",
+        "@stream",
+        "@pubsub",
+        "@admin",
+        "@fast",
+        "@slow",
+        "@blocking",
+        "@dangerous",
+        "@connection",
+        "@transaction",
+        "@scripting",
+    ];
+    cats.sort_by_key(|c| ORDER.iter().position(|o| o == c).unwrap_or(ORDER.len()));
     cats.into_iter().map(status).collect()
 }
 
@@ -342,15 +368,26 @@ pub fn info_frame(parent: Option<&CommandSpec>, spec: &'static CommandSpec) -> F
         Frame::Integer(i64::from(spec.last_key)),
         Frame::Integer(i64::from(spec.key_step)),
         Frame::Set(acl_categories(spec, group)),
-        Frame::Array(vec![]),
-        Frame::Array(key_specs(spec)),
-        Frame::Array(
+        // In RESP3 Redis sends tips and key specs as sets, and subcommands as an array unless
+        // there are none (an empty set).
+        Frame::Set(vec![]),
+        Frame::Set(key_specs(spec)),
+        or_empty_set(
             spec.subcommands
                 .iter()
                 .map(|s| info_frame(Some(spec), s))
                 .collect(),
         ),
     ])
+}
+
+/// An empty set for no items, else an array.
+fn or_empty_set(items: Vec<Frame>) -> Frame {
+    if items.is_empty() {
+        Frame::Set(items)
+    } else {
+        Frame::Array(items)
+    }
 }
 
 /// The `COMMAND DOCS` body for `spec` (a map of summary, since, group, complexity, arguments,
