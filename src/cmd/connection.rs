@@ -19,7 +19,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "PING",
         arity: -1,
-        flags: FAST | STALE | LOADING,
+        flags: FAST,
         group: "connection",
         summary: "Returns the server's liveliness response.",
         args: "[message:string]",
