@@ -1084,6 +1084,15 @@ async fn raw_protocol_matches_redis() {
         (b"*1\r\n$999999999999\r\n", 0),
         (b"nosuch a b\r\n", 1),
         (b"GET\r\n", 1),
+        (b"QUIT\r\n", 0),
+        (b"PING\r\nQUIT\r\nPING\r\n", 0),
+        (b"*2\r\n$4\r\nQUIT\r\n$1\r\nx\r\n", 1),
+        (b"*2\r\n$4\r\nECHO\r\n$3\r\n\x00\xff\n\r\n", 1),
+        (b"*1\r\n$4\r\nPING\r\n*1\r\n$4\r\nPI", 1),
+        (b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nabcde\r\n", 0),
+        (b"ECHO \"\\xzz\"\r\n", 1),
+        (b"ECHO \"a\"\"b\"\r\n", 0),
+        (b"ECHO 'a'b\r\n", 0),
     ];
     let mut diffs = Vec::new();
     for (req, n) in cases {
