@@ -688,7 +688,7 @@ fn db_summary(ctx: &mut Ctx<'_>) -> (usize, usize, u64) {
                 keys += 1;
                 if let Some(at) = e.expires_at {
                     volatile += 1;
-                    ttl_sum += u128::from(at.saturating_sub(now).as_millis());
+                    ttl_sum += u128::from(at.expiry_millis().saturating_sub(now.as_millis()));
                 }
             }
         });

@@ -490,7 +490,7 @@ fn expire(
         let Some(e) = s.get_live(key, now) else {
             return false;
         };
-        let current = e.expires_at.map(|t| t.as_millis() as i64);
+        let current = e.expires_at.map(|t| t.expiry_millis() as i64);
         let allowed = match current {
             Some(c) => !(nx || (gt && when <= c) || (lt && when >= c)),
             // No TTL counts as an infinite one: GT never applies, LT always does.
@@ -502,7 +502,7 @@ fn expire(
         if when <= now.as_millis() as i64 {
             s.remove(key, now);
         } else if let Some(e) = s.get_mut(key, now) {
-            e.expires_at = Some(Nanos::from_millis(when as u64));
+            e.expires_at = Some(Nanos::expiry_from_millis(when as u64));
         }
         true
     });
@@ -524,12 +524,13 @@ fn ttl(ctx: &mut Ctx<'_>, req: &[Bytes], form: TtlForm) -> Result<Frame, Command
         None => -2,
         Some(None) => -1,
         Some(Some(at)) => {
-            let at_ms = at.as_millis() as i64;
+            let at_ms = at.expiry_millis() as i64;
             let left = at_ms - now.as_millis() as i64;
             match form {
                 TtlForm::Seconds => (left.max(0) + 500) / 1000,
                 TtlForm::Millis => left.max(0),
-                TtlForm::AbsSeconds => at_ms / 1000,
+                // Rounded to the nearest second, as Redis does (without overflowing).
+                TtlForm::AbsSeconds => ((i128::from(at_ms) + 500) / 1000) as i64,
                 TtlForm::AbsMillis => at_ms,
             }
         }
@@ -612,7 +613,8 @@ mod tests {
         assert_eq!(h.run(&["TTL", "k"]), int(2));
         let now_ms = (h.clock_ms() + 1500) as i64;
         assert_eq!(h.run(&["PEXPIRETIME", "k"]), int(now_ms));
-        assert_eq!(h.run(&["EXPIRETIME", "k"]), int(now_ms / 1000));
+        // EXPIRETIME rounds to the nearest second, as in Redis.
+        assert_eq!(h.run(&["EXPIRETIME", "k"]), int((now_ms + 500) / 1000));
         assert_eq!(
             h.run(&["EXPIRE", "k", "1", "NX", "XX"]),
             err("ERR NX and XX, GT or LT options at the same time are not compatible")

@@ -303,7 +303,7 @@ fn set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                     s.remove(key, now);
                     None
                 }
-                Some(ms) => Some(Some(Nanos::from_millis(ms as u64))),
+                Some(ms) => Some(Some(Nanos::expiry_from_millis(ms as u64))),
                 None if keepttl => Some(old_ttl),
                 None => Some(None),
             };
@@ -331,7 +331,10 @@ fn set_with_ttl(
     ctx.with_shard(key, |s| {
         s.insert(
             key,
-            Entry::with_expiry(copy_value(value), Some(Nanos::from_millis(ms as u64))),
+            Entry::with_expiry(
+                copy_value(value),
+                Some(Nanos::expiry_from_millis(ms as u64)),
+            ),
         )
     });
     Ok(Frame::OK)
