@@ -27,6 +27,28 @@ impl Nanos {
         Nanos(ms.saturating_mul(Self::PER_MS))
     }
 
+    /// A key's expiry time given in Unix milliseconds, as the keyspace stores it. Redis accepts
+    /// expiries up to `i64::MAX` ms, far beyond what u64 nanoseconds hold (year 2554), so times
+    /// from 2^63 ns (year 2262) on are kept as `2^63 + ms`: still ordered, still in the future
+    /// for every comparison with the clock, and read back exactly by [`Nanos::expiry_millis`].
+    pub const fn expiry_from_millis(ms: u64) -> Nanos {
+        const FAR: u64 = 1 << 63;
+        match ms.checked_mul(Self::PER_MS) {
+            Some(ns) if ns < FAR => Nanos(ns),
+            _ => Nanos(FAR + if ms < FAR { ms } else { FAR - 1 }),
+        }
+    }
+
+    /// The Unix milliseconds of a key expiry stored by [`Nanos::expiry_from_millis`].
+    pub const fn expiry_millis(self) -> u64 {
+        const FAR: u64 = 1 << 63;
+        if self.0 >= FAR {
+            self.0 - FAR
+        } else {
+            self.as_millis()
+        }
+    }
+
     /// A span of `s` seconds (saturating).
     pub const fn from_secs(s: u64) -> Nanos {
         Nanos(s.saturating_mul(Self::PER_SEC))
@@ -136,6 +158,26 @@ impl Clock for ManualClock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn far_future_expiries_round_trip_and_stay_ordered() {
+        for ms in [
+            0u64,
+            1_767_225_600_000,
+            9_223_372_036_853,
+            9_223_372_036_855,
+            99_999_999_999_000,
+        ] {
+            assert_eq!(Nanos::expiry_from_millis(ms).expiry_millis(), ms);
+        }
+        let max = i64::MAX as u64;
+        assert_eq!(Nanos::expiry_from_millis(max).expiry_millis(), max);
+        assert!(
+            Nanos::expiry_from_millis(9_223_372_036_854)
+                < Nanos::expiry_from_millis(9_223_372_036_855)
+        );
+        assert!(Nanos::expiry_from_millis(99_999_999_999_000) > Nanos::from_secs(1_767_225_600));
+    }
 
     #[test]
     fn arithmetic_saturates() {

@@ -372,7 +372,7 @@ fn command_info(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError
     Ok(Frame::Array(
         req[2..]
             .iter()
-            .map(|n| find(n).map_or(Frame::NullArray, |(p, s)| info_frame(p, s)))
+            .map(|n| find(n).map_or(Frame::Null, |(p, s)| info_frame(p, s)))
             .collect(),
     ))
 }
@@ -509,6 +509,35 @@ const MUTABLE: &[&str] = &[
     "active-expire-budget",
 ];
 
+/// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
+/// texts) and returns the value to store; other parameters pass through.
+fn redis_numeric(name: &str, value: &str) -> Result<String, String> {
+    const INT_MAX: i64 = i32::MAX as i64;
+    let (min, max, memory) = match name {
+        "hz" | "timeout" | "auto-aof-rewrite-percentage" => (0, INT_MAX, false),
+        "maxclients" => (1, i64::from(u32::MAX), false),
+        "proto-max-bulk-len" => (1024 * 1024, i64::MAX, true),
+        "auto-aof-rewrite-min-size" => (0, i64::MAX, true),
+        _ => return Ok(value.to_owned()),
+    };
+    let n = if memory {
+        crate::config::parse_memory(value)
+            .filter(|_| !value.starts_with(|c: char| c.is_ascii_whitespace()))
+            .and_then(|n| i64::try_from(n).ok())
+            .ok_or("argument must be a memory value")?
+    } else {
+        args::parse_i64(value.as_bytes()).ok_or("argument couldn't be parsed into an integer")?
+    };
+    if !(min..=max).contains(&n) {
+        return Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ));
+    }
+    // Redis takes any hz and caps it to 1..=500.
+    let n = if name == "hz" { n.clamp(1, 500) } else { n };
+    Ok(n.to_string())
+}
+
 fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     if req.len() % 2 != 0 {
         return Err(CommandError::WrongArity("config|set".into()));
@@ -528,6 +557,11 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 "Unknown option or number of arguments for CONFIG SET - '{name}'"
             )));
         }
+        let value = redis_numeric(&name, &value).map_err(|e| {
+            CommandError::other(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - {e}"
+            ))
+        })?;
         next.set(&name, &value).map_err(|e| {
             CommandError::other(format!(
                 "CONFIG SET failed (possibly related to argument '{name}') - {e}"
@@ -654,7 +688,7 @@ fn db_summary(ctx: &mut Ctx<'_>) -> (usize, usize, u64) {
                 keys += 1;
                 if let Some(at) = e.expires_at {
                     volatile += 1;
-                    ttl_sum += u128::from(at.saturating_sub(now).as_millis());
+                    ttl_sum += u128::from(at.expiry_millis().saturating_sub(now.as_millis()));
                 }
             }
         });
@@ -894,9 +928,15 @@ mod tests {
             h.run(&["CONFIG", "GET", "HZ"]),
             Frame::Map(vec![(bulk("hz"), bulk("20"))])
         );
+        // As in Redis: any hz in range is accepted and capped to 1..=500.
+        assert_eq!(h.run(&["CONFIG", "SET", "hz", "0"]), Frame::OK);
         assert_eq!(
-            h.run(&["CONFIG", "SET", "hz", "0"]),
-            err("ERR CONFIG SET failed - hz must be between 1 and 500")
+            h.run(&["CONFIG", "GET", "hz"]),
+            Frame::Map(vec![(bulk("hz"), bulk("1"))])
+        );
+        assert_eq!(
+            h.run(&["CONFIG", "SET", "hz", "x"]),
+            err("ERR CONFIG SET failed (possibly related to argument 'hz') - argument couldn't be parsed into an integer")
         );
         assert_eq!(
             h.run(&["CONFIG", "SET", "port", "1"]),
@@ -918,7 +958,7 @@ mod tests {
         let Frame::Array(info) = h.run(&["COMMAND", "INFO", "get", "nope", "client|list"]) else {
             panic!("INFO is an array")
         };
-        assert_eq!(info[1], Frame::NullArray);
+        assert_eq!(info[1], Frame::Null);
         let Frame::Array(get) = &info[0] else {
             panic!()
         };

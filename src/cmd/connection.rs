@@ -19,7 +19,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "PING",
         arity: -1,
-        flags: FAST | STALE | LOADING,
+        flags: FAST,
         group: "connection",
         summary: "Returns the server's liveliness response.",
         args: "[message:string]",
@@ -508,12 +508,25 @@ fn client_kill(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
                 return Err(CommandError::Syntax);
             };
         } else if is(opt, "TYPE") {
+            if !["normal", "master", "slave", "replica", "pubsub"]
+                .into_iter()
+                .any(|t| is(v, t))
+            {
+                return Err(CommandError::other(format!(
+                    "Unknown client type '{}'",
+                    args::text(v)
+                )));
+            }
             if !is(v, "normal") {
                 only_none = true;
             }
         } else if is(opt, "USER") {
-            if !is(v, "default") {
-                only_none = true;
+            // `default` is the only user.
+            if &v[..] != b"default" {
+                return Err(CommandError::other(format!(
+                    "No such user '{}'",
+                    args::text(v)
+                )));
             }
         } else if is(opt, "MAXAGE") {
             maxage = Some(args::int(v)?);

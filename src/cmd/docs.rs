@@ -252,8 +252,8 @@ fn arg_frame(a: &ArgDoc) -> Frame {
     Frame::Map(m)
 }
 
-fn acl_categories(spec: &CommandSpec, group: &str) -> Vec<Frame> {
-    let mut cats = Vec::new();
+fn acl_categories(spec: &CommandSpec, group: &str, extra: &[&'static str]) -> Vec<Frame> {
+    let mut cats: Vec<&str> = extra.to_vec();
     if spec.has(flags::WRITE) {
         cats.push("@write");
     }
@@ -264,6 +264,7 @@ fn acl_categories(spec: &CommandSpec, group: &str) -> Vec<Frame> {
         "string" => cats.push("@string"),
         "generic" => cats.push("@keyspace"),
         "connection" => cats.push("@connection"),
+        "transactions" => cats.push("@transaction"),
         "pubsub" => cats.push("@pubsub"),
         "rate_limit" => cats.push("@rate_limit"),
         _ => {}
@@ -277,53 +278,182 @@ fn acl_categories(spec: &CommandSpec, group: &str) -> Vec<Frame> {
     } else {
         "@slow"
     });
+    // Redis lists categories in the order of its category bits.
+    const ORDER: &[&str] = &[
+        "@keyspace",
+        "@read",
+        "@write",
+        "@set",
+        "@sortedset",
+        "@list",
+        "@hash",
+        "@string",
+        "@bitmap",
+        "@hyperloglog",
+        "@geo",
+        "@stream",
+        "@pubsub",
+        "@admin",
+        "@fast",
+        "@slow",
+        "@blocking",
+        "@dangerous",
+        "@connection",
+        "@transaction",
+        "@scripting",
+    ];
+    cats.sort_by_key(|c| ORDER.iter().position(|o| o == c).unwrap_or(ORDER.len()));
+    cats.dedup();
     cats.into_iter().map(status).collect()
 }
 
-fn key_specs(spec: &CommandSpec) -> Vec<Frame> {
+/// What Redis reports for a command beyond what its flags imply: command tips, the flags (and
+/// note) of each key spec, and extra ACL categories.
+struct Meta {
+    tips: &'static [&'static str],
+    key_flags: &'static [&'static [&'static str]],
+    notes: Option<&'static str>,
+    acl_extra: &'static [&'static str],
+}
+
+const NO_META: Meta = Meta {
+    tips: &[],
+    key_flags: &[],
+    notes: None,
+    acl_extra: &[],
+};
+
+fn meta(name: &str) -> Meta {
+    const MULTI_SUM: &[&str] = &["request_policy:multi_shard", "response_policy:agg_sum"];
+    const ALL_OK: &[&str] = &["request_policy:all_shards", "response_policy:all_succeeded"];
+    const NONDET: &[&str] = &["nondeterministic_output"];
+    const OW_UPDATE: &[&[&str]] = &[&["OW", "update"]];
+    const RW_UPDATE: &[&[&str]] = &[&["RW", "update"]];
+    const RM_DELETE: &[&[&str]] = &[&["RM", "delete"]];
+    const RO: &[&[&str]] = &[&["RO"]];
+    let (tips, key_flags, acl_extra): (&[&str], &[&[&str]], &[&str]) = match name {
+        "set" => (&[], &[&["RW", "access", "update", "variable_flags"]], &[]),
+        "setex" | "psetex" => (&[], OW_UPDATE, &[]),
+        "setnx" => (&[], &[&["OW", "insert"]], &[]),
+        "mset" => (
+            &[
+                "request_policy:multi_shard",
+                "response_policy:all_succeeded",
+            ],
+            OW_UPDATE,
+            &[],
+        ),
+        "mget" => (&["request_policy:multi_shard"], &[], &[]),
+        "getdel" => (&[], &[&["RW", "access", "delete"]], &[]),
+        "del" | "unlink" => (MULTI_SUM, RM_DELETE, &[]),
+        "exists" => (MULTI_SUM, RO, &[]),
+        "type" => (&[], RO, &[]),
+        "rename" => (&[], &[&["RW", "access", "delete"], &["OW", "update"]], &[]),
+        "expire" | "pexpire" | "expireat" | "pexpireat" | "persist" => (&[], RW_UPDATE, &[]),
+        "ttl" | "pttl" | "time" => (NONDET, &[], &[]),
+        "keys" => (
+            &["request_policy:all_shards", "nondeterministic_output_order"],
+            &[],
+            &["@dangerous"],
+        ),
+        "scan" => (
+            &["nondeterministic_output", "request_policy:special"],
+            &[],
+            &[],
+        ),
+        "ping" => (ALL_OK, &[], &[]),
+        "dbsize" => (
+            &["request_policy:all_shards", "response_policy:agg_sum"],
+            &[],
+            &["@keyspace"],
+        ),
+        "flushdb" | "flushall" => (ALL_OK, &[], &["@keyspace", "@dangerous"]),
+        "info" => (
+            &[
+                "nondeterministic_output",
+                "request_policy:all_shards",
+                "response_policy:special",
+            ],
+            &[],
+            &["@dangerous"],
+        ),
+        "command" => (&["nondeterministic_output_order"], &[], &["@connection"]),
+        _ => return NO_META,
+    };
+    Meta {
+        tips,
+        key_flags,
+        notes: (name == "set").then_some("RW and ACCESS due to the optional `GET` argument"),
+        acl_extra,
+    }
+}
+
+fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
     if spec.first_key <= 0 {
         return vec![];
     }
-    let access = if spec.has(flags::WRITE) {
-        vec![status("RW"), status("ACCESS"), status("UPDATE")]
+    let default: &[&str] = if spec.has(flags::WRITE) {
+        &["RW", "access", "update"]
     } else {
-        vec![status("RO"), status("ACCESS")]
+        &["RO", "access"]
     };
-    let lastkey = if spec.last_key < 0 {
+    let per_key: Vec<&[&str]> = if meta.key_flags.is_empty() {
+        vec![default]
+    } else {
+        meta.key_flags.to_vec()
+    };
+    // Several specs (RENAME's source and destination) each cover one key.
+    let single = per_key.len() == 1;
+    let lastkey = if !single {
+        0
+    } else if spec.last_key < 0 {
         spec.last_key
     } else {
         spec.last_key - spec.first_key
     };
-    vec![Frame::Map(vec![
-        (bulk("flags"), Frame::Set(access)),
-        (
-            bulk("begin_search"),
-            Frame::Map(vec![
-                (bulk("type"), bulk("index")),
-                (
-                    bulk("spec"),
-                    Frame::Map(vec![(
-                        bulk("index"),
-                        Frame::Integer(i64::from(spec.first_key)),
-                    )]),
-                ),
-            ]),
-        ),
-        (
-            bulk("find_keys"),
-            Frame::Map(vec![
-                (bulk("type"), bulk("range")),
-                (
-                    bulk("spec"),
-                    Frame::Map(vec![
-                        (bulk("lastkey"), Frame::Integer(i64::from(lastkey))),
-                        (bulk("keystep"), Frame::Integer(i64::from(spec.key_step))),
-                        (bulk("limit"), Frame::Integer(0)),
-                    ]),
-                ),
-            ]),
-        ),
-    ])]
+    let keystep = if single { spec.key_step } else { 1 };
+    per_key
+        .iter()
+        .enumerate()
+        .map(|(i, fl)| {
+            let mut m = Vec::new();
+            if let Some(n) = meta.notes {
+                m.push((bulk("notes"), bulk(n)));
+            }
+            m.push((
+                bulk("flags"),
+                Frame::Set(fl.iter().map(|f| status(f)).collect()),
+            ));
+            m.push((
+                bulk("begin_search"),
+                Frame::Map(vec![
+                    (bulk("type"), bulk("index")),
+                    (
+                        bulk("spec"),
+                        Frame::Map(vec![(
+                            bulk("index"),
+                            Frame::Integer(i64::from(spec.first_key) + i as i64),
+                        )]),
+                    ),
+                ]),
+            ));
+            m.push((
+                bulk("find_keys"),
+                Frame::Map(vec![
+                    (bulk("type"), bulk("range")),
+                    (
+                        bulk("spec"),
+                        Frame::Map(vec![
+                            (bulk("lastkey"), Frame::Integer(i64::from(lastkey))),
+                            (bulk("keystep"), Frame::Integer(i64::from(keystep))),
+                            (bulk("limit"), Frame::Integer(0)),
+                        ]),
+                    ),
+                ]),
+            ));
+            Frame::Map(m)
+        })
+        .collect()
 }
 
 /// The `COMMAND INFO` entry for `spec` (a subcommand when `parent` is given).
@@ -334,23 +464,42 @@ pub fn info_frame(parent: Option<&CommandSpec>, spec: &'static CommandSpec) -> F
         .filter(|(bit, _)| spec.has(*bit))
         .map(|(_, n)| status(n))
         .collect();
+    let name = full_name(parent, spec);
+    let meta = meta(&name);
+    let acl = if name == "client" {
+        // Redis gives the CLIENT container only @slow; its subcommands carry the rest.
+        vec![status("@slow")]
+    } else {
+        acl_categories(spec, group, meta.acl_extra)
+    };
     Frame::Array(vec![
-        bulk(&full_name(parent, spec)),
+        bulk(&name),
         Frame::Integer(i64::from(spec.arity)),
         Frame::Set(fl),
         Frame::Integer(i64::from(spec.first_key)),
         Frame::Integer(i64::from(spec.last_key)),
         Frame::Integer(i64::from(spec.key_step)),
-        Frame::Set(acl_categories(spec, group)),
-        Frame::Array(vec![]),
-        Frame::Array(key_specs(spec)),
-        Frame::Array(
+        Frame::Set(acl),
+        // In RESP3 Redis sends tips and key specs as sets, and subcommands as an array unless
+        // there are none (an empty set).
+        Frame::Set(meta.tips.iter().map(|t| bulk(t)).collect()),
+        Frame::Set(key_specs(spec, &meta)),
+        or_empty_set(
             spec.subcommands
                 .iter()
                 .map(|s| info_frame(Some(spec), s))
                 .collect(),
         ),
     ])
+}
+
+/// An empty set for no items, else an array.
+fn or_empty_set(items: Vec<Frame>) -> Frame {
+    if items.is_empty() {
+        Frame::Set(items)
+    } else {
+        Frame::Array(items)
+    }
 }
 
 /// The `COMMAND DOCS` body for `spec` (a map of summary, since, group, complexity, arguments,

@@ -340,7 +340,8 @@ fn class_match(pattern: &[u8], p: usize, c: u8) -> Option<(bool, usize)> {
         if pattern[j] == b'\\' && j + 1 < pattern.len() {
             j += 1;
             matched |= pattern[j] == c;
-        } else if j + 2 < pattern.len() && pattern[j + 1] == b'-' && pattern[j + 2] != b']' {
+        } else if j + 2 < pattern.len() && pattern[j + 1] == b'-' {
+            // As in Redis, `]` right after `-` is the end of the range, not of the class.
             let (mut lo, mut hi) = (pattern[j], pattern[j + 2]);
             if lo > hi {
                 std::mem::swap(&mut lo, &mut hi);
@@ -453,8 +454,7 @@ fn expire(
     absolute: bool,
     name: &str,
 ) -> Result<Frame, CommandError> {
-    let n = args::int(&req[2])?;
-    let when = expire_at(ctx.now, n, secs, absolute, name, false)?;
+    // Redis checks the options before it parses the time.
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for opt in &req[3..] {
         if is(opt, "NX") {
@@ -482,13 +482,15 @@ fn expire(
             "GT and LT options at the same time are not compatible",
         ));
     }
+    let n = args::int(&req[2])?;
+    let when = expire_at(ctx.now, n, secs, absolute, name, false)?;
     let now = ctx.now;
     let key = &req[1];
     let done = ctx.with_shard(key, |s| {
         let Some(e) = s.get_live(key, now) else {
             return false;
         };
-        let current = e.expires_at.map(|t| t.as_millis() as i64);
+        let current = e.expires_at.map(|t| t.expiry_millis() as i64);
         let allowed = match current {
             Some(c) => !(nx || (gt && when <= c) || (lt && when >= c)),
             // No TTL counts as an infinite one: GT never applies, LT always does.
@@ -500,7 +502,7 @@ fn expire(
         if when <= now.as_millis() as i64 {
             s.remove(key, now);
         } else if let Some(e) = s.get_mut(key, now) {
-            e.expires_at = Some(Nanos::from_millis(when as u64));
+            e.expires_at = Some(Nanos::expiry_from_millis(when as u64));
         }
         true
     });
@@ -522,12 +524,13 @@ fn ttl(ctx: &mut Ctx<'_>, req: &[Bytes], form: TtlForm) -> Result<Frame, Command
         None => -2,
         Some(None) => -1,
         Some(Some(at)) => {
-            let at_ms = at.as_millis() as i64;
+            let at_ms = at.expiry_millis() as i64;
             let left = at_ms - now.as_millis() as i64;
             match form {
                 TtlForm::Seconds => (left.max(0) + 500) / 1000,
                 TtlForm::Millis => left.max(0),
-                TtlForm::AbsSeconds => at_ms / 1000,
+                // Rounded to the nearest second, as Redis does (without overflowing).
+                TtlForm::AbsSeconds => ((i128::from(at_ms) + 500) / 1000) as i64,
                 TtlForm::AbsMillis => at_ms,
             }
         }
@@ -610,7 +613,8 @@ mod tests {
         assert_eq!(h.run(&["TTL", "k"]), int(2));
         let now_ms = (h.clock_ms() + 1500) as i64;
         assert_eq!(h.run(&["PEXPIRETIME", "k"]), int(now_ms));
-        assert_eq!(h.run(&["EXPIRETIME", "k"]), int(now_ms / 1000));
+        // EXPIRETIME rounds to the nearest second, as in Redis.
+        assert_eq!(h.run(&["EXPIRETIME", "k"]), int((now_ms + 500) / 1000));
         assert_eq!(
             h.run(&["EXPIRE", "k", "1", "NX", "XX"]),
             err("ERR NX and XX, GT or LT options at the same time are not compatible")

@@ -19,6 +19,7 @@ pub mod keys;
 pub mod lease;
 pub mod limiter;
 pub mod lists;
+pub mod longdouble;
 pub mod multi;
 pub mod quota;
 pub mod rate;
@@ -287,14 +288,30 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         }
         return Err(unknown_command(req));
     };
-    if !ctx.session.authenticated && !spec.has(flags::NO_AUTH) {
-        return Err(CommandError::NoAuth);
+    // Redis checks the arity before authentication, and queues inside MULTI after both.
+    if !spec.arity_ok(req.len()) {
+        let err = CommandError::WrongArity(full_name(None, spec));
+        return Err(reject(ctx, spec, err));
+    }
+    // For a container command the subcommand decides: an unknown one or a wrong arity is
+    // reported before authentication, as for top-level commands.
+    let mut checked = spec;
+    if !spec.subcommands.is_empty() && req.len() >= 2 {
+        let Some(sub) = lookup_sub(spec, &req[1]) else {
+            let err = CommandError::UnknownSubcommand(args::text(&req[1]), spec.name.to_owned());
+            return Err(reject(ctx, spec, err));
+        };
+        if !sub.arity_ok(req.len()) {
+            let err = CommandError::WrongArity(full_name(Some(spec), sub));
+            return Err(reject(ctx, spec, err));
+        }
+        checked = sub;
+    }
+    if !ctx.session.authenticated && !checked.has(flags::NO_AUTH) {
+        return Err(reject(ctx, spec, CommandError::NoAuth));
     }
     if ctx.session.multi.is_some() && !spec.has(flags::TX_CONTROL) {
         return multi::queue(ctx, spec, req);
-    }
-    if !spec.arity_ok(req.len()) {
-        return Err(CommandError::WrongArity(full_name(None, spec)));
     }
     if spec.has(flags::WRITE) {
         if let Some(w) = ctx.shared.aof.get() {
@@ -309,6 +326,24 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         *ctx.session.info.last_cmd.lock() = spec.name;
     }
     (spec.handler)(ctx, req)
+}
+
+/// A command refused before it runs. Inside `MULTI` the transaction is marked failed; a refused
+/// `EXEC` discards the transaction and answers `EXECABORT` with the reason, as Redis does.
+fn reject(ctx: &mut Ctx<'_>, spec: &CommandSpec, err: CommandError) -> CommandError {
+    if spec.name == "EXEC" {
+        ctx.session.multi = None;
+        ctx.session.multi_error = false;
+        let reason = err.to_string();
+        let reason = reason.strip_prefix("ERR ").unwrap_or(&reason);
+        return CommandError::Coded(format!(
+            "EXECABORT Transaction discarded because of: {reason}"
+        ));
+    }
+    if ctx.session.multi.is_some() {
+        ctx.session.multi_error = true;
+    }
+    err
 }
 
 /// Dispatches a container command (`CLIENT`, `COMMAND`, `CONFIG`) to its subcommand.

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use super::args::{self, is};
 use super::flags::*;
 use super::keys::expire_at;
+use super::longdouble::LongDouble;
 use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
 use crate::error::CommandError;
@@ -248,31 +249,40 @@ fn set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let mut cond = Condition::Always;
     let mut get_old = false;
     let mut keepttl = false;
-    let mut expiry: Option<i64> = None; // absolute ms
-    let mut seen_expiry = false;
+    // Redis checks the whole option list first (an option may repeat, e.g. `EX 1 EX 2`, the
+    // last one winning; only conflicting ones are a syntax error), then parses the expiry.
+    let mut expire_opt: Option<(&Bytes, &Bytes)> = None;
     let mut a = args::Args::new(req, 3);
     while let Some(opt) = a.next() {
-        if is(opt, "NX") && cond == Condition::Always {
+        let kind = |k: &str| expire_opt.is_none_or(|(o, _)| is(o, k));
+        if is(opt, "NX") && cond != Condition::Xx {
             cond = Condition::Nx;
-        } else if is(opt, "XX") && cond == Condition::Always {
+        } else if is(opt, "XX") && cond != Condition::Nx {
             cond = Condition::Xx;
         } else if is(opt, "GET") {
             get_old = true;
-        } else if is(opt, "KEEPTTL") && !seen_expiry {
+        } else if is(opt, "KEEPTTL") && expire_opt.is_none() {
             keepttl = true;
-            seen_expiry = true;
-        } else if !seen_expiry
-            && (is(opt, "EX") || is(opt, "PX") || is(opt, "EXAT") || is(opt, "PXAT"))
+        } else if !keepttl
+            && ["EX", "PX", "EXAT", "PXAT"]
+                .into_iter()
+                .any(|k| is(opt, k) && kind(k))
+            && a.remaining() > 0
         {
-            let n = args::int(a.value()?)?;
-            let secs = is(opt, "EX") || is(opt, "EXAT");
-            let absolute = is(opt, "EXAT") || is(opt, "PXAT");
-            expiry = Some(expire_at(ctx.now, n, secs, absolute, "set", true)?);
-            seen_expiry = true;
+            expire_opt = Some((opt, a.value()?));
         } else {
             return Err(CommandError::Syntax);
         }
     }
+    let expiry = match expire_opt {
+        Some((opt, v)) => {
+            let n = args::int(v)?;
+            let secs = is(opt, "EX") || is(opt, "EXAT");
+            let absolute = is(opt, "EXAT") || is(opt, "PXAT");
+            Some(expire_at(ctx.now, n, secs, absolute, "set", true)?)
+        }
+        None => None,
+    };
     let now = ctx.now;
     let key = &req[1];
     let value = &req[2];
@@ -293,7 +303,7 @@ fn set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                     s.remove(key, now);
                     None
                 }
-                Some(ms) => Some(Some(Nanos::from_millis(ms as u64))),
+                Some(ms) => Some(Some(Nanos::expiry_from_millis(ms as u64))),
                 None if keepttl => Some(old_ttl),
                 None => Some(None),
             };
@@ -321,7 +331,10 @@ fn set_with_ttl(
     ctx.with_shard(key, |s| {
         s.insert(
             key,
-            Entry::with_expiry(copy_value(value), Some(Nanos::from_millis(ms as u64))),
+            Entry::with_expiry(
+                copy_value(value),
+                Some(Nanos::expiry_from_millis(ms as u64)),
+            ),
         )
     });
     Ok(Frame::OK)
@@ -413,38 +426,26 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Result<Frame, CommandError
     })
 }
 
-/// Formats an INCRBYFLOAT result the way Redis's "human" long-double format reads: plain
-/// decimal, no exponent, no trailing zeros. Redis computes in 80-bit long doubles; rounding the
-/// f64 result to 15 significant digits first gives the same text for ordinary values
-/// (`0.1 + 0.2` is `0.3`, `10.5 + 0.1` is `10.6`).
-fn human_float(v: f64) -> String {
-    let rounded: f64 = format!("{v:.14e}").parse().unwrap_or(v);
-    let s = format!("{rounded}");
-    if s == "-0" {
-        "0".to_owned()
-    } else {
-        s
-    }
-}
-
 fn incr_by_float(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let by = args::float(&req[2])?;
+    // Redis computes in x87 long doubles and stores `%.17Lf` without trailing zeros; see
+    // [`LongDouble`]. The current value is read before the increment, as Redis does.
     let now = ctx.now;
     let key = &req[1];
     ctx.with_shard(key, |s| {
         let cur = match s.get_live(key, now).map(|e| &e.value) {
-            None => 0.0,
-            Some(Value::Int(n)) => *n as f64,
-            Some(Value::Str(b)) => args::parse_f64(b).ok_or(CommandError::NotAFloat)?,
+            None => LongDouble::from_i64(0),
+            Some(Value::Int(n)) => LongDouble::from_i64(*n),
+            Some(Value::Str(b)) => LongDouble::parse(b).ok_or(CommandError::NotAFloat)?,
             Some(_) => return Err(CommandError::WrongType),
         };
-        let next = cur + by;
-        if next.is_nan() || next.is_infinite() {
+        let by = LongDouble::parse(&req[2]).ok_or(CommandError::NotAFloat)?;
+        let next = cur.add(&by);
+        if next.is_infinite() {
             return Err(CommandError::other(
                 "increment would produce NaN or Infinity",
             ));
         }
-        let text = Bytes::from(human_float(next));
+        let text = Bytes::from(next.to_human());
         match s.get_mut(key, now) {
             Some(e) => e.value = Value::Str(text.clone()),
             None => s.insert(key, Entry::new(Value::Str(text.clone()))),
