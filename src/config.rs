@@ -120,7 +120,7 @@ pub struct Config {
     pub auto_aof_rewrite_percentage: u64,
     /// ... but only once it is at least this large (bytes).
     pub auto_aof_rewrite_min_size: u64,
-    /// Worker threads serving connections (0 = one per CPU core).
+    /// Worker threads serving connections (0 = one per CPU core but one, at least one).
     pub threads: usize,
     /// Where the configuration was read from, if anywhere.
     pub config_file: Option<PathBuf>,
@@ -194,7 +194,7 @@ pub struct Cli {
     /// Close clients idle this many seconds (default 0 = never).
     #[arg(long)]
     pub timeout: Option<u64>,
-    /// Worker threads (default 0 = one per CPU core).
+    /// Worker threads (default 0 = one per CPU core but one, at least one).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Number of databases (default 16).

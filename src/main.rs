@@ -36,6 +36,17 @@ fn aof_tool(args: &[std::ffi::OsString]) -> anyhow::Result<std::process::ExitCod
     })
 }
 
+/// `threads 0` means one worker per core but one (at least one): the remaining core serves the
+/// kernel's network stack and the AOF writer thread, which on small machines measurably beats
+/// running a worker on every core.
+fn worker_threads(configured: usize) -> usize {
+    if configured > 0 {
+        return configured;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    cores.saturating_sub(1).max(1)
+}
+
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "aof") {
@@ -56,9 +67,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         .init();
 
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if config.threads > 0 {
-        builder.worker_threads(config.threads);
-    }
+    builder.worker_threads(worker_threads(config.threads));
     let runtime = builder
         .enable_all()
         .thread_name("limitkv")
