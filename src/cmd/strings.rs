@@ -294,7 +294,11 @@ fn set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             (true, Some(e)) => Some(e.value.string_bytes().ok_or(CommandError::WrongType)?),
             _ => None,
         };
-        let old_ttl = s.get(key, now).and_then(|e| e.expires_at);
+        let old_ttl = if keepttl {
+            s.get(key, now).and_then(|e| e.expires_at)
+        } else {
+            None
+        };
         let blocked = (cond == Condition::Nx && exists) || (cond == Condition::Xx && !exists);
         if !blocked {
             let expires_at = match expiry {

@@ -211,9 +211,9 @@ impl Sink for MemSink {
 
 /// Under `always`, how long the writer keeps gathering records after the last one arrived
 /// before it writes and fsyncs the batch.
-const GROUP_COMMIT_IDLE_GAP: Duration = Duration::from_micros(50);
+const GROUP_COMMIT_IDLE_GAP: Duration = Duration::from_micros(20);
 /// Under `always`, the longest the writer gathers one batch.
-const GROUP_COMMIT_MAX_WAIT: Duration = Duration::from_micros(500);
+const GROUP_COMMIT_MAX_WAIT: Duration = Duration::from_micros(300);
 
 /// Under `everysec` and `no`, how long the writer gathers appends before one write. This is
 /// most of what a process crash can lose under those policies.
@@ -417,10 +417,10 @@ impl Writer {
         p.last_seq += 1;
         let seq = Seq(p.last_seq);
         drop(p);
-        // Under `always` every append may be the one a batch waits for. Otherwise nobody waits
-        // for the writer, so it is woken only when the queue stops being empty and then
-        // gathers for a moment: one write per few milliseconds instead of one per append.
-        if was_empty || self.shared.policy == FsyncPolicy::Always {
+        // The writer is woken only when its queue stops being empty: it then gathers (a group
+        // commit gap under `always`, a short pause otherwise) and takes everything queued by
+        // then, so a busy server costs one wake-up per batch, not one per append.
+        if was_empty {
             self.shared.wake.notify_one();
         }
         seq

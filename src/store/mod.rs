@@ -95,11 +95,9 @@ impl Shard {
     /// pins a network buffer.
     pub fn insert(&mut self, key: &[u8], entry: Entry) {
         self.dirty = true;
-        if let Some(slot) = self.map.get_mut(key) {
-            *slot = entry;
-        } else {
-            self.map.insert(Key::from_slice(key), entry);
-        }
+        // One hash lookup: short keys are copied inline anyway, so building the owned key
+        // up front costs nothing extra.
+        self.map.insert(Key::from_slice(key), entry);
     }
 
     /// Removes `key`; returns the live entry it held (an expired one counts as absent).
