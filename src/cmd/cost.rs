@@ -155,7 +155,9 @@ fn decimal_frame(micros: u64) -> Frame {
 }
 
 fn money(a: Amount) -> Frame {
-    Frame::bulk_string(a.to_string())
+    let mut out = Vec::with_capacity(24);
+    a.write_decimal(&mut out);
+    Frame::Bulk(Bytes::from(out))
 }
 
 /// The calendar period a transition on `state` at `now` decides in: the stored one until its

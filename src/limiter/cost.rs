@@ -102,17 +102,37 @@ impl Amount {
     }
 }
 
+impl Amount {
+    /// Appends the shortest exact decimal (`1.25`, `-0.000001`, `3`) to `out` without
+    /// allocating beyond `out`'s growth: replies render several amounts per request.
+    pub fn write_decimal(self, out: &mut Vec<u8>) {
+        if self.0 < 0 {
+            out.push(b'-');
+        }
+        let abs = self.0.unsigned_abs();
+        let (int, mut frac) = (abs / 1_000_000, abs % 1_000_000);
+        out.extend_from_slice(itoa::Buffer::new().format(int).as_bytes());
+        if frac == 0 {
+            return;
+        }
+        let mut digits = [b'0'; 6];
+        for d in digits.iter_mut().rev() {
+            *d = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        let len = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
+        out.push(b'.');
+        out.extend_from_slice(&digits[..len]);
+    }
+}
+
 impl fmt::Display for Amount {
     /// The shortest exact decimal: `1.25`, `-0.000001`, `3`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let sign = if self.0 < 0 { "-" } else { "" };
-        let abs = self.0.unsigned_abs();
-        let (int, frac) = (abs / 1_000_000, abs % 1_000_000);
-        if frac == 0 {
-            return write!(f, "{sign}{int}");
-        }
-        let digits = format!("{frac:06}");
-        write!(f, "{sign}{int}.{}", digits.trim_end_matches('0'))
+        let mut out = Vec::with_capacity(24);
+        self.write_decimal(&mut out);
+        // Only ASCII digits, '-' and '.' are written.
+        f.write_str(std::str::from_utf8(&out).map_err(|_| fmt::Error)?)
     }
 }
 
