@@ -160,16 +160,6 @@ fn money(a: Amount) -> Frame {
     Frame::Bulk(Bytes::from(out))
 }
 
-/// The calendar period a transition on `state` at `now` decides in: the stored one until its
-/// end (also when the clock stepped back), else the one containing `now`. This is the rule of
-/// [`cost::take`]'s calendar branch, which does not return the period.
-fn period_of(cal: &Calendar, state: Option<&CostState>, now: Nanos) -> Period {
-    match state {
-        Some(CostState::Calendar { period, .. }) if now < period.end => *period,
-        _ => cal.period_at(now),
-    }
-}
-
 /// The uniform reply with `limit`/`remaining` as decimal strings, plus `spent`, `recorded`
 /// and, for a calendar cap, the period bounds.
 fn reply(o: &CostOutcome, period: Option<Period>) -> Frame {
@@ -205,11 +195,7 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes], peek: bool) -> Result<Frame, CommandErr
         force,
     } = parse(req, !peek)?;
     let now = ctx.now;
-    let (outcome, period) = transition(ctx, &req[1], |state: Option<CostState>| {
-        let period = match params.per() {
-            CostPeriod::Calendar(cal) => Some(period_of(cal, state.as_ref(), now)),
-            CostPeriod::Rolling(_) => None,
-        };
+    let outcome = transition(ctx, &req[1], |state: Option<CostState>| {
         let (outcome, next) = cost::take(&params, state, now, amount, force);
         let write = match next {
             _ if peek => Write::Keep,
@@ -217,12 +203,12 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes], peek: bool) -> Result<Frame, CommandErr
             Some(s) if is_empty(&s) => Write::Delete,
             Some(s) => Write::Put(s, Some(cost::expires_at(&params, &s))),
         };
-        ((outcome, period), write)
+        (outcome, write)
     })?;
     if !peek {
         count_outcome(ctx, outcome.decision.allowed);
     }
-    Ok(reply(&outcome, period))
+    Ok(reply(&outcome, outcome.period))
 }
 
 /// `COST.INCRBY`: charges `amount` to the budget if it fits the cap (all-or-nothing), or

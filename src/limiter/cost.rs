@@ -213,6 +213,8 @@ pub struct CostOutcome {
     pub recorded: Amount,
     /// Spent after this call.
     pub spent: Amount,
+    /// The calendar period the decision was made in (`None` for a rolling window).
+    pub period: Option<Period>,
 }
 
 /// When `state` is fresh again: its period's end, or two windows after a rolling start.
@@ -283,6 +285,7 @@ fn calendar(
         decision,
         recorded: Amount(recorded),
         spent: Amount(i64::try_from(new_spent).unwrap_or(i64::MAX)),
+        period: Some(period),
     };
     (outcome, new)
 }
@@ -339,6 +342,7 @@ fn rolling(
         decision,
         recorded: Amount(recorded),
         spent: Amount(i64::try_from(next.estimate(w)).unwrap_or(i64::MAX)),
+        period: None,
     };
     (outcome, new)
 }
