@@ -364,8 +364,6 @@ mod tests {
     use crate::cmd::testing::*;
     use crate::protocol::Frame;
 
-    const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-
     fn map(flat: Vec<Frame>) -> Frame {
         let mut it = flat.into_iter();
         let mut pairs = Vec::new();

@@ -253,33 +253,14 @@ fn cost_peek(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 mod tests {
     use std::time::Duration;
 
-    use crate::clock::Nanos;
     use crate::cmd::testing::*;
     use crate::protocol::Frame;
 
-    const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
     const HOUR_MS: i64 = 3_600_000;
     const DAY_MS: i64 = 24 * HOUR_MS;
 
-    /// Unix ms of an RFC 3339 instant.
     fn ms(s: &str) -> i64 {
-        let ts: jiff::Timestamp = s.parse().expect("valid RFC 3339 in the test");
-        ts.as_millisecond()
-    }
-
-    fn set_clock(h: &Harness, s: &str) {
-        h.clock.set(Nanos::from_millis(ms(s) as u64));
-    }
-
-    /// The value of `name` in a map reply.
-    fn get(f: &Frame, name: &str) -> Frame {
-        let Frame::Map(m) = f else {
-            panic!("not a map: {f:?}")
-        };
-        m.iter()
-            .find(|(k, _)| *k == bulk(name))
-            .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| panic!("no {name} in {f:?}"))
+        unix_ms(s)
     }
 
     fn get_int(f: &Frame, name: &str) -> i64 {

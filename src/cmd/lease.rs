@@ -317,8 +317,6 @@ mod tests {
     use crate::cmd::testing::*;
     use crate::protocol::Frame;
 
-    const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-
     /// The value of `name` in a map reply.
     fn get<'a>(reply: &'a Frame, name: &str) -> &'a Frame {
         let Frame::Map(pairs) = reply else {

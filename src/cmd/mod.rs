@@ -468,6 +468,33 @@ pub mod testing {
     pub fn int(n: i64) -> Frame {
         Frame::Integer(n)
     }
+
+    /// Redis's WRONGTYPE error text.
+    pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+
+    /// The value of `name` in a map reply (panics naming the field when it is missing).
+    pub fn get(f: &Frame, name: &str) -> Frame {
+        let Frame::Map(m) = f else {
+            panic!("not a map: {f:?}")
+        };
+        m.iter()
+            .find(|(k, _)| *k == bulk(name))
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {name} in {f:?}"))
+    }
+
+    /// Unix milliseconds of an RFC 3339 instant.
+    pub fn unix_ms(s: &str) -> i64 {
+        let ts: jiff::Timestamp = s.parse().expect("valid RFC 3339 in the test");
+        ts.as_millisecond()
+    }
+
+    /// Sets the harness's clock to an RFC 3339 instant.
+    pub fn set_clock(h: &Harness, s: &str) {
+        h.clock.set(Nanos::from_millis(
+            u64::try_from(unix_ms(s)).expect("after 1970"),
+        ));
+    }
 }
 
 #[cfg(test)]

@@ -157,8 +157,6 @@ mod tests {
     use crate::cmd::testing::*;
     use crate::protocol::Frame;
 
-    const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-
     /// The uniform reply with the given field values.
     fn reply(allowed: bool, limit: i64, remaining: i64, retry: i64, reset: i64) -> Frame {
         Frame::Map(vec![

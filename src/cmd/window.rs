@@ -159,8 +159,6 @@ mod tests {
     use crate::cmd::testing::*;
     use crate::protocol::Frame;
 
-    const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-
     /// The WINDOW reply: (allowed, limit, remaining, retry, reset, window_ms, estimate).
     fn reply(v: (bool, i64, i64, i64, i64, i64, i64)) -> Frame {
         Frame::Map(vec![
