@@ -4,11 +4,9 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestServer;
-use redis::aio::MultiplexedConnection;
+use common::{query, race, TestServer};
 use redis::Value;
 
 /// One expected field value.
@@ -93,14 +91,6 @@ fn allowed(reply: &Value) -> bool {
         Some((_, Value::Int(n))) => *n == 1,
         other => panic!("allowed is {other:?}"),
     }
-}
-
-async fn query(con: &mut MultiplexedConnection, args: &[&str]) -> Value {
-    redis::cmd(args[0])
-        .arg(&args[1..])
-        .query_async(con)
-        .await
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
 fn with<'a>(words: &[&'a str], params: &[&'a str]) -> Vec<&'a str> {
@@ -244,39 +234,6 @@ $8\r\nfailures\r\n:0\r\n$18\r\nnext_transition_ms\r\n:5000\r\n",
         "RESP3 map, refused"
     );
     server.stop().await.unwrap();
-}
-
-/// Opens `conns` connections, waits until all are registered, then has each send `args` once
-/// at the same moment. Returns every reply.
-async fn race(server: &TestServer, resp3: bool, conns: usize, args: &[&str]) -> Vec<Value> {
-    // Connections of an earlier race may still be closing on the server side.
-    common::eventually(common::WAIT, "earlier connections to close", || async {
-        server.shared.clients.is_empty().then_some(())
-    })
-    .await;
-    let start = Arc::new(tokio::sync::Barrier::new(conns + 1));
-    let args: Arc<Vec<String>> = Arc::new(args.iter().map(|a| a.to_string()).collect());
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..conns {
-        let url = server.url(resp3);
-        let (start, args) = (start.clone(), args.clone());
-        tasks.spawn(async move {
-            let mut con = common::redis_connect(&url).await;
-            start.wait().await;
-            let words: Vec<&str> = args.iter().map(String::as_str).collect();
-            query(&mut con, &words).await
-        });
-    }
-    common::eventually(common::WAIT, "every racing connection", || async {
-        (server.shared.clients.len() == conns).then_some(())
-    })
-    .await;
-    start.wait().await;
-    let mut all = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        all.push(r.expect("racing task does not panic"));
-    }
-    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

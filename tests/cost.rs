@@ -7,8 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{resp, TestServer};
-use redis::aio::MultiplexedConnection;
+use common::{fields, query, resp, TestServer};
 use redis::Value;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -16,36 +15,6 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// 2026-01-01T00:00:00Z in Unix ms, where every test server's clock starts.
 const START_MS: i64 = 1_767_225_600_000;
-
-async fn query(con: &mut MultiplexedConnection, args: &[&str]) -> Value {
-    redis::cmd(args[0])
-        .arg(&args[1..])
-        .query_async(con)
-        .await
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-/// The field/value pairs of a uniform reply, checking its shape: a map in RESP3, a flat array
-/// in RESP2, field names as bulk strings.
-fn fields(v: Value, resp3: bool) -> Vec<(String, Value)> {
-    let name = |k: Value| match k {
-        Value::BulkString(b) => String::from_utf8(b).expect("UTF-8 field name"),
-        other => panic!("field name is not a bulk string: {other:?}"),
-    };
-    match (v, resp3) {
-        (Value::Map(pairs), true) => pairs.into_iter().map(|(k, v)| (name(k), v)).collect(),
-        (Value::Array(items), false) => {
-            assert_eq!(items.len() % 2, 0, "flat array of pairs");
-            let mut it = items.into_iter();
-            let mut out = Vec::new();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                out.push((name(k), v));
-            }
-            out
-        }
-        (other, _) => panic!("unexpected reply shape (resp3: {resp3}): {other:?}"),
-    }
-}
 
 fn dec(s: &str) -> Value {
     Value::BulkString(s.as_bytes().to_vec())

@@ -5,11 +5,9 @@
 mod common;
 
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 use std::time::Duration;
 
-use common::TestServer;
-use redis::aio::MultiplexedConnection;
+use common::{query, race, TestServer};
 use redis::Value;
 
 /// One expected field value.
@@ -83,14 +81,6 @@ fn int_field(reply: &Value, name: &str) -> i64 {
         Value::Int(n) => *n,
         other => panic!("{name} is {other:?}"),
     }
-}
-
-async fn query(con: &mut MultiplexedConnection, args: &[&str]) -> Value {
-    redis::cmd(args[0])
-        .arg(&args[1..])
-        .query_async(con)
-        .await
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
 fn next_id(server: &TestServer) -> i64 {
@@ -249,39 +239,6 @@ $14\r\nretry_after_ms\r\n:1000\r\n$14\r\nreset_after_ms\r\n:1000\r\n$8\r\nlease_
 $13\r\nexpires_at_ms\r\n:-1\r\n$6\r\nttl_ms\r\n:-1\r\n$7\r\nholders\r\n:1\r\n";
     assert_eq!(raw.exchange_text(&cmd).await, want3, "RESP3 map, denied");
     server.stop().await.unwrap();
-}
-
-/// Opens `conns` connections, waits until all are registered, then has each send `args` once
-/// at the same moment. Returns every reply.
-async fn race(server: &TestServer, resp3: bool, conns: usize, args: &[&str]) -> Vec<Value> {
-    // Connections of an earlier race may still be closing on the server side.
-    common::eventually(common::WAIT, "earlier connections to close", || async {
-        server.shared.clients.is_empty().then_some(())
-    })
-    .await;
-    let start = Arc::new(tokio::sync::Barrier::new(conns + 1));
-    let args: Arc<Vec<String>> = Arc::new(args.iter().map(|a| a.to_string()).collect());
-    let mut tasks = tokio::task::JoinSet::new();
-    for _ in 0..conns {
-        let url = server.url(resp3);
-        let (start, args) = (start.clone(), args.clone());
-        tasks.spawn(async move {
-            let mut con = common::redis_connect(&url).await;
-            start.wait().await;
-            let words: Vec<&str> = args.iter().map(String::as_str).collect();
-            query(&mut con, &words).await
-        });
-    }
-    common::eventually(common::WAIT, "every racing connection", || async {
-        (server.shared.clients.len() == conns).then_some(())
-    })
-    .await;
-    start.wait().await;
-    let mut all = Vec::new();
-    while let Some(r) = tasks.join_next().await {
-        all.push(r.expect("racing task does not panic"));
-    }
-    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,9 +6,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{resp, TestServer};
+use common::{fields, query, resp, TestServer};
 use limitkv::clock::Nanos;
-use redis::aio::MultiplexedConnection;
 use redis::Value;
 
 const HOUR_MS: i64 = 3_600_000;
@@ -17,36 +16,6 @@ const HOUR_MS: i64 = 3_600_000;
 fn ms(s: &str) -> i64 {
     let ts: jiff::Timestamp = s.parse().expect("valid RFC 3339 in the test");
     ts.as_millisecond()
-}
-
-async fn query(con: &mut MultiplexedConnection, args: &[&str]) -> Value {
-    redis::cmd(args[0])
-        .arg(&args[1..])
-        .query_async(con)
-        .await
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-/// The field/value pairs of a uniform reply, checking its shape: a map in RESP3, a flat array
-/// in RESP2, field names as bulk strings.
-fn fields(v: Value, resp3: bool) -> Vec<(String, Value)> {
-    let name = |k: Value| match k {
-        Value::BulkString(b) => String::from_utf8(b).expect("UTF-8 field name"),
-        other => panic!("field name is not a bulk string: {other:?}"),
-    };
-    match (v, resp3) {
-        (Value::Map(pairs), true) => pairs.into_iter().map(|(k, v)| (name(k), v)).collect(),
-        (Value::Array(items), false) => {
-            assert_eq!(items.len() % 2, 0, "flat array of pairs");
-            let mut it = items.into_iter();
-            let mut out = Vec::new();
-            while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                out.push((name(k), v));
-            }
-            out
-        }
-        (other, _) => panic!("unexpected reply shape (resp3: {resp3}): {other:?}"),
-    }
 }
 
 /// The expected QUOTA reply: `allowed` is a boolean in RESP3 and 1/0 in RESP2.

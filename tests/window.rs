@@ -6,8 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{resp, TestServer};
-use redis::aio::MultiplexedConnection;
+use common::{query as run, query_err as run_err, resp, TestServer};
 use redis::Value;
 
 /// The WINDOW reply as the `redis` crate decodes it: a map in RESP3 (allowed a boolean), a flat
@@ -38,22 +37,6 @@ fn decision(resp3: bool, allowed: bool, fields: [i64; 6]) -> Value {
     } else {
         Value::Array(pairs.into_iter().flat_map(|(k, v)| [k, v]).collect())
     }
-}
-
-async fn run(con: &mut MultiplexedConnection, args: &[&str]) -> Value {
-    redis::cmd(args[0])
-        .arg(&args[1..])
-        .query_async(con)
-        .await
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-async fn run_err(con: &mut MultiplexedConnection, args: &[&str]) -> redis::RedisError {
-    redis::cmd(args[0])
-        .arg(&args[1..])
-        .query_async::<Value>(con)
-        .await
-        .expect_err("an error reply")
 }
 
 fn ms(n: u64) -> Duration {

@@ -533,3 +533,86 @@ where
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+// --- the redis crate: commands, uniform limiter replies, concurrent races ---------------
+
+/// Runs `args` on `con`; panics naming the command when it answers an error.
+pub async fn query(con: &mut redis::aio::MultiplexedConnection, args: &[&str]) -> redis::Value {
+    redis::cmd(args[0])
+        .arg(&args[1..])
+        .query_async(con)
+        .await
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+/// Runs `args` on `con`, expecting an error reply.
+pub async fn query_err(
+    con: &mut redis::aio::MultiplexedConnection,
+    args: &[&str],
+) -> redis::RedisError {
+    redis::cmd(args[0])
+        .arg(&args[1..])
+        .query_async::<redis::Value>(con)
+        .await
+        .expect_err("an error reply")
+}
+
+/// The field/value pairs of a uniform reply, checking its shape: a map in RESP3, a flat array
+/// in RESP2, field names as bulk strings.
+pub fn fields(v: redis::Value, resp3: bool) -> Vec<(String, redis::Value)> {
+    let name = |k: redis::Value| match k {
+        redis::Value::BulkString(b) => String::from_utf8(b).expect("UTF-8 field name"),
+        other => panic!("field name is not a bulk string: {other:?}"),
+    };
+    match (v, resp3) {
+        (redis::Value::Map(pairs), true) => pairs.into_iter().map(|(k, v)| (name(k), v)).collect(),
+        (redis::Value::Array(items), false) => {
+            assert_eq!(items.len() % 2, 0, "flat array of pairs");
+            let mut it = items.into_iter();
+            let mut out = Vec::new();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                out.push((name(k), v));
+            }
+            out
+        }
+        (other, _) => panic!("unexpected reply shape (resp3: {resp3}): {other:?}"),
+    }
+}
+
+/// Opens `conns` connections, waits until all are registered, then has each send `args` once
+/// at the same moment. Returns every reply.
+pub async fn race(
+    server: &TestServer,
+    resp3: bool,
+    conns: usize,
+    args: &[&str],
+) -> Vec<redis::Value> {
+    // Connections of an earlier race may still be closing on the server side.
+    eventually(WAIT, "earlier connections to close", || async {
+        server.shared.clients.is_empty().then_some(())
+    })
+    .await;
+    let start = Arc::new(tokio::sync::Barrier::new(conns + 1));
+    let args: Arc<Vec<String>> = Arc::new(args.iter().map(|a| a.to_string()).collect());
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..conns {
+        let url = server.url(resp3);
+        let (start, args) = (start.clone(), args.clone());
+        tasks.spawn(async move {
+            let mut con = redis_connect(&url).await;
+            start.wait().await;
+            let words: Vec<&str> = args.iter().map(String::as_str).collect();
+            query(&mut con, &words).await
+        });
+    }
+    eventually(WAIT, "every racing connection", || async {
+        (server.shared.clients.len() == conns).then_some(())
+    })
+    .await;
+    start.wait().await;
+    let mut all = Vec::new();
+    while let Some(r) = tasks.join_next().await {
+        all.push(r.expect("racing task does not panic"));
+    }
+    all
+}
