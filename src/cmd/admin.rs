@@ -10,7 +10,10 @@ use super::connection::REDIS_COMPAT_VERSION;
 use super::docs::{docs_frame, info_frame};
 use super::flags::*;
 use super::keys::glob_match;
-use super::{all_commands, dispatch_sub, help_reply, lookup, lookup_sub, CommandSpec, Ctx, BASE};
+use super::{
+    all_commands, dispatch_sub, help_reply, lookup, lookup_sub, CommandSpec, Ctx, BASE,
+    HELP_SUBCOMMAND,
+};
 use crate::config::Config;
 use crate::error::CommandError;
 use crate::metrics::get;
@@ -214,11 +217,6 @@ const COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
-        name: "HELP",
-        arity: 2,
-        flags: LOADING | STALE,
-        summary: "Returns helpful text about the different subcommands.",
-        since: "5.0.0",
         handler: |_, _| {
             Ok(help_reply(
                 "COMMAND",
@@ -238,7 +236,7 @@ const COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
                 ],
             ))
         },
-        ..BASE
+        ..HELP_SUBCOMMAND
     },
 ];
 
@@ -278,11 +276,6 @@ const CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
-        name: "HELP",
-        arity: 2,
-        flags: LOADING | STALE,
-        summary: "Returns helpful text about the different subcommands.",
-        since: "5.0.0",
         handler: |_, _| {
             Ok(help_reply(
                 "CONFIG",
@@ -296,7 +289,7 @@ const CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
                 ],
             ))
         },
-        ..BASE
+        ..HELP_SUBCOMMAND
     },
 ];
 

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::args::{self, is};
 use super::flags::*;
-use super::{dispatch_sub, help_reply, CommandSpec, Ctx, BASE};
+use super::{dispatch_sub, help_reply, CommandSpec, Ctx, BASE, HELP_SUBCOMMAND};
 use crate::error::CommandError;
 use crate::protocol::{Frame, RespVersion};
 
@@ -199,11 +199,6 @@ const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
-        name: "HELP",
-        arity: 2,
-        flags: LOADING | STALE,
-        summary: "Returns helpful text about the different subcommands.",
-        since: "5.0.0",
         handler: |_, _| {
             Ok(help_reply(
                 "CLIENT",
@@ -222,7 +217,7 @@ const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
                 ],
             ))
         },
-        ..BASE
+        ..HELP_SUBCOMMAND
     },
 ];
 

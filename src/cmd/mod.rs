@@ -169,6 +169,17 @@ pub const BASE: CommandSpec = CommandSpec {
     handler: |_, _| Err(CommandError::other("not implemented")),
 };
 
+/// The `HELP` subcommand of a container command, without its handler (each container
+/// supplies the text with [`help_reply`]).
+pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
+    name: "HELP",
+    arity: 2,
+    flags: flags::LOADING | flags::STALE,
+    summary: "Returns helpful text about the different subcommands.",
+    since: "5.0.0",
+    ..BASE
+};
+
 /// Every family's spec list.
 pub fn families() -> [&'static [CommandSpec]; 16] {
     [
