@@ -63,13 +63,7 @@ pub fn take(
         let (decision, next) = gcra::take(params, state, now, quantity);
         // Denials and peeks leave the shard untouched (nothing to journal).
         if let Some(next) = next {
-            match s.get_mut(key, now) {
-                Some(e) => {
-                    e.value = Value::Gcra(next);
-                    e.expires_at = expiry_of(next);
-                }
-                None => s.insert(key, Entry::with_expiry(Value::Gcra(next), expiry_of(next))),
-            }
+            s.insert(key, Entry::with_expiry(Value::Gcra(next), expiry_of(next)));
         }
         Ok(decision)
     })?;

@@ -102,13 +102,8 @@ pub fn transition<S: StateKind, R>(
             Write::Put(_, Some(at)) if at <= now => {
                 shard.remove(key, now);
             }
-            Write::Put(state, at) => match shard.get_mut(key, now) {
-                Some(e) => {
-                    e.value = state.into_value();
-                    e.expires_at = at;
-                }
-                None => shard.insert(key, Entry::with_expiry(state.into_value(), at)),
-            },
+            // One hash lookup whether or not the key exists.
+            Write::Put(state, at) => shard.insert(key, Entry::with_expiry(state.into_value(), at)),
         }
         Ok(result)
     })
