@@ -198,7 +198,7 @@ fn acquire(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     };
     Ok(decision_reply(
         &outcome.decision,
-        vec![
+        [
             ("lease_id", lease_id),
             ("expires_at_ms", expires_at_ms),
             ("ttl_ms", ttl_ms),
@@ -241,7 +241,7 @@ fn peek(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     if o.ttl.is_none() {
         decision.reset_after = current_reset;
     }
-    Ok(decision_reply(&decision, vec![("holders", int(holders))]))
+    Ok(decision_reply(&decision, [("holders", int(holders))]))
 }
 
 /// Ends a lease.
