@@ -82,17 +82,24 @@ pub fn transition<S: StateKind, R>(
     key: &[u8],
     f: impl FnOnce(Option<S>) -> (R, Write<S>),
 ) -> Result<R, CommandError> {
+    transition_ref(ctx, key, |s: Option<&S>| f(s.cloned()))
+}
+
+/// [`transition`] for states that are costly to copy (LEASE's holder list): `f` borrows the
+/// stored state and builds the new one from it.
+pub fn transition_ref<S: StateKind, R>(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    f: impl FnOnce(Option<&S>) -> (R, Write<S>),
+) -> Result<R, CommandError> {
     let now = ctx.now;
     ctx.with_shard(key, |shard| {
-        let current = match shard.get_live(key, now) {
-            None => None,
-            Some(e) => Some(
-                S::from_value(&e.value)
-                    .ok_or(CommandError::WrongType)?
-                    .clone(),
-            ),
+        let (result, write) = match shard.get_live(key, now) {
+            None => f(None),
+            Some(e) => f(Some(
+                S::from_value(&e.value).ok_or(CommandError::WrongType)?,
+            )),
         };
-        let (result, write) = f(current);
         match write {
             Write::Keep => {}
             Write::Delete => {
