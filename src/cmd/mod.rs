@@ -13,6 +13,7 @@ pub mod connection;
 pub mod context;
 pub mod cost;
 pub mod docs;
+pub mod fastpath;
 pub mod gcra;
 pub mod hashes;
 pub mod keys;
