@@ -11,6 +11,7 @@ import { RedisStore } from 'rate-limit-redis';
 import Redis from 'ioredis';
 import { createClient } from 'redis';
 import { assertBetween, finish, host, port, runId, scenario, serverHasEval, sleep, url } from './harness.mjs';
+import { emulatedSendCommand, emulating } from './emulate.mjs';
 
 const LIMIT = 3;
 const WINDOW_MS = 1000;
@@ -25,7 +26,7 @@ async function startApp({ sendCommand, prefix, headers }) {
     legacyHeaders: headers === 'draft-6',
     keyGenerator: (req) => req.get('x-client') || 'anonymous',
     skipFailedRequests: true,
-    store: new RedisStore({ sendCommand, prefix }),
+    store: new RedisStore({ sendCommand: emulating ? emulatedSendCommand(sendCommand) : sendCommand, prefix }),
   });
   const app = express();
   app.use(limiter);
@@ -83,7 +84,7 @@ async function apps() {
   ];
 }
 
-if (await serverHasEval() || process.env.COMPAT_NO_SKIP) {
+if (emulating || (await serverHasEval()) || process.env.COMPAT_NO_SKIP) {
   for (const a of await apps()) {
     const app = await startApp({ sendCommand: a.sendCommand, prefix: `${runId}:express:${a.name}:`, headers: a.headers });
     const name = (s) => `express-rate-limit+rate-limit-redis/${a.name}: ${s}`;

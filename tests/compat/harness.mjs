@@ -3,9 +3,11 @@
 // Each scenario prints one line: `PASS name`, `FAIL name: reason` or `SKIPPED name: reason`.
 // `finish()` prints `counts: P F S` (read by run.sh) and sets the exit code (1 on any failure).
 // The server under test is COMPAT_HOST:COMPAT_PORT (default 127.0.0.1:6379). COMPAT_NO_SKIP=1 runs
-// the scenarios that need EVAL even on a server without it (to see how they fail).
+// the scenarios that need EVAL even on a server without it (to see how they fail);
+// COMPAT_EMULATE_SCRIPTS=1 runs them with the scripts emulated on the client (emulate.mjs).
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { emulating } from './emulate.mjs';
 
 export const host = process.env.COMPAT_HOST || '127.0.0.1';
 export const port = Number(process.env.COMPAT_PORT || 6379);
@@ -17,7 +19,8 @@ export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /// Runs `fn` as scenario `name`. `opts.needsEval`: skipped when the server has no EVAL.
 export async function scenario(name, opts, fn) {
-  if (opts.needsEval && !process.env.COMPAT_NO_SKIP && !(await serverHasEval())) {
+  if (emulating) name = `${name} [emulated scripts]`;
+  if (opts.needsEval && !process.env.COMPAT_NO_SKIP && !emulating && !(await serverHasEval())) {
     counts.skipped += 1;
     console.log(`SKIPPED ${name}: needs EVAL`);
     return;

@@ -3,7 +3,8 @@
 Each scenario prints one line: ``PASS name``, ``FAIL name: reason`` or ``SKIPPED name: reason``.
 ``finish()`` prints ``counts: P F S`` (read by run.sh) and exits 1 on any failure. The server under
 test is COMPAT_HOST:COMPAT_PORT (default 127.0.0.1:6379). COMPAT_NO_SKIP=1 runs the scenarios that
-need EVAL even on a server without it (to see how they fail).
+need EVAL even on a server without it (to see how they fail); COMPAT_EMULATE_SCRIPTS=1 runs them
+with the scripts emulated on the client (emulate.py).
 """
 
 import os
@@ -11,6 +12,8 @@ import socket
 import sys
 import time
 import traceback
+
+from emulate import EMULATING
 
 HOST = os.environ.get("COMPAT_HOST", "127.0.0.1")
 PORT = int(os.environ.get("COMPAT_PORT", "6379"))
@@ -52,11 +55,14 @@ def skip(name, reason):
 def scenario(name, needs_eval=False, skip_reason=None):
     """Decorator: runs the function at once as scenario ``name`` (or skips it with a reason)."""
 
+    if EMULATING:
+        name = f"{name} [emulated scripts]"
+
     def run(fn):
         if skip_reason:
             skip(name, skip_reason)
             return fn
-        if needs_eval and not os.environ.get("COMPAT_NO_SKIP") and not server_has_eval():
+        if needs_eval and not os.environ.get("COMPAT_NO_SKIP") and not EMULATING and not server_has_eval():
             skip(name, "needs EVAL")
             return fn
         try:

@@ -18,11 +18,13 @@ from limits.strategies import (
     SlidingWindowCounterRateLimiter,
 )
 
+from emulate import EMULATING, install
 from harness import RUN_ID, URL, check, check_between, finish, scenario
 
 
 def storage(proto, tag):
-    return storage_from_string(URL, key_prefix=f"{RUN_ID}:{tag}:r{proto}", protocol=proto)
+    st = storage_from_string(URL, key_prefix=f"{RUN_ID}:{tag}:r{proto}", protocol=proto)
+    return install(st) if EMULATING else st
 
 
 for proto in (2, 3):

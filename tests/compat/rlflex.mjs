@@ -11,6 +11,7 @@ import Redis from 'ioredis';
 import { createClient } from 'redis';
 import { RateLimiterRedis, RateLimiterRes } from 'rate-limiter-flexible';
 import { assertBetween, finish, host, port, runId, scenario, sleep, url } from './harness.mjs';
+import { emulateRateLimiter, emulating } from './emulate.mjs';
 
 async function clients() {
   const ioredis = new Redis({ host, port, lazyConnect: true });
@@ -49,8 +50,11 @@ function expectRes(res, { consumed, remaining, first }) {
 
 for (const c of await clients()) {
   let n = 0;
-  const limiter = (opts) =>
-    new RateLimiterRedis({ storeClient: c.client, keyPrefix: `${runId}:${c.name}:${(n += 1)}`, ...c.opts, ...opts });
+  const limiter = (opts) => {
+    const rl = new RateLimiterRedis({ storeClient: c.client, keyPrefix: `${runId}:${c.name}:${(n += 1)}`, ...c.opts, ...opts });
+    if (emulating) emulateRateLimiter(rl, c.client, c.name === 'ioredis' ? 'ioredis' : 'node-redis');
+    return rl;
+  };
   const name = (s) => `rate-limiter-flexible/${c.name}: ${s}`;
 
   await scenario(name('consume counts points exactly within duration'), { needsEval: true }, async () => {

@@ -19,7 +19,10 @@
 #   scripts check              tests/compat/scripts/ is consistent (and, against redis-server,
 #                              holds every script the libraries sent, seen through MONITOR)
 # Scenarios that need EVAL print `SKIPPED ...: needs EVAL` on a server without it (checked with
-# COMMAND INFO eval) and run, failing on error, on a server with it.
+# COMMAND INFO eval) and run, failing on error, on a server with it. On a server without EVAL, and
+# always against redis-server (or with COMPAT_EMULATE_SCRIPTS=1), the library programs run a
+# second time with the scripts emulated on the client ("[emulated scripts]"): the same commands
+# the scripts would call, so everything but scripting itself is checked now.
 #
 # The libraries are installed once per lockfile into COMPAT_CACHE (default
 # ~/.cache/limitkv-compat): `npm ci` from package-lock.json, a venv from requirements.txt.
@@ -189,6 +192,19 @@ restart_env=(COMPAT_PORT="$aof_port" COMPAT_RESTART="'$here/server.sh' restart '
   COMPAT_SCRIPTS_PERSIST=$scripts_persist)
 ((have_node)) && run_program restart.mjs env "${restart_env[@]}" node "$work/node/restart.mjs"
 run_program restart_limits.py env "${restart_env[@]}" "$py" "$here/restart_limits.py"
+
+# The same library scenarios with the scripts emulated on the client (emulate.mjs, emulate.py):
+# on a server without EVAL they still exercise every command the scripts call, with the
+# scripts' arguments; against redis-server they check the emulations themselves.
+if [[ $has_eval == no || $against == redis || ${COMPAT_EMULATE_SCRIPTS:-} == 1 ]]; then
+  if ((have_node)); then
+    run_program rlflex.mjs-emulated env COMPAT_EMULATE_SCRIPTS=1 node "$work/node/rlflex.mjs"
+    run_program express.mjs-emulated env COMPAT_EMULATE_SCRIPTS=1 node "$work/node/express.mjs"
+    run_program restart.mjs-emulated env "${restart_env[@]}" COMPAT_EMULATE_SCRIPTS=1 node "$work/node/restart.mjs"
+  fi
+  run_program limits_suite.py-emulated env COMPAT_EMULATE_SCRIPTS=1 "$py" "$here/limits_suite.py"
+  run_program restart_limits.py-emulated env "${restart_env[@]}" COMPAT_EMULATE_SCRIPTS=1 "$py" "$here/restart_limits.py"
+fi
 
 if [[ -n $monitor_pid ]]; then
   # shellcheck disable=SC2086
