@@ -13,6 +13,9 @@
 #   rlflex.mjs                 rate-limiter-flexible RateLimiterRedis (ioredis, node-redis)
 #   express.mjs                express-rate-limit + rate-limit-redis behind an express app
 #   limits_suite.py            Python limits: fixed, moving, sliding window counter
+#   script_diff.mjs, script_diff.py
+#                              each recorded script run by the server (EVALSHA) against its
+#                              client-side emulation: same replies, same resulting keys
 #   restart.mjs, restart_limits.py
 #                              a second server with its append-only file on, restarted in the
 #                              middle of counting
@@ -187,6 +190,8 @@ if ((have_node)); then
   run_program express.mjs node "$work/node/express.mjs"
 fi
 run_program limits_suite.py "$py" "$here/limits_suite.py"
+((have_node)) && run_program script_diff.mjs env COMPAT_SCRIPTS_DIR="$here/scripts" node "$work/node/script_diff.mjs"
+run_program script_diff.py "$py" "$here/script_diff.py"
 
 restart_env=(COMPAT_PORT="$aof_port" COMPAT_RESTART="'$here/server.sh' restart '$work/aof'"
   COMPAT_SCRIPTS_PERSIST=$scripts_persist)
