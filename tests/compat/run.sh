@@ -81,7 +81,8 @@ fi
 work="$(mktemp -d)"
 monitor_pid=
 cleanup() {
-  [[ -n $monitor_pid ]] && kill "$monitor_pid" 2>/dev/null
+  # shellcheck disable=SC2086
+  [[ -n $monitor_pid ]] && kill $monitor_pid 2>/dev/null
   "$here/server.sh" stop "$work/main" || true
   "$here/server.sh" stop "$work/aof" || true
   rm -rf "$work"
@@ -94,7 +95,7 @@ free_port() {
 
 # --- libraries, cached per lockfile -----------------------------------------------------------
 
-cache=${COMPAT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/limitkv-compat}
+cache=${COMPAT_CACHE:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/limitkv-compat}
 mkdir -p "$cache"
 
 have_node=0
