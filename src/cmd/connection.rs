@@ -19,7 +19,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "PING",
         arity: -1,
-        flags: FAST,
+        flags: FAST | PUBSUB_CONTEXT,
         group: "connection",
         summary: "Returns the server's liveliness response.",
         args: "[message:string]",
@@ -72,7 +72,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "QUIT",
         arity: -1,
-        flags: FAST | NOSCRIPT | LOADING | STALE | NO_AUTH | ALLOW_BUSY | TX_CONTROL,
+        flags: FAST
+            | NOSCRIPT
+            | LOADING
+            | STALE
+            | NO_AUTH
+            | ALLOW_BUSY
+            | TX_CONTROL
+            | PUBSUB_CONTEXT,
         group: "connection",
         summary: "Closes the connection.",
         handler: |ctx, _| {
@@ -84,7 +91,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "RESET",
         arity: 1,
-        flags: FAST | NOSCRIPT | LOADING | STALE | NO_AUTH | ALLOW_BUSY | TX_CONTROL,
+        flags: FAST
+            | NOSCRIPT
+            | LOADING
+            | STALE
+            | NO_AUTH
+            | ALLOW_BUSY
+            | TX_CONTROL
+            | PUBSUB_CONTEXT,
         group: "connection",
         summary: "Resets the connection: RESP2, no name, and unauthenticated if a password is set.",
         since: "6.2.0",
@@ -222,11 +236,20 @@ const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
 ];
 
 fn ping(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let _ = ctx;
+    if req.len() > 2 {
+        return Err(CommandError::WrongArity("ping".into()));
+    }
+    // A subscribed RESP2 connection can only read arrays, so Redis answers `[pong, message]`.
+    if ctx.session.pubsub_mode && ctx.session.resp == RespVersion::Resp2 {
+        let message = req.get(1).cloned().unwrap_or_default();
+        return Ok(Frame::Array(vec![
+            Frame::Bulk(Bytes::from_static(b"pong")),
+            Frame::Bulk(message),
+        ]));
+    }
     match req.len() {
         1 => Ok(Frame::simple("PONG")),
-        2 => Ok(Frame::Bulk(req[1].clone())),
-        _ => Err(CommandError::WrongArity("ping".into())),
+        _ => Ok(Frame::Bulk(req[1].clone())),
     }
 }
 
@@ -365,6 +388,7 @@ fn select(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 }
 
 fn reset(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
+    super::pubsub::leave(ctx);
     ctx.session.db = 0;
     ctx.session.info.db.store(0, Ordering::Relaxed);
     ctx.session.multi = None;

@@ -260,12 +260,16 @@ fn acl_categories(spec: &CommandSpec, group: &str, extra: &[&'static str]) -> Ve
     if spec.has(flags::READONLY) {
         cats.push("@read");
     }
+    // As in Redis, the category follows the flag (the PUBSUB container and PUBSUB HELP are
+    // in the pubsub group but only @slow).
+    if spec.has(flags::PUBSUB) {
+        cats.push("@pubsub");
+    }
     match group {
         "string" => cats.push("@string"),
         "generic" => cats.push("@keyspace"),
         "connection" => cats.push("@connection"),
         "transactions" => cats.push("@transaction"),
-        "pubsub" => cats.push("@pubsub"),
         "rate_limit" => cats.push("@rate_limit"),
         _ => {}
     }
@@ -331,6 +335,7 @@ fn meta(name: &str) -> Meta {
     const RW_UPDATE: &[&[&str]] = &[&["RW", "update"]];
     const RM_DELETE: &[&[&str]] = &[&["RM", "delete"]];
     const RO: &[&[&str]] = &[&["RO"]];
+    const NOT_KEY: &[&[&str]] = &[&["not_key"]];
     let (tips, key_flags, acl_extra): (&[&str], &[&[&str]], &[&str]) = match name {
         "set" => (&[], &[&["RW", "access", "update", "variable_flags"]], &[]),
         "setex" | "psetex" => (&[], OW_UPDATE, &[]),
@@ -378,6 +383,8 @@ fn meta(name: &str) -> Meta {
             &["@dangerous"],
         ),
         "command" => (&["nondeterministic_output_order"], &[], &["@connection"]),
+        // Shard channels sit in key positions for cluster routing, but are not keys.
+        "ssubscribe" | "sunsubscribe" | "spublish" => (&[], NOT_KEY, &[]),
         _ => return NO_META,
     };
     Meta {
