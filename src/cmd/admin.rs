@@ -406,7 +406,7 @@ fn command_getkeys(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandEr
             "Invalid number of arguments specified for command",
         ));
     }
-    if spec.first_key <= 0 {
+    if spec.first_key <= 0 || spec.has(NOT_KEY) {
         return Err(CommandError::other("The command has no key arguments"));
     }
     let last = if spec.last_key < 0 {

@@ -335,7 +335,6 @@ fn meta(name: &str) -> Meta {
     const RW_UPDATE: &[&[&str]] = &[&["RW", "update"]];
     const RM_DELETE: &[&[&str]] = &[&["RM", "delete"]];
     const RO: &[&[&str]] = &[&["RO"]];
-    const NOT_KEY: &[&[&str]] = &[&["not_key"]];
     let (tips, key_flags, acl_extra): (&[&str], &[&[&str]], &[&str]) = match name {
         "set" => (&[], &[&["RW", "access", "update", "variable_flags"]], &[]),
         "setex" | "psetex" => (&[], OW_UPDATE, &[]),
@@ -383,8 +382,6 @@ fn meta(name: &str) -> Meta {
             &["@dangerous"],
         ),
         "command" => (&["nondeterministic_output_order"], &[], &["@connection"]),
-        // Shard channels sit in key positions for cluster routing, but are not keys.
-        "ssubscribe" | "sunsubscribe" | "spublish" => (&[], NOT_KEY, &[]),
         _ => return NO_META,
     };
     Meta {
@@ -399,7 +396,10 @@ fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
     if spec.first_key <= 0 {
         return vec![];
     }
-    let default: &[&str] = if spec.has(flags::WRITE) {
+    // Shard channels sit in key positions for cluster routing, but are not keys.
+    let default: &[&str] = if spec.has(flags::NOT_KEY) {
+        &["not_key"]
+    } else if spec.has(flags::WRITE) {
         &["RW", "access", "update"]
     } else {
         &["RO", "access"]

@@ -86,6 +86,10 @@ pub mod flags {
     /// Internal (not reported): allowed in a RESP2 connection's subscribed context
     /// (`(P|S)SUBSCRIBE`, `(P|S)UNSUBSCRIBE`, `PING`, `QUIT`, `RESET`).
     pub const PUBSUB_CONTEXT: u32 = 1 << 23;
+    /// Internal (not reported): the key positions hold shard channels, not keys
+    /// (`SSUBSCRIBE`, `SUNSUBSCRIBE`, `SPUBLISH`): their key specs say `not_key`, and
+    /// `COMMAND GETKEYS` and `EXEC` ignore them.
+    pub const NOT_KEY: u32 = 1 << 24;
 
     /// Names in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[

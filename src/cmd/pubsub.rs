@@ -82,7 +82,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "SSUBSCRIBE",
         arity: -2,
-        flags: CONTEXT,
+        flags: CONTEXT | NOT_KEY,
         first_key: 1,
         last_key: -1,
         key_step: 1,
@@ -97,7 +97,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "SUNSUBSCRIBE",
         arity: -1,
-        flags: CONTEXT,
+        flags: CONTEXT | NOT_KEY,
         first_key: 1,
         last_key: -1,
         key_step: 1,
@@ -112,7 +112,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "SPUBLISH",
         arity: 3,
-        flags: PUBSUB | LOADING | STALE | FAST,
+        flags: PUBSUB | LOADING | STALE | FAST | NOT_KEY,
         first_key: 1,
         last_key: 1,
         key_step: 1,
