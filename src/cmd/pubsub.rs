@@ -719,6 +719,15 @@ mod tests {
             list.contains(" flags=N db=0 sub=0 psub=0 ssub=0 "),
             "{list}"
         );
+        let mut listed = |words: &[&str]| -> usize {
+            match run_as(&h.shared, &mut p, words) {
+                Frame::Verbatim(_, b) => String::from_utf8_lossy(&b).lines().count(),
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(listed(&["CLIENT", "LIST", "TYPE", "pubsub"]), 2);
+        assert_eq!(listed(&["CLIENT", "LIST", "TYPE", "normal"]), 1);
+        assert_eq!(listed(&["CLIENT", "LIST", "TYPE", "replica"]), 0);
         let info = match run_as(&h.shared, &mut p, &["INFO", "stats"]) {
             Frame::Verbatim(_, b) => String::from_utf8_lossy(&b).into_owned(),
             other => panic!("{other:?}"),
@@ -736,6 +745,16 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert!(clients.contains("pubsub_clients:2\r\n"), "{clients}");
+        assert_eq!(
+            run_as(&h.shared, &mut p, &["CLIENT", "KILL", "TYPE", "pubsub"]),
+            int(2)
+        );
+        assert!(h
+            .session
+            .info
+            .killed
+            .load(std::sync::atomic::Ordering::Relaxed));
+        assert!(!p.info.killed.load(std::sync::atomic::Ordering::Relaxed));
     }
 
     #[test]
