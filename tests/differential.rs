@@ -1732,7 +1732,26 @@ async fn pubsub_matches_redis() {
             }
             conns.push([sub, Raw::connect(addr).await]);
         }
-        for &(who, line, replies, messages) in STEPS {
+        // A RESP3 subscriber may publish, to itself too; its EXEC reply then carries the push
+        // inside the array, as Redis writes it.
+        const RESP3_STEPS: &[(usize, &str, usize, usize)] = &[
+            // RESET went back to RESP2; `~`: not compared (HELLO names the server).
+            (0, "~HELLO 3", 1, 0),
+            (0, "SUBSCRIBE me", 1, 0),
+            (0, "PUBLISH me hi", 2, 0),
+            (0, "PUBLISH other hi", 1, 0),
+            (0, "MULTI", 1, 0),
+            (0, "PUBLISH me m1", 1, 0),
+            (0, "GET k", 1, 0),
+            (0, "EXEC", 2, 0),
+            (0, "UNSUBSCRIBE", 1, 0),
+        ];
+        let extra: &[(usize, &str, usize, usize)] = if resp3 { RESP3_STEPS } else { &[] };
+        for &(who, line, replies, messages) in STEPS.iter().chain(extra) {
+            let (compare, line) = match line.strip_prefix('~') {
+                Some(rest) => (false, rest),
+                None => (true, line),
+            };
             let args = split(line);
             let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
             let req = common::resp_cmd(&refs);
@@ -1744,7 +1763,7 @@ async fn pubsub_matches_redis() {
                 }
                 out.push(bytes);
             }
-            if out[0] != out[1] {
+            if compare && out[0] != out[1] {
                 diffs.push(format!(
                     "[pubsub{}] {line}\n    redis:   {:?}\n    limitkv: {:?}",
                     if resp3 { "/resp3" } else { "" },

@@ -388,7 +388,17 @@ fn publish(ctx: &mut Ctx<'_>, req: &[Bytes], kind: ChannelKind) -> Result<Frame,
         ChannelKind::Global => ctx.shared.pubsub.publish(&req[1], payload),
         ChannelKind::Shard => ctx.shared.pubsub.spublish(&req[1], payload),
     };
-    Ok(Frame::Integer(count(n)))
+    let reply = Frame::Integer(count(n));
+    // A subscriber publishing to itself (RESP3, or inside EXEC) gets the message before the
+    // reply, as Redis writes it into the client's buffer while PUBLISH runs.
+    if ctx.session.pubsub_used {
+        let mut out = ctx.session.info.pubsub.take_frames();
+        if !out.is_empty() {
+            out.push(reply);
+            return Ok(Frame::Seq(out));
+        }
+    }
+    Ok(reply)
 }
 
 /// ```text
@@ -629,6 +639,18 @@ mod tests {
             Frame::Array(vec![confirm("subscribe", Some("a"), 1), bulk("v")])
         );
         assert!(h.session.pubsub_mode);
+    }
+
+    #[test]
+    fn a_subscriber_publishing_to_itself_gets_the_message_before_the_reply() {
+        let mut h = Harness::new();
+        h.session.resp = RespVersion::Resp3;
+        h.run(&["SUBSCRIBE", "me"]);
+        assert_eq!(
+            h.run(&["PUBLISH", "me", "hi"]),
+            Frame::Seq(vec![push(&["message", "me", "hi"]), int(1)])
+        );
+        assert_eq!(h.run(&["PUBLISH", "other", "x"]), int(0));
     }
 
     #[test]
