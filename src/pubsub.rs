@@ -40,9 +40,9 @@ type Listeners = IndexMap<u64, Arc<Subscriber>, Hasher>;
 /// Lock shards of each channel namespace.
 const SHARDS: usize = 64;
 
-/// Bytes a queued message is charged beyond its channel, pattern and payload: the RESP framing
-/// plus the queue entry, about what Redis's reply list charges.
-const MESSAGE_OVERHEAD: usize = 64;
+/// Bytes a queued message is charged beyond its channel, pattern and payload: its queue entry
+/// plus room for the RESP framing it is encoded with.
+const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>() + 48;
 
 /// The two channel namespaces: `SUBSCRIBE`/`PUBLISH` channels (which patterns also match) and
 /// `SSUBSCRIBE`/`SPUBLISH` shard channels (which they do not).
