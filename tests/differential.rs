@@ -860,12 +860,58 @@ GET a
 "#,
     ),
     (
+        "watch",
+        r#"
+WATCH
+UNWATCH extra
+UNWATCH
+WATCH w1 w2 w1
+SET w1 changed
+MULTI
+WATCH w1
+GET w1
+EXEC
+EXEC
+WATCH w1
+MULTI
+UNWATCH
+GET w1
+EXEC
+WATCH w2
+GET w2
+MULTI
+SET w2 x
+EXEC
+WATCH w2
+SET w2 x
+UNWATCH
+MULTI
+GET w2
+EXEC
+WATCH w2
+SET w2 x
+MULTI
+DISCARD
+MULTI
+GET w2
+EXEC
+WATCH w3
+MULTI
+NOSUCHCOMMAND
+EXEC
+SET w3 1
+MULTI
+GET w3
+EXEC
+"#,
+    ),
+    (
         "introspection",
         r#"
 # FLUSHALL and BGREWRITEAOF are left out (limitkv refuses them inside MULTI: no_multi), and
 # so are containers, whose subcommands' metadata is still simplified.
 COMMAND INFO get incr decr incrby decrby incrbyfloat expiretime pexpiretime echo hello auth
-COMMAND INFO select quit reset multi exec discard shutdown
+COMMAND INFO select quit reset multi exec discard shutdown watch unwatch
 COMMAND INFO set setex psetex setnx mget mset getdel del unlink exists type keys scan rename
 COMMAND INFO expire pexpire expireat pexpireat ttl pttl persist ping dbsize flushdb time info
 COMMAND INFO time nosuch

@@ -222,7 +222,7 @@ fn allow_or_peek(ctx: &mut Ctx<'_>, req: &[Bytes], take: bool) -> Result<Frame, 
     let st = &outcome.status;
     Ok(decision_reply(
         &outcome.decision,
-        vec![
+        [
             ("state", phase_name(st.phase)),
             ("failures", int(st.failures)),
             ("next_transition_ms", next_ms(st)),

@@ -393,6 +393,7 @@ fn reset(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
     ctx.session.info.db.store(0, Ordering::Relaxed);
     ctx.session.multi = None;
     ctx.session.multi_error = false;
+    super::multi::unwatch_all(ctx.shared, ctx.session);
     ctx.session.resp = RespVersion::Resp2;
     ctx.session.info.resp.store(2, Ordering::Relaxed);
     *ctx.session.info.name.lock() = None;

@@ -19,7 +19,7 @@ use crate::metrics::{LocalStats, Metrics};
 use crate::persist::{Record, Seq, Writer};
 use crate::protocol::RespVersion;
 use crate::pubsub::{PubSub, Subscriber};
-use crate::store::{MultiGuard, Shard, Store};
+use crate::store::{MultiGuard, Shard, Store, WatchFlag};
 
 /// State shared by every connection.
 pub struct Shared {
@@ -138,6 +138,8 @@ pub struct ClientInfo {
     pub resp: AtomicU8,
     /// The selected database.
     pub db: AtomicU32,
+    /// Number of keys watched (`WATCH`).
+    pub watching: AtomicU32,
     /// Set by `CLIENT KILL`; the connection closes when it sees it.
     pub killed: AtomicBool,
     /// Pub/Sub side of the connection: subscriptions, queued messages, and the wake-up the
@@ -160,6 +162,7 @@ impl ClientInfo {
             last_cmd: Mutex::new("NULL"),
             resp: AtomicU8::new(2),
             db: AtomicU32::new(0),
+            watching: AtomicU32::new(0),
             killed: AtomicBool::new(false),
             pubsub: Arc::new(Subscriber::new(id)),
         }
@@ -195,7 +198,7 @@ impl ClientInfo {
         let flags = if sub + psub + ssub > 0 { "P" } else { "N" };
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db={} sub={sub} \
-             psub={psub} ssub={ssub} multi=-1 watch=0 qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 \
+             psub={psub} ssub={ssub} multi=-1 watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 \
              rbs=0 rbp=0 obl=0 oll={oll} omem={omem} tot-mem=0 events=r cmd={} user=default \
              redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
@@ -205,6 +208,7 @@ impl ClientInfo {
             self.age_secs(),
             self.idle_secs(),
             self.db.load(Ordering::Relaxed),
+            self.watching.load(Ordering::Relaxed),
             self.last_cmd.lock().to_ascii_lowercase(),
             self.resp.load(Ordering::Relaxed),
             show(&self.lib_name.lock()),
@@ -287,6 +291,22 @@ pub struct Session {
     /// connection drains it around every command. False keeps the other connections' path
     /// free of Pub/Sub work.
     pub pubsub_used: bool,
+    /// Set by the keyspace when a watched key changes (`WATCH`).
+    pub watch_flag: WatchFlag,
+    /// Keys this connection watches.
+    pub watched: Vec<WatchedKey>,
+}
+
+/// A key named in `WATCH`.
+#[derive(Debug, Clone)]
+pub struct WatchedKey {
+    /// Its database.
+    pub db: usize,
+    /// The key.
+    pub key: Bytes,
+    /// Whether it held a live value when watched; if it no longer does at `EXEC` (it expired,
+    /// or the sweep removed it), the transaction aborts, as in Redis.
+    pub live: bool,
 }
 
 impl Session {
@@ -306,6 +326,8 @@ impl Session {
             multi_error: false,
             pubsub_mode: false,
             pubsub_used: false,
+            watch_flag: WatchFlag::default(),
+            watched: Vec::new(),
         }
     }
 }
@@ -346,12 +368,16 @@ impl<'a> Ctx<'a> {
         let db = self.db();
         let journal = Journal::new(self.shared, self.session.db, self.now);
         let session = &mut *self.session;
+        let now = self.now;
         let run = |shard: &mut Shard| {
             shard.take_dirty();
             let r = f(shard);
             if shard.take_dirty() {
                 session.stats.dirty += 1;
                 journal.key(shard, key, session);
+                if db.watchers.active() {
+                    db.watchers.touch(key, shard.get(key, now).is_some());
+                }
             }
             r
         };
@@ -370,6 +396,7 @@ impl<'a> Ctx<'a> {
         let db = self.db();
         let journal = Journal::new(self.shared, self.session.db, self.now);
         let session = &mut *self.session;
+        let now = self.now;
         let run = |g: &mut MultiGuard<'_>| {
             for k in keys {
                 g.shard(k.as_ref()).take_dirty();
@@ -385,6 +412,12 @@ impl<'a> Ctx<'a> {
                 session.stats.dirty += 1;
                 for k in keys {
                     journal.key(g.shard(k.as_ref()), k.as_ref(), session);
+                }
+                if db.watchers.active() {
+                    for k in keys {
+                        let live = g.shard(k.as_ref()).get(k.as_ref(), now).is_some();
+                        db.watchers.touch(k.as_ref(), live);
+                    }
                 }
             }
             r
@@ -405,8 +438,25 @@ impl<'a> Ctx<'a> {
         let db = self.db();
         let journal = Journal::new(self.shared, self.session.db, self.now);
         let session = &mut *self.session;
+        let now = self.now;
         let run = |g: &mut MultiGuard<'_>| {
+            // Watched keys holding a value before a whole-keyspace change (`FLUSHDB`) and none
+            // after it were changed by it.
+            let watched_live: Vec<_> = if db.watchers.active() {
+                db.watchers
+                    .keys()
+                    .into_iter()
+                    .filter(|k| g.shard(k).get(k, now).is_some())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let r = f(g);
+            for k in &watched_live {
+                if g.shard(k).get(k, now).is_none() {
+                    db.watchers.touch(k, false);
+                }
+            }
             if let Some(rec) = record {
                 session.stats.dirty += 1;
                 journal.record(&rec, session);

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::args::{self, is, Args};
 use super::flags::*;
-use super::limiter::{count_outcome, decision_reply, duration, field, transition, Write};
+use super::limiter::{count_outcome, decision_reply_with, duration, transition, Write};
 use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
 use crate::error::CommandError;
@@ -163,20 +163,33 @@ fn money(a: Amount) -> Frame {
 /// The uniform reply with `limit`/`remaining` as decimal strings, plus `spent`, `recorded`
 /// and, for a calendar cap, the period bounds.
 fn reply(o: &CostOutcome, period: Option<Period>) -> Frame {
-    let mut extras = vec![("spent", money(o.spent)), ("recorded", money(o.recorded))];
-    if let Some(p) = period {
-        let ms = |n: Nanos| Frame::Integer(i64::try_from(n.as_millis()).unwrap_or(i64::MAX));
-        extras.push(("period_start_ms", ms(p.start)));
-        extras.push(("period_end_ms", ms(p.end)));
+    let (limit, remaining) = (
+        decimal_frame(o.decision.limit),
+        decimal_frame(o.decision.remaining),
+    );
+    let (spent, recorded) = (money(o.spent), money(o.recorded));
+    match period {
+        Some(p) => {
+            let ms = |n: Nanos| Frame::Integer(i64::try_from(n.as_millis()).unwrap_or(i64::MAX));
+            decision_reply_with(
+                &o.decision,
+                limit,
+                remaining,
+                [
+                    ("spent", spent),
+                    ("recorded", recorded),
+                    ("period_start_ms", ms(p.start)),
+                    ("period_end_ms", ms(p.end)),
+                ],
+            )
+        }
+        None => decision_reply_with(
+            &o.decision,
+            limit,
+            remaining,
+            [("spent", spent), ("recorded", recorded)],
+        ),
     }
-    let mut frame = decision_reply(&o.decision, extras);
-    if let Frame::Map(pairs) = &mut frame {
-        // decision_reply's fixed order: allowed, limit, remaining, retry_after_ms, ...
-        debug_assert!(pairs[1].0 == field("limit") && pairs[2].0 == field("remaining"));
-        pairs[1].1 = decimal_frame(o.decision.limit);
-        pairs[2].1 = decimal_frame(o.decision.remaining);
-    }
-    frame
 }
 
 /// True when `state` holds nothing: reading it is the same as a fresh key.

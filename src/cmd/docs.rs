@@ -351,7 +351,7 @@ fn meta(name: &str) -> Meta {
         "getdel" => (&[], &[&["RW", "access", "delete"]], &[]),
         "del" | "unlink" => (MULTI_SUM, RM_DELETE, &[]),
         "exists" => (MULTI_SUM, RO, &[]),
-        "type" => (&[], RO, &[]),
+        "type" | "watch" => (&[], RO, &[]),
         "rename" => (&[], &[&["RW", "access", "delete"], &["OW", "update"]], &[]),
         "expire" | "pexpire" | "expireat" | "pexpireat" | "persist" => (&[], RW_UPDATE, &[]),
         "ttl" | "pttl" | "time" => (NONDET, &[], &[]),

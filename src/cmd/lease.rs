@@ -15,7 +15,7 @@ use bytes::Bytes;
 
 use super::args::{self, is, Args};
 use super::flags::*;
-use super::limiter::{count_outcome, decision_reply, duration, transition, Write};
+use super::limiter::{count_outcome, decision_reply, duration, transition_ref, Write};
 use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
 use crate::error::CommandError;
@@ -177,14 +177,14 @@ fn acquire(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let p = params(limit, ttl)?;
     let id = LeaseId(ctx.shared.next_lease_id.fetch_add(1, Ordering::Relaxed));
     let now = ctx.now;
-    let (outcome, holders) = transition(ctx, &req[1], |state: Option<LeaseState>| {
-        let (outcome, new) = lease::acquire(&p, state.as_ref(), now, id);
+    let (outcome, holders) = transition_ref(ctx, &req[1], |state: Option<&LeaseState>| {
+        let (outcome, new) = lease::acquire(&p, state, now, id);
         match new {
             Some(new) => {
                 let holders = lease::count(Some(&new), now);
                 ((outcome, holders), write(new))
             }
-            None => ((outcome, lease::count(state.as_ref(), now)), Write::Keep),
+            None => ((outcome, lease::count(state, now)), Write::Keep),
         }
     })?;
     count_outcome(ctx, outcome.decision.allowed);
@@ -198,7 +198,7 @@ fn acquire(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     };
     Ok(decision_reply(
         &outcome.decision,
-        vec![
+        [
             ("lease_id", lease_id),
             ("expires_at_ms", expires_at_ms),
             ("ttl_ms", ttl_ms),
@@ -230,18 +230,16 @@ fn peek(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let p = params(limit, o.ttl.unwrap_or(Nanos(1)))?;
     let now = ctx.now;
     let (mut decision, holders, current_reset) =
-        transition(ctx, &req[1], |state: Option<LeaseState>| {
-            let (outcome, _) = lease::acquire(&p, state.as_ref(), now, PEEK_ID);
-            let holders = lease::count(state.as_ref(), now);
-            let reset = state
-                .as_ref()
-                .map_or(Nanos::ZERO, |s| lease::expires_at(s).saturating_sub(now));
+        transition_ref(ctx, &req[1], |state: Option<&LeaseState>| {
+            let (outcome, _) = lease::acquire(&p, state, now, PEEK_ID);
+            let holders = lease::count(state, now);
+            let reset = state.map_or(Nanos::ZERO, |s| lease::expires_at(s).saturating_sub(now));
             ((outcome.decision, holders, reset), Write::Keep)
         })?;
     if o.ttl.is_none() {
         decision.reset_after = current_reset;
     }
-    Ok(decision_reply(&decision, vec![("holders", int(holders))]))
+    Ok(decision_reply(&decision, [("holders", int(holders))]))
 }
 
 /// Ends a lease.
@@ -258,8 +256,8 @@ fn peek(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 fn release(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let id = lease_id(&req[2])?;
     let now = ctx.now;
-    let found = transition(ctx, &req[1], |state: Option<LeaseState>| {
-        let (change, new) = lease::release(state.as_ref(), now, id);
+    let found = transition_ref(ctx, &req[1], |state: Option<&LeaseState>| {
+        let (change, new) = lease::release(state, now, id);
         (change.found, new.map_or(Write::Keep, write))
     })?;
     Ok(Frame::Integer(i64::from(found)))
@@ -287,8 +285,8 @@ fn renew(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     };
     let ttl = lease::check_ttl(ttl).map_err(|e| CommandError::other(e.to_string()))?;
     let now = ctx.now;
-    let found = transition(ctx, &req[1], |state: Option<LeaseState>| {
-        let (change, new) = lease::renew(state.as_ref(), now, id, ttl);
+    let found = transition_ref(ctx, &req[1], |state: Option<&LeaseState>| {
+        let (change, new) = lease::renew(state, now, id, ttl);
         (change.found, new.map_or(Write::Keep, write))
     })?;
     Ok(Frame::Integer(i64::from(found)))
@@ -304,8 +302,8 @@ fn renew(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 /// Errors: `WRONGTYPE`.
 fn count(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
-    let n = transition(ctx, &req[1], |state: Option<LeaseState>| {
-        (lease::count(state.as_ref(), now), Write::Keep)
+    let n = transition_ref(ctx, &req[1], |state: Option<&LeaseState>| {
+        (lease::count(state, now), Write::Keep)
     })?;
     Ok(int(n))
 }

@@ -82,17 +82,24 @@ pub fn transition<S: StateKind, R>(
     key: &[u8],
     f: impl FnOnce(Option<S>) -> (R, Write<S>),
 ) -> Result<R, CommandError> {
+    transition_ref(ctx, key, |s: Option<&S>| f(s.cloned()))
+}
+
+/// [`transition`] for states that are costly to copy (LEASE's holder list): `f` borrows the
+/// stored state and builds the new one from it.
+pub fn transition_ref<S: StateKind, R>(
+    ctx: &mut Ctx<'_>,
+    key: &[u8],
+    f: impl FnOnce(Option<&S>) -> (R, Write<S>),
+) -> Result<R, CommandError> {
     let now = ctx.now;
     ctx.with_shard(key, |shard| {
-        let current = match shard.get_live(key, now) {
-            None => None,
-            Some(e) => Some(
-                S::from_value(&e.value)
-                    .ok_or(CommandError::WrongType)?
-                    .clone(),
-            ),
+        let (result, write) = match shard.get_live(key, now) {
+            None => f(None),
+            Some(e) => f(Some(
+                S::from_value(&e.value).ok_or(CommandError::WrongType)?,
+            )),
         };
-        let (result, write) = f(current);
         match write {
             Write::Keep => {}
             Write::Delete => {
@@ -123,14 +130,28 @@ fn int(n: u64) -> Frame {
 }
 
 /// The uniform admission reply: the five shared fields, then `extras` in order.
-pub fn decision_reply(d: &Decision, extras: Vec<(&'static str, Frame)>) -> Frame {
+pub fn decision_reply<I>(d: &Decision, extras: I) -> Frame
+where
+    I: IntoIterator<Item = (&'static str, Frame)>,
+    I::IntoIter: ExactSizeIterator,
+{
+    decision_reply_with(d, int(d.limit), int(d.remaining), extras)
+}
+
+/// [`decision_reply`] with `limit` and `remaining` given as frames (COST answers decimals).
+pub fn decision_reply_with<I>(d: &Decision, limit: Frame, remaining: Frame, extras: I) -> Frame
+where
+    I: IntoIterator<Item = (&'static str, Frame)>,
+    I::IntoIter: ExactSizeIterator,
+{
+    let extras = extras.into_iter();
     let mut m = Vec::with_capacity(5 + extras.len());
     m.push((field("allowed"), Frame::Boolean(d.allowed)));
-    m.push((field("limit"), int(d.limit)));
-    m.push((field("remaining"), int(d.remaining)));
+    m.push((field("limit"), limit));
+    m.push((field("remaining"), remaining));
     m.push((field("retry_after_ms"), Frame::Integer(d.retry_after_ms())));
     m.push((field("reset_after_ms"), Frame::Integer(d.reset_after_ms())));
-    m.extend(extras.into_iter().map(|(k, v)| (field(k), v)));
+    m.extend(extras.map(|(k, v)| (field(k), v)));
     Frame::Map(m)
 }
 
@@ -186,7 +207,7 @@ mod tests {
     #[test]
     fn uniform_reply_is_a_map_in_resp3_and_flat_in_resp2() {
         let d = Decision::deny(10, 0, Some(Nanos(1_500_001)), Nanos(2_000_000));
-        let f = decision_reply(&d, vec![("used", Frame::Integer(10))]);
+        let f = decision_reply(&d, [("used", Frame::Integer(10))]);
         let mut out = BytesMut::new();
         encode(&f, RespVersion::Resp3, &mut out);
         assert_eq!(

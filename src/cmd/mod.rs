@@ -13,6 +13,7 @@ pub mod connection;
 pub mod context;
 pub mod cost;
 pub mod docs;
+pub mod fastpath;
 pub mod gcra;
 pub mod hashes;
 pub mod keys;
@@ -369,6 +370,7 @@ fn reject(ctx: &mut Ctx<'_>, spec: &CommandSpec, err: CommandError) -> CommandEr
     if spec.name == "EXEC" {
         ctx.session.multi = None;
         ctx.session.multi_error = false;
+        multi::unwatch_all(ctx.shared, ctx.session);
         let reason = err.to_string();
         let reason = reason.strip_prefix("ERR ").unwrap_or(&reason);
         return CommandError::Coded(format!(
@@ -465,6 +467,21 @@ pub mod testing {
                 .collect();
             let now = self.shared.clock.now();
             dispatch(&mut Ctx::new(&self.shared, &mut self.session, now), &req)
+        }
+
+        /// Another client of the same server (same state and clock, its own session).
+        pub fn peer(&self) -> Harness {
+            let info = Arc::new(ClientInfo::new(
+                self.shared.clients.next_id(),
+                "127.0.0.1:50001".into(),
+                "127.0.0.1:6379".into(),
+            ));
+            self.shared.clients.register(info.clone());
+            Harness {
+                shared: self.shared.clone(),
+                clock: self.clock.clone(),
+                session: Session::new(info, self.shared.config.read().requirepass.is_some()),
+            }
         }
 
         /// The manual clock's reading.

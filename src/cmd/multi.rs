@@ -1,18 +1,29 @@
-//! Transactions: MULTI, EXEC, DISCARD.
+//! Transactions: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
 //!
 //! Between `MULTI` and `EXEC` commands are checked (name, arity, allowed in a transaction) and
 //! queued; a refused command makes `EXEC` answer `EXECABORT`, as in Redis. `EXEC` locks every
 //! shard the queued commands name (all shards if one of them works on the whole keyspace or has
 //! movable keys), runs them in order under those locks and with one `now`, and answers all their
 //! replies in one array: no other client can observe or interleave with a transaction.
+//!
+//! `WATCH` registers the connection's flag with the database's [`crate::store::Watchers`]; any
+//! change to a watched key made through the command layer sets it (see `Ctx::with_shard`), and a
+//! watched key that held a value and no longer does at `EXEC` (it expired) counts as a change.
+//! `EXEC` then answers a null array and runs nothing. `EXEC`, `DISCARD`, `RESET` and closing the
+//! connection unwatch everything.
+
+use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
 
+use super::context::WatchedKey;
 use super::flags::*;
 use super::{dispatch, full_name, CommandSpec, Ctx, BASE};
 use crate::error::CommandError;
 use crate::protocol::Frame;
 use crate::store::{MultiGuard, Store};
+
+use super::{Session, Shared};
 
 /// Transaction commands.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -57,11 +68,95 @@ pub const COMMANDS: &[CommandSpec] = &[
                 return Err(CommandError::other("DISCARD without MULTI"));
             }
             ctx.session.multi_error = false;
+            unwatch_all(ctx.shared, ctx.session);
+            Ok(Frame::OK)
+        },
+        ..BASE
+    },
+    CommandSpec {
+        name: "WATCH",
+        arity: -2,
+        flags: NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY | TX_CONTROL,
+        first_key: 1,
+        last_key: -1,
+        key_step: 1,
+        group: "transactions",
+        summary: "Monitors changes to keys to determine the execution of a transaction.",
+        since: "2.2.0",
+        complexity: "O(1) for every key.",
+        args: "key:key...",
+        handler: watch,
+        ..BASE
+    },
+    CommandSpec {
+        name: "UNWATCH",
+        arity: 1,
+        flags: NOSCRIPT | LOADING | STALE | FAST | ALLOW_BUSY,
+        group: "transactions",
+        summary: "Forgets about watched keys of a transaction.",
+        since: "2.2.0",
+        handler: |ctx, _| {
+            unwatch_all(ctx.shared, ctx.session);
             Ok(Frame::OK)
         },
         ..BASE
     },
 ];
+
+fn watch(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    if ctx.session.multi.is_some() {
+        return Err(CommandError::other("WATCH inside MULTI is not allowed"));
+    }
+    let db = ctx.session.db;
+    let store = ctx.db();
+    for key in &req[1..] {
+        if ctx
+            .session
+            .watched
+            .iter()
+            .any(|w| w.db == db && w.key == key)
+        {
+            continue;
+        }
+        // Registered under the key's shard lock: a change cannot slip between reading the
+        // key's state and the registration.
+        let shard = store.lock(key);
+        let live = shard.get(key, ctx.now).is_some();
+        let stale = !live && shard.holds(key);
+        store.watchers.watch(key, &ctx.session.watch_flag, stale);
+        drop(shard);
+        ctx.session.watched.push(WatchedKey {
+            db,
+            key: key.clone(),
+            live,
+        });
+    }
+    ctx.session
+        .info
+        .watching
+        .store(ctx.session.watched.len() as u32, Ordering::Relaxed);
+    Ok(Frame::OK)
+}
+
+/// Drops every watch of `session` (`UNWATCH`, `EXEC`, `DISCARD`, `RESET`, disconnect).
+pub fn unwatch_all(shared: &Shared, session: &mut Session) {
+    for w in session.watched.drain(..) {
+        shared.dbs[w.db]
+            .watchers
+            .unwatch(&w.key, &session.watch_flag);
+    }
+    session.watch_flag.store(false, Ordering::Release);
+    session.info.watching.store(0, Ordering::Relaxed);
+}
+
+/// Whether a key watched while it held a value holds none now (it expired or was swept).
+fn watched_key_expired(shared: &Shared, session: &Session, now: crate::clock::Nanos) -> bool {
+    session
+        .watched
+        .iter()
+        .filter(|w| w.live)
+        .any(|w| shared.dbs[w.db].lock(&w.key).get(&w.key, now).is_none())
+}
 
 /// Checks and queues `req` inside `MULTI`.
 pub fn queue(
@@ -129,14 +224,25 @@ fn exec(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
     let Some(queue) = ctx.session.multi.take() else {
         return Err(CommandError::other("EXEC without MULTI"));
     };
+    let shared = ctx.shared;
     if std::mem::take(&mut ctx.session.multi_error) {
+        unwatch_all(shared, ctx.session);
         return Err(CommandError::Coded(
             "EXECABORT Transaction discarded because of previous errors.".into(),
         ));
     }
-    let shared = ctx.shared;
+    // Expiry checks lock the watched keys' shards one by one, so they run before the
+    // transaction's own locks are taken (taking more shards later could deadlock).
+    let expired = watched_key_expired(shared, ctx.session, ctx.now);
     // SELECT is refused while queuing, so the whole transaction runs in this database.
     let guard = lock_for(ctx.db(), &queue);
+    // Read under the transaction's locks: a change to a watched key either happened before
+    // (and set the flag) or happens after the whole transaction.
+    let changed = expired || ctx.session.watch_flag.load(Ordering::Acquire);
+    unwatch_all(shared, ctx.session);
+    if changed {
+        return Ok(Frame::NullArray);
+    }
     let mut inner = Ctx {
         shared,
         session: &mut *ctx.session,
@@ -267,5 +373,220 @@ mod tests {
             err("ERR Command not allowed inside a transaction")
         );
         assert!(h.run(&["EXEC"]).is_error());
+    }
+
+    fn exec_ok(h: &mut Harness, cmd: &[&str]) -> Frame {
+        h.run(&["MULTI"]);
+        h.run(cmd);
+        h.run(&["EXEC"])
+    }
+
+    #[test]
+    fn watch_inside_multi_is_refused_without_failing_the_transaction() {
+        let mut h = Harness::new();
+        h.run(&["MULTI"]);
+        assert_eq!(
+            h.run(&["WATCH", "x"]),
+            err("ERR WATCH inside MULTI is not allowed")
+        );
+        h.run(&["SET", "x", "1"]);
+        assert_eq!(h.run(&["EXEC"]), Frame::Array(vec![Frame::OK]));
+    }
+
+    #[test]
+    fn exec_runs_when_watched_keys_are_untouched() {
+        let mut h = Harness::new();
+        let mut other = h.peer();
+        h.run(&["SET", "x", "30"]);
+        assert_eq!(h.run(&["WATCH", "x", "y", "z"]), Frame::OK);
+        other.run(&["SET", "unrelated", "1"]);
+        other.run(&["GET", "x"]);
+        assert_eq!(
+            exec_ok(&mut h, &["PING"]),
+            Frame::Array(vec![simple("PONG")])
+        );
+    }
+
+    #[test]
+    fn a_change_by_anyone_aborts_exec_with_a_null_reply() {
+        let mut h = Harness::new();
+        let mut other = h.peer();
+        h.run(&["SET", "x", "30"]);
+        h.run(&["WATCH", "a", "b", "x", "k", "z"]);
+        other.run(&["SET", "x", "40"]);
+        assert_eq!(exec_ok(&mut h, &["PING"]), Frame::NullArray);
+        // The transaction's own client counts too, and a rewrite to the same value as well.
+        h.run(&["WATCH", "x"]);
+        h.run(&["SET", "x", "40"]);
+        assert_eq!(exec_ok(&mut h, &["PING"]), Frame::NullArray);
+        // A limiter decision that changes state is a change.
+        h.run(&["WATCH", "t"]);
+        other.run(&["CL.THROTTLE", "t", "5", "5", "60"]);
+        assert_eq!(exec_ok(&mut h, &["PING"]), Frame::NullArray);
+    }
+
+    #[test]
+    fn creating_a_watched_missing_key_aborts() {
+        let mut h = Harness::new();
+        let mut other = h.peer();
+        h.run(&["WATCH", "new"]);
+        other.run(&["LPUSH", "new", "a"]);
+        assert_eq!(exec_ok(&mut h, &["PING"]), Frame::NullArray);
+    }
+
+    #[test]
+    fn reads_and_failed_writes_are_no_change() {
+        let mut h = Harness::new();
+        let mut other = h.peer();
+        h.run(&["SET", "x", "v"]);
+        h.run(&["WATCH", "x", "missing"]);
+        other.run(&["GET", "x"]);
+        other.run(&["INCR", "x"]); // error: not an integer, nothing changes
+        other.run(&["DEL", "missing"]);
+        other.run(&["SET", "x", "w", "NX"]);
+        assert_eq!(
+            exec_ok(&mut h, &["PING"]),
+            Frame::Array(vec![simple("PONG")])
+        );
+    }
+
+    #[test]
+    fn a_watched_key_that_expires_aborts_exec() {
+        let mut h = Harness::new();
+        h.run(&["SET", "x", "foo", "PX", "100"]);
+        h.run(&["WATCH", "x"]);
+        h.clock.advance(std::time::Duration::from_millis(200));
+        assert_eq!(exec_ok(&mut h, &["PING"]), Frame::NullArray);
+    }
+
+    #[test]
+    fn a_key_already_expired_when_watched_can_be_deleted_without_aborting() {
+        let mut h = Harness::new();
+        let mut other = h.peer();
+        h.run(&["SET", "x", "foo", "PX", "100"]);
+        h.clock.advance(std::time::Duration::from_millis(200));
+        h.run(&["WATCH", "x"]);
+        other.run(&["DEL", "x"]);
+        other.run(&["FLUSHDB"]);
+        assert_eq!(
+            exec_ok(&mut h, &["PING"]),
+            Frame::Array(vec![simple("PONG")])
+        );
+        // ...but giving it a value again is a change.
+        h.run(&["SET", "y", "foo", "PX", "100"]);
+        h.clock.advance(std::time::Duration::from_millis(200));
+        h.run(&["WATCH", "y"]);
+        other.run(&["SET", "y", "bar"]);
+        assert_eq!(exec_ok(&mut h, &["PING"]), Frame::NullArray);
+    }
+
+    #[test]
+    fn exec_and_discard_unwatch_everything() {
+        let mut h = Harness::new();
+        let mut other = h.peer();
+        h.run(&["WATCH", "x"]);
+        assert_eq!(
+            exec_ok(&mut h, &["PING"]),
+            Frame::Array(vec![simple("PONG")])
+        );
+        other.run(&["SET", "x", "1"]);
+        assert_eq!(
+            exec_ok(&mut h, &["PING"]),
+            Frame::Array(vec![simple("PONG")])
+        );
+
+        h.run(&["WATCH", "x"]);
+        other.run(&["SET", "x", "2"]);
+        assert_eq!(exec_ok(&mut h, &["PING"]), Frame::NullArray);
+        other.run(&["SET", "x", "3"]);
+        assert_eq!(
+            exec_ok(&mut h, &["PING"]),
+            Frame::Array(vec![simple("PONG")])
+        );
+
+        // DISCARD clears both the watches and a flag already set.
+        h.run(&["WATCH", "x"]);
+        other.run(&["SET", "x", "4"]);
+        h.run(&["MULTI"]);
+        assert_eq!(h.run(&["DISCARD"]), Frame::OK);
+        assert_eq!(
+            exec_ok(&mut h, &["PING"]),
+            Frame::Array(vec![simple("PONG")])
+        );
+        assert!(!h.shared.dbs[0].watchers.active());
+    }
+
+    #[test]
+    fn unwatch_forgets_the_keys() {
+        let mut h = Harness::new();
+        let mut other = h.peer();
+        assert_eq!(h.run(&["UNWATCH"]), Frame::OK);
+        h.run(&["WATCH", "x"]);
+        assert_eq!(h.run(&["UNWATCH"]), Frame::OK);
+        other.run(&["SET", "x", "1"]);
+        assert_eq!(
+            exec_ok(&mut h, &["PING"]),
+            Frame::Array(vec![simple("PONG")])
+        );
+        // UNWATCH inside MULTI is queued and answers OK in the EXEC reply.
+        h.run(&["MULTI"]);
+        assert_eq!(h.run(&["UNWATCH"]), simple("QUEUED"));
+        assert_eq!(h.run(&["EXEC"]), Frame::Array(vec![Frame::OK]));
+    }
+
+    #[test]
+    fn flushes_touch_watched_keys_that_held_values_only() {
+        let mut h = Harness::new();
+        let mut other = h.peer();
+        h.run(&["SET", "x", "1"]);
+        h.run(&["WATCH", "x"]);
+        other.run(&["FLUSHALL"]);
+        assert_eq!(exec_ok(&mut h, &["PING"]), Frame::NullArray);
+
+        h.run(&["WATCH", "absent"]);
+        other.run(&["SET", "x", "1"]);
+        other.run(&["FLUSHDB"]);
+        other.run(&["FLUSHALL"]);
+        assert_eq!(
+            exec_ok(&mut h, &["PING"]),
+            Frame::Array(vec![simple("PONG")])
+        );
+
+        h.run(&["SET", "x", "1"]);
+        h.run(&["WATCH", "x"]);
+        other.run(&["FLUSHDB"]);
+        assert_eq!(exec_ok(&mut h, &["PING"]), Frame::NullArray);
+    }
+
+    #[test]
+    fn watch_remembers_the_database_of_a_key() {
+        let mut h = Harness::new();
+        let mut other = h.peer();
+        h.run(&["SELECT", "3"]);
+        h.run(&["SET", "x", "30"]);
+        h.run(&["WATCH", "x"]);
+        h.run(&["SELECT", "1"]);
+        h.run(&["SET", "x", "10"]); // same name, other database
+        h.run(&["SELECT", "3"]);
+        assert_eq!(
+            exec_ok(&mut h, &["PING"]),
+            Frame::Array(vec![simple("PONG")])
+        );
+        h.run(&["WATCH", "x"]);
+        other.run(&["SELECT", "3"]);
+        other.run(&["INCR", "x"]);
+        assert_eq!(exec_ok(&mut h, &["PING"]), Frame::NullArray);
+    }
+
+    #[test]
+    fn reset_unwatches_and_client_list_counts_watches() {
+        let mut h = Harness::new();
+        h.run(&["WATCH", "a", "b", "a"]);
+        let Frame::Verbatim(_, line) = h.run(&["CLIENT", "INFO"]) else {
+            panic!("CLIENT INFO answers a verbatim string")
+        };
+        assert!(String::from_utf8_lossy(&line).contains(" watch=2 "));
+        h.run(&["RESET"]);
+        assert!(!h.shared.dbs[0].watchers.active());
     }
 }

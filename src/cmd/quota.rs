@@ -122,7 +122,7 @@ fn reply(o: &QuotaOutcome) -> Frame {
     let int = |n: u64| Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX));
     decision_reply(
         &o.decision,
-        vec![
+        [
             ("period_start_ms", ms(o.period.start)),
             ("period_end_ms", ms(o.period.end)),
             ("used", int(o.used)),

@@ -111,7 +111,7 @@ fn execute(ctx: &mut Ctx<'_>, r: RateRequest<'_>, take: bool) -> Result<Frame, C
     if take {
         count_outcome(ctx, d.allowed);
     }
-    Ok(decision_reply(&d, Vec::new()))
+    Ok(decision_reply(&d, []))
 }
 
 /// `RATE.TAKE`: admits `COST` units if the bucket holds them, and charges them.

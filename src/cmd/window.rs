@@ -106,7 +106,7 @@ fn execute(ctx: &mut Ctx<'_>, r: WindowRequest<'_>, take: bool) -> Result<Frame,
     }
     Ok(decision_reply(
         &d,
-        vec![
+        [
             ("window_ms", limiter::ms(p.window())),
             ("estimate", uint(estimate)),
         ],

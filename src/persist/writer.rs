@@ -209,11 +209,11 @@ impl Sink for MemSink {
     }
 }
 
-/// Under `always`, how long the writer keeps gathering records after the last one arrived
-/// before it writes and fsyncs the batch.
-const GROUP_COMMIT_IDLE_GAP: Duration = Duration::from_micros(20);
+/// Under `always`, how long the writer waits for the next client to join a batch before it
+/// writes and fsyncs what it has (see [`Thread::take`]).
+const GROUP_COMMIT_IDLE_GAP: Duration = Duration::from_micros(100);
 /// Under `always`, the longest the writer gathers one batch.
-const GROUP_COMMIT_MAX_WAIT: Duration = Duration::from_micros(300);
+const GROUP_COMMIT_MAX_WAIT: Duration = Duration::from_millis(2);
 
 /// Under `everysec` and `no`, how long the writer gathers appends before one write. This is
 /// most of what a process crash can lose under those policies.
@@ -321,6 +321,14 @@ struct Pending {
     finish: Option<FinishRewrite>,
     shutdown: bool,
     kick: bool,
+    /// The last sequence number the writer took (records up to it are in flight or done).
+    taken: u64,
+    /// Connections waiting for records not taken yet: the clients of the next batch.
+    waiters_next: usize,
+    /// Under `always`: the writer is gathering a batch until `waiters_next` reaches
+    /// `target`; the waiter that reaches it wakes the writer.
+    gathering: bool,
+    target: usize,
 }
 
 struct Shared {
@@ -430,6 +438,7 @@ impl Writer {
     pub fn waiter(&self) -> DurableWaiter {
         DurableWaiter {
             rx: self.shared.progress_tx.subscribe(),
+            shared: Arc::clone(&self.shared),
         }
     }
 
@@ -595,6 +604,7 @@ fn outcome(
 #[derive(Clone)]
 pub struct DurableWaiter {
     rx: watch::Receiver<Progress>,
+    shared: Arc<Shared>,
 }
 
 impl DurableWaiter {
@@ -603,6 +613,18 @@ impl DurableWaiter {
     /// when the writer recovers, so the client sees an error for a write that may persist
     /// (the same ambiguity as a timeout).
     pub async fn wait(&mut self, seq: Seq) -> Result<(), PersistError> {
+        {
+            // Join the next batch's head count (see `Thread::take`); the waiter that completes
+            // it wakes the gathering writer.
+            let mut p = self.shared.pending.lock();
+            if seq.0 > p.taken {
+                p.waiters_next += 1;
+                if p.gathering && p.waiters_next >= p.target {
+                    p.gathering = false;
+                    self.shared.wake.notify_one();
+                }
+            }
+        }
         let res = self
             .rx
             .wait_for(|p| p.acked >= seq || !p.healthy || !p.running)
@@ -640,6 +662,8 @@ struct Thread {
     rewrite_buf: Vec<u8>,
     /// The `rewrite_epoch` that `rewrite_buf` belongs to.
     rewrite_buf_epoch: u64,
+    /// Connections waiting for the batch in flight.
+    batch_waiters: usize,
 }
 
 impl Thread {
@@ -657,6 +681,7 @@ impl Thread {
             last_sync_at: now,
             rewrite_buf: Vec::new(),
             rewrite_buf_epoch: 0,
+            batch_waiters: 0,
         }
     }
 
@@ -670,6 +695,12 @@ impl Thread {
             }
             if shutdown {
                 return self.stop();
+            }
+            {
+                // The next batch should hold this batch's clients plus those that queued
+                // while it was written.
+                let mut p = self.shared.pending.lock();
+                p.target = self.batch_waiters + p.waiters_next;
             }
             self.publish(true);
         }
@@ -699,27 +730,36 @@ impl Thread {
         {
             let _ = sh.wake.wait_for(&mut p, WRITE_GATHER);
         }
-        // Group commit under `always`: every connection in this batch waits for the fsync, and
-        // the clients it releases answer within a few tens of microseconds. Waiting while
-        // records keep arriving (a short idle gap, bounded overall) lets one fsync cover them
-        // all instead of splitting them over two.
+        // Group commit under `always`, like one turn of Redis's event loop: every client of
+        // the previous batch is answered after its fsync and usually sends its next command at
+        // once. The writer waits until as many connections wait for the next batch as there
+        // were in the previous one plus those that queued during its fsync (`target`), so one
+        // fsync covers them all instead of splitting them over two; it stops early when no
+        // client joins for `GROUP_COMMIT_IDLE_GAP` (clients left or think between commands),
+        // and after `GROUP_COMMIT_MAX_WAIT` in any case.
         if sh.policy == FsyncPolicy::Always && !p.buf.is_empty() && !p.shutdown {
             let deadline = std::time::Instant::now() + GROUP_COMMIT_MAX_WAIT;
-            loop {
-                let before = p.buf.len();
+            p.target = p.target.max(1);
+            while p.waiters_next < p.target && p.finish.is_none() && !p.shutdown {
+                let before = p.waiters_next;
                 let now = std::time::Instant::now();
-                if now >= deadline || p.finish.is_some() || p.shutdown {
+                if now >= deadline {
                     break;
                 }
-                let gap = GROUP_COMMIT_IDLE_GAP.min(deadline - now);
-                let _ = sh.wake.wait_for(&mut p, gap);
-                if p.buf.len() == before {
+                p.gathering = true;
+                let _ = sh
+                    .wake
+                    .wait_for(&mut p, GROUP_COMMIT_IDLE_GAP.min(deadline - now));
+                p.gathering = false;
+                if p.waiters_next == before {
                     break;
                 }
             }
         }
         p.kick = false;
         let batch = std::mem::take(&mut p.buf);
+        p.taken = p.last_seq;
+        self.batch_waiters = std::mem::take(&mut p.waiters_next);
         if p.rewriting {
             if self.rewrite_buf_epoch != p.rewrite_epoch {
                 self.rewrite_buf = Vec::new();

@@ -99,9 +99,14 @@ fn len_line(out: &mut BytesMut, tag: u8, len: usize) {
     line(out, tag, buf.format(len).as_bytes());
 }
 
+/// One reservation for the header, the body and the trailer.
 fn bulk(out: &mut BytesMut, tag: u8, body: &[u8]) {
-    len_line(out, tag, body.len());
-    out.reserve(body.len() + 2);
+    let mut buf = itoa::Buffer::new();
+    let len = buf.format(body.len()).as_bytes();
+    out.reserve(len.len() + body.len() + 5);
+    out.put_u8(tag);
+    out.put_slice(len);
+    out.put_slice(b"\r\n");
     out.put_slice(body);
     out.put_slice(b"\r\n");
 }
@@ -115,6 +120,21 @@ mod tests {
         let mut out = BytesMut::new();
         encode(f, v, &mut out);
         String::from_utf8(out.to_vec()).expect("test frames are ASCII")
+    }
+
+    #[test]
+    fn strings_of_many_lengths_encode_exactly() {
+        use RespVersion::*;
+        for n in 0..200 {
+            let body = "x".repeat(n);
+            let b = Frame::Bulk(Bytes::from(body.clone()));
+            assert_eq!(enc(&b, Resp2), format!("${n}\r\n{body}\r\n"));
+            let s = Frame::Simple(Bytes::from(body.clone()));
+            assert_eq!(enc(&s, Resp3), format!("+{body}\r\n"));
+        }
+        for n in [0, 9, -9, i64::MIN, i64::MAX] {
+            assert_eq!(enc(&Frame::Integer(n), Resp2), format!(":{n}\r\n"));
+        }
     }
 
     #[test]

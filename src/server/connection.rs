@@ -128,6 +128,7 @@ pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientI
         }
     }
     shared.metrics.flush(&mut session.stats);
+    crate::cmd::multi::unwatch_all(&shared, &mut session);
     let _ = stream.shutdown().await;
 }
 

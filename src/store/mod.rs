@@ -15,6 +15,7 @@
 
 pub mod entry;
 pub mod expire;
+pub mod watch;
 pub mod zset;
 
 use std::hash::BuildHasher;
@@ -26,6 +27,7 @@ use smallvec::SmallVec;
 
 use crate::clock::Nanos;
 pub use entry::{Entry, Value};
+pub use watch::{WatchFlag, Watchers};
 
 type Hasher = foldhash::fast::RandomState;
 
@@ -111,6 +113,11 @@ impl Shard {
         Some(entry)
     }
 
+    /// Whether `key` has an entry, live or expired but not yet removed.
+    pub fn holds(&self, key: &[u8]) -> bool {
+        self.map.contains_key(key)
+    }
+
     /// Number of entries, including expired ones not yet swept (as Redis counts).
     pub fn len(&self) -> usize {
         self.map.len()
@@ -153,6 +160,8 @@ pub struct Store {
     shift: u32,
     /// Keys removed by the active sweep and by lazy expiry, since start.
     expired_total: AtomicU64,
+    /// Clients watching keys of this database (`WATCH`).
+    pub watchers: Watchers,
 }
 
 impl Store {
@@ -169,6 +178,7 @@ impl Store {
             hasher,
             shift: 64 - n.trailing_zeros(),
             expired_total: AtomicU64::new(0),
+            watchers: Watchers::default(),
         }
     }
 
