@@ -59,6 +59,15 @@ pub enum CommandError {
     /// Unknown subcommand of a container command (`CLIENT`, `COMMAND`, `CONFIG`).
     #[error("ERR unknown subcommand '{0}'. Try {1} HELP.")]
     UnknownSubcommand(String, String),
+    /// A container's subcommand was given the wrong number of arguments where Redis checks it
+    /// in the handler (`PUBSUB CHANNELS a b`); holds the subcommand as sent and the container.
+    #[error("ERR unknown subcommand or wrong number of arguments for '{0}'. Try {1} HELP.")]
+    SubcommandSyntax(String, String),
+    /// A RESP2 connection subscribed to something ran another command; holds its full name.
+    #[error(
+        "ERR Can't execute '{0}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"
+    )]
+    SubscribedContext(String),
     /// Generic grammar error.
     #[error("ERR syntax error")]
     Syntax,

@@ -12,6 +12,8 @@
 //! - [`error`]: every wire error text.
 //! - [`metrics`]: counters for INFO.
 //! - [`persist`]: the append-only file (records, writer thread, replay, rewrite, check).
+//! - [`pubsub`]: the Pub/Sub registry and each connection's message queue (no sockets).
+//! - [`glob`]: Redis's glob patterns (`KEYS`, `SCAN MATCH`, `PSUBSCRIBE`, ...).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -20,9 +22,11 @@ pub mod clock;
 pub mod cmd;
 pub mod config;
 pub mod error;
+pub mod glob;
 pub mod limiter;
 pub mod metrics;
 pub mod persist;
 pub mod protocol;
+pub mod pubsub;
 pub mod server;
 pub mod store;

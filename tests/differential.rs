@@ -1493,12 +1493,15 @@ async fn scan_iterations_cover_the_same_keys() {
             c.cmd(&["SET", &format!("key:{i}"), "v"]).await;
         }
         c.cmd(&["SET", "other", "v"]).await;
+        // The empty key: `MATCH *` returns it (no filter), `MATCH **` does not.
+        c.cmd(&["SET", "", "v"]).await;
         let mut per_query = Vec::new();
         for extra in [
             vec![],
             vec!["MATCH", "key:1*"],
             vec!["COUNT", "7"],
             vec!["MATCH", "*", "COUNT", "1000"],
+            vec!["MATCH", "**", "COUNT", "1000"],
             vec!["TYPE", "string"],
             vec!["TYPE", "hash"],
             vec!["MATCH", "oth*", "TYPE", "string"],
@@ -1541,6 +1544,11 @@ async fn random_glob_patterns_match_redis() {
     let mut pair = Pair::new(redis.addr, lkv.addr, "glob").await;
     for k in keys {
         pair.check_str(&["SET", k, "1"], Cmp::Exact).await;
+    }
+    // Fixed edge patterns first: `*` alone is special-cased by KEYS, `**` is not (and does not
+    // match the empty key).
+    for pattern in ["*", "**", "?*", "*?", "[", "[^", "\\", "a\\", "[a-]", "[]]"] {
+        pair.check_str(&["KEYS", pattern], Cmp::Unordered).await;
     }
     let alphabet = ["a", "b", "c", "*", "?", "[", "]", "^", "-", "\\"];
     let mut rng = XorShift(0x2545_F491_4F6C_DD1D);
@@ -1799,6 +1807,205 @@ async fn library_scripts_match_redis() {
             pair.check_str(&["GET", k], Cmp::Exact).await;
         }
         diffs.append(&mut pair.diffs);
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} differences from redis-server:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
+
+/// Pub/Sub with two connections per server, a subscriber and a publisher: each step sends a
+/// command on one of them, reads its replies (several for `SUBSCRIBE a b`), then reads the
+/// messages the subscriber should have received, all compared byte for byte. Run in RESP2,
+/// then with the subscriber in RESP3. Only single channels are listed by `PUBSUB CHANNELS`
+/// and unsubscribed without arguments: Redis orders several by its hash table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_matches_redis() {
+    let Some((redis, lkv)) = servers().await else {
+        return;
+    };
+    // (connection: 0 = subscriber, 1 = publisher; command; replies; subscriber messages after)
+    const STEPS: &[(usize, &str, usize, usize)] = &[
+        (0, "SUBSCRIBE", 1, 0),
+        (0, "PSUBSCRIBE", 1, 0),
+        (0, "UNSUBSCRIBE", 1, 0),
+        (0, "PUNSUBSCRIBE", 1, 0),
+        (0, "SUNSUBSCRIBE", 1, 0),
+        (0, "UNSUBSCRIBE x y", 2, 0),
+        (0, "PING", 1, 0),
+        (0, "SUBSCRIBE a b a", 3, 0),
+        (0, r#"PSUBSCRIBE n* "h[ae]llo" \\*"#, 3, 0),
+        (1, "PUBLISH a x", 1, 1),
+        (1, "PUBLISH news m", 1, 1),
+        (1, "PUBLISH hello m2", 1, 1),
+        (1, r#"PUBLISH \\ m3"#, 1, 1),
+        (1, r#"PUBLISH "" m4"#, 1, 0),
+        (1, "PUBLISH zzz m", 1, 0),
+        (1, "PUBLISH a", 1, 0),
+        (1, "PUBLISH a b c", 1, 0),
+        (1, "PUBSUB NUMSUB a b c", 1, 0),
+        (1, "PUBSUB NUMSUB", 1, 0),
+        (1, "PUBSUB NUMPAT", 1, 0),
+        (1, "PUBSUB NUMPAT x", 1, 0),
+        (1, "PUBSUB CHANNELS a*", 1, 0),
+        (1, "PUBSUB CHANNELS z*", 1, 0),
+        (1, "PUBSUB CHANNELS a b", 1, 0),
+        (1, "PUBSUB channels a b", 1, 0),
+        (1, "PUBSUB", 1, 0),
+        (1, "PUBSUB foo", 1, 0),
+        (1, "PUBSUB HELP x", 1, 0),
+        (0, "GET k", 1, 0),
+        (0, "CLIENT GETNAME", 1, 0),
+        (0, "PING", 1, 0),
+        (0, "PING hi", 1, 0),
+        (0, "PING a b", 1, 0),
+        (0, "EXEC", 1, 0),
+        (0, "nosuch", 1, 0),
+        (0, "UNSUBSCRIBE b zz", 2, 0),
+        (0, "PUNSUBSCRIBE n* \\\\*", 2, 0),
+        (0, "PUNSUBSCRIBE", 1, 0),
+        (0, "UNSUBSCRIBE", 1, 0),
+        (0, "UNSUBSCRIBE", 1, 0),
+        (0, "PUNSUBSCRIBE", 1, 0),
+        (0, "GET k", 1, 0),
+        (0, "SSUBSCRIBE s", 1, 0),
+        (1, "SPUBLISH s m", 1, 1),
+        (1, "SPUBLISH a m", 1, 0),
+        (1, "PUBLISH s m", 1, 0),
+        (1, "PUBSUB SHARDNUMSUB s t", 1, 0),
+        (1, "PUBSUB SHARDCHANNELS", 1, 0),
+        (1, "PUBSUB SHARDCHANNELS x*", 1, 0),
+        (0, "UNSUBSCRIBE", 1, 0),
+        (0, "GET k", 1, 0),
+        (0, "SUNSUBSCRIBE", 1, 0),
+        (0, "SUNSUBSCRIBE", 1, 0),
+        (0, "GET k", 1, 0),
+        (1, "MULTI", 1, 0),
+        (1, "PUBLISH q x", 1, 0),
+        (1, "EXEC", 1, 0),
+        (0, "MULTI", 1, 0),
+        (0, "SUBSCRIBE q", 1, 0),
+        (0, "GET k", 1, 0),
+        (0, "EXEC", 1, 0),
+        (1, "PUBLISH q late", 1, 1),
+        (0, "GET k", 1, 0),
+        (0, "RESET", 1, 0),
+        (1, "PUBLISH q x", 1, 0),
+        (0, "GET k", 1, 0),
+        (
+            1,
+            "COMMAND INFO subscribe unsubscribe psubscribe punsubscribe publish",
+            1,
+            0,
+        ),
+        // Not the PUBSUB container: Redis lists subcommands in its hash table's order.
+        (
+            1,
+            "COMMAND INFO ssubscribe sunsubscribe spublish pubsub|numsub pubsub|help",
+            1,
+            0,
+        ),
+        (1, "COMMAND GETKEYS SPUBLISH s m", 1, 0),
+        (1, "CONFIG GET client-output-buffer-limit", 1, 0),
+        (
+            1,
+            r#"CONFIG SET client-output-buffer-limit "pubsub 64mb 16mb 30""#,
+            1,
+            0,
+        ),
+        (
+            1,
+            r#"CONFIG SET client-output-buffer-limit "PUBSUB 1k 2kb 3 replica 1 2 3""#,
+            1,
+            0,
+        ),
+        (1, "CONFIG GET client-output-buffer-limit", 1, 0),
+        (
+            1,
+            r#"CONFIG SET client-output-buffer-limit "pubsub 1 2""#,
+            1,
+            0,
+        ),
+        (
+            1,
+            r#"CONFIG SET client-output-buffer-limit "foo 1 2 3""#,
+            1,
+            0,
+        ),
+        (
+            1,
+            r#"CONFIG SET client-output-buffer-limit "pubsub x 2 3""#,
+            1,
+            0,
+        ),
+        (
+            1,
+            r#"CONFIG SET client-output-buffer-limit "pubsub 1 2 -1""#,
+            1,
+            0,
+        ),
+        (1, r#"CONFIG SET client-output-buffer-limit """#, 1, 0),
+        (
+            1,
+            r#"CONFIG SET client-output-buffer-limit "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60""#,
+            1,
+            0,
+        ),
+        (1, "CONFIG GET client-output-buffer-limit", 1, 0),
+    ];
+    let mut diffs = Vec::new();
+    for resp3 in [false, true] {
+        flush(redis.addr, lkv.addr).await;
+        let mut conns = Vec::new();
+        for addr in [redis.addr, lkv.addr] {
+            let mut sub = Raw::connect(addr).await;
+            if resp3 {
+                sub.cmd(&["HELLO", "3"]).await;
+            }
+            conns.push([sub, Raw::connect(addr).await]);
+        }
+        // A RESP3 subscriber may publish, to itself too; its EXEC reply then carries the push
+        // inside the array, as Redis writes it.
+        const RESP3_STEPS: &[(usize, &str, usize, usize)] = &[
+            // RESET went back to RESP2; `~`: not compared (HELLO names the server).
+            (0, "~HELLO 3", 1, 0),
+            (0, "SUBSCRIBE me", 1, 0),
+            (0, "PUBLISH me hi", 2, 0),
+            (0, "PUBLISH other hi", 1, 0),
+            (0, "MULTI", 1, 0),
+            (0, "PUBLISH me m1", 1, 0),
+            (0, "GET k", 1, 0),
+            (0, "EXEC", 2, 0),
+            (0, "UNSUBSCRIBE", 1, 0),
+        ];
+        let extra: &[(usize, &str, usize, usize)] = if resp3 { RESP3_STEPS } else { &[] };
+        for &(who, line, replies, messages) in STEPS.iter().chain(extra) {
+            let (compare, line) = match line.strip_prefix('~') {
+                Some(rest) => (false, rest),
+                None => (true, line),
+            };
+            let args = split(line);
+            let refs: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
+            let req = common::resp_cmd(&refs);
+            let mut out = Vec::new();
+            for c in conns.iter_mut() {
+                let mut bytes = c[who].exchange(&req, replies).await;
+                if messages > 0 {
+                    bytes.extend(c[0].read_replies_raw(messages).await.1);
+                }
+                out.push(bytes);
+            }
+            if compare && out[0] != out[1] {
+                diffs.push(format!(
+                    "[pubsub{}] {line}\n    redis:   {:?}\n    limitkv: {:?}",
+                    if resp3 { "/resp3" } else { "" },
+                    String::from_utf8_lossy(&out[0]),
+                    String::from_utf8_lossy(&out[1])
+                ));
+            }
+        }
     }
     assert!(
         diffs.is_empty(),

@@ -19,6 +19,7 @@ use crate::error::CommandError;
 use crate::metrics::get;
 use crate::persist::Record;
 use crate::protocol::Frame;
+use crate::pubsub::ChannelKind;
 
 /// Server commands.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -271,6 +272,7 @@ const CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
         since: "2.0.0",
         handler: |ctx, _| {
             ctx.shared.metrics.reset();
+            ctx.shared.pubsub.reset_stats();
             Ok(Frame::OK)
         },
         ..BASE
@@ -404,7 +406,7 @@ fn command_getkeys(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandEr
             "Invalid number of arguments specified for command",
         ));
     }
-    if spec.first_key <= 0 {
+    if spec.first_key <= 0 || spec.has(NOT_KEY) {
         return Err(CommandError::other("The command has no key arguments"));
     }
     let last = if spec.last_key < 0 {
@@ -465,6 +467,10 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("maxmemory-policy", "noeviction".to_owned()),
         ("cluster-enabled", "no".to_owned()),
         ("notify-keyspace-events", String::new()),
+        (
+            "client-output-buffer-limit",
+            cfg.client_output_buffer_limit.render(),
+        ),
     ]
 }
 
@@ -500,6 +506,7 @@ const MUTABLE: &[&str] = &[
     "proto-max-bulk-len",
     "max-multibulk-len",
     "active-expire-budget",
+    "client-output-buffer-limit",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
@@ -565,6 +572,9 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         .map_err(|e| CommandError::other(format!("CONFIG SET failed - {e}")))?;
     let level = next.loglevel;
     let changed_level = level != ctx.shared.config.read().loglevel;
+    ctx.shared
+        .pubsub
+        .set_limit(next.client_output_buffer_limit.pubsub);
     *ctx.shared.config.write() = next;
     if changed_level {
         if let Some(hook) = ctx.shared.on_loglevel.lock().as_ref() {
@@ -769,7 +779,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("connected_clients", &shared.clients.len());
                 w("maxclients", &cfg.maxclients);
                 w("blocked_clients", &0);
-                w("pubsub_clients", &0);
+                w("pubsub_clients", &shared.pubsub.num_clients());
             }
             "memory" => {
                 let rss = rss_bytes();
@@ -839,6 +849,19 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("evicted_keys", &0);
                 w("keyspace_hits", &get(&m.keyspace_hits));
                 w("keyspace_misses", &get(&m.keyspace_misses));
+                w(
+                    "pubsub_channels",
+                    &shared.pubsub.num_channels(ChannelKind::Global),
+                );
+                w("pubsub_patterns", &shared.pubsub.numpat());
+                w(
+                    "pubsubshard_channels",
+                    &shared.pubsub.num_channels(ChannelKind::Shard),
+                );
+                w(
+                    "client_output_buffer_limit_disconnections",
+                    &shared.pubsub.limit_disconnections(),
+                );
                 w("total_error_replies", &get(&m.total_error_replies));
                 w("limiter_allowed", &get(&m.limiter_allowed));
                 w("limiter_denied", &get(&m.limiter_denied));

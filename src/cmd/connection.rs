@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::args::{self, is};
 use super::flags::*;
-use super::{dispatch_sub, help_reply, CommandSpec, Ctx, BASE, HELP_SUBCOMMAND};
+use super::{dispatch_sub, help_reply, ClientInfo, CommandSpec, Ctx, BASE, HELP_SUBCOMMAND};
 use crate::error::CommandError;
 use crate::protocol::{Frame, RespVersion};
 
@@ -19,7 +19,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "PING",
         arity: -1,
-        flags: FAST,
+        flags: FAST | PUBSUB_CONTEXT,
         group: "connection",
         summary: "Returns the server's liveliness response.",
         args: "[message:string]",
@@ -72,7 +72,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "QUIT",
         arity: -1,
-        flags: FAST | NOSCRIPT | LOADING | STALE | NO_AUTH | ALLOW_BUSY | TX_CONTROL,
+        flags: FAST
+            | NOSCRIPT
+            | LOADING
+            | STALE
+            | NO_AUTH
+            | ALLOW_BUSY
+            | TX_CONTROL
+            | PUBSUB_CONTEXT,
         group: "connection",
         summary: "Closes the connection.",
         handler: |ctx, _| {
@@ -84,7 +91,14 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "RESET",
         arity: 1,
-        flags: FAST | NOSCRIPT | LOADING | STALE | NO_AUTH | ALLOW_BUSY | TX_CONTROL,
+        flags: FAST
+            | NOSCRIPT
+            | LOADING
+            | STALE
+            | NO_AUTH
+            | ALLOW_BUSY
+            | TX_CONTROL
+            | PUBSUB_CONTEXT,
         group: "connection",
         summary: "Resets the connection: RESP2, no name, and unauthenticated if a password is set.",
         since: "6.2.0",
@@ -222,11 +236,20 @@ const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
 ];
 
 fn ping(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let _ = ctx;
+    if req.len() > 2 {
+        return Err(CommandError::WrongArity("ping".into()));
+    }
+    // A subscribed RESP2 connection can only read arrays, so Redis answers `[pong, message]`.
+    if ctx.session.pubsub_mode && ctx.session.resp == RespVersion::Resp2 {
+        let message = req.get(1).cloned().unwrap_or_default();
+        return Ok(Frame::Array(vec![
+            Frame::Bulk(Bytes::from_static(b"pong")),
+            Frame::Bulk(message),
+        ]));
+    }
     match req.len() {
         1 => Ok(Frame::simple("PONG")),
-        2 => Ok(Frame::Bulk(req[1].clone())),
-        _ => Err(CommandError::WrongArity("ping".into())),
+        _ => Ok(Frame::Bulk(req[1].clone())),
     }
 }
 
@@ -365,6 +388,7 @@ fn select(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 }
 
 fn reset(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
+    super::pubsub::leave(ctx);
     ctx.session.db = 0;
     ctx.session.info.db.store(0, Ordering::Relaxed);
     ctx.session.multi = None;
@@ -408,8 +432,16 @@ fn client_setinfo(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandErro
     Ok(Frame::OK)
 }
 
+/// A client's type for `CLIENT LIST TYPE` / `CLIENT KILL TYPE`: `pubsub` while subscribed to
+/// anything, else `normal` (limitkv has no masters or replicas).
+fn client_type_is(c: &ClientInfo, wanted: &[u8]) -> bool {
+    let pubsub = c.pubsub.total() > 0;
+    (is(wanted, "pubsub") && pubsub) || (is(wanted, "normal") && !pubsub)
+}
+
 fn client_list(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let mut ids: Option<Vec<u64>> = None;
+    let mut client_type: Option<&Bytes> = None;
     let mut a = args::Args::new(req, 2);
     while let Some(opt) = a.next() {
         if is(opt, "TYPE") {
@@ -425,9 +457,7 @@ fn client_list(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
                     args::text(t)
                 )));
             }
-            if !is(t, "normal") {
-                ids = Some(vec![]);
-            }
+            client_type = Some(t);
         } else if is(opt, "ID") {
             let mut v = Vec::new();
             while let Some(id) = a.next() {
@@ -446,7 +476,9 @@ fn client_list(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
     }
     let mut out = String::new();
     for c in ctx.shared.clients.snapshot() {
-        if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id)) {
+        if ids.as_ref().is_some_and(|ids| !ids.contains(&c.id))
+            || client_type.is_some_and(|t| !client_type_is(&c, t))
+        {
             continue;
         }
         out.push_str(&c.describe());
@@ -482,7 +514,7 @@ fn client_kill(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
     let mut laddr = None;
     let mut skipme = true;
     let mut maxage = None;
-    let mut only_none = false;
+    let mut client_type: Option<&Bytes> = None;
     let mut a = args::Args::new(req, 2);
     while let Some(opt) = a.next() {
         let v = a.value()?;
@@ -513,9 +545,7 @@ fn client_kill(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
                     args::text(v)
                 )));
             }
-            if !is(v, "normal") {
-                only_none = true;
-            }
+            client_type = Some(v);
         } else if is(opt, "USER") {
             // `default` is the only user.
             if &v[..] != b"default" {
@@ -531,20 +561,19 @@ fn client_kill(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
         }
     }
     let mut killed = 0;
-    if !only_none {
-        for c in ctx.shared.clients.snapshot() {
-            let matches = id.is_none_or(|i| i == c.id)
-                && addr.as_ref().is_none_or(|a| c.addr.as_bytes() == &a[..])
-                && laddr.as_ref().is_none_or(|a| c.laddr.as_bytes() == &a[..])
-                && maxage.is_none_or(|m| c.age_secs() as i64 >= m)
-                && !(skipme && c.id == me);
-            if matches {
-                c.kill();
-                if c.id == me {
-                    ctx.session.close_after_reply = true;
-                }
-                killed += 1;
+    for c in ctx.shared.clients.snapshot() {
+        let matches = id.is_none_or(|i| i == c.id)
+            && client_type.is_none_or(|t| client_type_is(&c, t))
+            && addr.as_ref().is_none_or(|a| c.addr.as_bytes() == &a[..])
+            && laddr.as_ref().is_none_or(|a| c.laddr.as_bytes() == &a[..])
+            && maxage.is_none_or(|m| c.age_secs() as i64 >= m)
+            && !(skipme && c.id == me);
+        if matches {
+            c.kill();
+            if c.id == me {
+                ctx.session.close_after_reply = true;
             }
+            killed += 1;
         }
     }
     Ok(Frame::Integer(killed))

@@ -11,13 +11,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::{watch, Notify};
+use tokio::sync::watch;
 
 use crate::clock::{Clock, Nanos};
 use crate::config::Config;
 use crate::metrics::{LocalStats, Metrics};
 use crate::persist::{Record, Seq, Writer};
 use crate::protocol::RespVersion;
+use crate::pubsub::{PubSub, Subscriber};
 use crate::store::{MultiGuard, Shard, Store, WatchFlag};
 
 /// State shared by every connection.
@@ -51,6 +52,8 @@ pub struct Shared {
     /// Source of LEASE ids: starts at the start time in microseconds, so ids stay unique
     /// across restarts, and only grows.
     pub next_lease_id: AtomicU64,
+    /// Pub/Sub subscriptions and delivery (`PUBLISH`, and events emitted by the server).
+    pub pubsub: PubSub,
 }
 
 /// Applies a new log level to the process's logger.
@@ -65,6 +68,7 @@ impl Shared {
                 .map(|_| Store::new(config.shards))
                 .collect(),
             tcp_port: AtomicU32::new(u32::from(config.port)),
+            pubsub: PubSub::new(config.client_output_buffer_limit.pubsub, clock.clone()),
             config: RwLock::new(config),
             clock: clock.clone(),
             metrics: Metrics::default(),
@@ -138,8 +142,9 @@ pub struct ClientInfo {
     pub watching: AtomicU32,
     /// Set by `CLIENT KILL`; the connection closes when it sees it.
     pub killed: AtomicBool,
-    /// Wakes the connection task after `killed` is set.
-    pub kill_notify: Notify,
+    /// Pub/Sub side of the connection: subscriptions, queued messages, and the wake-up the
+    /// connection task waits on (also signalled by [`ClientInfo::kill`]).
+    pub pubsub: Arc<Subscriber>,
 }
 
 impl ClientInfo {
@@ -159,14 +164,14 @@ impl ClientInfo {
             db: AtomicU32::new(0),
             watching: AtomicU32::new(0),
             killed: AtomicBool::new(false),
-            kill_notify: Notify::new(),
+            pubsub: Arc::new(Subscriber::new(id)),
         }
     }
 
     /// Marks the client for closing and wakes its task.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
-        self.kill_notify.notify_one();
+        self.pubsub.wake();
     }
 
     /// Seconds since accept.
@@ -187,10 +192,15 @@ impl ClientInfo {
                 .map(|b| String::from_utf8_lossy(b).into_owned())
                 .unwrap_or_default()
         };
+        let (sub, psub, ssub) = self.pubsub.counts();
+        let (oll, omem) = self.pubsub.backlog();
+        // Redis's flags: `P` for a client subscribed to anything, `N` for no flag.
+        let flags = if sub + psub + ssub > 0 { "P" } else { "N" };
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags=N db={} sub=0 psub=0 ssub=0 \
-             multi=-1 watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 \
-             omem=0 tot-mem=0 events=r cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db={} sub={sub} \
+             psub={psub} ssub={ssub} multi=-1 watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 \
+             rbs=0 rbp=0 obl=0 oll={oll} omem={omem} tot-mem=0 events=r cmd={} user=default \
+             redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -274,6 +284,13 @@ pub struct Session {
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// A command was refused while queuing: `EXEC` must abort.
     pub multi_error: bool,
+    /// Subscribed to at least one channel, pattern or shard channel: Redis's Pub/Sub context,
+    /// which restricts a RESP2 connection to the (un)subscribe commands, PING, QUIT and RESET.
+    pub pubsub_mode: bool,
+    /// Subscribed at some point: Pub/Sub messages may wait in `info.pubsub`'s queue, so the
+    /// connection drains it around every command. False keeps the other connections' path
+    /// free of Pub/Sub work.
+    pub pubsub_used: bool,
     /// Set by the keyspace when a watched key changes (`WATCH`).
     pub watch_flag: WatchFlag,
     /// Keys this connection watches.
@@ -307,6 +324,8 @@ impl Session {
             aof_seq: None,
             multi: None,
             multi_error: false,
+            pubsub_mode: false,
+            pubsub_used: false,
             watch_flag: WatchFlag::default(),
             watched: Vec::new(),
         }

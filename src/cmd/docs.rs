@@ -260,12 +260,16 @@ fn acl_categories(spec: &CommandSpec, group: &str, extra: &[&'static str]) -> Ve
     if spec.has(flags::READONLY) {
         cats.push("@read");
     }
+    // As in Redis, the category follows the flag (the PUBSUB container and PUBSUB HELP are
+    // in the pubsub group but only @slow).
+    if spec.has(flags::PUBSUB) {
+        cats.push("@pubsub");
+    }
     match group {
         "string" => cats.push("@string"),
         "generic" => cats.push("@keyspace"),
         "connection" => cats.push("@connection"),
         "transactions" => cats.push("@transaction"),
-        "pubsub" => cats.push("@pubsub"),
         "rate_limit" => cats.push("@rate_limit"),
         _ => {}
     }
@@ -392,7 +396,10 @@ fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
     if spec.first_key <= 0 {
         return vec![];
     }
-    let default: &[&str] = if spec.has(flags::WRITE) {
+    // Shard channels sit in key positions for cluster routing, but are not keys.
+    let default: &[&str] = if spec.has(flags::NOT_KEY) {
+        &["not_key"]
+    } else if spec.has(flags::WRITE) {
         &["RW", "access", "update"]
     } else {
         &["RO", "access"]

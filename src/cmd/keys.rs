@@ -11,6 +11,9 @@ use crate::clock::Nanos;
 use crate::error::CommandError;
 use crate::protocol::Frame;
 
+/// Redis's glob matcher, shared with the other pattern commands.
+pub use crate::glob::glob_match;
+
 /// Keyspace commands.
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
@@ -267,96 +270,6 @@ fn type_(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     Ok(Frame::simple(name))
 }
 
-/// Glob matching with Redis's `stringmatchlen` rules (`*`, `?`, `[a-z]`, `[^x]`, `\` escapes).
-/// Iterative with single-star backtracking, so hostile patterns cost O(len(p) * len(s)).
-pub fn glob_match(pattern: &[u8], s: &[u8]) -> bool {
-    let (mut p, mut i) = (0usize, 0usize);
-    let mut star: Option<(usize, usize)> = None;
-    while i < s.len() {
-        if p < pattern.len() {
-            match pattern[p] {
-                b'*' => {
-                    while p < pattern.len() && pattern[p] == b'*' {
-                        p += 1;
-                    }
-                    if p == pattern.len() {
-                        return true;
-                    }
-                    star = Some((p, i));
-                    continue;
-                }
-                b'?' => {
-                    p += 1;
-                    i += 1;
-                    continue;
-                }
-                b'[' => {
-                    if let Some((matched, next)) = class_match(pattern, p, s[i]) {
-                        if matched {
-                            p = next;
-                            i += 1;
-                            continue;
-                        }
-                    }
-                }
-                b'\\' if p + 1 < pattern.len() => {
-                    if pattern[p + 1] == s[i] {
-                        p += 2;
-                        i += 1;
-                        continue;
-                    }
-                }
-                c => {
-                    if c == s[i] {
-                        p += 1;
-                        i += 1;
-                        continue;
-                    }
-                }
-            }
-        }
-        match star {
-            Some((sp, si)) => {
-                p = sp;
-                i = si + 1;
-                star = Some((sp, si + 1));
-            }
-            None => return false,
-        }
-    }
-    pattern[p..].iter().all(|&c| c == b'*')
-}
-
-/// Matches `c` against the class starting at `pattern[p] == '['`; returns (matched, index after
-/// the class). An unterminated class runs to the end of the pattern, as in Redis.
-fn class_match(pattern: &[u8], p: usize, c: u8) -> Option<(bool, usize)> {
-    let mut j = p + 1;
-    let negate = pattern.get(j) == Some(&b'^');
-    if negate {
-        j += 1;
-    }
-    let mut matched = false;
-    while j < pattern.len() && pattern[j] != b']' {
-        if pattern[j] == b'\\' && j + 1 < pattern.len() {
-            j += 1;
-            matched |= pattern[j] == c;
-        } else if j + 2 < pattern.len() && pattern[j + 1] == b'-' {
-            // As in Redis, `]` right after `-` is the end of the range, not of the class.
-            let (mut lo, mut hi) = (pattern[j], pattern[j + 2]);
-            if lo > hi {
-                std::mem::swap(&mut lo, &mut hi);
-            }
-            matched |= (lo..=hi).contains(&c);
-            j += 2;
-        } else {
-            matched |= pattern[j] == c;
-        }
-        j += 1;
-    }
-    let next = (j + 1).min(pattern.len());
-    Some((matched != negate, next))
-}
-
 fn keys(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let pattern = &req[1];
@@ -386,7 +299,10 @@ fn scan(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let mut a = args::Args::new(req, 2);
     while let Some(opt) = a.next() {
         if is(opt, "MATCH") {
-            pattern = Some(a.value()?.clone());
+            // Like Redis, `MATCH *` is no filter at all (it also returns the empty key, which
+            // the glob `*` does not match).
+            let p = a.value()?;
+            pattern = (&p[..] != b"*").then(|| p.clone());
         } else if is(opt, "COUNT") {
             let n = a.int()?;
             if n < 1 {
@@ -558,32 +474,8 @@ fn persist(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 mod tests {
     use std::time::Duration;
 
-    use super::glob_match;
     use crate::cmd::testing::*;
     use crate::protocol::Frame;
-
-    #[test]
-    fn glob_follows_redis() {
-        for (p, s, want) in [
-            ("*", "anything", true),
-            ("h?llo", "hello", true),
-            ("h*llo", "heeeello", true),
-            ("h[ae]llo", "hallo", true),
-            ("h[^e]llo", "hello", false),
-            ("h[a-b]llo", "hbllo", true),
-            ("h\\*llo", "h*llo", true),
-            ("h\\*llo", "hello", false),
-            ("user:*:rate", "user:42:rate", true),
-            ("user:*:rate", "user:42:quota", false),
-            (
-                "a*a*a*a*a*a*a*a*b",
-                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-                false,
-            ),
-        ] {
-            assert_eq!(glob_match(p.as_bytes(), s.as_bytes()), want, "{p} ~ {s}");
-        }
-    }
 
     #[test]
     fn del_exists_type() {

@@ -22,6 +22,7 @@ pub mod limiter;
 pub mod lists;
 pub mod longdouble;
 pub mod multi;
+pub mod pubsub;
 pub mod quota;
 pub mod rate;
 pub mod sets;
@@ -83,6 +84,13 @@ pub mod flags {
     /// Internal (not reported): changes the selected database (`SELECT`); refused inside
     /// `MULTI` because a transaction holds the shards of one database.
     pub const SELECTS_DB: u32 = 1 << 22;
+    /// Internal (not reported): allowed in a RESP2 connection's subscribed context
+    /// (`(P|S)SUBSCRIBE`, `(P|S)UNSUBSCRIBE`, `PING`, `QUIT`, `RESET`).
+    pub const PUBSUB_CONTEXT: u32 = 1 << 23;
+    /// Internal (not reported): the key positions hold shard channels, not keys
+    /// (`SSUBSCRIBE`, `SUNSUBSCRIBE`, `SPUBLISH`): their key specs say `not_key`, and
+    /// `COMMAND GETKEYS` and `EXEC` ignore them.
+    pub const NOT_KEY: u32 = 1 << 24;
 
     /// Names in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -182,7 +190,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 16] {
+pub fn families() -> [&'static [CommandSpec]; 17] {
     [
         connection::COMMANDS,
         multi::COMMANDS,
@@ -200,6 +208,7 @@ pub fn families() -> [&'static [CommandSpec]; 16] {
         hashes::COMMANDS,
         lists::COMMANDS,
         sets::COMMANDS,
+        pubsub::COMMANDS,
     ]
 }
 
@@ -321,6 +330,21 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     }
     if !ctx.session.authenticated && !checked.has(flags::NO_AUTH) {
         return Err(reject(ctx, spec, CommandError::NoAuth));
+    }
+    // Redis's Pub/Sub context: a subscribed RESP2 connection may only (un)subscribe, PING,
+    // QUIT or RESET (RESP3 multiplexes replies and pushes, so it may run anything). Commands
+    // inside EXEC are not checked again, as in Redis.
+    if ctx.session.pubsub_mode
+        && ctx.session.resp == crate::protocol::RespVersion::Resp2
+        && ctx.locked.is_none()
+        && !checked.has(flags::PUBSUB_CONTEXT)
+    {
+        let name = if std::ptr::eq(checked, spec) {
+            full_name(None, spec)
+        } else {
+            full_name(Some(spec), checked)
+        };
+        return Err(reject(ctx, spec, CommandError::SubscribedContext(name)));
     }
     if ctx.session.multi.is_some() && !spec.has(flags::TX_CONTROL) {
         return multi::queue(ctx, spec, req);

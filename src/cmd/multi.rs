@@ -209,7 +209,9 @@ fn lock_for<'s>(store: &'s Store, queue: &[Vec<Bytes>]) -> MultiGuard<'s> {
         if spec.has(KEYSPACE) || spec.has(MOVABLEKEYS) {
             return store.lock_all();
         }
-        keys.extend(keys_of(spec, req));
+        if !spec.has(NOT_KEY) {
+            keys.extend(keys_of(spec, req));
+        }
     }
     if keys.is_empty() {
         MultiGuard::none(store)

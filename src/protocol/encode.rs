@@ -20,6 +20,11 @@ pub fn encode(frame: &Frame, version: RespVersion, out: &mut BytesMut) {
         Frame::Array(items) => aggregate(out, b'*', items, version),
         Frame::Set(items) => aggregate(out, if v3 { b'~' } else { b'*' }, items, version),
         Frame::Push(items) => aggregate(out, if v3 { b'>' } else { b'*' }, items, version),
+        Frame::Seq(items) => {
+            for item in items {
+                encode(item, version, out);
+            }
+        }
         Frame::Map(pairs) => {
             if v3 {
                 len_line(out, b'%', pairs.len());
@@ -162,6 +167,14 @@ mod tests {
         let push = Frame::Push(vec![Frame::bulk("x")]);
         assert_eq!(enc(&push, RespVersion::Resp3), ">1\r\n$1\r\nx\r\n");
         assert_eq!(enc(&push, RespVersion::Resp2), "*1\r\n$1\r\nx\r\n");
+    }
+
+    #[test]
+    fn a_sequence_is_its_frames_back_to_back() {
+        let seq = Frame::Seq(vec![Frame::Push(vec![Frame::bulk("a")]), Frame::Integer(1)]);
+        assert_eq!(enc(&seq, RespVersion::Resp3), ">1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&seq, RespVersion::Resp2), "*1\r\n$1\r\na\r\n:1\r\n");
+        assert_eq!(enc(&Frame::Seq(vec![]), RespVersion::Resp2), "");
     }
 
     #[test]

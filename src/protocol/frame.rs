@@ -43,6 +43,10 @@ pub enum Frame {
     Verbatim(&'static str, Bytes),
     /// `>len` push (out-of-band) message; an array in RESP2.
     Push(Vec<Frame>),
+    /// Several replies written one after the other, for the commands Redis answers more than
+    /// once (`SUBSCRIBE a b` sends one confirmation per channel). Inside an `EXEC` reply the
+    /// frames are spliced into the array, exactly as Redis writes them.
+    Seq(Vec<Frame>),
 }
 
 impl Frame {

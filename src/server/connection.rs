@@ -20,8 +20,22 @@ use crate::protocol::{decode_request, encode, DecodeLimits};
 
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Serves `stream` until the client leaves, is killed, breaks the protocol, or the server shuts
-/// down.
+/// What woke the connection task.
+enum Event {
+    /// Bytes read (`None`: the idle timeout fired).
+    Read(Option<std::io::Result<usize>>),
+    /// Pub/Sub messages queued, or killed, or over the output buffer limit.
+    Woken,
+}
+
+/// Serves `stream` until the client leaves, is killed, breaks the protocol, goes over its
+/// output buffer limit, or the server shuts down.
+///
+/// Pub/Sub messages reach the connection through `info.pubsub`'s queue. They are encoded into
+/// the output buffer before every command (so a message published before a command ran is
+/// written before its reply) and after every batch, and written with the replies. The task
+/// wakes for queued messages on the same `Notify` as for `CLIENT KILL`, so a connection that
+/// never subscribed waits on nothing more than before.
 pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>) {
     let requirepass = shared.config.read().requirepass.is_some();
     let mut session = Session::new(info.clone(), requirepass);
@@ -40,7 +54,12 @@ pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientI
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
             rbuf.reserve(READ_CHUNK.max(rbuf.len()));
         }
-        let timeout = shared.config.read().timeout;
+        // Like Redis, the idle timeout does not apply to subscribed clients.
+        let timeout = if session.pubsub_mode {
+            0
+        } else {
+            shared.config.read().timeout
+        };
         let read = async {
             if timeout == 0 {
                 Some(stream.read_buf(&mut rbuf).await)
@@ -50,32 +69,51 @@ pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientI
                     .ok()
             }
         };
-        let n = tokio::select! {
-            r = read => r,
-            _ = info.kill_notify.notified() => break,
+        // When both are ready, select! picks at random: a flood of messages cannot starve
+        // the client's own commands (an UNSUBSCRIBE, say), nor the reverse.
+        let event = tokio::select! {
+            r = read => Event::Read(r),
+            _ = info.pubsub.notified() => Event::Woken,
             _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
         };
-        let n = match n {
-            None => break, // idle timeout
-            Some(Ok(0)) | Some(Err(_)) => break,
-            Some(Ok(n)) => n,
-        };
-        add(&shared.metrics.total_net_input_bytes, n as u64);
-        let close = run_batch(&shared, &mut session, &mut rbuf, &mut wbuf);
-        // Under `appendfsync always`, replies go out only once the batch's effects are fsynced,
-        // so an acknowledged write survives kill -9 and power loss.
-        if let (Some(seq), Some(waiter)) = (session.aof_seq.take(), aof.as_mut()) {
-            if let Err(e) = waiter.wait(seq).await {
-                tracing::error!(client = info.id, error = %e, "AOF write failed: closing without replies");
-                break;
+        let mut close = false;
+        match event {
+            Event::Read(None) => break, // idle timeout
+            Event::Read(Some(Ok(0))) | Event::Read(Some(Err(_))) => break,
+            Event::Read(Some(Ok(n))) => {
+                add(&shared.metrics.total_net_input_bytes, n as u64);
+                close = run_batch(&shared, &mut session, &mut rbuf, &mut wbuf);
+                // Under `appendfsync always`, replies go out only once the batch's effects are
+                // fsynced, so an acknowledged write survives kill -9 and power loss.
+                if let (Some(seq), Some(waiter)) = (session.aof_seq.take(), aof.as_mut()) {
+                    if let Err(e) = waiter.wait(seq).await {
+                        tracing::error!(client = info.id, error = %e, "AOF write failed: closing without replies");
+                        break;
+                    }
+                }
+            }
+            Event::Woken => {
+                if info.killed.load(Ordering::Relaxed) {
+                    break;
+                }
             }
         }
+        // Over the output buffer limit: closed at once, nothing more is written.
+        if info.pubsub.is_closing() {
+            break;
+        }
+        if session.pubsub_used {
+            info.pubsub.drain_into(session.resp, &mut wbuf);
+        }
         if !wbuf.is_empty() {
-            if stream.write_all(&wbuf).await.is_err() {
+            if !write_out(&mut stream, &wbuf, &info).await {
                 break;
             }
             add(&shared.metrics.total_net_output_bytes, wbuf.len() as u64);
             wbuf.clear();
+            if session.pubsub_used {
+                info.pubsub.written();
+            }
         }
         // Long-lived buffers shrink back after a burst of large requests.
         if rbuf.is_empty() && rbuf.capacity() > 16 * READ_CHUNK {
@@ -92,6 +130,34 @@ pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientI
     shared.metrics.flush(&mut session.stats);
     crate::cmd::multi::unwatch_all(&shared, &mut session);
     let _ = stream.shutdown().await;
+}
+
+/// Writes `buf`, giving up if the client is killed or goes over its output buffer limit while
+/// the write waits (a subscriber that stops reading would otherwise hold the task forever).
+/// Returns false if the connection must close.
+async fn write_out(stream: &mut TcpStream, buf: &[u8], info: &ClientInfo) -> bool {
+    let write = stream.write_all(buf);
+    tokio::pin!(write);
+    let mut woken = false;
+    loop {
+        tokio::select! {
+            // The write usually completes at once; the wake-up is only polled if it waits.
+            biased;
+            r = &mut write => {
+                if woken {
+                    // Messages were queued meanwhile: pass the wake-up on to the main loop.
+                    info.pubsub.wake();
+                }
+                return r.is_ok();
+            }
+            _ = info.pubsub.notified() => {
+                if info.killed.load(Ordering::Relaxed) || info.pubsub.is_closing() {
+                    return false;
+                }
+                woken = true;
+            }
+        }
+    }
 }
 
 /// Runs every complete request in `rbuf`, appending replies to `wbuf`. Returns true when the
@@ -118,6 +184,10 @@ fn run_batch(
         match decode_request(rbuf, &limits) {
             Ok(Some(req)) => {
                 ran = true;
+                // Messages queued before this command go out before its reply.
+                if session.pubsub_used {
+                    session.info.pubsub.drain_into(session.resp, wbuf);
+                }
                 let reply = dispatch(&mut Ctx::new(shared, &mut *session, now), &req);
                 if session.close_without_reply {
                     return true;

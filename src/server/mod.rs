@@ -193,12 +193,28 @@ async fn accept(
         laddr,
     ));
     shared.clients.register(info.clone());
-    let shared = shared.clone();
+    let registered = Registered {
+        shared: shared.clone(),
+        info: info.clone(),
+    };
     conns.spawn(async move {
-        let id = info.id;
-        connection::serve(stream, shared.clone(), info).await;
-        shared.clients.unregister(id);
+        connection::serve(stream, registered.shared.clone(), info).await;
+        drop(registered);
     });
+}
+
+/// A connection's entries in the client and Pub/Sub registries, removed when its task ends
+/// however it ends (normally, by a panic, or aborted at shutdown).
+struct Registered {
+    shared: Arc<Shared>,
+    info: Arc<ClientInfo>,
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.shared.pubsub.remove(&self.info.pubsub);
+        self.shared.clients.unregister(self.info.id);
+    }
 }
 
 /// Redis's `serverCron`, reduced to what limitkv needs: active expiry and stats sampling.
