@@ -12,6 +12,8 @@
 //! - [`error`]: every wire error text.
 //! - [`metrics`]: counters for INFO.
 //! - [`persist`]: the append-only file (records, writer thread, replay, rewrite, check).
+//! - [`policy`]: policies (plans of rules decided atomically), overrides, access lists,
+//!   reservations and policy events.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -23,6 +25,7 @@ pub mod error;
 pub mod limiter;
 pub mod metrics;
 pub mod persist;
+pub mod policy;
 pub mod protocol;
 pub mod server;
 pub mod store;

@@ -12,11 +12,12 @@ use bytes::Bytes;
 
 use crate::clock::Nanos;
 use crate::limiter::breaker::BreakerState;
-use crate::limiter::cost::CostState;
+use crate::limiter::cost::{Amount, CostState};
 use crate::limiter::gcra::GcraState;
 use crate::limiter::lease::{Lease, LeaseId, LeaseState};
 use crate::limiter::quota::{Period, QuotaState};
 use crate::limiter::window::WindowState;
+use crate::policy::reserve::{Charge, Reservation};
 use crate::store::entry::{HashValue, SetValue};
 use crate::store::zset::ZSet;
 use crate::store::Value;
@@ -56,6 +57,7 @@ mod tag {
     pub const HASH: u8 = 10;
     pub const SET: u8 = 11;
     pub const ZSET: u8 = 12;
+    pub const RESERVATION: u8 = 13;
 }
 
 /// Version byte that follows a limiter-state tag, so one family's state layout can change
@@ -80,6 +82,10 @@ const HASH_VERSION: u8 = 1;
 const SET_VERSION: u8 = 1;
 /// Layout version of [`Value::ZSet`].
 const ZSET_VERSION: u8 = 1;
+/// Layout version of [`Value::Reservation`].
+const RESERVATION_VERSION: u8 = 1;
+/// Encoded size of one reservation charge at least: key length `u32` and units `i64`.
+const MIN_CHARGE: usize = 12;
 
 /// The fewest bytes one encoded element takes: a list or set element is at least its `u32`
 /// length, a hash field/value pair two lengths, a sorted set entry a score and a length. A
@@ -422,6 +428,42 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
                 put_bytes(out, m);
             }
         }
+        Value::Reservation(r) => {
+            out.extend_from_slice(&[tag::RESERVATION, RESERVATION_VERSION]);
+            put_u64(out, r.id);
+            put_bytes(out, r.policy.as_bytes());
+            put_bytes(out, &r.identity);
+            put_opt_bytes(out, r.scope.as_ref().map(String::as_bytes));
+            put_u64s(out, &[r.tokens, r.cost.0 as u64]);
+            match r.lease {
+                None => out.push(0),
+                Some(l) => {
+                    out.push(1);
+                    put_u64(out, l.0);
+                }
+            }
+            put_u64(out, r.expires_at.0);
+            out.extend_from_slice(
+                &u32::try_from(r.charges.len())
+                    .expect("invariant: a policy has at most 64 rules")
+                    .to_le_bytes(),
+            );
+            for c in &r.charges {
+                put_bytes(out, &c.key);
+                put_u64(out, c.units as u64);
+            }
+        }
+    }
+}
+
+/// Appends a flag byte and, when present, the bytes.
+fn put_opt_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        None => out.push(0),
+        Some(b) => {
+            out.push(1);
+            put_bytes(out, b);
+        }
     }
 }
 
@@ -659,6 +701,47 @@ fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
             }
             Value::ZSet(z)
         }
+        tag::RESERVATION => {
+            c.state_version(tag::RESERVATION, RESERVATION_VERSION, "reservation version")?;
+            let id = c.u64("reservation id")?;
+            let policy = c.text("reservation policy")?;
+            let identity = c.bytes("reservation identity")?;
+            let scope = match c.u8("reservation scope flag")? {
+                0 => None,
+                1 => Some(c.text("reservation scope")?),
+                _ => return Err(CorruptReason::Malformed("reservation scope flag")),
+            };
+            let tokens = c.u64("reservation tokens")?;
+            let cost = Amount(c.u64("reservation cost")? as i64);
+            let lease = match c.u8("reservation lease flag")? {
+                0 => None,
+                1 => Some(LeaseId(c.u64("reservation lease")?)),
+                _ => return Err(CorruptReason::Malformed("reservation lease flag")),
+            };
+            let expires_at = c.nanos("reservation expiry")?;
+            let n = c.u32("reservation charges")? as usize;
+            if n > c.buf.len() / MIN_CHARGE {
+                return Err(CorruptReason::Malformed("reservation charges"));
+            }
+            let mut charges = Vec::with_capacity(n);
+            for _ in 0..n {
+                charges.push(Charge {
+                    key: c.bytes("reservation charge key")?,
+                    units: c.u64("reservation charge units")? as i64,
+                });
+            }
+            Value::Reservation(Box::new(Reservation {
+                id,
+                policy,
+                identity,
+                scope,
+                tokens,
+                cost,
+                lease,
+                expires_at,
+                charges,
+            }))
+        }
         other => return Err(CorruptReason::UnknownValueTag(other)),
     })
 }
@@ -697,6 +780,10 @@ impl<'a> Cursor<'a> {
     fn bytes(&mut self, what: &'static str) -> Result<Bytes, CorruptReason> {
         let n = self.u32(what)? as usize;
         Ok(Bytes::copy_from_slice(self.take(n, what)?))
+    }
+
+    fn text(&mut self, what: &'static str) -> Result<String, CorruptReason> {
+        String::from_utf8(self.bytes(what)?.to_vec()).map_err(|_| CorruptReason::Malformed(what))
     }
 
     fn nanos(&mut self, what: &'static str) -> Result<Nanos, CorruptReason> {
