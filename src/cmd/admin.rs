@@ -465,6 +465,10 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("maxmemory-policy", "noeviction".to_owned()),
         ("cluster-enabled", "no".to_owned()),
         ("notify-keyspace-events", String::new()),
+        (
+            "policy-events-allowed-sample",
+            crate::limiter::cost::Amount(i64::from(cfg.policy_events_sample_ppm)).to_string(),
+        ),
     ]
 }
 
@@ -500,6 +504,7 @@ const MUTABLE: &[&str] = &[
     "proto-max-bulk-len",
     "max-multibulk-len",
     "active-expire-budget",
+    "policy-events-allowed-sample",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
@@ -704,6 +709,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         "replication",
         "cpu",
         "keyspace",
+        "policies",
     ];
     let mut wanted: Vec<String> = req[1..]
         .iter()
@@ -865,6 +871,12 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                             &format!("keys={keys},expires={expires},avg_ttl={avg_ttl},subexpiry=0"),
                         );
                     }
+                }
+            }
+            "policies" => {
+                w("# Policies", &"");
+                for (k, v) in super::policy::info(shared) {
+                    w(&k, &v);
                 }
             }
             _ => {}

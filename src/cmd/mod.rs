@@ -21,6 +21,7 @@ pub mod limiter;
 pub mod lists;
 pub mod longdouble;
 pub mod multi;
+pub mod policy;
 pub mod quota;
 pub mod rate;
 pub mod sets;
@@ -181,7 +182,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 16] {
+pub fn families() -> [&'static [CommandSpec]; 17] {
     [
         connection::COMMANDS,
         multi::COMMANDS,
@@ -199,6 +200,7 @@ pub fn families() -> [&'static [CommandSpec]; 16] {
         hashes::COMMANDS,
         lists::COMMANDS,
         sets::COMMANDS,
+        policy::COMMANDS,
     ]
 }
 

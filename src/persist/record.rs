@@ -41,7 +41,17 @@ mod op {
     pub const DEL: u8 = 2;
     pub const FLUSH_ALL: u8 = 3;
     pub const FLUSH_DB: u8 = 4;
+    // 5..=8 belong to scripts; 10..=19 to policies.
+    pub const POLICY_SET: u8 = 10;
+    pub const POLICY_DEL: u8 = 11;
+    pub const OVERRIDE_SET: u8 = 12;
+    pub const OVERRIDE_DEL: u8 = 13;
+    pub const ACCESS: u8 = 14;
 }
+
+/// The most words a policy or override record may declare (a definition is a command's
+/// arguments, bounded by `max-multibulk-len`); a larger count is corruption.
+const MAX_DECODED_WORDS: u32 = 1 << 20;
 
 /// Value tag bytes (the first byte of an encoded [`Value`]).
 mod tag {
@@ -148,6 +158,54 @@ pub enum Record {
     },
     /// Every key of every database was removed.
     FlushAll,
+    /// Policy `name` now has this definition (its canonical `POLICY.SET` words).
+    PolicySet {
+        /// The policy's name.
+        name: Bytes,
+        /// The words after the name.
+        words: Vec<Bytes>,
+    },
+    /// Policy `name` was deleted.
+    PolicyDel {
+        /// The policy's name.
+        name: Bytes,
+    },
+    /// `identity` now has this override (its canonical `OVERRIDE.SET` words, with an absolute
+    /// `EXPIREAT`).
+    OverrideSet {
+        /// The identity.
+        identity: Bytes,
+        /// The words after the identity.
+        words: Vec<Bytes>,
+    },
+    /// `identity`'s override was deleted.
+    OverrideDel {
+        /// The identity.
+        identity: Bytes,
+    },
+    /// An allow- or deny-list entry was added or removed.
+    Access {
+        /// The deny list (else the allow list).
+        deny: bool,
+        /// Added (else removed).
+        add: bool,
+        /// The entry as given.
+        entry: Bytes,
+    },
+}
+
+impl Record {
+    /// True for records that change the policy catalog rather than a database.
+    pub fn is_catalog(&self) -> bool {
+        matches!(
+            self,
+            Record::PolicySet { .. }
+                | Record::PolicyDel { .. }
+                | Record::OverrideSet { .. }
+                | Record::OverrideDel { .. }
+                | Record::Access { .. }
+        )
+    }
 }
 
 /// Why a frame or payload could not be decoded.
@@ -311,6 +369,41 @@ pub fn encode_payload(record: &Record, out: &mut Vec<u8>) {
             out.extend_from_slice(&db.to_le_bytes());
         }
         Record::FlushAll => out.push(op::FLUSH_ALL),
+        Record::PolicySet { name, words } => {
+            out.push(op::POLICY_SET);
+            put_bytes(out, name);
+            put_words(out, words);
+        }
+        Record::PolicyDel { name } => {
+            out.push(op::POLICY_DEL);
+            put_bytes(out, name);
+        }
+        Record::OverrideSet { identity, words } => {
+            out.push(op::OVERRIDE_SET);
+            put_bytes(out, identity);
+            put_words(out, words);
+        }
+        Record::OverrideDel { identity } => {
+            out.push(op::OVERRIDE_DEL);
+            put_bytes(out, identity);
+        }
+        Record::Access { deny, add, entry } => {
+            out.push(op::ACCESS);
+            out.push(u8::from(*deny));
+            out.push(u8::from(*add));
+            put_bytes(out, entry);
+        }
+    }
+}
+
+fn put_words(out: &mut Vec<u8>, words: &[Bytes]) {
+    let n = u32::try_from(words.len())
+        .ok()
+        .filter(|&n| n <= MAX_DECODED_WORDS)
+        .expect("invariant: a definition is one command's arguments");
+    out.extend_from_slice(&n.to_le_bytes());
+    for w in words {
+        put_bytes(out, w);
     }
 }
 
@@ -568,6 +661,25 @@ pub fn decode_payload(payload: &[u8]) -> Result<Record, CorruptReason> {
             db: c.u32("database")?,
         },
         op::FLUSH_ALL => Record::FlushAll,
+        op::POLICY_SET => Record::PolicySet {
+            name: c.bytes("policy name")?,
+            words: c.words("policy words")?,
+        },
+        op::POLICY_DEL => Record::PolicyDel {
+            name: c.bytes("policy name")?,
+        },
+        op::OVERRIDE_SET => Record::OverrideSet {
+            identity: c.bytes("override identity")?,
+            words: c.words("override words")?,
+        },
+        op::OVERRIDE_DEL => Record::OverrideDel {
+            identity: c.bytes("override identity")?,
+        },
+        op::ACCESS => Record::Access {
+            deny: c.flag("access list")?,
+            add: c.flag("access change")?,
+            entry: c.bytes("access entry")?,
+        },
         other => return Err(CorruptReason::UnknownOp(other)),
     };
     if !c.buf.is_empty() {
@@ -782,6 +894,24 @@ impl<'a> Cursor<'a> {
         Ok(Bytes::copy_from_slice(self.take(n, what)?))
     }
 
+    /// A word count (checked against the bytes left) and that many byte strings.
+    fn words(&mut self, what: &'static str) -> Result<Vec<Bytes>, CorruptReason> {
+        let n = self.u32(what)?;
+        if n > MAX_DECODED_WORDS || n as usize > self.buf.len() / 4 {
+            return Err(CorruptReason::Malformed(what));
+        }
+        (0..n).map(|_| self.bytes(what)).collect()
+    }
+
+    /// A 0/1 byte.
+    fn flag(&mut self, what: &'static str) -> Result<bool, CorruptReason> {
+        match self.u8(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(CorruptReason::Malformed(what)),
+        }
+    }
+
     fn text(&mut self, what: &'static str) -> Result<String, CorruptReason> {
         String::from_utf8(self.bytes(what)?.to_vec()).map_err(|_| CorruptReason::Malformed(what))
     }
@@ -895,7 +1025,42 @@ mod tests {
             lease().prop_map(Value::Lease),
             breaker().prop_map(Value::Breaker),
             collection_value(),
+            reservation(),
         ]
+    }
+
+    fn reservation() -> impl Strategy<Value = Value> {
+        (
+            any::<u64>(),
+            "[a-z]{1,8}",
+            element(),
+            proptest::option::of("[ -~]{1,12}"),
+            (
+                any::<u64>(),
+                any::<i64>(),
+                proptest::option::of(any::<u64>()),
+                nanos(),
+            ),
+            proptest::collection::vec((element(), any::<i64>()), 0..5),
+        )
+            .prop_map(
+                |(id, policy, identity, scope, (tokens, cost, lease, expires_at), charges)| {
+                    Value::Reservation(Box::new(Reservation {
+                        id,
+                        policy,
+                        identity,
+                        scope,
+                        tokens,
+                        cost: Amount(cost),
+                        lease: lease.map(LeaseId),
+                        expires_at,
+                        charges: charges
+                            .into_iter()
+                            .map(|(key, units)| Charge { key, units })
+                            .collect(),
+                    }))
+                },
+            )
     }
 
     fn element() -> impl Strategy<Value = Bytes> {
@@ -938,6 +1103,14 @@ mod tests {
             (0u32..16, key).prop_map(|(db, key)| Record::Del { db, key }),
             (0u32..16).prop_map(|db| Record::FlushDb { db }),
             Just(Record::FlushAll),
+            (element(), proptest::collection::vec(element(), 0..6))
+                .prop_map(|(name, words)| Record::PolicySet { name, words }),
+            element().prop_map(|name| Record::PolicyDel { name }),
+            (element(), proptest::collection::vec(element(), 0..6))
+                .prop_map(|(identity, words)| Record::OverrideSet { identity, words }),
+            element().prop_map(|identity| Record::OverrideDel { identity }),
+            (any::<bool>(), any::<bool>(), element())
+                .prop_map(|(deny, add, entry)| Record::Access { deny, add, entry }),
         ]
     }
 
