@@ -360,6 +360,7 @@ pub fn decide(
             decision.reset_after = now_view.reset_after;
             decision.limit = now_view.limit;
             write = None;
+            charged = 0;
         }
         out.rules.push(RuleResult {
             decision,
