@@ -2141,6 +2141,33 @@ mod tests {
     }
 
     #[test]
+    fn breaker_transitions_are_published() {
+        let mut h = Harness::new();
+        h.run(&["BREAKER.REPORT", "pay", "FAILURE", "THRESHOLD", "2"]);
+        h.run(&["BREAKER.REPORT", "pay", "FAILURE", "THRESHOLD", "2"]);
+        h.run(&["BREAKER.TRIP", "pay"]);
+        h.run(&["BREAKER.RESET", "pay"]);
+        let ev: Vec<String> = events(&mut h)
+            .into_iter()
+            .filter(|(c, _)| c == "limitkv:events:breaker")
+            .map(|(_, m)| m)
+            .collect();
+        assert_eq!(
+            ev.len(),
+            2,
+            "a trip of an open breaker is no transition: {ev:?}"
+        );
+        assert!(
+            ev[0].contains("\"key\":\"pay\",\"from\":\"closed\",\"to\":\"open\""),
+            "{ev:?}"
+        );
+        assert!(
+            ev[1].contains("\"from\":\"open\",\"to\":\"closed\""),
+            "{ev:?}"
+        );
+    }
+
+    #[test]
     fn leases_from_checks_are_released() {
         let mut h = Harness::new();
         run(&mut h, "POLICY.SET c LEASE 1 TTL 10s");

@@ -14,6 +14,7 @@
 //! | `limitkv:events:warning` | `warning` | `policy`, `identity`, `scope`, `rules` (array) |
 //! | `limitkv:events:override` | `override` | `identity`, `change` (`set`, `del`, `expired`), `policy`, `reason` |
 //! | `limitkv:events:reservation` | `reservation` | `id`, `change` (`expired`), `policy`, `identity`, `tokens`, `cost` |
+//! | `limitkv:events:breaker` | `breaker` | `key`, `from`, `to` (`closed`, `open`, `half_open`) |
 //!
 //! Strings are JSON strings (bytes that are not UTF-8 are replaced with U+FFFD); an absent
 //! value is `null`.
@@ -22,6 +23,7 @@ use bytes::Bytes;
 
 use crate::clock::Nanos;
 use crate::cmd::Shared;
+use crate::limiter::breaker::Phase;
 use crate::limiter::cost::Amount;
 
 /// Channel of `denied` events.
@@ -34,6 +36,8 @@ pub const WARNING: &str = "limitkv:events:warning";
 pub const OVERRIDE: &str = "limitkv:events:override";
 /// Channel of `reservation` events.
 pub const RESERVATION: &str = "limitkv:events:reservation";
+/// Channel of circuit breaker transitions.
+pub const BREAKER: &str = "limitkv:events:breaker";
 
 /// One event.
 #[derive(Debug, Clone)]
@@ -113,6 +117,25 @@ pub enum Event<'a> {
         /// Estimated cost.
         cost: Amount,
     },
+    /// A circuit breaker changed phase (`BREAKER.ALLOW`, `REPORT`, `TRIP`, `RESET`).
+    Breaker {
+        /// When.
+        at: Nanos,
+        /// The breaker's key.
+        key: &'a [u8],
+        /// The phase before.
+        from: Phase,
+        /// The phase after.
+        to: Phase,
+    },
+}
+
+fn phase(p: Phase) -> &'static str {
+    match p {
+        Phase::Closed => "closed",
+        Phase::Open => "open",
+        Phase::HalfOpen => "half_open",
+    }
 }
 
 /// A small JSON object writer.
@@ -271,6 +294,13 @@ pub fn render(event: &Event<'_>) -> (&'static str, Bytes) {
             j.str("cost", Some(&cost.to_string()));
             (RESERVATION, j.finish())
         }
+        Event::Breaker { at, key, from, to } => {
+            let mut j = Json::new("breaker", *at);
+            j.bytes("key", key);
+            j.str("from", Some(phase(*from)));
+            j.str("to", Some(phase(*to)));
+            (BREAKER, j.finish())
+        }
     }
 }
 
@@ -331,6 +361,17 @@ mod tests {
         assert_eq!(
             &msg[..],
             br#"{"event":"reservation","time_ms":0,"id":9,"change":"expired","policy":"ai","identity":"u","tokens":4000,"cost":"1.5"}"#
+        );
+        let (ch, msg) = render(&Event::Breaker {
+            at: Nanos::ZERO,
+            key: b"payments",
+            from: Phase::HalfOpen,
+            to: Phase::Closed,
+        });
+        assert_eq!(ch, BREAKER);
+        assert_eq!(
+            &msg[..],
+            br#"{"event":"breaker","time_ms":0,"key":"payments","from":"half_open","to":"closed"}"#
         );
     }
 }
