@@ -201,7 +201,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         since: "0.1.0",
         complexity: "O(N) where N is the number of words in the definition",
         args: "identity:string [FOR policy:string] [POLICY use:string] [REASON reason:string] \
-               [EXPIRE duration:string] [rule:string...]",
+               [EXPIRE duration:string|EXPIREAT unix-time-milliseconds:integer] [rule:string...]",
         handler: override_set,
         ..BASE
     },
