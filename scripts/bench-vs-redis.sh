@@ -16,6 +16,12 @@
 #     `EVALSHA <sha> <numkeys> <keys> <args>` with the library's key and argument conventions, on
 #     random keys with -P PIPELINE, plus one script no server can recognise (a known script with
 #     a comment appended). Skipped, with a message, when limitkv does not support SCRIPT LOAD.
+#   - a policy with four rules: limitkv runs one `LIMIT.CHECK bench user:__rand_int__ TOKENS 10`
+#     against `RATE 30/1m BURST 16 WINDOW 100/1m QUOTA 1000/day TOKENS 50000/1m`; redis-server
+#     makes the same four decisions as four scripts/gcra.lua calls (one key each, quantity 10
+#     for the tokens). Each of the four calls is benchmarked on its own; a decision costs the
+#     sum of their times, so redis decisions/s = 1 / sum(1 / calls/s). Without and with
+#     -P PIPELINE. Skipped when limitkv does not know LIMIT.CHECK or with POLICY_BENCH=0.
 #
 # Prints a Markdown report (command, versions, machine, table of ops/s, p50/p99 latency and the
 # limitkv/redis ratio) to stdout; progress goes to stderr. Raw redis-benchmark CSVs, server logs
@@ -30,6 +36,7 @@
 #   AOF_BENCH=0       skip the append-only-file cases (both servers with appendonly yes)
 #   SCRIPT_BENCH=0    skip the rate-limit libraries' Lua scripts (EVALSHA of each script in
 #                     tests/compat/scripts on both servers; skipped when limitkv lacks SCRIPT LOAD)
+#   POLICY_BENCH=0    skip the LIMIT.CHECK (4 rules) vs four GCRA calls cases
 #   REPEAT            runs per case and server, alternating; the row shows the run with the
 #                     median throughput (default 3; --quick sets 1)
 #   REDIS_CELL_MODULE path to a redis-cell .so to load into redis-server (optional)
@@ -325,6 +332,61 @@ if [[ $RUN_THROTTLE == 1 ]]; then
   bench_throttle throttle-c$CLIENTS-P$PIPELINE "(c=$CLIENTS, P=$PIPELINE, r=$KEYSPACE)" -P "$PIPELINE"
 fi
 
+# --- policies: one LIMIT.CHECK of four rules vs the same four decisions as four calls ---------
+
+POLICY_ROWS=()  # "case|lk_rps|lk_p50|lk_p99|rd_decisions_per_s|rd_p50_sum|rd_p99_sum"
+POLICY_NOTE=
+POLICY_DEF=(RATE 30/1m BURST 16 WINDOW 100/1m QUOTA 1000/day TOKENS 50000/1m)
+POLICY_CHECK=(LIMIT.CHECK bench "user:__rand_int__" TOKENS 10)
+# The same four limits as GCRA parameters (max_burst count period_s quantity), one key each.
+POLICY_REDIS_CALLS=(
+  "rate:user:__rand_int__ 15 30 60 1"
+  "window:user:__rand_int__ 99 100 60 1"
+  "quota:user:__rand_int__ 999 1000 86400 1"
+  "tokens:user:__rand_int__ 49999 50000 60 10"
+)
+
+# Runs the policy case with extra redis-benchmark args; adds one row.
+bench_policy() {
+  local tag=$1 label=$2 rep i
+  shift 2
+  for ((rep = 1; rep <= REPEAT; rep++)); do
+    redis-cli -p "$LIMITKV_PORT" FLUSHALL >/dev/null
+    redis-cli -p "$REDIS_PORT" FLUSHALL >/dev/null
+    run_bench limitkv "$tag-r$rep" -r "$KEYSPACE" "$@" "${POLICY_CHECK[@]}"
+    for i in "${!POLICY_REDIS_CALLS[@]}"; do
+      read -r -a call <<<"${POLICY_REDIS_CALLS[$i]}"
+      run_bench redis "$tag-call$i-r$rep" -r "$KEYSPACE" "$@" EVALSHA "$POLICY_SHA" 1 "${call[@]}"
+    done
+  done
+  local lk rd_rows=() row
+  lk=$(median_row limitkv "$tag" "${POLICY_CHECK[*]}")
+  for i in "${!POLICY_REDIS_CALLS[@]}"; do
+    read -r -a call <<<"${POLICY_REDIS_CALLS[$i]}"
+    rd_rows+=("$(median_row redis "$tag-call$i" "EVALSHA $POLICY_SHA 1 ${call[*]}")")
+  done
+  # decisions/s = 1 / sum(1/rps); latencies: the sums of the four calls' p50 and p99.
+  row=$(printf '%s\n' "${rd_rows[@]}" | awk '
+    { if ($1 + 0 > 0) inv += 1 / $1; else bad = 1; p50 += $2; p99 += $3 }
+    END { if (bad || inv == 0) print "- - -"; else printf "%.0f %.3f %.3f\n", 1 / inv, p50, p99 }')
+  POLICY_ROWS+=("LIMIT.CHECK, 4 rules $label|${lk// /|}|${row// /|}")
+}
+
+if [[ ${POLICY_BENCH:-1} == 1 ]]; then
+  policy_probe=$(one_line -p "$LIMITKV_PORT" POLICY.SET bench "${POLICY_DEF[@]}")
+  if [[ $policy_probe != OK ]]; then
+    POLICY_NOTE="LIMIT.CHECK skipped: this limitkv build does not take POLICY.SET ($policy_probe)."
+    log "$POLICY_NOTE"
+  else
+    POLICY_SHA=$(redis-cli -p "$REDIS_PORT" -x SCRIPT LOAD <"$ROOT/scripts/gcra.lua")
+    [[ $POLICY_SHA =~ ^[0-9a-f]{40}$ ]] || die "SCRIPT LOAD of scripts/gcra.lua failed: $POLICY_SHA"
+    probe=$(one_line -p "$LIMITKV_PORT" LIMIT.CHECK bench "$PROBE_KEY" TOKENS 10)
+    [[ $probe == "allowed 1 "* ]] || die "limitkv: LIMIT.CHECK on a fresh identity gave '$probe'"
+    bench_policy policy-c$CLIENTS "(c=$CLIENTS, r=$KEYSPACE)"
+    bench_policy policy-c$CLIENTS-P$PIPELINE "(c=$CLIENTS, P=$PIPELINE, r=$KEYSPACE)" -P "$PIPELINE"
+  fi
+fi
+
 # --- native families on limitkv, against CL.THROTTLE on the same server ----------------------
 
 FAMILY_ROWS=()  # "label|rps|p50|p99|throttle_rps|cpu_us|throttle_cpu_us"
@@ -526,6 +588,26 @@ report() {
       "redis runs \`${REDIS_THROTTLE[*]}\`, both with -r $KEYSPACE."
   fi
   [[ -n $THROTTLE_NOTE ]] && echo "$THROTTLE_NOTE"
+  if ((${#POLICY_ROWS[@]} > 0)); then
+    echo
+    echo "## Policies: one LIMIT.CHECK of 4 rules vs the same 4 decisions as 4 GCRA calls on redis"
+    echo
+    echo "| case | limitkv decisions/s | redis decisions/s | ratio | limitkv p50/p99 ms | redis p50/p99 ms (sum of 4 calls) |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+    for row in "${POLICY_ROWS[@]}"; do
+      IFS='|' read -r name lk_rps lk_p50 lk_p99 rd_rps rd_p50 rd_p99 <<<"$row"
+      ratio=$(awk -v a="$lk_rps" -v b="$rd_rps" \
+        'BEGIN { if (a + 0 > 0 && b + 0 > 0) printf "%.2f", a / b; else print "-" }')
+      printf '| %s | %.0f | %.0f | %s | %s / %s | %s / %s |\n' \
+        "$name" "${lk_rps/-/0}" "${rd_rps/-/0}" "$ratio" "$lk_p50" "$lk_p99" "$rd_p50" "$rd_p99"
+    done
+    echo
+    echo "limitkv: \`POLICY.SET bench ${POLICY_DEF[*]}\` then \`${POLICY_CHECK[*]}\`;" \
+      "redis: \`EVALSHA <scripts/gcra.lua> 1 <key> <max_burst> <count> <period_s> <quantity>\` for" \
+      "each of: ${POLICY_REDIS_CALLS[*]/#/; }, benchmarked separately; redis decisions/s = 1 / sum(1 / calls/s)."
+    echo "Target (issue 4): a ratio of at least 3."
+  fi
+  [[ -n $POLICY_NOTE ]] && echo "$POLICY_NOTE"
   if ((${#FAMILY_ROWS[@]} > 0)); then
     echo
     echo "## Native families on limitkv (c=$CLIENTS, P=$PIPELINE, r=$KEYSPACE)"

@@ -230,6 +230,14 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// Output buffer limits per client class (`client-output-buffer-limit`).
     pub client_output_buffer_limit: OutputBufferLimits,
+    /// Policies defined in the config file, one `NAME RULES...` line each (`policy`
+    /// directives), applied at every start after the AOF is loaded.
+    pub policies: Vec<String>,
+    /// Files of `NAME RULES...` lines (`policy-file` directives), applied after `policies`.
+    pub policy_files: Vec<PathBuf>,
+    /// Share of admitted policy checks published as `allowed` events, in parts per million
+    /// (`policy-events-allowed-sample`, given as a fraction 0..1).
+    pub policy_events_sample_ppm: u32,
 }
 
 impl Default for Config {
@@ -256,6 +264,9 @@ impl Default for Config {
             auto_aof_rewrite_min_size: 64 * 1024 * 1024,
             config_file: None,
             client_output_buffer_limit: OutputBufferLimits::default(),
+            policies: Vec::new(),
+            policy_files: Vec::new(),
+            policy_events_sample_ppm: 0,
         }
     }
 }
@@ -450,6 +461,15 @@ impl Config {
                 self.bind = value.split_whitespace().map(str::to_owned).collect();
                 continue;
             }
+            // A policy line keeps its own quoting (scope names may be quoted).
+            if key.eq_ignore_ascii_case("policy") {
+                let def = line[key.len()..].trim();
+                if def.is_empty() {
+                    return Err(err("policy needs a name and rules".into()));
+                }
+                self.policies.push(def.to_owned());
+                continue;
+            }
             self.set(&key.to_ascii_lowercase(), &value)
                 .map_err(|e| err(e.to_string()))?;
         }
@@ -498,6 +518,15 @@ impl Config {
             }
             "appendfilename" if value == crate::persist::AOF_FILE => {}
             "client-output-buffer-limit" => self.client_output_buffer_limit.apply(value)?,
+            "policy-file" => self.policy_files.push(PathBuf::from(value)),
+            "policy-events-allowed-sample" => {
+                let f: f64 = value.trim().parse().map_err(|_| bad())?;
+                if !(0.0..=1.0).contains(&f) {
+                    return Err(bad());
+                }
+                // 0 <= f <= 1, so the product is within 0..=10^6.
+                self.policy_events_sample_ppm = (f * 1e6).round() as u32;
+            }
             _ => {
                 return Err(ConfigError::Invalid(format!(
                     "Bad directive or wrong number of arguments: '{name}'"
@@ -600,6 +629,26 @@ mod tests {
             .load_str("port 1\nfrobnicate 3\n", "x.conf")
             .unwrap_err();
         assert!(err.to_string().contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn policy_lines_keep_their_quotes() {
+        let mut cfg = Config::default();
+        cfg.load_str(
+            "policy free RATE 100/1m SCOPE \"POST /chat\" RATE 10/1m\npolicy-file /etc/p.conf\n\
+             policy-events-allowed-sample 0.25\n",
+            "x.conf",
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.policies,
+            ["free RATE 100/1m SCOPE \"POST /chat\" RATE 10/1m"]
+        );
+        assert_eq!(cfg.policy_files, [PathBuf::from("/etc/p.conf")]);
+        assert_eq!(cfg.policy_events_sample_ppm, 250_000);
+        assert!(cfg
+            .load_str("policy-events-allowed-sample 2\n", "x")
+            .is_err());
     }
 
     #[test]

@@ -14,6 +14,8 @@
 //! - [`persist`]: the append-only file (records, writer thread, replay, rewrite, check).
 //! - [`pubsub`]: the Pub/Sub registry and each connection's message queue (no sockets).
 //! - [`glob`]: Redis's glob patterns (`KEYS`, `SCAN MATCH`, `PSUBSCRIBE`, ...).
+//! - [`policy`]: policies (plans of rules decided atomically), overrides, access lists,
+//!   reservations and policy events.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -26,6 +28,7 @@ pub mod glob;
 pub mod limiter;
 pub mod metrics;
 pub mod persist;
+pub mod policy;
 pub mod protocol;
 pub mod pubsub;
 pub mod server;

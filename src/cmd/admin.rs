@@ -471,6 +471,10 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
             "client-output-buffer-limit",
             cfg.client_output_buffer_limit.render(),
         ),
+        (
+            "policy-events-allowed-sample",
+            crate::limiter::cost::Amount(i64::from(cfg.policy_events_sample_ppm)).to_string(),
+        ),
     ]
 }
 
@@ -507,6 +511,7 @@ const MUTABLE: &[&str] = &[
     "max-multibulk-len",
     "active-expire-budget",
     "client-output-buffer-limit",
+    "policy-events-allowed-sample",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
@@ -714,6 +719,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         "replication",
         "cpu",
         "keyspace",
+        "policies",
     ];
     let mut wanted: Vec<String> = req[1..]
         .iter()
@@ -888,6 +894,12 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                             &format!("keys={keys},expires={expires},avg_ttl={avg_ttl},subexpiry=0"),
                         );
                     }
+                }
+            }
+            "policies" => {
+                w("# Policies", &"");
+                for (k, v) in super::policy::info(shared) {
+                    w(&k, &v);
                 }
             }
             _ => {}

@@ -18,6 +18,7 @@ use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
 use crate::error::CommandError;
 use crate::limiter::breaker::{self, BreakerParams, BreakerState, BreakerStatus, Phase, TripRule};
+use crate::policy::events::{self, Event};
 use crate::protocol::Frame;
 
 /// The grammar of the parameters every BREAKER command but RESET accepts.
@@ -165,6 +166,21 @@ fn params(mut a: Args<'_>) -> Result<BreakerParams, CommandError> {
     .map_err(|e| CommandError::other(e.to_string()))
 }
 
+/// Publishes a phase change (see [`crate::policy::events`]).
+fn publish(ctx: &Ctx<'_>, key: &[u8], from: Option<Phase>, to: Phase) {
+    if let Some(from) = from.filter(|f| *f != to) {
+        events::emit(
+            ctx.shared,
+            &Event::Breaker {
+                at: ctx.now,
+                key,
+                from,
+                to,
+            },
+        );
+    }
+}
+
 fn int(n: u64) -> Frame {
     Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
@@ -218,6 +234,12 @@ fn allow_or_peek(ctx: &mut Ctx<'_>, req: &[Bytes], take: bool) -> Result<Frame, 
     })?;
     if take {
         count_outcome(ctx, outcome.decision.allowed);
+        publish(
+            ctx,
+            &req[1],
+            outcome.status.changed_from,
+            outcome.status.phase,
+        );
     }
     let st = &outcome.status;
     Ok(decision_reply(
@@ -292,6 +314,7 @@ fn report(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         let (st, new) = breaker::report(&p, state, now, success);
         (st, new.map_or(Write::Keep, |s| write(&p, s)))
     })?;
+    publish(ctx, &req[1], st.changed_from, st.phase);
     Ok(status_map(&st))
 }
 
@@ -332,10 +355,15 @@ fn state(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 fn trip(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let p = params(Args::new(req, 2))?;
     let now = ctx.now;
-    let st = transition(ctx, &req[1], |_: Option<BreakerState>| {
+    let (was, st) = transition(ctx, &req[1], |state: Option<BreakerState>| {
+        let was = breaker::state_at(&p, state, now).phase;
         let open = breaker::trip(&p, now);
-        (breaker::state_at(&p, Some(open), now), write(&p, open))
+        (
+            (was, breaker::state_at(&p, Some(open), now)),
+            write(&p, open),
+        )
     })?;
+    publish(ctx, &req[1], Some(was), st.phase);
     Ok(status_map(&st))
 }
 
@@ -350,10 +378,19 @@ fn trip(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 ///
 /// Errors: `WRONGTYPE`.
 fn reset(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let existed = transition(ctx, &req[1], |state: Option<BreakerState>| {
+    let now = ctx.now;
+    let (existed, was) = transition(ctx, &req[1], |state: Option<BreakerState>| {
         let existed = state.is_some();
-        (existed, if existed { Write::Delete } else { Write::Keep })
+        // The phase needs no parameters but the cooldown's end, which the stored state holds.
+        let was = state.map(|s| match s {
+            BreakerState::Closed { .. } => Phase::Closed,
+            BreakerState::Open { until } if now < until => Phase::Open,
+            _ => Phase::HalfOpen,
+        });
+        let w = if existed { Write::Delete } else { Write::Keep };
+        ((existed, was), w)
     })?;
+    publish(ctx, &req[1], was, Phase::Closed);
     Ok(Frame::Integer(i64::from(existed)))
 }
 

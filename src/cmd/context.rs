@@ -54,6 +54,8 @@ pub struct Shared {
     pub next_lease_id: AtomicU64,
     /// Pub/Sub subscriptions and delivery (`PUBLISH`, and events emitted by the server).
     pub pubsub: PubSub,
+    /// Policies, overrides, access lists, policy events and pending reservations.
+    pub policies: crate::policy::Registry,
 }
 
 /// Applies a new log level to the process's logger.
@@ -81,6 +83,7 @@ impl Shared {
             next_lease_id: AtomicU64::new(clock.now().as_nanos() / 1000),
             aof: OnceLock::new(),
             rewrite_requested: AtomicBool::new(false),
+            policies: crate::policy::Registry::default(),
         }
     }
 
@@ -484,6 +487,16 @@ impl<'a> Ctx<'a> {
         match &mut self.locked {
             Some(g) => run(g.shard_at(idx)),
             None => run(&mut db.lock_shard(idx)),
+        }
+    }
+
+    /// Journals a record that is not a key's effect (a policy, override or access-list
+    /// change). Call it while holding the lock that orders such changes, so the log's order
+    /// is the order of the changes.
+    pub fn journal(&mut self, record: &Record) {
+        self.session.stats.dirty += 1;
+        if let Some(w) = self.shared.aof.get() {
+            self.session.aof_seq = Some(w.append(record));
         }
     }
 

@@ -22,6 +22,7 @@ pub mod limiter;
 pub mod lists;
 pub mod longdouble;
 pub mod multi;
+pub mod policy;
 pub mod pubsub;
 pub mod quota;
 pub mod rate;
@@ -190,7 +191,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 17] {
+pub fn families() -> [&'static [CommandSpec]; 18] {
     [
         connection::COMMANDS,
         multi::COMMANDS,
@@ -209,6 +210,7 @@ pub fn families() -> [&'static [CommandSpec]; 17] {
         lists::COMMANDS,
         sets::COMMANDS,
         pubsub::COMMANDS,
+        policy::COMMANDS,
     ]
 }
 

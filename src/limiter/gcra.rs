@@ -254,6 +254,27 @@ pub fn take(
     (decision, new_state)
 }
 
+/// Charges (`delta > 0`) or refunds (`delta < 0`) `|delta|` units on the schedule at `now`
+/// without deciding anything: the settle of a reservation, which records what was really
+/// used. A charge moves the TAT forward even past the tolerance (later takes wait until it
+/// drains); a refund moves it back, never before `now`. Returns the new state, or `None`
+/// when the bucket is full (fresh) afterwards.
+pub fn adjust(
+    params: &GcraParams,
+    state: Option<GcraState>,
+    now: Nanos,
+    delta: i64,
+) -> Option<GcraState> {
+    let now_i = i128::from(now.0);
+    // A TAT in the past is a full bucket: the schedule restarts at now.
+    let tat = state.map_or(now_i, |s| i128::from(s.tat.0)).max(now_i);
+    // |emission · delta| < 2^62 · 2^63, far inside i128.
+    let new_tat = tat + i128::from(params.emission.0) * i128::from(delta);
+    (new_tat > now_i).then(|| GcraState {
+        tat: to_nanos(new_tat),
+    })
+}
+
 /// A non-negative i128 as [`Nanos`], saturating at [`Nanos::MAX`].
 fn to_nanos(ns: i128) -> Nanos {
     Nanos(u64::try_from(ns.max(0)).unwrap_or(u64::MAX))
@@ -334,6 +355,32 @@ fn saturating_i64(v: u128) -> i64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn adjust_charges_past_the_limit_and_refunds_down_to_fresh() {
+        // 1 unit per second, burst 2.
+        let p = GcraParams::new(Nanos::PER_SEC, 1).unwrap();
+        let t0 = Nanos(1_000 * Nanos::PER_SEC);
+        let s = |secs: u64| GcraState {
+            tat: Nanos((1_000 + secs) * Nanos::PER_SEC),
+        };
+        // (label, state, delta, result)
+        let cases = [
+            ("charge on a fresh key", None, 3, Some(s(3))),
+            ("charge past the tolerance", Some(s(2)), 5, Some(s(7))),
+            ("refund part", Some(s(7)), -4, Some(s(3))),
+            ("refund everything is fresh", Some(s(3)), -3, None),
+            ("refund more than charged is fresh", Some(s(1)), -9, None),
+            ("refund on a fresh key", None, -1, None),
+            ("zero keeps a pending schedule", Some(s(2)), 0, Some(s(2))),
+        ];
+        for (label, state, delta, want) in cases {
+            assert_eq!(adjust(&p, state, t0, delta), want, "{label}");
+        }
+        // A charged-past bucket denies until it drains, with an exact retry.
+        let (d, _) = take(&p, Some(s(7)), t0, 1);
+        assert_eq!(d.retry_after, Some(Nanos(6 * Nanos::PER_SEC)));
+    }
 
     /// An arbitrary wall-clock instant to start from (2023-11-14), so nothing sits at zero.
     const T0: Nanos = Nanos(1_700_000_000 * Nanos::PER_SEC);

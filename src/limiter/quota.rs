@@ -455,29 +455,7 @@ pub fn take(
     now: Nanos,
     cost: u64,
 ) -> (QuotaOutcome, Option<QuotaState>) {
-    let view = match state {
-        // The stored period stands until its end, also when the clock stepped back into or
-        // before it. This is the hot path: no time zone arithmetic.
-        Some(s) if now < s.period.end => s,
-        Some(s) => {
-            let current = params.calendar.period_at(now);
-            let prev_used = if s.period.end == current.start {
-                s.used
-            } else {
-                0
-            };
-            QuotaState {
-                period: current,
-                used: 0,
-                carry: params.carry_after(prev_used),
-            }
-        }
-        None => QuotaState {
-            period: params.calendar.period_at(now),
-            used: 0,
-            carry: params.carry_after(0),
-        },
-    };
+    let view = view(params, state, now);
     let allowance = params.limit.saturating_add(view.carry);
     let reset_after = view.period.end.saturating_sub(now);
     let used = view.used.checked_add(cost).filter(|&u| u <= allowance);
@@ -506,6 +484,54 @@ pub fn take(
     (outcome, new)
 }
 
+/// The state as seen at `now`: the stored period while it lasts, else the current period
+/// with nothing used and the carry its predecessor earned.
+fn view(params: &QuotaParams, state: Option<QuotaState>, now: Nanos) -> QuotaState {
+    match state {
+        // The stored period stands until its end, also when the clock stepped back into or
+        // before it. This is the hot path: no time zone arithmetic.
+        Some(s) if now < s.period.end => s,
+        Some(s) => {
+            let current = params.calendar.period_at(now);
+            let prev_used = if s.period.end == current.start {
+                s.used
+            } else {
+                0
+            };
+            QuotaState {
+                period: current,
+                used: 0,
+                carry: params.carry_after(prev_used),
+            }
+        }
+        None => QuotaState {
+            period: params.calendar.period_at(now),
+            used: 0,
+            carry: params.carry_after(0),
+        },
+    }
+}
+
+/// Charges (`delta > 0`, even past the allowance) or refunds (`delta < 0`, never below zero)
+/// `|delta|` units in the period containing `now`, without deciding anything: the settle of a
+/// reservation. A refund after the charged period ended finds nothing to refund. Returns the
+/// state to write, or `None` when the result reads exactly as a fresh key.
+pub fn adjust(
+    params: &QuotaParams,
+    state: Option<QuotaState>,
+    now: Nanos,
+    delta: i64,
+) -> Option<QuotaState> {
+    let v = view(params, state, now);
+    let used = if delta >= 0 {
+        v.used.saturating_add(delta.unsigned_abs())
+    } else {
+        v.used.saturating_sub(delta.unsigned_abs())
+    };
+    let fresh = used == 0 && v.carry == params.carry_after(0);
+    (!fresh).then_some(QuotaState { used, ..v })
+}
+
 /// When `cost` first fits after `view`'s period with no other traffic, or `None` if never.
 fn retry_at(params: &QuotaParams, view: &QuotaState, cost: u64) -> Option<Nanos> {
     let fits = |carry: u64| cost <= params.limit.saturating_add(carry);
@@ -523,6 +549,68 @@ fn retry_at(params: &QuotaParams, view: &QuotaState, cost: u64) -> Option<Nanos>
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn adjust_charges_past_the_allowance_and_refunds_within_the_period() {
+        let p = QuotaParams::new(10, Calendar::utc(PeriodUnit::Day), 0).unwrap();
+        let day = |d: &str| Period {
+            start: t(&format!("2026-01-{d}T00:00:00Z")),
+            end: t(&format!(
+                "2026-01-{:02}T00:00:00Z",
+                d.parse::<u32>().unwrap() + 1
+            )),
+        };
+        let st = |d: &str, used: u64| QuotaState {
+            period: day(d),
+            used,
+            carry: 0,
+        };
+        let noon = |d: &str| t(&format!("2026-01-{d}T12:00:00Z"));
+        // (label, state, now, delta, result)
+        let cases = [
+            ("charge fresh", None, noon("05"), 4, Some(st("05", 4))),
+            (
+                "charge past the allowance",
+                Some(st("05", 9)),
+                noon("05"),
+                5,
+                Some(st("05", 14)),
+            ),
+            (
+                "refund",
+                Some(st("05", 14)),
+                noon("05"),
+                -10,
+                Some(st("05", 4)),
+            ),
+            (
+                "refund to zero is fresh",
+                Some(st("05", 4)),
+                noon("05"),
+                -9,
+                None,
+            ),
+            (
+                "refund after the period ended",
+                Some(st("05", 4)),
+                noon("06"),
+                -4,
+                None,
+            ),
+            (
+                "charge after the period ended",
+                Some(st("05", 4)),
+                noon("06"),
+                2,
+                Some(st("06", 2)),
+            ),
+        ];
+        for (label, state, now, delta, want) in cases {
+            assert_eq!(adjust(&p, state, now, delta), want, "{label}");
+        }
+        let (o, _) = take(&p, Some(st("05", 14)), noon("05"), 1);
+        assert_eq!((o.decision.allowed, o.decision.remaining), (false, 0));
+    }
 
     /// The instant an RFC 3339 string names.
     fn t(s: &str) -> Nanos {

@@ -62,6 +62,17 @@ pub fn take(
     (decision(&d), new)
 }
 
+/// Charges or refunds `delta` units without a decision (a reservation's settle); see
+/// [`gcra::adjust`]. The returned state expires at its `tat`; `None` means fresh.
+pub fn adjust(
+    params: &RateParams,
+    state: Option<GcraState>,
+    now: Nanos,
+    delta: i64,
+) -> Option<GcraState> {
+    gcra::adjust(&params.gcra, state, now, delta)
+}
+
 fn decision(d: &GcraDecision) -> Decision {
     Decision {
         allowed: d.allowed,

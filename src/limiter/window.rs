@@ -128,6 +128,33 @@ pub fn take(
     }
 }
 
+/// Charges (`delta > 0`, even past the limit) or refunds (`delta < 0`) `|delta|` units at
+/// `now` without deciding anything: the settle of a reservation. A refund takes from the
+/// current fixed window first, then the previous one, never below zero (as COST's rolling
+/// refunds do). Returns the state to write, or `None` when both counts are zero (fresh).
+pub fn adjust(
+    params: &WindowParams,
+    state: Option<WindowState>,
+    now: Nanos,
+    delta: i64,
+) -> Option<WindowState> {
+    let stored = state.map(|s| (s.start.0, s.prev, s.curr));
+    let mut v = Counter::view(stored, params.window, now.0);
+    if delta >= 0 {
+        v.curr = v.curr.saturating_add(delta.unsigned_abs());
+    } else {
+        let want = delta.unsigned_abs();
+        let from_curr = want.min(v.curr);
+        v.curr -= from_curr;
+        v.prev -= (want - from_curr).min(v.prev);
+    }
+    (v.prev > 0 || v.curr > 0).then_some(WindowState {
+        start: Nanos(v.start),
+        prev: v.prev,
+        curr: v.curr,
+    })
+}
+
 /// `t - now`, saturating at zero.
 fn since(t: u64, now: u64) -> Nanos {
     nanos_from_i128(i128::from(t) - i128::from(now))
@@ -260,6 +287,49 @@ mod tests {
     use super::*;
     use crate::limiter::units::MAX_DURATION;
     use proptest::prelude::*;
+
+    #[test]
+    fn adjust_charges_past_the_limit_and_refunds_current_window_first() {
+        let p = WindowParams::new(10, ms(1000)).unwrap();
+        let st = |start: u64, prev: u64, curr: u64| WindowState {
+            start: at(start),
+            prev,
+            curr,
+        };
+        // (label, state, at ms, delta, result)
+        let cases = [
+            ("charge fresh", None, 100, 4, Some(st(0, 0, 4))),
+            (
+                "charge past the limit",
+                Some(st(0, 0, 9)),
+                100,
+                5,
+                Some(st(0, 0, 14)),
+            ),
+            (
+                "refund current first",
+                Some(st(1000, 3, 2)),
+                1100,
+                -4,
+                Some(st(1000, 1, 0)),
+            ),
+            (
+                "refund rolls the window first",
+                Some(st(0, 0, 6)),
+                1100,
+                -2,
+                Some(st(1000, 4, 0)),
+            ),
+            ("refund to zero is fresh", Some(st(0, 0, 2)), 100, -5, None),
+            ("refund on fresh", None, 100, -1, None),
+        ];
+        for (label, state, now, delta, want) in cases {
+            assert_eq!(adjust(&p, state, at(now), delta), want, "{label}");
+        }
+        // Over the limit, a take is denied until the estimate falls back.
+        let (d, _) = take(&p, Some(st(0, 0, 14)), at(100), 1);
+        assert!(!d.allowed);
+    }
 
     /// 2023-11-14T22:13:20Z, a multiple of every window used below.
     const T0: Nanos = Nanos(1_700_000_000 * Nanos::PER_SEC);

@@ -198,6 +198,7 @@ mod tests {
             &path,
             OnCorruptTail::Refuse,
             std::slice::from_ref(&store),
+            &(),
             Nanos(0),
         )
         .unwrap();

@@ -23,9 +23,32 @@ use std::io;
 use thiserror::Error;
 
 pub use record::{CorruptReason, Record};
-pub use replay::{apply, load_file, replay, OnCorruptTail, ReplayReport};
+pub use replay::{apply, apply_with, load_file, replay, OnCorruptTail, ReplayReport};
 pub use rewrite::{remove_stale_tmp, rewrite, should_rewrite, RewriteReport};
 pub use writer::{DurableWaiter, FileSink, FsyncPolicy, MemSink, Seq, Sink, Writer, WriterStats};
+
+/// Server-wide state that catalog records ([`Record::is_catalog`]: policies, overrides,
+/// access lists) describe: replay applies those records to it, and a rewrite writes its
+/// current contents as records before the keys.
+pub trait Catalog: Sync {
+    /// Applies one catalog record as of `now` (an override already expired is dropped).
+    fn apply(&self, record: Record, now: crate::clock::Nanos) -> Result<(), PersistError>;
+    /// Records that recreate the current contents.
+    fn snapshot(&self, now: crate::clock::Nanos) -> Vec<Record>;
+}
+
+/// No catalog: nothing to snapshot, and a catalog record is refused.
+impl Catalog for () {
+    fn apply(&self, _: Record, _: crate::clock::Nanos) -> Result<(), PersistError> {
+        Err(PersistError::Config(
+            "the AOF holds policy records but nothing can load them here".into(),
+        ))
+    }
+
+    fn snapshot(&self, _: crate::clock::Nanos) -> Vec<Record> {
+        Vec::new()
+    }
+}
 
 /// File name of the AOF inside the data directory.
 pub const AOF_FILE: &str = "appendonly.aof";

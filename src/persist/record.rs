@@ -12,11 +12,12 @@ use bytes::Bytes;
 
 use crate::clock::Nanos;
 use crate::limiter::breaker::BreakerState;
-use crate::limiter::cost::CostState;
+use crate::limiter::cost::{Amount, CostState};
 use crate::limiter::gcra::GcraState;
 use crate::limiter::lease::{Lease, LeaseId, LeaseState};
 use crate::limiter::quota::{Period, QuotaState};
 use crate::limiter::window::WindowState;
+use crate::policy::reserve::{Charge, Reservation};
 use crate::store::entry::{HashValue, SetValue};
 use crate::store::zset::ZSet;
 use crate::store::Value;
@@ -40,7 +41,17 @@ mod op {
     pub const DEL: u8 = 2;
     pub const FLUSH_ALL: u8 = 3;
     pub const FLUSH_DB: u8 = 4;
+    // 5..=8 belong to scripts; 10..=19 to policies.
+    pub const POLICY_SET: u8 = 10;
+    pub const POLICY_DEL: u8 = 11;
+    pub const OVERRIDE_SET: u8 = 12;
+    pub const OVERRIDE_DEL: u8 = 13;
+    pub const ACCESS: u8 = 14;
 }
+
+/// The most words a policy or override record may declare (a definition is a command's
+/// arguments, bounded by `max-multibulk-len`); a larger count is corruption.
+const MAX_DECODED_WORDS: u32 = 1 << 20;
 
 /// Value tag bytes (the first byte of an encoded [`Value`]).
 mod tag {
@@ -56,6 +67,7 @@ mod tag {
     pub const HASH: u8 = 10;
     pub const SET: u8 = 11;
     pub const ZSET: u8 = 12;
+    pub const RESERVATION: u8 = 13;
 }
 
 /// Version byte that follows a limiter-state tag, so one family's state layout can change
@@ -80,6 +92,10 @@ const HASH_VERSION: u8 = 1;
 const SET_VERSION: u8 = 1;
 /// Layout version of [`Value::ZSet`].
 const ZSET_VERSION: u8 = 1;
+/// Layout version of [`Value::Reservation`].
+const RESERVATION_VERSION: u8 = 1;
+/// Encoded size of one reservation charge at least: key length `u32` and units `i64`.
+const MIN_CHARGE: usize = 12;
 
 /// The fewest bytes one encoded element takes: a list or set element is at least its `u32`
 /// length, a hash field/value pair two lengths, a sorted set entry a score and a length. A
@@ -142,6 +158,54 @@ pub enum Record {
     },
     /// Every key of every database was removed.
     FlushAll,
+    /// Policy `name` now has this definition (its canonical `POLICY.SET` words).
+    PolicySet {
+        /// The policy's name.
+        name: Bytes,
+        /// The words after the name.
+        words: Vec<Bytes>,
+    },
+    /// Policy `name` was deleted.
+    PolicyDel {
+        /// The policy's name.
+        name: Bytes,
+    },
+    /// `identity` now has this override (its canonical `OVERRIDE.SET` words, with an absolute
+    /// `EXPIREAT`).
+    OverrideSet {
+        /// The identity.
+        identity: Bytes,
+        /// The words after the identity.
+        words: Vec<Bytes>,
+    },
+    /// `identity`'s override was deleted.
+    OverrideDel {
+        /// The identity.
+        identity: Bytes,
+    },
+    /// An allow- or deny-list entry was added or removed.
+    Access {
+        /// The deny list (else the allow list).
+        deny: bool,
+        /// Added (else removed).
+        add: bool,
+        /// The entry as given.
+        entry: Bytes,
+    },
+}
+
+impl Record {
+    /// True for records that change the policy catalog rather than a database.
+    pub fn is_catalog(&self) -> bool {
+        matches!(
+            self,
+            Record::PolicySet { .. }
+                | Record::PolicyDel { .. }
+                | Record::OverrideSet { .. }
+                | Record::OverrideDel { .. }
+                | Record::Access { .. }
+        )
+    }
 }
 
 /// Why a frame or payload could not be decoded.
@@ -305,6 +369,41 @@ pub fn encode_payload(record: &Record, out: &mut Vec<u8>) {
             out.extend_from_slice(&db.to_le_bytes());
         }
         Record::FlushAll => out.push(op::FLUSH_ALL),
+        Record::PolicySet { name, words } => {
+            out.push(op::POLICY_SET);
+            put_bytes(out, name);
+            put_words(out, words);
+        }
+        Record::PolicyDel { name } => {
+            out.push(op::POLICY_DEL);
+            put_bytes(out, name);
+        }
+        Record::OverrideSet { identity, words } => {
+            out.push(op::OVERRIDE_SET);
+            put_bytes(out, identity);
+            put_words(out, words);
+        }
+        Record::OverrideDel { identity } => {
+            out.push(op::OVERRIDE_DEL);
+            put_bytes(out, identity);
+        }
+        Record::Access { deny, add, entry } => {
+            out.push(op::ACCESS);
+            out.push(u8::from(*deny));
+            out.push(u8::from(*add));
+            put_bytes(out, entry);
+        }
+    }
+}
+
+fn put_words(out: &mut Vec<u8>, words: &[Bytes]) {
+    let n = u32::try_from(words.len())
+        .ok()
+        .filter(|&n| n <= MAX_DECODED_WORDS)
+        .expect("invariant: a definition is one command's arguments");
+    out.extend_from_slice(&n.to_le_bytes());
+    for w in words {
+        put_bytes(out, w);
     }
 }
 
@@ -422,6 +521,42 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
                 put_bytes(out, m);
             }
         }
+        Value::Reservation(r) => {
+            out.extend_from_slice(&[tag::RESERVATION, RESERVATION_VERSION]);
+            put_u64(out, r.id);
+            put_bytes(out, r.policy.as_bytes());
+            put_bytes(out, &r.identity);
+            put_opt_bytes(out, r.scope.as_ref().map(String::as_bytes));
+            put_u64s(out, &[r.tokens, r.cost.0 as u64]);
+            match r.lease {
+                None => out.push(0),
+                Some(l) => {
+                    out.push(1);
+                    put_u64(out, l.0);
+                }
+            }
+            put_u64(out, r.expires_at.0);
+            out.extend_from_slice(
+                &u32::try_from(r.charges.len())
+                    .expect("invariant: a policy has at most 64 rules")
+                    .to_le_bytes(),
+            );
+            for c in &r.charges {
+                put_bytes(out, &c.key);
+                put_u64(out, c.units as u64);
+            }
+        }
+    }
+}
+
+/// Appends a flag byte and, when present, the bytes.
+fn put_opt_bytes(out: &mut Vec<u8>, b: Option<&[u8]>) {
+    match b {
+        None => out.push(0),
+        Some(b) => {
+            out.push(1);
+            put_bytes(out, b);
+        }
     }
 }
 
@@ -526,6 +661,25 @@ pub fn decode_payload(payload: &[u8]) -> Result<Record, CorruptReason> {
             db: c.u32("database")?,
         },
         op::FLUSH_ALL => Record::FlushAll,
+        op::POLICY_SET => Record::PolicySet {
+            name: c.bytes("policy name")?,
+            words: c.words("policy words")?,
+        },
+        op::POLICY_DEL => Record::PolicyDel {
+            name: c.bytes("policy name")?,
+        },
+        op::OVERRIDE_SET => Record::OverrideSet {
+            identity: c.bytes("override identity")?,
+            words: c.words("override words")?,
+        },
+        op::OVERRIDE_DEL => Record::OverrideDel {
+            identity: c.bytes("override identity")?,
+        },
+        op::ACCESS => Record::Access {
+            deny: c.flag("access list")?,
+            add: c.flag("access change")?,
+            entry: c.bytes("access entry")?,
+        },
         other => return Err(CorruptReason::UnknownOp(other)),
     };
     if !c.buf.is_empty() {
@@ -659,6 +813,47 @@ fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
             }
             Value::ZSet(z)
         }
+        tag::RESERVATION => {
+            c.state_version(tag::RESERVATION, RESERVATION_VERSION, "reservation version")?;
+            let id = c.u64("reservation id")?;
+            let policy = c.text("reservation policy")?;
+            let identity = c.bytes("reservation identity")?;
+            let scope = match c.u8("reservation scope flag")? {
+                0 => None,
+                1 => Some(c.text("reservation scope")?),
+                _ => return Err(CorruptReason::Malformed("reservation scope flag")),
+            };
+            let tokens = c.u64("reservation tokens")?;
+            let cost = Amount(c.u64("reservation cost")? as i64);
+            let lease = match c.u8("reservation lease flag")? {
+                0 => None,
+                1 => Some(LeaseId(c.u64("reservation lease")?)),
+                _ => return Err(CorruptReason::Malformed("reservation lease flag")),
+            };
+            let expires_at = c.nanos("reservation expiry")?;
+            let n = c.u32("reservation charges")? as usize;
+            if n > c.buf.len() / MIN_CHARGE {
+                return Err(CorruptReason::Malformed("reservation charges"));
+            }
+            let mut charges = Vec::with_capacity(n);
+            for _ in 0..n {
+                charges.push(Charge {
+                    key: c.bytes("reservation charge key")?,
+                    units: c.u64("reservation charge units")? as i64,
+                });
+            }
+            Value::Reservation(Box::new(Reservation {
+                id,
+                policy,
+                identity,
+                scope,
+                tokens,
+                cost,
+                lease,
+                expires_at,
+                charges,
+            }))
+        }
         other => return Err(CorruptReason::UnknownValueTag(other)),
     })
 }
@@ -697,6 +892,28 @@ impl<'a> Cursor<'a> {
     fn bytes(&mut self, what: &'static str) -> Result<Bytes, CorruptReason> {
         let n = self.u32(what)? as usize;
         Ok(Bytes::copy_from_slice(self.take(n, what)?))
+    }
+
+    /// A word count (checked against the bytes left) and that many byte strings.
+    fn words(&mut self, what: &'static str) -> Result<Vec<Bytes>, CorruptReason> {
+        let n = self.u32(what)?;
+        if n > MAX_DECODED_WORDS || n as usize > self.buf.len() / 4 {
+            return Err(CorruptReason::Malformed(what));
+        }
+        (0..n).map(|_| self.bytes(what)).collect()
+    }
+
+    /// A 0/1 byte.
+    fn flag(&mut self, what: &'static str) -> Result<bool, CorruptReason> {
+        match self.u8(what)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(CorruptReason::Malformed(what)),
+        }
+    }
+
+    fn text(&mut self, what: &'static str) -> Result<String, CorruptReason> {
+        String::from_utf8(self.bytes(what)?.to_vec()).map_err(|_| CorruptReason::Malformed(what))
     }
 
     fn nanos(&mut self, what: &'static str) -> Result<Nanos, CorruptReason> {
@@ -808,7 +1025,42 @@ mod tests {
             lease().prop_map(Value::Lease),
             breaker().prop_map(Value::Breaker),
             collection_value(),
+            reservation(),
         ]
+    }
+
+    fn reservation() -> impl Strategy<Value = Value> {
+        (
+            any::<u64>(),
+            "[a-z]{1,8}",
+            element(),
+            proptest::option::of("[ -~]{1,12}"),
+            (
+                any::<u64>(),
+                any::<i64>(),
+                proptest::option::of(any::<u64>()),
+                nanos(),
+            ),
+            proptest::collection::vec((element(), any::<i64>()), 0..5),
+        )
+            .prop_map(
+                |(id, policy, identity, scope, (tokens, cost, lease, expires_at), charges)| {
+                    Value::Reservation(Box::new(Reservation {
+                        id,
+                        policy,
+                        identity,
+                        scope,
+                        tokens,
+                        cost: Amount(cost),
+                        lease: lease.map(LeaseId),
+                        expires_at,
+                        charges: charges
+                            .into_iter()
+                            .map(|(key, units)| Charge { key, units })
+                            .collect(),
+                    }))
+                },
+            )
     }
 
     fn element() -> impl Strategy<Value = Bytes> {
@@ -851,6 +1103,14 @@ mod tests {
             (0u32..16, key).prop_map(|(db, key)| Record::Del { db, key }),
             (0u32..16).prop_map(|db| Record::FlushDb { db }),
             Just(Record::FlushAll),
+            (element(), proptest::collection::vec(element(), 0..6))
+                .prop_map(|(name, words)| Record::PolicySet { name, words }),
+            element().prop_map(|name| Record::PolicyDel { name }),
+            (element(), proptest::collection::vec(element(), 0..6))
+                .prop_map(|(identity, words)| Record::OverrideSet { identity, words }),
+            element().prop_map(|identity| Record::OverrideDel { identity }),
+            (any::<bool>(), any::<bool>(), element())
+                .prop_map(|(deny, add, entry)| Record::Access { deny, add, entry }),
         ]
     }
 

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use crate::clock::Nanos;
 use crate::persist::record::{self, CorruptReason, Record, FRAME_OVERHEAD, HEADER_LEN};
+use crate::persist::Catalog;
 use crate::persist::PersistError;
 use crate::store::{Entry, Store};
 
@@ -229,8 +230,23 @@ fn db_of(dbs: &[Store], db: u32) -> Result<&Store, PersistError> {
     })
 }
 
+/// Applies one record: catalog records to `catalog`, the others to `dbs` (see [`apply`]).
+pub fn apply_with(
+    dbs: &[Store],
+    catalog: &dyn Catalog,
+    record: Record,
+    now: Nanos,
+) -> Result<(), PersistError> {
+    if record.is_catalog() {
+        catalog.apply(record, now)
+    } else {
+        apply(dbs, record, now)
+    }
+}
+
 /// Applies one record to the databases `dbs` as of `now`. Idempotent: applying a record twice
 /// leaves them as applying it once. A `Put` already expired at `now` removes the key instead.
+/// A catalog record is refused (use [`apply_with`]).
 pub fn apply(dbs: &[Store], record: Record, now: Nanos) -> Result<(), PersistError> {
     match record {
         Record::Put {
@@ -255,17 +271,19 @@ pub fn apply(dbs: &[Store], record: Record, now: Nanos) -> Result<(), PersistErr
         }
         Record::FlushDb { db } => db_of(dbs, db)?.clear(),
         Record::FlushAll => dbs.iter().for_each(Store::clear),
+        catalog => return ().apply(catalog, now),
     }
     Ok(())
 }
 
-/// Loads `path` into `store` as of `now`. A missing file is an empty AOF. Under
+/// Loads `path` into `dbs` and `catalog` as of `now`. A missing file is an empty AOF. Under
 /// [`OnCorruptTail::Truncate`] a torn tail is cut off on disk (and the file fsynced) so
 /// that appends continue after the last good record.
 pub fn load_file(
     path: &Path,
     mode: OnCorruptTail,
     dbs: &[Store],
+    catalog: &dyn Catalog,
     now: Nanos,
 ) -> Result<ReplayReport, PersistError> {
     let file = match File::open(path) {
@@ -276,7 +294,7 @@ pub fn load_file(
     let mut applied = Ok(());
     let report = replay(io::BufReader::new(file), mode, |r| {
         if applied.is_ok() {
-            applied = apply(dbs, r, now);
+            applied = apply_with(dbs, catalog, r, now);
         }
     })?;
     applied?;
@@ -506,6 +524,7 @@ mod tests {
             &path,
             OnCorruptTail::Refuse,
             std::slice::from_ref(&store),
+            &(),
             Nanos(0)
         )
         .is_err());
@@ -514,6 +533,7 @@ mod tests {
             &path,
             OnCorruptTail::Truncate,
             std::slice::from_ref(&store),
+            &(),
             Nanos(0),
         )
         .unwrap();
@@ -525,6 +545,7 @@ mod tests {
             &path,
             OnCorruptTail::Refuse,
             std::slice::from_ref(&store),
+            &(),
             Nanos(0),
         )
         .unwrap();
@@ -534,6 +555,7 @@ mod tests {
             &missing,
             OnCorruptTail::Refuse,
             std::slice::from_ref(&store),
+            &(),
             Nanos(0),
         )
         .unwrap();

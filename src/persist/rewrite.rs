@@ -27,7 +27,7 @@ use std::path::Path;
 use crate::clock::Nanos;
 use crate::persist::record::{self, Record};
 use crate::persist::writer::{FileSink, Install, Sink, Writer};
-use crate::persist::{PersistError, AOF_FILE, AOF_TMP_FILE};
+use crate::persist::{Catalog, PersistError, AOF_FILE, AOF_TMP_FILE};
 use crate::store::Store;
 
 /// Redis's `auto-aof-rewrite-percentage` / `auto-aof-rewrite-min-size` rule: rewrite when the
@@ -51,12 +51,25 @@ pub struct RewriteReport {
     pub size: u64,
 }
 
-/// Writes the header and one `Put` per key live at `now` in every database of `dbs` to
-/// `sink`; returns the key count. Holds one shard lock at a time, and never across I/O.
-pub fn write_snapshot(dbs: &[Store], now: Nanos, sink: &mut dyn Sink) -> io::Result<u64> {
+/// Writes the header, the catalog's records, and one `Put` per key live at `now` in every
+/// database of `dbs` to `sink`; returns the record count. Holds one shard lock at a time, and
+/// never across I/O.
+///
+/// The catalog is read after the rewrite started, like the keys: a catalog change the
+/// snapshot missed is in the rewrite buffer, and catalog records are full states too.
+pub fn write_snapshot(
+    dbs: &[Store],
+    catalog: &dyn Catalog,
+    now: Nanos,
+    sink: &mut dyn Sink,
+) -> io::Result<u64> {
     let mut buf = Vec::with_capacity(64 * 1024);
     record::encode_header(&mut buf);
     let mut n = 0;
+    for r in catalog.snapshot(now) {
+        record::encode(&r, &mut buf);
+        n += 1;
+    }
     for (db, store) in dbs.iter().enumerate() {
         let db = u32::try_from(db).expect("invariant: databases are capped at 1024");
         for i in 0..store.shard_count() {
@@ -88,12 +101,13 @@ pub fn write_snapshot(dbs: &[Store], now: Nanos, sink: &mut dyn Sink) -> io::Res
 pub fn rewrite_into(
     writer: &Writer,
     dbs: &[Store],
+    catalog: &dyn Catalog,
     now: Nanos,
     mut tmp: Box<dyn Sink>,
     install: Install,
 ) -> Result<RewriteReport, PersistError> {
     writer.start_rewrite()?;
-    let snap = write_snapshot(dbs, now, tmp.as_mut()).and_then(|n| tmp.sync().map(|()| n));
+    let snap = write_snapshot(dbs, catalog, now, tmp.as_mut()).and_then(|n| tmp.sync().map(|()| n));
     let snapshot_records = match snap {
         Ok(n) => n,
         Err(e) => {
@@ -113,6 +127,7 @@ pub fn rewrite_into(
 pub fn rewrite(
     dir: &Path,
     dbs: &[Store],
+    catalog: &dyn Catalog,
     now: Nanos,
     writer: &Writer,
 ) -> Result<RewriteReport, PersistError> {
@@ -127,7 +142,7 @@ pub fn rewrite(
         // The rename is durable only once the directory entry is.
         File::open(&dir_owned)?.sync_all()
     });
-    let res = rewrite_into(writer, dbs, now, Box::new(tmp), install);
+    let res = rewrite_into(writer, dbs, catalog, now, Box::new(tmp), install);
     if res.is_err() {
         let _ = fs::remove_file(&tmp_path);
     }
@@ -244,7 +259,7 @@ mod tests {
         del(&store, &w, "doomed");
         let tmp = MemSink::new();
         let mut tmp_w: Box<dyn Sink> = Box::new(tmp.clone());
-        write_snapshot(std::slice::from_ref(&store), NOW, tmp_w.as_mut()).unwrap();
+        write_snapshot(std::slice::from_ref(&store), &(), NOW, tmp_w.as_mut()).unwrap();
         // After the snapshot: only in the buffer.
         set(&store, &w, "k1", 101, Some(Nanos(u64::MAX)));
         del(&store, &w, "k2");
@@ -295,6 +310,7 @@ mod tests {
         let err = rewrite_into(
             &w,
             std::slice::from_ref(&store),
+            &(),
             NOW,
             Box::new(bad),
             Box::new(|| Ok(())),
@@ -309,6 +325,7 @@ mod tests {
         let err = rewrite_into(
             &w,
             std::slice::from_ref(&store),
+            &(),
             NOW,
             Box::new(MemSink::new()),
             Box::new(|| Err(io::Error::other("rename failed"))),
@@ -341,6 +358,7 @@ mod tests {
         rewrite_into(
             &w,
             std::slice::from_ref(&store),
+            &(),
             NOW,
             Box::new(tmp.clone()),
             Box::new(|| Ok(())),
@@ -363,7 +381,7 @@ mod tests {
         del(&store, &w, "k3");
         w.wait_blocking(w.stats().appended, LONG).unwrap();
         let old_bytes = fs::read(&aof).unwrap();
-        let report = rewrite(dir.path(), std::slice::from_ref(&store), NOW, &w).unwrap();
+        let report = rewrite(dir.path(), std::slice::from_ref(&store), &(), NOW, &w).unwrap();
         assert_eq!(report.snapshot_records, 3);
         assert!(!dir.path().join(AOF_TMP_FILE).exists());
         set(&store, &w, "after", 1, None);
@@ -387,6 +405,7 @@ mod tests {
                 &crash.path().join(AOF_FILE),
                 OnCorruptTail::Refuse,
                 std::slice::from_ref(&s),
+                &(),
                 NOW,
             )
             .unwrap();
@@ -401,6 +420,7 @@ mod tests {
             &crash.path().join(AOF_FILE),
             OnCorruptTail::Refuse,
             std::slice::from_ref(&s),
+            &(),
             NOW,
         )
         .unwrap();

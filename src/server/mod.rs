@@ -52,6 +52,8 @@ pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> io::Result<Server> {
     let shared = Arc::new(Shared::new(config, clock));
     shared.tcp_port.store(u32::from(port), Ordering::Relaxed);
     open_aof(&shared)?;
+    crate::cmd::policy::start(&shared)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     Ok(Server { shared, listeners })
 }
 
@@ -73,7 +75,14 @@ fn open_aof(shared: &Shared) -> io::Result<()> {
         persist::OnCorruptTail::Refuse
     };
     let started = std::time::Instant::now();
-    let report = persist::load_file(&path, mode, &shared.dbs, shared.clock.now()).map_err(fail)?;
+    let report = persist::load_file(
+        &path,
+        mode,
+        &shared.dbs,
+        &shared.policies,
+        shared.clock.now(),
+    )
+    .map_err(fail)?;
     if let Some(at) = report.truncated_at {
         tracing::warn!(offset = at, path = %path.display(), "AOF had a damaged tail: truncated");
     }
@@ -234,6 +243,7 @@ async fn background(shared: Arc<Shared>) {
                 );
             }
         }
+        crate::cmd::policy::tick(&shared, now);
         shared.metrics.sample(shared.uptime_ms());
         maybe_rewrite(&shared);
     }
@@ -269,7 +279,7 @@ fn maybe_rewrite(shared: &Arc<Shared>) {
             return;
         };
         let now = shared.clock.now();
-        match persist::rewrite(&dir, &shared.dbs, now, writer) {
+        match persist::rewrite(&dir, &shared.dbs, &shared.policies, now, writer) {
             Ok(r) => tracing::info!(
                 keys = r.snapshot_records,
                 bytes = r.size,

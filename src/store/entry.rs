@@ -14,6 +14,7 @@ use crate::limiter::gcra::GcraState;
 use crate::limiter::lease::LeaseState;
 use crate::limiter::quota::QuotaState;
 use crate::limiter::window::WindowState;
+use crate::policy::reserve::Reservation;
 use crate::store::zset::ZSet;
 
 type Hasher = foldhash::fast::RandomState;
@@ -53,6 +54,8 @@ pub enum Value {
     Set(SetValue),
     /// A Redis sorted set.
     ZSet(ZSet),
+    /// A policy reservation awaiting `LIMIT.SETTLE` (boxed: it is large and rare).
+    Reservation(Box<Reservation>),
 }
 
 impl Value {
@@ -70,6 +73,7 @@ impl Value {
             Value::Hash(_) => "hash",
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
+            Value::Reservation(_) => "reservation",
         }
     }
 
@@ -99,6 +103,13 @@ impl Value {
                 .sum(),
             Value::Set(s) => s.iter().map(|m| m.len() + BYTES_OVERHEAD + 8).sum(),
             Value::ZSet(z) => z.heap_size(),
+            Value::Reservation(r) => {
+                std::mem::size_of::<Reservation>()
+                    + r.policy.len()
+                    + r.identity.len()
+                    + r.scope.as_ref().map_or(0, String::len)
+                    + r.charges.iter().map(|c| c.key.len() + 16).sum::<usize>()
+            }
             _ => 0,
         }
     }
