@@ -337,6 +337,11 @@ struct Shared {
     progress: Mutex<Progress>,
     progress_cv: Condvar,
     progress_tx: watch::Sender<Progress>,
+    /// Set once a relay task runs inside the runtime (see [`Writer::waiter`]): the writer
+    /// thread then wakes that one task instead of every waiting connection.
+    relay_started: AtomicBool,
+    relay: std::sync::OnceLock<()>,
+    relay_wake: tokio::sync::Notify,
     healthy: AtomicBool,
     stats: Mutex<WriterStats>,
     policy: FsyncPolicy,
@@ -348,7 +353,13 @@ impl Shared {
         self.healthy.store(p.healthy, Ordering::Release);
         *self.progress.lock() = p;
         self.progress_cv.notify_all();
-        self.progress_tx.send_replace(p);
+        if self.relay_started.load(Ordering::Acquire) {
+            // One cross-thread wake-up; the relay wakes the waiting connections from inside
+            // the runtime, where waking a task is a queue push, not a syscall each.
+            self.relay_wake.notify_one();
+        } else {
+            self.progress_tx.send_replace(p);
+        }
     }
 }
 
@@ -389,6 +400,9 @@ impl Writer {
             progress: Mutex::new(initial),
             progress_cv: Condvar::new(),
             progress_tx: watch::Sender::new(initial),
+            relay_started: AtomicBool::new(false),
+            relay: std::sync::OnceLock::new(),
+            relay_wake: tokio::sync::Notify::new(),
             healthy: AtomicBool::new(true),
             stats: Mutex::new(stats),
             policy,
@@ -435,7 +449,28 @@ impl Writer {
     }
 
     /// A handle for async callers to await acknowledgement.
+    ///
+    /// Inside a tokio runtime, the first call starts the relay task that forwards the writer
+    /// thread's progress to the waiters.
     pub fn waiter(&self) -> DurableWaiter {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.shared.relay.get_or_init(|| {
+                let shared = Arc::clone(&self.shared);
+                tokio::spawn(async move {
+                    loop {
+                        shared.relay_wake.notified().await;
+                        let progress = *shared.progress.lock();
+                        shared.progress_tx.send_replace(progress);
+                        if !progress.running {
+                            break;
+                        }
+                    }
+                });
+                self.shared.relay_started.store(true, Ordering::Release);
+                // Whatever was published before the relay existed is forwarded once.
+                self.shared.relay_wake.notify_one();
+            });
+        }
         DurableWaiter {
             rx: self.shared.progress_tx.subscribe(),
             shared: Arc::clone(&self.shared),
