@@ -12,6 +12,8 @@
 //! - [`error`]: every wire error text.
 //! - [`metrics`]: counters for INFO.
 //! - [`persist`]: the append-only file (records, writer thread, replay, rewrite, check).
+//! - [`script`]: the embedded Lua VM (sandbox, script cache, function libraries, RESP
+//!   conversion); `cmd::scripting` runs it under the shard locks.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -24,5 +26,6 @@ pub mod limiter;
 pub mod metrics;
 pub mod persist;
 pub mod protocol;
+pub mod script;
 pub mod server;
 pub mod store;

@@ -51,6 +51,8 @@ pub struct Shared {
     /// Source of LEASE ids: starts at the start time in microseconds, so ids stay unique
     /// across restarts, and only grows.
     pub next_lease_id: AtomicU64,
+    /// The Lua VM, script cache, function libraries and running-script state.
+    pub scripts: crate::script::Scripts,
 }
 
 /// Applies a new log level to the process's logger.
@@ -77,6 +79,7 @@ impl Shared {
             next_lease_id: AtomicU64::new(clock.now().as_nanos() / 1000),
             aof: OnceLock::new(),
             rewrite_requested: AtomicBool::new(false),
+            scripts: crate::script::Scripts::new(),
         }
     }
 

@@ -267,6 +267,7 @@ fn acl_categories(spec: &CommandSpec, group: &str, extra: &[&'static str]) -> Ve
         "transactions" => cats.push("@transaction"),
         "pubsub" => cats.push("@pubsub"),
         "rate_limit" => cats.push("@rate_limit"),
+        "scripting" => cats.push("@scripting"),
         _ => {}
     }
     if spec.has(flags::ADMIN) {

@@ -23,6 +23,7 @@ pub mod longdouble;
 pub mod multi;
 pub mod quota;
 pub mod rate;
+pub mod scripting;
 pub mod sets;
 pub mod strings;
 pub mod window;
@@ -181,7 +182,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 16] {
+pub fn families() -> [&'static [CommandSpec]; 17] {
     [
         connection::COMMANDS,
         multi::COMMANDS,
@@ -199,6 +200,7 @@ pub fn families() -> [&'static [CommandSpec]; 16] {
         hashes::COMMANDS,
         lists::COMMANDS,
         sets::COMMANDS,
+        scripting::COMMANDS,
     ]
 }
 
@@ -341,7 +343,7 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 
 /// A command refused before it runs. Inside `MULTI` the transaction is marked failed; a refused
 /// `EXEC` discards the transaction and answers `EXECABORT` with the reason, as Redis does.
-fn reject(ctx: &mut Ctx<'_>, spec: &CommandSpec, err: CommandError) -> CommandError {
+pub(crate) fn reject(ctx: &mut Ctx<'_>, spec: &CommandSpec, err: CommandError) -> CommandError {
     if spec.name == "EXEC" {
         ctx.session.multi = None;
         ctx.session.multi_error = false;
@@ -373,6 +375,11 @@ pub fn dispatch_sub(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandEr
         return Err(CommandError::WrongArity(full_name(Some(parent), sub)));
     }
     (sub.handler)(ctx, req)
+}
+
+/// A reply of status lines, verbatim (for `HELP` texts that differ from [`help_reply`]'s).
+pub fn help_lines(lines: &[&'static str]) -> Frame {
+    Frame::Array(lines.iter().map(|l| Frame::simple(l)).collect())
 }
 
 /// Builds a `HELP` reply from lines of text.

@@ -40,6 +40,25 @@ mod op {
     pub const DEL: u8 = 2;
     pub const FLUSH_ALL: u8 = 3;
     pub const FLUSH_DB: u8 = 4;
+    pub const SCRIPT: u8 = 5;
+    pub const FUNCTION_LIBRARY: u8 = 6;
+    pub const FUNCTION_DELETE: u8 = 7;
+    pub const SCRIPTS_FLUSH: u8 = 8;
+}
+
+/// Selector bytes of [`Record::ScriptsFlush`].
+mod flush_target {
+    pub const SCRIPTS: u8 = 0;
+    pub const FUNCTIONS: u8 = 1;
+}
+
+/// What a [`Record::ScriptsFlush`] empties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptsFlushTarget {
+    /// The `EVAL` script cache (`SCRIPT FLUSH`).
+    Scripts,
+    /// Every function library (`FUNCTION FLUSH`).
+    Functions,
 }
 
 /// Value tag bytes (the first byte of an encoded [`Value`]).
@@ -142,6 +161,27 @@ pub enum Record {
     },
     /// Every key of every database was removed.
     FlushAll,
+    /// A Lua script entered the script cache (`SCRIPT LOAD`, or `EVAL` of a new body); replay
+    /// loads it again so `EVALSHA` keeps working after a restart. Scripts are never re-run.
+    Script {
+        /// The script body as the client sent it (shebang line included).
+        body: Bytes,
+    },
+    /// A function library was loaded or replaced (`FUNCTION LOAD [REPLACE]`).
+    FunctionLibrary {
+        /// The library code, `#!lua name=...` line included.
+        code: Bytes,
+    },
+    /// A function library was deleted (`FUNCTION DELETE`).
+    FunctionDelete {
+        /// The library name.
+        name: Bytes,
+    },
+    /// The script cache or every function library was emptied.
+    ScriptsFlush {
+        /// Which of the two.
+        target: ScriptsFlushTarget,
+    },
 }
 
 /// Why a frame or payload could not be decoded.
@@ -305,6 +345,25 @@ pub fn encode_payload(record: &Record, out: &mut Vec<u8>) {
             out.extend_from_slice(&db.to_le_bytes());
         }
         Record::FlushAll => out.push(op::FLUSH_ALL),
+        Record::Script { body } => {
+            out.push(op::SCRIPT);
+            put_bytes(out, body);
+        }
+        Record::FunctionLibrary { code } => {
+            out.push(op::FUNCTION_LIBRARY);
+            put_bytes(out, code);
+        }
+        Record::FunctionDelete { name } => {
+            out.push(op::FUNCTION_DELETE);
+            put_bytes(out, name);
+        }
+        Record::ScriptsFlush { target } => {
+            out.push(op::SCRIPTS_FLUSH);
+            out.push(match target {
+                ScriptsFlushTarget::Scripts => flush_target::SCRIPTS,
+                ScriptsFlushTarget::Functions => flush_target::FUNCTIONS,
+            });
+        }
     }
 }
 
@@ -526,6 +585,22 @@ pub fn decode_payload(payload: &[u8]) -> Result<Record, CorruptReason> {
             db: c.u32("database")?,
         },
         op::FLUSH_ALL => Record::FlushAll,
+        op::SCRIPT => Record::Script {
+            body: c.bytes("script body")?,
+        },
+        op::FUNCTION_LIBRARY => Record::FunctionLibrary {
+            code: c.bytes("function library code")?,
+        },
+        op::FUNCTION_DELETE => Record::FunctionDelete {
+            name: c.bytes("function library name")?,
+        },
+        op::SCRIPTS_FLUSH => Record::ScriptsFlush {
+            target: match c.u8("scripts flush target")? {
+                flush_target::SCRIPTS => ScriptsFlushTarget::Scripts,
+                flush_target::FUNCTIONS => ScriptsFlushTarget::Functions,
+                _ => return Err(CorruptReason::Malformed("scripts flush target")),
+            },
+        },
         other => return Err(CorruptReason::UnknownOp(other)),
     };
     if !c.buf.is_empty() {
@@ -851,6 +926,15 @@ mod tests {
             (0u32..16, key).prop_map(|(db, key)| Record::Del { db, key }),
             (0u32..16).prop_map(|db| Record::FlushDb { db }),
             Just(Record::FlushAll),
+            element().prop_map(|body| Record::Script { body }),
+            element().prop_map(|code| Record::FunctionLibrary { code }),
+            element().prop_map(|name| Record::FunctionDelete { name }),
+            Just(Record::ScriptsFlush {
+                target: ScriptsFlushTarget::Scripts
+            }),
+            Just(Record::ScriptsFlush {
+                target: ScriptsFlushTarget::Functions
+            }),
         ]
     }
 

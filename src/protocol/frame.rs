@@ -43,6 +43,8 @@ pub enum Frame {
     Verbatim(&'static str, Bytes),
     /// `>len` push (out-of-band) message; an array in RESP2.
     Push(Vec<Frame>),
+    /// `(digits` big number; a bulk string in RESP2 (a script's `{big_number=...}`).
+    BigNumber(Bytes),
 }
 
 impl Frame {

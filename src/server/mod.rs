@@ -73,7 +73,13 @@ fn open_aof(shared: &Shared) -> io::Result<()> {
         persist::OnCorruptTail::Refuse
     };
     let started = std::time::Instant::now();
-    let report = persist::load_file(&path, mode, &shared.dbs, shared.clock.now()).map_err(fail)?;
+    // Script and function records restore the script cache and libraries, so EVALSHA and
+    // FCALL keep working across restarts.
+    let report = persist::load_file_with(&path, mode, &shared.dbs, shared.clock.now(), &mut |r| {
+        crate::cmd::scripting::restore(shared, r);
+        Ok(())
+    })
+    .map_err(fail)?;
     if let Some(at) = report.truncated_at {
         tracing::warn!(offset = at, path = %path.display(), "AOF had a damaged tail: truncated");
     }
@@ -253,7 +259,8 @@ fn maybe_rewrite(shared: &Arc<Shared>) {
             return;
         };
         let now = shared.clock.now();
-        match persist::rewrite(&dir, &shared.dbs, now, writer) {
+        let scripts = || crate::cmd::scripting::snapshot(&shared);
+        match persist::rewrite_with(&dir, &shared.dbs, &scripts, now, writer) {
             Ok(r) => tracing::info!(
                 keys = r.snapshot_records,
                 bytes = r.size,
