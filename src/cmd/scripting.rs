@@ -860,6 +860,12 @@ fn function_delete(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandErr
 }
 
 fn function_flush(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    if req.len() > 3 {
+        return Err(CommandError::other(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+            String::from_utf8_lossy(&req[1])
+        )));
+    }
     if !flush_mode_ok(req) {
         return Err(CommandError::other(
             "FUNCTION FLUSH only supports SYNC|ASYNC option",
@@ -1030,5 +1036,7 @@ mod tests {
     fn smoke() {
         let mut h = Harness::new();
         assert_eq!(h.run(&["EVAL", "return 1", "0"]), int(1));
+        eprintln!("{:?}", h.run(&["EVAL", "error('boom')", "0"]));
+        eprintln!("{:?}", h.run(&["EVAL", "local ok, e = xpcall(function() error('boom') end, function(e) return e end) return e", "0"]));
     }
 }

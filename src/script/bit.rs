@@ -6,11 +6,13 @@
 //! message at the caller's line, so errors read as Redis's
 //! ("bad argument #1 to 'band' (number expected, got string)").
 
-use mlua::{Lua, MultiValue, Value};
+use mlua::{MultiValue, Value};
 
 /// A result: a 32-bit number or, for `tohex`, text.
-enum Out {
+pub enum Out {
+    /// A 32-bit result.
     Bits(u32),
+    /// Text (`tohex`).
     Text(String),
 }
 
@@ -71,18 +73,8 @@ fn ret(b: u32) -> Out {
     Out::Bits(b)
 }
 
-/// Creates the Rust side of one `bit` function.
-pub fn function(lua: &Lua, name: &'static str) -> mlua::Result<mlua::Function> {
-    lua.create_function(move |lua, args: MultiValue| {
-        Ok(match run(name, &args) {
-            Ok(Out::Bits(b)) => (true, Value::Number(f64::from(b as i32))),
-            Ok(Out::Text(t)) => (true, Value::String(lua.create_string(t)?)),
-            Err(msg) => (false, Value::String(lua.create_string(msg)?)),
-        })
-    })
-}
-
-fn run(name: &str, args: &MultiValue) -> Result<Out, String> {
+/// Runs bit function `name` on `args`: the result, or the error message.
+pub fn run(name: &str, args: &MultiValue) -> Result<Out, String> {
     let b = arg(args, 0, name)?;
     Ok(match name {
         "tobit" => ret(b),

@@ -262,7 +262,7 @@ pub fn arg_bytes(v: &Value) -> Option<Bytes> {
     match v {
         Value::String(s) => Some(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Number(n) => Some(Bytes::from(format_g(*n, 17))),
-        Value::Integer(n) => Some(Bytes::from(n.to_string())),
+        Value::Integer(n) => Some(Bytes::from(format_g(*n as f64, 17))),
         _ => None,
     }
 }

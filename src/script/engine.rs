@@ -8,7 +8,7 @@
 //! text only, and `loadstring` chunks run in the script environment. The heavy lifting in Lua
 //! lives in `prelude.lua`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -176,7 +176,7 @@ pub enum Target<'a> {
 pub struct Engine {
     lua: Lua,
     run: Arc<RunState>,
-    slot: Table,
+    redis: Table,
     st: Table,
     eval_globals: Table,
     eval_env: Table,
@@ -192,8 +192,81 @@ pub struct Engine {
 /// The text a call gets back after the script was told to restart.
 const ABORTED: &str = "Script aborted to be run again with the whole database locked";
 
+/// An error a Rust function raises in a script, in the form Redis's C function would have
+/// raised it: an error table (`redis.call` failures, `redis.setresp` misuse) or a message
+/// already prefixed with the caller's position (`luaL_error` in cjson and bit).
+#[derive(Debug, Clone)]
+pub enum Raise {
+    /// `{err = text}`.
+    Table(String),
+    /// A plain string error.
+    Plain(String),
+}
+
+impl std::fmt::Display for Raise {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Raise::Table(t) | Raise::Plain(t) => f.write_str(t),
+        }
+    }
+}
+
+impl std::error::Error for Raise {}
+
+/// Raises `{err = text}`.
+fn raise_table(text: impl Into<String>) -> mlua::Error {
+    mlua::Error::external(Raise::Table(text.into()))
+}
+
+/// Raises `msg` prefixed with the calling Lua line (`luaL_error`'s `luaL_where(L, 1)`).
+fn raise_at(lua: &Lua, msg: &str) -> mlua::Error {
+    let at = lua
+        .inspect_stack(1, |d| {
+            let line = d.current_line()?;
+            let src = d.source().short_src?.into_owned();
+            Some(format!("{src}:{line}: "))
+        })
+        .flatten()
+        .unwrap_or_default();
+    mlua::Error::external(Raise::Plain(format!("{at}{msg}")))
+}
+
+/// The [`Raise`] or [`Interrupt`] inside an mlua error, through callback wrappers.
+fn find_raise(e: &mlua::Error) -> Option<Raise> {
+    match e {
+        mlua::Error::CallbackError { cause, .. } => find_raise(cause),
+        mlua::Error::WithContext { cause, .. } => find_raise(cause),
+        other => {
+            if let Some(r) = other.downcast_ref::<Raise>() {
+                return Some(r.clone());
+            }
+            other
+                .downcast_ref::<Interrupt>()
+                .map(|i| Raise::Table(format!("ERR {i}")))
+        }
+    }
+}
+
+/// Lua's `tonumber` on an argument (numbers and numeric strings).
+fn to_number(v: Option<&Value>) -> Option<f64> {
+    match v? {
+        Value::Number(n) => Some(*n),
+        Value::Integer(n) => Some(*n as f64),
+        Value::String(s) => s.to_str().ok()?.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// True if a `resp` value set by `redis.setresp` is 3.
+fn is_resp3(v: &Value) -> bool {
+    matches!(v, Value::Integer(3)) || matches!(v, Value::Number(n) if *n == 3.0)
+}
+
 fn build(lua: &Lua, run: &Arc<RunState>) -> mlua::Result<Table> {
     let rs = lua.create_table()?;
+    let st = lua.create_table()?;
+    st.raw_set("resp", 2)?;
+    rs.raw_set("st", st.clone())?;
     rs.raw_set(
         "user_frame",
         lua.create_function(|lua, ()| {
@@ -213,21 +286,91 @@ fn build(lua: &Lua, run: &Arc<RunState>) -> mlua::Result<Table> {
         })?,
     )?;
     rs.raw_set(
+        "unwrap_error",
+        lua.create_function(|lua, v: Value| {
+            let Value::Error(e) = &v else {
+                return Ok(v);
+            };
+            Ok(match find_raise(e) {
+                Some(Raise::Table(text)) => {
+                    let t = lua.create_table_with_capacity(0, 1)?;
+                    t.raw_set("err", text)?;
+                    Value::Table(t)
+                }
+                Some(Raise::Plain(msg)) => Value::String(lua.create_string(msg)?),
+                None => Value::String(lua.create_string(e.to_string())?),
+            })
+        })?,
+    )?;
+    let resp = st.clone();
+    rs.raw_set(
+        "setresp",
+        lua.create_function(move |_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(raise_table("ERR redis.setresp() requires one argument."));
+            }
+            match to_number(args.front()) {
+                Some(v) if v == 2.0 || v == 3.0 => resp.raw_set("resp", v as i64),
+                _ => Err(raise_table("ERR RESP version must be 2 or 3.")),
+            }
+        })?,
+    )?;
+    rs.raw_set(
         "sha1hex",
-        lua.create_function(|lua, s: mlua::String| {
-            let sha = sha1_hex(&s.as_bytes());
-            lua.create_string(sha)
+        lua.create_function(|lua, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(raise_table("ERR wrong number of arguments"));
+            }
+            // lua_tolstring: numbers as Lua prints them, other types as nothing.
+            let bytes = match &args[0] {
+                Value::String(s) => Bytes::copy_from_slice(&s.as_bytes()),
+                Value::Number(n) => Bytes::from(super::convert::format_g(*n, 14)),
+                Value::Integer(n) => Bytes::from(n.to_string()),
+                _ => Bytes::new(),
+            };
+            lua.create_string(sha1_hex(&bytes))
         })?,
     )?;
     rs.raw_set(
         "log",
-        lua.create_function(|_, (level, msg): (f64, mlua::String)| {
-            let msg = msg.to_string_lossy();
-            match level as i64 {
-                0 => tracing::debug!(target: "limitkv::script", "{msg}"),
-                1 => tracing::debug!(target: "limitkv::script", "{msg}"),
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() < 2 {
+                return Err(raise_table(
+                    "ERR redis.log() requires two arguments or more.",
+                ));
+            }
+            let level = to_number(args.front()).unwrap_or(0.0) as i64;
+            if !(0..=3).contains(&level) {
+                return Err(raise_table("ERR Invalid debug level."));
+            }
+            let parts: Vec<String> = args
+                .iter()
+                .skip(1)
+                .filter_map(|v| match v {
+                    Value::String(s) => Some(s.to_string_lossy()),
+                    Value::Number(n) => Some(super::convert::format_g(*n, 14)),
+                    Value::Integer(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect();
+            let msg = parts.join(" ");
+            match level {
+                0 | 1 => tracing::debug!(target: "limitkv::script", "{msg}"),
                 2 => tracing::info!(target: "limitkv::script", "{msg}"),
                 _ => tracing::warn!(target: "limitkv::script", "{msg}"),
+            }
+            Ok(())
+        })?,
+    )?;
+    rs.raw_set(
+        "set_repl",
+        lua.create_function(|_, args: MultiValue| {
+            if args.len() != 1 {
+                return Err(raise_table("ERR redis.set_repl() requires one argument."));
+            }
+            let flags = to_number(args.front()).unwrap_or(0.0) as i64;
+            if flags & !3 != 0 {
+                return Err(raise_table("ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE."));
             }
             Ok(())
         })?,
@@ -236,21 +379,25 @@ fn build(lua: &Lua, run: &Arc<RunState>) -> mlua::Result<Table> {
         "cjson_encode",
         lua.create_function(|lua, args: MultiValue| {
             if args.len() != 1 {
-                let msg = "bad argument #1 to 'encode' (expected 1 argument)";
-                return Ok((false, Value::String(lua.create_string(msg)?)));
+                return Err(raise_at(
+                    lua,
+                    "bad argument #1 to 'encode' (expected 1 argument)",
+                ));
             }
-            Ok(match cjson::encode(&args[0]) {
-                Ok(json) => (true, Value::String(lua.create_string(json)?)),
-                Err(msg) => (false, Value::String(lua.create_string(msg)?)),
-            })
+            match cjson::encode(&args[0]) {
+                Ok(json) => lua.create_string(json),
+                Err(msg) => Err(raise_at(lua, &msg)),
+            }
         })?,
     )?;
     rs.raw_set(
         "cjson_decode",
         lua.create_function(|lua, args: MultiValue| {
             if args.len() != 1 {
-                let msg = "bad argument #1 to 'decode' (expected 1 argument)";
-                return Ok((false, Value::String(lua.create_string(msg)?)));
+                return Err(raise_at(
+                    lua,
+                    "bad argument #1 to 'decode' (expected 1 argument)",
+                ));
             }
             let text = match &args[0] {
                 Value::String(s) => s.as_bytes().to_vec(),
@@ -267,18 +414,20 @@ fn build(lua: &Lua, run: &Arc<RunState>) -> mlua::Result<Table> {
                             _ => "userdata",
                         }
                     );
-                    return Ok((false, Value::String(lua.create_string(msg)?)));
+                    return Err(raise_at(lua, &msg));
                 }
             };
-            Ok(match cjson::decode(lua, &text) {
-                Ok(v) => (true, v),
-                Err(msg) => (false, Value::String(lua.create_string(msg)?)),
-            })
+            cjson::decode(lua, &text).map_err(|msg| raise_at(lua, &msg))
         })?,
     )?;
     rs.raw_set("null", cjson::null())?;
     for name in bit::NAMES {
-        rs.raw_set(format!("bit_{name}"), bit::function(lua, name)?)?;
+        let f = lua.create_function(move |lua, args: MultiValue| match bit::run(name, &args) {
+            Ok(bit::Out::Bits(b)) => Ok(Value::Number(f64::from(b as i32))),
+            Ok(bit::Out::Text(t)) => Ok(Value::String(lua.create_string(t)?)),
+            Err(msg) => Err(raise_at(lua, &msg)),
+        })?;
+        rs.raw_set(format!("bit_{name}"), f)?;
     }
     let version = crate::cmd::connection::REDIS_COMPAT_VERSION;
     rs.raw_set("version", version)?;
@@ -329,7 +478,7 @@ impl Engine {
         };
         lua.set_type_metatable::<mlua::String>(Some(table("string_mt")));
         Engine {
-            slot: table("slot"),
+            redis: table("redis"),
             st: table("st"),
             eval_globals: table("eval_globals"),
             eval_env: table("eval_env"),
@@ -580,40 +729,59 @@ impl Engine {
             }
         };
         let aborted = Cell::new(false);
+        let call = RefCell::new(call);
+        let st = &self.st;
+        // One redis.call / redis.pcall: the front checks, then the caller's dispatch. `Err`
+        // is what `redis.call` raises; `redis.pcall` returns it as an error table instead.
+        let dispatch = |lua: &Lua, argv: MultiValue| -> mlua::Result<Result<Value, Value>> {
+            let resp3 = is_resp3(&st.raw_get::<Value>("resp")?);
+            if aborted.get() {
+                return Ok(Err(rejected(lua, ABORTED)?));
+            }
+            if argv.is_empty() {
+                let msg = "Please specify at least one argument for this redis lib call";
+                return Ok(Err(rejected(lua, msg)?));
+            }
+            let mut req = Vec::with_capacity(argv.len());
+            for v in argv.iter() {
+                match arg_bytes(v) {
+                    Some(b) => req.push(b),
+                    None => {
+                        let msg = "Lua redis lib command arguments must be strings or integers";
+                        return Ok(Err(rejected(lua, msg)?));
+                    }
+                }
+            }
+            let outcome = (call.borrow_mut())(&req, resp3);
+            match outcome {
+                CallOutcome::Reply(frame) => {
+                    let v = frame_to_lua(lua, &frame, resp3)?;
+                    Ok(if frame.is_error() { Err(v) } else { Ok(v) })
+                }
+                CallOutcome::Rejected(msg) => Ok(Err(rejected(lua, &msg)?)),
+                CallOutcome::Abort => {
+                    aborted.set(true);
+                    Ok(Err(rejected(lua, ABORTED)?))
+                }
+            }
+        };
         let result = self.lua.scope(|scope| {
-            let dispatch = scope.create_function_mut(|lua, mut argv: MultiValue| {
-                let resp3 = matches!(argv.pop_front(), Some(Value::Number(n)) if n == 3.0)
-                    || matches!(argv.front(), Some(Value::Integer(3)));
-                if aborted.get() {
-                    return Ok((rejected(lua, ABORTED)?, true));
-                }
-                if argv.is_empty() {
-                    let msg = "Please specify at least one argument for this redis lib call";
-                    return Ok((rejected(lua, msg)?, true));
-                }
-                let mut req = Vec::with_capacity(argv.len());
-                for v in argv.iter() {
-                    match arg_bytes(v) {
-                        Some(b) => req.push(b),
-                        None => {
-                            let msg = "Lua redis lib command arguments must be strings or integers";
-                            return Ok((rejected(lua, msg)?, true));
-                        }
+            let redis_call =
+                scope.create_function(|lua, argv: MultiValue| match dispatch(lua, argv)? {
+                    Ok(v) => Ok(v),
+                    Err(Value::Table(t)) => {
+                        let text: String = t.raw_get("err")?;
+                        Err(raise_table(text))
                     }
-                }
-                match call(&req, resp3) {
-                    CallOutcome::Reply(frame) => {
-                        let failed = frame.is_error();
-                        Ok((frame_to_lua(lua, &frame, resp3)?, failed))
-                    }
-                    CallOutcome::Rejected(msg) => Ok((rejected(lua, &msg)?, true)),
-                    CallOutcome::Abort => {
-                        aborted.set(true);
-                        Ok((rejected(lua, ABORTED)?, true))
-                    }
-                }
+                    Err(other) => Ok(other),
+                })?;
+            let redis_pcall = scope.create_function(|lua, argv: MultiValue| {
+                Ok(match dispatch(lua, argv)? {
+                    Ok(v) | Err(v) => v,
+                })
             })?;
-            self.slot.raw_set("call", dispatch)?;
+            self.redis.raw_set("call", redis_call)?;
+            self.redis.raw_set("pcall", redis_pcall)?;
             self.st.raw_set("resp", 2)?;
             let keys_t = string_array(&self.lua, keys)?;
             let args_t = string_array(&self.lua, args)?;
@@ -624,14 +792,15 @@ impl Engine {
                 self.eval_globals.raw_set("ARGV", args_t)?;
                 self.run_eval.call(func)?
             };
-            let resp3 = matches!(self.st.raw_get::<Value>("resp")?, Value::Number(n) if n == 3.0);
+            let resp3 = is_resp3(&self.st.raw_get::<Value>("resp")?);
             Ok(if ok {
                 lua_to_frame(&value, resp3)
             } else {
                 self.error_reply(&value, &name)
             })
         });
-        self.slot.raw_set("call", Value::Nil).ok();
+        self.redis.raw_set("call", Value::Nil).ok();
+        self.redis.raw_set("pcall", Value::Nil).ok();
         if aborted.get() {
             return Some(RunOutcome::Restart);
         }

@@ -160,6 +160,7 @@ pub struct RunState {
     wrote: AtomicBool,
     function: AtomicBool,
     loading: AtomicBool,
+    woke_runtime: AtomicBool,
     started_us: AtomicU64,
     threshold_ms: AtomicU64,
     current: Mutex<Option<Running>>,
@@ -187,6 +188,19 @@ impl std::fmt::Display for Interrupt {
 
 impl std::error::Error for Interrupt {}
 
+/// Makes sure another worker thread serves I/O while this one runs a long script.
+///
+/// A tokio worker that parked while this one held the I/O driver sleeps on a condition
+/// variable, and nothing wakes it while this thread stays busy in Lua: no socket would be
+/// read (not even `SCRIPT KILL`). Spawning an empty task notifies a parked worker; finding
+/// nothing to steal, it parks again, this time on the now free driver. Done once per script,
+/// at the first count hook (after 100k instructions), so short scripts never pay for it.
+fn wake_runtime() {
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        drop(handle.spawn(async {}));
+    }
+}
+
 impl RunState {
     fn new() -> RunState {
         RunState {
@@ -198,6 +212,7 @@ impl RunState {
             wrote: AtomicBool::new(false),
             function: AtomicBool::new(false),
             loading: AtomicBool::new(false),
+            woke_runtime: AtomicBool::new(false),
             started_us: AtomicU64::new(0),
             threshold_ms: AtomicU64::new(DEFAULT_BUSY_REPLY_THRESHOLD_MS),
             current: Mutex::new(None),
@@ -238,6 +253,7 @@ impl RunState {
         self.kill.store(false, Ordering::Release);
         self.wrote.store(false, Ordering::Release);
         self.timed_out.store(false, Ordering::Release);
+        self.woke_runtime.store(false, Ordering::Release);
         self.function.store(function, Ordering::Release);
         self.threshold_ms.store(threshold_ms, Ordering::Release);
         self.started_us.store(self.now_us(), Ordering::Release);
@@ -320,6 +336,9 @@ impl RunState {
         }
         if self.was_killed() {
             return Err(Interrupt::Killed);
+        }
+        if self.is_running() && !self.woke_runtime.swap(true, Ordering::AcqRel) {
+            wake_runtime();
         }
         if self.is_running()
             && !self.is_timed_out()

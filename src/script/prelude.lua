@@ -6,6 +6,11 @@
 -- the user's line.
 --
 -- Argument: `rs`, a table of Rust functions. Returns a table of internals for the Rust side.
+--
+-- Functions a script may call in tail position and that can fail (redis.call, cjson.*, bit.*,
+-- redis.setresp, ...) are Rust functions, not Lua wrappers: a Lua tail call would remove the
+-- script's frame, and with it the line Redis reports. They raise Rust errors (userdata); the
+-- handler and pcall turn those back into what Redis raises (`rs.unwrap_error`).
 
 local rs = ...
 
@@ -50,9 +55,10 @@ end
 
 -- Redis's error handler: the error becomes a table {err=..., source=..., line=...} where the
 -- source and line are those of the innermost user frame (not C, not this prelude).
-local user_frame = rs.user_frame
+local user_frame, unwrap_error = rs.user_frame, rs.unwrap_error
 local function handler(err)
   local source, line = user_frame()
+  if type(err) == 'userdata' then err = unwrap_error(err) end
   if type(err) ~= 'table' then err = { err = 'ERR ' .. tostring(err) } end
   if source then
     rawset(err, 'source', source)
@@ -65,6 +71,7 @@ end
 local function pcall_result(ok, ...)
   if ok then return true, ... end
   local e = ...
+  if type(e) == 'userdata' then e = unwrap_error(e) end
   if type(e) == 'table' then
     local m = rawget(e, 'err')
     if type(m) == 'string' or type(m) == 'number' then return false, m end
@@ -74,6 +81,14 @@ end
 
 local function pcall(f, ...)
   return pcall_result(raw_pcall(f, ...))
+end
+
+-- xpcall's handler sees errors as Redis raises them (tables and strings, not userdata).
+local function safe_xpcall(f, h)
+  return xpcall(f, function(e)
+    if type(e) == 'userdata' then e = unwrap_error(e) end
+    return h(e)
+  end)
 end
 
 -- Errors in Redis's format: "-CODE msg" keeps its code, anything else gets ERR.
@@ -137,25 +152,7 @@ end
 ---------------------------------------------------------------------------------------------
 -- The redis API.
 
-local slot = {}          -- slot.call: the per-run Rust dispatcher (set by the Rust side)
-local st = { resp = 2 }  -- per-run state: the protocol replies are converted with
-
-local function redis_call(...)
-  local r, failed = slot.call(st.resp, ...)
-  if failed then error(r, 0) end
-  return r
-end
-
-local function redis_pcall(...)
-  return (slot.call(st.resp, ...))
-end
-
-local function setresp(...)
-  if select('#', ...) ~= 1 then error({ err = 'ERR redis.setresp() requires one argument.' }) end
-  local v = tonumber((...))
-  if v ~= 2 and v ~= 3 then error({ err = 'ERR RESP version must be 2 or 3.' }) end
-  st.resp = v
-end
+local st = rs.st  -- per-run state: `resp`, the protocol replies are converted with
 
 local function error_reply(...)
   local e = ...
@@ -174,78 +171,39 @@ local function status_reply(...)
   return { ok = s }
 end
 
-local function sha1hex(...)
-  if select('#', ...) ~= 1 then error({ err = 'ERR wrong number of arguments' }) end
-  local s = ...
-  if type(s) ~= 'string' and type(s) ~= 'number' then s = '' end
-  return rs.sha1hex(s)
-end
-
-local function log(...)
-  local n = select('#', ...)
-  if n < 2 then error({ err = 'ERR redis.log() requires two arguments or more.' }) end
-  local level = tonumber((...))
-  if level == nil or level < 0 or level > 3 then error({ err = 'ERR Invalid debug level.' }) end
-  local parts = {}
-  for i = 2, n do
-    local v = select(i, ...)
-    local t = type(v)
-    if t == 'string' or t == 'number' then parts[#parts + 1] = tostring(v) end
-  end
-  rs.log(level, table.concat(parts, ' '))
-end
-
-local function set_repl(...)
-  if select('#', ...) ~= 1 then error({ err = 'ERR redis.set_repl() requires one argument.' }) end
-  local flags = tonumber((...)) or 0
-  if flags ~= 0 and flags ~= 1 and flags ~= 2 and flags ~= 3 then
-    error({ err = 'ERR Invalid replication flags. Use REPL_AOF, REPL_REPLICA, REPL_ALL or REPL_NONE.' })
-  end
-end
-
 local function add_constants(t)
   t.LOG_DEBUG, t.LOG_VERBOSE, t.LOG_NOTICE, t.LOG_WARNING = 0, 1, 2, 3
   t.REDIS_VERSION = rs.version
   t.REDIS_VERSION_NUM = rs.version_num
 end
 
+-- `call` and `pcall` are installed by the Rust side for each run.
 local R = {
-  call = redis_call,
-  pcall = redis_pcall,
-  setresp = setresp,
+  setresp = rs.setresp,
   error_reply = error_reply,
   status_reply = status_reply,
-  sha1hex = sha1hex,
-  log = log,
+  sha1hex = rs.sha1hex,
+  log = rs.log,
   replicate_commands = function() return true end,
-  set_repl = set_repl,
+  set_repl = rs.set_repl,
   breakpoint = function() return false end,
   debug = function() end,
   REPL_NONE = 0, REPL_AOF = 1, REPL_SLAVE = 2, REPL_REPLICA = 2, REPL_ALL = 3,
 }
 add_constants(R)
 
----------------------------------------------------------------------------------------------
--- Libraries implemented in Rust, behind thin wrappers that raise errors at the caller's line.
-
-local function checked(f)
-  return function(...)
-    local ok, r = f(...)
-    if not ok then error(r, 2) end
-    return r
-  end
-end
-
 local cjson = {
-  encode = checked(rs.cjson_encode),
-  decode = checked(rs.cjson_decode),
+  encode = rs.cjson_encode,
+  decode = rs.cjson_decode,
   null = rs.null,
+  _NAME = 'cjson',
+  _VERSION = '2.1.0',
 }
 
 local bit = {}
 for _, name in ipairs({ 'tobit', 'bnot', 'band', 'bor', 'bxor', 'lshift', 'rshift', 'arshift',
                         'rol', 'ror', 'bswap', 'tohex' }) do
-  bit[name] = checked(rs['bit_' .. name])
+  bit[name] = rs['bit_' .. name]
 end
 
 ---------------------------------------------------------------------------------------------
@@ -254,9 +212,11 @@ end
 
 local allowed = {
   'assert', 'collectgarbage', 'error', 'gcinfo', 'getmetatable', 'ipairs', 'next',
-  'pairs', 'rawequal', 'rawget', 'select', 'tonumber', 'tostring', 'type', 'unpack', 'xpcall',
+  'pairs', 'rawequal', 'rawget', 'select', 'tonumber', 'tostring', 'type', 'unpack',
   '_VERSION',
 }
+
+local string_proxy = proxy(string)
 
 local function make_globals()
   local g = {}
@@ -264,9 +224,10 @@ local function make_globals()
   g.setmetatable = setmetatable
   g.rawset = safe_rawset
   g.pcall = pcall
+  g.xpcall = safe_xpcall
   g.loadstring = loadstring
   g.load = load
-  g.string = proxy(string)
+  g.string = string_proxy
   g.table = proxy(table)
   g.math = proxy(math)
   g.coroutine = proxy(coroutine)
@@ -280,7 +241,7 @@ end
 -- Strings' metatable (installed by the Rust side) must not lead back to the real, writable
 -- string library: methods resolve through a read-only view, and getmetatable('') answers a
 -- read-only view of the metatable.
-local string_mt = { __index = proxy(string) }
+local string_mt = { __index = string_proxy }
 string_mt.__metatable = proxy(string_mt)
 protected[string_mt] = true
 
@@ -381,7 +342,7 @@ local function register_function(...)
   pending[#pending + 1] = { name = name, callback = callback, flags = flags, description = desc }
 end
 
-local load_redis = { register_function = register_function, log = log, setresp = setresp }
+local load_redis = { register_function = register_function, log = rs.log }
 add_constants(load_redis)
 raw_setmetatable(load_redis, { __index = nonexistent, __metatable = false })
 protected[load_redis] = true
@@ -434,7 +395,7 @@ raw_setmetatable(G, { __index = nonexistent, __newindex = readonly_error, __meta
 
 return {
   string_mt = string_mt,
-  slot = slot,
+  redis = R,
   st = st,
   eval_globals = eval_globals,
   eval_env = eval_env,
