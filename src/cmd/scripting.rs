@@ -203,7 +203,7 @@ const SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
         flags: NOSCRIPT,
         summary: "Sets the debug mode of server-side Lua scripts (only NO is supported).",
         since: "3.2.0",
-        args: "YES|SYNC|NO",
+        args: "(YES|SYNC|NO)",
         handler: script_debug,
         ..BASE
     },
@@ -1030,13 +1030,956 @@ pub fn snapshot(shared: &Shared) -> Vec<Record> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bytes::Bytes;
+
     use crate::cmd::testing::*;
+    use crate::persist::{record, FsyncPolicy, MemSink, Record, ScriptsFlushTarget, Writer};
+    use crate::protocol::Frame;
+    use crate::script::engine::{parse_sha, sha1_hex};
+
+    fn eval(h: &mut Harness, script: &str, args: &[&str]) -> Frame {
+        let mut words = vec!["EVAL", script];
+        words.extend_from_slice(args);
+        h.run(&words)
+    }
+
+    fn arr(items: Vec<Frame>) -> Frame {
+        Frame::Array(items)
+    }
+
+    fn sha(body: &str) -> String {
+        String::from_utf8(sha1_hex(body.as_bytes()).to_vec()).expect("hex is ASCII")
+    }
+
+    /// "-<msg> script: <sha>, on @user_script:<line>."
+    fn script_err(msg: &str, body: &str, line: u32) -> Frame {
+        err(&format!(
+            "{msg} script: {}, on @user_script:{line}.",
+            sha(body)
+        ))
+    }
 
     #[test]
-    fn smoke() {
+    fn lua_values_convert_to_replies_like_redis() {
         let mut h = Harness::new();
-        assert_eq!(h.run(&["EVAL", "return 1", "0"]), int(1));
-        eprintln!("{:?}", h.run(&["EVAL", "error('boom')", "0"]));
-        eprintln!("{:?}", h.run(&["EVAL", "local ok, e = xpcall(function() error('boom') end, function(e) return e end) return e", "0"]));
+        let cases: Vec<(&str, Frame)> = vec![
+            ("return 1", int(1)),
+            ("return 3.99", int(3)),
+            ("return -3.99", int(-3)),
+            ("return 1/0", int(i64::MIN)),
+            ("return 0/0", int(i64::MIN)),
+            ("return 'x'", bulk("x")),
+            ("return true", int(1)),
+            ("return false", Frame::Null),
+            ("return nil", Frame::Null),
+            (
+                "return {1, 'a', {2}}",
+                arr(vec![int(1), bulk("a"), arr(vec![int(2)])]),
+            ),
+            ("return {1, 2, nil, 4}", arr(vec![int(1), int(2)])),
+            ("return {ok = 'fine'}", simple("fine")),
+            ("return {ok = 'a\\r\\nb'}", simple("a  b")),
+            ("return {err = 'My Error'}", err("My Error")),
+            ("return {err = '-xx yy'}", err("-xx yy")),
+            ("return {err = 1}", arr(vec![])),
+            ("return {ok = 'a', 1}", simple("a")),
+            ("return redis.error_reply('xx')", err("ERR xx")),
+            ("return redis.error_reply('-CODE msg')", err("CODE msg")),
+            ("return redis.status_reply('PONG')", simple("PONG")),
+            ("return {double = 3.5}", Frame::Double(3.5)),
+            (
+                "return {big_number = '123'}",
+                Frame::BigNumber(Bytes::from_static(b"123")),
+            ),
+            (
+                "return {map = {a = 1}}",
+                Frame::Map(vec![(bulk("a"), int(1))]),
+            ),
+            ("return {set = {a = true}}", Frame::Set(vec![bulk("a")])),
+            ("redis.setresp(3) return true", Frame::Boolean(true)),
+            ("redis.setresp(3) return false", Frame::Boolean(false)),
+        ];
+        for (script, want) in cases {
+            assert_eq!(eval(&mut h, script, &["0"]), want, "{script}");
+        }
+    }
+
+    #[test]
+    fn replies_convert_to_lua_values_like_redis() {
+        let mut h = Harness::new();
+        h.run(&["SET", "s", "v"]);
+        h.run(&["HSET", "h", "a", "1"]);
+        h.run(&["SADD", "set", "m"]);
+        h.run(&["ZADD", "z", "1.5", "m"]);
+        let cases: Vec<(&str, Frame)> = vec![
+            // RESP2: integer -> number, bulk -> string, nil -> false, status -> {ok}, error -> {err}.
+            ("return type(redis.call('incr', 'n'))", bulk("number")),
+            ("return redis.call('get', 's')", bulk("v")),
+            ("return tostring(redis.call('get', 'nokey'))", bulk("false")),
+            ("return redis.call('set', 'x', 'y').ok", bulk("OK")),
+            ("return redis.pcall('get', 'h').err", bulk(WRONGTYPE)),
+            (
+                "return redis.call('hgetall', 'h')",
+                arr(vec![bulk("a"), bulk("1")]),
+            ),
+            ("return redis.call('zscore', 'z', 'm')", bulk("1.5")),
+            // RESP3: map, set, double, null.
+            (
+                "redis.setresp(3) local r = redis.call('hgetall', 'h') return r.map.a",
+                bulk("1"),
+            ),
+            (
+                "redis.setresp(3) return tostring(redis.call('smembers', 'set').set.m)",
+                bulk("true"),
+            ),
+            (
+                "redis.setresp(3) return tostring(redis.call('zscore', 'z', 'm').double)",
+                bulk("1.5"),
+            ),
+            (
+                "redis.setresp(3) return type(redis.call('get', 'nokey'))",
+                bulk("nil"),
+            ),
+            // Arguments: numbers are formatted with %.17g.
+            (
+                "redis.call('set', 'f', 0.1) return redis.call('get', 'f')",
+                bulk("0.10000000000000001"),
+            ),
+            (
+                "redis.call('set', 'f', 1e20) return redis.call('get', 'f')",
+                bulk("1e+20"),
+            ),
+            (
+                "redis.call('set', 'f', 42) return redis.call('get', 'f')",
+                bulk("42"),
+            ),
+        ];
+        for (script, want) in cases {
+            assert_eq!(eval(&mut h, script, &["0"]), want, "{script}");
+        }
+    }
+
+    #[test]
+    fn keys_and_argv_are_split_by_numkeys() {
+        let mut h = Harness::new();
+        assert_eq!(
+            eval(
+                &mut h,
+                "return {KEYS[1], KEYS[2], ARGV[1], #ARGV}",
+                &["2", "a", "b", "c"]
+            ),
+            arr(vec![bulk("a"), bulk("b"), bulk("c"), int(1)])
+        );
+        assert_eq!(
+            eval(&mut h, "return 1", &["2", "a"]),
+            err("ERR Number of keys can't be greater than number of args")
+        );
+        assert_eq!(
+            eval(&mut h, "return 1", &["-1"]),
+            err("ERR Number of keys can't be negative")
+        );
+        assert_eq!(
+            eval(&mut h, "return 1", &["x"]),
+            err("ERR value is not an integer or out of range")
+        );
+    }
+
+    #[test]
+    fn errors_carry_the_script_and_line_like_redis() {
+        let mut h = Harness::new();
+        let cases: Vec<(&str, &str, u32)> = vec![
+            ("error('boom')", "ERR user_script:1: boom", 1),
+            ("error({err='My Error'})", "My Error", 1),
+            ("error()", "ERR nil", 1),
+            ("\nerror(123)", "ERR user_script:2: 123", 2),
+            (
+                "return redis.call('nosuch')",
+                "ERR Unknown Redis command called from script",
+                1,
+            ),
+            (
+                "return redis.call('get')",
+                "ERR Wrong number of args calling Redis command from script",
+                1,
+            ),
+            (
+                "return redis.call('set', 'x', {})",
+                "ERR Lua redis lib command arguments must be strings or integers",
+                1,
+            ),
+            (
+                "return redis.call()",
+                "ERR Please specify at least one argument for this redis lib call",
+                1,
+            ),
+            (
+                "return redis.call('multi')",
+                "ERR This Redis command is not allowed from script",
+                1,
+            ),
+            (
+                "return redis.call('eval', 'return 1', '0')",
+                "ERR This Redis command is not allowed from script",
+                1,
+            ),
+            (
+                "return redis.setresp(4)",
+                "ERR RESP version must be 2 or 3.",
+                1,
+            ),
+            ("return redis.sha1hex()", "ERR wrong number of arguments", 1),
+            (
+                "return cjson.encode(0/0)",
+                "ERR user_script:1: Cannot serialise number: must not be NaN or Inf",
+                1,
+            ),
+            (
+                "return bit.band()",
+                "ERR user_script:1: bad argument #1 to 'band' (number expected, got no value)",
+                1,
+            ),
+        ];
+        for (script, msg, line) in cases {
+            assert_eq!(
+                eval(&mut h, script, &["0"]),
+                script_err(msg, script, line),
+                "{script}"
+            );
+        }
+        h.run(&["HSET", "h", "a", "1"]);
+        let script = "return redis.call('get', 'h')";
+        assert_eq!(
+            eval(&mut h, script, &["0"]),
+            script_err(WRONGTYPE, script, 1)
+        );
+    }
+
+    #[test]
+    fn pcall_returns_errors_instead_of_raising() {
+        let mut h = Harness::new();
+        assert_eq!(
+            eval(&mut h, "return redis.pcall('get')", &["0"]),
+            err("ERR Wrong number of args calling Redis command from script")
+        );
+        assert_eq!(
+            eval(
+                &mut h,
+                "local r = redis.pcall('nosuch') return {r.err, tostring(r.ignore_error_stats_update)}",
+                &["0"]
+            ),
+            arr(vec![
+                bulk("ERR Unknown Redis command called from script"),
+                bulk("true")
+            ])
+        );
+        // Lua's pcall unwraps error tables into their message (Redis 7).
+        assert_eq!(
+            eval(
+                &mut h,
+                "local ok, e = pcall(function() redis.call('nosuch') end) return {tostring(ok), e}",
+                &["0"]
+            ),
+            arr(vec![
+                bulk("false"),
+                bulk("ERR Unknown Redis command called from script")
+            ])
+        );
+        assert_eq!(
+            eval(
+                &mut h,
+                "local ok, e = pcall(error, {err='X y'}) return e",
+                &["0"]
+            ),
+            bulk("X y")
+        );
+        assert_eq!(
+            eval(
+                &mut h,
+                "local ok, e = pcall(cjson.decode, '[1,') return e",
+                &["0"]
+            ),
+            bulk("Expected value but found T_END at character 4")
+        );
+    }
+
+    #[test]
+    fn the_sandbox_has_no_os_io_or_writable_globals() {
+        let mut h = Harness::new();
+        for name in [
+            "os", "io", "debug", "package", "require", "dofile", "loadfile", "print", "setfenv",
+            "getfenv", "newproxy", "module",
+        ] {
+            let script = format!("return type({name})");
+            assert_eq!(
+                eval(&mut h, &script, &["0"]),
+                script_err(
+                    &format!("ERR user_script:1: Script attempted to access nonexistent global variable '{name}'"),
+                    &script,
+                    1
+                ),
+                "{name}"
+            );
+        }
+        for (script, msg) in [
+            (
+                "a = 1",
+                "ERR user_script:1: Attempt to modify a readonly table",
+            ),
+            (
+                "redis.call = 1",
+                "ERR user_script:1: Attempt to modify a readonly table",
+            ),
+            (
+                "string.x = 1",
+                "ERR user_script:1: Attempt to modify a readonly table",
+            ),
+            (
+                "_G.x = 1",
+                "ERR user_script:1: Attempt to modify a readonly table",
+            ),
+            (
+                "rawset(_G, 'a', 1)",
+                "ERR Attempt to modify a readonly table",
+            ),
+            (
+                "setmetatable(_G, nil)",
+                "ERR Attempt to modify a readonly table",
+            ),
+            (
+                "getmetatable('').__index.upper = 1",
+                "ERR user_script:1: Attempt to modify a readonly table",
+            ),
+        ] {
+            assert_eq!(
+                eval(&mut h, script, &["0"]),
+                script_err(msg, script, 1),
+                "{script}"
+            );
+        }
+        // Chunks from loadstring run in the same read-only environment; bytecode is refused.
+        let script = "local f = loadstring('x = 1') f()";
+        assert_eq!(
+            eval(&mut h, script, &["0"]),
+            err(&format!(
+                "ERR [string \"x = 1\"]:1: Attempt to modify a readonly table script: {}, on x = 1:1.",
+                sha(script)
+            ))
+        );
+        assert_eq!(
+            eval(
+                &mut h,
+                "return loadstring(string.dump(function() return 1 end))",
+                &["0"]
+            ),
+            Frame::Null
+        );
+        // Nothing a script does leaks into the next one.
+        assert_eq!(
+            eval(&mut h, "return type(rawget(_G, 'a'))", &["0"]),
+            bulk("nil")
+        );
+        for (script, want) in [
+            ("return type(string.rep)", bulk("function")),
+            ("return ('ab'):upper()", bulk("AB")),
+            ("return getmetatable('').__index == string", int(1)),
+            ("return table.concat({1, 2}, ',')", bulk("1,2")),
+            ("return math.floor(2.5)", int(2)),
+            ("return _VERSION", bulk("Lua 5.1")),
+            ("return type(coroutine.wrap)", bulk("function")),
+        ] {
+            assert_eq!(eval(&mut h, script, &["0"]), want, "{script}");
+        }
+    }
+
+    #[test]
+    fn redis_api_helpers_behave_like_redis() {
+        let mut h = Harness::new();
+        for (script, want) in [
+            (
+                "return redis.sha1hex('')",
+                bulk("da39a3ee5e6b4b0d3255bfef95601890afd80709"),
+            ),
+            ("return redis.replicate_commands()", int(1)),
+            ("return redis.set_repl(redis.REPL_ALL)", Frame::Null),
+            ("return redis.breakpoint()", Frame::Null),
+            (
+                "return redis.log(redis.LOG_WARNING, 'from', 'a script')",
+                Frame::Null,
+            ),
+            (
+                "return {redis.LOG_DEBUG, redis.LOG_VERBOSE, redis.LOG_NOTICE, redis.LOG_WARNING}",
+                arr(vec![int(0), int(1), int(2), int(3)]),
+            ),
+            (
+                "return redis.REDIS_VERSION",
+                bulk(crate::cmd::connection::REDIS_COMPAT_VERSION),
+            ),
+            (
+                "return redis.error_reply(1)",
+                err("ERR wrong number or type of arguments"),
+            ),
+            ("return type(redis.register_function)", bulk("nil")),
+        ] {
+            assert_eq!(eval(&mut h, script, &["0"]), want, "{script}");
+        }
+    }
+
+    #[test]
+    fn cjson_round_trips_and_reports_like_lua_cjson() {
+        let mut h = Harness::new();
+        for (script, want) in [
+            (
+                "return cjson.encode({1, 2, 'a/b', true, false, cjson.null, 1.5, {}, {a = 1}})",
+                bulk(r#"[1,2,"a\/b",true,false,null,1.5,{},{"a":1}]"#),
+            ),
+            (
+                "return cjson.encode({[1] = 1, [3] = 3})",
+                bulk("[1,null,3]"),
+            ),
+            ("return cjson.encode({1, x = 2})", bulk(r#"{"1":1,"x":2}"#)),
+            (
+                "return cjson.encode(123456789012345)",
+                bulk("1.2345678901234e+14"),
+            ),
+            (
+                "return cjson.encode(cjson.decode('{\"a\":[1,{}],\"b\":\"\\\\u00e9\"}'))",
+                bulk("{\"a\":[1,{}],\"b\":\"\u{e9}\"}"),
+            ),
+            ("return cjson.decode('0x10')", int(16)),
+            (
+                "return tostring(cjson.decode('null') == cjson.null)",
+                bulk("true"),
+            ),
+            (
+                "local ok, e = pcall(cjson.decode, '{bad') return e",
+                bulk("Expected object key string but found invalid token at character 2"),
+            ),
+            (
+                "local ok, e = pcall(cjson.encode, {[1] = 1, [30] = 3}) return e",
+                bulk("Cannot serialise table: excessively sparse array"),
+            ),
+        ] {
+            assert_eq!(eval(&mut h, script, &["0"]), want, "{script}");
+        }
+    }
+
+    #[test]
+    fn bit_operations_are_32_bit() {
+        let mut h = Harness::new();
+        assert_eq!(
+            eval(
+                &mut h,
+                "return {bit.band(0xff, 0x0f), bit.lshift(1, 31), bit.tobit(2^32 + 5), bit.tohex(255, -4), bit.rshift(-1, 28), bit.bnot(0), bit.arshift(-256, 4), bit.rol(1, 33), bit.bswap(0x12345678), bit.bor(1, 2, 4), bit.bxor(3, 1)}",
+                &["0"]
+            ),
+            arr(vec![
+                int(15),
+                int(-2147483648),
+                int(5),
+                bulk("00FF"),
+                int(15),
+                int(-1),
+                int(-16),
+                int(2),
+                int(2018915346),
+                int(7),
+                int(2)
+            ])
+        );
+        assert_eq!(
+            eval(&mut h, "return bit.tohex(-1)", &["0"]),
+            bulk("ffffffff")
+        );
+    }
+
+    #[test]
+    fn shebang_flags_and_read_only_commands() {
+        let mut h = Harness::new();
+        let ro_write = "return redis.call('set', 'a', '1')";
+        assert_eq!(
+            h.run(&["EVAL_RO", ro_write, "0"]),
+            script_err(
+                "ERR Write commands are not allowed from read-only scripts.",
+                ro_write,
+                1
+            )
+        );
+        assert_eq!(
+            h.run(&["EVAL_RO", "return redis.call('get', 'a')", "0"]),
+            Frame::Null
+        );
+        let no_writes = "#!lua flags=no-writes\nreturn redis.call('set', 'a', '1')";
+        assert_eq!(
+            eval(&mut h, no_writes, &["0"]),
+            script_err(
+                "ERR Write commands are not allowed from read-only scripts.",
+                no_writes,
+                2
+            )
+        );
+        assert_eq!(
+            h.run(&["EVAL_RO", "#!lua\nreturn 1", "0"]),
+            err("ERR Can not execute a script with write flag using *_ro command.")
+        );
+        assert_eq!(
+            h.run(&["EVAL_RO", "#!lua flags=no-writes\nreturn 1", "0"]),
+            int(1)
+        );
+        for (body, want) in [
+            (
+                "#!lua flags=bad\nreturn 1",
+                "ERR Unexpected flag in script shebang: bad",
+            ),
+            (
+                "#!lua name=x\nreturn 1",
+                "ERR Unknown lua shebang option: name=x",
+            ),
+            (
+                "#!foo\nreturn 1",
+                "ERR Unexpected engine in script shebang: #!foo",
+            ),
+            ("#!lua", "ERR Invalid script shebang"),
+        ] {
+            assert_eq!(eval(&mut h, body, &["0"]), err(want), "{body}");
+        }
+        assert_eq!(
+            eval(&mut h, "#!lua flags=no-writes,allow-oom,allow-stale,no-cluster,allow-cross-slot-keys\nreturn 1", &["0"]),
+            int(1)
+        );
+    }
+
+    #[test]
+    fn script_cache_commands() {
+        let mut h = Harness::new();
+        let body = "return 1";
+        let sha1 = sha(body);
+        assert_eq!(
+            h.run(&["SCRIPT", "EXISTS", &sha1, "nope"]),
+            arr(vec![int(0), int(0)])
+        );
+        assert_eq!(
+            h.run(&["EVALSHA", &sha1, "0"]),
+            err("NOSCRIPT No matching script. Please use EVAL.")
+        );
+        assert_eq!(
+            h.run(&["EVALSHA", "abc", "0"]),
+            err("NOSCRIPT No matching script. Please use EVAL.")
+        );
+        assert_eq!(h.run(&["SCRIPT", "LOAD", body]), bulk(&sha1));
+        assert_eq!(
+            h.run(&["SCRIPT", "EXISTS", &sha1, &sha1.to_uppercase()]),
+            arr(vec![int(1), int(1)])
+        );
+        assert_eq!(h.run(&["EVALSHA", &sha1.to_uppercase(), "0"]), int(1));
+        assert_eq!(h.run(&["EVALSHA_RO", &sha1, "0"]), int(1));
+        // EVAL caches what it runs.
+        h.run(&["EVAL", "return 2", "0"]);
+        assert_eq!(h.run(&["EVALSHA", &sha("return 2"), "0"]), int(2));
+        assert_eq!(
+            h.run(&["SCRIPT", "LOAD", "return +"]),
+            err("ERR Error compiling script (new function): user_script:1: unexpected symbol near '+'")
+        );
+        assert_eq!(h.run(&["SCRIPT", "FLUSH", "ASYNC"]), Frame::OK);
+        assert_eq!(h.run(&["SCRIPT", "EXISTS", &sha1]), arr(vec![int(0)]));
+        assert_eq!(
+            h.run(&["SCRIPT", "FLUSH", "x"]),
+            err("ERR SCRIPT FLUSH only support SYNC|ASYNC option")
+        );
+        assert_eq!(
+            h.run(&["SCRIPT", "KILL"]),
+            err("NOTBUSY No scripts in execution right now.")
+        );
+        assert_eq!(h.run(&["SCRIPT", "DEBUG", "NO"]), Frame::OK);
+        let Frame::Array(help) = h.run(&["SCRIPT", "HELP"]) else {
+            panic!("SCRIPT HELP answers an array")
+        };
+        assert_eq!(help.len(), 17);
+        assert_eq!(
+            h.run(&["SCRIPT", "nope"]),
+            err("ERR unknown subcommand 'nope'. Try SCRIPT HELP.")
+        );
+    }
+
+    const LIB: &str = "#!lua name=mylib\nredis.register_function('myfunc', function(keys, args) return args[1] end)\nredis.register_function{function_name='ro', callback=function(keys, args) return redis.call('set', keys[1], 'x') end, flags={'no-writes'}, description='d'}";
+
+    #[test]
+    fn function_libraries_load_list_call_and_delete() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["FUNCTION", "LOAD", LIB]), bulk("mylib"));
+        assert_eq!(
+            h.run(&["FUNCTION", "LOAD", LIB]),
+            err("ERR Library 'mylib' already exists")
+        );
+        assert_eq!(h.run(&["FCALL", "myfunc", "0", "hello"]), bulk("hello"));
+        assert_eq!(h.run(&["FCALL", "MYFUNC", "0", "case"]), bulk("case"));
+        assert_eq!(
+            h.run(&["FCALL_RO", "myfunc", "0", "hi"]),
+            err("ERR Can not execute a script with write flag using *_ro command.")
+        );
+        assert_eq!(
+            h.run(&["FCALL", "ro", "1", "k"]),
+            err("ERR Write commands are not allowed from read-only scripts. script: ro, on @user_function:3.")
+        );
+        assert_eq!(
+            h.run(&["FCALL", "nosuch", "0"]),
+            err("ERR Function not found")
+        );
+        assert_eq!(
+            h.run(&["FCALL", "myfunc", "x"]),
+            err("ERR Bad number of keys provided")
+        );
+        let list = h.run(&["FUNCTION", "LIST", "LIBRARYNAME", "MY*", "WITHCODE"]);
+        let Frame::Array(libs) = &list else {
+            panic!("{list:?}")
+        };
+        assert_eq!(libs.len(), 1);
+        assert_eq!(get(&libs[0], "library_name"), bulk("mylib"));
+        assert_eq!(get(&libs[0], "library_code"), bulk(LIB));
+        let Frame::Array(functions) = get(&libs[0], "functions") else {
+            panic!()
+        };
+        assert_eq!(
+            functions[1],
+            Frame::Map(vec![
+                (bulk("name"), bulk("ro")),
+                (bulk("description"), bulk("d")),
+                (bulk("flags"), Frame::Set(vec![simple("no-writes")])),
+            ])
+        );
+        assert_eq!(
+            h.run(&["FUNCTION", "LIST", "LIBRARYNAME", "other*"]),
+            arr(vec![])
+        );
+        let stats = h.run(&["FUNCTION", "STATS"]);
+        assert_eq!(get(&stats, "running_script"), Frame::Null);
+        assert_eq!(
+            get(&stats, "engines"),
+            Frame::Map(vec![(
+                bulk("LUA"),
+                Frame::Map(vec![
+                    (bulk("libraries_count"), int(1)),
+                    (bulk("functions_count"), int(2))
+                ])
+            )])
+        );
+        // Library state persists between calls; REPLACE swaps the functions.
+        h.run(&["FUNCTION", "LOAD", "#!lua name=counter\nlocal n = 0\nredis.register_function('incr_local', function() n = n + 1 return n end)"]);
+        assert_eq!(h.run(&["FCALL", "incr_local", "0"]), int(1));
+        assert_eq!(h.run(&["FCALL", "incr_local", "0"]), int(2));
+        assert_eq!(
+            h.run(&[
+                "FUNCTION",
+                "LOAD",
+                "REPLACE",
+                "#!lua name=counter\nredis.register_function('other', function() return 'new' end)"
+            ]),
+            bulk("counter")
+        );
+        assert_eq!(
+            h.run(&["FCALL", "incr_local", "0"]),
+            err("ERR Function not found")
+        );
+        assert_eq!(h.run(&["FCALL", "other", "0"]), bulk("new"));
+        assert_eq!(h.run(&["FUNCTION", "DELETE", "counter"]), Frame::OK);
+        assert_eq!(
+            h.run(&["FUNCTION", "DELETE", "counter"]),
+            err("ERR Library not found")
+        );
+        assert_eq!(h.run(&["FUNCTION", "FLUSH"]), Frame::OK);
+        assert_eq!(h.run(&["FUNCTION", "LIST"]), arr(vec![]));
+    }
+
+    #[test]
+    fn function_load_errors_match_redis() {
+        let mut h = Harness::new();
+        h.run(&["FUNCTION", "LOAD", LIB]);
+        for (code, want) in [
+            ("return 1", "ERR Missing library metadata"),
+            ("#!lua\nreturn 1", "ERR Library name was not given"),
+            ("#!lua name=x foo=bar\nreturn 1", "ERR Invalid metadata value given: foo=bar"),
+            ("#!js name=x\nreturn 1", "ERR Engine 'js' not found"),
+            ("#!lua name=bad-name\nreturn 1", "ERR Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"),
+            ("#!lua name=x\nreturn 1", "ERR No functions registered"),
+            ("#!lua name=x\nreturn 1 +", "ERR Error compiling function: user_function:2: unexpected symbol near '<eof>'"),
+            ("#!lua name=x\nerror('oops')", "ERR Error registering functions: ERR user_function:2: Script attempted to access nonexistent global variable 'error'"),
+            ("#!lua name=x\nredis.call('ping')", "ERR Error registering functions: ERR user_function:2: Script attempted to access nonexistent global variable 'call'"),
+            ("#!lua name=x\nredis.register_function('myfunc', function() end)", "ERR Function myfunc already exists"),
+            ("#!lua name=x\nredis.register_function('a', function() end)\nredis.register_function('a', function() end)", "ERR Error registering functions: ERR Function already exists in the library"),
+            ("#!lua name=x\nredis.register_function{function_name='a', callback=function() end, flags={'bad'}}", "ERR Error registering functions: ERR unknown flag given"),
+            ("#!lua name=x\nredis.register_function(1, 2)", "ERR Error registering functions: ERR second argument to redis.register_function must be a function"),
+        ] {
+            assert_eq!(h.run(&["FUNCTION", "LOAD", code]), err(want), "{code}");
+        }
+        // Functions do not see EVAL's KEYS/ARGV; errors name the function.
+        h.run(&["FUNCTION", "LOAD", "#!lua name=rt\nredis.register_function('k', function(keys, args) return type(KEYS) end)\nredis.register_function('kk', function(keys, args) return {keys[1], args[1]} end)"]);
+        assert_eq!(
+            h.run(&["FCALL", "k", "0"]),
+            err("ERR user_function:2: Script attempted to access nonexistent global variable 'KEYS' script: k, on @user_function:2.")
+        );
+        assert_eq!(
+            h.run(&["FCALL", "kk", "1", "a", "b"]),
+            arr(vec![bulk("a"), bulk("b")])
+        );
+    }
+
+    #[test]
+    fn scripts_run_through_the_command_table_and_keep_expiry() {
+        let mut h = Harness::new();
+        assert_eq!(
+            eval(
+                &mut h,
+                "return redis.call('set', KEYS[1], ARGV[1], 'EX', 100)",
+                &["1", "k", "v"]
+            ),
+            simple("OK")
+        );
+        assert_eq!(h.run(&["TTL", "k"]), int(100));
+        assert_eq!(
+            eval(
+                &mut h,
+                "return redis.call('CL.THROTTLE', KEYS[1], 1, 1, 1)",
+                &["1", "t"]
+            ),
+            arr(vec![int(0), int(2), int(1), int(-1), int(1)])
+        );
+        assert_eq!(
+            eval(&mut h, "return redis.call('select', 1)", &["0"]),
+            script_err(
+                "ERR This Redis command is not allowed from script",
+                "return redis.call('select', 1)",
+                1
+            )
+        );
+    }
+
+    #[test]
+    fn undeclared_keys_are_reached_safely() {
+        let mut h = Harness::new();
+        h.run(&["SET", "other", "1"]);
+        // A script that keeps to its keys learns to lock only them...
+        let keyed = "return redis.call('incr', KEYS[1])";
+        assert_eq!(eval(&mut h, keyed, &["1", "a"]), int(1));
+        let whole_db = |h: &Harness, body: &str| {
+            let sha = parse_sha(sha(body).as_bytes()).expect("40 hex digits");
+            h.shared
+                .scripts
+                .lock()
+                .engine()
+                .script(&sha)
+                .expect("cached")
+                .whole_db
+        };
+        assert!(!whole_db(&h, keyed));
+        // ...one that reads an undeclared key is rerun with the database locked, invisibly.
+        let sneaky = "local v = redis.call('get', ARGV[1]) redis.call('incr', KEYS[1]) return v";
+        assert_eq!(eval(&mut h, sneaky, &["1", "a", "other"]), bulk("1"));
+        assert!(whole_db(&h, sneaky));
+        assert_eq!(eval(&mut h, sneaky, &["1", "a", "other"]), bulk("1"));
+        assert_eq!(h.run(&["GET", "a"]), bulk("3"));
+        // Whole-keyspace commands work inside scripts.
+        assert_eq!(
+            eval(&mut h, "return #redis.call('keys', '*')", &["0"]),
+            int(2)
+        );
+        assert_eq!(eval(&mut h, "return redis.call('dbsize')", &["0"]), int(2));
+    }
+
+    #[test]
+    fn a_script_learned_to_keep_to_its_keys_restarts_before_its_first_write() {
+        let mut h = Harness::with_config(crate::config::Config {
+            shards: 64,
+            ..Default::default()
+        });
+        let body = "if ARGV[1] then redis.call('set', ARGV[1], 'x') end return redis.call('incr', KEYS[1])";
+        assert_eq!(eval(&mut h, body, &["1", "n"]), int(1));
+        assert_eq!(eval(&mut h, body, &["1", "n"]), int(2));
+        // Now the script reaches an undeclared key before writing: it restarts holding the
+        // whole database and the client sees one clean run.
+        for i in 0..20 {
+            let key = format!("undeclared{i}");
+            assert_eq!(eval(&mut h, body, &["1", "n", &key]), int(3 + i), "{key}");
+            assert_eq!(h.run(&["GET", &key]), bulk("x"));
+        }
+        // After a write, an undeclared key's shard is added to the locks on the spot.
+        let late = "redis.call('incr', KEYS[1]) if ARGV[1] then redis.call('set', ARGV[1], 'y') end return 1";
+        let learned = |h: &Harness| {
+            let sha = parse_sha(sha(late).as_bytes()).expect("40 hex digits");
+            h.shared
+                .scripts
+                .lock()
+                .engine()
+                .script(&sha)
+                .expect("cached")
+                .whole_db
+        };
+        h.run(&["SET", "m", "0"]);
+        for i in 0..20 {
+            // Learn that the script keeps to its keys, then make it leave them after a write.
+            assert_eq!(eval(&mut h, late, &["1", "m"]), int(1));
+            assert!(!learned(&h), "run {i}");
+            let key = format!("w{i}");
+            assert_eq!(eval(&mut h, late, &["1", "m", &key]), int(1), "{key}");
+            assert!(learned(&h), "run {i}");
+            assert_eq!(h.run(&["GET", &key]), bulk("y"));
+        }
+        assert_eq!(h.run(&["GET", "m"]), bulk("40"));
+    }
+
+    #[test]
+    fn scripts_inside_multi_use_the_transaction_locks() {
+        let mut h = Harness::new();
+        h.run(&["MULTI"]);
+        assert_eq!(
+            eval(&mut h, "return redis.call('incr', KEYS[1])", &["1", "c"]),
+            simple("QUEUED")
+        );
+        assert_eq!(h.run(&["INCR", "c"]), simple("QUEUED"));
+        assert_eq!(
+            eval(&mut h, "return redis.call('get', 'c')", &["0"]),
+            simple("QUEUED")
+        );
+        assert_eq!(h.run(&["SCRIPT", "LOAD", "return 1"]), simple("QUEUED"));
+        assert_eq!(
+            h.run(&["EXEC"]),
+            arr(vec![int(1), int(2), bulk("2"), bulk(&sha("return 1"))])
+        );
+    }
+
+    #[test]
+    fn busy_threshold_is_a_config_parameter_with_its_alias() {
+        let mut h = Harness::new();
+        assert_eq!(
+            h.run(&["CONFIG", "GET", "lua-time-limit"]),
+            Frame::Map(vec![(bulk("lua-time-limit"), bulk("5000"))])
+        );
+        assert_eq!(
+            h.run(&["CONFIG", "SET", "busy-reply-threshold", "250"]),
+            Frame::OK
+        );
+        assert_eq!(h.shared.config.read().busy_reply_threshold, 250);
+        assert_eq!(
+            h.run(&["CONFIG", "SET", "lua-time-limit", "100"]),
+            Frame::OK
+        );
+        assert_eq!(
+            h.run(&["CONFIG", "GET", "busy-reply-threshold"]),
+            Frame::Map(vec![(bulk("busy-reply-threshold"), bulk("100"))])
+        );
+    }
+
+    fn with_aof() -> (Harness, MemSink) {
+        let h = Harness::new();
+        let sink = MemSink::new();
+        let writer = Writer::start(Box::new(sink.clone()), FsyncPolicy::No, h.clock.clone())
+            .expect("start the writer");
+        assert!(h.shared.aof.set(Arc::new(writer)).is_ok());
+        (h, sink)
+    }
+
+    fn journaled(h: &Harness, sink: &MemSink) -> Vec<Record> {
+        let w = h.shared.aof.get().expect("AOF on");
+        w.wait_blocking(w.stats().appended, Duration::from_secs(10))
+            .expect("records written");
+        let data = sink.data();
+        let mut rest = &data[record::HEADER_LEN..];
+        let mut out = Vec::new();
+        while let Some((r, n)) = record::decode_frame(rest).expect("valid frames") {
+            out.push(r);
+            rest = &rest[n..];
+        }
+        out
+    }
+
+    #[test]
+    fn scripts_and_libraries_are_journaled_and_their_effects_too() {
+        let (mut h, sink) = with_aof();
+        h.run(&["SCRIPT", "LOAD", "return 1"]);
+        h.run(&["SCRIPT", "LOAD", "return 1"]);
+        eval(
+            &mut h,
+            "return redis.call('set', KEYS[1], 'v')",
+            &["1", "k"],
+        );
+        h.run(&["FUNCTION", "LOAD", LIB]);
+        h.run(&["FUNCTION", "DELETE", "mylib"]);
+        h.run(&["SCRIPT", "FLUSH"]);
+        h.run(&["FUNCTION", "FLUSH"]);
+        let body = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        let records = journaled(&h, &sink);
+        assert_eq!(
+            records,
+            vec![
+                Record::Script {
+                    body: body("return 1")
+                },
+                Record::Script {
+                    body: body("return redis.call('set', KEYS[1], 'v')")
+                },
+                Record::Put {
+                    db: 0,
+                    key: body("k"),
+                    value: crate::store::Value::Str(body("v")),
+                    expires_at: None,
+                },
+                Record::FunctionLibrary { code: body(LIB) },
+                Record::FunctionDelete {
+                    name: body("mylib")
+                },
+                Record::ScriptsFlush {
+                    target: ScriptsFlushTarget::Scripts
+                },
+                Record::ScriptsFlush {
+                    target: ScriptsFlushTarget::Functions
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn restore_and_snapshot_rebuild_the_cache() {
+        let mut h = Harness::new();
+        let body = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        for r in [
+            Record::Script {
+                body: body("return 'a'"),
+            },
+            Record::Script {
+                body: body("return 'b'"),
+            },
+            Record::ScriptsFlush {
+                target: ScriptsFlushTarget::Scripts,
+            },
+            Record::Script {
+                body: body("return 'c'"),
+            },
+            Record::FunctionLibrary { code: body(LIB) },
+            Record::FunctionLibrary {
+                code: body(
+                    "#!lua name=gone\nredis.register_function('g', function() return 1 end)",
+                ),
+            },
+            Record::FunctionDelete { name: body("gone") },
+        ] {
+            super::restore(&h.shared, r);
+        }
+        assert_eq!(
+            h.run(&["EVALSHA", &sha("return 'a'"), "0"]),
+            err("NOSCRIPT No matching script. Please use EVAL.")
+        );
+        assert_eq!(h.run(&["EVALSHA", &sha("return 'c'"), "0"]), bulk("c"));
+        assert_eq!(h.run(&["FCALL", "myfunc", "0", "x"]), bulk("x"));
+        assert_eq!(h.run(&["FCALL", "g", "0"]), err("ERR Function not found"));
+        assert_eq!(
+            super::snapshot(&h.shared),
+            vec![
+                Record::Script {
+                    body: body("return 'c'")
+                },
+                Record::FunctionLibrary { code: body(LIB) },
+            ]
+        );
     }
 }
