@@ -164,7 +164,8 @@ pub struct RunState {
     started_us: AtomicU64,
     threshold_ms: AtomicU64,
     current: Mutex<Option<Running>>,
-    /// Woken when a script ends or becomes busy (other connections wait on it).
+    /// Woken when a script ends (other connections wait on it, with a short timeout that
+    /// also catches the busy threshold).
     pub notify: Notify,
 }
 
@@ -321,8 +322,7 @@ impl RunState {
     }
 
     /// The count hook's check: stops a killed script or a library load past its time, and
-    /// flags a script past the busy threshold (waking the waiting connections, which then
-    /// answer BUSY).
+    /// flags a script past the busy threshold (waiting connections then answer BUSY).
     pub fn check(&self) -> Result<(), Interrupt> {
         let elapsed_ms = self
             .now_us()
@@ -345,11 +345,13 @@ impl RunState {
             && elapsed_ms >= self.threshold_ms.load(Ordering::Acquire)
         {
             self.timed_out.store(true, Ordering::Release);
+            // No notify here: a task woken from this (busy) worker thread would land in its
+            // LIFO slot, which no other worker may steal. Waiting connections re-check on
+            // their own short timer, served by another worker.
             tracing::warn!(
                 ms = elapsed_ms,
                 "slow script detected: still in execution after the busy threshold"
             );
-            self.notify.notify_waiters();
         }
         Ok(())
     }

@@ -152,6 +152,8 @@ impl Server {
         }
         tracing::info!("shutting down: no longer accepting connections");
         shared.request_shutdown();
+        // A script still running would keep its connection (and worker) forever.
+        shared.scripts.run_state().force_kill();
         tasks.abort_all();
         tick.abort();
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
