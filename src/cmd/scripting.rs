@@ -1398,6 +1398,11 @@ mod tests {
     fn redis_api_helpers_behave_like_redis() {
         let mut h = Harness::new();
         for (script, want) in [
+            ("return server.call('ping')", simple("PONG")),
+            (
+                "return server.pcall('nosuch').err",
+                bulk("ERR Unknown Redis command called from script"),
+            ),
             (
                 "return redis.sha1hex('')",
                 bulk("da39a3ee5e6b4b0d3255bfef95601890afd80709"),

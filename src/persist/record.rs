@@ -1329,6 +1329,45 @@ mod tests {
     }
 
     #[test]
+    fn script_record_layouts_are_byte_exact() {
+        let payload = |r: &Record| {
+            let mut v = Vec::new();
+            encode_payload(r, &mut v);
+            v
+        };
+        assert_eq!(
+            payload(&Record::Script {
+                body: Bytes::from_static(b"return 1")
+            }),
+            b"\x05\x08\x00\x00\x00return 1".to_vec()
+        );
+        assert_eq!(
+            payload(&Record::FunctionLibrary {
+                code: Bytes::from_static(b"x")
+            }),
+            vec![6, 1, 0, 0, 0, b'x']
+        );
+        assert_eq!(
+            payload(&Record::FunctionDelete {
+                name: Bytes::from_static(b"lib")
+            }),
+            vec![7, 3, 0, 0, 0, b'l', b'i', b'b']
+        );
+        assert_eq!(
+            payload(&Record::ScriptsFlush {
+                target: ScriptsFlushTarget::Scripts
+            }),
+            vec![8, 0]
+        );
+        assert_eq!(
+            payload(&Record::ScriptsFlush {
+                target: ScriptsFlushTarget::Functions
+            }),
+            vec![8, 1]
+        );
+    }
+
+    #[test]
     fn zero_length_frame_of_zeros_fails_the_checksum() {
         assert!(matches!(
             decode_frame(&[0; 8]),

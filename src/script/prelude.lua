@@ -245,14 +245,18 @@ local string_mt = { __index = string_proxy }
 string_mt.__metatable = proxy(string_mt)
 protected[string_mt] = true
 
+-- `server` is an alias of `redis` (as in Valkey and later Redis releases; Redis 7.0 has none).
+local redis_proxy = proxy(R)
 local eval_globals = make_globals()
-eval_globals.redis = proxy(R)
+eval_globals.redis = redis_proxy
+eval_globals.server = redis_proxy
 local eval_env = proxy(eval_globals)
 rawset(eval_globals, '_G', eval_env)
 
 -- Function runtime: the redis API without register_function.
 local function_globals = make_globals()
-function_globals.redis = proxy(R)
+function_globals.redis = redis_proxy
+function_globals.server = redis_proxy
 local function_env_mt = { __index = function_globals, __newindex = readonly_error, __metatable = false }
 local function_env = raw_setmetatable({}, function_env_mt)
 protected[function_env] = true
@@ -346,7 +350,8 @@ local load_redis = { register_function = register_function, log = rs.log }
 add_constants(load_redis)
 raw_setmetatable(load_redis, { __index = nonexistent, __metatable = false })
 protected[load_redis] = true
-local load_api = { redis = proxy(load_redis) }
+local load_redis_proxy = proxy(load_redis)
+local load_api = { redis = load_redis_proxy, server = load_redis_proxy }
 raw_setmetatable(load_api, { __index = nonexistent, __metatable = false })
 protected[load_api] = true
 
