@@ -404,6 +404,12 @@ fn command_getkeys(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandEr
             "Invalid number of arguments specified for command",
         ));
     }
+    if spec.group == "scripting" && spec.has(super::flags::MOVABLEKEYS) {
+        let keys = super::scripting::script_keys(cmd);
+        return Ok(Frame::Array(
+            keys.iter().cloned().map(Frame::Bulk).collect(),
+        ));
+    }
     if spec.first_key <= 0 {
         return Err(CommandError::other("The command has no key arguments"));
     }

@@ -74,6 +74,8 @@ pub mod flags {
     pub const SKIP_SLOWLOG: u32 = 1 << 13;
     /// Allowed while a script is busy.
     pub const ALLOW_BUSY: u32 = 1 << 14;
+    /// May be called without any key (its keys are given by a count, possibly 0).
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 15;
     /// Internal (not reported): runs at once inside `MULTI` instead of being queued
     /// (`EXEC`, `DISCARD`, `MULTI`, `WATCH`, `QUIT`, `RESET`).
     pub const TX_CONTROL: u32 = 1 << 20;
@@ -98,6 +100,7 @@ pub mod flags {
         (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_MULTI, "no_multi"),
         (MOVABLEKEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
