@@ -302,3 +302,58 @@ async fn a_script_shorter_than_the_threshold_makes_others_wait_not_fail() {
     assert_eq!(other.cmd(&["GET", "k"]).await, Reply::bulk("done"));
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_busy_function_shows_in_function_stats_and_function_kill_stops_it() {
+    let server = busy_server().await;
+    let mut runner = server.raw().await;
+    runner
+        .cmd(&[
+            "FUNCTION",
+            "LOAD",
+            "#!lua name=spin\nredis.register_function('spin', function(keys, args)\n  while true do end\nend)",
+        ])
+        .await;
+    runner
+        .send(&common::resp(&["FCALL", "spin", "0", "x"]))
+        .await;
+    let mut other = server.raw().await;
+    let busy = until_busy(&mut other, &["GET", "k"]).await;
+    assert_eq!(
+        busy,
+        "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+    );
+    let stats = other.cmd(&["FUNCTION", "STATS"]).await;
+    let running = stats.get("running_script").expect("running_script");
+    assert_eq!(running.get("name"), Some(&Reply::bulk("spin")));
+    assert_eq!(
+        running.get("command"),
+        Some(&Reply::Array(vec![
+            Reply::bulk("FCALL"),
+            Reply::bulk("spin"),
+            Reply::bulk("0"),
+            Reply::bulk("x")
+        ]))
+    );
+    assert_eq!(
+        other.cmd(&["SCRIPT", "KILL"]).await,
+        Reply::Error(
+            "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE."
+                .into()
+        )
+    );
+    assert_eq!(
+        other.cmd(&["FUNCTION", "KILL"]).await,
+        Reply::Simple("OK".into())
+    );
+    assert_eq!(
+        runner.read_reply().await,
+        Reply::Error(
+            "ERR Script killed by user with SCRIPT KILL... script: spin, on @user_function:3."
+                .into()
+        )
+    );
+    let stats = other.cmd(&["FUNCTION", "STATS"]).await;
+    assert_eq!(stats.get("running_script"), Some(&Reply::Null));
+    server.stop().await.unwrap();
+}

@@ -413,7 +413,7 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
         drop(token);
         return native(ctx, keys, args, ro);
     }
-    let name = String::from_utf8_lossy(&sha).into_owned();
+    let name = std::str::from_utf8(&sha).unwrap_or_default();
     run_script(
         ctx,
         &token,
@@ -469,7 +469,7 @@ fn fcall(ctx: &mut Ctx<'_>, req: &[Bytes], ro: bool) -> Result<Frame, CommandErr
         ro,
         keys,
         args,
-        fname.clone(),
+        &fname,
         req,
     )
 }
@@ -494,7 +494,7 @@ fn run_script(
     ro: bool,
     keys: &[Bytes],
     args: &[Bytes],
-    name: String,
+    name: &str,
     req: &[Bytes],
 ) -> Result<Frame, CommandError> {
     let compat = flags.has(ScriptFlags::EVAL_COMPAT);
@@ -533,15 +533,12 @@ fn run_script(
             declared: keys,
             undeclared: false,
         };
-        run.begin(
-            Running {
-                name: name.clone(),
-                command: req.to_vec(),
-                started: Instant::now(),
-            },
-            is_function,
-            threshold,
-        );
+        let running = is_function.then(|| Running {
+            name: name.to_owned(),
+            command: req.to_vec(),
+            started: Instant::now(),
+        });
+        run.begin(running, threshold);
         let outcome = token.engine().run(target, keys, args, &mut |call, resp3| {
             call_from_script(ctx, &mut state, &run, call, resp3)
         });
@@ -930,8 +927,10 @@ fn function_flush(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandErro
 
 fn function_stats(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
     let run = ctx.shared.scripts.run_state();
+    if run.is_running() && !run.is_function() {
+        return Err(err(crate::script::BUSY_EVAL.into()));
+    }
     let running = match run.current() {
-        Some(_) if !run.is_function() => return Err(err(crate::script::BUSY_EVAL.into())),
         Some(r) => Frame::Map(vec![
             (Frame::bulk("name"), Frame::bulk(&r.name)),
             (

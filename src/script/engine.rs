@@ -717,15 +717,17 @@ impl Engine {
         let (func, name, is_function) = match target {
             Target::Script(sha) => {
                 let s = self.scripts.get(sha)?;
-                (
-                    s.func.clone(),
-                    String::from_utf8_lossy(sha).into_owned(),
-                    false,
-                )
+                // A Sha is 40 hex digits, so always UTF-8 (no allocation per run).
+                let name = std::str::from_utf8(sha).unwrap_or_default();
+                (s.func.clone(), std::borrow::Cow::Borrowed(name), false)
             }
             Target::Function(n) => {
                 let f = self.functions.get(&n.to_ascii_lowercase())?;
-                (f.func.clone(), f.name.clone(), true)
+                (
+                    f.func.clone(),
+                    std::borrow::Cow::Owned(f.name.clone()),
+                    true,
+                )
             }
         };
         let aborted = Cell::new(false);

@@ -249,16 +249,20 @@ impl RunState {
         }
     }
 
-    /// Marks a script as running.
-    pub fn begin(&self, running: Running, function: bool, threshold_ms: u64) {
+    /// Marks a script as running; `function` describes a running function for `FUNCTION
+    /// STATS` (EVAL scripts are never described there: it answers BUSY for them), `None` for
+    /// an EVAL script.
+    pub fn begin(&self, function: Option<Running>, threshold_ms: u64) {
         self.kill.store(false, Ordering::Release);
         self.wrote.store(false, Ordering::Release);
         self.timed_out.store(false, Ordering::Release);
         self.woke_runtime.store(false, Ordering::Release);
-        self.function.store(function, Ordering::Release);
+        self.function.store(function.is_some(), Ordering::Release);
         self.threshold_ms.store(threshold_ms, Ordering::Release);
         self.started_us.store(self.now_us(), Ordering::Release);
-        *self.current.lock() = Some(running);
+        if function.is_some() {
+            *self.current.lock() = function;
+        }
         self.running.store(true, Ordering::Release);
     }
 
@@ -268,7 +272,9 @@ impl RunState {
         self.timed_out.store(false, Ordering::Release);
         self.kill.store(false, Ordering::Release);
         self.force_kill.store(false, Ordering::Release);
-        *self.current.lock() = None;
+        if self.is_function() {
+            *self.current.lock() = None;
+        }
         self.notify.notify_waiters();
     }
 
@@ -304,7 +310,7 @@ impl RunState {
         }
     }
 
-    /// What runs, for `FUNCTION STATS`.
+    /// The running function, for `FUNCTION STATS` (`None` for an EVAL script).
     pub fn current(&self) -> Option<Running> {
         self.current.lock().clone()
     }
