@@ -1436,6 +1436,24 @@ mod tests {
     }
 
     #[test]
+    fn a_script_cannot_exhaust_memory() {
+        let mut h = Harness::new();
+        let body = "return #string.rep('x', 1100000000)";
+        let reply = eval(&mut h, body, &["0"]);
+        assert_eq!(
+            reply,
+            err(&format!(
+                "ERR Error running script {}, not enough memory",
+                sha(body)
+            ))
+        );
+        assert_eq!(
+            eval(&mut h, "return #string.rep('x', 1000)", &["0"]),
+            int(1000)
+        );
+    }
+
+    #[test]
     fn redis_api_helpers_behave_like_redis() {
         let mut h = Harness::new();
         for (script, want) in [

@@ -24,6 +24,10 @@ use crate::protocol::Frame;
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
+/// The most memory the VM may use. Redis sets no limit (a script can grow the server until
+/// the OS kills it); here a script that tries gets a Lua `not enough memory` error instead.
+pub const MEMORY_LIMIT: usize = 1 << 30;
+
 /// A script's SHA1 as 40 lowercase hex digits (how `EVALSHA` names it).
 pub type Sha = [u8; 40];
 
@@ -462,6 +466,8 @@ impl Engine {
             LuaOptions::default(),
         )
         .expect("invariant: the safe standard libraries load");
+        lua.set_memory_limit(MEMORY_LIMIT)
+            .expect("invariant: Lua 5.1 states track their memory");
         let internals = build(&lua, &run).expect("invariant: the embedded prelude runs");
         let get = |name: &str| -> Value {
             internals
