@@ -226,6 +226,9 @@ pub struct Config {
     pub auto_aof_rewrite_min_size: u64,
     /// Worker threads serving connections (0 = one per CPU core but one, at least one).
     pub threads: usize,
+    /// Milliseconds a script may run before other clients get `BUSY` and `SCRIPT KILL` may
+    /// stop it (`busy-reply-threshold`, alias `lua-time-limit`).
+    pub busy_reply_threshold: u64,
     /// Where the configuration was read from, if anywhere.
     pub config_file: Option<PathBuf>,
     /// Output buffer limits per client class (`client-output-buffer-limit`).
@@ -262,6 +265,7 @@ impl Default for Config {
             aof_load_truncated: false,
             auto_aof_rewrite_percentage: 100,
             auto_aof_rewrite_min_size: 64 * 1024 * 1024,
+            busy_reply_threshold: crate::script::DEFAULT_BUSY_REPLY_THRESHOLD_MS,
             config_file: None,
             client_output_buffer_limit: OutputBufferLimits::default(),
             policies: Vec::new(),
@@ -494,6 +498,7 @@ impl Config {
             }
             "max-multibulk-len" => self.max_multibulk_len = num(value)? as usize,
             "timeout" => self.timeout = num(value)?,
+            "busy-reply-threshold" | "lua-time-limit" => self.busy_reply_threshold = num(value)?,
             "threads" => self.threads = num(value)? as usize,
             "databases" => self.databases = num(value)? as usize,
             // Accepted for compatibility with stock redis.conf files; limitkv has no RDB

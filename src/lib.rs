@@ -16,6 +16,8 @@
 //! - [`glob`]: Redis's glob patterns (`KEYS`, `SCAN MATCH`, `PSUBSCRIBE`, ...).
 //! - [`policy`]: policies (plans of rules decided atomically), overrides, access lists,
 //!   reservations and policy events.
+//! - [`script`]: the embedded Lua VM (sandbox, script cache, function libraries, RESP
+//!   conversion); `cmd::scripting` runs it under the shard locks.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -31,5 +33,6 @@ pub mod persist;
 pub mod policy;
 pub mod protocol;
 pub mod pubsub;
+pub mod script;
 pub mod server;
 pub mod store;

@@ -406,6 +406,12 @@ fn command_getkeys(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandEr
             "Invalid number of arguments specified for command",
         ));
     }
+    if spec.group == "scripting" && spec.has(super::flags::MOVABLEKEYS) {
+        let keys = super::scripting::script_keys(cmd);
+        return Ok(Frame::Array(
+            keys.iter().cloned().map(Frame::Bulk).collect(),
+        ));
+    }
     if spec.first_key <= 0 || spec.has(NOT_KEY) {
         return Err(CommandError::other("The command has no key arguments"));
     }
@@ -463,6 +469,8 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
             cfg.auto_aof_rewrite_min_size.to_string(),
         ),
         ("dir", dir),
+        ("busy-reply-threshold", cfg.busy_reply_threshold.to_string()),
+        ("lua-time-limit", cfg.busy_reply_threshold.to_string()),
         ("maxmemory", "0".to_owned()),
         ("maxmemory-policy", "noeviction".to_owned()),
         ("cluster-enabled", "no".to_owned()),
@@ -512,6 +520,8 @@ const MUTABLE: &[&str] = &[
     "active-expire-budget",
     "client-output-buffer-limit",
     "policy-events-allowed-sample",
+    "busy-reply-threshold",
+    "lua-time-limit",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
@@ -523,6 +533,7 @@ fn redis_numeric(name: &str, value: &str) -> Result<String, String> {
         "maxclients" => (1, i64::from(u32::MAX), false),
         "proto-max-bulk-len" => (1024 * 1024, i64::MAX, true),
         "auto-aof-rewrite-min-size" => (0, i64::MAX, true),
+        "busy-reply-threshold" | "lua-time-limit" => (0, i64::MAX, false),
         _ => return Ok(value.to_owned()),
     };
     let n = if memory {

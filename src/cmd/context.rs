@@ -56,6 +56,8 @@ pub struct Shared {
     pub pubsub: PubSub,
     /// Policies, overrides, access lists, policy events and pending reservations.
     pub policies: crate::policy::Registry,
+    /// The Lua VM, script cache, function libraries and running-script state.
+    pub scripts: crate::script::Scripts,
 }
 
 /// Applies a new log level to the process's logger.
@@ -84,6 +86,7 @@ impl Shared {
             aof: OnceLock::new(),
             rewrite_requested: AtomicBool::new(false),
             policies: crate::policy::Registry::default(),
+            scripts: crate::script::Scripts::new(),
         }
     }
 

@@ -257,7 +257,8 @@ fn acl_categories(spec: &CommandSpec, group: &str, extra: &[&'static str]) -> Ve
     if spec.has(flags::WRITE) {
         cats.push("@write");
     }
-    if spec.has(flags::READONLY) {
+    // Redis files the read-only script commands under @scripting only.
+    if spec.has(flags::READONLY) && group != "scripting" {
         cats.push("@read");
     }
     // As in Redis, the category follows the flag (the PUBSUB container and PUBSUB HELP are
@@ -271,6 +272,7 @@ fn acl_categories(spec: &CommandSpec, group: &str, extra: &[&'static str]) -> Ve
         "connection" => cats.push("@connection"),
         "transactions" => cats.push("@transaction"),
         "rate_limit" => cats.push("@rate_limit"),
+        "scripting" => cats.push("@scripting"),
         _ => {}
     }
     if spec.has(flags::ADMIN) {
@@ -393,6 +395,9 @@ fn meta(name: &str) -> Meta {
 }
 
 fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
+    if spec.group == "scripting" && spec.has(flags::MOVABLEKEYS) {
+        return vec![script_key_spec(spec)];
+    }
     if spec.first_key <= 0 {
         return vec![];
     }
@@ -463,6 +468,54 @@ fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
         .collect()
 }
 
+/// The key spec of `EVAL`-like commands: a key count at argument 2, the keys after it.
+fn script_key_spec(spec: &CommandSpec) -> Frame {
+    let read_only = spec.has(flags::READONLY);
+    let mut m = Vec::new();
+    if !spec.name.starts_with("EVALSHA") {
+        let note = if read_only {
+            "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"
+        } else {
+            "We cannot tell how the keys will be used so we assume the worst, RW and UPDATE"
+        };
+        m.push((bulk("notes"), bulk(note)));
+    }
+    let fl: &[&str] = if read_only {
+        &["RO", "access"]
+    } else {
+        &["RW", "access", "update"]
+    };
+    m.push((
+        bulk("flags"),
+        Frame::Set(fl.iter().map(|f| status(f)).collect()),
+    ));
+    m.push((
+        bulk("begin_search"),
+        Frame::Map(vec![
+            (bulk("type"), bulk("index")),
+            (
+                bulk("spec"),
+                Frame::Map(vec![(bulk("index"), Frame::Integer(2))]),
+            ),
+        ]),
+    ));
+    m.push((
+        bulk("find_keys"),
+        Frame::Map(vec![
+            (bulk("type"), bulk("keynum")),
+            (
+                bulk("spec"),
+                Frame::Map(vec![
+                    (bulk("keynumidx"), Frame::Integer(0)),
+                    (bulk("firstkey"), Frame::Integer(1)),
+                    (bulk("keystep"), Frame::Integer(1)),
+                ]),
+            ),
+        ]),
+    ));
+    Frame::Map(m)
+}
+
 /// The `COMMAND INFO` entry for `spec` (a subcommand when `parent` is given).
 pub fn info_frame(parent: Option<&CommandSpec>, spec: &'static CommandSpec) -> Frame {
     let group = parent.map_or(spec.group, |p| p.group);
@@ -473,8 +526,8 @@ pub fn info_frame(parent: Option<&CommandSpec>, spec: &'static CommandSpec) -> F
         .collect();
     let name = full_name(parent, spec);
     let meta = meta(&name);
-    let acl = if name == "client" {
-        // Redis gives the CLIENT container only @slow; its subcommands carry the rest.
+    let acl = if matches!(name.as_str(), "client" | "script" | "function") {
+        // Redis gives these containers only @slow; their subcommands carry the rest.
         vec![status("@slow")]
     } else {
         acl_categories(spec, group, meta.acl_extra)

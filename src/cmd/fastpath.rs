@@ -273,6 +273,23 @@ pub fn fmt_g(x: f64, precision: usize) -> String {
     }
 }
 
+/// An integer reply after its trip through a Lua number: `redis.call` hands the script a
+/// double, and the script's reply converts it back with C's `(long long)` cast. Above 2^53
+/// precision is lost; at 2^63 and beyond x86 gives `i64::MIN`, which is what Redis answers.
+fn lua_int(n: i64) -> i64 {
+    let d = n as f64;
+    if d >= 9_223_372_036_854_775_808.0 {
+        i64::MIN
+    } else {
+        d as i64
+    }
+}
+
+/// An integer reply element as the script returns it.
+fn lua_int_frame(n: i64) -> Frame {
+    Frame::Integer(lua_int(n))
+}
+
 /// A Lua number as `redis.call` passes it to a command.
 fn arg(x: f64) -> String {
     fmt_g(x, 17)
@@ -313,7 +330,7 @@ fn rlf_incr_ttl(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Option<Fra
         call(ctx, &[b"EXPIRE", key, &argv[1]]);
         ttl = 1000 * secs;
     }
-    Some(array(vec![Frame::Integer(consumed), Frame::Integer(ttl)]))
+    Some(array(vec![lua_int_frame(consumed), lua_int_frame(ttl)]))
 }
 
 // --- rate-limit-redis (express-rate-limit) ---------------------------------------------------
@@ -365,7 +382,7 @@ fn rlr_increment(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Option<Fr
         Ok(n) => n,
         Err(e) => return Some(e),
     };
-    Some(array(vec![Frame::Integer(hits), Frame::Integer(ttl)]))
+    Some(array(vec![lua_int_frame(hits), lua_int_frame(ttl)]))
 }
 
 /// ```lua
@@ -380,7 +397,10 @@ fn rlr_get(ctx: &mut Ctx<'_>, keys: &[Bytes], _argv: &[Bytes]) -> Option<Frame> 
         Held::Str { bytes, .. } => Frame::Bulk(bytes),
         _ => return None,
     };
-    let ttl = call(ctx, &[b"PTTL", key]);
+    let ttl = match call(ctx, &[b"PTTL", key]) {
+        Frame::Integer(n) => lua_int_frame(n),
+        _ => return None,
+    };
     Some(array(vec![hits, ttl]))
 }
 
@@ -414,10 +434,11 @@ fn limits_incr_expire(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Opti
         Ok(n) => n,
         Err(e) => return Some(e),
     };
-    if current == amount {
+    // `tonumber(current) == amount` compares two doubles.
+    if current as f64 == amount as f64 {
         call(ctx, &[b"EXPIRE", key, &argv[0]]);
     }
-    Some(Frame::Integer(current))
+    Some(lua_int_frame(current))
 }
 
 /// ```lua
@@ -645,11 +666,15 @@ fn limits_sliding_window(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> O
         }
     }
     let read = |ctx: &mut Ctx<'_>| {
+        let through_lua = |f: Frame| match f {
+            Frame::Integer(n) => lua_int_frame(n),
+            other => other,
+        };
         vec![
             call(ctx, &[b"GET", prev]),
-            call(ctx, &[b"PTTL", prev]),
+            through_lua(call(ctx, &[b"PTTL", prev])),
             call(ctx, &[b"GET", curr]),
-            call(ctx, &[b"PTTL", curr]),
+            through_lua(call(ctx, &[b"PTTL", curr])),
         ]
     };
     let first = read(ctx);
@@ -734,6 +759,15 @@ mod tests {
         assert_eq!(fmt_g(-2.5, 17), "-2.5");
         assert_eq!(fmt_g(99_999_999_999_999.9, 14), "1e+14");
         assert_eq!(fmt_g(0.0001, 17), "0.0001");
+    }
+
+    #[test]
+    fn integers_through_lua_numbers_round_like_redis() {
+        assert_eq!(lua_int(42), 42);
+        assert_eq!(lua_int(-(1 << 53)), -(1 << 53));
+        assert_eq!(lua_int((1 << 53) + 1), 1 << 53);
+        assert_eq!(lua_int(i64::MAX), i64::MIN);
+        assert_eq!(lua_int(i64::MIN), i64::MIN);
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod policy;
 pub mod pubsub;
 pub mod quota;
 pub mod rate;
+pub mod scripting;
 pub mod sets;
 pub mod strings;
 pub mod window;
@@ -76,6 +77,8 @@ pub mod flags {
     pub const SKIP_SLOWLOG: u32 = 1 << 13;
     /// Allowed while a script is busy.
     pub const ALLOW_BUSY: u32 = 1 << 14;
+    /// May be called without any key (its keys are given by a count, possibly 0).
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 15;
     /// Internal (not reported): runs at once inside `MULTI` instead of being queued
     /// (`EXEC`, `DISCARD`, `MULTI`, `WATCH`, `QUIT`, `RESET`).
     pub const TX_CONTROL: u32 = 1 << 20;
@@ -107,6 +110,7 @@ pub mod flags {
         (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_MULTI, "no_multi"),
         (MOVABLEKEYS, "movablekeys"),
         (ALLOW_BUSY, "allow_busy"),
@@ -191,7 +195,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 18] {
+pub fn families() -> [&'static [CommandSpec]; 19] {
     [
         connection::COMMANDS,
         multi::COMMANDS,
@@ -211,6 +215,7 @@ pub fn families() -> [&'static [CommandSpec]; 18] {
         sets::COMMANDS,
         pubsub::COMMANDS,
         policy::COMMANDS,
+        scripting::COMMANDS,
     ]
 }
 
@@ -368,7 +373,7 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 
 /// A command refused before it runs. Inside `MULTI` the transaction is marked failed; a refused
 /// `EXEC` discards the transaction and answers `EXECABORT` with the reason, as Redis does.
-fn reject(ctx: &mut Ctx<'_>, spec: &CommandSpec, err: CommandError) -> CommandError {
+pub(crate) fn reject(ctx: &mut Ctx<'_>, spec: &CommandSpec, err: CommandError) -> CommandError {
     if spec.name == "EXEC" {
         ctx.session.multi = None;
         ctx.session.multi_error = false;
@@ -401,6 +406,11 @@ pub fn dispatch_sub(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandEr
         return Err(CommandError::WrongArity(full_name(Some(parent), sub)));
     }
     (sub.handler)(ctx, req)
+}
+
+/// A reply of status lines, verbatim (for `HELP` texts that differ from [`help_reply`]'s).
+pub fn help_lines(lines: &[&'static str]) -> Frame {
+    Frame::Array(lines.iter().map(|l| Frame::simple(l)).collect())
 }
 
 /// Builds a `HELP` reply from lines of text.

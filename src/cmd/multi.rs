@@ -184,7 +184,7 @@ pub fn queue(
 }
 
 /// The keys of `req` by its spec's key positions.
-fn keys_of<'r>(spec: &CommandSpec, req: &'r [Bytes]) -> impl Iterator<Item = &'r Bytes> {
+pub(crate) fn keys_of<'r>(spec: &CommandSpec, req: &'r [Bytes]) -> impl Iterator<Item = &'r Bytes> {
     let len = req.len() as i64;
     let first = i64::from(spec.first_key);
     let last = if spec.last_key < 0 {
@@ -234,6 +234,13 @@ fn exec(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
     // Expiry checks lock the watched keys' shards one by one, so they run before the
     // transaction's own locks are taken (taking more shards later could deadlock).
     let expired = watched_key_expired(shared, ctx.session, ctx.now);
+    // Scripting commands take the script token; it comes before shard locks in the lock
+    // order, so a transaction that holds any takes it first (see cmd::scripting).
+    let _token = queue
+        .iter()
+        .filter_map(|req| super::lookup(&req[0]))
+        .any(|spec| spec.group == "scripting")
+        .then(|| shared.scripts.lock());
     // SELECT is refused while queuing, so the whole transaction runs in this database.
     let guard = lock_for(ctx.db(), &queue);
     // Read under the transaction's locks: a change to a watched key either happened before

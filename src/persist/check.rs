@@ -171,6 +171,48 @@ mod tests {
     }
 
     #[test]
+    fn check_understands_script_and_function_records() {
+        use crate::persist::ScriptsFlushTarget;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("appendonly.aof");
+        let (mut b, _) = aof(1);
+        for r in [
+            Record::Script {
+                body: Bytes::from_static(b"return 1"),
+            },
+            Record::FunctionLibrary {
+                code: Bytes::from_static(b"#!lua name=l\n"),
+            },
+            Record::FunctionDelete {
+                name: Bytes::from_static(b"l"),
+            },
+            Record::ScriptsFlush {
+                target: ScriptsFlushTarget::Functions,
+            },
+        ] {
+            encode(&r, &mut b);
+        }
+        fs::write(&path, &b).unwrap();
+        let r = check(&path).unwrap();
+        assert!(r.is_ok(), "{r}");
+        assert_eq!(r.records, 5);
+        // An unknown flush target is corruption, named as such.
+        let mut bad = header().to_vec();
+        let payload = [8u8, 7];
+        let len = payload.len() as u32;
+        bad.extend_from_slice(&len.to_le_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), &payload);
+        bad.extend_from_slice(&crc.to_le_bytes());
+        bad.extend_from_slice(&payload);
+        fs::write(&path, &bad).unwrap();
+        let r = check(&path).unwrap();
+        assert_eq!(
+            r.problem.map(|p| p.reason),
+            Some(CorruptReason::Malformed("scripts flush target"))
+        );
+    }
+
+    #[test]
     fn repair_cuts_a_torn_tail_keeps_a_backup_and_then_loads() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("appendonly.aof");

@@ -22,9 +22,12 @@ use std::io;
 
 use thiserror::Error;
 
-pub use record::{CorruptReason, Record};
-pub use replay::{apply, apply_with, load_file, replay, OnCorruptTail, ReplayReport};
-pub use rewrite::{remove_stale_tmp, rewrite, should_rewrite, RewriteReport};
+pub use record::{CorruptReason, Record, ScriptsFlushTarget};
+pub use replay::{
+    apply, apply_with, is_script_record, load_file, load_file_with, replay, OnCorruptTail,
+    ReplayReport,
+};
+pub use rewrite::{remove_stale_tmp, rewrite, rewrite_with, should_rewrite, RewriteReport};
 pub use writer::{DurableWaiter, FileSink, FsyncPolicy, MemSink, Seq, Sink, Writer, WriterStats};
 
 /// Server-wide state that catalog records ([`Record::is_catalog`]: policies, overrides,

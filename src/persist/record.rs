@@ -41,12 +41,31 @@ mod op {
     pub const DEL: u8 = 2;
     pub const FLUSH_ALL: u8 = 3;
     pub const FLUSH_DB: u8 = 4;
+    pub const SCRIPT: u8 = 5;
+    pub const FUNCTION_LIBRARY: u8 = 6;
+    pub const FUNCTION_DELETE: u8 = 7;
+    pub const SCRIPTS_FLUSH: u8 = 8;
     // 5..=8 belong to scripts; 10..=19 to policies.
     pub const POLICY_SET: u8 = 10;
     pub const POLICY_DEL: u8 = 11;
     pub const OVERRIDE_SET: u8 = 12;
     pub const OVERRIDE_DEL: u8 = 13;
     pub const ACCESS: u8 = 14;
+}
+
+/// Selector bytes of [`Record::ScriptsFlush`].
+mod flush_target {
+    pub const SCRIPTS: u8 = 0;
+    pub const FUNCTIONS: u8 = 1;
+}
+
+/// What a [`Record::ScriptsFlush`] empties.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptsFlushTarget {
+    /// The `EVAL` script cache (`SCRIPT FLUSH`).
+    Scripts,
+    /// Every function library (`FUNCTION FLUSH`).
+    Functions,
 }
 
 /// The most words a policy or override record may declare (a definition is a command's
@@ -158,6 +177,27 @@ pub enum Record {
     },
     /// Every key of every database was removed.
     FlushAll,
+    /// A Lua script entered the script cache (`SCRIPT LOAD`, or `EVAL` of a new body); replay
+    /// loads it again so `EVALSHA` keeps working after a restart. Scripts are never re-run.
+    Script {
+        /// The script body as the client sent it (shebang line included).
+        body: Bytes,
+    },
+    /// A function library was loaded or replaced (`FUNCTION LOAD [REPLACE]`).
+    FunctionLibrary {
+        /// The library code, `#!lua name=...` line included.
+        code: Bytes,
+    },
+    /// A function library was deleted (`FUNCTION DELETE`).
+    FunctionDelete {
+        /// The library name.
+        name: Bytes,
+    },
+    /// The script cache or every function library was emptied.
+    ScriptsFlush {
+        /// Which of the two.
+        target: ScriptsFlushTarget,
+    },
     /// Policy `name` now has this definition (its canonical `POLICY.SET` words).
     PolicySet {
         /// The policy's name.
@@ -369,6 +409,25 @@ pub fn encode_payload(record: &Record, out: &mut Vec<u8>) {
             out.extend_from_slice(&db.to_le_bytes());
         }
         Record::FlushAll => out.push(op::FLUSH_ALL),
+        Record::Script { body } => {
+            out.push(op::SCRIPT);
+            put_bytes(out, body);
+        }
+        Record::FunctionLibrary { code } => {
+            out.push(op::FUNCTION_LIBRARY);
+            put_bytes(out, code);
+        }
+        Record::FunctionDelete { name } => {
+            out.push(op::FUNCTION_DELETE);
+            put_bytes(out, name);
+        }
+        Record::ScriptsFlush { target } => {
+            out.push(op::SCRIPTS_FLUSH);
+            out.push(match target {
+                ScriptsFlushTarget::Scripts => flush_target::SCRIPTS,
+                ScriptsFlushTarget::Functions => flush_target::FUNCTIONS,
+            });
+        }
         Record::PolicySet { name, words } => {
             out.push(op::POLICY_SET);
             put_bytes(out, name);
@@ -661,6 +720,22 @@ pub fn decode_payload(payload: &[u8]) -> Result<Record, CorruptReason> {
             db: c.u32("database")?,
         },
         op::FLUSH_ALL => Record::FlushAll,
+        op::SCRIPT => Record::Script {
+            body: c.bytes("script body")?,
+        },
+        op::FUNCTION_LIBRARY => Record::FunctionLibrary {
+            code: c.bytes("function library code")?,
+        },
+        op::FUNCTION_DELETE => Record::FunctionDelete {
+            name: c.bytes("function library name")?,
+        },
+        op::SCRIPTS_FLUSH => Record::ScriptsFlush {
+            target: match c.u8("scripts flush target")? {
+                flush_target::SCRIPTS => ScriptsFlushTarget::Scripts,
+                flush_target::FUNCTIONS => ScriptsFlushTarget::Functions,
+                _ => return Err(CorruptReason::Malformed("scripts flush target")),
+            },
+        },
         op::POLICY_SET => Record::PolicySet {
             name: c.bytes("policy name")?,
             words: c.words("policy words")?,
@@ -1111,6 +1186,15 @@ mod tests {
             element().prop_map(|identity| Record::OverrideDel { identity }),
             (any::<bool>(), any::<bool>(), element())
                 .prop_map(|(deny, add, entry)| Record::Access { deny, add, entry }),
+            element().prop_map(|body| Record::Script { body }),
+            element().prop_map(|code| Record::FunctionLibrary { code }),
+            element().prop_map(|name| Record::FunctionDelete { name }),
+            Just(Record::ScriptsFlush {
+                target: ScriptsFlushTarget::Scripts
+            }),
+            Just(Record::ScriptsFlush {
+                target: ScriptsFlushTarget::Functions
+            }),
         ]
     }
 
@@ -1502,6 +1586,45 @@ mod tests {
         for (payload, want) in cases {
             assert_eq!(decode_frame(&framed(payload)), Err(want.clone()), "{want}");
         }
+    }
+
+    #[test]
+    fn script_record_layouts_are_byte_exact() {
+        let payload = |r: &Record| {
+            let mut v = Vec::new();
+            encode_payload(r, &mut v);
+            v
+        };
+        assert_eq!(
+            payload(&Record::Script {
+                body: Bytes::from_static(b"return 1")
+            }),
+            b"\x05\x08\x00\x00\x00return 1".to_vec()
+        );
+        assert_eq!(
+            payload(&Record::FunctionLibrary {
+                code: Bytes::from_static(b"x")
+            }),
+            vec![6, 1, 0, 0, 0, b'x']
+        );
+        assert_eq!(
+            payload(&Record::FunctionDelete {
+                name: Bytes::from_static(b"lib")
+            }),
+            vec![7, 3, 0, 0, 0, b'l', b'i', b'b']
+        );
+        assert_eq!(
+            payload(&Record::ScriptsFlush {
+                target: ScriptsFlushTarget::Scripts
+            }),
+            vec![8, 0]
+        );
+        assert_eq!(
+            payload(&Record::ScriptsFlush {
+                target: ScriptsFlushTarget::Functions
+            }),
+            vec![8, 1]
+        );
     }
 
     #[test]

@@ -246,7 +246,8 @@ pub fn apply_with(
 
 /// Applies one record to the databases `dbs` as of `now`. Idempotent: applying a record twice
 /// leaves them as applying it once. A `Put` already expired at `now` removes the key instead.
-/// A catalog record is refused (use [`apply_with`]).
+/// A catalog record is refused (use [`apply_with`]). Script and function records are not
+/// keyspace effects: they are ignored here (see [`is_script_record`] and [`load_file_with`]).
 pub fn apply(dbs: &[Store], record: Record, now: Nanos) -> Result<(), PersistError> {
     match record {
         Record::Put {
@@ -271,9 +272,25 @@ pub fn apply(dbs: &[Store], record: Record, now: Nanos) -> Result<(), PersistErr
         }
         Record::FlushDb { db } => db_of(dbs, db)?.clear(),
         Record::FlushAll => dbs.iter().for_each(Store::clear),
+        Record::Script { .. }
+        | Record::FunctionLibrary { .. }
+        | Record::FunctionDelete { .. }
+        | Record::ScriptsFlush { .. } => {}
         catalog => return ().apply(catalog, now),
     }
     Ok(())
+}
+
+/// True for the records that restore the script cache and function libraries rather than
+/// keys.
+pub fn is_script_record(record: &Record) -> bool {
+    matches!(
+        record,
+        Record::Script { .. }
+            | Record::FunctionLibrary { .. }
+            | Record::FunctionDelete { .. }
+            | Record::ScriptsFlush { .. }
+    )
 }
 
 /// Loads `path` into `dbs` and `catalog` as of `now`. A missing file is an empty AOF. Under
@@ -286,6 +303,19 @@ pub fn load_file(
     catalog: &dyn Catalog,
     now: Nanos,
 ) -> Result<ReplayReport, PersistError> {
+    load_file_with(path, mode, dbs, catalog, now, &mut |_| Ok(()))
+}
+
+/// [`load_file`], passing every script and function record (in file order) to `scripts`, which
+/// restores them; an error it returns stops the load.
+pub fn load_file_with(
+    path: &Path,
+    mode: OnCorruptTail,
+    dbs: &[Store],
+    catalog: &dyn Catalog,
+    now: Nanos,
+    scripts: &mut dyn FnMut(Record) -> Result<(), PersistError>,
+) -> Result<ReplayReport, PersistError> {
     let file = match File::open(path) {
         Ok(f) => f,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(ReplayReport::default()),
@@ -294,7 +324,11 @@ pub fn load_file(
     let mut applied = Ok(());
     let report = replay(io::BufReader::new(file), mode, |r| {
         if applied.is_ok() {
-            applied = apply_with(dbs, catalog, r, now);
+            applied = if is_script_record(&r) {
+                scripts(r)
+            } else {
+                apply_with(dbs, catalog, r, now)
+            };
         }
     })?;
     applied?;

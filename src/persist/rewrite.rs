@@ -63,8 +63,24 @@ pub fn write_snapshot(
     now: Nanos,
     sink: &mut dyn Sink,
 ) -> io::Result<u64> {
+    write_snapshot_with(dbs, catalog, &[], now, sink)
+}
+
+/// [`write_snapshot`] with `scripts` (the script cache and function libraries as
+/// [`Record::Script`] / [`Record::FunctionLibrary`] records) written right after the header,
+/// before the catalog and the keys. They are not counted in the returned count.
+pub fn write_snapshot_with(
+    dbs: &[Store],
+    catalog: &dyn Catalog,
+    scripts: &[Record],
+    now: Nanos,
+    sink: &mut dyn Sink,
+) -> io::Result<u64> {
     let mut buf = Vec::with_capacity(64 * 1024);
     record::encode_header(&mut buf);
+    for r in scripts {
+        record::encode(r, &mut buf);
+    }
     let mut n = 0;
     for r in catalog.snapshot(now) {
         record::encode(&r, &mut buf);
@@ -103,11 +119,30 @@ pub fn rewrite_into(
     dbs: &[Store],
     catalog: &dyn Catalog,
     now: Nanos,
+    tmp: Box<dyn Sink>,
+    install: Install,
+) -> Result<RewriteReport, PersistError> {
+    rewrite_into_with(writer, dbs, catalog, &Vec::new, now, tmp, install)
+}
+
+/// [`rewrite_into`] that also writes the records `scripts` returns (the script cache and
+/// function libraries). It is called after the writer starts buffering, under the same rule
+/// as the keys: a script change made after the call is in the buffer, one made before it is
+/// in what it returns, and one made in between is in both, which replay tolerates (loading
+/// a script twice, or deleting then reloading in log order, ends in the same state).
+pub fn rewrite_into_with(
+    writer: &Writer,
+    dbs: &[Store],
+    catalog: &dyn Catalog,
+    scripts: &dyn Fn() -> Vec<Record>,
+    now: Nanos,
     mut tmp: Box<dyn Sink>,
     install: Install,
 ) -> Result<RewriteReport, PersistError> {
     writer.start_rewrite()?;
-    let snap = write_snapshot(dbs, catalog, now, tmp.as_mut()).and_then(|n| tmp.sync().map(|()| n));
+    let scripts = scripts();
+    let snap = write_snapshot_with(dbs, catalog, &scripts, now, tmp.as_mut())
+        .and_then(|n| tmp.sync().map(|()| n));
     let snapshot_records = match snap {
         Ok(n) => n,
         Err(e) => {
@@ -131,6 +166,19 @@ pub fn rewrite(
     now: Nanos,
     writer: &Writer,
 ) -> Result<RewriteReport, PersistError> {
+    rewrite_with(dir, dbs, catalog, &Vec::new, now, writer)
+}
+
+/// [`rewrite`] that also keeps the script cache and function libraries (see
+/// [`rewrite_into_with`]).
+pub fn rewrite_with(
+    dir: &Path,
+    dbs: &[Store],
+    catalog: &dyn Catalog,
+    scripts: &dyn Fn() -> Vec<Record>,
+    now: Nanos,
+    writer: &Writer,
+) -> Result<RewriteReport, PersistError> {
     let tmp_path = dir.join(AOF_TMP_FILE);
     let aof_path = dir.join(AOF_FILE);
     let tmp = FileSink::create(&tmp_path)
@@ -142,7 +190,7 @@ pub fn rewrite(
         // The rename is durable only once the directory entry is.
         File::open(&dir_owned)?.sync_all()
     });
-    let res = rewrite_into(writer, dbs, catalog, now, Box::new(tmp), install);
+    let res = rewrite_into_with(writer, dbs, catalog, scripts, now, Box::new(tmp), install);
     if res.is_err() {
         let _ = fs::remove_file(&tmp_path);
     }

@@ -46,6 +46,8 @@ pub fn encode(frame: &Frame, version: RespVersion, out: &mut BytesMut) {
         }
         Frame::Boolean(b) if v3 => out.put_slice(if *b { b"#t\r\n" } else { b"#f\r\n" }),
         Frame::Boolean(b) => int_line(out, b':', i64::from(*b)),
+        Frame::BigNumber(digits) if v3 => line(out, b'(', digits),
+        Frame::BigNumber(digits) => bulk(out, b'$', digits),
         Frame::Verbatim(fmt, body) => {
             if v3 {
                 len_line(out, b'=', body.len() + 4);
@@ -175,6 +177,13 @@ mod tests {
         assert_eq!(enc(&seq, RespVersion::Resp3), ">1\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(&seq, RespVersion::Resp2), "*1\r\n$1\r\na\r\n:1\r\n");
         assert_eq!(enc(&Frame::Seq(vec![]), RespVersion::Resp2), "");
+    }
+
+    #[test]
+    fn big_numbers_are_bulk_strings_in_resp2() {
+        let n = Frame::BigNumber(Bytes::from_static(b"123"));
+        assert_eq!(enc(&n, RespVersion::Resp3), "(123\r\n");
+        assert_eq!(enc(&n, RespVersion::Resp2), "$3\r\n123\r\n");
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub enum Frame {
     /// once (`SUBSCRIBE a b` sends one confirmation per channel). Inside an `EXEC` reply the
     /// frames are spliced into the array, exactly as Redis writes them.
     Seq(Vec<Frame>),
+    /// `(digits` big number; a bulk string in RESP2 (a script's `{big_number=...}`).
+    BigNumber(Bytes),
 }
 
 impl Frame {

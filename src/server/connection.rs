@@ -5,6 +5,11 @@
 //! A protocol error is answered once and the connection closed; nothing a client sends can
 //! affect another connection. The read buffer grows with what arrives, never with what a
 //! header claims.
+//!
+//! While another connection's Lua script runs (one atomic load per request), a request is
+//! not dispatched (it would block this worker thread on the script's shard locks): the batch
+//! stops, the replies so far are written, and the task awaits the script's end (or its busy
+//! threshold, after which requests get `BUSY` unless flagged `allow_busy`).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,9 +19,10 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::cmd::scripting::{busy_gate, BusyGate};
 use crate::cmd::{dispatch, ClientInfo, Ctx, Session, Shared};
 use crate::metrics::add;
-use crate::protocol::{decode_request, encode, DecodeLimits};
+use crate::protocol::{decode_request, encode, DecodeLimits, Request};
 
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -82,15 +88,49 @@ pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientI
             Event::Read(Some(Ok(0))) | Event::Read(Some(Err(_))) => break,
             Event::Read(Some(Ok(n))) => {
                 add(&shared.metrics.total_net_input_bytes, n as u64);
-                close = run_batch(&shared, &mut session, &mut rbuf, &mut wbuf);
-                // Under `appendfsync always`, replies go out only once the batch's effects are
-                // fsynced, so an acknowledged write survives kill -9 and power loss.
-                if let (Some(seq), Some(waiter)) = (session.aof_seq.take(), aof.as_mut()) {
-                    if let Err(e) = waiter.wait(seq).await {
-                        tracing::error!(client = info.id, error = %e, "AOF write failed: closing without replies");
+                let mut pending = None;
+                let mut outcome =
+                    run_batch(&shared, &mut session, &mut rbuf, &mut wbuf, &mut pending);
+                let mut failed = false;
+                loop {
+                    // Under `appendfsync always`, replies go out only once the batch's effects
+                    // are fsynced, so an acknowledged write survives kill -9 and power loss.
+                    if let (Some(seq), Some(waiter)) = (session.aof_seq.take(), aof.as_mut()) {
+                        if let Err(e) = waiter.wait(seq).await {
+                            tracing::error!(client = info.id, error = %e, "AOF write failed: closing without replies");
+                            failed = true;
+                            break;
+                        }
+                    }
+                    if outcome != Batch::Wait {
                         break;
                     }
+                    // The replies so far go out while this connection waits for another
+                    // connection's script.
+                    if session.pubsub_used {
+                        info.pubsub.drain_into(session.resp, &mut wbuf);
+                    }
+                    if !wbuf.is_empty() {
+                        if !write_out(&mut stream, &wbuf, &info).await {
+                            failed = true;
+                            break;
+                        }
+                        add(&shared.metrics.total_net_output_bytes, wbuf.len() as u64);
+                        wbuf.clear();
+                        if session.pubsub_used {
+                            info.pubsub.written();
+                        }
+                    }
+                    if !wait_for_script(&shared, &info, &mut stop).await {
+                        failed = true;
+                        break;
+                    }
+                    outcome = run_batch(&shared, &mut session, &mut rbuf, &mut wbuf, &mut pending);
                 }
+                if failed {
+                    break;
+                }
+                close = outcome == Batch::Close;
             }
             Event::Woken => {
                 if info.killed.load(Ordering::Relaxed) {
@@ -160,14 +200,57 @@ async fn write_out(stream: &mut TcpStream, buf: &[u8], info: &ClientInfo) -> boo
     }
 }
 
-/// Runs every complete request in `rbuf`, appending replies to `wbuf`. Returns true when the
-/// connection must close after the replies are written.
+/// Waits until another connection's script ends or turns busy (or a short while passes);
+/// false if this connection must close instead (killed, over its output buffer limit, or the
+/// server stops).
+async fn wait_for_script(
+    shared: &Shared,
+    info: &ClientInfo,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let run = shared.scripts.run_state();
+    let notified = run.notify.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    if !run.is_running() || run.is_timed_out() {
+        return true;
+    }
+    tokio::select! {
+        _ = notified => true,
+        // Bounded: the state is re-checked even if a wake-up was missed.
+        _ = tokio::time::sleep(Duration::from_millis(20)) => true,
+        // Killed, over the output limit, or Pub/Sub messages queued (they go out on the
+        // next turn of the loop).
+        _ = info.pubsub.notified() => {
+            let alive = !info.killed.load(Ordering::Relaxed) && !info.pubsub.is_closing();
+            if alive {
+                info.pubsub.wake();
+            }
+            alive
+        }
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => false,
+    }
+}
+
+/// How a batch ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Batch {
+    /// Every complete request ran.
+    Done,
+    /// The connection must close after the replies are written.
+    Close,
+    /// A request waits in `pending` for another connection's script.
+    Wait,
+}
+
+/// Runs `pending` and then every complete request in `rbuf`, appending replies to `wbuf`.
 fn run_batch(
     shared: &Shared,
     session: &mut Session,
     rbuf: &mut BytesMut,
     wbuf: &mut BytesMut,
-) -> bool {
+    pending: &mut Option<Request>,
+) -> Batch {
     let mut ran = false;
     // Read once per batch: the config lock is shared by every connection.
     let configured = shared.config.read().decode_limits();
@@ -181,20 +264,37 @@ fn run_batch(
         } else {
             DecodeLimits::UNAUTHENTICATED
         };
-        match decode_request(rbuf, &limits) {
+        let next = match pending.take() {
+            Some(req) => Ok(Some(req)),
+            None => decode_request(rbuf, &limits),
+        };
+        match next {
             Ok(Some(req)) => {
                 ran = true;
+                if shared.scripts.run_state().is_running() {
+                    match busy_gate(shared, session, &req) {
+                        BusyGate::Run => {}
+                        BusyGate::Wait => {
+                            *pending = Some(req);
+                            return Batch::Wait;
+                        }
+                        BusyGate::Reply(frame) => {
+                            encode(&frame, session.resp, wbuf);
+                            continue;
+                        }
+                    }
+                }
                 // Messages queued before this command go out before its reply.
                 if session.pubsub_used {
                     session.info.pubsub.drain_into(session.resp, wbuf);
                 }
                 let reply = dispatch(&mut Ctx::new(shared, &mut *session, now), &req);
                 if session.close_without_reply {
-                    return true;
+                    return Batch::Close;
                 }
                 encode(&reply, session.resp, wbuf);
                 if session.close_after_reply {
-                    return true;
+                    return Batch::Close;
                 }
             }
             Ok(None) => break,
@@ -202,7 +302,7 @@ fn run_batch(
                 tracing::debug!(client = session.info.id, error = %e, "protocol error");
                 session.stats.errors += 1;
                 encode(&e.to_frame(), session.resp, wbuf);
-                return true;
+                return Batch::Close;
             }
         }
     }
@@ -212,5 +312,5 @@ fn run_batch(
             Ordering::Relaxed,
         );
     }
-    false
+    Batch::Done
 }

@@ -75,12 +75,18 @@ fn open_aof(shared: &Shared) -> io::Result<()> {
         persist::OnCorruptTail::Refuse
     };
     let started = std::time::Instant::now();
-    let report = persist::load_file(
+    // Script and function records restore the script cache and libraries, so EVALSHA and
+    // FCALL keep working across restarts.
+    let report = persist::load_file_with(
         &path,
         mode,
         &shared.dbs,
         &shared.policies,
         shared.clock.now(),
+        &mut |r| {
+            crate::cmd::scripting::restore(shared, r);
+            Ok(())
+        },
     )
     .map_err(fail)?;
     if let Some(at) = report.truncated_at {
@@ -155,6 +161,8 @@ impl Server {
         }
         tracing::info!("shutting down: no longer accepting connections");
         shared.request_shutdown();
+        // A script still running would keep its connection (and worker) forever.
+        shared.scripts.run_state().force_kill();
         tasks.abort_all();
         tick.abort();
         let drained = tokio::time::timeout(DRAIN_TIMEOUT, async {
@@ -279,7 +287,8 @@ fn maybe_rewrite(shared: &Arc<Shared>) {
             return;
         };
         let now = shared.clock.now();
-        match persist::rewrite(&dir, &shared.dbs, &shared.policies, now, writer) {
+        let scripts = || crate::cmd::scripting::snapshot(&shared);
+        match persist::rewrite_with(&dir, &shared.dbs, &shared.policies, &scripts, now, writer) {
             Ok(r) => tracing::info!(
                 keys = r.snapshot_records,
                 bytes = r.size,

@@ -20,10 +20,15 @@ pub struct SweepStats {
 
 impl Store {
     /// Examines up to `budget` entries in every shard and removes those expired at `now`.
+    /// A shard someone else holds is skipped until the next sweep: the sweep runs on a worker
+    /// thread and must not wait behind a long holder (a running Lua script holds its shards
+    /// for the whole script).
     pub fn sweep(&self, now: Nanos, budget: usize) -> SweepStats {
         let mut stats = SweepStats::default();
         for idx in 0..self.shard_count() {
-            let mut shard = self.lock_shard(idx);
+            let Some(mut shard) = self.try_lock_shard(idx) else {
+                continue;
+            };
             let mut seen = 0;
             while seen < budget && !shard.map.is_empty() {
                 if shard.sweep_cursor >= shard.map.len() {

@@ -223,6 +223,26 @@ impl Store {
         }
     }
 
+    /// Tries to lock shard `idx` without waiting.
+    pub fn try_lock_shard(&self, idx: usize) -> Option<ShardGuard<'_>> {
+        Some(ShardGuard {
+            guard: self.shards[idx].try_lock()?,
+            expired_total: &self.expired_total,
+        })
+    }
+
+    /// Tries to lock shard `idx`, waiting at most `timeout`.
+    pub fn try_lock_shard_for(
+        &self,
+        idx: usize,
+        timeout: std::time::Duration,
+    ) -> Option<ShardGuard<'_>> {
+        Some(ShardGuard {
+            guard: self.shards[idx].try_lock_for(timeout)?,
+            expired_total: &self.expired_total,
+        })
+    }
+
     /// Locks all shards, in order; for whole-keyspace atomic operations.
     pub fn lock_all(&self) -> MultiGuard<'_> {
         MultiGuard {
@@ -319,6 +339,35 @@ impl<'a> MultiGuard<'a> {
     /// Every locked shard.
     pub fn shards(&mut self) -> impl Iterator<Item = &mut Shard> + use<'_, 'a> {
         self.guards.iter_mut().map(|(_, g)| &mut **g)
+    }
+
+    /// True if shard `idx` is held.
+    pub fn holds(&self, idx: usize) -> bool {
+        self.guards.binary_search_by_key(&idx, |(i, _)| *i).is_ok()
+    }
+
+    /// True if every shard of the store is held.
+    pub fn holds_all(&self) -> bool {
+        self.guards.len() == self.store.shard_count()
+    }
+
+    /// The highest shard index held, if any.
+    pub fn max_held(&self) -> Option<usize> {
+        self.guards.last().map(|(i, _)| *i)
+    }
+
+    /// Adds shard `idx` (not yet held) with `guard`, keeping the shards in index order.
+    pub fn add(&mut self, idx: usize, guard: ShardGuard<'a>) {
+        let pos = self
+            .guards
+            .binary_search_by_key(&idx, |(i, _)| *i)
+            .expect_err("invariant: MultiGuard::add is only called with shards it does not hold");
+        self.guards.insert(pos, (idx, guard));
+    }
+
+    /// The store these shards belong to.
+    pub fn store(&self) -> &'a Store {
+        self.store
     }
 
     /// An empty guard (locks nothing): for transactions that touch no keys.
