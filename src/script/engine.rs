@@ -278,7 +278,10 @@ fn build(lua: &Lua, run: &Arc<RunState>) -> mlua::Result<Table> {
             loop {
                 let frame = lua.inspect_stack(level, |d| {
                     let s = d.source();
-                    let internal = s.what == "C" || s.source.as_deref() == Some("=limitkv");
+                    // C functions, tail-call markers and the prelude carry no user line.
+                    let internal = s.what == "C"
+                        || s.what == "tail"
+                        || s.source.as_deref() == Some("=limitkv");
                     (internal, s.source.map(|c| c.into_owned()), d.current_line())
                 });
                 match frame {
@@ -436,13 +439,22 @@ fn build(lua: &Lua, run: &Arc<RunState>) -> mlua::Result<Table> {
     let version = crate::cmd::connection::REDIS_COMPAT_VERSION;
     rs.raw_set("version", version)?;
     rs.raw_set("version_num", version_num(version))?;
-    let hook_state = run.clone();
-    lua.set_hook(
-        HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
-        move |_, _| {
-            hook_state.check().map_err(mlua::Error::external)?;
+    let hook = |state: Arc<RunState>| {
+        move |_: &Lua, _: &mlua::Debug| {
+            state.check().map_err(mlua::Error::external)?;
             Ok(VmState::Continue)
-        },
+        }
+    };
+    let triggers = HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS);
+    lua.set_hook(triggers, hook(run.clone()))?;
+    // Hooks are per Lua thread: every coroutine a script creates gets the count hook too, or
+    // a loop inside one could never be stopped.
+    let coroutine_state = run.clone();
+    rs.raw_set(
+        "hook_thread",
+        lua.create_function(move |_, co: mlua::Thread| {
+            co.set_hook(triggers, hook(coroutine_state.clone()))
+        })?,
     )?;
     lua.load(PRELUDE).set_name("=limitkv").call::<Table>(rs)
 }

@@ -193,12 +193,16 @@ impl std::error::Error for Interrupt {}
 ///
 /// A tokio worker that parked while this one held the I/O driver sleeps on a condition
 /// variable, and nothing wakes it while this thread stays busy in Lua: no socket would be
-/// read (not even `SCRIPT KILL`). Spawning an empty task notifies a parked worker; finding
-/// nothing to steal, it parks again, this time on the now free driver. Done once per script,
-/// at the first count hook (after 100k instructions), so short scripts never pay for it.
+/// read (not even `SCRIPT KILL`). A task spawned from outside the workers goes to the global
+/// queue and wakes a parked worker, which runs it and then parks again, this time on the now
+/// free driver. (Spawned from this worker, the task would sit in its own LIFO slot, which no
+/// other worker may steal, and might wake nobody.) So a blocking-pool thread spawns it. Done
+/// once per script, at the first count hook (after 100k instructions), so short scripts never
+/// pay for it.
 fn wake_runtime() {
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        drop(handle.spawn(async {}));
+        let spawner = handle.clone();
+        drop(handle.spawn_blocking(move || drop(spawner.spawn(async {}))));
     }
 }
 
