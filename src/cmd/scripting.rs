@@ -1890,6 +1890,16 @@ mod tests {
             assert_eq!(h.run(&["GET", &key]), bulk("y"));
         }
         assert_eq!(h.run(&["GET", "m"]), bulk("40"));
+        // A run abandoned for a restart stops even if the script keeps retrying the call.
+        let stubborn = "if ARGV[1] then while type(redis.pcall('get', ARGV[1])) == 'table' do end end return redis.call('incr', KEYS[1])";
+        assert_eq!(eval(&mut h, stubborn, &["1", "s"]), int(1));
+        assert_eq!(eval(&mut h, stubborn, &["1", "s"]), int(2));
+        assert_eq!(eval(&mut h, stubborn, &["1", "s", "elsewhere"]), int(3));
+        assert_eq!(
+            eval(&mut h, "return 1", &["0"]),
+            int(1),
+            "the hook is back to normal"
+        );
     }
 
     #[test]
