@@ -1777,6 +1777,15 @@ mod tests {
         ] {
             assert_eq!(h.run(&["FUNCTION", "LOAD", code]), err(want), "{code}");
         }
+        // A main chunk that runs too long is stopped.
+        assert_eq!(
+            h.run(&[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=spin\nlocal i = 0 while true do i = i + 1 end"
+            ]),
+            err("ERR Error registering functions: ERR FUNCTION LOAD timeout")
+        );
         // Functions do not see EVAL's KEYS/ARGV; errors name the function.
         h.run(&["FUNCTION", "LOAD", "#!lua name=rt\nredis.register_function('k', function(keys, args) return type(KEYS) end)\nredis.register_function('kk', function(keys, args) return {keys[1], args[1]} end)"]);
         assert_eq!(
