@@ -1139,6 +1139,9 @@ EVAL "return {bit.band(255, 15), bit.lshift(1, 31), bit.tohex(255, -4), bit.bswa
 EVAL "return bit.band('x')" 0
 EVAL "return redis.sha1hex('')" 0
 EVAL "return redis.log(redis.LOG_WARNING)" 0
+EVAL "local co = coroutine.wrap(function(a) coroutine.yield(a + 1) error('in co') end) local x = co(1) return {x, pcall(co)}" 0
+EVAL "local co = coroutine.wrap(function() error('x') end) co()" 0
+EVAL "local co = coroutine.create(function() return 5 end) return {coroutine.resume(co)}" 0
 SCRIPT LOAD "return 'loaded'"
 EVALSHA b534286061d4b9e4026607613b95c06c06015ae8 0
 SCRIPT EXISTS b534286061d4b9e4026607613b95c06c06015ae8 0000000000000000000000000000000000000000

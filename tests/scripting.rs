@@ -357,3 +357,35 @@ async fn a_busy_function_shows_in_function_stats_and_function_kill_stops_it() {
     assert_eq!(stats.get("running_script"), Some(&Reply::Null));
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn loops_in_coroutines_or_under_pcall_are_still_busy_and_killable() {
+    let server = busy_server().await;
+    for body in [
+        "local co = coroutine.wrap(function() while true do end end) co()",
+        "while true do pcall(function() while true do end end) end",
+    ] {
+        let mut runner = server.raw().await;
+        runner.send(&common::resp(&["EVAL", body, "0"])).await;
+        let mut other = server.raw().await;
+        assert_eq!(
+            until_busy(&mut other, &["GET", "k"]).await,
+            BUSY_EVAL,
+            "{body}"
+        );
+        assert_eq!(
+            other.cmd(&["SCRIPT", "KILL"]).await,
+            Reply::Simple("OK".into())
+        );
+        assert_eq!(
+            runner.read_reply().await,
+            Reply::Error(format!(
+                "ERR Script killed by user with SCRIPT KILL... script: {}, on @user_script:1.",
+                sha1(body)
+            )),
+            "{body}"
+        );
+        assert_eq!(other.cmd(&["EVAL", "return 1", "0"]).await, Reply::Int(1));
+    }
+    server.stop().await.unwrap();
+}

@@ -1757,6 +1757,15 @@ mod tests {
         ] {
             assert_eq!(h.run(&["FUNCTION", "LOAD", code]), err(want), "{code}");
         }
+        // A main chunk that runs too long is stopped.
+        assert_eq!(
+            h.run(&[
+                "FUNCTION",
+                "LOAD",
+                "#!lua name=spin\nlocal i = 0 while true do i = i + 1 end"
+            ]),
+            err("ERR Error registering functions: ERR FUNCTION LOAD timeout")
+        );
         // Functions do not see EVAL's KEYS/ARGV; errors name the function.
         h.run(&["FUNCTION", "LOAD", "#!lua name=rt\nredis.register_function('k', function(keys, args) return type(KEYS) end)\nredis.register_function('kk', function(keys, args) return {keys[1], args[1]} end)"]);
         assert_eq!(
@@ -1870,6 +1879,16 @@ mod tests {
             assert_eq!(h.run(&["GET", &key]), bulk("y"));
         }
         assert_eq!(h.run(&["GET", "m"]), bulk("40"));
+        // A run abandoned for a restart stops even if the script keeps retrying the call.
+        let stubborn = "if ARGV[1] then while type(redis.pcall('get', ARGV[1])) == 'table' do end end return redis.call('incr', KEYS[1])";
+        assert_eq!(eval(&mut h, stubborn, &["1", "s"]), int(1));
+        assert_eq!(eval(&mut h, stubborn, &["1", "s"]), int(2));
+        assert_eq!(eval(&mut h, stubborn, &["1", "s", "elsewhere"]), int(3));
+        assert_eq!(
+            eval(&mut h, "return 1", &["0"]),
+            int(1),
+            "the hook is back to normal"
+        );
     }
 
     #[test]

@@ -278,7 +278,10 @@ fn build(lua: &Lua, run: &Arc<RunState>) -> mlua::Result<Table> {
             loop {
                 let frame = lua.inspect_stack(level, |d| {
                     let s = d.source();
-                    let internal = s.what == "C" || s.source.as_deref() == Some("=limitkv");
+                    // C functions, tail-call markers and the prelude carry no user line.
+                    let internal = s.what == "C"
+                        || s.what == "tail"
+                        || s.source.as_deref() == Some("=limitkv");
                     (internal, s.source.map(|c| c.into_owned()), d.current_line())
                 });
                 match frame {
@@ -436,15 +439,50 @@ fn build(lua: &Lua, run: &Arc<RunState>) -> mlua::Result<Table> {
     let version = crate::cmd::connection::REDIS_COMPAT_VERSION;
     rs.raw_set("version", version)?;
     rs.raw_set("version_num", version_num(version))?;
-    let hook_state = run.clone();
-    lua.set_hook(
-        HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
-        move |_, _| {
-            hook_state.check().map_err(mlua::Error::external)?;
-            Ok(VmState::Continue)
-        },
+    let triggers = HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS);
+    lua.set_hook(triggers, hook(run.clone()))?;
+    // Hooks are per Lua thread: every coroutine a script creates gets the count hook too, or
+    // a loop inside one could never be stopped.
+    let coroutine_state = run.clone();
+    rs.raw_set(
+        "hook_thread",
+        lua.create_function(move |_, co: mlua::Thread| {
+            co.set_hook(
+                HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS),
+                hook(coroutine_state.clone()),
+            )
+        })?,
     )?;
     lua.load(PRELUDE).set_name("=limitkv").call::<Table>(rs)
+}
+
+/// A boxed count hook.
+type Hook = Box<dyn Fn(&Lua, &mlua::Debug) -> mlua::Result<VmState> + Send>;
+
+/// The count hook: [`RunState::check`] every [`HOOK_INSTRUCTIONS`]. Once it interrupts a
+/// script it fires on every instruction of that Lua thread (as Redis switches to a line hook),
+/// so a script that catches the error with `pcall` meets it again at once and cannot go on.
+fn hook(state: Arc<RunState>) -> Hook {
+    Box::new(move |lua, _| match state.check() {
+        Ok(()) => Ok(VmState::Continue),
+        // Never inside the prelude (the error handler, pcall's unwrapping): an error there
+        // would replace the script's error with "error in error handling".
+        Err(_) if in_prelude(lua) => Ok(VmState::Continue),
+        Err(interrupt) => {
+            state.note_hook_escalated();
+            lua.set_hook(
+                HookTriggers::new().every_nth_instruction(1),
+                hook(state.clone()),
+            )?;
+            Err(mlua::Error::external(interrupt))
+        }
+    })
+}
+
+/// True if the running Lua function belongs to the prelude.
+fn in_prelude(lua: &Lua) -> bool {
+    lua.inspect_stack(0, |d| d.source().source.as_deref() == Some("=limitkv"))
+        .unwrap_or(false)
 }
 
 /// `0x00MMmmpp` of a `major.minor.patch` version, as `redis.REDIS_VERSION_NUM`.
@@ -608,6 +646,7 @@ impl Engine {
         let chunk = self
             .compile(&code[offset..], "@user_function", &self.function_env)
             .map_err(|m| format!("ERR Error compiling function: {m}"))?;
+        self.reset_hook();
         self.run.begin_load();
         let loaded = self.load_library_fn.call::<(bool, Value)>(chunk);
         let timed_out = self.run.check() == Err(Interrupt::LoadTimeout);
@@ -708,6 +747,16 @@ impl Engine {
         self.lua.gc_collect().ok();
     }
 
+    /// Puts the normal count hook back after an interrupted script escalated it.
+    fn reset_hook(&self) {
+        if self.run.take_hook_escalated() {
+            let normal = HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS);
+            if let Err(e) = self.lua.set_hook(normal, hook(self.run.clone())) {
+                tracing::error!(error = %e, "cannot reset the script count hook");
+            }
+        }
+    }
+
     /// Runs an EVAL script or a function with `keys` and `args`. Each `redis.call` goes to
     /// `call` with the request and whether the script speaks RESP3 (`redis.setresp(3)`).
     ///
@@ -736,6 +785,7 @@ impl Engine {
                 )
             }
         };
+        self.reset_hook();
         let aborted = Cell::new(false);
         let call = RefCell::new(call);
         let st = &self.st;
@@ -769,6 +819,7 @@ impl Engine {
                 CallOutcome::Rejected(msg) => Ok(Err(rejected(lua, &msg)?)),
                 CallOutcome::Abort => {
                     aborted.set(true);
+                    self.run.abort();
                     Ok(Err(rejected(lua, ABORTED)?))
                 }
             }

@@ -160,6 +160,8 @@ pub struct RunState {
     wrote: AtomicBool,
     function: AtomicBool,
     loading: AtomicBool,
+    aborted: AtomicBool,
+    hook_escalated: AtomicBool,
     woke_runtime: AtomicBool,
     started_us: AtomicU64,
     threshold_ms: AtomicU64,
@@ -176,6 +178,8 @@ pub enum Interrupt {
     Killed,
     /// A library's main chunk ran past [`LOAD_TIMEOUT`].
     LoadTimeout,
+    /// The run was abandoned to be restarted with more locks; its result is discarded.
+    Aborted,
 }
 
 impl std::fmt::Display for Interrupt {
@@ -183,6 +187,7 @@ impl std::fmt::Display for Interrupt {
         f.write_str(match self {
             Interrupt::Killed => "Script killed by user with SCRIPT KILL...",
             Interrupt::LoadTimeout => "FUNCTION LOAD timeout",
+            Interrupt::Aborted => "Script aborted to be run again",
         })
     }
 }
@@ -193,12 +198,16 @@ impl std::error::Error for Interrupt {}
 ///
 /// A tokio worker that parked while this one held the I/O driver sleeps on a condition
 /// variable, and nothing wakes it while this thread stays busy in Lua: no socket would be
-/// read (not even `SCRIPT KILL`). Spawning an empty task notifies a parked worker; finding
-/// nothing to steal, it parks again, this time on the now free driver. Done once per script,
-/// at the first count hook (after 100k instructions), so short scripts never pay for it.
+/// read (not even `SCRIPT KILL`). A task spawned from outside the workers goes to the global
+/// queue and wakes a parked worker, which runs it and then parks again, this time on the now
+/// free driver. (Spawned from this worker, the task would sit in its own LIFO slot, which no
+/// other worker may steal, and might wake nobody.) So a blocking-pool thread spawns it. Done
+/// once per script, at the first count hook (after 100k instructions), so short scripts never
+/// pay for it.
 fn wake_runtime() {
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        drop(handle.spawn(async {}));
+        let spawner = handle.clone();
+        drop(handle.spawn_blocking(move || drop(spawner.spawn(async {}))));
     }
 }
 
@@ -213,6 +222,8 @@ impl RunState {
             wrote: AtomicBool::new(false),
             function: AtomicBool::new(false),
             loading: AtomicBool::new(false),
+            aborted: AtomicBool::new(false),
+            hook_escalated: AtomicBool::new(false),
             woke_runtime: AtomicBool::new(false),
             started_us: AtomicU64::new(0),
             threshold_ms: AtomicU64::new(DEFAULT_BUSY_REPLY_THRESHOLD_MS),
@@ -254,6 +265,7 @@ impl RunState {
     /// an EVAL script.
     pub fn begin(&self, function: Option<Running>, threshold_ms: u64) {
         self.kill.store(false, Ordering::Release);
+        self.aborted.store(false, Ordering::Release);
         self.wrote.store(false, Ordering::Release);
         self.timed_out.store(false, Ordering::Release);
         self.woke_runtime.store(false, Ordering::Release);
@@ -276,6 +288,23 @@ impl RunState {
             *self.current.lock() = None;
         }
         self.notify.notify_waiters();
+    }
+
+    /// Stops the running script at the next hook: its run is being abandoned (see
+    /// [`CallOutcome::Abort`]).
+    pub fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+    }
+
+    /// Records that the hook was switched to firing on every instruction (to stop a script
+    /// that catches the interruption with `pcall`); true if it had been.
+    pub fn take_hook_escalated(&self) -> bool {
+        self.hook_escalated.swap(false, Ordering::AcqRel)
+    }
+
+    /// See [`RunState::take_hook_escalated`].
+    pub fn note_hook_escalated(&self) {
+        self.hook_escalated.store(true, Ordering::Release);
     }
 
     /// Records that the running script called a write command (it can no longer be killed).
@@ -342,6 +371,9 @@ impl RunState {
         }
         if self.was_killed() {
             return Err(Interrupt::Killed);
+        }
+        if self.aborted.load(Ordering::Acquire) {
+            return Err(Interrupt::Aborted);
         }
         if self.is_running() && !self.woke_runtime.swap(true, Ordering::AcqRel) {
             wake_runtime();

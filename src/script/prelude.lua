@@ -218,6 +218,33 @@ local allowed = {
 
 local string_proxy = proxy(string)
 
+-- Coroutines get the count hook (busy threshold, SCRIPT KILL) like the main thread.
+local co_create, co_resume = coroutine.create, coroutine.resume
+local hook_thread = rs.hook_thread
+local function create(f)
+  local co = co_create(f)
+  hook_thread(co)
+  return co
+end
+local function wrap_result(ok, ...)
+  if ok then return ... end
+  local e = ...
+  -- As Lua's own wrap: a string error gets the caller's position.
+  if type(e) == 'string' then error(e, 3) end
+  error(e, 0)
+end
+local function wrap(f)
+  local co = create(f)
+  return function(...)
+    return wrap_result(co_resume(co, ...))
+  end
+end
+local coroutine_lib = {}
+for k, v in pairs(coroutine) do coroutine_lib[k] = v end
+coroutine_lib.create = create
+coroutine_lib.wrap = wrap
+local coroutine_proxy = proxy(coroutine_lib)
+
 local function make_globals()
   local g = {}
   for _, name in ipairs(allowed) do g[name] = G[name] end
@@ -230,7 +257,7 @@ local function make_globals()
   g.string = string_proxy
   g.table = proxy(table)
   g.math = proxy(math)
-  g.coroutine = proxy(coroutine)
+  g.coroutine = coroutine_proxy
   g.cjson = proxy(cjson)
   g.bit = proxy(bit)
   raw_setmetatable(g, { __index = nonexistent, __metatable = false })
