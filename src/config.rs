@@ -224,7 +224,7 @@ pub struct Config {
     pub auto_aof_rewrite_percentage: u64,
     /// ... but only once it is at least this large (bytes).
     pub auto_aof_rewrite_min_size: u64,
-    /// Worker threads serving connections (0 = one per CPU core but one, at least one).
+    /// Worker threads serving connections (0 = one per CPU core but one, at least two; see main.rs).
     pub threads: usize,
     /// Milliseconds a script may run before other clients get `BUSY` and `SCRIPT KILL` may
     /// stop it (`busy-reply-threshold`, alias `lua-time-limit`).
@@ -316,7 +316,7 @@ pub struct Cli {
     /// Close clients idle this many seconds (default 0 = never).
     #[arg(long)]
     pub timeout: Option<u64>,
-    /// Worker threads (default 0 = one per CPU core but one, at least one).
+    /// Worker threads (default 0 = one per CPU core but one, at least two; see main.rs).
     #[arg(long)]
     pub threads: Option<usize>,
     /// Number of databases (default 16).

@@ -36,15 +36,17 @@ fn aof_tool(args: &[std::ffi::OsString]) -> anyhow::Result<std::process::ExitCod
     })
 }
 
-/// `threads 0` means one worker per core but one (at least one): the remaining core serves the
-/// kernel's network stack and the AOF writer thread, which on small machines measurably beats
-/// running a worker on every core.
+/// `threads 0` means one worker per core but one: the remaining core serves the kernel's
+/// network stack and the AOF writer thread, which on larger machines measurably beats running a
+/// worker on every core. Never fewer than two, though: a Lua script that loops holds the worker
+/// running it, and a second one must stay free to answer `BUSY`, `SCRIPT KILL` and `SHUTDOWN`
+/// (with one worker, one `EVAL "while true do end" 0` would hang every client for good).
 fn worker_threads(configured: usize) -> usize {
     if configured > 0 {
         return configured;
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cores.saturating_sub(1).max(1)
+    cores.saturating_sub(1).max(2)
 }
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
