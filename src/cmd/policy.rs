@@ -501,7 +501,7 @@ impl CheckReply<'_> {
             }
         }
         m.push((field("denied_by"), text_or_null(self.denied_by.as_deref())));
-        m.push((field("action"), Frame::bulk(self.action)));
+        m.push((field("action"), static_bulk(self.action)));
         m.push((field("delay_ms"), ms(self.delay)));
         m.push((field("reason"), text_or_null(self.reason.as_deref())));
         m.push((field("override"), text_or_null(self.overridden.as_deref())));
@@ -544,6 +544,11 @@ fn outcome_name(o: Outcome) -> &'static str {
     }
 }
 
+/// A bulk string of static text, without a copy or an allocation.
+fn static_bulk(s: &'static str) -> Frame {
+    Frame::Bulk(Bytes::from_static(s.as_bytes()))
+}
+
 /// One rule's entry in the `rules` array.
 fn rule_frame(a: &Applied<'_>, r: &RuleResult) -> Frame {
     let d = &r.decision;
@@ -551,14 +556,14 @@ fn rule_frame(a: &Applied<'_>, r: &RuleResult) -> Frame {
     Frame::Map(vec![
         (field("rule"), Frame::bulk(&a.rule.name)),
         (field("scope"), text_or_null(a.scope)),
-        (field("family"), Frame::bulk(l.family())),
-        (field("measure"), Frame::bulk(a.rule.measure.name())),
+        (field("family"), static_bulk(l.family())),
+        (field("measure"), static_bulk(a.rule.measure.name())),
         (
             field("allowed"),
             Frame::Boolean(r.outcome != Outcome::Block),
         ),
-        (field("outcome"), Frame::bulk(outcome_name(r.outcome))),
-        (field("action"), Frame::bulk(a.rule.action.name())),
+        (field("outcome"), static_bulk(outcome_name(r.outcome))),
+        (field("action"), static_bulk(a.rule.action.name())),
         (field("limit"), units_frame(l, d.limit)),
         (field("remaining"), units_frame(l, d.remaining)),
         (field("retry_after_ms"), Frame::Integer(d.retry_after_ms())),

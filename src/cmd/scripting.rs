@@ -384,7 +384,10 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
     }
     let (keys, args) = split_keys(req, CommandError::NotAnInteger)?;
     let shared = ctx.shared;
-    let token = shared.scripts.lock();
+    let token = shared
+        .scripts
+        .lock_unless_busy()
+        .map_err(|busy| CommandError::Coded(busy.into()))?;
     let (sha, flags) = {
         let mut engine = token.engine();
         let sha = if by_sha {
@@ -434,7 +437,10 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
 
 fn fcall(ctx: &mut Ctx<'_>, req: &[Bytes], ro: bool) -> Result<Frame, CommandError> {
     let shared = ctx.shared;
-    let token = shared.scripts.lock();
+    let token = shared
+        .scripts
+        .lock_unless_busy()
+        .map_err(|busy| CommandError::Coded(busy.into()))?;
     let name = String::from_utf8_lossy(&req[1]).into_owned();
     let (fname, flags) = match token.engine().function(&name) {
         Some(f) => (f.name.clone(), f.flags),
@@ -958,6 +964,16 @@ pub enum BusyGate {
     Reply(Frame),
 }
 
+/// The commands that run a script, and take the script token.
+const SCRIPT_RUNNERS: &[&str] = &[
+    "EVAL",
+    "EVALSHA",
+    "EVAL_RO",
+    "EVALSHA_RO",
+    "FCALL",
+    "FCALL_RO",
+];
+
 /// Redis's busy-script rule for one request of `session`, checked only while a script runs:
 /// before the busy threshold every request waits; after it, commands flagged `allow_busy`
 /// (`SCRIPT KILL`, `FUNCTION KILL`, `FUNCTION STATS`, `SHUTDOWN`, ...) run and the others get
@@ -982,6 +998,13 @@ pub fn busy_gate(shared: &Shared, session: &mut Session, req: &[Bytes]) -> BusyG
         return BusyGate::Run;
     }
     if !run.is_timed_out() {
+        // A script command simply queues for the script token (most scripts take
+        // microseconds; waiting asynchronously for each would cost far more), and gives up
+        // with BUSY if the running script passes the threshold. Others wait without holding
+        // the worker.
+        if SCRIPT_RUNNERS.contains(&spec.name) {
+            return BusyGate::Run;
+        }
         return BusyGate::Wait;
     }
     if checked.has(ALLOW_BUSY) {

@@ -100,6 +100,28 @@ impl Scripts {
         }
     }
 
+    /// Takes the script token, waiting while another connection's script runs, unless that
+    /// script passes the busy threshold: then `Err` with the `BUSY` reply, so that a worker
+    /// blocked here is freed for `SCRIPT KILL` (a script that loops must not hold every
+    /// worker). Used by `EVAL`/`FCALL`, which run at once instead of waiting asynchronously
+    /// behind a short script (see `cmd::scripting::busy_gate`).
+    pub fn lock_unless_busy(&self) -> Result<ScriptsGuard<'_>, &'static str> {
+        loop {
+            if let Some(guard) = self
+                .engine
+                .try_lock_for(std::time::Duration::from_millis(5))
+            {
+                return Ok(ScriptsGuard {
+                    guard,
+                    run: &self.run,
+                });
+            }
+            if self.run.is_timed_out() {
+                return Err(self.run.busy_reply());
+            }
+        }
+    }
+
     /// The state of the running script, readable without the token.
     pub fn run_state(&self) -> &Arc<RunState> {
         &self.run
