@@ -179,9 +179,40 @@ fn held(ctx: &mut Ctx<'_>, key: &[u8]) -> Held {
     })
 }
 
+/// One argument of a command a script issues: static words and the script's own keys and
+/// arguments are shared, not copied.
+trait IntoArg {
+    fn into_arg(self) -> Bytes;
+}
+
+impl<const N: usize> IntoArg for &'static [u8; N] {
+    fn into_arg(self) -> Bytes {
+        Bytes::from_static(self)
+    }
+}
+
+impl IntoArg for &Bytes {
+    fn into_arg(self) -> Bytes {
+        self.clone()
+    }
+}
+
+impl IntoArg for String {
+    fn into_arg(self) -> Bytes {
+        Bytes::from(self)
+    }
+}
+
+/// `call!(ctx, b"SET", key, ...)`: runs one command the way `redis.call` does inside the
+/// script (see [`call_args`]).
+macro_rules! call {
+    ($ctx:expr, $($a:expr),+ $(,)?) => {
+        call_args($ctx, vec![$(IntoArg::into_arg($a)),+])
+    };
+}
+
 /// Runs one command the way `redis.call` does inside the script: same handlers, same locks.
-fn call(ctx: &mut Ctx<'_>, args: &[&[u8]]) -> Frame {
-    let req: Vec<Bytes> = args.iter().map(|a| Bytes::copy_from_slice(a)).collect();
+fn call_args(ctx: &mut Ctx<'_>, req: Vec<Bytes>) -> Frame {
     let spec = lookup(&req[0]).expect("invariant: fast paths call existing commands");
     debug_assert!(spec.arity_ok(req.len()));
     ctx.session.stats.commands += 1;
@@ -317,17 +348,17 @@ fn rlf_incr_ttl(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Option<Fra
         _ => return None,
     };
     start.checked_add(points)?;
-    call(ctx, &[b"SET", key, b"0", b"EX", &argv[1], b"NX"]);
-    let consumed = match int_reply(call(ctx, &[b"INCRBY", key, &argv[0]]), SHA, 1) {
+    call!(ctx, b"SET", key, b"0", b"EX", &argv[1], b"NX");
+    let consumed = match int_reply(call!(ctx, b"INCRBY", key, &argv[0]), SHA, 1) {
         Ok(n) => n,
         Err(e) => return Some(e),
     };
-    let mut ttl = match int_reply(call(ctx, &[b"PTTL", key]), SHA, 1) {
+    let mut ttl = match int_reply(call!(ctx, b"PTTL", key), SHA, 1) {
         Ok(n) => n,
         Err(e) => return Some(e),
     };
     if ttl == -1 {
-        call(ctx, &[b"EXPIRE", key, &argv[1]]);
+        call!(ctx, b"EXPIRE", key, &argv[1]);
         ttl = 1000 * secs;
     }
     Some(array(vec![lua_int_frame(consumed), lua_int_frame(ttl)]))
@@ -365,20 +396,17 @@ fn rlr_increment(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Option<Fr
         // INCR would fail: let Lua raise its error.
         return None;
     }
-    let ttl = match int_reply(call(ctx, &[b"PTTL", key]), SHA, 2) {
+    let ttl = match int_reply(call!(ctx, b"PTTL", key), SHA, 2) {
         Ok(n) => n,
         Err(e) => return Some(e),
     };
     if ttl <= 0 {
-        call(
-            ctx,
-            &[b"SET", key, b"1", b"PX", arg(window as f64).as_bytes()],
-        );
+        call!(ctx, b"SET", key, b"1", b"PX", arg(window as f64));
         return Some(array(vec![Frame::Integer(1), Frame::Integer(window)]));
     }
     // A non-integer with a TTL returned above; without a TTL, the SET path ran.
     int?;
-    let hits = match int_reply(call(ctx, &[b"INCR", key]), SHA, 7) {
+    let hits = match int_reply(call!(ctx, b"INCR", key), SHA, 7) {
         Ok(n) => n,
         Err(e) => return Some(e),
     };
@@ -397,7 +425,7 @@ fn rlr_get(ctx: &mut Ctx<'_>, keys: &[Bytes], _argv: &[Bytes]) -> Option<Frame> 
         Held::Str { bytes, .. } => Frame::Bulk(bytes),
         _ => return None,
     };
-    let ttl = match call(ctx, &[b"PTTL", key]) {
+    let ttl = match call!(ctx, b"PTTL", key) {
         Frame::Integer(n) => lua_int_frame(n),
         _ => return None,
     };
@@ -426,17 +454,13 @@ fn limits_incr_expire(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Opti
         _ => return None,
     };
     start.checked_add(amount)?;
-    let current = match int_reply(
-        call(ctx, &[b"INCRBY", key, arg(amount as f64).as_bytes()]),
-        SHA,
-        3,
-    ) {
+    let current = match int_reply(call!(ctx, b"INCRBY", key, arg(amount as f64)), SHA, 3) {
         Ok(n) => n,
         Err(e) => return Some(e),
     };
     // `tonumber(current) == amount` compares two doubles.
     if current as f64 == amount as f64 {
-        call(ctx, &[b"EXPIRE", key, &argv[0]]);
+        call!(ctx, b"EXPIRE", key, &argv[0]);
     }
     Some(lua_int_frame(current))
 }
@@ -469,10 +493,7 @@ fn limits_acquire_moving_window(
         Held::Absent | Held::List => {}
         _ => return None,
     }
-    let entry = call(
-        ctx,
-        &[b"LINDEX", key, arg((limit - amount) as f64).as_bytes()],
-    );
+    let entry = call!(ctx, b"LINDEX", key, arg((limit - amount) as f64));
     match entry {
         Frame::Null => {}
         Frame::Bulk(b) => {
@@ -483,17 +504,14 @@ fn limits_acquire_moving_window(
         }
         _ => return None,
     }
-    let stamp = arg(timestamp);
-    let mut push: Vec<&[u8]> = Vec::with_capacity(2 + amount as usize);
-    push.push(b"LPUSH");
-    push.push(key);
-    push.extend(std::iter::repeat_n(stamp.as_bytes(), amount as usize));
-    call(ctx, &push);
-    call(
-        ctx,
-        &[b"LTRIM", key, b"0", arg((limit - 1) as f64).as_bytes()],
-    );
-    call(ctx, &[b"EXPIRE", key, arg(expiry as f64).as_bytes()]);
+    let stamp = Bytes::from(arg(timestamp));
+    let mut push: Vec<Bytes> = Vec::with_capacity(2 + amount as usize);
+    push.push(Bytes::from_static(b"LPUSH"));
+    push.push(key.clone());
+    push.extend(std::iter::repeat_n(stamp, amount as usize));
+    call_args(ctx, push);
+    call!(ctx, b"LTRIM", key, b"0", arg((limit - 1) as f64));
+    call!(ctx, b"EXPIRE", key, arg(expiry as f64));
     Some(Frame::Integer(1))
 }
 
@@ -511,7 +529,7 @@ fn limits_moving_window(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Op
         _ => return None,
     }
     let probe = |ctx: &mut Ctx<'_>, i: i64| -> Option<Option<f64>> {
-        match call(ctx, &[b"LINDEX", key, arg(i as f64).as_bytes()]) {
+        match call!(ctx, b"LINDEX", key, arg(i as f64)) {
             Frame::Null => Some(None),
             Frame::Bulk(b) => lua_number(&b).map(Some),
             _ => None,
@@ -592,7 +610,7 @@ fn limits_acquire_sliding_window(
     // Everything that could fail is checked before the first write.
     let prev_held = counter(ctx, prev)?;
     let curr_held = counter(ctx, curr)?;
-    let current_ttl = int_reply(call(ctx, &[b"PTTL", curr]), SHA, 11).ok()?;
+    let current_ttl = int_reply(call!(ctx, b"PTTL", curr), SHA, 11).ok()?;
     let rolls = current_ttl > 0 && current_ttl < expiry;
     let incr_base = if rolls {
         Some(0)
@@ -607,45 +625,41 @@ fn limits_acquire_sliding_window(
         n.checked_add(amount)?;
     }
     if rolls && prev != curr {
-        call(ctx, &[b"RENAME", curr, prev]);
-        call(
+        call!(ctx, b"RENAME", curr, prev);
+        call!(
             ctx,
-            &[
-                b"SET",
-                curr,
-                b"0",
-                b"PX",
-                arg((current_ttl + expiry) as f64).as_bytes(),
-            ],
+            b"SET",
+            curr,
+            b"0",
+            b"PX",
+            arg((current_ttl + expiry) as f64),
         );
     } else if rolls {
         return None;
     }
     let _ = prev_held;
-    let previous_count = get_number(&call(ctx, &[b"GET", prev]))?;
-    let previous_ttl = int_reply(call(ctx, &[b"PTTL", prev]), SHA, 19).ok()?.max(0);
-    let current_count = get_number(&call(ctx, &[b"GET", curr]))?;
-    let _current_ttl = int_reply(call(ctx, &[b"PTTL", curr]), SHA, 21).ok()?;
+    let previous_count = get_number(&call!(ctx, b"GET", prev))?;
+    let previous_ttl = int_reply(call!(ctx, b"PTTL", prev), SHA, 19).ok()?.max(0);
+    let current_count = get_number(&call!(ctx, b"GET", curr))?;
+    let _current_ttl = int_reply(call!(ctx, b"PTTL", curr), SHA, 21).ok()?;
     let weighted = (previous_count * previous_ttl as f64 / expiry as f64).floor() + current_count;
     if weighted + amount as f64 > limit {
         return Some(Frame::Null);
     }
-    let exists = int_reply(call(ctx, &[b"EXISTS", curr]), SHA, 38).ok()?;
+    let exists = int_reply(call!(ctx, b"EXISTS", curr), SHA, 38).ok()?;
     if exists == 1 {
-        let r = call(ctx, &[b"INCRBY", curr, arg(amount as f64).as_bytes()]);
+        let r = call!(ctx, b"INCRBY", curr, arg(amount as f64));
         if let Frame::Error(e) = r {
             return Some(script_error(&e, SHA, 39));
         }
     } else {
-        call(
+        call!(
             ctx,
-            &[
-                b"SET",
-                curr,
-                arg(amount as f64).as_bytes(),
-                b"PX",
-                arg((expiry * 2) as f64).as_bytes(),
-            ],
+            b"SET",
+            curr,
+            arg(amount as f64),
+            b"PX",
+            arg((expiry * 2) as f64),
         );
     }
     Some(Frame::Integer(1))
@@ -671,10 +685,10 @@ fn limits_sliding_window(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> O
             other => other,
         };
         vec![
-            call(ctx, &[b"GET", prev]),
-            through_lua(call(ctx, &[b"PTTL", prev])),
-            call(ctx, &[b"GET", curr]),
-            through_lua(call(ctx, &[b"PTTL", curr])),
+            call!(ctx, b"GET", prev),
+            through_lua(call!(ctx, b"PTTL", prev)),
+            call!(ctx, b"GET", curr),
+            through_lua(call!(ctx, b"PTTL", curr)),
         ]
     };
     let first = read(ctx);
@@ -685,16 +699,14 @@ fn limits_sliding_window(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> O
         if prev == curr {
             return None;
         }
-        call(ctx, &[b"RENAME", curr, prev]);
-        call(
+        call!(ctx, b"RENAME", curr, prev);
+        call!(
             ctx,
-            &[
-                b"SET",
-                curr,
-                b"0",
-                b"PX",
-                arg((current_ttl + expiry) as f64).as_bytes(),
-            ],
+            b"SET",
+            curr,
+            b"0",
+            b"PX",
+            arg((current_ttl + expiry) as f64),
         );
         return Some(array(read(ctx)));
     }
