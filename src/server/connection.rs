@@ -219,14 +219,10 @@ async fn wait_for_script(
         _ = notified => true,
         // Bounded: the state is re-checked even if a wake-up was missed.
         _ = tokio::time::sleep(Duration::from_millis(20)) => true,
-        // Killed, over the output limit, or Pub/Sub messages queued (they go out on the
-        // next turn of the loop).
+        // Killed, over the output limit, or Pub/Sub messages queued: the caller drains the
+        // queue before it waits again, and once more after the batch.
         _ = info.pubsub.notified() => {
-            let alive = !info.killed.load(Ordering::Relaxed) && !info.pubsub.is_closing();
-            if alive {
-                info.pubsub.wake();
-            }
-            alive
+            !info.killed.load(Ordering::Relaxed) && !info.pubsub.is_closing()
         }
         _ = async { let _ = stop.wait_for(|s| *s).await; } => false,
     }
