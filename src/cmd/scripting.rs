@@ -413,14 +413,28 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
         (sha, flags)
     };
     // The fast path (issue 6): a library script recognised by its SHA1 runs as native code
-    // under its keys' locks, still holding the script token (the lock order stays token, then
-    // shards). It answers `None` when the Lua body must decide (odd arguments, wrong types):
-    // then the script runs in Lua below.
-    if let Some(known) = super::fastpath::find(&sha) {
-        if let Some(reply) = super::fastpath::run(ctx, known, keys, args, ro) {
-            return Ok(reply);
+    // under its keys' shard locks only. The script token is released first: the native code
+    // needs no VM, and never waiting for the token while holding shards keeps the lock order
+    // (token, then shards) intact. It answers `None` when the Lua body must decide (odd
+    // arguments, wrong types): then the script runs in Lua, if it is still loaded (a
+    // `SCRIPT FLUSH` in between makes this call come after it: `NOSCRIPT`).
+    let token = match super::fastpath::find(&sha) {
+        Some(known) => {
+            drop(token);
+            if let Some(reply) = super::fastpath::run(ctx, known, keys, args, ro) {
+                return Ok(reply);
+            }
+            let token = shared
+                .scripts
+                .lock_unless_busy()
+                .map_err(|busy| CommandError::Coded(busy.into()))?;
+            if token.engine().script(&sha).is_none() {
+                return Err(err(NOSCRIPT_ERR.into()));
+            }
+            token
         }
-    }
+        None => token,
+    };
     let name = std::str::from_utf8(&sha).unwrap_or_default();
     run_script(
         ctx,
