@@ -384,6 +384,17 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
     }
     let (keys, args) = split_keys(req, CommandError::NotAnInteger)?;
     let shared = ctx.shared;
+    // EVALSHA of a recognised library script that is loaded runs natively without touching
+    // the script token at all (see the fast path below).
+    if by_sha {
+        if let (Some(known), Some(sha)) = (super::fastpath::find(&req[1]), parse_sha(&req[1])) {
+            if shared.scripts.run_state().is_loaded(&sha) {
+                if let Some(reply) = super::fastpath::run(ctx, known, keys, args, ro) {
+                    return Ok(reply);
+                }
+            }
+        }
+    }
     let token = shared
         .scripts
         .lock_unless_busy()

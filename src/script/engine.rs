@@ -499,6 +499,8 @@ impl Engine {
     ///
     /// Panics only if the embedded prelude fails, which is a bug caught by every test.
     pub fn new(run: Arc<RunState>) -> Engine {
+        // A new engine starts with an empty script cache.
+        run.clear_loaded();
         let lua = Lua::new_with(
             StdLib::TABLE | StdLib::STRING | StdLib::MATH,
             LuaOptions::default(),
@@ -575,6 +577,7 @@ impl Engine {
                 func,
             },
         );
+        self.run.set_loaded(sha);
         Ok((sha, true))
     }
 
@@ -602,6 +605,7 @@ impl Engine {
     /// Empties the script cache (`SCRIPT FLUSH`).
     pub fn flush_scripts(&mut self) {
         self.scripts.clear();
+        self.run.clear_loaded();
         self.lua.gc_collect().ok();
     }
 

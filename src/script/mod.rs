@@ -174,6 +174,9 @@ pub struct Running {
 /// connections without taking the script token.
 #[derive(Debug)]
 pub struct RunState {
+    /// The SHA1s in the script cache, readable without the script token: `EVALSHA` of a
+    /// recognised library script checks it and runs natively without taking the token.
+    loaded: parking_lot::RwLock<std::collections::HashSet<Sha, foldhash::fast::RandomState>>,
     base: Instant,
     running: AtomicBool,
     timed_out: AtomicBool,
@@ -236,6 +239,7 @@ fn wake_runtime() {
 impl RunState {
     fn new() -> RunState {
         RunState {
+            loaded: parking_lot::RwLock::default(),
             base: Instant::now(),
             running: AtomicBool::new(false),
             timed_out: AtomicBool::new(false),
@@ -256,6 +260,21 @@ impl RunState {
 
     fn now_us(&self) -> u64 {
         u64::try_from(self.base.elapsed().as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Whether script `sha` is in the script cache.
+    pub fn is_loaded(&self, sha: &Sha) -> bool {
+        self.loaded.read().contains(sha)
+    }
+
+    /// Keeps [`RunState::is_loaded`] in step with the cache (called by the engine).
+    pub(crate) fn set_loaded(&self, sha: Sha) {
+        self.loaded.write().insert(sha);
+    }
+
+    /// Forgets every cached script (the engine's cache was emptied or replaced).
+    pub(crate) fn clear_loaded(&self) {
+        self.loaded.write().clear();
     }
 
     /// True while a script runs (one cheap load; checked before every request).
