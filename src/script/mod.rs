@@ -229,6 +229,21 @@ impl std::error::Error for Interrupt {}
 /// other worker may steal, and might wake nobody.) So a blocking-pool thread spawns it. Done
 /// once per script, at the first count hook (after 100k instructions), so short scripts never
 /// pay for it.
+/// Gives this worker's queued tasks and the I/O driver to another thread before a long script
+/// goes on, on the multi-thread runtime: `block_in_place` hands the worker's core (its run
+/// queue, including the LIFO slot no other worker may steal, which can hold the very
+/// connection that would send `SCRIPT KILL`) to a new thread, and this thread keeps running
+/// the script without it. The short pause lets the new thread take the core before
+/// `block_in_place` would take it back. Elsewhere, [`wake_runtime`].
+fn hand_off_worker() {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| std::thread::sleep(std::time::Duration::from_millis(2)));
+        }
+        _ => wake_runtime(),
+    }
+}
+
 fn wake_runtime() {
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
         let spawner = handle.clone();
@@ -417,7 +432,7 @@ impl RunState {
             return Err(Interrupt::Aborted);
         }
         if self.is_running() && !self.woke_runtime.swap(true, Ordering::AcqRel) {
-            wake_runtime();
+            hand_off_worker();
         }
         if self.is_running()
             && !self.is_timed_out()
