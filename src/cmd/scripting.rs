@@ -395,10 +395,7 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
             }
         }
     }
-    let token = shared
-        .scripts
-        .lock_unless_busy()
-        .map_err(|busy| CommandError::Coded(busy.into()))?;
+    let token = script_token(shared)?;
     let (sha, flags) = {
         let mut engine = token.engine();
         let sha = if by_sha {
@@ -423,22 +420,25 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
             .flags;
         (sha, flags)
     };
-    // The fast path (issue 6): a library script recognised by its SHA1 runs as native code
+    // The fast path (issue 6) for EVAL of a recognised body (EVALSHA tried it above, before
+    // taking the token): the script runs as native code
     // under its keys' shard locks only. The script token is released first: the native code
     // needs no VM, and never waiting for the token while holding shards keeps the lock order
     // (token, then shards) intact. It answers `None` when the Lua body must decide (odd
     // arguments, wrong types): then the script runs in Lua, if it is still loaded (a
     // `SCRIPT FLUSH` in between makes this call come after it: `NOSCRIPT`).
-    let token = match super::fastpath::find(&sha) {
+    let native = if by_sha {
+        None
+    } else {
+        super::fastpath::find(&sha)
+    };
+    let token = match native {
         Some(known) => {
             drop(token);
             if let Some(reply) = super::fastpath::run(ctx, known, keys, args, ro) {
                 return Ok(reply);
             }
-            let token = shared
-                .scripts
-                .lock_unless_busy()
-                .map_err(|busy| CommandError::Coded(busy.into()))?;
+            let token = script_token(shared)?;
             if token.engine().script(&sha).is_none() {
                 return Err(err(NOSCRIPT_ERR.into()));
             }
@@ -460,12 +460,18 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
     )
 }
 
-fn fcall(ctx: &mut Ctx<'_>, req: &[Bytes], ro: bool) -> Result<Frame, CommandError> {
-    let shared = ctx.shared;
-    let token = shared
+/// Takes the script token to run a script, or the `BUSY` error if the running script passed
+/// the busy threshold (see `Scripts::lock_unless_busy`).
+fn script_token(shared: &Shared) -> Result<ScriptsGuard<'_>, CommandError> {
+    shared
         .scripts
         .lock_unless_busy()
-        .map_err(|busy| CommandError::Coded(busy.into()))?;
+        .map_err(|busy| CommandError::Coded(busy.into()))
+}
+
+fn fcall(ctx: &mut Ctx<'_>, req: &[Bytes], ro: bool) -> Result<Frame, CommandError> {
+    let shared = ctx.shared;
+    let token = script_token(shared)?;
     let name = String::from_utf8_lossy(&req[1]).into_owned();
     let (fname, flags) = match token.engine().function(&name) {
         Some(f) => (f.name.clone(), f.flags),

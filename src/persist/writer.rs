@@ -339,7 +339,6 @@ struct Shared {
     progress_tx: watch::Sender<Progress>,
     /// Set once a relay task runs inside the runtime (see [`Writer::waiter`]): the writer
     /// thread then wakes that one task instead of every waiting connection.
-    relay_started: AtomicBool,
     relay: std::sync::OnceLock<()>,
     relay_wake: tokio::sync::Notify,
     healthy: AtomicBool,
@@ -353,7 +352,7 @@ impl Shared {
         self.healthy.store(p.healthy, Ordering::Release);
         *self.progress.lock() = p;
         self.progress_cv.notify_all();
-        if self.relay_started.load(Ordering::Acquire) {
+        if self.relay.get().is_some() {
             // One cross-thread wake-up; the relay wakes the waiting connections from inside
             // the runtime, where waking a task is a queue push, not a syscall each.
             self.relay_wake.notify_one();
@@ -400,7 +399,6 @@ impl Writer {
             progress: Mutex::new(initial),
             progress_cv: Condvar::new(),
             progress_tx: watch::Sender::new(initial),
-            relay_started: AtomicBool::new(false),
             relay: std::sync::OnceLock::new(),
             relay_wake: tokio::sync::Notify::new(),
             healthy: AtomicBool::new(true),
@@ -466,7 +464,6 @@ impl Writer {
                         }
                     }
                 });
-                self.shared.relay_started.store(true, Ordering::Release);
                 // Whatever was published before the relay existed is forwarded once.
                 self.shared.relay_wake.notify_one();
             });
