@@ -7,6 +7,7 @@ use criterion::{criterion_group, criterion_main};
 
 mod limiter;
 mod protocol;
+mod script;
 mod store;
 
 /// Marsaglia's xorshift64: a tiny deterministic generator, good enough to spread keys.
@@ -35,5 +36,11 @@ impl XorShift64 {
     }
 }
 
-criterion_group!(benches, limiter::benches, protocol::benches, store::benches);
+criterion_group!(
+    benches,
+    limiter::benches,
+    protocol::benches,
+    script::benches,
+    store::benches
+);
 criterion_main!(benches);

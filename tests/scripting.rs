@@ -33,6 +33,36 @@ async fn script_replies_are_byte_exact_in_resp2_and_resp3() {
             "*2\r\n$1\r\na\r\n:1\r\n",
         ),
         (&["EVAL", "return {double=1.5}", "0"], "$3\r\n1.5\r\n"),
+        // A shape field wins over the array part; other fields and holes end the array.
+        (&["EVAL", "return {1, 2, err='x'}", "0"], "-x\r\n"),
+        (&["EVAL", "return {1, ok='fine'}", "0"], "+fine\r\n"),
+        (
+            &["EVAL", "return {1, 2, other='x'}", "0"],
+            "*2\r\n:1\r\n:2\r\n",
+        ),
+        (
+            &["EVAL", "local t = {1, 2, 3} t[2] = nil return t", "0"],
+            "*1\r\n:1\r\n",
+        ),
+        (
+            &["EVAL", "return {{ok='a'}, {err='b'}, {}}", "0"],
+            "*3\r\n+a\r\n-b\r\n*0\r\n",
+        ),
+        (&["EVAL", "return {}", "0"], "*0\r\n"),
+        (
+            &[
+                "EVAL",
+                "return redis.call('incrby', KEYS[1], 2^53 - 1)",
+                "1",
+                "n",
+            ],
+            ":9007199254740991\r\n",
+        ),
+        (
+            &["EVAL", "return redis.call('set', KEYS[1], -0.0)", "1", "z"],
+            "+OK\r\n",
+        ),
+        (&["GET", "z"], "$2\r\n-0\r\n"),
         (&["EVAL", "redis.setresp(3) return false", "0"], ":0\r\n"),
         (
             &["EVAL", "return 1", "2", "a"],
@@ -191,6 +221,53 @@ async fn concurrent_scripts_never_lose_an_update() {
     assert_eq!(
         c.cmd(&["GET", "counter"]).await,
         Reply::bulk(&total.to_string())
+    );
+    server.stop().await.unwrap();
+}
+
+/// Each connection holds the script token for the rest of a pipelined batch once a script
+/// needs it: batches from many connections, scripts mixed with plain commands, must still
+/// answer every request in order and lose no update.
+#[tokio::test]
+async fn pipelined_scripts_from_many_connections_answer_in_order() {
+    let server = TestServer::start().await;
+    let script = "local v = tonumber(redis.call('get', KEYS[1]) or '0') redis.call('set', KEYS[1], v + 1) return v + 1";
+    let mut setup = server.raw().await;
+    let sha = match setup.cmd(&["SCRIPT", "LOAD", script]).await {
+        Reply::Bulk(sha) => String::from_utf8(sha).unwrap(),
+        other => panic!("SCRIPT LOAD: {other:?}"),
+    };
+    const CONNS: usize = 8;
+    const ROUNDS: usize = 20;
+    let mut tasks = Vec::new();
+    for n in 0..CONNS {
+        let mut c = server.raw().await;
+        let sha = sha.clone();
+        tasks.push(tokio::spawn(async move {
+            let own = format!("own:{n}");
+            for round in 1..=ROUNDS {
+                let mut batch = Vec::new();
+                batch.extend(common::resp(&["EVALSHA", &sha, "1", "shared"]));
+                batch.extend(common::resp(&["INCR", &own]));
+                batch.extend(common::resp(&["EVAL", "return ARGV[1]", "0", &own]));
+                batch.extend(common::resp(&["EVALSHA", &sha, "1", "shared"]));
+                batch.extend(common::resp(&["GET", &own]));
+                c.send(&batch).await;
+                let replies = c.read_replies(5).await;
+                assert!(matches!(replies[0], Reply::Int(_)), "{replies:?}");
+                assert_eq!(replies[1], Reply::Int(round as i64));
+                assert_eq!(replies[2], Reply::bulk(&own));
+                assert!(matches!(replies[3], Reply::Int(_)), "{replies:?}");
+                assert_eq!(replies[4], Reply::bulk(&round.to_string()));
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        setup.cmd(&["GET", "shared"]).await,
+        Reply::bulk(&(CONNS * ROUNDS * 2).to_string())
     );
     server.stop().await.unwrap();
 }

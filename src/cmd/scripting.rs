@@ -460,6 +460,28 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
     )
 }
 
+/// True if `req` will take the script token to run Lua: `EVAL`, `FCALL` and their `_RO`
+/// forms, and `EVALSHA` of anything but a recognised library script (which runs natively
+/// without the token). A connection keeps the token across the rest of its pipelined batch
+/// once such a request comes (see `server::connection::run_batch`), so a pipeline of scripts
+/// takes it once instead of once per script.
+pub fn takes_token(req: &[Bytes]) -> bool {
+    let name = &req[0];
+    let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
+    if is("evalsha") || is("evalsha_ro") {
+        return req.len() < 2 || super::fastpath::find(&req[1]).is_none();
+    }
+    is("eval") || is("eval_ro") || is("fcall") || is("fcall_ro")
+}
+
+/// Takes the script token for the rest of a batch (see [`takes_token`]), or `None` if a
+/// busy script holds it (the request then gets its `BUSY` reply from its own handler).
+/// Blocking here measured better than waiting asynchronously for a batch to let it go: the
+/// wake-up of a waiting connection costs about what the wait saves.
+pub fn batch_token(shared: &Shared) -> Option<ScriptsGuard<'_>> {
+    shared.scripts.lock_unless_busy().ok()
+}
+
 /// Takes the script token to run a script, or the `BUSY` error if the running script passed
 /// the busy threshold (see `Scripts::lock_unless_busy`).
 fn script_token(shared: &Shared) -> Result<ScriptsGuard<'_>, CommandError> {

@@ -16,7 +16,7 @@
 //!
 //! Depends on `mlua` and [`crate::protocol::Frame`] only.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use mlua::{Lua, Table, Value};
 
 use crate::protocol::encode::format_double;
@@ -26,17 +26,48 @@ use crate::protocol::Frame;
 /// stack at a similar depth and answers the same text there).
 pub const MAX_DEPTH: usize = 1000;
 
+/// The field names of Redis's reply tables as Lua strings made once per VM: a lookup with a
+/// ready string skips hashing and interning the name, and a script's return value is probed
+/// for seven of them before it counts as an array.
+pub struct Fields {
+    err: mlua::String,
+    ok: mlua::String,
+    double: mlua::String,
+    big_number: mlua::String,
+    verbatim_string: mlua::String,
+    map: mlua::String,
+    set: mlua::String,
+    /// Lua's `next`: one call tells whether a table has anything past its array part.
+    next: mlua::Function,
+}
+
+impl Fields {
+    /// The names, created in `lua`.
+    pub fn new(lua: &Lua) -> mlua::Result<Fields> {
+        Ok(Fields {
+            err: lua.create_string("err")?,
+            ok: lua.create_string("ok")?,
+            double: lua.create_string("double")?,
+            big_number: lua.create_string("big_number")?,
+            verbatim_string: lua.create_string("verbatim_string")?,
+            map: lua.create_string("map")?,
+            set: lua.create_string("set")?,
+            next: lua.globals().raw_get("next")?,
+        })
+    }
+}
+
 /// Converts a command's reply for Lua.
-pub fn frame_to_lua(lua: &Lua, frame: &Frame, resp3: bool) -> mlua::Result<Value> {
+pub fn frame_to_lua(lua: &Lua, fields: &Fields, frame: &Frame, resp3: bool) -> mlua::Result<Value> {
     Ok(match frame {
         Frame::Simple(s) => {
             let t = lua.create_table_with_capacity(0, 1)?;
-            t.raw_set("ok", lua.create_string(s)?)?;
+            t.raw_set(&fields.ok, lua.create_string(s)?)?;
             Value::Table(t)
         }
         Frame::Error(s) => {
             let t = lua.create_table_with_capacity(0, 1)?;
-            t.raw_set("err", lua.create_string(s)?)?;
+            t.raw_set(&fields.err, lua.create_string(s)?)?;
             Value::Table(t)
         }
         Frame::Integer(n) => Value::Number(*n as f64),
@@ -49,36 +80,38 @@ pub fn frame_to_lua(lua: &Lua, frame: &Frame, resp3: bool) -> mlua::Result<Value
             }
         }
         // Seq only comes from (P|S)SUBSCRIBE-style commands, which scripts cannot call.
-        Frame::Array(items) | Frame::Push(items) | Frame::Seq(items) => array(lua, items, resp3)?,
+        Frame::Array(items) | Frame::Push(items) | Frame::Seq(items) => {
+            array(lua, fields, items, resp3)?
+        }
         Frame::Set(items) => {
             if resp3 {
                 let set = lua.create_table_with_capacity(0, items.len())?;
                 for item in items {
-                    let k = frame_to_lua(lua, item, resp3)?;
+                    let k = frame_to_lua(lua, fields, item, resp3)?;
                     if !k.is_nil() {
                         set.raw_set(k, true)?;
                     }
                 }
                 wrap(lua, "set", Value::Table(set))?
             } else {
-                array(lua, items, resp3)?
+                array(lua, fields, items, resp3)?
             }
         }
         Frame::Map(pairs) => {
             if resp3 {
                 let map = lua.create_table_with_capacity(0, pairs.len())?;
                 for (k, v) in pairs {
-                    let k = frame_to_lua(lua, k, resp3)?;
+                    let k = frame_to_lua(lua, fields, k, resp3)?;
                     if !k.is_nil() {
-                        map.raw_set(k, frame_to_lua(lua, v, resp3)?)?;
+                        map.raw_set(k, frame_to_lua(lua, fields, v, resp3)?)?;
                     }
                 }
                 wrap(lua, "map", Value::Table(map))?
             } else {
                 let t = lua.create_table_with_capacity(pairs.len() * 2, 0)?;
                 for (i, (k, v)) in pairs.iter().enumerate() {
-                    t.raw_set(2 * i + 1, frame_to_lua(lua, k, resp3)?)?;
-                    t.raw_set(2 * i + 2, frame_to_lua(lua, v, resp3)?)?;
+                    t.raw_set(2 * i + 1, frame_to_lua(lua, fields, k, resp3)?)?;
+                    t.raw_set(2 * i + 2, frame_to_lua(lua, fields, v, resp3)?)?;
                 }
                 Value::Table(t)
             }
@@ -117,11 +150,11 @@ pub fn frame_to_lua(lua: &Lua, frame: &Frame, resp3: bool) -> mlua::Result<Value
     })
 }
 
-fn array(lua: &Lua, items: &[Frame], resp3: bool) -> mlua::Result<Value> {
+fn array(lua: &Lua, fields: &Fields, items: &[Frame], resp3: bool) -> mlua::Result<Value> {
     let t = lua.create_table_with_capacity(items.len(), 0)?;
     for (i, item) in items.iter().enumerate() {
         // A RESP3 null becomes nil, which leaves a hole in the table, as in Redis.
-        t.raw_set(i + 1, frame_to_lua(lua, item, resp3)?)?;
+        t.raw_set(i + 1, frame_to_lua(lua, fields, item, resp3)?)?;
     }
     Ok(Value::Table(t))
 }
@@ -134,11 +167,11 @@ fn wrap(lua: &Lua, field: &'static str, v: Value) -> mlua::Result<Value> {
 
 /// Converts a script's return value to the reply; `resp3` is the script's protocol
 /// (`redis.setresp`) when it returned.
-pub fn lua_to_frame(value: &Value, resp3: bool) -> Frame {
-    to_frame(value, resp3, 0)
+pub fn lua_to_frame(fields: &Fields, value: &Value, resp3: bool) -> Frame {
+    to_frame(fields, value, resp3, 0)
 }
 
-fn to_frame(value: &Value, resp3: bool, depth: usize) -> Frame {
+fn to_frame(fields: &Fields, value: &Value, resp3: bool, depth: usize) -> Frame {
     match value {
         Value::String(s) => Frame::Bulk(Bytes::copy_from_slice(&s.as_bytes())),
         Value::Boolean(b) => match (resp3, b) {
@@ -152,7 +185,7 @@ fn to_frame(value: &Value, resp3: bool, depth: usize) -> Frame {
             if depth >= MAX_DEPTH {
                 return Frame::error("ERR reached lua stack limit");
             }
-            table_to_frame(t, resp3, depth)
+            table_to_frame(fields, t, resp3, depth)
         }
         _ => Frame::Null,
     }
@@ -169,64 +202,83 @@ pub fn number_to_integer(n: f64) -> i64 {
     }
 }
 
-fn string_field(t: &Table, field: &str) -> Option<Bytes> {
+fn string_field(t: &Table, field: impl mlua::IntoLua) -> Option<Bytes> {
     match t.raw_get::<Value>(field).ok()? {
         Value::String(s) => Some(Bytes::copy_from_slice(&s.as_bytes())),
         _ => None,
     }
 }
 
-fn table_to_frame(t: &Table, resp3: bool, depth: usize) -> Frame {
-    if let Some(err) = string_field(t, "err") {
+fn table_to_frame(fields: &Fields, t: &Table, resp3: bool, depth: usize) -> Frame {
+    // Most tables are plain arrays: read the array part, then ask `next` for a key after it.
+    // Only a table with more than that can be one of the shapes below, which take precedence.
+    let mut items = Vec::new();
+    for i in 1.. {
+        match t.raw_get::<Value>(i) {
+            Ok(Value::Nil) | Err(_) => break,
+            Ok(v) => items.push(v),
+        }
+    }
+    let last = if items.is_empty() {
+        Value::Nil
+    } else {
+        Value::Integer(items.len() as i64)
+    };
+    if let Ok(Value::Nil) = fields.next.call::<Value>((t, last)) {
+        return Frame::Array(
+            items
+                .iter()
+                .map(|v| to_frame(fields, v, resp3, depth + 1))
+                .collect(),
+        );
+    }
+    if let Some(err) = string_field(t, &fields.err) {
         return Frame::Error(sanitize_error(&err));
     }
-    if let Some(ok) = string_field(t, "ok") {
+    if let Some(ok) = string_field(t, &fields.ok) {
         return Frame::Simple(map_crlf(&ok));
     }
-    if let Ok(Value::Number(d)) = t.raw_get::<Value>("double") {
-        return Frame::Double(d);
+    match t.raw_get::<Value>(&fields.double) {
+        Ok(Value::Number(d)) => return Frame::Double(d),
+        Ok(Value::Integer(d)) => return Frame::Double(d as f64),
+        _ => {}
     }
-    if let Ok(Value::Integer(d)) = t.raw_get::<Value>("double") {
-        return Frame::Double(d as f64);
-    }
-    if let Some(digits) = string_field(t, "big_number") {
+    if let Some(digits) = string_field(t, &fields.big_number) {
         return Frame::BigNumber(map_crlf(&digits));
     }
-    if let Ok(Value::Table(v)) = t.raw_get::<Value>("verbatim_string") {
+    if let Ok(Value::Table(v)) = t.raw_get::<Value>(&fields.verbatim_string) {
         if let (Some(format), Some(body)) = (string_field(&v, "format"), string_field(&v, "string"))
         {
             return Frame::Verbatim(verbatim_format(&format), body);
         }
     }
-    if let Ok(Value::Table(m)) = t.raw_get::<Value>("map") {
+    if let Ok(Value::Table(m)) = t.raw_get::<Value>(&fields.map) {
         let pairs = m
             .pairs::<Value, Value>()
             .filter_map(Result::ok)
             .map(|(k, v)| {
                 (
-                    to_frame(&k, resp3, depth + 1),
-                    to_frame(&v, resp3, depth + 1),
+                    to_frame(fields, &k, resp3, depth + 1),
+                    to_frame(fields, &v, resp3, depth + 1),
                 )
             })
             .collect();
         return Frame::Map(pairs);
     }
-    if let Ok(Value::Table(s)) = t.raw_get::<Value>("set") {
+    if let Ok(Value::Table(s)) = t.raw_get::<Value>(&fields.set) {
         let members = s
             .pairs::<Value, Value>()
             .filter_map(Result::ok)
-            .map(|(k, _)| to_frame(&k, resp3, depth + 1))
+            .map(|(k, _)| to_frame(fields, &k, resp3, depth + 1))
             .collect();
         return Frame::Set(members);
     }
-    let mut items = Vec::new();
-    for i in 1.. {
-        match t.raw_get::<Value>(i) {
-            Ok(Value::Nil) | Err(_) => break,
-            Ok(v) => items.push(to_frame(&v, resp3, depth + 1)),
-        }
-    }
-    Frame::Array(items)
+    Frame::Array(
+        items
+            .iter()
+            .map(|v| to_frame(fields, v, resp3, depth + 1))
+            .collect(),
+    )
 }
 
 /// The three-letter formats a verbatim reply can carry; any other is sent as `txt`.
@@ -257,15 +309,28 @@ fn map_crlf(text: &[u8]) -> Bytes {
         .into()
 }
 
-/// A `redis.call` argument: strings as they are, numbers formatted with `%.17g` (Redis 7.0
-/// does not use Lua's own `%.14g`, which loses precision); anything else is refused.
-pub fn arg_bytes(v: &Value) -> Option<Bytes> {
-    match v {
-        Value::String(s) => Some(Bytes::copy_from_slice(&s.as_bytes())),
-        Value::Number(n) => Some(Bytes::from(format_g(*n, 17))),
-        Value::Integer(n) => Some(Bytes::from(format_g(*n as f64, 17))),
-        _ => None,
+/// Appends a `redis.call` argument to `buf`: strings as they are, numbers formatted with
+/// `%.17g` (Redis 7.0 does not use Lua's own `%.14g`, which loses precision); false for
+/// anything else, which is refused. A call gathers all its arguments in one buffer (one
+/// allocation per call).
+pub fn push_arg(v: &Value, buf: &mut BytesMut) -> bool {
+    let n = match v {
+        Value::String(s) => {
+            buf.extend_from_slice(&s.as_bytes());
+            return true;
+        }
+        Value::Number(n) => *n,
+        Value::Integer(n) => *n as f64,
+        _ => return false,
+    };
+    // Whole numbers below 2^53 print with `%.17g` as their integer digits (and -0 as "-0").
+    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 && !(n == 0.0 && n.is_sign_negative())
+    {
+        buf.extend_from_slice(itoa::Buffer::new().format(n as i64).as_bytes());
+    } else {
+        buf.extend_from_slice(format_g(n, 17).as_bytes());
     }
+    true
 }
 
 /// C's `printf("%.{precision}g", x)` (glibc spelling of NaN and infinities).
@@ -307,6 +372,47 @@ fn strip_zeros(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_arg_prints_numbers_as_percent_17g() {
+        let lua = Lua::new();
+        let mut values = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            1.0 / 3.0,
+            1e15,
+            1e16 + 2.0,
+            9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            -9_007_199_254_740_993.0,
+            1e17,
+            1e20,
+            f64::NAN,
+            f64::INFINITY,
+        ];
+        let mut x = 1.0f64;
+        while x < 1e19 {
+            values.extend([x, -x, x + 1.0, x - 1.0]);
+            x *= 7.0;
+        }
+        for n in values {
+            let mut buf = BytesMut::new();
+            assert!(push_arg(&Value::Number(n), &mut buf));
+            assert_eq!(&buf[..], format_g(n, 17).as_bytes(), "{n}");
+        }
+        let mut buf = BytesMut::new();
+        assert!(push_arg(&Value::Integer(-42), &mut buf));
+        assert!(push_arg(
+            &Value::String(lua.create_string("k").unwrap()),
+            &mut buf
+        ));
+        assert!(!push_arg(&Value::Boolean(true), &mut buf));
+        assert!(!push_arg(&Value::Nil, &mut buf));
+        assert_eq!(&buf[..], b"-42k");
+    }
 
     #[test]
     fn format_g_matches_printf() {

@@ -10,15 +10,17 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
 use mlua::{
-    ChunkMode, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value, VmState,
+    ChunkMode, Either, Function, HookTriggers, Lua, LuaOptions, MultiValue, StdLib, Table, Value,
+    Variadic, VmState,
 };
 
-use super::convert::{arg_bytes, frame_to_lua, lua_to_frame, sanitize_error};
+use super::convert::{frame_to_lua, lua_to_frame, push_arg, sanitize_error, Fields};
 use super::{bit, cjson, Interrupt, RunState, HOOK_INSTRUCTIONS};
 use crate::protocol::Frame;
 
@@ -27,6 +29,38 @@ const PRELUDE: &str = include_str!("prelude.lua");
 /// The most memory the VM may use. Redis sets no limit (a script can grow the server until
 /// the OS kills it); here a script that tries gets a Lua `not enough memory` error instead.
 pub const MEMORY_LIMIT: usize = 1 << 30;
+
+/// Lifts the VM's memory limit while Rust code builds or reads Lua values, and puts it back
+/// on drop. With a limit in place mlua guards every API call (each string, table and field)
+/// with a protected call that allocates a C closure; with none it calls Lua directly, which
+/// is several times cheaper. Script code itself always runs under the limit (see
+/// `Engine::run` and its `redis.call` callback): only the server's own bounded conversions
+/// run without it.
+struct Unlimited<'a>(&'a Lua);
+
+impl<'a> Unlimited<'a> {
+    fn new(lua: &'a Lua) -> Unlimited<'a> {
+        lua.set_memory_limit(0).ok();
+        Unlimited(lua)
+    }
+}
+
+impl Drop for Unlimited<'_> {
+    fn drop(&mut self) {
+        self.0.set_memory_limit(MEMORY_LIMIT).ok();
+    }
+}
+
+/// The reverse of [`Unlimited`] while script code runs: the prelude's runners switch the limit
+/// on (`limit_memory`, after mlua pushed the arguments without it) and dropping this switches
+/// it off again for the conversion of the result.
+struct Limited<'a>(&'a Lua);
+
+impl Drop for Limited<'_> {
+    fn drop(&mut self) {
+        self.0.set_memory_limit(0).ok();
+    }
+}
 
 /// A script's SHA1 as 40 lowercase hex digits (how `EVALSHA` names it).
 pub type Sha = [u8; 40];
@@ -181,8 +215,9 @@ pub struct Engine {
     lua: Lua,
     run: Arc<RunState>,
     redis: Table,
-    st: Table,
-    eval_globals: Table,
+    /// The protocol `redis.call` replies are converted with (`redis.setresp`), per run.
+    resp3: Arc<AtomicBool>,
+    fields: Fields,
     eval_env: Table,
     function_env: Table,
     run_eval: Function,
@@ -261,16 +296,13 @@ fn to_number(v: Option<&Value>) -> Option<f64> {
     }
 }
 
-/// True if a `resp` value set by `redis.setresp` is 3.
-fn is_resp3(v: &Value) -> bool {
-    matches!(v, Value::Integer(3)) || matches!(v, Value::Number(n) if *n == 3.0)
-}
+/// Up to this many keys and arguments together reach the script as Lua call arguments, and
+/// the prelude builds KEYS and ARGV from them (one call instead of a table write per item);
+/// more go in tables built here (a Lua C stack holds about 8000 values).
+const VARARG_MAX: usize = 256;
 
-fn build(lua: &Lua, run: &Arc<RunState>) -> mlua::Result<Table> {
+fn build(lua: &Lua, run: &Arc<RunState>, resp3: &Arc<AtomicBool>) -> mlua::Result<Table> {
     let rs = lua.create_table()?;
-    let st = lua.create_table()?;
-    st.raw_set("resp", 2)?;
-    rs.raw_set("st", st.clone())?;
     rs.raw_set(
         "user_frame",
         lua.create_function(|lua, ()| {
@@ -309,7 +341,7 @@ fn build(lua: &Lua, run: &Arc<RunState>) -> mlua::Result<Table> {
             })
         })?,
     )?;
-    let resp = st.clone();
+    let resp = resp3.clone();
     rs.raw_set(
         "setresp",
         lua.create_function(move |_, args: MultiValue| {
@@ -317,7 +349,10 @@ fn build(lua: &Lua, run: &Arc<RunState>) -> mlua::Result<Table> {
                 return Err(raise_table("ERR redis.setresp() requires one argument."));
             }
             match to_number(args.front()) {
-                Some(v) if v == 2.0 || v == 3.0 => resp.raw_set("resp", v as i64),
+                Some(v) if v == 2.0 || v == 3.0 => {
+                    resp.store(v == 3.0, Ordering::Relaxed);
+                    Ok(())
+                }
                 _ => Err(raise_table("ERR RESP version must be 2 or 3.")),
             }
         })?,
@@ -453,6 +488,10 @@ fn build(lua: &Lua, run: &Arc<RunState>) -> mlua::Result<Table> {
             )
         })?,
     )?;
+    rs.raw_set(
+        "limit_memory",
+        lua.create_function(|lua, ()| lua.set_memory_limit(MEMORY_LIMIT).map(drop))?,
+    )?;
     lua.load(PRELUDE).set_name("=limitkv").call::<Table>(rs)
 }
 
@@ -508,7 +547,8 @@ impl Engine {
         .expect("invariant: the safe standard libraries load");
         lua.set_memory_limit(MEMORY_LIMIT)
             .expect("invariant: Lua 5.1 states track their memory");
-        let internals = build(&lua, &run).expect("invariant: the embedded prelude runs");
+        let resp3 = Arc::new(AtomicBool::new(false));
+        let internals = build(&lua, &run, &resp3).expect("invariant: the embedded prelude runs");
         let get = |name: &str| -> Value {
             internals
                 .raw_get(name)
@@ -525,8 +565,8 @@ impl Engine {
         lua.set_type_metatable::<mlua::String>(Some(table("string_mt")));
         Engine {
             redis: table("redis"),
-            st: table("st"),
-            eval_globals: table("eval_globals"),
+            resp3,
+            fields: Fields::new(&lua).expect("invariant: a fresh VM has memory for seven strings"),
             eval_env: table("eval_env"),
             function_env: table("function_env"),
             run_eval: function("run_eval"),
@@ -792,11 +832,13 @@ impl Engine {
         self.reset_hook();
         let aborted = Cell::new(false);
         let call = RefCell::new(call);
-        let st = &self.st;
+        let resp3_flag = &*self.resp3;
+        let fields = &self.fields;
         // One redis.call / redis.pcall: the front checks, then the caller's dispatch. `Err`
         // is what `redis.call` raises; `redis.pcall` returns it as an error table instead.
         let dispatch = |lua: &Lua, argv: MultiValue| -> mlua::Result<Result<Value, Value>> {
-            let resp3 = is_resp3(&st.raw_get::<Value>("resp")?);
+            let _unlimited = Unlimited::new(lua);
+            let resp3 = resp3_flag.load(Ordering::Relaxed);
             if aborted.get() {
                 return Ok(Err(rejected(lua, ABORTED)?));
             }
@@ -804,20 +846,29 @@ impl Engine {
                 let msg = "Please specify at least one argument for this redis lib call";
                 return Ok(Err(rejected(lua, msg)?));
             }
-            let mut req = Vec::with_capacity(argv.len());
+            let mut buf = BytesMut::with_capacity(128);
+            let mut ends = Vec::with_capacity(argv.len());
             for v in argv.iter() {
-                match arg_bytes(v) {
-                    Some(b) => req.push(b),
-                    None => {
-                        let msg = "Lua redis lib command arguments must be strings or integers";
-                        return Ok(Err(rejected(lua, msg)?));
-                    }
+                if !push_arg(v, &mut buf) {
+                    let msg = "Lua redis lib command arguments must be strings or integers";
+                    return Ok(Err(rejected(lua, msg)?));
                 }
+                ends.push(buf.len());
             }
+            let all = buf.freeze();
+            let mut start = 0;
+            let req: Vec<Bytes> = ends
+                .into_iter()
+                .map(|end| {
+                    let arg = all.slice(start..end);
+                    start = end;
+                    arg
+                })
+                .collect();
             let outcome = (call.borrow_mut())(&req, resp3);
             match outcome {
                 CallOutcome::Reply(frame) => {
-                    let v = frame_to_lua(lua, &frame, resp3)?;
+                    let v = frame_to_lua(lua, fields, &frame, resp3)?;
                     Ok(if frame.is_error() { Err(v) } else { Ok(v) })
                 }
                 CallOutcome::Rejected(msg) => Ok(Err(rejected(lua, &msg)?)),
@@ -828,6 +879,7 @@ impl Engine {
                 }
             }
         };
+        let unlimited = Unlimited::new(&self.lua);
         let result = self.lua.scope(|scope| {
             let redis_call =
                 scope.create_function(|lua, argv: MultiValue| match dispatch(lua, argv)? {
@@ -843,27 +895,49 @@ impl Engine {
                     Ok(v) | Err(v) => v,
                 })
             })?;
-            self.redis.raw_set("call", redis_call)?;
-            self.redis.raw_set("pcall", redis_pcall)?;
-            self.st.raw_set("resp", 2)?;
-            let keys_t = string_array(&self.lua, keys)?;
-            let args_t = string_array(&self.lua, args)?;
-            let (ok, value): (bool, Value) = if is_function {
-                self.run_fcall.call((func, keys_t, args_t))?
+            self.resp3.store(false, Ordering::Relaxed);
+            let runner = if is_function {
+                &self.run_fcall
             } else {
-                self.eval_globals.raw_set("KEYS", keys_t)?;
-                self.eval_globals.raw_set("ARGV", args_t)?;
-                self.run_eval.call(func)?
+                &self.run_eval
             };
-            let resp3 = is_resp3(&self.st.raw_get::<Value>("resp")?);
+            let (ok, value): (bool, Value) = if keys.len() + args.len() <= VARARG_MAX {
+                // UTF-8 strings go straight onto the Lua stack; others become Lua strings first.
+                let items = keys
+                    .iter()
+                    .chain(args)
+                    .map(|b| match std::str::from_utf8(b) {
+                        Ok(text) => Ok(Either::Left(text)),
+                        Err(_) => self.lua.create_string(b).map(Either::Right),
+                    });
+                let items = items.collect::<mlua::Result<Vec<_>>>()?;
+                let _limited = Limited(&self.lua);
+                runner.call((
+                    func,
+                    &redis_call,
+                    &redis_pcall,
+                    keys.len(),
+                    Variadic::from(items),
+                ))?
+            } else {
+                let keys_t = string_array(&self.lua, keys)?;
+                let args_t = string_array(&self.lua, args)?;
+                let _limited = Limited(&self.lua);
+                runner.call((func, &redis_call, &redis_pcall, keys_t, args_t))?
+            };
+            let resp3 = self.resp3.load(Ordering::Relaxed);
             Ok(if ok {
-                lua_to_frame(&value, resp3)
+                lua_to_frame(&self.fields, &value, resp3)
             } else {
                 self.error_reply(&value, &name)
             })
         });
-        self.redis.raw_set("call", Value::Nil).ok();
-        self.redis.raw_set("pcall", Value::Nil).ok();
+        if result.is_err() {
+            // The runner clears them itself unless it failed before getting to that.
+            self.redis.raw_set("call", Value::Nil).ok();
+            self.redis.raw_set("pcall", Value::Nil).ok();
+        }
+        drop(unlimited);
         if aborted.get() {
             return Some(RunOutcome::Restart);
         }

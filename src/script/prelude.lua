@@ -152,7 +152,6 @@ end
 ---------------------------------------------------------------------------------------------
 -- The redis API.
 
-local st = rs.st  -- per-run state: `resp`, the protocol replies are converted with
 
 local function error_reply(...)
   local e = ...
@@ -177,7 +176,7 @@ local function add_constants(t)
   t.REDIS_VERSION_NUM = rs.version_num
 end
 
--- `call` and `pcall` are installed by the Rust side for each run.
+-- `call` and `pcall` are the Rust side's per-run functions, installed by the runners below.
 local R = {
   setresp = rs.setresp,
   error_reply = error_reply,
@@ -405,18 +404,38 @@ end
 ---------------------------------------------------------------------------------------------
 -- Running.
 
-local function run_eval(f)
+-- KEYS and ARGV come either as two tables, or as the number of keys followed by the keys and
+-- the arguments themselves (cheaper for the usual few: see VARARG_MAX in engine.rs).
+local limit_memory = rs.limit_memory
+local function split_args(call, pcall, nkeys, ...)
+  limit_memory()
+  R.call, R.pcall = call, pcall
+  if type(nkeys) == 'table' then return nkeys, (...) end
+  local keys = { ... }
+  local argv = { select(nkeys + 1, ...) }
+  for i = select('#', ...), nkeys + 1, -1 do keys[i] = nil end
+  return keys, argv
+end
+
+local function run_eval(f, ...)
+  local keys, argv = split_args(...)
+  rawset(eval_globals, 'KEYS', keys)
+  rawset(eval_globals, 'ARGV', argv)
   current_env = eval_env
-  return xpcall(f, handler)
+  local ok, r = xpcall(f, handler)
+  R.call, R.pcall = nil, nil
+  return ok, r
 end
 
 local cur_f, cur_k, cur_a
 local function trampoline() return cur_f(cur_k, cur_a) end
 
-local function run_fcall(f, keys, args)
+local function run_fcall(f, ...)
+  local keys, args = split_args(...)
   cur_f, cur_k, cur_a = f, keys, args
   current_env = function_env
   local ok, r = xpcall(trampoline, handler)
+  R.call, R.pcall = nil, nil
   cur_f, cur_k, cur_a = nil, nil, nil
   current_env = eval_env
   return ok, r
@@ -428,8 +447,6 @@ raw_setmetatable(G, { __index = nonexistent, __newindex = readonly_error, __meta
 return {
   string_mt = string_mt,
   redis = R,
-  st = st,
-  eval_globals = eval_globals,
   eval_env = eval_env,
   function_env = function_env,
   run_eval = run_eval,

@@ -19,7 +19,7 @@ use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::cmd::scripting::{busy_gate, BusyGate};
+use crate::cmd::scripting::{batch_token, busy_gate, takes_token, BusyGate};
 use crate::cmd::{dispatch, ClientInfo, Ctx, Session, Shared};
 use crate::metrics::add;
 use crate::protocol::{decode_request, encode, DecodeLimits, Request};
@@ -254,6 +254,9 @@ fn run_batch(
     // per command cost several percent of a pipelined GET. Time never goes backwards within
     // a batch, so limiters see the same order of events.
     let now = shared.clock.now();
+    // The script token, once a request of this batch needed it: a pipeline of scripts takes
+    // it once (with 2 workers, taking it per script spent a third of the time handing it over).
+    let mut token = None;
     loop {
         let limits = if session.authenticated {
             configured
@@ -283,6 +286,9 @@ fn run_batch(
                 // Messages queued before this command go out before its reply.
                 if session.pubsub_used {
                     session.info.pubsub.drain_into(session.resp, wbuf);
+                }
+                if token.is_none() && takes_token(&req) {
+                    token = batch_token(shared);
                 }
                 let reply = dispatch(&mut Ctx::new(shared, &mut *session, now), &req);
                 if session.close_without_reply {
