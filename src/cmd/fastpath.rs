@@ -18,7 +18,7 @@
 use bytes::Bytes;
 
 use super::args::parse_i64;
-use super::{lookup, Ctx};
+use super::{lookup, CommandSpec, Ctx};
 use crate::protocol::Frame;
 use crate::store::Value;
 
@@ -158,6 +158,8 @@ enum Held {
         bytes: Bytes,
         int: Option<i64>,
     },
+    /// A string stored as an integer (its digits are made only if a script returns them).
+    Int(i64),
     List,
     Other,
 }
@@ -166,10 +168,7 @@ fn held(ctx: &mut Ctx<'_>, key: &[u8]) -> Held {
     let now = ctx.now;
     ctx.with_shard(key, |s| match s.get_live(key, now).map(|e| &e.value) {
         None => Held::Absent,
-        Some(Value::Int(n)) => Held::Str {
-            bytes: Bytes::from(itoa::Buffer::new().format(*n).to_owned()),
-            int: Some(*n),
-        },
+        Some(Value::Int(n)) => Held::Int(*n),
         Some(Value::Str(b)) => Held::Str {
             bytes: b.clone(),
             int: parse_i64(b),
@@ -206,17 +205,20 @@ impl IntoArg for String {
 /// `call!(ctx, b"SET", key, ...)`: runs one command the way `redis.call` does inside the
 /// script (see [`call_args`]).
 macro_rules! call {
-    ($ctx:expr, $($a:expr),+ $(,)?) => {
-        call_args($ctx, vec![$(IntoArg::into_arg($a)),+])
-    };
+    ($ctx:expr, $name:expr $(, $a:expr)* $(,)?) => {{
+        // Each call site looks its command up once.
+        static SPEC: std::sync::OnceLock<&'static CommandSpec> = std::sync::OnceLock::new();
+        let spec = *SPEC
+            .get_or_init(|| lookup($name).expect("invariant: fast paths call existing commands"));
+        call_args($ctx, spec, &[IntoArg::into_arg($name) $(, IntoArg::into_arg($a))*])
+    }};
 }
 
 /// Runs one command the way `redis.call` does inside the script: same handlers, same locks.
-fn call_args(ctx: &mut Ctx<'_>, req: Vec<Bytes>) -> Frame {
-    let spec = lookup(&req[0]).expect("invariant: fast paths call existing commands");
+fn call_args(ctx: &mut Ctx<'_>, spec: &CommandSpec, req: &[Bytes]) -> Frame {
     debug_assert!(spec.arity_ok(req.len()));
     ctx.session.stats.commands += 1;
-    match (spec.handler)(ctx, &req) {
+    match (spec.handler)(ctx, req) {
         Ok(f) => f,
         Err(e) => e.to_frame(),
     }
@@ -280,28 +282,7 @@ fn whole(x: f64) -> Option<i64> {
 /// argument (precision 17) and what Lua's `tostring` prints (precision 14).
 pub fn fmt_g(x: f64, precision: usize) -> String {
     debug_assert!(x.is_finite() && precision > 0);
-    if x == 0.0 {
-        return if x.is_sign_negative() { "-0" } else { "0" }.to_owned();
-    }
-    let sci = format!("{:.*e}", precision - 1, x);
-    let (mantissa, exp) = sci
-        .split_once('e')
-        .expect("invariant: {:e} has an exponent");
-    let exp: i32 = exp.parse().expect("invariant: {:e} exponent is an integer");
-    let trim = |s: &str| -> String {
-        if s.contains('.') {
-            s.trim_end_matches('0').trim_end_matches('.').to_owned()
-        } else {
-            s.to_owned()
-        }
-    };
-    if exp < -4 || exp >= precision as i32 {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{}e{sign}{:02}", trim(mantissa), exp.unsigned_abs())
-    } else {
-        let decimals = (precision as i32 - 1 - exp) as usize;
-        trim(&format!("{x:.decimals$}"))
-    }
+    crate::script::convert::format_g(x, precision)
 }
 
 /// An integer reply after its trip through a Lua number: `redis.call` hands the script a
@@ -344,7 +325,7 @@ fn rlf_incr_ttl(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Option<Fra
     let secs = parse_i64(&argv[1]).filter(|s| (1..=1_000_000_000_000).contains(s))?;
     let start = match held(ctx, key) {
         Held::Absent => 0,
-        Held::Str { int: Some(n), .. } => n,
+        Held::Str { int: Some(n), .. } | Held::Int(n) => n,
         _ => return None,
     };
     start.checked_add(points)?;
@@ -389,6 +370,7 @@ fn rlr_increment(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Option<Fr
         match h {
             Held::Absent => (false, false, None),
             Held::Str { int, .. } => (true, ttl == Some(true), int),
+            Held::Int(n) => (true, ttl == Some(true), Some(n)),
             _ => (true, ttl == Some(true), None),
         }
     };
@@ -423,6 +405,9 @@ fn rlr_get(ctx: &mut Ctx<'_>, keys: &[Bytes], _argv: &[Bytes]) -> Option<Frame> 
     let hits = match held(ctx, key) {
         Held::Absent => Frame::Null,
         Held::Str { bytes, .. } => Frame::Bulk(bytes),
+        Held::Int(n) => Frame::Bulk(Bytes::copy_from_slice(
+            itoa::Buffer::new().format(n).as_bytes(),
+        )),
         _ => return None,
     };
     let ttl = match call!(ctx, b"PTTL", key) {
@@ -450,7 +435,7 @@ fn limits_incr_expire(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Opti
     parse_i64(&argv[0]).filter(|s| s.abs() <= 1_000_000_000_000)?;
     let start = match held(ctx, key) {
         Held::Absent => 0,
-        Held::Str { int: Some(n), .. } => n,
+        Held::Str { int: Some(n), .. } | Held::Int(n) => n,
         _ => return None,
     };
     start.checked_add(amount)?;
@@ -509,7 +494,8 @@ fn limits_acquire_moving_window(
     push.push(Bytes::from_static(b"LPUSH"));
     push.push(key.clone());
     push.extend(std::iter::repeat_n(stamp, amount as usize));
-    call_args(ctx, push);
+    let lpush = lookup(b"LPUSH").expect("invariant: fast paths call existing commands");
+    call_args(ctx, lpush, &push);
     call!(ctx, b"LTRIM", key, b"0", arg((limit - 1) as f64));
     call!(ctx, b"EXPIRE", key, arg(expiry as f64));
     Some(Frame::Integer(1))
@@ -563,7 +549,8 @@ fn limits_moving_window(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Op
 /// The state of one sliding-window counter key: absent, or a string Lua reads as a number.
 fn counter(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<Held> {
     match held(ctx, key) {
-        h @ Held::Absent => Some(h),
+        // Integer digits always read as a Lua number.
+        h @ (Held::Absent | Held::Int(_)) => Some(h),
         Held::Str { bytes, int } => {
             lua_number(&bytes)?;
             Some(Held::Str { bytes, int })
@@ -617,7 +604,7 @@ fn limits_acquire_sliding_window(
     } else {
         match &curr_held {
             Held::Absent => None,
-            Held::Str { int: Some(n), .. } => Some(*n),
+            Held::Str { int: Some(n), .. } | Held::Int(n) => Some(*n),
             _ => return None,
         }
     };
@@ -675,7 +662,7 @@ fn limits_sliding_window(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> O
     let expiry = whole(lua_number(&argv[0])? * 1000.0)?;
     for k in [prev, curr] {
         match held(ctx, k) {
-            Held::Absent | Held::Str { .. } => {}
+            Held::Absent | Held::Str { .. } | Held::Int(_) => {}
             _ => return None,
         }
     }

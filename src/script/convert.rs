@@ -323,13 +323,7 @@ pub fn push_arg(v: &Value, buf: &mut BytesMut) -> bool {
         Value::Integer(n) => *n as f64,
         _ => return false,
     };
-    // Whole numbers below 2^53 print with `%.17g` as their integer digits (and -0 as "-0").
-    if n.fract() == 0.0 && n.abs() < 9_007_199_254_740_992.0 && !(n == 0.0 && n.is_sign_negative())
-    {
-        buf.extend_from_slice(itoa::Buffer::new().format(n as i64).as_bytes());
-    } else {
-        buf.extend_from_slice(format_g(n, 17).as_bytes());
-    }
+    buf.extend_from_slice(format_g(n, 17).as_bytes());
     true
 }
 
@@ -345,6 +339,17 @@ pub fn format_g(x: f64, precision: usize) -> String {
     if x == 0.0 {
         return if x.is_sign_negative() { "-0" } else { "0" }.to_owned();
     }
+    // A whole number with at most `precision` digits (and exact in a double) prints as its
+    // integer digits; this skips the exact-decimal formatting below, the costly part.
+    let digits_fit = 10f64.powi(precision.min(15) as i32);
+    if x.fract() == 0.0 && x.abs() < digits_fit {
+        return itoa::Buffer::new().format(x as i64).to_owned();
+    }
+    format_g_exact(x, precision)
+}
+
+/// [`format_g`] of a finite, non-zero `x` through Rust's exact decimal formatting.
+fn format_g_exact(x: f64, precision: usize) -> String {
     let sci = format!("{:.*e}", precision - 1, x);
     let (mantissa, exp) = sci
         .split_once('e')
@@ -412,6 +417,26 @@ mod tests {
         assert!(!push_arg(&Value::Boolean(true), &mut buf));
         assert!(!push_arg(&Value::Nil, &mut buf));
         assert_eq!(&buf[..], b"-42k");
+    }
+
+    #[test]
+    fn whole_numbers_skip_the_exact_formatting_with_the_same_text() {
+        for precision in 1..=17 {
+            let mut values = vec![1.0, 7.0, 9.0, 10.0, 99.0, 12345.0, 2f64.powi(53)];
+            for e in 1..=17 {
+                let p = 10f64.powi(e);
+                values.extend([p - 1.0, p, p + 1.0]);
+            }
+            for x in values {
+                for x in [x, -x] {
+                    assert_eq!(
+                        format_g(x, precision),
+                        format_g_exact(x, precision),
+                        "{x} with precision {precision}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
