@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use crate::clock::{Clock, Nanos};
 use crate::config::Config;
 use crate::metrics::{LocalStats, Metrics};
-use crate::persist::{Record, Seq, Writer};
+use crate::persist::{record, Record, Seq, Writer};
 use crate::protocol::RespVersion;
 use crate::pubsub::{PubSub, Subscriber};
 use crate::store::{MultiGuard, Shard, Store, WatchFlag};
@@ -530,24 +530,20 @@ impl<'a> Journal<'a> {
         }
     }
 
-    /// Journals `key`'s state in `shard` as it is now: a `Put` of the live entry or a `Del`.
+    /// Journals `key`'s state in `shard` as it is now: a `Put` of the live entry or a `Del`,
+    /// encoded straight from the entry into the writer's queue.
     fn key(&self, shard: &Shard, key: &[u8], session: &mut Session) {
-        if self.writer.is_none() {
+        let Some(w) = self.writer else {
             return;
-        }
-        let record = match shard.get(key, self.now) {
-            Some(e) => Record::Put {
-                db: self.db,
-                key: Bytes::copy_from_slice(key),
-                value: e.value.clone(),
-                expires_at: e.expires_at,
-            },
-            None => Record::Del {
-                db: self.db,
-                key: Bytes::copy_from_slice(key),
-            },
         };
-        self.record(&record, session);
+        let db = self.db;
+        let seq = match shard.get(key, self.now) {
+            Some(e) => w.append_with(|out| {
+                record::encode_put(db, key, &e.value, e.expires_at, out);
+            }),
+            None => w.append_with(|out| record::encode_del(db, key, out)),
+        };
+        session.aof_seq = Some(seq);
     }
 
     fn record(&self, record: &Record, session: &mut Session) {

@@ -357,9 +357,52 @@ pub fn check_header(buf: &[u8]) -> Result<u16, CorruptReason> {
 /// crash artifact: the file grew but its blocks were never written) fails the check instead of
 /// reading as an empty record.
 pub fn encode(record: &Record, out: &mut Vec<u8>) {
+    framed(out, |out| encode_payload(record, out));
+}
+
+/// Appends the framed `Put` of a key's state from borrowed parts: the same bytes as
+/// [`encode`] of a `Record::Put`, without copying the key and cloning the value first (the
+/// journal encodes every write this way).
+pub fn encode_put(
+    db: u32,
+    key: &[u8],
+    value: &Value,
+    expires_at: Option<Nanos>,
+    out: &mut Vec<u8>,
+) {
+    framed(out, |out| put_payload(db, key, value, expires_at, out));
+}
+
+/// Appends the framed `Del` of a key: the same bytes as [`encode`] of a `Record::Del`.
+pub fn encode_del(db: u32, key: &[u8], out: &mut Vec<u8>) {
+    framed(out, |out| del_payload(db, key, out));
+}
+
+fn put_payload(db: u32, key: &[u8], value: &Value, expires_at: Option<Nanos>, out: &mut Vec<u8>) {
+    out.push(op::PUT);
+    out.extend_from_slice(&db.to_le_bytes());
+    put_bytes(out, key);
+    encode_value(value, out);
+    match expires_at {
+        None => out.push(0),
+        Some(at) => {
+            out.push(1);
+            out.extend_from_slice(&at.0.to_le_bytes());
+        }
+    }
+}
+
+fn del_payload(db: u32, key: &[u8], out: &mut Vec<u8>) {
+    out.push(op::DEL);
+    out.extend_from_slice(&db.to_le_bytes());
+    put_bytes(out, key);
+}
+
+/// Appends a frame around the payload `payload` writes: length, CRC, payload.
+fn framed(out: &mut Vec<u8>, payload: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&[0; FRAME_OVERHEAD]);
-    encode_payload(record, out);
+    payload(out);
     let len = u32::try_from(out.len() - start - FRAME_OVERHEAD)
         .expect("invariant: keys and values are capped at 512 MiB by the protocol layer");
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
@@ -386,24 +429,8 @@ pub fn encode_payload(record: &Record, out: &mut Vec<u8>) {
             key,
             value,
             expires_at,
-        } => {
-            out.push(op::PUT);
-            out.extend_from_slice(&db.to_le_bytes());
-            put_bytes(out, key);
-            encode_value(value, out);
-            match expires_at {
-                None => out.push(0),
-                Some(at) => {
-                    out.push(1);
-                    out.extend_from_slice(&at.0.to_le_bytes());
-                }
-            }
-        }
-        Record::Del { db, key } => {
-            out.push(op::DEL);
-            out.extend_from_slice(&db.to_le_bytes());
-            put_bytes(out, key);
-        }
+        } => put_payload(*db, key, value, *expires_at, out),
+        Record::Del { db, key } => del_payload(*db, key, out),
         Record::FlushDb { db } => {
             out.push(op::FLUSH_DB);
             out.extend_from_slice(&db.to_le_bytes());
@@ -1199,6 +1226,19 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn borrowed_put_and_del_encode_the_same_bytes(r in record()) {
+            let mut borrowed = Vec::new();
+            match &r {
+                Record::Put { db, key, value, expires_at } => {
+                    encode_put(*db, key, value, *expires_at, &mut borrowed);
+                }
+                Record::Del { db, key } => encode_del(*db, key, &mut borrowed),
+                _ => return Ok(()),
+            }
+            prop_assert_eq!(borrowed, encode_to_vec(&r));
+        }
+
         #[test]
         fn every_record_roundtrips(recs in proptest::collection::vec(record(), 0..16)) {
             let mut buf = Vec::new();
