@@ -225,6 +225,67 @@ async fn concurrent_scripts_never_lose_an_update() {
     server.stop().await.unwrap();
 }
 
+/// KEYS and ARGV reach the script as call arguments up to 256 items and as tables beyond:
+/// both ways give the same tables, non-UTF-8 bytes included.
+#[tokio::test]
+async fn keys_and_argv_are_exact_below_and_above_the_vararg_limit() {
+    let server = TestServer::start().await;
+    let mut c = server.raw().await;
+    let script = "return {#KEYS, #ARGV, KEYS[1], KEYS[#KEYS], ARGV[1], ARGV[#ARGV], KEYS[#KEYS + 1], ARGV[#ARGV + 1]}";
+    for (nkeys, nargs) in [
+        (0, 0),
+        (1, 0),
+        (0, 1),
+        (3, 5),
+        (100, 156),
+        (100, 157),
+        (300, 1000),
+    ] {
+        let keys: Vec<String> = (1..=nkeys).map(|i| format!("k{i}")).collect();
+        let args: Vec<String> = (1..=nargs).map(|i| format!("a{i}")).collect();
+        let mut words: Vec<&[u8]> = vec![b"EVAL", script.as_bytes()];
+        let n = nkeys.to_string();
+        words.push(n.as_bytes());
+        words.extend(keys.iter().map(|k| k.as_bytes()));
+        words.extend(args.iter().map(|a| a.as_bytes()));
+        c.send(&common::resp_cmd(&words)).await;
+        let mut want = vec![Reply::Int(nkeys as i64), Reply::Int(nargs as i64)];
+        if nkeys > 0 {
+            want.push(Reply::bulk("k1"));
+            want.push(Reply::bulk(&format!("k{nkeys}")));
+        }
+        if nargs > 0 {
+            want.push(Reply::bulk("a1"));
+            want.push(Reply::bulk(&format!("a{nargs}")));
+        }
+        // The reply array stops at the first nil: with no keys, KEYS[1] ends it.
+        if nkeys == 0 {
+            want.truncate(2);
+        }
+        assert_eq!(
+            c.read_reply().await,
+            Reply::Array(want),
+            "{nkeys} keys, {nargs} args"
+        );
+    }
+    let raw: &[&[u8]] = &[
+        b"EVAL",
+        b"return {KEYS[1], ARGV[1]}",
+        b"1",
+        b"\xff\x00k",
+        b"\xfe",
+    ];
+    c.send(&common::resp_cmd(raw)).await;
+    assert_eq!(
+        c.read_reply().await,
+        Reply::Array(vec![
+            Reply::Bulk(b"\xff\x00k".to_vec()),
+            Reply::Bulk(b"\xfe".to_vec())
+        ])
+    );
+    server.stop().await.unwrap();
+}
+
 /// Each connection holds the script token for the rest of a pipelined batch once a script
 /// needs it: batches from many connections, scripts mixed with plain commands, must still
 /// answer every request in order and lose no update.
