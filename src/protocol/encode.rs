@@ -101,14 +101,23 @@ fn len_line(out: &mut BytesMut, tag: u8, len: usize) {
     line(out, tag, buf.format(len).as_bytes());
 }
 
-/// One reservation for the header, the body and the trailer.
+/// One reservation for the header, the body and the trailer. Headers of bodies under 100
+/// bytes (map keys, short values: most of a reply) are written as one fixed-size store.
 fn bulk(out: &mut BytesMut, tag: u8, body: &[u8]) {
-    let mut buf = itoa::Buffer::new();
-    let len = buf.format(body.len()).as_bytes();
-    out.reserve(len.len() + body.len() + 5);
-    out.put_u8(tag);
-    out.put_slice(len);
-    out.put_slice(b"\r\n");
+    let n = body.len();
+    out.reserve(n + 25);
+    // Both casts are of values below 10.
+    let digit = |d: usize| b'0' + d as u8;
+    if n < 10 {
+        out.put_slice(&[tag, digit(n), b'\r', b'\n']);
+    } else if n < 100 {
+        out.put_slice(&[tag, digit(n / 10), digit(n % 10), b'\r', b'\n']);
+    } else {
+        let mut buf = itoa::Buffer::new();
+        out.put_u8(tag);
+        out.put_slice(buf.format(n).as_bytes());
+        out.put_slice(b"\r\n");
+    }
     out.put_slice(body);
     out.put_slice(b"\r\n");
 }
