@@ -73,39 +73,43 @@ impl Amount {
             [b'-', rest @ ..] => (true, rest),
             _ => (false, s),
         };
-        let (int, frac) = match body.iter().position(|&b| b == b'.') {
-            Some(dot) => (&body[..dot], Some(&body[dot + 1..])),
-            None => (body, None),
-        };
-        let all_digits = |x: &[u8]| !x.is_empty() && x.iter().all(u8::is_ascii_digit);
-        if !all_digits(int) || frac.is_some_and(|f| !all_digits(f)) {
+        // One pass over the digits of both parts as one integer; a wrong byte anywhere is
+        // NotADecimal, which outranks TooPrecise, which outranks OutOfRange.
+        let (mut digits, mut int_len, mut frac_len) = (Some(0u64), 0, None);
+        for &b in body {
+            match (b, &mut frac_len) {
+                (b'0'..=b'9', frac) => {
+                    digits = digits
+                        .and_then(|n| n.checked_mul(10))
+                        .and_then(|n| n.checked_add(u64::from(b - b'0')));
+                    match frac {
+                        Some(len) => *len += 1,
+                        None => int_len += 1,
+                    }
+                }
+                (b'.', frac @ None) => *frac = Some(0),
+                _ => return Err(CostParamError::NotADecimal),
+            }
+        }
+        if int_len == 0 || frac_len == Some(0) {
             return Err(CostParamError::NotADecimal);
         }
-        let frac = frac.unwrap_or(&[]);
-        if frac.len() > SCALE {
+        let frac_len = frac_len.unwrap_or(0);
+        if frac_len > SCALE {
             return Err(CostParamError::TooPrecise);
         }
-        // Whole units, then micro-units; any overflow of u64 is past the i64 range anyway.
-        let units = int.iter().try_fold(0u64, |n, &b| {
-            n.checked_mul(10)?.checked_add(u64::from(b - b'0'))
-        });
-        let frac_micros = frac.iter().fold(0u64, |n, &b| n * 10 + u64::from(b - b'0'))
-            * 10u64.pow((SCALE - frac.len()) as u32);
-        let micros = units
-            .and_then(|u| u.checked_mul(MICROS_PER_UNIT.unsigned_abs()))
-            .and_then(|m| m.checked_add(frac_micros))
+        const POW10: [u64; SCALE + 1] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
+        // Digits past u64 are past the i64 range too.
+        let micros = digits
+            .and_then(|n| n.checked_mul(POW10[SCALE - frac_len]))
             .ok_or(CostParamError::OutOfRange)?;
         // i64::MIN's magnitude is one more than i64::MAX.
-        let out_of_range = || CostParamError::OutOfRange;
-        if negative {
+        let signed = if negative {
             0i64.checked_sub_unsigned(micros)
-                .map(Amount)
-                .ok_or_else(out_of_range)
         } else {
-            i64::try_from(micros)
-                .map(Amount)
-                .map_err(|_| out_of_range())
-        }
+            i64::try_from(micros).ok()
+        };
+        signed.map(Amount).ok_or(CostParamError::OutOfRange)
     }
 
     /// Whole micro-units.
@@ -457,6 +461,24 @@ mod tests {
             ("empty", "", Err(CostParamError::NotADecimal)),
             ("space", " 1", Err(CostParamError::NotADecimal)),
             ("comma", "1,5", Err(CostParamError::NotADecimal)),
+            ("minimum", "-9223372036854.775808", Ok(i64::MIN)),
+            (
+                "below the minimum",
+                "-9223372036854.775809",
+                Err(CostParamError::OutOfRange),
+            ),
+            ("leading zeros", "000000000000000000000001.5", Ok(1_500_000)),
+            // Errors rank: not a decimal, then too precise, then out of range.
+            (
+                "huge and too precise",
+                "99999999999999999999999.1234567",
+                Err(CostParamError::TooPrecise),
+            ),
+            (
+                "huge, too precise and junk",
+                "99999999999999999999999.1234567x",
+                Err(CostParamError::NotADecimal),
+            ),
         ];
         for (label, input, want) in cases {
             assert_eq!(&Amount::parse(input).map(Amount::micros), want, "{label}");
