@@ -32,8 +32,8 @@ pub fn encode(frame: &Frame, version: RespVersion, out: &mut BytesMut) {
                 len_line(out, b'*', pairs.len() * 2);
             }
             for (k, v) in pairs {
-                encode(k, version, out);
-                encode(v, version, out);
+                item(k, version, out);
+                item(v, version, out);
             }
         }
         Frame::Double(d) => {
@@ -79,8 +79,19 @@ pub fn format_double(d: f64) -> String {
 
 fn aggregate(out: &mut BytesMut, tag: u8, items: &[Frame], version: RespVersion) {
     len_line(out, tag, items.len());
-    for item in items {
-        encode(item, version, out);
+    for frame in items {
+        item(frame, version, out);
+    }
+}
+
+/// An element of an aggregate: the common leaves inline, anything else through [`encode`]
+/// (a limiter reply is a map of a dozen bulk strings and integers).
+#[inline(always)]
+fn item(frame: &Frame, version: RespVersion, out: &mut BytesMut) {
+    match frame {
+        Frame::Bulk(b) => bulk(out, b'$', b),
+        Frame::Integer(n) => int_line(out, b':', *n),
+        _ => encode(frame, version, out),
     }
 }
 
