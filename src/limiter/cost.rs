@@ -130,10 +130,13 @@ impl Amount {
         let (mut int, mut frac) = (abs / 1_000_000, abs % 1_000_000);
         let mut at = buf.len();
         if frac != 0 {
+            // Drop the (at most five) trailing zeros: three, then two, then one.
             let mut places = SCALE;
-            while frac % 10 == 0 {
-                frac /= 10;
-                places -= 1;
+            for (div, n) in [(1000, 3), (100, 2), (10, 1)] {
+                if frac % div == 0 {
+                    frac /= div;
+                    places -= n;
+                }
             }
             for _ in 0..places {
                 at -= 1;
@@ -513,6 +516,13 @@ mod tests {
         ];
         for (label, micros, text) in cases {
             assert_eq!(Amount(micros).to_string(), text, "{label}");
+        }
+        // Every fraction, against the plain rendering with its trailing zeros cut.
+        let mut buf = [0; Amount::MAX_TEXT_LEN];
+        for frac in 1..1_000_000 {
+            let padded = format!("7.{frac:06}");
+            let want = padded.trim_end_matches('0').as_bytes();
+            assert_eq!(Amount(7_000_000 + frac).encode(&mut buf), want, "{frac}");
         }
     }
 
