@@ -4,7 +4,9 @@
 //! shard lock through [`super::limiter::transition`] and renders the uniform reply, with
 //! `limit` and `remaining` as exact decimal strings. No socket, no clock read, no floats.
 
-use bytes::Bytes;
+use std::borrow::Cow;
+
+use bytes::{Bytes, BytesMut};
 
 use super::args::{self, is, Args};
 use super::flags::*;
@@ -71,11 +73,17 @@ fn once<'a>(slot: &mut Option<&'a Bytes>, value: &'a Bytes) -> Result<(), Comman
 
 /// A decimal argument, or `ERR invalid <what> '<arg>': <why>`.
 fn decimal(what: &str, arg: &[u8]) -> Result<Amount, CommandError> {
-    let invalid = |e: &dyn std::fmt::Display| {
-        CommandError::other(format!("invalid {what} '{}': {e}", args::text(arg)))
-    };
-    let s = std::str::from_utf8(arg).map_err(|_| invalid(&cost::CostParamError::NotADecimal))?;
-    Amount::parse(s).map_err(|e| invalid(&e))
+    Amount::parse_bytes(arg)
+        .map_err(|e| CommandError::other(format!("invalid {what} '{}': {e}", args::text(arg))))
+}
+
+/// An argument as text: borrowed when it is UTF-8 (no allocation per request), else the
+/// lossy copy the error messages show.
+fn text(arg: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(arg) {
+        Ok(s) => Cow::Borrowed(s),
+        Err(_) => Cow::Owned(args::text(arg)),
+    }
 }
 
 fn quota_error(e: QuotaParamError) -> CommandError {
@@ -126,13 +134,14 @@ fn parse(req: &[Bytes], allow_force: bool) -> Result<CostIncrby, CommandError> {
     let cap_amount = decimal("cap", cap)?;
     let per = match per {
         Ok(unit) => {
-            let unit = PeriodUnit::parse(&args::text(unit)).map_err(quota_error)?;
+            let unit = PeriodUnit::from_name(unit)
+                .ok_or_else(|| quota_error(QuotaParamError::UnknownPeriod(args::text(unit))))?;
             let tz = match tz {
-                Some(z) => parse_zone(&args::text(z)).map_err(quota_error)?,
+                Some(z) => parse_zone(&text(z)).map_err(quota_error)?,
                 None => jiff::tz::TimeZone::UTC,
             };
             let anchor = match anchor {
-                Some(a) => parse_anchor(unit, &args::text(a)).map_err(quota_error)?,
+                Some(a) => parse_anchor(unit, &text(a)).map_err(quota_error)?,
                 None => Anchor::default(),
             };
             CostPeriod::Calendar(Calendar::new(unit, tz, anchor))
@@ -148,26 +157,31 @@ fn parse(req: &[Bytes], allow_force: bool) -> Result<CostIncrby, CommandError> {
     })
 }
 
-/// Micro-units as the exact decimal bulk string (`10`, `9.5`, `0.000001`).
-fn decimal_frame(micros: u64) -> Frame {
-    // Caps are positive i64 micro-units and `remaining` never exceeds the cap.
-    money(Amount(i64::try_from(micros).unwrap_or(i64::MAX)))
+/// Micro-units as an [`Amount`]: caps are positive i64 micro-units and `remaining` never
+/// exceeds the cap.
+fn amount(micros: u64) -> Amount {
+    Amount(i64::try_from(micros).unwrap_or(i64::MAX))
 }
 
-fn money(a: Amount) -> Frame {
-    let mut out = Vec::with_capacity(24);
-    a.write_decimal(&mut out);
-    Frame::Bulk(Bytes::from(out))
+/// The amounts as exact decimal bulk strings (`10`, `9.5`, `0.000001`), all slices of one
+/// buffer: one allocation per reply instead of two per decimal.
+fn decimal_frames<const N: usize>(amounts: [Amount; N]) -> [Frame; N] {
+    let mut buf = BytesMut::with_capacity(N * Amount::MAX_TEXT_LEN);
+    amounts.map(|a| {
+        buf.extend_from_slice(a.encode(&mut [0; Amount::MAX_TEXT_LEN]));
+        Frame::Bulk(buf.split().freeze())
+    })
 }
 
 /// The uniform reply with `limit`/`remaining` as decimal strings, plus `spent`, `recorded`
 /// and, for a calendar cap, the period bounds.
 fn reply(o: &CostOutcome, period: Option<Period>) -> Frame {
-    let (limit, remaining) = (
-        decimal_frame(o.decision.limit),
-        decimal_frame(o.decision.remaining),
-    );
-    let (spent, recorded) = (money(o.spent), money(o.recorded));
+    let [limit, remaining, spent, recorded] = decimal_frames([
+        amount(o.decision.limit),
+        amount(o.decision.remaining),
+        o.spent,
+        o.recorded,
+    ]);
     match period {
         Some(p) => {
             let ms = |n: Nanos| Frame::Integer(i64::try_from(n.as_millis()).unwrap_or(i64::MAX));

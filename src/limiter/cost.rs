@@ -62,38 +62,54 @@ impl Amount {
     /// Parses `[-]digits[.digits]` with at most 6 fractional digits. Exponents, `NaN`, `inf`,
     /// `+`, a bare `.5` or `5.` and anything else are refused.
     pub fn parse(s: &str) -> Result<Amount, CostParamError> {
-        let (negative, body) = match s.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, s),
+        Amount::parse_bytes(s.as_bytes())
+    }
+
+    /// [`Amount::parse`] over raw argument bytes, in one pass and without allocating (COST
+    /// parses two amounts per request); bytes that are not ASCII digits, `-` or `.` are
+    /// [`CostParamError::NotADecimal`], as any non-UTF-8 argument is.
+    pub fn parse_bytes(s: &[u8]) -> Result<Amount, CostParamError> {
+        let (negative, body) = match s {
+            [b'-', rest @ ..] => (true, rest),
+            _ => (false, s),
         };
-        let (int, frac) = match body.split_once('.') {
-            Some((i, f)) => (i, Some(f)),
-            None => (body, None),
-        };
-        let all_digits = |x: &str| !x.is_empty() && x.bytes().all(|b| b.is_ascii_digit());
-        if !all_digits(int) || frac.is_some_and(|f| !all_digits(f)) {
-            return Err(CostParamError::NotADecimal);
-        }
-        let frac = frac.unwrap_or("");
-        if frac.len() > SCALE {
-            return Err(CostParamError::TooPrecise);
-        }
-        // Accumulate in i128 so that only the final range check can fail.
-        let mut micros: i128 = 0;
-        for b in int.bytes() {
-            micros = micros * 10 + i128::from(b - b'0');
-            if micros > i128::from(i64::MAX) {
-                return Err(CostParamError::OutOfRange);
+        // One pass over the digits of both parts as one integer; a wrong byte anywhere is
+        // NotADecimal, which outranks TooPrecise, which outranks OutOfRange.
+        let (mut digits, mut int_len, mut frac_len) = (Some(0u64), 0, None);
+        for &b in body {
+            match (b, &mut frac_len) {
+                (b'0'..=b'9', frac) => {
+                    digits = digits
+                        .and_then(|n| n.checked_mul(10))
+                        .and_then(|n| n.checked_add(u64::from(b - b'0')));
+                    match frac {
+                        Some(len) => *len += 1,
+                        None => int_len += 1,
+                    }
+                }
+                (b'.', frac @ None) => *frac = Some(0),
+                _ => return Err(CostParamError::NotADecimal),
             }
         }
-        for i in 0..SCALE {
-            let digit = frac.as_bytes().get(i).map_or(0, |b| b - b'0');
-            micros = micros * 10 + i128::from(digit);
+        if int_len == 0 || frac_len == Some(0) {
+            return Err(CostParamError::NotADecimal);
         }
-        let micros = if negative { -micros } else { micros };
-        i64::try_from(micros)
-            .map(Amount)
-            .map_err(|_| CostParamError::OutOfRange)
+        let frac_len = frac_len.unwrap_or(0);
+        if frac_len > SCALE {
+            return Err(CostParamError::TooPrecise);
+        }
+        const POW10: [u64; SCALE + 1] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
+        // Digits past u64 are past the i64 range too.
+        let micros = digits
+            .and_then(|n| n.checked_mul(POW10[SCALE - frac_len]))
+            .ok_or(CostParamError::OutOfRange)?;
+        // i64::MIN's magnitude is one more than i64::MAX.
+        let signed = if negative {
+            0i64.checked_sub_unsigned(micros)
+        } else {
+            i64::try_from(micros).ok()
+        };
+        signed.map(Amount).ok_or(CostParamError::OutOfRange)
     }
 
     /// Whole micro-units.
@@ -103,26 +119,52 @@ impl Amount {
 }
 
 impl Amount {
-    /// Appends the shortest exact decimal (`1.25`, `-0.000001`, `3`) to `out` without
-    /// allocating beyond `out`'s growth: replies render several amounts per request.
-    pub fn write_decimal(self, out: &mut Vec<u8>) {
-        if self.0 < 0 {
-            out.push(b'-');
-        }
+    /// The longest decimal text of an amount: `-9223372036854.775808`.
+    pub const MAX_TEXT_LEN: usize = 21;
+
+    /// Writes the shortest exact decimal (`1.25`, `-0.000001`, `3`) into `buf` and returns
+    /// the written part: no allocation, so replies can pack several amounts in one buffer.
+    pub fn encode(self, buf: &mut [u8; Amount::MAX_TEXT_LEN]) -> &[u8] {
+        // Written right to left: fraction without trailing zeros, point, units, sign.
         let abs = self.0.unsigned_abs();
-        let (int, mut frac) = (abs / 1_000_000, abs % 1_000_000);
-        out.extend_from_slice(itoa::Buffer::new().format(int).as_bytes());
-        if frac == 0 {
-            return;
+        let (mut int, mut frac) = (abs / 1_000_000, abs % 1_000_000);
+        let mut at = buf.len();
+        if frac != 0 {
+            // Drop the (at most five) trailing zeros: three, then two, then one.
+            let mut places = SCALE;
+            for (div, n) in [(1000, 3), (100, 2), (10, 1)] {
+                if frac % div == 0 {
+                    frac /= div;
+                    places -= n;
+                }
+            }
+            for _ in 0..places {
+                at -= 1;
+                buf[at] = b'0' + (frac % 10) as u8;
+                frac /= 10;
+            }
+            at -= 1;
+            buf[at] = b'.';
         }
-        let mut digits = [b'0'; 6];
-        for d in digits.iter_mut().rev() {
-            *d = b'0' + (frac % 10) as u8;
-            frac /= 10;
+        // At most 13 digits: |i64::MIN| / 10^6 < 10^13.
+        loop {
+            at -= 1;
+            buf[at] = b'0' + (int % 10) as u8;
+            int /= 10;
+            if int == 0 {
+                break;
+            }
         }
-        let len = digits.iter().rposition(|&d| d != b'0').map_or(0, |i| i + 1);
-        out.push(b'.');
-        out.extend_from_slice(&digits[..len]);
+        if self.0 < 0 {
+            at -= 1;
+            buf[at] = b'-';
+        }
+        &buf[at..]
+    }
+
+    /// Appends [`Amount::encode`]'s text to `out`.
+    pub fn write_decimal(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.encode(&mut [0; Amount::MAX_TEXT_LEN]));
     }
 }
 
@@ -422,6 +464,24 @@ mod tests {
             ("empty", "", Err(CostParamError::NotADecimal)),
             ("space", " 1", Err(CostParamError::NotADecimal)),
             ("comma", "1,5", Err(CostParamError::NotADecimal)),
+            ("minimum", "-9223372036854.775808", Ok(i64::MIN)),
+            (
+                "below the minimum",
+                "-9223372036854.775809",
+                Err(CostParamError::OutOfRange),
+            ),
+            ("leading zeros", "000000000000000000000001.5", Ok(1_500_000)),
+            // Errors rank: not a decimal, then too precise, then out of range.
+            (
+                "huge and too precise",
+                "99999999999999999999999.1234567",
+                Err(CostParamError::TooPrecise),
+            ),
+            (
+                "huge, too precise and junk",
+                "99999999999999999999999.1234567x",
+                Err(CostParamError::NotADecimal),
+            ),
         ];
         for (label, input, want) in cases {
             assert_eq!(&Amount::parse(input).map(Amount::micros), want, "{label}");
@@ -433,6 +493,17 @@ mod tests {
     }
 
     #[test]
+    fn non_utf8_bytes_are_not_a_decimal() {
+        for input in [&b"1\xff"[..], b"\xc3\xa9", b"1.\x80", b"-\xff1"] {
+            assert_eq!(
+                Amount::parse_bytes(input),
+                Err(CostParamError::NotADecimal),
+                "{input:?}"
+            );
+        }
+    }
+
+    #[test]
     fn amounts_print_as_the_shortest_exact_decimal() {
         let cases = [
             ("whole", 3_000_000, "3"),
@@ -441,9 +512,17 @@ mod tests {
             ("negative", -1_500_000, "-1.5"),
             ("zero", 0, "0"),
             ("minimum", i64::MIN, "-9223372036854.775808"),
+            ("maximum", i64::MAX, "9223372036854.775807"),
         ];
         for (label, micros, text) in cases {
             assert_eq!(Amount(micros).to_string(), text, "{label}");
+        }
+        // Every fraction, against the plain rendering with its trailing zeros cut.
+        let mut buf = [0; Amount::MAX_TEXT_LEN];
+        for frac in 1..1_000_000 {
+            let padded = format!("7.{frac:06}");
+            let want = padded.trim_end_matches('0').as_bytes();
+            assert_eq!(Amount(7_000_000 + frac).encode(&mut buf), want, "{frac}");
         }
     }
 
@@ -641,6 +720,13 @@ mod tests {
         #[test]
         fn parse_never_panics(s in "\\PC{0,30}") {
             let _ = Amount::parse(&s);
+        }
+
+        #[test]
+        fn only_plain_ascii_decimals_parse_from_bytes(s in proptest::collection::vec(any::<u8>(), 0..30)) {
+            if Amount::parse_bytes(&s).is_ok() {
+                prop_assert!(s.iter().all(|&b| b.is_ascii_digit() || b == b'-' || b == b'.'));
+            }
         }
 
         #[test]

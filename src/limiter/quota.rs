@@ -115,14 +115,23 @@ impl Default for Anchor {
 impl PeriodUnit {
     /// Parses `minute`, `hour`, `day`, `week` or `month` (case-insensitive).
     pub fn parse(s: &str) -> Result<PeriodUnit, QuotaParamError> {
-        Ok(match s.to_ascii_lowercase().as_str() {
-            "minute" => PeriodUnit::Minute,
-            "hour" => PeriodUnit::Hour,
-            "day" => PeriodUnit::Day,
-            "week" => PeriodUnit::Week,
-            "month" => PeriodUnit::Month,
-            _ => return Err(QuotaParamError::UnknownPeriod(s.to_owned())),
-        })
+        PeriodUnit::from_name(s.as_bytes())
+            .ok_or_else(|| QuotaParamError::UnknownPeriod(s.to_owned()))
+    }
+
+    /// The unit named `name` (case-insensitive), compared in place: QUOTA and COST parse a
+    /// unit on every request.
+    pub fn from_name(name: &[u8]) -> Option<PeriodUnit> {
+        const UNITS: [PeriodUnit; 5] = [
+            PeriodUnit::Minute,
+            PeriodUnit::Hour,
+            PeriodUnit::Day,
+            PeriodUnit::Week,
+            PeriodUnit::Month,
+        ];
+        UNITS
+            .into_iter()
+            .find(|u| name.eq_ignore_ascii_case(u.name().as_bytes()))
     }
 
     /// The lowercase name.
@@ -256,12 +265,25 @@ pub struct Calendar {
     unit: PeriodUnit,
     tz: TimeZone,
     anchor: Anchor,
+    /// `tz`'s offset in seconds when it never changes (UTC, `+05:30`): its days and weeks are
+    /// then fixed-length periods, computed without calendar arithmetic.
+    fixed_offset_s: Option<i32>,
 }
 
 impl Calendar {
     /// Periods of `unit` in `tz`, starting at `anchor` (see [`parse_anchor`]).
     pub fn new(unit: PeriodUnit, tz: TimeZone, anchor: Anchor) -> Calendar {
-        Calendar { unit, tz, anchor }
+        // Only days and weeks use it; other zones would build an error value here.
+        let fixed_offset_s = match unit {
+            PeriodUnit::Day | PeriodUnit::Week => tz.to_fixed_offset().ok().map(|o| o.seconds()),
+            _ => None,
+        };
+        Calendar {
+            unit,
+            tz,
+            anchor,
+            fixed_offset_s,
+        }
     }
 
     /// UTC periods with the default anchor.
@@ -276,10 +298,21 @@ impl Calendar {
 
     /// The period containing `now`: `start <= now < end`.
     pub fn period_at(&self, now: Nanos) -> Period {
-        let (start, end) = match self.unit {
-            PeriodUnit::Minute => self.fixed_period(now, 60, 0),
-            PeriodUnit::Hour => self.fixed_period(now, 3600, i128::from(self.anchor.minute) * 60),
-            PeriodUnit::Day | PeriodUnit::Week | PeriodUnit::Month => self.civil_period(now),
+        let minute = i128::from(self.anchor.minute) * 60;
+        let time_s = i128::from(self.anchor.hour) * 3600 + minute;
+        let (start, end) = match (self.unit, self.fixed_offset_s) {
+            (PeriodUnit::Minute, _) => self.fixed_period(now, 60, 0),
+            (PeriodUnit::Hour, _) => self.fixed_period(now, 3600, minute),
+            // Without DST a civil day is 86400 s and a week 7 of them: the same boundaries as
+            // `civil_period`, without converting to and from civil time.
+            (PeriodUnit::Day, Some(offset)) => offset_period(now, offset, DAY_S, time_s),
+            (PeriodUnit::Week, Some(offset)) => {
+                // 1970-01-01, day 0 of the Unix epoch, was a Thursday.
+                let thursday = Weekday::Thursday.to_monday_zero_offset();
+                let days = (self.anchor.weekday.to_monday_zero_offset() - thursday).rem_euclid(7);
+                offset_period(now, offset, 7 * DAY_S, i128::from(days) * DAY_S + time_s)
+            }
+            (PeriodUnit::Day | PeriodUnit::Week | PeriodUnit::Month, _) => self.civil_period(now),
         };
         Period {
             start: nanos_from_i128(start),
@@ -290,11 +323,8 @@ impl Calendar {
     /// A real-time period of `len_s` seconds starting where the local clock at `now`'s offset
     /// reads `anchor_s` past a multiple of `len_s`.
     fn fixed_period(&self, now: Nanos, len_s: i128, anchor_s: i128) -> (i128, i128) {
-        let now = i128::from(now.0);
-        let offset = i128::from(self.tz.to_offset(timestamp(now)).seconds());
-        let len = len_s * NS_PER_SEC;
-        let into = (now + (offset - anchor_s) * NS_PER_SEC).rem_euclid(len);
-        (now - into, now - into + len)
+        let offset = self.tz.to_offset(timestamp(i128::from(now.0))).seconds();
+        offset_period(now, offset, len_s, anchor_s)
     }
 
     /// A civil period: the anchored start on or before `now`'s local date, stepped back once if
@@ -355,6 +385,18 @@ impl Calendar {
             .expect("dates derived from a u64 instant are within jiff's range")
             .as_nanosecond()
     }
+}
+
+/// Seconds in a day without a DST change.
+const DAY_S: i128 = 86_400;
+
+/// The period of `len_s` seconds containing `now`, starting where a clock at UTC offset
+/// `offset_s` reads `anchor_s` past a multiple of `len_s` (counted from the Unix epoch).
+fn offset_period(now: Nanos, offset_s: i32, len_s: i128, anchor_s: i128) -> (i128, i128) {
+    let now = i128::from(now.0);
+    let len = len_s * NS_PER_SEC;
+    let into = (now + (i128::from(offset_s) - anchor_s) * NS_PER_SEC).rem_euclid(len);
+    (now - into, now - into + len)
 }
 
 /// A jiff timestamp for `ns` since the epoch; `ns` comes from a `u64`, which jiff's range
@@ -934,6 +976,22 @@ mod tests {
             assert_eq!(err.to_string(), msg, "{label}");
         }
         assert_eq!(parse_quota("1000/Day"), Ok((1000, PeriodUnit::Day)));
+        for (text, unit) in [
+            ("minute", PeriodUnit::Minute),
+            ("HOUR", PeriodUnit::Hour),
+            ("dAy", PeriodUnit::Day),
+            ("Week", PeriodUnit::Week),
+            ("MONTH", PeriodUnit::Month),
+        ] {
+            assert_eq!(PeriodUnit::parse(text), Ok(unit), "{text}");
+        }
+        for text in ["", "days", "da", "month ", "min"] {
+            assert_eq!(
+                PeriodUnit::parse(text),
+                Err(QuotaParamError::UnknownPeriod(text.to_owned())),
+                "{text:?}"
+            );
+        }
         assert!(
             matches!(parse_zone("Europe/Berlin"), Ok(z) if z.iana_name() == Some("Europe/Berlin"))
         );
@@ -1099,6 +1157,37 @@ mod tests {
 
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn fixed_offset_days_and_weeks_match_the_civil_calendar(
+            now: u64,
+            offset_min in -18 * 60..=18 * 60i32,
+            week: bool,
+            weekday in 0..7i8,
+            hour in 0..24i8,
+            minute in 0..60i8,
+        ) {
+            let unit = if week { PeriodUnit::Week } else { PeriodUnit::Day };
+            let tz = TimeZone::fixed(Offset::from_seconds(offset_min * 60).unwrap());
+            let anchor = Anchor {
+                weekday: Weekday::from_monday_zero_offset(weekday).unwrap(),
+                hour,
+                minute,
+                ..Anchor::default()
+            };
+            let cal = Calendar::new(unit, tz, anchor);
+            prop_assert!(cal.fixed_offset_s.is_some());
+            let civil = |at: Nanos| {
+                let (start, end) = cal.civil_period(at);
+                Period { start: nanos_from_i128(start), end: nanos_from_i128(end) }
+            };
+            let p = cal.period_at(Nanos(now));
+            prop_assert_eq!(p, civil(Nanos(now)));
+            // Also on and next to the boundaries.
+            for at in [p.start, p.end.saturating_sub(Nanos(1)), p.end] {
+                prop_assert_eq!(cal.period_at(at), civil(at), "at {:?}", at);
+            }
+        }
 
         #[test]
         fn admits_at_most_the_allowance_per_period((p, ops) in scenario()) {

@@ -32,8 +32,8 @@ pub fn encode(frame: &Frame, version: RespVersion, out: &mut BytesMut) {
                 len_line(out, b'*', pairs.len() * 2);
             }
             for (k, v) in pairs {
-                encode(k, version, out);
-                encode(v, version, out);
+                item(k, version, out);
+                item(v, version, out);
             }
         }
         Frame::Double(d) => {
@@ -79,8 +79,19 @@ pub fn format_double(d: f64) -> String {
 
 fn aggregate(out: &mut BytesMut, tag: u8, items: &[Frame], version: RespVersion) {
     len_line(out, tag, items.len());
-    for item in items {
-        encode(item, version, out);
+    for frame in items {
+        item(frame, version, out);
+    }
+}
+
+/// An element of an aggregate: the common leaves inline, anything else through [`encode`]
+/// (a limiter reply is a map of a dozen bulk strings and integers).
+#[inline(always)]
+fn item(frame: &Frame, version: RespVersion, out: &mut BytesMut) {
+    match frame {
+        Frame::Bulk(b) => bulk(out, b'$', b),
+        Frame::Integer(n) => int_line(out, b':', *n),
+        _ => encode(frame, version, out),
     }
 }
 
@@ -101,14 +112,23 @@ fn len_line(out: &mut BytesMut, tag: u8, len: usize) {
     line(out, tag, buf.format(len).as_bytes());
 }
 
-/// One reservation for the header, the body and the trailer.
+/// One reservation for the header, the body and the trailer. Headers of bodies under 100
+/// bytes (map keys, short values: most of a reply) are written as one fixed-size store.
 fn bulk(out: &mut BytesMut, tag: u8, body: &[u8]) {
-    let mut buf = itoa::Buffer::new();
-    let len = buf.format(body.len()).as_bytes();
-    out.reserve(len.len() + body.len() + 5);
-    out.put_u8(tag);
-    out.put_slice(len);
-    out.put_slice(b"\r\n");
+    let n = body.len();
+    out.reserve(n + 25);
+    // Both casts are of values below 10.
+    let digit = |d: usize| b'0' + d as u8;
+    if n < 10 {
+        out.put_slice(&[tag, digit(n), b'\r', b'\n']);
+    } else if n < 100 {
+        out.put_slice(&[tag, digit(n / 10), digit(n % 10), b'\r', b'\n']);
+    } else {
+        let mut buf = itoa::Buffer::new();
+        out.put_u8(tag);
+        out.put_slice(buf.format(n).as_bytes());
+        out.put_slice(b"\r\n");
+    }
     out.put_slice(body);
     out.put_slice(b"\r\n");
 }
