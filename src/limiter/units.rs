@@ -138,13 +138,20 @@ fn split_number(s: &str) -> Result<(u64, &str), UnitError> {
 
 /// `n` units as a checked, non-zero duration.
 fn duration_of(n: u64, unit: &str) -> Result<Nanos, UnitError> {
-    let per: u64 = match unit.to_ascii_lowercase().as_str() {
-        "ms" => Nanos::PER_MS,
-        "s" => Nanos::PER_SEC,
-        "m" => 60 * Nanos::PER_SEC,
-        "h" => 3_600 * Nanos::PER_SEC,
-        "d" => 86_400 * Nanos::PER_SEC,
-        _ => return Err(UnitError::UnknownUnit(unit.to_owned())),
+    // Compared in place: a lowercased copy cost an allocation per limiter request.
+    let is = |name: &str| unit.eq_ignore_ascii_case(name);
+    let per: u64 = if is("ms") {
+        Nanos::PER_MS
+    } else if is("s") {
+        Nanos::PER_SEC
+    } else if is("m") {
+        60 * Nanos::PER_SEC
+    } else if is("h") {
+        3_600 * Nanos::PER_SEC
+    } else if is("d") {
+        86_400 * Nanos::PER_SEC
+    } else {
+        return Err(UnitError::UnknownUnit(unit.to_owned()));
     };
     if n == 0 {
         return Err(UnitError::Zero);
