@@ -230,19 +230,37 @@ impl std::error::Error for Interrupt {}
 /// once per script, at the first count hook (after 100k instructions), so short scripts never
 /// pay for it.
 /// Gives this worker's queued tasks and the I/O driver to another thread before a long script
-/// goes on, on the multi-thread runtime: `block_in_place` hands the worker's core (its run
-/// queue, including the LIFO slot no other worker may steal, which can hold the very
-/// connection that would send `SCRIPT KILL`) to a new thread, and this thread keeps running
-/// the script without it. The short pause lets the new thread take the core before
-/// `block_in_place` would take it back. Elsewhere, [`wake_runtime`].
+/// goes on, on the multi-thread runtime: `block_in_place` moves the task in the worker's LIFO
+/// slot (which no other worker may steal, and which can hold the very connection that would
+/// send `SCRIPT KILL`) into its stealable run queue and hands the core to a new thread. This
+/// thread then waits until some worker has run a task spawned from outside (so one is awake
+/// and steals what this core queued) before `block_in_place` may take the core back. A fixed
+/// 2 ms pause used to stand in for that wait; on a loaded machine the new thread sometimes
+/// had not started by then, the core came back with its queue, and a connection waited for
+/// the script to end. Elsewhere, [`wake_runtime`].
 fn hand_off_worker() {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| std::thread::sleep(std::time::Duration::from_millis(2)));
+            tokio::task::block_in_place(|| wait_for_a_worker(&h));
         }
         _ => wake_runtime(),
     }
 }
+
+/// Spawns a no-op task from outside the workers (so it goes to the global queue and wakes a
+/// parked worker) and waits until a worker ran it, at most [`HAND_OFF_WAIT`].
+fn wait_for_a_worker(h: &tokio::runtime::Handle) {
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&ran);
+    drop(h.spawn(async move { flag.store(true, Ordering::Release) }));
+    let deadline = Instant::now() + HAND_OFF_WAIT;
+    while !ran.load(Ordering::Acquire) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// The longest a long script waits at its first hook for another worker to wake up.
+const HAND_OFF_WAIT: Duration = Duration::from_millis(200);
 
 fn wake_runtime() {
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
