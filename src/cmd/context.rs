@@ -301,6 +301,9 @@ pub struct Session {
     pub watch_flag: WatchFlag,
     /// Keys this connection watches.
     pub watched: Vec<WatchedKey>,
+    /// Recognised scripts this connection found loaded, with the script cache's flush count
+    /// then (see `cmd::scripting::seen_loaded`).
+    pub loaded_scripts: Vec<(crate::script::Sha, u64)>,
 }
 
 /// A key named in `WATCH`.
@@ -334,6 +337,7 @@ impl Session {
             pubsub_used: false,
             watch_flag: WatchFlag::default(),
             watched: Vec::new(),
+            loaded_scripts: Vec::new(),
         }
     }
 }

@@ -721,6 +721,29 @@ mod tests {
         Frame::Array(v.iter().map(|&n| int(n)).collect())
     }
 
+    /// A connection remembers that a recognised script is loaded only until the cache is
+    /// flushed: after `SCRIPT FLUSH` the same connection gets NOSCRIPT, and after the library
+    /// loads it again the fast path answers again.
+    #[test]
+    fn a_flush_forgets_what_connections_saw_loaded() {
+        let mut h = Harness::new();
+        let body = include_str!("../../tests/compat/scripts/rate-limit-redis-get.lua");
+        let sha = "6aeb97ed6086dcdeafdc6fda3999a0d0e38ec96a";
+        assert_eq!(h.run(&["SCRIPT", "LOAD", body]), Frame::bulk(sha));
+        h.run(&["SET", "k", "5"]);
+        let get = ["EVALSHA", sha, "1", "k"];
+        let hit = Frame::Array(vec![Frame::bulk("5"), Frame::Integer(-1)]);
+        assert_eq!(h.run(&get), hit);
+        assert_eq!(h.run(&get), hit, "remembered as loaded");
+        assert_eq!(h.run(&["SCRIPT", "FLUSH"]), Frame::OK);
+        assert!(
+            matches!(h.run(&get), Frame::Error(e) if e.starts_with(b"NOSCRIPT")),
+            "the flush is seen"
+        );
+        h.run(&["SCRIPT", "LOAD", body]);
+        assert_eq!(h.run(&get), hit);
+    }
+
     #[test]
     fn shas_are_the_digests_of_the_recorded_scripts() {
         for k in KNOWN {

@@ -32,7 +32,7 @@ use crate::error::CommandError;
 use crate::persist::{Record, ScriptsFlushTarget};
 use crate::protocol::{Frame, RespVersion};
 use crate::script::engine::{parse_sha, Target};
-use crate::script::{CallOutcome, RunOutcome, Running, ScriptFlags, ScriptsGuard};
+use crate::script::{CallOutcome, RunOutcome, Running, ScriptFlags, ScriptsGuard, Sha};
 use crate::store::MultiGuard;
 
 /// How long a script that already wrote waits for an undeclared key's shard held out of
@@ -388,7 +388,7 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
     // the script token at all (see the fast path below).
     if by_sha {
         if let (Some(known), Some(sha)) = (super::fastpath::find(&req[1]), parse_sha(&req[1])) {
-            if shared.scripts.run_state().is_loaded(&sha) {
+            if seen_loaded(ctx, &sha) {
                 if let Some(reply) = super::fastpath::run(ctx, known, keys, args, ro) {
                     return Ok(reply);
                 }
@@ -459,6 +459,30 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
         req,
     )
 }
+
+/// Whether script `sha` is loaded, remembered per connection until the next flush of the
+/// script cache: the shared set's read lock, taken by every call on two worker threads, kept
+/// its cache line moving between the cores.
+fn seen_loaded(ctx: &mut Ctx<'_>, sha: &Sha) -> bool {
+    let run = ctx.shared.scripts.run_state();
+    let flushes = run.flushes();
+    let seen = &mut ctx.session.loaded_scripts;
+    if seen.iter().any(|(s, f)| s == sha && *f == flushes) {
+        return true;
+    }
+    if !run.is_loaded(sha) {
+        return false;
+    }
+    seen.retain(|(_, f)| *f == flushes);
+    if seen.len() >= SEEN_LOADED_MAX {
+        seen.remove(0);
+    }
+    seen.push((*sha, flushes));
+    true
+}
+
+/// How many loaded scripts a connection remembers (libraries send one to three).
+const SEEN_LOADED_MAX: usize = 8;
 
 /// True if `req` will take the script token to run Lua: `EVAL`, `FCALL` and their `_RO`
 /// forms, and `EVALSHA` of anything but a recognised library script (which runs natively

@@ -177,6 +177,8 @@ pub struct RunState {
     /// The SHA1s in the script cache, readable without the script token: `EVALSHA` of a
     /// recognised library script checks it and runs natively without taking the token.
     loaded: parking_lot::RwLock<std::collections::HashSet<Sha, foldhash::fast::RandomState>>,
+    /// Bumped each time `loaded` is emptied (see [`RunState::flushes`]).
+    flushes: AtomicU64,
     base: Instant,
     running: AtomicBool,
     timed_out: AtomicBool,
@@ -273,6 +275,7 @@ impl RunState {
     fn new() -> RunState {
         RunState {
             loaded: parking_lot::RwLock::default(),
+            flushes: AtomicU64::new(0),
             base: Instant::now(),
             running: AtomicBool::new(false),
             timed_out: AtomicBool::new(false),
@@ -300,6 +303,13 @@ impl RunState {
         self.loaded.read().contains(sha)
     }
 
+    /// How many times the cache was emptied. A script seen loaded under the current count is
+    /// still loaded (scripts leave the cache only all at once), so a connection may remember
+    /// that instead of taking the shared lock of [`RunState::is_loaded`] for every call.
+    pub fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Acquire)
+    }
+
     /// Keeps [`RunState::is_loaded`] in step with the cache (called by the engine).
     pub(crate) fn set_loaded(&self, sha: Sha) {
         self.loaded.write().insert(sha);
@@ -307,7 +317,9 @@ impl RunState {
 
     /// Forgets every cached script (the engine's cache was emptied or replaced).
     pub(crate) fn clear_loaded(&self) {
-        self.loaded.write().clear();
+        let mut loaded = self.loaded.write();
+        loaded.clear();
+        self.flushes.fetch_add(1, Ordering::AcqRel);
     }
 
     /// True while a script runs (one cheap load; checked before every request).
