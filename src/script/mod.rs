@@ -229,8 +229,8 @@ impl std::error::Error for Interrupt {}
 /// queue and wakes a parked worker, which runs it and then parks again, this time on the now
 /// free driver. (Spawned from this worker, the task would sit in its own LIFO slot, which no
 /// other worker may steal, and might wake nobody.) So a blocking-pool thread spawns it. Done
-/// once per script, at the first count hook (after 100k instructions), so short scripts never
-/// pay for it.
+/// once per script, at the first count hook after it ran for [`HAND_OFF_AFTER_US`], so short
+/// scripts never pay for it.
 /// Gives this worker's queued tasks and the I/O driver to another thread before a long script
 /// goes on, on the multi-thread runtime: `block_in_place` moves the task in the worker's LIFO
 /// slot (which no other worker may steal, and which can hold the very connection that would
@@ -260,6 +260,9 @@ fn wait_for_a_worker(h: &tokio::runtime::Handle) {
         std::thread::sleep(Duration::from_micros(200));
     }
 }
+
+/// How long a script runs before its worker hands its queued tasks to another thread.
+const HAND_OFF_AFTER_US: u64 = 1_000;
 
 /// The longest a long script waits at its first hook for another worker to wake up.
 const HAND_OFF_WAIT: Duration = Duration::from_millis(200);
@@ -445,10 +448,10 @@ impl RunState {
     /// The count hook's check: stops a killed script or a library load past its time, and
     /// flags a script past the busy threshold (waiting connections then answer BUSY).
     pub fn check(&self) -> Result<(), Interrupt> {
-        let elapsed_ms = self
+        let elapsed_us = self
             .now_us()
-            .saturating_sub(self.started_us.load(Ordering::Acquire))
-            / 1000;
+            .saturating_sub(self.started_us.load(Ordering::Acquire));
+        let elapsed_ms = elapsed_us / 1000;
         if self.loading.load(Ordering::Acquire) {
             if elapsed_ms > LOAD_TIMEOUT.as_millis() as u64 {
                 return Err(Interrupt::LoadTimeout);
@@ -461,7 +464,13 @@ impl RunState {
         if self.aborted.load(Ordering::Acquire) {
             return Err(Interrupt::Aborted);
         }
-        if self.is_running() && !self.woke_runtime.swap(true, Ordering::AcqRel) {
+        // Only a script that has run for a while hands its worker off: the count hook also
+        // fires in short scripts (the instruction count carries over from run to run), and a
+        // hand-off there cost every few hundredth short script a pause under the token.
+        if self.is_running()
+            && elapsed_us >= HAND_OFF_AFTER_US
+            && !self.woke_runtime.swap(true, Ordering::AcqRel)
+        {
             hand_off_worker();
         }
         if self.is_running()
