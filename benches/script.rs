@@ -2,19 +2,11 @@
 //! Lua path (a script no fast path recognises) against the native fast path (the same
 //! library script, recognised by its SHA1), with `CL.THROTTLE` as the yardstick.
 
-use std::hint::black_box;
-use std::time::Duration;
-
-use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput};
 use limitkv::cmd::testing::Harness;
-use limitkv::cmd::{dispatch, Ctx};
 use limitkv::protocol::Frame;
 
-use crate::XorShift64;
-
-/// Requests precomputed per benchmark, cycled through (a power of two).
-const STREAM: usize = 1 << 16;
+use crate::store::{bench_stream, requests};
 
 /// rate-limiter-flexible's script, byte for byte as the library sends it.
 const RLF: &str = include_str!("../tests/compat/scripts/rate-limiter-flexible-incr-ttl.lua");
@@ -38,32 +30,22 @@ pub fn benches(c: &mut Criterion) {
         ("cl_throttle", None),
     ];
     for (name, sha) in cases {
-        let mut rng = XorShift64::new(0x5eed);
-        let reqs: Vec<Vec<Bytes>> = (0..STREAM)
-            .map(|_| {
-                let key = format!("user:{:012}", rng.below(keys));
-                let words: Vec<String> = match &sha {
-                    Some(sha) => vec!["EVALSHA", sha, "1", &key, "1", "60", "100", "60"]
-                        .into_iter()
+        let reqs = requests(
+            |k| {
+                let key = format!("user:{k:012}");
+                match &sha {
+                    Some(sha) => ["EVALSHA", sha.as_str(), "1", &key, "1", "60", "100", "60"]
                         .map(str::to_owned)
-                        .collect(),
+                        .to_vec(),
                     None => ["CL.THROTTLE", &key, "15", "30", "60"]
                         .map(str::to_owned)
                         .to_vec(),
-                };
-                words.into_iter().map(Bytes::from).collect()
-            })
-            .collect();
-        let mut i = 0usize;
-        group.bench_function(BenchmarkId::new(name, format!("{keys}_keys")), |b| {
-            b.iter(|| {
-                h.clock.advance(Duration::from_micros(1));
-                let now = h.clock_now();
-                let req = &reqs[i & (STREAM - 1)];
-                i += 1;
-                black_box(dispatch(&mut Ctx::new(&h.shared, &mut h.session, now), req))
-            })
-        });
+                }
+            },
+            keys,
+        );
+        let id = BenchmarkId::new(name, format!("{keys}_keys"));
+        bench_stream(&mut group, &mut h, id, &reqs);
     }
     group.finish();
 }

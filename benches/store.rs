@@ -5,21 +5,23 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use bytes::Bytes;
-use criterion::{BenchmarkId, Criterion, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use limitkv::cmd::testing::Harness;
 use limitkv::cmd::{dispatch, Ctx};
 
 use crate::XorShift64;
 
 /// Requests precomputed per benchmark, cycled through (a power of two).
-const STREAM: usize = 1 << 16;
+pub const STREAM: usize = 1 << 16;
 
 /// All store benchmarks.
 pub fn benches(c: &mut Criterion) {
     commands(c);
 }
 
-fn requests(words: impl Fn(u64) -> Vec<String>, keys: u64) -> Vec<Vec<Bytes>> {
+/// [`STREAM`] requests built by `words` for random key numbers below `keys` (fixed seed).
+pub fn requests(words: impl Fn(u64) -> Vec<String>, keys: u64) -> Vec<Vec<Bytes>> {
     let mut rng = XorShift64::new(0x5eed);
     (0..STREAM)
         .map(|_| {
@@ -62,19 +64,29 @@ fn commands(c: &mut Criterion) {
         ];
         let mut h = Harness::new();
         for (name, words) in cases {
-            let reqs = requests(words, keys);
-            let mut i = 0usize;
-            group.bench_function(BenchmarkId::new(name, format!("{keys}_keys")), |b| {
-                b.iter(|| {
-                    // 1 µs per request keeps GCRA buckets both admitting and denying.
-                    h.clock.advance(Duration::from_micros(1));
-                    let now = h.clock_now();
-                    let req = &reqs[i & (STREAM - 1)];
-                    i += 1;
-                    black_box(dispatch(&mut Ctx::new(&h.shared, &mut h.session, now), req))
-                })
-            });
+            let id = BenchmarkId::new(name, format!("{keys}_keys"));
+            bench_stream(&mut group, &mut h, id, &requests(words, keys));
         }
     }
     group.finish();
+}
+
+/// Times `reqs` through the dispatcher, cycling through them, 1 µs of manual clock apart
+/// (which keeps GCRA buckets both admitting and denying).
+pub fn bench_stream(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    h: &mut Harness,
+    id: BenchmarkId,
+    reqs: &[Vec<Bytes>],
+) {
+    let mut i = 0usize;
+    group.bench_function(id, |b| {
+        b.iter(|| {
+            h.clock.advance(Duration::from_micros(1));
+            let now = h.clock_now();
+            let req = &reqs[i & (STREAM - 1)];
+            i += 1;
+            black_box(dispatch(&mut Ctx::new(&h.shared, &mut h.session, now), req))
+        })
+    });
 }
