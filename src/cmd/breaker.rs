@@ -13,13 +13,15 @@ use bytes::Bytes;
 
 use super::args::{is, Args};
 use super::flags::*;
-use super::limiter::{count, count_outcome, decision_reply, duration, field, transition, Write};
+use super::limiter::{
+    count, count_outcome, decision_reply, duration, transition, uint as int, Write,
+};
 use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
 use crate::error::CommandError;
 use crate::limiter::breaker::{self, BreakerParams, BreakerState, BreakerStatus, Phase, TripRule};
 use crate::policy::events::{self, Event};
-use crate::protocol::Frame;
+use crate::protocol::{Frame, Scalar};
 
 /// The grammar of the parameters every BREAKER command but RESET accepts.
 macro_rules! params_grammar {
@@ -181,33 +183,29 @@ fn publish(ctx: &Ctx<'_>, key: &[u8], from: Option<Phase>, to: Phase) {
     }
 }
 
-fn int(n: u64) -> Frame {
-    Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
-}
-
-fn phase_name(p: Phase) -> Frame {
-    Frame::Bulk(Bytes::from_static(match p {
-        Phase::Closed => b"closed",
-        Phase::Open => b"open",
-        Phase::HalfOpen => b"half_open",
-    }))
+fn phase_name(p: Phase) -> Scalar {
+    Scalar::Str(match p {
+        Phase::Closed => "closed",
+        Phase::Open => "open",
+        Phase::HalfOpen => "half_open",
+    })
 }
 
 /// Milliseconds (rounded up) to the next time-driven transition, -1 when closed (none).
-fn next_ms(st: &BreakerStatus) -> Frame {
+fn next_ms(st: &BreakerStatus) -> Scalar {
     st.next_transition
-        .map_or(Frame::Integer(-1), |n| int(n.as_millis_ceil()))
+        .map_or(Scalar::Int(-1), |n| int(n.as_millis_ceil()))
 }
 
 /// The status map of REPORT, STATE and TRIP.
 fn status_map(st: &BreakerStatus) -> Frame {
-    Frame::Map(vec![
-        (field("state"), phase_name(st.phase)),
-        (field("failures"), int(st.failures)),
-        (field("calls"), int(st.calls)),
-        (field("probes_issued"), int(st.probes_issued)),
-        (field("probe_successes"), int(st.probe_successes)),
-        (field("next_transition_ms"), next_ms(st)),
+    Frame::Fields(vec![
+        ("state", phase_name(st.phase)),
+        ("failures", int(st.failures)),
+        ("calls", int(st.calls)),
+        ("probes_issued", int(st.probes_issued)),
+        ("probe_successes", int(st.probe_successes)),
+        ("next_transition_ms", next_ms(st)),
     ])
 }
 

@@ -6,11 +6,11 @@
 
 use std::borrow::Cow;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::args::{self, is, Args};
 use super::flags::*;
-use super::limiter::{count_outcome, decision_reply_with, duration, transition, Write};
+use super::limiter::{count_outcome, decision_reply_with, duration, transition, uint, Write};
 use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
 use crate::error::CommandError;
@@ -18,7 +18,7 @@ use crate::limiter::cost::{self, Amount, CostOutcome, CostParams, CostPeriod, Co
 use crate::limiter::quota::{
     parse_anchor, parse_zone, Anchor, Calendar, Period, PeriodUnit, QuotaParamError,
 };
-use crate::protocol::Frame;
+use crate::protocol::{Frame, InlineText, Scalar};
 
 /// COST commands.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -163,28 +163,25 @@ fn amount(micros: u64) -> Amount {
     Amount(i64::try_from(micros).unwrap_or(i64::MAX))
 }
 
-/// The amounts as exact decimal bulk strings (`10`, `9.5`, `0.000001`), all slices of one
-/// buffer: one allocation per reply instead of two per decimal.
-fn decimal_frames<const N: usize>(amounts: [Amount; N]) -> [Frame; N] {
-    let mut buf = BytesMut::with_capacity(N * Amount::MAX_TEXT_LEN);
-    amounts.map(|a| {
-        buf.extend_from_slice(a.encode(&mut [0; Amount::MAX_TEXT_LEN]));
-        Frame::Bulk(buf.split().freeze())
-    })
+/// The amount as an exact decimal bulk string (`10`, `9.5`, `0.000001`), held inline.
+fn decimal_text(a: Amount) -> Scalar {
+    const _: () = assert!(Amount::MAX_TEXT_LEN <= InlineText::CAPACITY);
+    Scalar::Text(InlineText::new(a.encode(&mut [0; Amount::MAX_TEXT_LEN])))
 }
 
 /// The uniform reply with `limit`/`remaining` as decimal strings, plus `spent`, `recorded`
 /// and, for a calendar cap, the period bounds.
 fn reply(o: &CostOutcome, period: Option<Period>) -> Frame {
-    let [limit, remaining, spent, recorded] = decimal_frames([
+    let [limit, remaining, spent, recorded] = [
         amount(o.decision.limit),
         amount(o.decision.remaining),
         o.spent,
         o.recorded,
-    ]);
+    ]
+    .map(decimal_text);
     match period {
         Some(p) => {
-            let ms = |n: Nanos| Frame::Integer(i64::try_from(n.as_millis()).unwrap_or(i64::MAX));
+            let ms = |n: Nanos| uint(n.as_millis());
             decision_reply_with(
                 &o.decision,
                 limit,

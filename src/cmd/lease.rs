@@ -15,12 +15,12 @@ use bytes::Bytes;
 
 use super::args::{self, is, Args};
 use super::flags::*;
-use super::limiter::{count_outcome, decision_reply, duration, transition_ref, Write};
+use super::limiter::{count_outcome, decision_reply, duration, transition_ref, uint as int, Write};
 use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
 use crate::error::CommandError;
 use crate::limiter::lease::{self, LeaseId, LeaseParams, LeaseState};
-use crate::protocol::Frame;
+use crate::protocol::{Frame, Scalar};
 
 /// LEASE commands.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -101,12 +101,8 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
 ];
 
-fn int(n: u64) -> Frame {
-    Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
-}
-
 /// Stands for "none" in an integer field (a denied ACQUIRE has no lease).
-const NONE: Frame = Frame::Integer(-1);
+const NONE: Scalar = Scalar::Int(-1);
 
 /// An id no ACQUIRE ever receives (the counter starts near 2^51 and grows by one per call),
 /// so a peek never finds it held and never gets the retried-ACQUIRE renewal.
@@ -305,7 +301,7 @@ fn count(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let n = transition_ref(ctx, &req[1], |state: Option<&LeaseState>| {
         (lease::count(state, now), Write::Keep)
     })?;
-    Ok(int(n))
+    Ok(int(n).to_frame())
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ use crate::limiter::lease::LeaseState;
 use crate::limiter::quota::QuotaState;
 use crate::limiter::units::{self, Rate};
 use crate::limiter::window::WindowState;
-use crate::protocol::Frame;
+use crate::protocol::{Frame, Scalar};
 use crate::store::{Entry, Value};
 
 /// A limiter state kind stored as one [`Value`] variant.
@@ -125,34 +125,38 @@ pub fn count_outcome(ctx: &mut Ctx<'_>, allowed: bool) {
     }
 }
 
-fn int(n: u64) -> Frame {
-    Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+/// A count as an integer reply value (saturating at `i64::MAX`).
+pub fn uint(n: u64) -> Scalar {
+    Scalar::Int(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// The uniform admission reply: the five shared fields, then `extras` in order.
 pub fn decision_reply<I>(d: &Decision, extras: I) -> Frame
 where
-    I: IntoIterator<Item = (&'static str, Frame)>,
+    I: IntoIterator<Item = (&'static str, Scalar)>,
     I::IntoIter: ExactSizeIterator,
 {
-    decision_reply_with(d, int(d.limit), int(d.remaining), extras)
+    decision_reply_with(d, uint(d.limit), uint(d.remaining), extras)
 }
 
-/// [`decision_reply`] with `limit` and `remaining` given as frames (COST answers decimals).
-pub fn decision_reply_with<I>(d: &Decision, limit: Frame, remaining: Frame, extras: I) -> Frame
+/// [`decision_reply`] with `limit` and `remaining` given as values (COST answers decimals).
+/// A [`Frame::Fields`]: one allocation, nothing to drop per field.
+pub fn decision_reply_with<I>(d: &Decision, limit: Scalar, remaining: Scalar, extras: I) -> Frame
 where
-    I: IntoIterator<Item = (&'static str, Frame)>,
+    I: IntoIterator<Item = (&'static str, Scalar)>,
     I::IntoIter: ExactSizeIterator,
 {
     let extras = extras.into_iter();
     let mut m = Vec::with_capacity(5 + extras.len());
-    m.push((field("allowed"), Frame::Boolean(d.allowed)));
-    m.push((field("limit"), limit));
-    m.push((field("remaining"), remaining));
-    m.push((field("retry_after_ms"), Frame::Integer(d.retry_after_ms())));
-    m.push((field("reset_after_ms"), Frame::Integer(d.reset_after_ms())));
-    m.extend(extras.map(|(k, v)| (field(k), v)));
-    Frame::Map(m)
+    m.extend([
+        ("allowed", Scalar::Bool(d.allowed)),
+        ("limit", limit),
+        ("remaining", remaining),
+        ("retry_after_ms", Scalar::Int(d.retry_after_ms())),
+        ("reset_after_ms", Scalar::Int(d.reset_after_ms())),
+    ]);
+    m.extend(extras);
+    Frame::Fields(m)
 }
 
 /// A map key.
@@ -160,9 +164,9 @@ pub fn field(name: &'static str) -> Frame {
     Frame::Bulk(Bytes::from_static(name.as_bytes()))
 }
 
-/// Milliseconds (rounded up) as an integer frame.
-pub fn ms(n: Nanos) -> Frame {
-    int(n.as_millis_ceil())
+/// Milliseconds (rounded up) as an integer reply value.
+pub fn ms(n: Nanos) -> Scalar {
+    uint(n.as_millis_ceil())
 }
 
 fn unit_error(what: &str, arg: &[u8], e: units::UnitError) -> CommandError {
@@ -207,7 +211,7 @@ mod tests {
     #[test]
     fn uniform_reply_is_a_map_in_resp3_and_flat_in_resp2() {
         let d = Decision::deny(10, 0, Some(Nanos(1_500_001)), Nanos(2_000_000));
-        let f = decision_reply(&d, [("used", Frame::Integer(10))]);
+        let f = decision_reply(&d, [("used", Scalar::Int(10))]);
         let mut out = BytesMut::new();
         encode(&f, RespVersion::Resp3, &mut out);
         assert_eq!(

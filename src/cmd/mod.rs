@@ -435,6 +435,8 @@ pub mod testing {
     use super::*;
     use crate::clock::{Clock, ManualClock, Nanos};
     use crate::config::Config;
+    use crate::protocol::RespVersion;
+    use bytes::BytesMut;
 
     /// A server state on a manual clock plus one session, for running commands in-process.
     pub struct Harness {
@@ -471,14 +473,27 @@ pub mod testing {
             }
         }
 
-        /// Runs one command given as words.
+        /// Runs one command given as words. A [`Frame::Fields`] reply comes back as the
+        /// [`Frame::Map`] it stands for, after checking that both encode to the same bytes in
+        /// RESP2 and RESP3.
         pub fn run(&mut self, words: &[&str]) -> Frame {
             let req: Vec<Bytes> = words
                 .iter()
                 .map(|w| Bytes::copy_from_slice(w.as_bytes()))
                 .collect();
             let now = self.shared.clock.now();
-            dispatch(&mut Ctx::new(&self.shared, &mut self.session, now), &req)
+            let reply = dispatch(&mut Ctx::new(&self.shared, &mut self.session, now), &req);
+            let maps = reply.clone().into_maps();
+            for v in [RespVersion::Resp2, RespVersion::Resp3] {
+                let (mut a, mut b) = (BytesMut::new(), BytesMut::new());
+                crate::protocol::encode(&reply, v, &mut a);
+                crate::protocol::encode(&maps, v, &mut b);
+                assert_eq!(
+                    a, b,
+                    "{words:?}: fields and map encode differently in {v:?}"
+                );
+            }
+            maps
         }
 
         /// Another client of the same server (same state and clock, its own session).

@@ -8,7 +8,7 @@ use bytes::Bytes;
 
 use super::args::{self, is, Args};
 use super::flags::*;
-use super::limiter::{count, count_outcome, decision_reply, transition, Write};
+use super::limiter::{count, count_outcome, decision_reply, transition, uint, Write};
 use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
 use crate::error::CommandError;
@@ -118,15 +118,14 @@ fn parse(req: &[Bytes]) -> Result<QuotaTake, CommandError> {
 
 /// The uniform reply with QUOTA's extras.
 fn reply(o: &QuotaOutcome) -> Frame {
-    let ms = |n: Nanos| Frame::Integer(i64::try_from(n.as_millis()).unwrap_or(i64::MAX));
-    let int = |n: u64| Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX));
+    let ms = |n: Nanos| uint(n.as_millis());
     decision_reply(
         &o.decision,
         [
             ("period_start_ms", ms(o.period.start)),
             ("period_end_ms", ms(o.period.end)),
-            ("used", int(o.used)),
-            ("carry", int(o.carry)),
+            ("used", uint(o.used)),
+            ("carry", uint(o.carry)),
         ],
     )
 }

@@ -1264,6 +1264,32 @@ mod tests {
                 "redis.setresp(3) return type(redis.call('get', 'nokey'))",
                 bulk("nil"),
             ),
+            // A limiter reply (held without a frame per field) converts as the map it is: a
+            // flat field/value array in RESP2, a {map=...} table in RESP3.
+            (
+                "return redis.call('cost.incrby', 'budget', '0.25', 'CAP', '1', 'WINDOW', '1m')",
+                arr(vec![
+                    bulk("allowed"),
+                    Frame::Integer(1),
+                    bulk("limit"),
+                    bulk("1"),
+                    bulk("remaining"),
+                    bulk("0.75"),
+                    bulk("retry_after_ms"),
+                    Frame::Integer(-1),
+                    bulk("reset_after_ms"),
+                    Frame::Integer(120_000),
+                    bulk("spent"),
+                    bulk("0.25"),
+                    bulk("recorded"),
+                    bulk("0.25"),
+                ]),
+            ),
+            (
+                "redis.setresp(3) local r = redis.call('breaker.allow', 'b') \
+                 return {tostring(r.map.allowed), r.map.state, r.map.failures}",
+                arr(vec![bulk("true"), bulk("closed"), Frame::Integer(0)]),
+            ),
             // Arguments: numbers are formatted with %.17g.
             (
                 "redis.call('set', 'f', 0.1) return redis.call('get', 'f')",

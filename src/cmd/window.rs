@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::args::{is, Args};
 use super::flags::*;
-use super::limiter::{self, count_outcome, decision_reply, transition, Write};
+use super::limiter::{self, count_outcome, decision_reply, transition, uint, Write};
 use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
 use crate::error::CommandError;
@@ -80,10 +80,6 @@ fn parse(req: &[Bytes]) -> Result<WindowRequest<'_>, CommandError> {
 fn estimate(params: &WindowParams, state: Option<WindowState>, now: Nanos) -> u64 {
     let w = params.window().0;
     Counter::view(state.map(|s| (s.start.0, s.prev, s.curr)), w, now.0).estimate(w)
-}
-
-fn uint(n: u64) -> Frame {
-    Frame::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
 /// Runs the counter transition; a take stores the new counts, a peek throws them away. The

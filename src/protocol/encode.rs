@@ -3,7 +3,7 @@
 
 use bytes::{BufMut, BytesMut};
 
-use super::frame::{Frame, RespVersion};
+use super::frame::{Frame, RespVersion, Scalar};
 
 /// Appends the wire form of `frame` to `out`.
 pub fn encode(frame: &Frame, version: RespVersion, out: &mut BytesMut) {
@@ -48,6 +48,7 @@ pub fn encode(frame: &Frame, version: RespVersion, out: &mut BytesMut) {
         Frame::Boolean(b) => int_line(out, b':', i64::from(*b)),
         Frame::BigNumber(digits) if v3 => line(out, b'(', digits),
         Frame::BigNumber(digits) => bulk(out, b'$', digits),
+        Frame::Fields(fields) => encode_fields(fields, v3, out),
         Frame::Verbatim(fmt, body) => {
             if v3 {
                 len_line(out, b'=', body.len() + 4);
@@ -74,6 +75,100 @@ pub fn format_double(d: f64) -> String {
         format!("{}", d as i64)
     } else {
         format!("{d}")
+    }
+}
+
+/// A [`Frame::Fields`] reply: the map of bulk-string keys it stands for. The buffer is grown
+/// once for the whole reply and written through a cursor: an admission reply is nine or ten
+/// short fields, and per-piece capacity checks were most of its cost.
+fn encode_fields(fields: &[(&'static str, Scalar)], v3: bool, out: &mut BytesMut) {
+    // Framing of a bulk string or integer: a tag, at most 20 digits and a sign, two CRLFs.
+    const FRAMING: usize = 26;
+    let bound = FRAMING
+        + fields
+            .iter()
+            .map(|(k, v)| {
+                let value = match v {
+                    Scalar::Str(s) => s.len(),
+                    Scalar::Text(t) => t.as_bytes().len(),
+                    Scalar::Int(_) | Scalar::Bool(_) => 0,
+                };
+                k.len() + value + 2 * FRAMING
+            })
+            .sum::<usize>();
+    let start = out.len();
+    out.resize(start + bound, 0);
+    let mut w = Cursor {
+        buf: &mut out[start..],
+        at: 0,
+    };
+    if v3 {
+        w.header(b'%', fields.len());
+    } else {
+        w.header(b'*', fields.len() * 2);
+    }
+    for &(name, value) in fields {
+        w.bulk(name.as_bytes());
+        match value {
+            Scalar::Int(n) => w.int(n),
+            Scalar::Bool(b) if v3 => w.put(if b { b"#t\r\n" } else { b"#f\r\n" }),
+            Scalar::Bool(b) => w.put(if b { b":1\r\n" } else { b":0\r\n" }),
+            Scalar::Str(s) => w.bulk(s.as_bytes()),
+            Scalar::Text(t) => w.bulk(t.as_bytes()),
+        }
+    }
+    let written = w.at;
+    out.truncate(start + written);
+}
+
+/// Writes into a buffer sized in advance (an overrun is a bug in the bound and panics).
+struct Cursor<'a> {
+    buf: &'a mut [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.buf[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+
+    /// `tag`, the digits of `n`, CRLF.
+    fn header(&mut self, tag: u8, n: usize) {
+        self.buf[self.at] = tag;
+        self.at += 1;
+        if n < 10 {
+            // Below 10: one digit.
+            self.buf[self.at] = b'0' + n as u8;
+            self.at += 1;
+        } else if n < 100 {
+            // Below 100: two digits.
+            self.buf[self.at] = b'0' + (n / 10) as u8;
+            self.buf[self.at + 1] = b'0' + (n % 10) as u8;
+            self.at += 2;
+        } else {
+            self.put(itoa::Buffer::new().format(n).as_bytes());
+        }
+        self.put(b"\r\n");
+    }
+
+    fn bulk(&mut self, body: &[u8]) {
+        self.header(b'$', body.len());
+        self.put(body);
+        self.put(b"\r\n");
+    }
+
+    fn int(&mut self, n: i64) {
+        self.buf[self.at] = b':';
+        self.at += 1;
+        if (0..10).contains(&n) {
+            // One digit, the common case (flags, small counts).
+            self.buf[self.at] = b'0' + n as u8;
+            self.at += 1;
+        } else {
+            self.put(itoa::Buffer::new().format(n).as_bytes());
+        }
+        self.put(b"\r\n");
     }
 }
 
@@ -211,5 +306,70 @@ mod tests {
         let v = Frame::Verbatim("txt", Bytes::from_static(b"hello"));
         assert_eq!(enc(&v, RespVersion::Resp3), "=9\r\ntxt:hello\r\n");
         assert_eq!(enc(&v, RespVersion::Resp2), "$5\r\nhello\r\n");
+    }
+
+    fn raw(f: &Frame, v: RespVersion) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        encode(f, v, &mut out);
+        out.to_vec()
+    }
+
+    /// Names of every length class the encoder treats apart (under 10, under 100, longer).
+    const NAMES: [&str; 4] = [
+        "",
+        "allowed",
+        "retry_after_ms",
+        "a_field_name_longer_than_one_hundred_bytes_to_reach_the_slow_header_path_of_the_bulk_encoder_xxxxxxx",
+    ];
+
+    fn scalar() -> impl proptest::strategy::Strategy<Value = Scalar> {
+        use proptest::prelude::*;
+        prop_oneof![
+            any::<i64>().prop_map(Scalar::Int),
+            any::<bool>().prop_map(Scalar::Bool),
+            (0..NAMES.len()).prop_map(|i| Scalar::Str(NAMES[i])),
+            proptest::collection::vec(any::<u8>(), 0..=crate::protocol::InlineText::CAPACITY)
+                .prop_map(|t| Scalar::Text(crate::protocol::InlineText::new(&t))),
+        ]
+    }
+
+    proptest::proptest! {
+        /// A `Fields` reply is on the wire exactly the map it stands for, in both protocols,
+        /// alone and nested in an array (as in an `EXEC` reply).
+        #[test]
+        fn fields_encode_as_their_map(
+            fields in proptest::collection::vec(((0..NAMES.len()), scalar()), 0..12)
+        ) {
+            let fields: Vec<(&'static str, Scalar)> =
+                fields.into_iter().map(|(i, v)| (NAMES[i], v)).collect();
+            let map = Frame::fields_to_map(&fields);
+            let f = Frame::Fields(fields);
+            for v in [RespVersion::Resp2, RespVersion::Resp3] {
+                proptest::prop_assert_eq!(raw(&f, v), raw(&map, v));
+                let nested = Frame::Array(vec![f.clone(), Frame::Integer(1)]);
+                proptest::prop_assert_eq!(raw(&nested, v), raw(&nested.clone().into_maps(), v));
+            }
+        }
+    }
+
+    #[test]
+    fn fields_encode_like_redis_maps() {
+        let f = Frame::Fields(vec![
+            ("allowed", Scalar::Bool(true)),
+            (
+                "limit",
+                Scalar::Text(crate::protocol::InlineText::new(b"1.5")),
+            ),
+            ("state", Scalar::Str("open")),
+            ("n", Scalar::Int(-1)),
+        ]);
+        assert_eq!(
+            enc(&f, RespVersion::Resp3),
+            "%4\r\n$7\r\nallowed\r\n#t\r\n$5\r\nlimit\r\n$3\r\n1.5\r\n$5\r\nstate\r\n$4\r\nopen\r\n$1\r\nn\r\n:-1\r\n"
+        );
+        assert_eq!(
+            enc(&f, RespVersion::Resp2),
+            "*8\r\n$7\r\nallowed\r\n:1\r\n$5\r\nlimit\r\n$3\r\n1.5\r\n$5\r\nstate\r\n$4\r\nopen\r\n$1\r\nn\r\n:-1\r\n"
+        );
     }
 }

@@ -49,6 +49,75 @@ pub enum Frame {
     Seq(Vec<Frame>),
     /// `(digits` big number; a bulk string in RESP2 (a script's `{big_number=...}`).
     BigNumber(Bytes),
+    /// A map whose keys are static names and whose values are [`Scalar`]s: the limiter
+    /// families' admission replies. On the wire exactly the [`Frame::Map`] of
+    /// [`Frame::fields_to_map`] (bulk-string keys); held without a frame per key or value, so
+    /// building, encoding and dropping it is cheap.
+    Fields(Vec<(&'static str, Scalar)>),
+}
+
+/// A value of a [`Frame::Fields`] reply. `Copy`: nothing to drop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scalar {
+    /// An integer (`:n`).
+    Int(i64),
+    /// A boolean (`#t`/`#f`; `:1`/`:0` in RESP2).
+    Bool(bool),
+    /// A bulk string of static text.
+    Str(&'static str),
+    /// A short bulk string held inline.
+    Text(InlineText),
+}
+
+/// A bulk string of at most [`InlineText::CAPACITY`] bytes held inline (a decimal amount).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct InlineText {
+    len: u8,
+    bytes: [u8; InlineText::CAPACITY],
+}
+
+impl InlineText {
+    /// The longest text an `InlineText` holds.
+    pub const CAPACITY: usize = 22;
+
+    /// `text` held inline.
+    ///
+    /// # Panics
+    /// If `text` is longer than [`InlineText::CAPACITY`] bytes; callers hold texts of a known
+    /// bounded length (see the compile-time checks where they are built).
+    pub fn new(text: &[u8]) -> InlineText {
+        assert!(text.len() <= Self::CAPACITY, "inline text too long");
+        let mut bytes = [0; Self::CAPACITY];
+        bytes[..text.len()].copy_from_slice(text);
+        InlineText {
+            // At most CAPACITY (22): fits a u8.
+            len: text.len() as u8,
+            bytes,
+        }
+    }
+
+    /// The text.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+impl std::fmt::Debug for InlineText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(self.as_bytes()))
+    }
+}
+
+impl Scalar {
+    /// The value as an ordinary frame.
+    pub fn to_frame(self) -> Frame {
+        match self {
+            Scalar::Int(n) => Frame::Integer(n),
+            Scalar::Bool(b) => Frame::Boolean(b),
+            Scalar::Str(s) => Frame::Bulk(Bytes::from_static(s.as_bytes())),
+            Scalar::Text(t) => Frame::Bulk(Bytes::copy_from_slice(t.as_bytes())),
+        }
+    }
 }
 
 impl Frame {
@@ -78,5 +147,35 @@ impl Frame {
     /// True for error replies.
     pub fn is_error(&self) -> bool {
         matches!(self, Frame::Error(_))
+    }
+
+    /// The [`Frame::Map`] a [`Frame::Fields`] reply stands for (keys as bulk strings), for
+    /// consumers that walk replies generically (scripts, tests).
+    pub fn fields_to_map(fields: &[(&'static str, Scalar)]) -> Frame {
+        Frame::Map(
+            fields
+                .iter()
+                .map(|&(k, v)| (Frame::Bulk(Bytes::from_static(k.as_bytes())), v.to_frame()))
+                .collect(),
+        )
+    }
+
+    /// This frame with every [`Frame::Fields`] in it (at any depth) replaced by its
+    /// [`Frame::Map`]: the same wire form, in the shape generic consumers expect.
+    pub fn into_maps(self) -> Frame {
+        let all = |v: Vec<Frame>| v.into_iter().map(Frame::into_maps).collect();
+        match self {
+            Frame::Fields(f) => Frame::fields_to_map(&f),
+            Frame::Array(v) => Frame::Array(all(v)),
+            Frame::Set(v) => Frame::Set(all(v)),
+            Frame::Push(v) => Frame::Push(all(v)),
+            Frame::Seq(v) => Frame::Seq(all(v)),
+            Frame::Map(m) => Frame::Map(
+                m.into_iter()
+                    .map(|(k, v)| (k.into_maps(), v.into_maps()))
+                    .collect(),
+            ),
+            other => other,
+        }
     }
 }

@@ -10,4 +10,4 @@ pub mod frame;
 
 pub use decode::{decode_request, DecodeLimits, Request};
 pub use encode::encode;
-pub use frame::{Frame, RespVersion};
+pub use frame::{Frame, InlineText, RespVersion, Scalar};

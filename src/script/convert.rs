@@ -116,6 +116,7 @@ pub fn frame_to_lua(lua: &Lua, fields: &Fields, frame: &Frame, resp3: bool) -> m
                 Value::Table(t)
             }
         }
+        Frame::Fields(f) => frame_to_lua(lua, fields, &Frame::fields_to_map(f), resp3)?,
         Frame::Double(d) => {
             if resp3 {
                 wrap(lua, "double", Value::Number(*d))?
