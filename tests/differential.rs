@@ -1907,6 +1907,22 @@ async fn library_scripts_match_redis() {
         }
         diffs.append(&mut pair.diffs);
     }
+    // Amounts whose Lua number is spelled differently from its integer (or is -0.0, which
+    // Lua passes as `-0`), on a fresh key and on a counted one.
+    let mut pair = Pair::new(redis.addr, lkv.addr, "scripts/amounts").await;
+    let incr = sha("limits-incr-expire");
+    for amount in ["-0", "007", "+1", "1e0", "2.0", "-0.0", "0"] {
+        for k in ["e:fresh", "e:counted"] {
+            if k == "e:fresh" {
+                pair.check_str(&["DEL", k], Cmp::Exact).await;
+            }
+            pair.check_str(&["EVALSHA", &incr, "1", k, "60", amount], Cmp::Exact)
+                .await;
+            pair.check_str(&["GET", k], Cmp::Exact).await;
+            pair.check_str(&["PTTL", k], Cmp::Near(50)).await;
+        }
+    }
+    diffs.append(&mut pair.diffs);
     assert!(
         diffs.is_empty(),
         "{} differences from redis-server:\n{}",

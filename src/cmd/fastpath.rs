@@ -196,6 +196,12 @@ impl IntoArg for &Bytes {
     }
 }
 
+impl IntoArg for Bytes {
+    fn into_arg(self) -> Bytes {
+        self
+    }
+}
+
 impl IntoArg for String {
     fn into_arg(self) -> Bytes {
         Bytes::from(self)
@@ -250,6 +256,14 @@ fn script_error(err: &[u8], sha: &str, line: u32) -> Frame {
 /// optional fraction and exponent. Anything else (blanks, hex, `inf`, a lone `.`) is `None`,
 /// and the caller falls back to Lua, which knows the rest of `strtod`'s grammar.
 fn lua_number(s: &[u8]) -> Option<f64> {
+    // The common case, a plain integer of up to 15 digits, is exact as a double: no float
+    // parsing. "-0" is left to the general path (it is the double -0.0).
+    if let Some(n) = parse_i64(s).filter(|n| *n != 0 || s[0] != b'-') {
+        if n.unsigned_abs() < 1_000_000_000_000_000 {
+            // Below 10^15 < 2^53: exact.
+            return Some(n as f64);
+        }
+    }
     let digits = |b: &[u8]| !b.is_empty() && b.iter().all(u8::is_ascii_digit);
     let body = s.strip_prefix(b"-").unwrap_or(s);
     let (mantissa, exp) = match body.iter().position(|&c| c == b'e' || c == b'E') {
@@ -273,9 +287,12 @@ fn lua_number(s: &[u8]) -> Option<f64> {
     std::str::from_utf8(s).ok()?.parse().ok()
 }
 
-/// A Lua number that is a whole number small enough to be exact (|n| < 2^53).
+/// A Lua number that is a whole number small enough to be exact (|n| < 2^53), and not -0.0:
+/// Lua passes that to a command as `-0` (an error for INCRBY and the like) where the integer 0
+/// would be `0`, so such scripts run in Lua.
 fn whole(x: f64) -> Option<i64> {
-    (x.fract() == 0.0 && x.abs() < 9_007_199_254_740_992.0).then_some(x as i64)
+    (x.fract() == 0.0 && x.abs() < 9_007_199_254_740_992.0 && !(x == 0.0 && x.is_sign_negative()))
+        .then_some(x as i64)
 }
 
 /// C's `%.{precision}g` of a finite double: what Redis 7.0 sends to a command for a Lua number
@@ -305,6 +322,18 @@ fn lua_int_frame(n: i64) -> Frame {
 /// A Lua number as `redis.call` passes it to a command.
 fn arg(x: f64) -> String {
     fmt_g(x, 17)
+}
+
+/// The argument Lua passes for the number `n` read from the script argument `given`: `given`
+/// itself (shared, not formatted) when it is already what `%.17g` prints for `n`.
+fn int_arg(n: i64, given: &Bytes) -> Bytes {
+    let mut buf = itoa::Buffer::new();
+    let text = buf.format(n).as_bytes();
+    if text == &given[..] {
+        given.clone()
+    } else {
+        Bytes::copy_from_slice(text)
+    }
 }
 
 fn array(items: Vec<Frame>) -> Frame {
@@ -439,7 +468,12 @@ fn limits_incr_expire(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Opti
         _ => return None,
     };
     start.checked_add(amount)?;
-    let current = match int_reply(call!(ctx, b"INCRBY", key, arg(amount as f64)), SHA, 3) {
+    // `amount` is whole and below 2^53: `%.17g` prints its digits.
+    let current = match int_reply(
+        call!(ctx, b"INCRBY", key, int_arg(amount, &argv[1])),
+        SHA,
+        3,
+    ) {
         Ok(n) => n,
         Err(e) => return Some(e),
     };
