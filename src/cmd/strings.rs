@@ -420,12 +420,13 @@ fn current_int(e: Option<&Entry>) -> Result<i64, CommandError> {
 fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Result<Frame, CommandError> {
     let now = ctx.now;
     ctx.with_shard(key, |s| {
-        let cur = current_int(s.get_live(key, now))?;
-        let next = cur.checked_add(by).ok_or(CommandError::Overflow)?;
-        match s.get_mut(key, now) {
-            Some(e) => e.value = Value::Int(next),
-            None => s.insert(key, Entry::new(Value::Int(next))),
-        }
+        let mut next = 0;
+        s.upsert(key, now, |e| {
+            next = current_int(e)?
+                .checked_add(by)
+                .ok_or(CommandError::Overflow)?;
+            Ok(Value::Int(next))
+        })?;
         Ok(Frame::Integer(next))
     })
 }

@@ -102,6 +102,39 @@ impl Shard {
         self.map.insert(Key::from_slice(key), entry);
     }
 
+    /// Read-modify-write of `key`'s value with one hash lookup: `f` sees the live entry (`None`
+    /// when absent or expired) and returns the new value, which keeps a live entry's expiry
+    /// (a new or expired key gets none). When `f` fails nothing is stored and the shard is not
+    /// marked dirty; an expired entry is removed either way, as [`Shard::get_live`] does.
+    pub fn upsert<E>(
+        &mut self,
+        key: &[u8],
+        now: Nanos,
+        f: impl FnOnce(Option<&Entry>) -> Result<Value, E>,
+    ) -> Result<(), E> {
+        match self.map.entry(Key::from_slice(key)) {
+            indexmap::map::Entry::Occupied(mut o) if !o.get().is_expired(now) => {
+                let value = f(Some(o.get()))?;
+                o.get_mut().value = value;
+            }
+            indexmap::map::Entry::Occupied(mut o) => {
+                self.expired += 1;
+                match f(None) {
+                    Ok(value) => *o.get_mut() = Entry::new(value),
+                    Err(e) => {
+                        o.swap_remove();
+                        return Err(e);
+                    }
+                }
+            }
+            indexmap::map::Entry::Vacant(v) => {
+                v.insert(Entry::new(f(None)?));
+            }
+        }
+        self.dirty = true;
+        Ok(())
+    }
+
     /// Removes `key`; returns the live entry it held (an expired one counts as absent).
     pub fn remove(&mut self, key: &[u8], now: Nanos) -> Option<Entry> {
         let entry = self.map.swap_remove(key)?;
@@ -410,6 +443,44 @@ mod tests {
             assert_eq!(sh.len(), 0);
         });
         assert_eq!(store.expired_total(), 1);
+    }
+
+    #[test]
+    fn upsert_reads_and_writes_with_the_get_live_rules() {
+        let store = Store::new(1);
+        let mut sh = store.lock(b"k");
+        let bump = |e: Option<&Entry>| match e.map(|e| &e.value) {
+            None => Ok(Value::Int(1)),
+            Some(Value::Int(n)) => Ok(Value::Int(n + 1)),
+            Some(_) => Err("not a counter"),
+        };
+        // Absent: inserted without expiry.
+        assert_eq!(sh.upsert(b"k", Nanos(1), bump), Ok(()));
+        assert!(sh.take_dirty());
+        assert_eq!(sh.get(b"k", Nanos(1)).unwrap().value, Value::Int(1));
+        // Live: the value changes, the expiry stays.
+        sh.get_mut(b"k", Nanos(1)).unwrap().expires_at = Some(Nanos(10));
+        sh.take_dirty();
+        assert_eq!(sh.upsert(b"k", Nanos(5), bump), Ok(()));
+        assert!(sh.take_dirty());
+        let e = sh.get(b"k", Nanos(5)).unwrap();
+        assert_eq!((&e.value, e.expires_at), (&Value::Int(2), Some(Nanos(10))));
+        // Expired: read as absent, stored fresh without the old expiry.
+        assert_eq!(sh.upsert(b"k", Nanos(10), bump), Ok(()));
+        let e = sh.get(b"k", Nanos(1_000)).unwrap();
+        assert_eq!((&e.value, e.expires_at), (&Value::Int(1), None));
+        // A failure on a live entry stores nothing and is not a change.
+        sh.insert(b"s", Entry::with_expiry(s("v"), Some(Nanos(20))));
+        sh.take_dirty();
+        assert_eq!(sh.upsert(b"s", Nanos(15), bump), Err("not a counter"));
+        assert!(!sh.take_dirty());
+        assert_eq!(sh.get(b"s", Nanos(15)).unwrap().value, s("v"));
+        // A failure on an expired entry still removes it, as get_live does.
+        assert_eq!(sh.upsert(b"s", Nanos(20), |_| Err("no")), Err("no"));
+        assert!(!sh.holds(b"s"));
+        assert_eq!(sh.len(), 1);
+        drop(sh);
+        assert_eq!(store.expired_total(), 2);
     }
 
     #[test]
