@@ -110,9 +110,12 @@ pub fn find(sha: &[u8]) -> Option<&'static Known> {
     if sha.len() != 40 {
         return None;
     }
-    KNOWN
-        .iter()
-        .find(|k| k.sha.as_bytes().eq_ignore_ascii_case(sha))
+    // Clients send the lowercase digest SCRIPT LOAD returned: one memcmp per candidate.
+    KNOWN.iter().find(|k| k.sha.as_bytes() == sha).or_else(|| {
+        KNOWN
+            .iter()
+            .find(|k| k.sha.as_bytes().eq_ignore_ascii_case(sha))
+    })
 }
 
 /// Runs `known` natively, or answers `None` when the Lua version must run instead (see the
@@ -458,24 +461,18 @@ fn rlr_get(ctx: &mut Ctx<'_>, keys: &[Bytes], _argv: &[Bytes]) -> Option<Frame> 
 /// return current
 /// ```
 fn limits_incr_expire(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Option<Frame> {
-    const SHA: &str = "628bd136a573a06b346879695681af12ccef300f";
     let key = &keys[0];
     let amount = whole(lua_number(&argv[1])?)?;
     parse_i64(&argv[0]).filter(|s| s.abs() <= 1_000_000_000_000)?;
-    let start = match held(ctx, key) {
-        Held::Absent => 0,
-        Held::Str { int: Some(n), .. } | Held::Int(n) => n,
-        _ => return None,
-    };
-    start.checked_add(amount)?;
-    // `amount` is whole and below 2^53: `%.17g` prints its digits.
-    let current = match int_reply(
-        call!(ctx, b"INCRBY", key, int_arg(amount, &argv[1])),
-        SHA,
-        3,
-    ) {
-        Ok(n) => n,
-        Err(e) => return Some(e),
+    // `amount` is whole and below 2^53: `%.17g` prints its digits. A failing INCRBY (wrong
+    // type, not an integer, overflow) writes nothing: the script then runs in Lua, which
+    // reports the error with its line; the failed call is not counted twice.
+    let current = match call!(ctx, b"INCRBY", key, int_arg(amount, &argv[1])) {
+        Frame::Integer(n) => n,
+        _ => {
+            ctx.session.stats.commands -= 1;
+            return None;
+        }
     };
     // `tonumber(current) == amount` compares two doubles.
     if current as f64 == amount as f64 {
