@@ -18,6 +18,7 @@
 use bytes::Bytes;
 
 use super::args::parse_i64;
+use super::keys::pttl_of_live;
 use super::{lookup, CommandSpec, Ctx};
 use crate::protocol::Frame;
 use crate::store::Value;
@@ -179,6 +180,31 @@ fn held(ctx: &mut Ctx<'_>, key: &[u8]) -> Held {
         Some(Value::List(_)) => Held::List,
         Some(_) => Held::Other,
     })
+}
+
+/// What `GET key` and `PTTL key` answer, read under one lock; `None` when the key holds
+/// another type than a string (GET's WRONGTYPE: the script then runs in Lua). Counts nothing:
+/// see [`count_get_and_pttl`].
+fn get_and_pttl(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<(Frame, i64)> {
+    let now = ctx.now;
+    ctx.with_shard(key, |s| match s.get_live(key, now) {
+        None => Some((Frame::Null, -2)),
+        Some(e) => Some((
+            Frame::Bulk(e.value.string_bytes()?),
+            pttl_of_live(e.expires_at, now),
+        )),
+    })
+}
+
+/// Counts the GET (a hit or a miss) and the PTTL that [`get_and_pttl`] stands for.
+fn count_get_and_pttl(ctx: &mut Ctx<'_>, value: &Frame) {
+    let stats = &mut ctx.session.stats;
+    stats.commands += 2;
+    if matches!(value, Frame::Null) {
+        stats.misses += 1;
+    } else {
+        stats.hits += 1;
+    }
 }
 
 /// One argument of a command a script issues: static words and the script's own keys and
@@ -691,44 +717,28 @@ fn limits_acquire_sliding_window(
 fn limits_sliding_window(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Option<Frame> {
     let (prev, curr) = (&keys[0], &keys[1]);
     let expiry = whole(lua_number(&argv[0])? * 1000.0)?;
-    for k in [prev, curr] {
-        match held(ctx, k) {
-            Held::Absent | Held::Str { .. } | Held::Int(_) => {}
-            _ => return None,
-        }
-    }
+    // GET and PTTL of both keys, as the script's four calls answer them (PTTL through a Lua
+    // number); `None` (a key of another type) before anything is counted.
     let read = |ctx: &mut Ctx<'_>| {
-        let through_lua = |f: Frame| match f {
-            Frame::Integer(n) => lua_int_frame(n),
-            other => other,
-        };
-        vec![
-            call!(ctx, b"GET", prev),
-            through_lua(call!(ctx, b"PTTL", prev)),
-            call!(ctx, b"GET", curr),
-            through_lua(call!(ctx, b"PTTL", curr)),
-        ]
+        let (p, c) = (get_and_pttl(ctx, prev)?, get_and_pttl(ctx, curr)?);
+        for (value, _) in [&p, &c] {
+            count_get_and_pttl(ctx, value);
+        }
+        Some([p, c])
     };
-    let first = read(ctx);
-    let Frame::Integer(current_ttl) = first[3] else {
-        return None;
+    let [(pv, pt), (cv, ct)] = read(ctx)?;
+    let reply = |[(pv, pt), (cv, ct)]: [(Frame, i64); 2]| {
+        array(vec![pv, lua_int_frame(pt), cv, lua_int_frame(ct)])
     };
-    if current_ttl > 0 && (current_ttl as f64) < expiry as f64 {
+    if ct > 0 && (ct as f64) < expiry as f64 {
         if prev == curr {
             return None;
         }
         call!(ctx, b"RENAME", curr, prev);
-        call!(
-            ctx,
-            b"SET",
-            curr,
-            b"0",
-            b"PX",
-            arg((current_ttl + expiry) as f64),
-        );
-        return Some(array(read(ctx)));
+        call!(ctx, b"SET", curr, b"0", b"PX", arg((ct + expiry) as f64),);
+        return Some(reply(read(ctx)?));
     }
-    Some(array(first))
+    Some(reply([(pv, pt), (cv, ct)]))
 }
 
 #[cfg(test)]

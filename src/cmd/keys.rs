@@ -433,6 +433,15 @@ enum TtlForm {
     AbsMillis,
 }
 
+/// `PTTL`'s answer for a live key whose expiry is `at`: -1 without one, else the milliseconds
+/// left (never negative).
+pub(super) fn pttl_of_live(at: Option<Nanos>, now: Nanos) -> i64 {
+    match at {
+        None => -1,
+        Some(at) => (at.expiry_millis() as i64 - now.as_millis() as i64).max(0),
+    }
+}
+
 fn ttl(ctx: &mut Ctx<'_>, req: &[Bytes], form: TtlForm) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let at = ctx.with_shard(&req[1], |s| s.get_live(&req[1], now).map(|e| e.expires_at));
@@ -444,7 +453,7 @@ fn ttl(ctx: &mut Ctx<'_>, req: &[Bytes], form: TtlForm) -> Result<Frame, Command
             let left = at_ms - now.as_millis() as i64;
             match form {
                 TtlForm::Seconds => (left.max(0) + 500) / 1000,
-                TtlForm::Millis => left.max(0),
+                TtlForm::Millis => pttl_of_live(Some(at), now),
                 // Rounded to the nearest second, as Redis does (without overflowing).
                 TtlForm::AbsSeconds => ((i128::from(at_ms) + 500) / 1000) as i64,
                 TtlForm::AbsMillis => at_ms,
