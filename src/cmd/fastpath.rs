@@ -420,32 +420,28 @@ fn rlr_increment(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Option<Fr
     let key = &keys[0];
     let window = whole(lua_number(&argv[0])?).filter(|&w| w > 0)?;
     let now = ctx.now;
-    let (present, ttl_set, int) = {
-        let h = held(ctx, key);
-        let ttl = ctx.with_shard(key, |s| {
-            s.get_live(key, now).map(|e| e.expires_at.is_some())
-        });
-        match h {
-            Held::Absent => (false, false, None),
-            Held::Str { int, .. } => (true, ttl == Some(true), int),
-            Held::Int(n) => (true, ttl == Some(true), Some(n)),
-            _ => (true, ttl == Some(true), None),
+    // The PTTL and, for the INCR branch, the integer held: one lookup.
+    let (ttl, int) = ctx.with_shard(key, |s| match s.get_live(key, now) {
+        None => (-2, None),
+        Some(e) => {
+            let int = match &e.value {
+                Value::Int(n) => Some(*n),
+                Value::Str(b) => parse_i64(b),
+                _ => None,
+            };
+            (pttl_of_live(e.expires_at, now), int)
         }
-    };
-    if present && ttl_set && int.is_none_or(|n| n == i64::MAX) {
-        // INCR would fail: let Lua raise its error.
+    });
+    if ttl > 0 && int.is_none_or(|n| n == i64::MAX) {
+        // INCR would fail: let Lua raise its error (nothing is counted or written yet).
         return None;
     }
-    let ttl = match int_reply(call!(ctx, b"PTTL", key), SHA, 2) {
-        Ok(n) => n,
-        Err(e) => return Some(e),
-    };
+    // The script's PTTL call.
+    ctx.session.stats.commands += 1;
     if ttl <= 0 {
         call!(ctx, b"SET", key, b"1", b"PX", arg(window as f64));
         return Some(array(vec![Frame::Integer(1), Frame::Integer(window)]));
     }
-    // A non-integer with a TTL returned above; without a TTL, the SET path ran.
-    int?;
     let hits = match int_reply(call!(ctx, b"INCR", key), SHA, 7) {
         Ok(n) => n,
         Err(e) => return Some(e),
@@ -459,20 +455,9 @@ fn rlr_increment(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Option<Fr
 /// return { totalHits, timeToExpire }
 /// ```
 fn rlr_get(ctx: &mut Ctx<'_>, keys: &[Bytes], _argv: &[Bytes]) -> Option<Frame> {
-    let key = &keys[0];
-    let hits = match held(ctx, key) {
-        Held::Absent => Frame::Null,
-        Held::Str { bytes, .. } => Frame::Bulk(bytes),
-        Held::Int(n) => Frame::Bulk(Bytes::copy_from_slice(
-            itoa::Buffer::new().format(n).as_bytes(),
-        )),
-        _ => return None,
-    };
-    let ttl = match call!(ctx, b"PTTL", key) {
-        Frame::Integer(n) => lua_int_frame(n),
-        _ => return None,
-    };
-    Some(array(vec![hits, ttl]))
+    let (hits, ttl) = get_and_pttl(ctx, &keys[0])?;
+    count_get_and_pttl(ctx, &hits);
+    Some(array(vec![hits, lua_int_frame(ttl)]))
 }
 
 // --- limits (Python) -------------------------------------------------------------------------
