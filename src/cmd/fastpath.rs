@@ -721,6 +721,8 @@ fn limits_sliding_window(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> O
         }
         call!(ctx, b"RENAME", curr, prev);
         call!(ctx, b"SET", curr, b"0", b"PX", arg((ct + expiry) as f64),);
+        // Both keys hold strings now (the renamed counter and the new "0"), so this read
+        // cannot fall back to Lua after the writes.
         return Some(reply(read(ctx)?));
     }
     Some(reply([(pv, pt), (cv, ct)]))
