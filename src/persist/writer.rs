@@ -428,30 +428,16 @@ impl Writer {
     /// Queues `record` and returns its sequence number. Never blocks on I/O. Call it before
     /// the key's shard guard drops, so per-key log order equals apply order.
     pub fn append(&self, record: &Record) -> Seq {
-        let mut p = self.shared.pending.lock();
-        let was_empty = p.buf.is_empty();
-        record::encode(record, &mut p.buf);
-        self.queued(p, was_empty)
+        self.append_with(|out| record::encode(record, out))
     }
 
     /// Queues the framed record `encode` appends to the queue (e.g. [`record::encode_put`]),
-    /// encoding it in place under the queue's lock; returns its sequence number.
+    /// encoding it in place under the queue's lock; returns its sequence number. Every append
+    /// comes through here.
     pub fn append_with(&self, encode: impl FnOnce(&mut Vec<u8>)) -> Seq {
         let mut p = self.shared.pending.lock();
         let was_empty = p.buf.is_empty();
         encode(&mut p.buf);
-        self.queued(p, was_empty)
-    }
-
-    /// Queues one already framed record (from [`record::encode`]).
-    pub fn append_encoded(&self, framed: &[u8]) -> Seq {
-        let mut p = self.shared.pending.lock();
-        let was_empty = p.buf.is_empty();
-        p.buf.extend_from_slice(framed);
-        self.queued(p, was_empty)
-    }
-
-    fn queued(&self, mut p: parking_lot::MutexGuard<'_, Pending>, was_empty: bool) -> Seq {
         p.last_seq += 1;
         let seq = Seq(p.last_seq);
         drop(p);
@@ -462,6 +448,11 @@ impl Writer {
             self.shared.wake.notify_one();
         }
         seq
+    }
+
+    /// Queues one already framed record (from [`record::encode`]).
+    pub fn append_encoded(&self, framed: &[u8]) -> Seq {
+        self.append_with(|out| out.extend_from_slice(framed))
     }
 
     /// A handle for async callers to await acknowledgement.
