@@ -225,13 +225,16 @@ fn table_to_frame(fields: &Fields, t: &Table, resp3: bool, depth: usize) -> Fram
     } else {
         Value::Integer(items.len() as i64)
     };
-    if let Ok(Value::Nil) = fields.next.call::<Value>((t, last)) {
-        return Frame::Array(
+    let array = |items: &[Value]| {
+        Frame::Array(
             items
                 .iter()
                 .map(|v| to_frame(fields, v, resp3, depth + 1))
                 .collect(),
-        );
+        )
+    };
+    if let Ok(Value::Nil) = fields.next.call::<Value>((t, last)) {
+        return array(&items);
     }
     if let Some(err) = string_field(t, &fields.err) {
         return Frame::Error(sanitize_error(&err));
@@ -274,12 +277,7 @@ fn table_to_frame(fields: &Fields, t: &Table, resp3: bool, depth: usize) -> Fram
             .collect();
         return Frame::Set(members);
     }
-    Frame::Array(
-        items
-            .iter()
-            .map(|v| to_frame(fields, v, resp3, depth + 1))
-            .collect(),
-    )
+    array(&items)
 }
 
 /// The three-letter formats a verbatim reply can carry; any other is sent as `txt`.
