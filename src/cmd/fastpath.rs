@@ -240,12 +240,16 @@ impl IntoArg for String {
 /// `call!(ctx, b"SET", key, ...)`: runs one command the way `redis.call` does inside the
 /// script (see [`call_args`]).
 macro_rules! call {
-    ($ctx:expr, $name:expr $(, $a:expr)* $(,)?) => {{
-        // Each call site looks its command up once.
+    ($ctx:expr, $name:expr $(, $a:expr)* $(,)?) => {
+        call_args($ctx, spec!($name), &[IntoArg::into_arg($name) $(, IntoArg::into_arg($a))*])
+    };
+}
+
+/// `spec!(b"LPUSH")`: the command's table entry, looked up once per use site.
+macro_rules! spec {
+    ($name:expr) => {{
         static SPEC: std::sync::OnceLock<&'static CommandSpec> = std::sync::OnceLock::new();
-        let spec = *SPEC
-            .get_or_init(|| lookup($name).expect("invariant: fast paths call existing commands"));
-        call_args($ctx, spec, &[IntoArg::into_arg($name) $(, IntoArg::into_arg($a))*])
+        *SPEC.get_or_init(|| lookup($name).expect("invariant: fast paths call existing commands"))
     }};
 }
 
@@ -536,8 +540,7 @@ fn limits_acquire_moving_window(
     push.push(Bytes::from_static(b"LPUSH"));
     push.push(key.clone());
     push.extend(std::iter::repeat_n(stamp, amount as usize));
-    let lpush = lookup(b"LPUSH").expect("invariant: fast paths call existing commands");
-    call_args(ctx, lpush, &push);
+    call_args(ctx, spec!(b"LPUSH"), &push);
     call!(ctx, b"LTRIM", key, b"0", arg((limit - 1) as f64));
     call!(ctx, b"EXPIRE", key, arg(expiry as f64));
     Some(Frame::Integer(1))
@@ -720,7 +723,7 @@ fn limits_sliding_window(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> O
             return None;
         }
         call!(ctx, b"RENAME", curr, prev);
-        call!(ctx, b"SET", curr, b"0", b"PX", arg((ct + expiry) as f64),);
+        call!(ctx, b"SET", curr, b"0", b"PX", arg((ct + expiry) as f64));
         // Both keys hold strings now (the renamed counter and the new "0"), so this read
         // cannot fall back to Lua after the writes.
         return Some(reply(read(ctx)?));
