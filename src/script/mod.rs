@@ -221,16 +221,10 @@ impl std::fmt::Display for Interrupt {
 
 impl std::error::Error for Interrupt {}
 
-/// Makes sure another worker thread serves I/O while this one runs a long script.
+/// Makes sure another worker thread serves I/O while this one runs a long script. Called
+/// once per script, at the first count hook after it ran for [`HAND_OFF_AFTER_US`], so
+/// short scripts never pay for it.
 ///
-/// A tokio worker that parked while this one held the I/O driver sleeps on a condition
-/// variable, and nothing wakes it while this thread stays busy in Lua: no socket would be
-/// read (not even `SCRIPT KILL`). A task spawned from outside the workers goes to the global
-/// queue and wakes a parked worker, which runs it and then parks again, this time on the now
-/// free driver. (Spawned from this worker, the task would sit in its own LIFO slot, which no
-/// other worker may steal, and might wake nobody.) So a blocking-pool thread spawns it. Done
-/// once per script, at the first count hook after it ran for [`HAND_OFF_AFTER_US`], so short
-/// scripts never pay for it.
 /// Gives this worker's queued tasks and the I/O driver to another thread before a long script
 /// goes on, on the multi-thread runtime: `block_in_place` moves the task in the worker's LIFO
 /// slot (which no other worker may steal, and which can hold the very connection that would
@@ -267,6 +261,14 @@ const HAND_OFF_AFTER_US: u64 = 1_000;
 /// The longest a long script waits at its first hook for another worker to wake up.
 const HAND_OFF_WAIT: Duration = Duration::from_millis(200);
 
+/// [`hand_off_worker`] off the multi-thread runtime's workers.
+///
+/// A tokio worker that parked while this one held the I/O driver sleeps on a condition
+/// variable, and nothing wakes it while this thread stays busy in Lua: no socket would be
+/// read (not even `SCRIPT KILL`). A task spawned from outside the workers goes to the global
+/// queue and wakes a parked worker, which runs it and then parks again, this time on the now
+/// free driver. (Spawned from this worker, the task would sit in its own LIFO slot, which no
+/// other worker may steal, and might wake nobody.) So a blocking-pool thread spawns it.
 fn wake_runtime() {
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
         let spawner = handle.clone();
