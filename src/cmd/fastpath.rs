@@ -19,6 +19,7 @@ use bytes::Bytes;
 
 use super::args::parse_i64;
 use super::keys::pttl_of_live;
+use super::strings::current_int;
 use super::{lookup, CommandSpec, Ctx};
 use crate::protocol::Frame;
 use crate::store::Value;
@@ -427,14 +428,7 @@ fn rlr_increment(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Option<Fr
     // The PTTL and, for the INCR branch, the integer held: one lookup.
     let (ttl, int) = ctx.with_shard(key, |s| match s.get_live(key, now) {
         None => (-2, None),
-        Some(e) => {
-            let int = match &e.value {
-                Value::Int(n) => Some(*n),
-                Value::Str(b) => parse_i64(b),
-                _ => None,
-            };
-            (pttl_of_live(e.expires_at, now), int)
-        }
+        Some(e) => (pttl_of_live(e.expires_at, now), current_int(Some(e)).ok()),
     });
     if ttl > 0 && int.is_none_or(|n| n == i64::MAX) {
         // INCR would fail: let Lua raise its error (nothing is counted or written yet).

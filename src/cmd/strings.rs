@@ -408,7 +408,9 @@ fn getdel(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     })
 }
 
-fn current_int(e: Option<&Entry>) -> Result<i64, CommandError> {
+/// The integer INCR-style commands start from: 0 for an absent key; a string that is not an
+/// integer and any other type are errors.
+pub(super) fn current_int(e: Option<&Entry>) -> Result<i64, CommandError> {
     match e.map(|e| &e.value) {
         None => Ok(0),
         Some(Value::Int(n)) => Ok(*n),
