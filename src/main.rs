@@ -68,12 +68,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         )
         .init();
 
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    builder.worker_threads(worker_threads(config.threads));
-    let runtime = builder
-        .enable_all()
-        .thread_name("limitkv")
-        .build()
+    let (runtime, idle_commit) = limitkv::server::runtime(worker_threads(config.threads))
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let server = limitkv::server::bind(config.clone(), Arc::new(SystemClock))
@@ -93,6 +88,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
                     }
                 )
             })?;
+        server.attach_idle_commit(&idle_commit);
         *server.shared().on_loglevel.lock() = Some(Box::new(move |level| {
             let _ = reload_handle.modify(|f| *f = EnvFilter::new(level.tracing_filter()));
         }));

@@ -28,7 +28,9 @@ pub use replay::{
     ReplayReport,
 };
 pub use rewrite::{remove_stale_tmp, rewrite, rewrite_with, should_rewrite, RewriteReport};
-pub use writer::{DurableWaiter, FileSink, FsyncPolicy, MemSink, Seq, Sink, Writer, WriterStats};
+pub use writer::{
+    DurableWaiter, FileSink, FsyncPolicy, IdleCommit, MemSink, Seq, Sink, Writer, WriterStats,
+};
 
 /// Server-wide state that catalog records ([`Record::is_catalog`]: policies, overrides,
 /// access lists) describe: replay applies those records to it, and a rewrite writes its

@@ -1,12 +1,14 @@
-//! The AOF writer: a [`Sink`] seam (file or in-memory) and one std thread that owns it.
+//! The AOF writer: a [`Sink`] seam (file or in-memory) and one std thread that drives it.
 //!
 //! Producers call [`Writer::append`] under the key's shard guard: it encodes the record into
-//! a shared pending buffer and returns its [`Seq`] without blocking on I/O. The thread takes
+//! a shared pending buffer and returns its [`Seq`] without blocking on I/O. A commit takes
 //! everything pending, writes it with one `write_all`, then applies the fsync policy and
 //! publishes the highest *acknowledged* sequence number:
 //!
 //! - `always`: acknowledged = written and fsynced. Every record in a batch shares one fsync
-//!   (group commit); a connection awaits [`DurableWaiter::wait`] before replying.
+//!   (group commit); a connection awaits [`DurableWaiter::wait`] before replying. In the
+//!   server, a runtime worker that runs out of work commits the batch itself
+//!   ([`IdleCommit`]); the thread commits only what no worker does in time.
 //! - `everysec`: acknowledged = written (in the kernel); fsync at most once per second.
 //! - `no`: acknowledged = written; never fsync (shutdown still does).
 //!
@@ -210,7 +212,7 @@ impl Sink for MemSink {
 }
 
 /// Under `always`, how long the writer waits for the next client to join a batch before it
-/// writes and fsyncs what it has (see [`Thread::take`]). Answering a batch of 50 clients takes
+/// writes and fsyncs what it has (see [`Thread::wait_for_work`]). Answering a batch of 50 clients takes
 /// two workers a few hundred microseconds of reply writes, during which the first answered
 /// clients already come back: with a 100 µs gap a batch was often cut while they did (32-37
 /// clients per fsync with 50 clients); with 400 µs it holds 45-49. The write and fsync of a
@@ -220,6 +222,11 @@ impl Sink for MemSink {
 const GROUP_COMMIT_IDLE_GAP: Duration = Duration::from_micros(400);
 /// Under `always`, the longest the writer gathers one batch.
 const GROUP_COMMIT_MAX_WAIT: Duration = Duration::from_millis(2);
+
+/// Under `always` with idle commit (see [`IdleCommit`]), how long a record may wait for a
+/// worker to run out of work and commit it before the writer thread commits it instead
+/// (every worker busy, e.g. running a long script or saturated).
+const IDLE_COMMIT_FALLBACK: Duration = Duration::from_millis(1);
 
 /// Under `everysec` and `no`, how long the writer gathers appends before one write. This is
 /// most of what a process crash can lose under those policies.
@@ -338,6 +345,11 @@ struct Pending {
     /// `target`; the waiter that reaches it wakes the writer.
     gathering: bool,
     target: usize,
+    /// With idle commit: when `buf` last went from empty to non-empty.
+    pending_since: Option<std::time::Instant>,
+    /// With idle commit: the writer thread sleeps until woken, so an append that starts a
+    /// batch must wake it (see [`Thread::wait_for_work`]).
+    writer_asleep: bool,
 }
 
 struct Shared {
@@ -354,9 +366,26 @@ struct Shared {
     stats: Mutex<WriterStats>,
     policy: FsyncPolicy,
     clock: Arc<dyn Clock>,
+    /// Set by [`IdleCommit::attach`]: under `always`, the runtime's workers commit batches
+    /// when they run out of work, and the thread only commits what they leave behind.
+    idle_commit: AtomicBool,
+    /// Cleared when the pending buffer is taken, set when it stops being empty: lets a
+    /// parking worker skip the queue's lock when there is nothing to commit.
+    has_pending: AtomicBool,
+    /// `IDLE_COMMIT_FALLBACK`, in microseconds (tests lengthen it).
+    idle_fallback_us: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
+    /// Whether workers commit `always` batches (see [`IdleCommit`]).
+    fn idle_mode(&self) -> bool {
+        self.policy == FsyncPolicy::Always && self.idle_commit.load(Ordering::Relaxed)
+    }
+
+    fn idle_fallback(&self) -> Duration {
+        Duration::from_micros(self.idle_fallback_us.load(Ordering::Relaxed))
+    }
+
     fn publish(&self, p: Progress) {
         self.healthy.store(p.healthy, Ordering::Release);
         *self.progress.lock() = p;
@@ -374,6 +403,9 @@ impl Shared {
 /// The handle producers, connections and INFO use; share it in an `Arc`.
 pub struct Writer {
     shared: Arc<Shared>,
+    /// The file and its bookkeeping: locked by the writer thread for each batch, and under
+    /// idle commit by the worker that commits one.
+    state: Arc<Mutex<Thread>>,
     thread: Mutex<Option<JoinHandle<Result<(), String>>>>,
 }
 
@@ -381,7 +413,7 @@ impl Writer {
     /// Starts the writer thread on `sink`, which must hold a valid prefix (possibly empty: the
     /// header is then written first). `clock` times `everysec` and the fsync lag.
     pub fn start(
-        sink: Box<dyn Sink>,
+        mut sink: Box<dyn Sink>,
         policy: FsyncPolicy,
         clock: Arc<dyn Clock>,
     ) -> io::Result<Writer> {
@@ -390,9 +422,14 @@ impl Writer {
             healthy: true,
             running: true,
         };
-        let mut pending = Pending::default();
+        let pending = Pending::default();
         if sink.is_empty() {
-            record::encode_header(&mut pending.buf);
+            // Written before any record can be queued: a rewrite started at once must not
+            // find the header among the records it carries over. The first fsync of a
+            // record covers it.
+            let mut header = Vec::new();
+            record::encode_header(&mut header);
+            sink.write_all(&header)?;
         }
         let stats = WriterStats {
             policy,
@@ -414,15 +451,47 @@ impl Writer {
             stats: Mutex::new(stats),
             policy,
             clock,
+            idle_commit: AtomicBool::new(false),
+            has_pending: AtomicBool::new(false),
+            idle_fallback_us: (IDLE_COMMIT_FALLBACK.as_micros() as u64).into(),
         });
-        let thread_shared = Arc::clone(&shared);
+        let state = Arc::new(Mutex::new(Thread::new(Arc::clone(&shared), sink)));
+        let (thread_shared, thread_state) = (Arc::clone(&shared), Arc::clone(&state));
         let thread = std::thread::Builder::new()
             .name("aof-writer".into())
-            .spawn(move || Thread::new(thread_shared, sink).run())?;
+            .spawn(move || Thread::run(&thread_shared, &thread_state))?;
         Ok(Writer {
             shared,
+            state,
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// Under `always` with idle commit attached: writes and fsyncs everything pending on
+    /// the calling thread, and publishes it. Called by a runtime worker that has run out of
+    /// work, like one turn of Redis's event loop (`beforeSleep`): every command it ran since
+    /// its last commit shares this fsync, and requests that arrive meanwhile wait in their
+    /// sockets to form the next batch. Returns at once when there is nothing to do.
+    pub fn commit_idle(&self) {
+        let sh = &self.shared;
+        if !sh.idle_mode() || !sh.has_pending.load(Ordering::Acquire) {
+            return;
+        }
+        // Another worker may be committing: wait for it, then commit what is left (it may
+        // have taken this worker's records too).
+        let mut t = self.state.lock();
+        loop {
+            let taken = {
+                let mut p = sh.pending.lock();
+                if p.shutdown || (p.buf.is_empty() && p.finish.is_none()) {
+                    None
+                } else {
+                    Some(t.take_now(&mut p))
+                }
+            };
+            let Some((batch, finish)) = taken else { break };
+            t.commit(batch, finish);
+        }
     }
 
     /// Queues `record` and returns its sequence number. Never blocks on I/O. Call it before
@@ -435,17 +504,26 @@ impl Writer {
     /// encoding it in place under the queue's lock; returns its sequence number. Every append
     /// comes through here.
     pub fn append_with(&self, encode: impl FnOnce(&mut Vec<u8>)) -> Seq {
-        let mut p = self.shared.pending.lock();
+        let sh = &self.shared;
+        let mut p = sh.pending.lock();
         let was_empty = p.buf.is_empty();
         encode(&mut p.buf);
         p.last_seq += 1;
         let seq = Seq(p.last_seq);
+        let mut wake = was_empty;
+        if was_empty && sh.idle_mode() {
+            // Idle commit: a worker commits this batch when it runs out of work; the thread
+            // is woken only to watch for a batch no worker commits in time.
+            sh.has_pending.store(true, Ordering::Release);
+            p.pending_since = Some(std::time::Instant::now());
+            wake = p.writer_asleep;
+        }
         drop(p);
         // The writer is woken only when its queue stops being empty: it then gathers (a group
         // commit gap under `always`, a short pause otherwise) and takes everything queued by
         // then, so a busy server costs one wake-up per batch, not one per append.
-        if was_empty {
-            self.shared.wake.notify_one();
+        if wake {
+            sh.wake.notify_one();
         }
         seq
     }
@@ -641,6 +719,50 @@ fn outcome(
     }
 }
 
+/// Commits `always` batches on the async runtime's worker threads when they run out of work,
+/// instead of on the writer thread (Redis's `beforeSleep`, per worker).
+///
+/// With the writer thread committing, every batch cost two thread hand-offs (the last client
+/// of a batch waking the thread, the thread waking the runtime), and every request that
+/// arrived while the thread fsynced woke a worker on its own. Committed by a worker that has
+/// nothing else to run, a batch holds every command that worker ran since its last commit,
+/// and requests arriving during the fsync wait in their sockets to form the next one. The
+/// thread stays for `everysec` and `no`, rewrites and shutdown, and commits any batch that no
+/// worker has committed within `IDLE_COMMIT_FALLBACK` (every worker busy).
+///
+/// Install [`IdleCommit::on_park`] as the runtime's `on_thread_park` callback, and
+/// [`IdleCommit::attach`] the writer once it exists. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct IdleCommit(Arc<std::sync::OnceLock<Arc<Writer>>>);
+
+impl IdleCommit {
+    /// Hands `always` commits to the workers that call [`IdleCommit::on_park`]. A writer
+    /// with another policy is left alone. At most one writer is attached; later ones are
+    /// ignored.
+    pub fn attach(&self, writer: &Arc<Writer>) {
+        if writer.shared.policy == FsyncPolicy::Always && self.0.set(Arc::clone(writer)).is_ok() {
+            let sh = &writer.shared;
+            let mut p = sh.pending.lock();
+            sh.idle_commit.store(true, Ordering::Relaxed);
+            if !p.buf.is_empty() {
+                // Queued before: the workers' to commit from now on.
+                p.pending_since = Some(std::time::Instant::now());
+                sh.has_pending.store(true, Ordering::Release);
+            }
+            drop(p);
+            // The thread may be gathering or asleep in its old mode: make it look again.
+            sh.wake.notify_one();
+        }
+    }
+
+    /// Call when a worker thread is about to park: commits what is pending, if anything.
+    pub fn on_park(&self) {
+        if let Some(w) = self.0.get() {
+            w.commit_idle();
+        }
+    }
+}
+
 /// Awaits acknowledgement from async code (one per connection; cheap to clone).
 #[derive(Clone)]
 pub struct DurableWaiter {
@@ -654,9 +776,9 @@ impl DurableWaiter {
     /// when the writer recovers, so the client sees an error for a write that may persist
     /// (the same ambiguity as a timeout).
     pub async fn wait(&mut self, seq: Seq) -> Result<(), PersistError> {
-        {
-            // Join the next batch's head count (see `Thread::take`); the waiter that completes
-            // it wakes the gathering writer.
+        if !self.shared.idle_mode() {
+            // Join the next batch's head count (see `Thread::wait_for_work`); the waiter that
+            // completes it wakes the gathering writer. Idle commit needs no head count.
             let mut p = self.shared.pending.lock();
             if seq.0 > p.taken {
                 p.waiters_next += 1;
@@ -731,43 +853,116 @@ impl Thread {
         }
     }
 
-    fn run(mut self) -> Result<(), String> {
+    /// The writer thread: waits for work, then commits it under the state lock, until
+    /// shutdown.
+    fn run(shared: &Shared, state: &Mutex<Thread>) -> Result<(), String> {
         loop {
-            let (mut batch, finish, shutdown) = self.take();
-            self.unsynced.extend_from_slice(&batch);
-            self.flush(batch.len());
-            batch.clear();
-            // A burst's buffer is not kept forever.
-            if batch.capacity() <= SPARE_MAX {
-                self.spare = batch;
+            let idle = state.lock().idle_wait();
+            let stranded = Thread::wait_for_work(shared, idle);
+            let mut t = state.lock();
+            let mut p = shared.pending.lock();
+            if p.shutdown {
+                let (batch, finish) = t.take_now(&mut p);
+                drop(p);
+                t.commit(batch, finish);
+                return t.stop();
             }
-            if let Some(f) = finish {
-                self.finish_rewrite(f);
-            }
-            if shutdown {
-                return self.stop();
-            }
+            if shared.idle_mode()
+                && p.finish.is_none()
+                && !p.kick
+                && (!stranded || p.buf.is_empty())
             {
-                // The next batch should hold this batch's clients plus those that queued
-                // while it was written.
-                let mut p = self.shared.pending.lock();
-                p.target = self.batch_waiters + p.waiters_next;
+                // Idle commit, and no batch left behind: whatever is pending is the
+                // workers' to commit.
+                drop(p);
+                if t.dirty || !t.unsynced.is_empty() {
+                    // Retry a failed write or fsync.
+                    t.commit(Vec::new(), None);
+                }
+                continue;
             }
-            self.publish(true);
+            let (batch, finish) = t.take_now(&mut p);
+            drop(p);
+            t.commit(batch, finish);
         }
     }
 
-    /// Waits for work and takes it: pending bytes, a rewrite hand-over, shutdown.
-    fn take(&mut self) -> (Vec<u8>, Option<FinishRewrite>, bool) {
-        let sh = Arc::clone(&self.shared);
+    /// How long the thread sleeps without traffic: wake up to honour `everysec` and to
+    /// retry after errors.
+    fn idle_wait(&self) -> Duration {
+        if self.dirty || !self.unsynced.is_empty() {
+            Duration::from_millis(100)
+        } else {
+            Duration::from_secs(1)
+        }
+    }
+
+    /// Writes `batch` (just taken), applies the policy, completes a rewrite hand-over and
+    /// publishes the new progress.
+    fn commit(&mut self, mut batch: Vec<u8>, finish: Option<FinishRewrite>) {
+        self.unsynced.extend_from_slice(&batch);
+        self.flush(batch.len());
+        batch.clear();
+        // A burst's buffer is not kept forever.
+        if batch.capacity() <= SPARE_MAX && batch.capacity() > self.spare.capacity() {
+            self.spare = batch;
+        }
+        if let Some(f) = finish {
+            self.finish_rewrite(f);
+        }
+        {
+            // The next batch should hold this batch's clients plus those that queued
+            // while it was written.
+            let mut p = self.shared.pending.lock();
+            p.target = self.batch_waiters + p.waiters_next;
+        }
+        self.publish(true);
+    }
+
+    /// Waits until there is work for the thread: pending bytes (gathered into a batch, see
+    /// below), a rewrite hand-over, shutdown, a kick, or the idle timeout. With idle commit,
+    /// pending bytes are the workers' to commit: the thread waits until they have been
+    /// pending for `IDLE_COMMIT_FALLBACK` and then returns true (stranded) if they still are.
+    fn wait_for_work(sh: &Shared, idle: Duration) -> bool {
         let mut p = sh.pending.lock();
+        if sh.idle_mode() {
+            let mut seen = p.last_seq;
+            loop {
+                if p.finish.is_some() || p.shutdown || p.kick {
+                    return false;
+                }
+                if !p.buf.is_empty() && p.pending_since.is_none() {
+                    // Queued before idle commit was attached (the file header, say).
+                    p.pending_since = Some(std::time::Instant::now());
+                    sh.has_pending.store(true, Ordering::Release);
+                }
+                match p.pending_since.filter(|_| !p.buf.is_empty()) {
+                    Some(since) => {
+                        let (waited, fallback) = (since.elapsed(), sh.idle_fallback());
+                        if waited >= fallback {
+                            return true;
+                        }
+                        let _ = sh.wake.wait_for(&mut p, fallback - waited);
+                    }
+                    None if p.last_seq != seen => {
+                        // Traffic since the last look: look again soon, unasked, rather
+                        // than have an append wake the thread for every batch.
+                        seen = p.last_seq;
+                        let _ = sh.wake.wait_for(&mut p, sh.idle_fallback());
+                    }
+                    None => {
+                        // Quiet: asleep until an append starts a batch (or the idle timeout).
+                        p.writer_asleep = true;
+                        let timed_out = sh.wake.wait_for(&mut p, idle).timed_out();
+                        p.writer_asleep = false;
+                        if timed_out {
+                            return false;
+                        }
+                    }
+                }
+            }
+        }
         while p.buf.is_empty() && p.finish.is_none() && !p.shutdown && !p.kick {
-            // Wake without traffic to honour `everysec` and to retry after errors.
-            let idle = if self.dirty || !self.unsynced.is_empty() {
-                Duration::from_millis(100)
-            } else {
-                Duration::from_secs(1)
-            };
             if sh.wake.wait_for(&mut p, idle).timed_out() {
                 break;
             }
@@ -807,8 +1002,15 @@ impl Thread {
                 }
             }
         }
+        false
+    }
+
+    /// Takes the pending bytes and a rewrite hand-over (if any) for a commit.
+    fn take_now(&mut self, p: &mut Pending) -> (Vec<u8>, Option<FinishRewrite>) {
         p.kick = false;
         let batch = std::mem::replace(&mut p.buf, std::mem::take(&mut self.spare));
+        self.shared.has_pending.store(false, Ordering::Release);
+        p.pending_since = None;
         p.taken = p.last_seq;
         self.batch_waiters = std::mem::take(&mut p.waiters_next);
         if p.rewriting {
@@ -827,7 +1029,7 @@ impl Thread {
             // Batches taken from here on go to whichever file wins; none is buffered.
             p.rewriting = false;
         }
-        (batch, finish, p.shutdown)
+        (batch, finish)
     }
 
     /// Writes the `new` bytes just added to `unsynced` (all of `unsynced` after an error) and
@@ -956,7 +1158,7 @@ impl Thread {
     }
 
     /// Final flush: write anything left and fsync whatever the policy.
-    fn stop(mut self) -> Result<(), String> {
+    fn stop(&mut self) -> Result<(), String> {
         if self.dirty {
             self.flush(0);
         }
@@ -1210,6 +1412,158 @@ mod tests {
         w.shutdown().unwrap();
         let err = rt.block_on(waiter.wait(Seq(99))).unwrap_err();
         assert!(matches!(err, PersistError::WriterStopped), "{err}");
+    }
+
+    /// A writer under `always` whose batches the test commits by calling `on_park`, as a
+    /// parking runtime worker would. With `fallback` the writer thread commits a batch left
+    /// pending that long; the tests that must see `on_park` do the work pass a long one.
+    fn start_idle(sink: &MemSink, fallback: Duration) -> (Arc<Writer>, IdleCommit) {
+        let (w, _) = start(sink, FsyncPolicy::Always);
+        w.shared
+            .idle_fallback_us
+            .store(fallback.as_micros() as u64, Ordering::Relaxed);
+        let w = Arc::new(w);
+        let idle = IdleCommit::default();
+        idle.attach(&w);
+        (w, idle)
+    }
+
+    #[test]
+    fn idle_commit_writes_and_fsyncs_on_the_parking_thread() {
+        let sink = MemSink::new();
+        let (w, idle) = start_idle(&sink, LONG);
+        let seqs: Vec<Seq> = (0..3).map(|i| w.append(&put("k", i))).collect();
+        let syncs = sink.state.lock().syncs;
+        assert!(
+            w.stats().acked < seqs[0],
+            "nothing commits before a worker parks"
+        );
+        idle.on_park();
+        // Done on this thread before on_park returned: one write and one fsync for all.
+        assert_eq!(w.stats().acked, seqs[2]);
+        assert_eq!(sink.state.lock().syncs, syncs + 1);
+        assert_eq!(
+            records(&sink.state.lock().synced),
+            vec![put("k", 0), put("k", 1), put("k", 2)]
+        );
+        // Nothing pending: parking costs no I/O.
+        idle.on_park();
+        assert_eq!(sink.state.lock().syncs, syncs + 1);
+        w.shutdown().unwrap();
+        idle.on_park();
+        assert_eq!(records(&sink.data()).len(), 3);
+    }
+
+    #[test]
+    fn idle_commit_leaves_a_batch_no_worker_commits_to_the_thread() {
+        let sink = MemSink::new();
+        let (w, _idle) = start_idle(&sink, IDLE_COMMIT_FALLBACK);
+        // No worker parks: the thread commits within the fallback time.
+        for i in 0..3 {
+            let seq = w.append(&put("k", i));
+            w.wait_blocking(seq, LONG)
+                .expect("committed by the writer thread");
+        }
+        assert_eq!(records(&sink.state.lock().synced).len(), 3);
+    }
+
+    #[test]
+    fn idle_commit_is_for_always_only() {
+        let sink = MemSink::new();
+        let (w, _) = start(&sink, FsyncPolicy::EverySec);
+        let w = Arc::new(w);
+        let idle = IdleCommit::default();
+        idle.attach(&w);
+        assert!(!w.shared.idle_mode());
+        let seq = w.append(&put("a", 1));
+        idle.on_park();
+        w.wait_blocking(seq, LONG).expect("written by the thread");
+        assert_eq!(sink.state.lock().syncs, 0, "everysec: no fsync yet");
+    }
+
+    #[test]
+    fn idle_commit_by_many_workers_loses_nothing_and_shares_fsyncs() {
+        let sink = MemSink::new();
+        sink.state.lock().sync_delay = Duration::from_micros(300);
+        let (w, idle) = start_idle(&sink, LONG);
+        let (threads, per_thread) = (8, 50);
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (w, idle) = (Arc::clone(&w), idle.clone());
+                std::thread::spawn(move || {
+                    for i in 0..per_thread {
+                        let seq = w.append(&put(&format!("t{t}:{i}"), i));
+                        // This "worker" has nothing else to do: it parks, which commits
+                        // its record (or another worker's commit already has).
+                        idle.on_park();
+                        w.wait_blocking(seq, LONG).expect("acknowledged");
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        let appends = threads * per_thread;
+        assert_eq!(w.stats().acked, Seq(appends as u64));
+        let synced = sink.state.lock().synced.clone();
+        assert_eq!(records(&synced).len(), appends as usize);
+        let syncs = sink.state.lock().syncs;
+        assert!(
+            syncs < appends as u64,
+            "{syncs} fsyncs for {appends} appends"
+        );
+    }
+
+    #[test]
+    fn idle_commit_failing_fsync_withholds_the_ack_until_a_retry() {
+        let sink = MemSink::new();
+        let (w, idle) = start_idle(&sink, LONG);
+        let a = w.append(&put("a", 1));
+        idle.on_park();
+        w.wait_blocking(a, LONG).unwrap();
+        sink.state.lock().fail_syncs = u32::MAX;
+        let b = w.append(&put("b", 2));
+        idle.on_park();
+        assert!(!w.healthy());
+        assert!(w.wait_blocking(b, LONG).is_err());
+        assert_eq!(w.stats().acked, a);
+        sink.state.lock().fail_syncs = 0;
+        w.kick();
+        eventually(&w, "recovered", |s| s.acked == b);
+        assert!(w.healthy());
+        assert_eq!(
+            records(&sink.state.lock().synced),
+            vec![put("a", 1), put("b", 2)]
+        );
+    }
+
+    #[test]
+    fn idle_commit_keeps_records_committed_during_a_rewrite() {
+        let sink = MemSink::new();
+        let (w, idle) = start_idle(&sink, LONG);
+        w.start_rewrite().unwrap();
+        let a = w.append(&put("a", 1));
+        idle.on_park();
+        w.wait_blocking(a, LONG).unwrap();
+        let b = w.append(&put("b", 2));
+        let new = MemSink::new();
+        let mut snapshot = Vec::new();
+        record::encode_header(&mut snapshot);
+        new.clone().write_all(&snapshot).unwrap();
+        let len = w
+            .finish_rewrite(Box::new(new.clone()), Box::new(|| Ok(())))
+            .unwrap();
+        w.wait_blocking(b, LONG).unwrap();
+        assert_eq!(len, new.data().len() as u64);
+        assert_eq!(records(&new.data()), vec![put("a", 1), put("b", 2)]);
+        let c = w.append(&put("c", 3));
+        idle.on_park();
+        w.wait_blocking(c, LONG).unwrap();
+        assert_eq!(
+            records(&new.state.lock().synced),
+            vec![put("a", 1), put("b", 2), put("c", 3)]
+        );
     }
 
     #[test]

@@ -25,6 +25,23 @@ use crate::persist;
 /// How long shutdown waits for connections to finish the replies they are writing.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The multi-threaded runtime a server runs on, with `workers` worker threads, and the hook
+/// by which those workers commit `appendfsync always` batches when they run out of work
+/// (pass it to [`Server::attach_idle_commit`] once the server is bound).
+pub fn runtime(workers: usize) -> io::Result<(tokio::runtime::Runtime, persist::IdleCommit)> {
+    let idle_commit = persist::IdleCommit::default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .thread_name("limitkv")
+        .on_thread_park({
+            let idle_commit = idle_commit.clone();
+            move || idle_commit.on_park()
+        })
+        .build()?;
+    Ok((runtime, idle_commit))
+}
+
 /// A bound, not yet running server.
 pub struct Server {
     shared: Arc<Shared>,
@@ -106,6 +123,15 @@ fn open_aof(shared: &Shared) -> io::Result<()> {
 }
 
 impl Server {
+    /// Lets the workers of the runtime that `idle_commit` came from (see [`runtime`]) commit
+    /// this server's `appendfsync always` batches. Without it, the AOF writer thread commits
+    /// them.
+    pub fn attach_idle_commit(&self, idle_commit: &persist::IdleCommit) {
+        if let Some(writer) = self.shared.aof.get() {
+            idle_commit.attach(writer);
+        }
+    }
+
     /// The first bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.listeners[0]

@@ -57,13 +57,13 @@ impl TestServer {
         std::thread::Builder::new()
             .name("limitkv-test-server".into())
             .spawn(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .expect("build the server runtime");
+                // The server's own runtime, as main.rs builds it: under `appendfsync
+                // always` its workers commit the AOF batches.
+                let (rt, idle_commit) =
+                    limitkv::server::runtime(2).expect("build the server runtime");
                 let result = rt.block_on(async move {
                     let server = limitkv::server::bind(config, server_clock).await?;
+                    server.attach_idle_commit(&idle_commit);
                     let _ = ready_tx.send((server.local_addr(), server.shared()));
                     server
                         .run(async {
