@@ -211,22 +211,30 @@ impl Sink for MemSink {
     }
 }
 
-/// Under `always`, how long the writer waits for the next client to join a batch before it
-/// writes and fsyncs what it has (see [`Thread::wait_for_work`]). Answering a batch of 50 clients takes
-/// two workers a few hundred microseconds of reply writes, during which the first answered
+/// Under `always` when the writer thread commits (no [`IdleCommit`] attached), how long it
+/// waits for the next client to join a batch before it writes and fsyncs what it has (see
+/// [`Thread::wait_for_work`]). Answering a batch of 50 clients takes two workers a few
+/// hundred microseconds of reply writes, during which the first answered
 /// clients already come back: with a 100 µs gap a batch was often cut while they did (32-37
 /// clients per fsync with 50 clients); with 400 µs it holds 45-49. The write and fsync of a
 /// batch take 0.2-0.35 ms on the test machine (fdatasync alone about 0.13 ms), and each extra
 /// batch also costs every client in it a round of wake-ups, so a fuller batch is worth the
 /// wait.
 const GROUP_COMMIT_IDLE_GAP: Duration = Duration::from_micros(400);
-/// Under `always`, the longest the writer gathers one batch.
+/// Under `always` when the writer thread commits, the longest it gathers one batch.
 const GROUP_COMMIT_MAX_WAIT: Duration = Duration::from_millis(2);
 
 /// Under `always` with idle commit (see [`IdleCommit`]), how long a record may wait for a
 /// worker to run out of work and commit it before the writer thread commits it instead
 /// (every worker busy, e.g. running a long script or saturated).
 const IDLE_COMMIT_FALLBACK: Duration = Duration::from_millis(1);
+
+/// Under `always` with idle commit, how long a parking worker waits for another worker's
+/// commit to finish before it parks without committing (see [`Writer::commit_idle`]). An
+/// fsync takes 0.1-0.35 ms on the test machine, so this only runs out on a stalled disk,
+/// where it bounds how long the other workers stop serving (reads, `PING`, `INFO`). With 1 ms
+/// it ran out on ordinary fsync latency spikes too, and throughput suffered.
+const IDLE_COMMIT_WAIT: Duration = Duration::from_millis(5);
 
 /// Under `everysec` and `no`, how long the writer gathers appends before one write. This is
 /// most of what a process crash can lose under those policies.
@@ -472,14 +480,20 @@ impl Writer {
     /// work, like one turn of Redis's event loop (`beforeSleep`): every command it ran since
     /// its last commit shares this fsync, and requests that arrive meanwhile wait in their
     /// sockets to form the next batch. Returns at once when there is nothing to do.
+    ///
+    /// While another worker commits, this one waits for it (the requests that arrive then
+    /// wait in their sockets too, as in Redis, instead of waking this worker one by one),
+    /// then commits what is left. It waits at most `IDLE_COMMIT_WAIT`: on a stalled disk it
+    /// parks and goes on serving, and the committing worker, which takes batches until it
+    /// finds the queue empty, or else the writer thread, commits its records.
     pub fn commit_idle(&self) {
         let sh = &self.shared;
         if !sh.idle_mode() || !sh.has_pending.load(Ordering::Acquire) {
             return;
         }
-        // Another worker may be committing: wait for it, then commit what is left (it may
-        // have taken this worker's records too).
-        let mut t = self.state.lock();
+        let Some(mut t) = self.state.try_lock_for(IDLE_COMMIT_WAIT) else {
+            return;
+        };
         loop {
             let taken = {
                 let mut p = sh.pending.lock();
@@ -1512,6 +1526,37 @@ mod tests {
         assert!(
             syncs < appends as u64,
             "{syncs} fsyncs for {appends} appends"
+        );
+    }
+
+    #[test]
+    fn idle_commit_a_second_worker_does_not_wait_out_a_stalled_disk() {
+        let sink = MemSink::new();
+        sink.state.lock().sync_delay = Duration::from_millis(300);
+        let (w, idle) = start_idle(&sink, LONG);
+        let a = w.append(&put("a", 1));
+        let first = {
+            let idle = idle.clone();
+            std::thread::spawn(move || idle.on_park())
+        };
+        eventually(&w, "the first worker took its batch", |s| {
+            s.pending_bytes == 0
+        });
+        let b = w.append(&put("b", 2));
+        // The second worker waits IDLE_COMMIT_WAIT for the first one's fsync, then parks.
+        idle.on_park();
+        assert_eq!(
+            sink.state.lock().syncs,
+            0,
+            "returned while the fsync still ran"
+        );
+        first.join().unwrap();
+        // The first worker took the second one's record after its own batch.
+        w.wait_blocking(a, LONG).unwrap();
+        w.wait_blocking(b, LONG).unwrap();
+        assert_eq!(
+            records(&sink.state.lock().synced),
+            vec![put("a", 1), put("b", 2)]
         );
     }
 
