@@ -355,6 +355,9 @@ struct Pending {
     target: usize,
     /// With idle commit: when `buf` last went from empty to non-empty.
     pending_since: Option<std::time::Instant>,
+    /// With idle commit: a worker is committing, and takes every batch queued until it
+    /// finds the queue empty; others wait on `Shared::committed`.
+    committing: bool,
     /// With idle commit: the writer thread sleeps until woken, so an append that starts a
     /// batch must wake it (see [`Thread::wait_for_work`]).
     writer_asleep: bool,
@@ -363,6 +366,8 @@ struct Pending {
 struct Shared {
     pending: Mutex<Pending>,
     wake: Condvar,
+    /// Signalled (with `pending`'s lock) when a worker's idle commit ends.
+    committed: Condvar,
     progress: Mutex<Progress>,
     progress_cv: Condvar,
     progress_tx: watch::Sender<Progress>,
@@ -450,6 +455,7 @@ impl Writer {
         let shared = Arc::new(Shared {
             pending: Mutex::new(pending),
             wake: Condvar::new(),
+            committed: Condvar::new(),
             progress: Mutex::new(initial),
             progress_cv: Condvar::new(),
             progress_tx: watch::Sender::new(initial),
@@ -491,13 +497,35 @@ impl Writer {
         if !sh.idle_mode() || !sh.has_pending.load(Ordering::Acquire) {
             return;
         }
-        let Some(mut t) = self.state.try_lock_for(IDLE_COMMIT_WAIT) else {
-            return;
-        };
+        let nothing_to_do = |p: &Pending| p.shutdown || (p.buf.is_empty() && p.finish.is_none());
+        {
+            let mut p = sh.pending.lock();
+            if p.committing {
+                // Sleep on a condition variable rather than spin on the state lock: a
+                // spinning lock yields the CPU again and again (tens of thousands of
+                // `sched_yield`s per 100,000 requests), on cores the clients need.
+                let deadline = std::time::Instant::now() + IDLE_COMMIT_WAIT;
+                while p.committing {
+                    if sh.committed.wait_until(&mut p, deadline).timed_out() && p.committing {
+                        return;
+                    }
+                }
+            }
+            if nothing_to_do(&p) {
+                return;
+            }
+            p.committing = true;
+        }
+        let mut t = self.state.lock();
         loop {
             let taken = {
                 let mut p = sh.pending.lock();
-                if p.shutdown || (p.buf.is_empty() && p.finish.is_none()) {
+                if nothing_to_do(&p) {
+                    // Cleared in the same look that found the queue empty: a worker that
+                    // queued a record and then saw `committing` set has it taken by this loop
+                    // (or commits it itself once woken).
+                    p.committing = false;
+                    sh.committed.notify_all();
                     None
                 } else {
                     Some(t.take_now(&mut p))
