@@ -34,6 +34,7 @@
 #   KEYSPACE          -r range for the CL.THROTTLE keys (default 100000)
 #   FAMILY_BENCH=0    skip the native-family cases (RATE/WINDOW/QUOTA/COST/LEASE/BREAKER)
 #   AOF_BENCH=0       skip the append-only-file cases (both servers with appendonly yes)
+#   LIMITKV_ARGS=...  extra arguments for every limitkv start (e.g. "--threads 1")
 #   SCRIPT_BENCH=0    skip the rate-limit libraries' Lua scripts (EVALSHA of each script in
 #                     tests/compat/scripts on both servers; skipped when limitkv lacks SCRIPT LOAD)
 #   POLICY_BENCH=0    skip the LIMIT.CHECK (4 rules) vs four GCRA calls cases
@@ -195,7 +196,8 @@ start_limitkv() {
   shift
   stop_pid "$LIMITKV_PID"
   log "starting limitkv on 127.0.0.1:$LIMITKV_PORT $*"
-  "$LIMITKV_BIN" --port "$LIMITKV_PORT" --bind 127.0.0.1 "$@" >"$OUT/limitkv$tag.log" 2>&1 &
+  # shellcheck disable=SC2086  # LIMITKV_ARGS is split into words on purpose
+  "$LIMITKV_BIN" --port "$LIMITKV_PORT" --bind 127.0.0.1 ${LIMITKV_ARGS:-} "$@" >"$OUT/limitkv$tag.log" 2>&1 &
   LIMITKV_PID=$!
   wait_ping "$LIMITKV_PORT" "$LIMITKV_PID" "limitkv$tag"
 }
@@ -561,7 +563,7 @@ limitkv_rev=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unkno
 report() {
   echo "# limitkv vs redis-server"
   echo
-  echo "- command: \`REQUESTS=$REQUESTS REPEAT=$REPEAT CLIENTS=$CLIENTS PIPELINE=$PIPELINE KEYSPACE=$KEYSPACE${REDIS_CELL_MODULE:+ REDIS_CELL_MODULE=$REDIS_CELL_MODULE} $CMDLINE\`"
+  echo "- command: \`REQUESTS=$REQUESTS REPEAT=$REPEAT CLIENTS=$CLIENTS PIPELINE=$PIPELINE KEYSPACE=$KEYSPACE${REDIS_CELL_MODULE:+ REDIS_CELL_MODULE=$REDIS_CELL_MODULE}${LIMITKV_ARGS:+ LIMITKV_ARGS=\"$LIMITKV_ARGS\"} $CMDLINE\`"
   echo "- date: $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
   echo "- limitkv: git $limitkv_rev (target/release/limitkv)"
   echo "- redis: $(redis-server --version)"

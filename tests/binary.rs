@@ -284,3 +284,55 @@ fn a_port_in_use_fails_with_a_message_on_stderr() {
     assert!(err.contains(&port), "{err}");
     drop(taken);
 }
+
+#[test]
+fn one_worker_still_answers_busy_and_script_kill_while_a_script_loops() {
+    // With `--threads 1` the only worker runs the script; it hands its queue to a new thread
+    // after a millisecond, so other clients are still read and answered.
+    let port = free_port();
+    let mut p = start(
+        &[
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--threads",
+            "1",
+        ],
+        port,
+    );
+    assert_eq!(
+        raw_line(port, b"CONFIG SET busy-reply-threshold 100\r\n").unwrap(),
+        "+OK\r\n"
+    );
+    let looping = std::thread::spawn(move || {
+        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"EVAL \"while true do end\" 0\r\n").unwrap();
+        let mut out = Vec::new();
+        let mut byte = [0u8; 1];
+        while !out.ends_with(b"\r\n") && s.read(&mut byte).unwrap() == 1 {
+            out.push(byte[0]);
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let line = raw_line(port, b"PING\r\n").unwrap();
+        if line.starts_with("-BUSY") {
+            break;
+        }
+        assert_eq!(line, "+PONG\r\n", "before the threshold, PING is answered");
+        assert!(Instant::now() < deadline, "never saw -BUSY");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(raw_line(port, b"SCRIPT KILL\r\n").unwrap(), "+OK\r\n");
+    let killed = looping.join().unwrap();
+    assert!(
+        killed.starts_with("-ERR Script killed by user with SCRIPT KILL"),
+        "{killed}"
+    );
+    assert_eq!(raw_line(port, b"PING\r\n").unwrap(), "+PONG\r\n");
+    let status = signal_and_wait(&mut p, "-TERM");
+    assert!(status.success(), "exit after SIGTERM: {status}");
+}
