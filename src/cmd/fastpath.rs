@@ -1027,4 +1027,213 @@ mod tests {
             None
         );
     }
+
+    mod equivalence {
+        //! The fast path against Lua on one clock: every recognised script, run natively on one
+        //! server and as Lua (the same text with a comment added, so it is not recognised) on
+        //! another, with the same calls at the same manual-clock instants, must give the same
+        //! replies and leave the same keys. The comparison with redis-server in
+        //! tests/differential.rs runs on two real clocks, where a sliding window read at a
+        //! window's edge may fall either way; here the instants are identical.
+        use super::super::*;
+        use super::fast;
+        use crate::cmd::testing::*;
+
+        struct Script {
+            name: &'static str,
+            body: &'static str,
+            keys: usize,
+        }
+
+        /// A recorded script of tests/compat/scripts and its number of keys.
+        macro_rules! script {
+            ($name:literal, $keys:literal) => {
+                Script {
+                    name: $name,
+                    body: include_str!(concat!("../../tests/compat/scripts/", $name, ".lua")),
+                    keys: $keys,
+                }
+            };
+        }
+
+        const SCRIPTS: &[Script] = &[
+            script!("rate-limiter-flexible-incr-ttl", 1),
+            script!("rate-limit-redis-increment", 1),
+            script!("rate-limit-redis-get", 1),
+            script!("limits-incr-expire", 1),
+            script!("limits-acquire-moving-window", 1),
+            script!("limits-moving-window", 1),
+            script!("limits-acquire-sliding-window", 2),
+            script!("limits-sliding-window", 2),
+        ];
+
+        /// Arguments each script is called with: the libraries' usual values, edge values and
+        /// garbage (which the fast path must leave to Lua).
+        fn args_for(name: &str, rng: &mut u64) -> Vec<&'static str> {
+            let mut pick = |v: &[&'static str]| v[next(rng) as usize % v.len()];
+            match name {
+                "rate-limiter-flexible-incr-ttl" => vec![
+                    pick(&["1", "2", "-1", "5", "1.5", "x", "9223372036854775807"]),
+                    pick(&["60", "1", "0", "-5", "abc"]),
+                    "10",
+                    "60",
+                ],
+                "rate-limit-redis-increment" => {
+                    vec![pick(&["1000", "60000", "1e3", "0x10", "-5", "abc", "1.5"])]
+                }
+                "rate-limit-redis-get" => vec![],
+                "limits-incr-expire" => vec![
+                    pick(&["1", "60", "-1", "abc"]),
+                    pick(&["1", "2", "0", "1.5", "-1", "-0", "007"]),
+                ],
+                "limits-acquire-moving-window" => vec![
+                    pick(&["1767225600.5", "1767225601.25", "1767225605", "abc"]),
+                    pick(&["3", "5", "1"]),
+                    pick(&["1", "10"]),
+                    pick(&["1", "2", "6"]),
+                ],
+                "limits-moving-window" => vec![
+                    pick(&["1767225590", "1767225600.5", "1767225604", "0"]),
+                    pick(&["3", "5", "0"]),
+                ],
+                "limits-acquire-sliding-window" => vec![
+                    pick(&["4", "10", "2.5"]),
+                    pick(&["1", "0.5", "3", "abc"]),
+                    pick(&["1", "2", "20"]),
+                ],
+                "limits-sliding-window" => vec![pick(&["1", "0.5", "3"])],
+                other => unreachable!("{other}"),
+            }
+        }
+
+        fn next(state: &mut u64) -> u64 {
+            // xorshift64
+            *state ^= *state << 13;
+            *state ^= *state >> 7;
+            *state ^= *state << 17;
+            *state
+        }
+
+        /// Everything a key holds, as replies: its type, value and remaining time.
+        fn state_of(h: &mut Harness, key: &str) -> Vec<Frame> {
+            let ty = h.run(&["TYPE", key]);
+            let value = match &ty {
+                Frame::Simple(t) if &t[..] == b"string" => h.run(&["GET", key]),
+                Frame::Simple(t) if &t[..] == b"list" => h.run(&["LRANGE", key, "0", "-1"]),
+                Frame::Simple(t) if &t[..] == b"hash" => h.run(&["HGETALL", key]),
+                _ => Frame::Null,
+            };
+            vec![ty, value, h.run(&["PTTL", key])]
+        }
+
+        #[test]
+        fn native_and_lua_agree_call_for_call_on_one_clock() {
+            let (mut native, mut lua) = (Harness::new(), Harness::new());
+            let mut shas = Vec::new();
+            for s in SCRIPTS {
+                let Frame::Bulk(sha) = native.run(&["SCRIPT", "LOAD", s.body]) else {
+                    panic!("{}: SCRIPT LOAD", s.name);
+                };
+                assert!(find(&sha).is_some(), "{} is recognised", s.name);
+                let plain = format!("{}\n-- run in Lua\n", s.body);
+                let Frame::Bulk(lua_sha) = lua.run(&["SCRIPT", "LOAD", &plain]) else {
+                    panic!("{}: SCRIPT LOAD", s.name);
+                };
+                assert!(find(&lua_sha).is_none(), "{}: the variant is not", s.name);
+                shas.push((
+                    String::from_utf8(sha.to_vec()).unwrap(),
+                    String::from_utf8(lua_sha.to_vec()).unwrap(),
+                ));
+            }
+            const KEYS: &[&str] = &["e:a", "e:b", "e:c"];
+            let (mut calls, mut natively) = (0, [0usize; 8]);
+            for seed in [
+                0x2545_F491_4F6C_DD1Du64,
+                0x9E37_79B9_7F4A_7C15,
+                0xD1B5_4A32_D192_ED03,
+            ] {
+                let mut rng = seed;
+                for step in 0..3000 {
+                    let k = KEYS[next(&mut rng) as usize % KEYS.len()];
+                    let k2 = KEYS[next(&mut rng) as usize % KEYS.len()];
+                    match next(&mut rng) % 10 {
+                        0 => {
+                            // Time passes on both servers alike: within, across and past windows.
+                            let ms = [1, 120, 499, 500, 501, 999, 1000, 1500, 3001]
+                                [next(&mut rng) as usize % 9];
+                            for h in [&mut native, &mut lua] {
+                                h.clock.advance(std::time::Duration::from_millis(ms));
+                            }
+                        }
+                        1 => {
+                            // A starting state the scripts must cope with (or leave to Lua).
+                            let cmd: &[&str] = match next(&mut rng) % 6 {
+                                0 => &["SET", k, "abc"],
+                                1 => &["SET", k, "2", "PX", "1500"],
+                                2 => &["LPUSH", k, "1767225600.5"],
+                                3 => &["HSET", k, "f", "v"],
+                                4 => &["SET", k, "9223372036854775807"],
+                                _ => &["DEL", k],
+                            };
+                            assert_eq!(native.run(cmd), lua.run(cmd), "{cmd:?}");
+                        }
+                        _ => {
+                            let i = next(&mut rng) as usize % SCRIPTS.len();
+                            let s = &SCRIPTS[i];
+                            let (sha, lua_sha) = &shas[i];
+                            let keys: Vec<&str> = [k, k2][..s.keys].to_vec();
+                            let args = args_for(s.name, &mut rng);
+                            calls += 1;
+                            let got = match fast(&mut native, sha, &keys, &args) {
+                                Some(reply) => {
+                                    natively[i] += 1;
+                                    reply.into_maps()
+                                }
+                                None => {
+                                    let n = s.keys.to_string();
+                                    let mut words = vec!["EVALSHA", sha, &n];
+                                    words.extend(&keys);
+                                    words.extend(&args);
+                                    native.run(&words)
+                                }
+                            };
+                            let n = s.keys.to_string();
+                            let mut words = vec!["EVALSHA", lua_sha.as_str(), &n];
+                            words.extend(&keys);
+                            words.extend(&args);
+                            let want = match lua.run(&words) {
+                                // Lua's errors name the script: the variant's digest.
+                                Frame::Error(e) => Frame::Error(
+                                    String::from_utf8_lossy(&e).replace(lua_sha, sha).into(),
+                                ),
+                                other => other,
+                            };
+                            assert_eq!(
+                                got, want,
+                                "seed {seed:x} step {step}: {} {keys:?} {args:?}",
+                                s.name
+                            );
+                        }
+                    }
+                    for key in KEYS {
+                        assert_eq!(
+                            state_of(&mut native, key),
+                            state_of(&mut lua, key),
+                            "seed {seed:x} step {step}: key {key}"
+                        );
+                    }
+                }
+            }
+            // Garbage arguments and wrong-type keys go to Lua on both sides; the rest must have
+            // been answered natively, by every script.
+            let total: usize = natively.iter().sum();
+            assert!(
+                total * 3 > calls,
+                "the fast path answered only {total} of {calls} calls"
+            );
+            for (s, n) in SCRIPTS.iter().zip(natively) {
+                assert!(n > 100, "{}: only {n} calls answered natively", s.name);
+            }
+        }
+    }
 }
