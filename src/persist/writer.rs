@@ -973,11 +973,6 @@ impl Thread {
                 if p.finish.is_some() || p.shutdown || p.kick {
                     return false;
                 }
-                if !p.buf.is_empty() && p.pending_since.is_none() {
-                    // Queued before idle commit was attached (the file header, say).
-                    p.pending_since = Some(std::time::Instant::now());
-                    sh.has_pending.store(true, Ordering::Release);
-                }
                 match p.pending_since.filter(|_| !p.buf.is_empty()) {
                     Some(since) => {
                         let (waited, fallback) = (since.elapsed(), sh.idle_fallback());
