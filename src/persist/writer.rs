@@ -395,6 +395,12 @@ impl Shared {
         self.policy == FsyncPolicy::Always && self.idle_commit.load(Ordering::Relaxed)
     }
 
+    /// Whether the writer thread gathers `always` batches by head count (see
+    /// [`Thread::wait_for_work`]): only then are `waiters_next` and `target` kept.
+    fn gathers(&self) -> bool {
+        self.policy == FsyncPolicy::Always && !self.idle_commit.load(Ordering::Relaxed)
+    }
+
     fn idle_fallback(&self) -> Duration {
         Duration::from_micros(self.idle_fallback_us.load(Ordering::Relaxed))
     }
@@ -818,9 +824,10 @@ impl DurableWaiter {
     /// when the writer recovers, so the client sees an error for a write that may persist
     /// (the same ambiguity as a timeout).
     pub async fn wait(&mut self, seq: Seq) -> Result<(), PersistError> {
-        if !self.shared.idle_mode() {
+        if self.shared.gathers() {
             // Join the next batch's head count (see `Thread::wait_for_work`); the waiter that
-            // completes it wakes the gathering writer. Idle commit needs no head count.
+            // completes it wakes the gathering writer. Idle commit, `everysec` and `no` keep
+            // no head count.
             let mut p = self.shared.pending.lock();
             if seq.0 > p.taken {
                 p.waiters_next += 1;
@@ -952,7 +959,7 @@ impl Thread {
         if let Some(f) = finish {
             self.finish_rewrite(f);
         }
-        {
+        if self.shared.gathers() {
             // The next batch should hold this batch's clients plus those that queued
             // while it was written.
             let mut p = self.shared.pending.lock();
@@ -1020,7 +1027,7 @@ impl Thread {
         // fsync covers them all instead of splitting them over two; it stops early when no
         // client joins for `GROUP_COMMIT_IDLE_GAP` (clients left or think between commands),
         // and after `GROUP_COMMIT_MAX_WAIT` in any case.
-        if sh.policy == FsyncPolicy::Always && !p.buf.is_empty() && !p.shutdown {
+        if sh.gathers() && !p.buf.is_empty() && !p.shutdown {
             let deadline = std::time::Instant::now() + GROUP_COMMIT_MAX_WAIT;
             p.target = p.target.max(1);
             while p.waiters_next < p.target && p.finish.is_none() && !p.shutdown {
