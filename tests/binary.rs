@@ -37,6 +37,11 @@ fn raw_line(port: u16, request: &[u8]) -> std::io::Result<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(2)))?;
     s.write_all(request)?;
+    read_line(&mut s)
+}
+
+/// Reads one reply line, up to its CRLF (or what came before the connection closed).
+fn read_line(s: &mut TcpStream) -> std::io::Result<String> {
     let mut out = Vec::new();
     let mut byte = [0u8; 1];
     while !out.ends_with(b"\r\n") {
@@ -309,12 +314,7 @@ fn one_worker_still_answers_busy_and_script_kill_while_a_script_loops() {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
         s.write_all(b"EVAL \"while true do end\" 0\r\n").unwrap();
-        let mut out = Vec::new();
-        let mut byte = [0u8; 1];
-        while !out.ends_with(b"\r\n") && s.read(&mut byte).unwrap() == 1 {
-            out.push(byte[0]);
-        }
-        String::from_utf8_lossy(&out).into_owned()
+        read_line(&mut s).unwrap()
     });
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
