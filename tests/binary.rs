@@ -336,3 +336,59 @@ fn one_worker_still_answers_busy_and_script_kill_while_a_script_loops() {
     let status = signal_and_wait(&mut p, "-TERM");
     assert!(status.success(), "exit after SIGTERM: {status}");
 }
+
+#[test]
+fn appendfsync_always_preallocates_while_running_and_trims_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let aof = dir.path().join("appendonly.aof");
+    let dir_arg = dir.path().to_str().unwrap();
+    let port = free_port();
+    let args = [
+        "--port",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        "always",
+        "--dir",
+        dir_arg,
+    ];
+    let mut p = start(&args, port);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    for i in 1..=20 {
+        s.write_all(b"INCR n\r\n").unwrap();
+        assert_eq!(read_line(&mut s).unwrap(), format!(":{i}\r\n"));
+    }
+    // Running: the file reaches well past its records, in zeros.
+    let running = std::fs::read(&aof).unwrap();
+    assert!(running.len() >= 4 << 20, "{} bytes", running.len());
+    assert!(running[running.len() - 4096..].iter().all(|&b| b == 0));
+    let status = signal_and_wait(&mut p, "-TERM");
+    assert!(status.success(), "exit after SIGTERM: {status}");
+    // Stopped cleanly: trimmed to its last record.
+    let len = std::fs::metadata(&aof).unwrap().len();
+    assert!(len < 4096, "{len} bytes after a clean stop");
+    let check = Command::new(BIN)
+        .args(["aof", "check"])
+        .arg(&aof)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{report}");
+    assert!(report.ends_with("AOF is valid\n"), "{report}");
+    let port = free_port();
+    let mut args = args;
+    let port_arg = port.to_string();
+    args[1] = &port_arg;
+    let mut p = start(&args, port);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET n\r\n").unwrap();
+    assert_eq!(read_line(&mut s).unwrap(), "$2\r\n");
+    assert_eq!(read_line(&mut s).unwrap(), "20\r\n");
+    let status = signal_and_wait(&mut p, "-TERM");
+    assert!(status.success(), "exit after SIGTERM: {status}");
+}

@@ -94,6 +94,16 @@ fn clock_now(clock: &limitkv::clock::ManualClock) -> limitkv::clock::Nanos {
     clock.now()
 }
 
+/// The AOF's logical size (`aof_current_size`): while the server runs, the file itself runs
+/// on in preallocated zeros.
+async fn aof_size(c: &mut common::Raw) -> u64 {
+    let info = c.cmd(&["INFO", "persistence"]).await.text();
+    info.lines()
+        .find_map(|l| l.strip_prefix("aof_current_size:"))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("aof_current_size")
+}
+
 #[tokio::test]
 async fn keys_that_expired_while_down_are_gone_and_denials_write_nothing() {
     let dir = common::temp_dir();
@@ -101,7 +111,7 @@ async fn keys_that_expired_while_down_are_gone_and_denials_write_nothing() {
     let mut c = server.raw().await;
     c.cmd(&["SET", "short", "v", "PX", "500"]).await;
     c.cmd(&["CL.THROTTLE", "b", "0", "1", "10"]).await;
-    let size = std::fs::metadata(dir.path().join(AOF_FILE)).unwrap().len();
+    let size = aof_size(&mut c).await;
     for _ in 0..5 {
         let r = ints(&c.cmd(&["CL.THROTTLE", "b", "0", "1", "10"]).await);
         assert_eq!(r[0], 1, "denied");
@@ -109,7 +119,7 @@ async fn keys_that_expired_while_down_are_gone_and_denials_write_nothing() {
         c.cmd(&["GET", "short"]).await;
     }
     assert_eq!(
-        std::fs::metadata(dir.path().join(AOF_FILE)).unwrap().len(),
+        aof_size(&mut c).await,
         size,
         "denials, peeks and reads append nothing"
     );
@@ -177,7 +187,8 @@ async fn bgrewriteaof_compacts_and_keeps_every_write() {
     for i in 0..200 {
         c.cmd(&["INCR", &format!("k{}", i % 10)]).await;
     }
-    let before = std::fs::metadata(dir.path().join(AOF_FILE)).unwrap().len();
+    let before = aof_size(&mut c).await;
+    assert!(std::fs::metadata(dir.path().join(AOF_FILE)).unwrap().len() > before);
     assert_eq!(
         c.cmd(&["BGREWRITEAOF"]).await,
         Reply::Simple("Background append only file rewriting scheduled".into())
@@ -193,7 +204,7 @@ async fn bgrewriteaof_compacts_and_keeps_every_write() {
     })
     .await;
     c.cmd(&["INCR", "k0"]).await;
-    let after = std::fs::metadata(dir.path().join(AOF_FILE)).unwrap().len();
+    let after = aof_size(&mut c).await;
     assert!(after < before / 5, "rewrite compacts: {before} -> {after}");
     server.stop().await.unwrap();
 
@@ -212,5 +223,88 @@ async fn bgrewriteaof_without_persistence_is_an_error() {
         c.cmd(&["BGREWRITEAOF"]).await,
         Reply::Error("ERR Append only file is disabled (start with --appendonly yes)".into())
     );
+    server.stop().await.unwrap();
+}
+
+/// Under `appendfsync always`, replies that wait for the AOF are written by whichever thread
+/// commits it, and every later reply of the connection queues behind them: a pipeline of
+/// writes, reads and a QUIT is answered in order, and the QUIT's reply still goes out.
+#[tokio::test]
+async fn always_answers_a_mixed_pipeline_in_order_then_quits() {
+    let dir = common::temp_dir();
+    let server = TestServer::with_config(aof_config(dir.path(), FsyncPolicy::Always)).await;
+    let mut c = server.raw().await;
+    let mut pipeline = Vec::new();
+    for args in [
+        &["SET", "a", "1"][..],
+        &["GET", "a"],
+        &["INCR", "a"],
+        &["PING"],
+        &["GET", "a"],
+        &["INCR", "a"],
+        &["ECHO", "x"],
+        &["INCR", "a"],
+    ] {
+        pipeline.extend(common::resp(args));
+    }
+    // Twice: once in one write, once a command per write without reading in between.
+    c.send(&pipeline).await;
+    for part in pipeline.split_inclusive(|&b| b == b'\n') {
+        c.send(part).await;
+    }
+    let expected = [
+        Reply::Simple("OK".into()),
+        Reply::bulk("1"),
+        Reply::Int(2),
+        Reply::Simple("PONG".into()),
+        Reply::bulk("2"),
+        Reply::Int(3),
+        Reply::bulk("x"),
+        Reply::Int(4),
+    ];
+    assert_eq!(c.read_replies(8).await, expected);
+    assert_eq!(c.read_replies(8).await, expected);
+    c.send(&[common::resp(&["INCR", "a"]), common::resp(&["QUIT"])].concat())
+        .await;
+    let rest = c.read_until_closed().await;
+    assert_eq!(rest, b":5\r\n+OK\r\n");
+    server.stop().await.unwrap();
+
+    let server = TestServer::with_config(aof_config(dir.path(), FsyncPolicy::Always)).await;
+    assert_eq!(
+        server.raw().await.cmd(&["GET", "a"]).await,
+        Reply::bulk("5")
+    );
+    server.stop().await.unwrap();
+}
+
+/// Held replies larger than the socket takes at once: the committing thread writes what fits
+/// and the connection finishes the rest, in order.
+#[tokio::test]
+async fn always_finishes_held_replies_the_socket_could_not_take() {
+    let dir = common::temp_dir();
+    let server = TestServer::with_config(aof_config(dir.path(), FsyncPolicy::Always)).await;
+    let mut c = server.raw().await;
+    let big = "v".repeat(6 << 20);
+    assert_eq!(
+        c.cmd(&["SET", "big", &big]).await,
+        Reply::Simple("OK".into())
+    );
+    let mut pipeline = Vec::new();
+    for _ in 0..3 {
+        pipeline.extend(common::resp(&["INCR", "n"]));
+        pipeline.extend(common::resp(&["GET", "big"]));
+    }
+    pipeline.extend(common::resp(&["INCR", "n"]));
+    c.send(&pipeline).await;
+    let replies = c.read_replies(7).await;
+    for (i, r) in replies.iter().enumerate() {
+        if i % 2 == 0 {
+            assert_eq!(*r, Reply::Int(i as i64 / 2 + 1), "reply {i}");
+        } else {
+            assert!(*r == Reply::bulk(&big), "reply {i}: the big value");
+        }
+    }
+    assert_eq!(c.cmd(&["GET", "n"]).await, Reply::bulk("4"));
     server.stop().await.unwrap();
 }

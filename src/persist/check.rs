@@ -23,6 +23,9 @@ pub struct Report {
     pub good_bytes: u64,
     /// File length as found.
     pub file_bytes: u64,
+    /// Zeros after the valid prefix that a running (or crashed) server preallocated; not a
+    /// problem, and `repair` leaves them.
+    pub padding: u64,
     /// The first problem, if any.
     pub problem: Option<Problem>,
     /// Set by `repair` when it cut the file: the backup it wrote first.
@@ -50,6 +53,11 @@ impl fmt::Display for Report {
             self.records, self.good_bytes, self.file_bytes
         )?;
         match &self.problem {
+            None if self.padding > 0 => write!(
+                f,
+                "AOF is valid ({} bytes of preallocated zeros after the last record)",
+                self.padding
+            ),
             None => write!(f, "AOF is valid"),
             Some(p) => {
                 let kind = if p.tail { "torn tail" } else { "corruption" };
@@ -82,6 +90,7 @@ pub fn check(path: &Path) -> Result<Report, PersistError> {
         records: s.records,
         good_bytes: s.good_bytes,
         file_bytes: s.total_bytes,
+        padding: s.padding,
         problem: s.problem,
         backup: None,
     })
@@ -168,6 +177,28 @@ mod tests {
             r.to_string(),
             format!("records: 3, valid bytes: {0} of {0}\nAOF is valid", b.len())
         );
+    }
+
+    #[test]
+    fn check_and_repair_accept_preallocated_zeros_after_the_last_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("appendonly.aof");
+        let (mut b, _) = aof(3);
+        let good = b.len() as u64;
+        b.resize(b.len() + 4096, 0);
+        fs::write(&path, &b).unwrap();
+        let r = check(&path).unwrap();
+        assert!(r.is_ok());
+        assert_eq!(
+            (r.records, r.good_bytes, r.file_bytes, r.padding),
+            (3, good, b.len() as u64, 4096)
+        );
+        assert!(r
+            .to_string()
+            .ends_with("AOF is valid (4096 bytes of preallocated zeros after the last record)"));
+        let r = repair(&path).unwrap();
+        assert!(r.backup.is_none());
+        assert_eq!(fs::read(&path).unwrap(), b);
     }
 
     #[test]

@@ -29,7 +29,8 @@ pub use replay::{
 };
 pub use rewrite::{remove_stale_tmp, rewrite, rewrite_with, should_rewrite, RewriteReport};
 pub use writer::{
-    DurableWaiter, FileSink, FsyncPolicy, IdleCommit, MemSink, Seq, Sink, Writer, WriterStats,
+    Deferred, DurableWaiter, FileSink, FsyncPolicy, IdleCommit, MemSink, Seq, Sink, Writer,
+    WriterStats,
 };
 
 /// Server-wide state that catalog records ([`Record::is_catalog`]: policies, overrides,

@@ -33,8 +33,8 @@ pub struct Problem {
     pub offset: u64,
     /// What is wrong.
     pub reason: CorruptReason,
-    /// True when it looks like a torn tail: the file ends inside the bad frame, the bad frame
-    /// reaches exactly to the end, or only zero bytes follow.
+    /// True when it looks like a torn tail: the file ends inside the bad frame, or only zero
+    /// bytes follow it.
     pub tail: bool,
 }
 
@@ -47,6 +47,9 @@ pub struct Scan {
     pub good_bytes: u64,
     /// Every byte read, including any damaged tail.
     pub total_bytes: u64,
+    /// Zero bytes from the end of the valid prefix to the end of the file: space the writer
+    /// preallocated ([`crate::persist::writer::PREALLOCATE`]), not damage.
+    pub padding: u64,
     /// The first problem, if any.
     pub problem: Option<Problem>,
 }
@@ -63,9 +66,14 @@ pub fn scan<R: Read>(mut reader: R, mut f: impl FnMut(Record)) -> io::Result<Sca
         return Ok(scan);
     }
     if let Err(reason) = record::check_header(&head) {
-        let tail = matches!(reason, CorruptReason::Incomplete { .. });
         let rest = drain(&mut reader)?;
         scan.total_bytes += rest.len;
+        if rest.all_zero && head.iter().all(|&b| b == 0) {
+            // Preallocated before the header reached the disk: an empty file.
+            scan.padding = scan.total_bytes;
+            return Ok(scan);
+        }
+        let tail = matches!(reason, CorruptReason::Incomplete { .. });
         scan.problem = Some(Problem {
             offset: 0,
             reason,
@@ -124,11 +132,18 @@ pub fn scan<R: Read>(mut reader: R, mut f: impl FnMut(Record)) -> io::Result<Sca
             Err((reason, frame_total)) => {
                 let rest = drain(&mut reader)?;
                 let remaining = frame.len() as u64 + rest.len;
-                let all_zero = rest.all_zero && frame.iter().all(|&b| b == 0);
+                scan.total_bytes = offset + remaining;
+                if rest.all_zero && frame.iter().all(|&b| b == 0) {
+                    // Zeros from a record boundary to the end: preallocated space. No record
+                    // starts with zeros (the checksum covers the length).
+                    scan.padding = remaining;
+                    return Ok(scan);
+                }
+                // A damaged frame followed by nothing but zeros is a torn write into
+                // preallocated space.
                 let tail = matches!(reason, CorruptReason::Incomplete { .. })
                     || remaining <= frame_total
-                    || all_zero;
-                scan.total_bytes = offset + remaining;
+                    || rest.all_zero;
                 scan.problem = Some(Problem {
                     offset,
                     reason,
@@ -178,6 +193,8 @@ pub struct ReplayReport {
     pub records: u64,
     /// Length of the valid prefix; the writer appends from here.
     pub good_bytes: u64,
+    /// Preallocated zeros after it (see [`Scan::padding`]).
+    pub padding: u64,
     /// Set when a torn tail was dropped: the offset it started at (equals `good_bytes`).
     pub truncated_at: Option<u64>,
     /// The problem that was tolerated, for the startup log.
@@ -199,6 +216,7 @@ pub fn replay<R: Read>(
     let mut report = ReplayReport {
         records: scan.records,
         good_bytes: scan.good_bytes,
+        padding: scan.padding,
         truncated_at: None,
         problem: None,
     };
@@ -367,6 +385,8 @@ mod tests {
         v
     }
 
+    const PREALLOCATE_FOR_TEST: usize = crate::persist::writer::PREALLOCATE as usize;
+
     fn collect(bytes: &[u8]) -> (Vec<Record>, Scan) {
         let mut out = Vec::new();
         let s = scan(bytes, |r| out.push(r)).unwrap();
@@ -464,13 +484,56 @@ mod tests {
     }
 
     #[test]
-    fn zero_filled_tail_is_a_tail_not_an_empty_record() {
+    fn zeros_after_a_record_are_preallocated_space_not_a_record_or_damage() {
         let mut b = file_of(&[put("a", 1, None)]);
         let good = b.len() as u64;
-        b.extend_from_slice(&[0; 4096]);
-        let p = collect(&b).1.problem.unwrap();
+        for zeros in [1, 7, 8, 9, 4096, 200_000] {
+            let mut f = b.clone();
+            f.resize(b.len() + zeros, 0);
+            let (recs, s) = collect(&f);
+            assert_eq!(recs, vec![put("a", 1, None)], "{zeros}");
+            assert_eq!(s.problem, None, "{zeros}");
+            assert_eq!((s.good_bytes, s.padding), (good, zeros as u64), "{zeros}");
+            assert_eq!(s.total_bytes, f.len() as u64);
+            let rep = replay(&f[..], OnCorruptTail::Refuse, |_| {}).unwrap();
+            assert_eq!(
+                (rep.good_bytes, rep.padding, rep.truncated_at),
+                (good, zeros as u64, None)
+            );
+        }
+        b.clear();
+        b.resize(PREALLOCATE_FOR_TEST, 0);
+        let s = collect(&b).1;
+        assert_eq!(
+            (s.good_bytes, s.padding, s.problem),
+            (0, b.len() as u64, None)
+        );
+    }
+
+    #[test]
+    fn a_torn_record_in_preallocated_space_is_a_tail() {
+        let recs = vec![put("a", 1, None), put("b", 2, None)];
+        let full = file_of(&recs);
+        let at = file_of(&recs[..1]).len();
+        // The second record's write reached the disk in part: its first bytes only.
+        let mut f = file_of(&recs[..1]);
+        f.resize(full.len() + 4096, 0);
+        f[at..at + 10].copy_from_slice(&full[at..at + 10]);
+        let p = collect(&f).1.problem.expect("damage");
         assert!(matches!(p.reason, CorruptReason::ChecksumMismatch { .. }));
-        assert_eq!((p.offset, p.tail), (good, true));
+        assert_eq!((p.offset, p.tail), (at as u64, true));
+        let rep = replay(&f[..], OnCorruptTail::Truncate, |_| {}).unwrap();
+        assert_eq!(rep.truncated_at, Some(at as u64));
+        assert!(replay(&f[..], OnCorruptTail::Refuse, |_| {}).is_err());
+        // Zeros and then data at a record boundary (the write's first sector lost, its
+        // payload there) are damage followed by data, not space: refused even with
+        // truncation, as before preallocation.
+        let mut f = full.clone();
+        f[at..at + FRAME_OVERHEAD].fill(0);
+        f.resize(f.len() + 4096, 0);
+        let p = collect(&f).1.problem.expect("damage");
+        assert_eq!((p.offset, p.tail), (at as u64, false));
+        assert!(replay(&f[..], OnCorruptTail::Truncate, |_| {}).is_err());
     }
 
     #[test]

@@ -11,17 +11,21 @@
 //! stops, the replies so far are written, and the task awaits the script's end (or its busy
 //! threshold, after which requests get `BUSY` unless flagged `allow_busy`).
 
-use std::sync::atomic::Ordering;
+use std::io::ErrorKind;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use bytes::{Buf, BytesMut};
+use parking_lot::Mutex;
+use tokio::io::AsyncReadExt;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 
 use crate::cmd::scripting::{batch_token, busy_gate, takes_token, BusyGate};
 use crate::cmd::{dispatch, ClientInfo, Ctx, Session, Shared};
 use crate::metrics::add;
+use crate::persist::{Deferred, DurableWaiter, FsyncPolicy, Seq, Writer};
 use crate::protocol::{decode_request, encode, DecodeLimits, Request};
 
 const READ_CHUNK: usize = 16 * 1024;
@@ -30,7 +34,8 @@ const READ_CHUNK: usize = 16 * 1024;
 enum Event {
     /// Bytes read (`None`: the idle timeout fired).
     Read(Option<std::io::Result<usize>>),
-    /// Pub/Sub messages queued, or killed, or over the output buffer limit.
+    /// Pub/Sub messages queued, or killed, or over the output buffer limit, or held replies
+    /// need the task.
     Woken,
 }
 
@@ -42,20 +47,33 @@ enum Event {
 /// written before its reply) and after every batch, and written with the replies. The task
 /// wakes for queued messages on the same `Notify` as for `CLIENT KILL`, so a connection that
 /// never subscribed waits on nothing more than before.
-pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>) {
+///
+/// Under `appendfsync always`, replies that depend on AOF records are handed to the
+/// connection's [`Outbox`] and written by the thread that publishes their commit, while the
+/// task goes back to reading; later replies queue behind them.
+pub async fn serve(stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>) {
     let requirepass = shared.config.read().requirepass.is_some();
     let mut session = Session::new(info.clone(), requirepass);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut stop = shared.shutdown.subscribe();
+    let (mut rd, wr) = stream.into_split();
+    let out = Arc::new(Outbox {
+        wr,
+        info: info.clone(),
+        held: Mutex::default(),
+        attention: AtomicBool::new(false),
+    });
     // Under `appendfsync always` replies wait until the batch's records are fsynced. Under
     // `everysec` and `no` they do not wait (Redis's contract: a crash may lose about a second
     // of acknowledged writes); the writer thread drains the queue continuously.
-    let mut aof = shared
+    let writer = shared
         .aof
         .get()
-        .filter(|_| shared.config.read().appendfsync == crate::persist::FsyncPolicy::Always)
-        .map(|w| w.waiter());
+        .filter(|_| shared.config.read().appendfsync == FsyncPolicy::Always)
+        .cloned();
+    let mut waiter = writer.as_ref().map(|w| w.waiter());
+    let writer = writer.as_deref();
     loop {
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
             rbuf.reserve(READ_CHUNK.max(rbuf.len()));
@@ -68,9 +86,9 @@ pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientI
         };
         let read = async {
             if timeout == 0 {
-                Some(stream.read_buf(&mut rbuf).await)
+                Some(rd.read_buf(&mut rbuf).await)
             } else {
-                tokio::time::timeout(Duration::from_secs(timeout), stream.read_buf(&mut rbuf))
+                tokio::time::timeout(Duration::from_secs(timeout), rd.read_buf(&mut rbuf))
                     .await
                     .ok()
             }
@@ -92,36 +110,12 @@ pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientI
                 let mut outcome =
                     run_batch(&shared, &mut session, &mut rbuf, &mut wbuf, &mut pending);
                 let mut failed = false;
-                loop {
-                    // Under `appendfsync always`, replies go out only once the batch's effects
-                    // are fsynced, so an acknowledged write survives kill -9 and power loss.
-                    if let (Some(seq), Some(waiter)) = (session.aof_seq.take(), aof.as_mut()) {
-                        if let Err(e) = waiter.wait(seq).await {
-                            tracing::error!(client = info.id, error = %e, "AOF write failed: closing without replies");
-                            failed = true;
-                            break;
-                        }
-                    }
-                    if outcome != Batch::Wait {
-                        break;
-                    }
-                    // The replies so far go out while this connection waits for another
-                    // connection's script.
-                    if session.pubsub_used {
-                        info.pubsub.drain_into(session.resp, &mut wbuf);
-                    }
-                    if !wbuf.is_empty() {
-                        if !write_out(&mut stream, &wbuf, &info).await {
-                            failed = true;
-                            break;
-                        }
-                        add(&shared.metrics.total_net_output_bytes, wbuf.len() as u64);
-                        wbuf.clear();
-                        if session.pubsub_used {
-                            info.pubsub.written();
-                        }
-                    }
-                    if !wait_for_script(&shared, &info, &mut stop).await {
+                while outcome == Batch::Wait {
+                    // The replies so far go out (or are held for the AOF) while this
+                    // connection waits for another connection's script.
+                    if !send_all(&shared, &mut session, &out, &mut wbuf, writer).await
+                        || !wait_for_script(&shared, &info, &mut stop).await
+                    {
                         failed = true;
                         break;
                     }
@@ -142,18 +136,8 @@ pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientI
         if info.pubsub.is_closing() {
             break;
         }
-        if session.pubsub_used {
-            info.pubsub.drain_into(session.resp, &mut wbuf);
-        }
-        if !wbuf.is_empty() {
-            if !write_out(&mut stream, &wbuf, &info).await {
-                break;
-            }
-            add(&shared.metrics.total_net_output_bytes, wbuf.len() as u64);
-            wbuf.clear();
-            if session.pubsub_used {
-                info.pubsub.written();
-            }
+        if !send_all(&shared, &mut session, &out, &mut wbuf, writer).await {
+            break;
         }
         // Long-lived buffers shrink back after a burst of large requests.
         if rbuf.is_empty() && rbuf.capacity() > 16 * READ_CHUNK {
@@ -163,41 +147,236 @@ pub async fn serve(mut stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientI
             wbuf = BytesMut::with_capacity(READ_CHUNK);
         }
         shared.metrics.flush(&mut session.stats);
-        if close || info.killed.load(Ordering::Relaxed) {
+        if info.killed.load(Ordering::Relaxed) {
+            break;
+        }
+        // Held replies that the socket did not take, or a failed AOF; and before closing
+        // after a reply (QUIT), the replies still held.
+        if (close || out.attention.load(Ordering::Acquire))
+            && !out.settle(waiter.as_mut(), &info).await
+        {
+            break;
+        }
+        if close {
             break;
         }
     }
     shared.metrics.flush(&mut session.stats);
     crate::cmd::multi::unwatch_all(&shared, &mut session);
-    let _ = stream.shutdown().await;
+    // The write half shuts down when dropped, here or (if replies are still held for the
+    // AOF) once the writer has resolved them.
+}
+
+/// Moves queued Pub/Sub messages into `wbuf` and sends it with [`send`], holding it for the
+/// batch's AOF records if there are any. False if the connection must close.
+async fn send_all(
+    shared: &Shared,
+    session: &mut Session,
+    out: &Arc<Outbox>,
+    wbuf: &mut BytesMut,
+    writer: Option<&Writer>,
+) -> bool {
+    if session.pubsub_used {
+        session.info.pubsub.drain_into(session.resp, wbuf);
+    }
+    let had = !wbuf.is_empty();
+    if !send(shared, out, wbuf, session.aof_seq.take(), writer).await {
+        return false;
+    }
+    if had && session.pubsub_used {
+        session.info.pubsub.written();
+    }
+    true
+}
+
+/// Sends `wbuf` and empties it: at once, or, under `always` (`writer` given), held until
+/// `seq` and every reply held before it are durable. False if the connection must close.
+async fn send(
+    shared: &Shared,
+    out: &Arc<Outbox>,
+    wbuf: &mut BytesMut,
+    seq: Option<Seq>,
+    writer: Option<&Writer>,
+) -> bool {
+    let len = wbuf.len() as u64;
+    let held = writer.is_some_and(|w| out.hold(wbuf, seq, w));
+    if !held && !wbuf.is_empty() {
+        if !write_out(&out.wr, wbuf, &out.info).await {
+            return false;
+        }
+        wbuf.clear();
+    }
+    add(&shared.metrics.total_net_output_bytes, len);
+    true
+}
+
+/// A connection's sending side, shared with the AOF writer under `appendfsync always`.
+///
+/// Replies whose AOF records are not yet durable are held here, with the last record they
+/// depend on, and the thread that publishes that record's commit writes them (Redis writes
+/// every reply of an event-loop turn after its fsync the same way). The task does not wait:
+/// it goes back to reading, and any later reply is appended behind the held ones. Only if the
+/// socket does not take everything, or the AOF fails first, is the task woken to finish.
+struct Outbox {
+    wr: OwnedWriteHalf,
+    info: Arc<ClientInfo>,
+    held: Mutex<Held>,
+    /// The held replies need the task ([`HeldState::Stalled`] or [`HeldState::Failed`]).
+    attention: AtomicBool,
+}
+
+#[derive(Default)]
+struct Held {
+    buf: BytesMut,
+    /// The last record `buf` depends on.
+    seq: Seq,
+    state: HeldState,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum HeldState {
+    /// Nothing held: the task writes its replies itself.
+    #[default]
+    Empty,
+    /// Held until `seq` is durable; the writer resolves it.
+    Waiting,
+    /// Durable, but the socket did not take it all (or failed): the task writes the rest.
+    Stalled,
+    /// The AOF failed before `seq` was durable: the connection closes without these replies.
+    Failed,
+}
+
+impl Outbox {
+    /// Under `always`: holds `wbuf` (taking its bytes) behind any replies already held, and
+    /// for `seq` if given. Returns false, holding nothing, when nothing is held and `seq` is
+    /// `None`: the caller writes `wbuf` itself.
+    fn hold(self: &Arc<Self>, wbuf: &mut BytesMut, seq: Option<Seq>, writer: &Writer) -> bool {
+        let mut h = self.held.lock();
+        if h.state == HeldState::Empty {
+            let Some(seq) = seq else { return false };
+            // The buffers trade places, so both keep their capacity.
+            std::mem::swap(&mut h.buf, wbuf);
+            h.seq = seq;
+            h.state = HeldState::Waiting;
+            drop(h);
+            // Resolved at once (on this thread) if already durable.
+            writer.defer(seq, Arc::clone(self) as Arc<dyn Deferred>);
+        } else {
+            h.buf.extend_from_slice(wbuf);
+            wbuf.clear();
+            h.seq = h.seq.max(seq.unwrap_or_default());
+        }
+        true
+    }
+
+    /// Takes back whatever is held and writes it once durable (the task's way, for what the
+    /// writer could not finish, and before closing). False if the connection must close.
+    async fn settle(&self, waiter: Option<&mut DurableWaiter>, info: &ClientInfo) -> bool {
+        let (buf, seq) = {
+            let mut h = self.held.lock();
+            self.attention.store(false, Ordering::Relaxed);
+            match h.state {
+                HeldState::Empty => return true,
+                HeldState::Failed => {
+                    tracing::error!(
+                        client = info.id,
+                        "AOF write failed: closing without replies"
+                    );
+                    return false;
+                }
+                HeldState::Waiting | HeldState::Stalled => {
+                    // A writer still holding this outbox finds it empty and lets it go.
+                    h.state = HeldState::Empty;
+                    (h.buf.split(), h.seq)
+                }
+            }
+        };
+        if let Some(waiter) = waiter {
+            if let Err(e) = waiter.wait(seq).await {
+                tracing::error!(client = info.id, error = %e, "AOF write failed: closing without replies");
+                return false;
+            }
+        }
+        write_out(&self.wr, &buf, info).await
+    }
+}
+
+impl Deferred for Outbox {
+    fn resolve(&self, acked: Seq, ok: bool) -> Option<Seq> {
+        let mut h = self.held.lock();
+        if h.state != HeldState::Waiting {
+            return None;
+        }
+        if h.seq > acked {
+            if ok {
+                // Replies for later records were queued meanwhile.
+                return Some(h.seq);
+            }
+            h.state = HeldState::Failed;
+        } else {
+            let mut sent = 0;
+            while sent < h.buf.len() {
+                match self.wr.try_write(&h.buf[sent..]) {
+                    Ok(n) if n > 0 => sent += n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    // Full, or broken: the task writes the rest, or finds the error.
+                    _ => break,
+                }
+            }
+            if sent == h.buf.len() {
+                h.buf.clear();
+                h.state = HeldState::Empty;
+                return None;
+            }
+            h.buf.advance(sent);
+            h.state = HeldState::Stalled;
+        }
+        drop(h);
+        self.attention.store(true, Ordering::Release);
+        self.info.pubsub.wake();
+        None
+    }
 }
 
 /// Writes `buf`, giving up if the client is killed or goes over its output buffer limit while
 /// the write waits (a subscriber that stops reading would otherwise hold the task forever).
 /// Returns false if the connection must close.
-async fn write_out(stream: &mut TcpStream, buf: &[u8], info: &ClientInfo) -> bool {
-    let write = stream.write_all(buf);
-    tokio::pin!(write);
-    let mut woken = false;
-    loop {
-        tokio::select! {
-            // The write usually completes at once; the wake-up is only polled if it waits.
-            biased;
-            r = &mut write => {
-                if woken {
-                    // Messages were queued meanwhile: pass the wake-up on to the main loop.
-                    info.pubsub.wake();
-                }
-                return r.is_ok();
-            }
-            _ = info.pubsub.notified() => {
-                if info.killed.load(Ordering::Relaxed) || info.pubsub.is_closing() {
-                    return false;
-                }
-                woken = true;
-            }
-        }
+async fn write_out(wr: &OwnedWriteHalf, mut buf: &[u8], info: &ClientInfo) -> bool {
+    if buf.is_empty() {
+        return true;
     }
+    let mut woken = false;
+    let ok = loop {
+        // The write usually completes at once; the wake-up is only polled if it waits.
+        match wr.try_write(buf) {
+            Ok(n) if n == buf.len() => break true,
+            Ok(0) => break false,
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                tokio::select! {
+                    biased;
+                    r = wr.writable() => {
+                        if r.is_err() {
+                            break false;
+                        }
+                    }
+                    _ = info.pubsub.notified() => {
+                        if info.killed.load(Ordering::Relaxed) || info.pubsub.is_closing() {
+                            return false;
+                        }
+                        woken = true;
+                    }
+                }
+            }
+            Err(_) => break false,
+        }
+    };
+    if woken {
+        // Messages were queued meanwhile: pass the wake-up on to the main loop.
+        info.pubsub.wake();
+    }
+    ok
 }
 
 /// Waits until another connection's script ends or turns busy (or a short while passes);

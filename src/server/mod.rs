@@ -112,11 +112,12 @@ fn open_aof(shared: &Shared) -> io::Result<()> {
     tracing::info!(
         records = report.records,
         bytes = report.good_bytes,
+        preallocated = report.padding,
         ms = started.elapsed().as_millis() as u64,
         path = %path.display(),
         "AOF loaded"
     );
-    let sink = persist::FileSink::open(&path)?;
+    let sink = persist::FileSink::open_at(&path, report.good_bytes)?;
     let writer = persist::Writer::start(Box::new(sink), cfg.appendfsync, shared.clock.clone())?;
     let _ = shared.aof.set(Arc::new(writer));
     Ok(())
