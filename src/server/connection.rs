@@ -324,7 +324,12 @@ impl Deferred for Outbox {
                 }
             }
             if sent == h.buf.len() {
-                h.buf.clear();
+                if h.buf.capacity() > 16 * READ_CHUNK {
+                    // A burst of large replies is not kept for the connection's lifetime.
+                    h.buf = BytesMut::new();
+                } else {
+                    h.buf.clear();
+                }
                 h.state = HeldState::Empty;
                 return None;
             }
