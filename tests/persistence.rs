@@ -308,3 +308,23 @@ async fn always_finishes_held_replies_the_socket_could_not_take() {
     assert_eq!(c.cmd(&["GET", "n"]).await, Reply::bulk("4"));
     server.stop().await.unwrap();
 }
+
+/// A client that sends its commands and then closes its side (`nc` after a pipeline) still
+/// gets every reply held for the AOF before the connection closes.
+#[tokio::test]
+async fn always_answers_a_client_that_closed_its_side_after_sending() {
+    use tokio::io::AsyncWriteExt;
+    let dir = common::temp_dir();
+    let server = TestServer::with_config(aof_config(dir.path(), FsyncPolicy::Always)).await;
+    let mut c = server.raw().await;
+    let mut pipeline = Vec::new();
+    for _ in 0..20 {
+        pipeline.extend(common::resp(&["INCR", "n"]));
+    }
+    c.send(&pipeline).await;
+    c.stream.shutdown().await.unwrap();
+    let replies = c.read_until_closed().await;
+    let expected: String = (1..=20).map(|i| format!(":{i}\r\n")).collect();
+    assert_eq!(String::from_utf8_lossy(&replies), expected);
+    server.stop().await.unwrap();
+}

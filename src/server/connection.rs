@@ -103,7 +103,14 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>
         let mut close = false;
         match event {
             Event::Read(None) => break, // idle timeout
-            Event::Read(Some(Ok(0))) | Event::Read(Some(Err(_))) => break,
+            Event::Read(Some(Ok(0))) => {
+                // The client closed its side (`nc` after a pipeline, say): replies still held
+                // for the AOF go out before the connection closes, as they did when they
+                // were written before the next read.
+                let _ = out.settle(waiter.as_mut(), &info).await;
+                break;
+            }
+            Event::Read(Some(Err(_))) => break,
             Event::Read(Some(Ok(n))) => {
                 add(&shared.metrics.total_net_input_bytes, n as u64);
                 let mut pending = None;
