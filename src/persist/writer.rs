@@ -697,6 +697,15 @@ impl Writer {
         }
     }
 
+    /// Sets how long the writer thread leaves an `always` batch to the workers before it
+    /// commits it itself (`IDLE_COMMIT_FALLBACK`); tests lengthen it so that only the
+    /// commits they make happen.
+    pub fn set_idle_fallback(&self, fallback: Duration) {
+        self.shared
+            .idle_fallback_us
+            .store(fallback.as_micros() as u64, Ordering::Relaxed);
+    }
+
     /// Queues `record` and returns its sequence number. Never blocks on I/O. Call it before
     /// the key's shard guard drops, so per-key log order equals apply order.
     pub fn append(&self, record: &Record) -> Seq {
@@ -1591,9 +1600,7 @@ mod tests {
     /// pending that long; the tests that must see `on_park` do the work pass a long one.
     fn start_idle(sink: &MemSink, fallback: Duration) -> (Arc<Writer>, IdleCommit) {
         let (w, _) = start(sink, FsyncPolicy::Always);
-        w.shared
-            .idle_fallback_us
-            .store(fallback.as_micros() as u64, Ordering::Relaxed);
+        w.set_idle_fallback(fallback);
         let w = Arc::new(w);
         let idle = IdleCommit::default();
         idle.attach(&w);

@@ -507,3 +507,143 @@ fn run_batch(
     }
     Batch::Done
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{ManualClock, Nanos};
+    use crate::persist::record::Record;
+    use crate::persist::{IdleCommit, MemSink};
+    use crate::store::Value;
+    use tokio::io::AsyncReadExt;
+
+    fn put(v: i64) -> Record {
+        Record::Put {
+            db: 0,
+            key: bytes::Bytes::from_static(b"k"),
+            value: Value::Int(v),
+            expires_at: None,
+        }
+    }
+
+    /// An outbox on one end of a loopback connection, the other end, and an `always` writer
+    /// on an in-memory sink whose commits happen when `IdleCommit::on_park` is called.
+    async fn setup() -> (Arc<Outbox>, TcpStream, MemSink, Arc<Writer>, IdleCommit) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_, wr) = server.into_split();
+        let out = Arc::new(Outbox {
+            wr,
+            info: Arc::new(ClientInfo::new(1, String::new(), String::new())),
+            held: Mutex::default(),
+            attention: AtomicBool::new(false),
+        });
+        // The first try_write needs the socket's write readiness, which the runtime learns
+        // from its first poll: wait for it.
+        out.wr.writable().await.unwrap();
+        let sink = MemSink::new();
+        let writer = Arc::new(
+            Writer::start(
+                Box::new(sink.clone()),
+                FsyncPolicy::Always,
+                Arc::new(ManualClock::new(Nanos(1))),
+            )
+            .unwrap(),
+        );
+        // Only the commits a test makes happen (the thread would take a batch after 5 ms).
+        writer.set_idle_fallback(Duration::from_secs(3600));
+        let idle = IdleCommit::default();
+        idle.attach(&writer);
+        (out, client, sink, writer, idle)
+    }
+
+    async fn read_exactly(client: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut buf = vec![0; n];
+        tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut buf))
+            .await
+            .expect("the held replies arrive")
+            .unwrap();
+        buf
+    }
+
+    #[tokio::test]
+    async fn held_replies_are_written_by_the_commit_in_order_with_those_queued_behind() {
+        let (out, mut client, sink, writer, idle) = setup().await;
+        let a = writer.append(&put(1));
+        let mut wbuf = BytesMut::from(&b":1\r\n"[..]);
+        assert!(out.hold(&mut wbuf, Some(a), &writer));
+        assert!(wbuf.is_empty());
+        // A read's reply queues behind; a later write's reply raises what it waits for.
+        let mut read = BytesMut::from(&b"$1\r\n1\r\n"[..]);
+        assert!(out.hold(&mut read, None, &writer));
+        let b = writer.append(&put(2));
+        let mut second = BytesMut::from(&b":2\r\n"[..]);
+        assert!(out.hold(&mut second, Some(b), &writer));
+        assert_eq!(out.held.lock().state, HeldState::Waiting);
+        idle.on_park();
+        assert_eq!(sink.state.lock().syncs, 1, "one fsync for both records");
+        assert_eq!(
+            read_exactly(&mut client, 15).await,
+            b":1\r\n$1\r\n1\r\n:2\r\n"
+        );
+        assert_eq!(out.held.lock().state, HeldState::Empty);
+        assert!(!out.attention.load(Ordering::Acquire));
+        // Nothing held and no record: the caller writes itself.
+        let mut plain = BytesMut::from(&b"+PONG\r\n"[..]);
+        assert!(!out.hold(&mut plain, None, &writer));
+        assert_eq!(&plain[..], b"+PONG\r\n");
+        // Already durable: written at once, on this thread.
+        let mut late = BytesMut::from(&b":3\r\n"[..]);
+        assert!(out.hold(&mut late, Some(b), &writer));
+        assert_eq!(read_exactly(&mut client, 4).await, b":3\r\n");
+        assert_eq!(out.held.lock().state, HeldState::Empty);
+    }
+
+    #[tokio::test]
+    async fn a_failed_fsync_withholds_the_replies_and_closes_the_connection() {
+        let (out, _client, sink, writer, idle) = setup().await;
+        sink.state.lock().fail_syncs = u32::MAX;
+        let a = writer.append(&put(1));
+        let mut wbuf = BytesMut::from(&b":1\r\n"[..]);
+        assert!(out.hold(&mut wbuf, Some(a), &writer));
+        idle.on_park();
+        assert_eq!(out.held.lock().state, HeldState::Failed);
+        assert!(out.attention.load(Ordering::Acquire));
+        let mut waiter = writer.waiter();
+        assert!(!out.settle(Some(&mut waiter), &out.info).await);
+    }
+
+    #[tokio::test]
+    async fn settle_takes_held_replies_back_and_writes_them_once_durable() {
+        let (out, mut client, _sink, writer, idle) = setup().await;
+        let a = writer.append(&put(1));
+        let mut wbuf = BytesMut::from(&b"+OK\r\n"[..]);
+        assert!(out.hold(&mut wbuf, Some(a), &writer));
+        let mut waiter = writer.waiter();
+        let settle = out.settle(Some(&mut waiter), &out.info);
+        tokio::pin!(settle);
+        // One poll takes the replies back (the writer's entry for them is left to find the
+        // outbox empty).
+        let first = tokio::time::timeout(Duration::ZERO, settle.as_mut()).await;
+        assert_eq!(out.held.lock().state, HeldState::Empty);
+        idle.on_park();
+        let written = match first {
+            Ok(done) => done,
+            Err(_) => settle.await,
+        };
+        assert!(written);
+        assert_eq!(read_exactly(&mut client, 5).await, b"+OK\r\n");
+        // Later commits resolve the writer's stale entry: nothing is written twice.
+        let b = writer.append(&put(2));
+        idle.on_park();
+        assert_eq!(writer.stats().acked, b);
+        let mut more = [0u8; 16];
+        assert!(matches!(
+            client.try_read(&mut more),
+            Err(e) if e.kind() == ErrorKind::WouldBlock
+        ));
+    }
+}
