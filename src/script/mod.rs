@@ -189,7 +189,8 @@ pub struct RunState {
     loading: AtomicBool,
     aborted: AtomicBool,
     hook_escalated: AtomicBool,
-    woke_runtime: AtomicBool,
+    /// When (on [`RunState::now_us`]'s scale) the running script next hands its worker off.
+    next_hand_off_us: AtomicU64,
     started_us: AtomicU64,
     threshold_ms: AtomicU64,
     current: Mutex<Option<Running>>,
@@ -221,9 +222,9 @@ impl std::fmt::Display for Interrupt {
 
 impl std::error::Error for Interrupt {}
 
-/// Makes sure another worker thread serves I/O while this one runs a long script. Called
-/// once per script, at the first count hook after it ran for [`HAND_OFF_AFTER_US`], so
-/// short scripts never pay for it.
+/// Makes sure another worker thread serves I/O while this one runs a long script. Called at
+/// the first count hook after the script ran for [`HAND_OFF_AFTER_US`], so short scripts
+/// never pay for it, and again every [`HAND_OFF_REPEAT_US`] while it runs.
 ///
 /// Gives this worker's queued tasks and the I/O driver to another thread before a long script
 /// goes on, on the multi-thread runtime: `block_in_place` moves the task in the worker's LIFO
@@ -233,7 +234,11 @@ impl std::error::Error for Interrupt {}
 /// and steals what this core queued) before `block_in_place` may take the core back. A fixed
 /// 2 ms pause used to stand in for that wait; on a loaded machine the new thread sometimes
 /// had not started by then, the core came back with its queue, and a connection waited for
-/// the script to end. Elsewhere, [`wake_runtime`].
+/// the script to end. The wait has the same hole, only narrower: the worker that runs the
+/// probe may be the other one, already awake, and the core can still come back before the
+/// new thread takes it (a test hung about once in 24 runs). Hence the repeats: a core that
+/// came back is handed off again, and the woken worker steals what it queued.
+/// Elsewhere, [`wake_runtime`].
 fn hand_off_worker() {
     match tokio::runtime::Handle::try_current() {
         Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
@@ -257,6 +262,13 @@ fn wait_for_a_worker(h: &tokio::runtime::Handle) {
 
 /// How long a script runs before its worker hands its queued tasks to another thread.
 const HAND_OFF_AFTER_US: u64 = 1_000;
+
+/// How often a long script hands its worker off again: `block_in_place` takes the core back
+/// if the thread meant to take it has not started by the time the wait ends (another worker
+/// may have run the probe first), and the core's queued tasks then wait for a worker to
+/// steal them. Each repeat hands the core off again if it came back, and wakes a parked
+/// worker, which steals what is queued. Costs the script about 0.2 ms each time.
+const HAND_OFF_REPEAT_US: u64 = 50_000;
 
 /// The longest a long script waits at its first hook for another worker to wake up.
 const HAND_OFF_WAIT: Duration = Duration::from_millis(200);
@@ -291,7 +303,7 @@ impl RunState {
             loading: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
             hook_escalated: AtomicBool::new(false),
-            woke_runtime: AtomicBool::new(false),
+            next_hand_off_us: AtomicU64::new(u64::MAX),
             started_us: AtomicU64::new(0),
             threshold_ms: AtomicU64::new(DEFAULT_BUSY_REPLY_THRESHOLD_MS),
             current: Mutex::new(None),
@@ -359,10 +371,12 @@ impl RunState {
         self.aborted.store(false, Ordering::Release);
         self.wrote.store(false, Ordering::Release);
         self.timed_out.store(false, Ordering::Release);
-        self.woke_runtime.store(false, Ordering::Release);
         self.function.store(function.is_some(), Ordering::Release);
         self.threshold_ms.store(threshold_ms, Ordering::Release);
-        self.started_us.store(self.now_us(), Ordering::Release);
+        let now = self.now_us();
+        self.next_hand_off_us
+            .store(now + HAND_OFF_AFTER_US, Ordering::Release);
+        self.started_us.store(now, Ordering::Release);
         if function.is_some() {
             *self.current.lock() = function;
         }
@@ -468,11 +482,12 @@ impl RunState {
         }
         // Only a script that has run for a while hands its worker off: the count hook also
         // fires in short scripts (the instruction count carries over from run to run), and a
-        // hand-off there cost every few hundredth short script a pause under the token.
-        if self.is_running()
-            && elapsed_us >= HAND_OFF_AFTER_US
-            && !self.woke_runtime.swap(true, Ordering::AcqRel)
-        {
+        // hand-off there cost every few hundredth short script a pause under the token. It
+        // does so again every `HAND_OFF_REPEAT_US` while it runs (see `hand_off_worker`).
+        let now_us = self.started_us.load(Ordering::Acquire) + elapsed_us;
+        if self.is_running() && now_us >= self.next_hand_off_us.load(Ordering::Acquire) {
+            self.next_hand_off_us
+                .store(now_us + HAND_OFF_REPEAT_US, Ordering::Release);
             hand_off_worker();
         }
         if self.is_running()
