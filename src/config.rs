@@ -219,6 +219,9 @@ pub struct Config {
     pub appendfsync: FsyncPolicy,
     /// At start, cut a torn or corrupt tail off the file instead of refusing to start.
     pub aof_load_truncated: bool,
+    /// Bytes of zeros kept ahead of the file's last record, so fsyncs flush data only
+    /// (`aof-preallocate`; 0 turns it off). See [`crate::persist::writer::PREALLOCATE`].
+    pub aof_preallocate: u64,
     /// Rewrite the file when it grew by this percentage over its size after the last rewrite
     /// (0 disables automatic rewrites).
     pub auto_aof_rewrite_percentage: u64,
@@ -263,6 +266,7 @@ impl Default for Config {
             dir: PathBuf::from("."),
             appendfsync: FsyncPolicy::EverySec,
             aof_load_truncated: false,
+            aof_preallocate: crate::persist::writer::PREALLOCATE,
             auto_aof_rewrite_percentage: 100,
             auto_aof_rewrite_min_size: 64 * 1024 * 1024,
             busy_reply_threshold: crate::script::DEFAULT_BUSY_REPLY_THRESHOLD_MS,
@@ -334,6 +338,9 @@ pub struct Cli {
     /// yes | no: cut a torn tail off the AOF at start instead of refusing (default no).
     #[arg(long = "aof-load-truncated")]
     pub aof_load_truncated: Option<String>,
+    /// Zeros kept ahead of the AOF's last record, e.g. 4mb (default 4mb; 0 = off).
+    #[arg(long = "aof-preallocate")]
+    pub aof_preallocate: Option<String>,
     /// Rewrite the AOF when it grew by this percentage (default 100; 0 = never automatically).
     #[arg(long = "auto-aof-rewrite-percentage")]
     pub auto_aof_rewrite_percentage: Option<String>,
@@ -421,6 +428,7 @@ impl Config {
             ("appendonly", cli.appendonly),
             ("appendfsync", cli.appendfsync),
             ("aof-load-truncated", cli.aof_load_truncated),
+            ("aof-preallocate", cli.aof_preallocate),
             (
                 "auto-aof-rewrite-percentage",
                 cli.auto_aof_rewrite_percentage,
@@ -517,6 +525,7 @@ impl Config {
             "aof-load-truncated" => {
                 self.aof_load_truncated = parse_yes_no(value).ok_or_else(bad)?
             }
+            "aof-preallocate" => self.aof_preallocate = parse_memory(value).ok_or_else(bad)?,
             "auto-aof-rewrite-percentage" => self.auto_aof_rewrite_percentage = num(value)?,
             "auto-aof-rewrite-min-size" => {
                 self.auto_aof_rewrite_min_size = parse_memory(value).ok_or_else(bad)?
@@ -625,6 +634,19 @@ mod tests {
         assert_eq!(cfg.bind, vec!["0.0.0.0", "::1"]);
         assert_eq!(cfg.requirepass.as_deref(), Some("s3cret"));
         assert_eq!(cfg.maxclients, 5);
+    }
+
+    #[test]
+    fn aof_preallocate_takes_a_memory_size_from_the_file_or_a_flag() {
+        assert_eq!(Config::default().aof_preallocate, 4 << 20);
+        let mut cfg = Config::default();
+        cfg.load_str("aof-preallocate 64mb\n", "x.conf").unwrap();
+        assert_eq!(cfg.aof_preallocate, 64 * 1024 * 1024);
+        cfg.load_str("aof-preallocate 0\n", "x.conf").unwrap();
+        assert_eq!(cfg.aof_preallocate, 0);
+        assert!(cfg.load_str("aof-preallocate lots\n", "x.conf").is_err());
+        let cli = Cli::parse_from(["limitkv", "--aof-preallocate", "1mb"]);
+        assert_eq!(Config::from_cli(cli).unwrap().aof_preallocate, 1024 * 1024);
     }
 
     #[test]

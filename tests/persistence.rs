@@ -328,3 +328,28 @@ async fn always_answers_a_client_that_closed_its_side_after_sending() {
     assert_eq!(String::from_utf8_lossy(&replies), expected);
     server.stop().await.unwrap();
 }
+
+/// `aof-preallocate 0`: the file is exactly its records while the server runs (for
+/// copy-on-write filesystems, where preallocating saves nothing), and CONFIG GET shows it.
+#[tokio::test]
+async fn aof_preallocate_0_keeps_the_file_to_its_records() {
+    let dir = common::temp_dir();
+    let server = TestServer::with_config(Config {
+        aof_preallocate: 0,
+        ..aof_config(dir.path(), FsyncPolicy::Always)
+    })
+    .await;
+    let mut c = server.raw().await;
+    for _ in 0..10 {
+        c.cmd(&["INCR", "n"]).await;
+    }
+    assert_eq!(
+        std::fs::metadata(dir.path().join(AOF_FILE)).unwrap().len(),
+        aof_size(&mut c).await
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "aof-preallocate"]).await,
+        Reply::Array(vec![Reply::bulk("aof-preallocate"), Reply::bulk("0")])
+    );
+    server.stop().await.unwrap();
+}

@@ -460,6 +460,7 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
             "aof-load-truncated",
             if cfg.aof_load_truncated { "yes" } else { "no" }.to_owned(),
         ),
+        ("aof-preallocate", cfg.aof_preallocate.to_string()),
         (
             "auto-aof-rewrite-percentage",
             cfg.auto_aof_rewrite_percentage.to_string(),

@@ -26,7 +26,7 @@ use std::path::Path;
 
 use crate::clock::Nanos;
 use crate::persist::record::{self, Record};
-use crate::persist::writer::{FileSink, Install, Sink, Writer};
+use crate::persist::writer::{FileSink, Install, Sink, Writer, PREALLOCATE};
 use crate::persist::{Catalog, PersistError, AOF_FILE, AOF_TMP_FILE};
 use crate::store::Store;
 
@@ -166,7 +166,7 @@ pub fn rewrite(
     now: Nanos,
     writer: &Writer,
 ) -> Result<RewriteReport, PersistError> {
-    rewrite_with(dir, dbs, catalog, &Vec::new, now, writer)
+    rewrite_with(dir, dbs, catalog, &Vec::new, now, writer, PREALLOCATE)
 }
 
 /// [`rewrite`] that also keeps the script cache and function libraries (see
@@ -178,11 +178,13 @@ pub fn rewrite_with(
     scripts: &dyn Fn() -> Vec<Record>,
     now: Nanos,
     writer: &Writer,
+    preallocate: u64,
 ) -> Result<RewriteReport, PersistError> {
     let tmp_path = dir.join(AOF_TMP_FILE);
     let aof_path = dir.join(AOF_FILE);
     let tmp = FileSink::create(&tmp_path)
-        .map_err(|e| PersistError::io(format!("creating {}", tmp_path.display()), e))?;
+        .map_err(|e| PersistError::io(format!("creating {}", tmp_path.display()), e))?
+        .with_preallocation(preallocate);
     let dir_owned = dir.to_owned();
     let tmp_for_install = tmp_path.clone();
     let install: Install = Box::new(move || {

@@ -77,6 +77,8 @@ pub struct FileSink {
     len: u64,
     /// The file's size: `len` plus preallocated zeros.
     allocated: u64,
+    /// How far ahead of `len` the file is extended ([`PREALLOCATE`] unless set; 0: never).
+    preallocate: u64,
     path: PathBuf,
 }
 
@@ -115,6 +117,7 @@ impl FileSink {
             file,
             len,
             allocated,
+            preallocate: PREALLOCATE,
             path: path.to_owned(),
         })
     }
@@ -131,6 +134,7 @@ impl FileSink {
             file,
             len: 0,
             allocated: 0,
+            preallocate: PREALLOCATE,
             path: path.to_owned(),
         })
     }
@@ -145,12 +149,19 @@ impl FileSink {
         self.allocated
     }
 
-    /// Extends the file with zeros to [`PREALLOCATE`] past `end` (the end of the write about
-    /// to happen, which covers the part before it). Best effort: if the disk cannot take the
+    /// Keeps `bytes` of zeros ahead of the last record instead of [`PREALLOCATE`]; 0 turns
+    /// preallocation off (for copy-on-write filesystems, where it saves nothing).
+    pub fn with_preallocation(mut self, bytes: u64) -> FileSink {
+        self.preallocate = bytes;
+        self
+    }
+
+    /// Extends the file with zeros to `preallocate` bytes past `end` (the end of the write
+    /// about to happen, which covers the part before it). Best effort: if the disk cannot take the
     /// zeros, the write itself may still fit, and grows the file as an append would.
     fn extend(&mut self, end: u64) {
-        let target = end + PREALLOCATE;
-        let zeros = vec![0u8; 1 << 20];
+        let target = end + self.preallocate;
+        let zeros = vec![0u8; (1 << 20).min(self.preallocate as usize)];
         let mut at = self.allocated.max(end);
         while at < target {
             let n = zeros.len().min((target - at) as usize);
@@ -173,7 +184,7 @@ impl FileSink {
 impl Sink for FileSink {
     fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
         let end = self.len + buf.len() as u64;
-        if end > self.allocated {
+        if end > self.allocated && self.preallocate > 0 {
             self.extend(end);
         }
         // A loop of `write_at` rather than `write_all_at`, so a short write followed by an
@@ -1938,5 +1949,35 @@ mod tests {
         assert!(bytes[sink.len() as usize..].iter().all(|&b| b == 0));
         sink.trim().unwrap();
         assert_eq!(std::fs::metadata(&path).unwrap().len(), sink.len());
+    }
+
+    #[test]
+    fn file_sink_without_preallocation_is_exactly_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("appendonly.aof");
+        let mut sink = FileSink::open(&path).unwrap().with_preallocation(0);
+        let mut rec = Vec::new();
+        record::encode_header(&mut rec);
+        record::encode(&put("a", 1), &mut rec);
+        sink.write_all(&rec).unwrap();
+        sink.write_all(&rec[8..]).unwrap();
+        assert_eq!(sink.allocated(), sink.len());
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), sink.len());
+        // Zeros an earlier run left are reused, and trimmed at the end.
+        drop(sink);
+        let len = std::fs::metadata(&path).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(len + 100)
+            .unwrap();
+        let mut sink = FileSink::open(&path).unwrap().with_preallocation(0);
+        assert_eq!((sink.len(), sink.allocated()), (len, len + 100));
+        sink.write_all(&rec[8..]).unwrap();
+        assert_eq!(sink.allocated(), len + 100);
+        sink.trim().unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), sink.len());
+        assert_eq!(records(&std::fs::read(&path).unwrap()).len(), 3);
     }
 }

@@ -117,7 +117,8 @@ fn open_aof(shared: &Shared) -> io::Result<()> {
         path = %path.display(),
         "AOF loaded"
     );
-    let sink = persist::FileSink::open_at(&path, report.good_bytes)?;
+    let sink = persist::FileSink::open_at(&path, report.good_bytes)?
+        .with_preallocation(cfg.aof_preallocate);
     let writer = persist::Writer::start(Box::new(sink), cfg.appendfsync, shared.clock.clone())?;
     let _ = shared.aof.set(Arc::new(writer));
     Ok(())
@@ -295,12 +296,13 @@ fn maybe_rewrite(shared: &Arc<Shared>) {
         return;
     }
     let requested = shared.rewrite_requested.swap(false, Ordering::SeqCst);
-    let (pct, min, dir) = {
+    let (pct, min, dir, preallocate) = {
         let c = shared.config.read();
         (
             c.auto_aof_rewrite_percentage,
             c.auto_aof_rewrite_min_size,
             c.dir.clone(),
+            c.aof_preallocate,
         )
     };
     let automatic =
@@ -315,7 +317,15 @@ fn maybe_rewrite(shared: &Arc<Shared>) {
         };
         let now = shared.clock.now();
         let scripts = || crate::cmd::scripting::snapshot(&shared);
-        match persist::rewrite_with(&dir, &shared.dbs, &shared.policies, &scripts, now, writer) {
+        match persist::rewrite_with(
+            &dir,
+            &shared.dbs,
+            &shared.policies,
+            &scripts,
+            now,
+            writer,
+            preallocate,
+        ) {
             Ok(r) => tracing::info!(
                 keys = r.snapshot_records,
                 bytes = r.size,
