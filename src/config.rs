@@ -338,7 +338,7 @@ pub struct Cli {
     /// yes | no: cut a torn tail off the AOF at start instead of refusing (default no).
     #[arg(long = "aof-load-truncated")]
     pub aof_load_truncated: Option<String>,
-    /// Zeros kept ahead of the AOF's last record, e.g. 4mb (default 4mb; 0 = off).
+    /// Zeros kept ahead of the AOF's last record, e.g. 4mb (default 4mb; 0 = off; at most 1gb).
     #[arg(long = "aof-preallocate")]
     pub aof_preallocate: Option<String>,
     /// Rewrite the AOF when it grew by this percentage (default 100; 0 = never automatically).
@@ -525,7 +525,12 @@ impl Config {
             "aof-load-truncated" => {
                 self.aof_load_truncated = parse_yes_no(value).ok_or_else(bad)?
             }
-            "aof-preallocate" => self.aof_preallocate = parse_memory(value).ok_or_else(bad)?,
+            // Bounded: the zeros are written in one commit.
+            "aof-preallocate" => {
+                self.aof_preallocate = parse_memory(value)
+                    .filter(|&n| n <= 1 << 30)
+                    .ok_or_else(bad)?
+            }
             "auto-aof-rewrite-percentage" => self.auto_aof_rewrite_percentage = num(value)?,
             "auto-aof-rewrite-min-size" => {
                 self.auto_aof_rewrite_min_size = parse_memory(value).ok_or_else(bad)?
@@ -645,6 +650,8 @@ mod tests {
         cfg.load_str("aof-preallocate 0\n", "x.conf").unwrap();
         assert_eq!(cfg.aof_preallocate, 0);
         assert!(cfg.load_str("aof-preallocate lots\n", "x.conf").is_err());
+        cfg.load_str("aof-preallocate 1gb\n", "x.conf").unwrap();
+        assert!(cfg.load_str("aof-preallocate 2gb\n", "x.conf").is_err());
         let cli = Cli::parse_from(["limitkv", "--aof-preallocate", "1mb"]);
         assert_eq!(Config::from_cli(cli).unwrap().aof_preallocate, 1024 * 1024);
     }
