@@ -134,6 +134,24 @@ async fn keys_that_expired_while_down_are_gone_and_denials_write_nothing() {
 
 #[tokio::test]
 async fn a_torn_tail_is_refused_with_its_offset_unless_truncation_is_allowed() {
+    // A crash in the middle of a record: half a frame at the end.
+    torn_tail_is_refused_unless_truncation_is_allowed(|bytes| {
+        bytes.extend_from_slice(&[20, 0, 0, 0, 1, 2, 3]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bytes_after_a_killed_servers_preallocated_zeros_are_a_torn_tail() {
+    // A killed server leaves its zeros; anything after them never reached the log's end.
+    torn_tail_is_refused_unless_truncation_is_allowed(|bytes| {
+        bytes.resize(bytes.len() + 64 * 1024, 0);
+        bytes.extend_from_slice(b"*3\r\n$3\r\nSET\r\n");
+    })
+    .await;
+}
+
+async fn torn_tail_is_refused_unless_truncation_is_allowed(damage: impl Fn(&mut Vec<u8>)) {
     let dir = common::temp_dir();
     let server = TestServer::with_config(aof_config(dir.path(), FsyncPolicy::Always)).await;
     let mut c = server.raw().await;
@@ -142,9 +160,8 @@ async fn a_torn_tail_is_refused_with_its_offset_unless_truncation_is_allowed() {
     server.stop().await.unwrap();
     let path = dir.path().join(AOF_FILE);
     let good = std::fs::metadata(&path).unwrap().len();
-    // A crash in the middle of a record: half a frame at the end.
     let mut bytes = std::fs::read(&path).unwrap();
-    bytes.extend_from_slice(&[20, 0, 0, 0, 1, 2, 3]);
+    damage(&mut bytes);
     std::fs::write(&path, &bytes).unwrap();
 
     let cfg = aof_config(dir.path(), FsyncPolicy::Always);

@@ -140,10 +140,14 @@ pub fn scan<R: Read>(mut reader: R, mut f: impl FnMut(Record)) -> io::Result<Sca
                     return Ok(scan);
                 }
                 // A damaged frame followed by nothing but zeros is a torn write into
-                // preallocated space.
+                // preallocated space. Zeros at a frame boundary followed by data are one too:
+                // the writer only ever leaves zeros after its last frame, and writes nothing
+                // past an unsynced batch, so whatever follows them was never made durable
+                // (part of a batch whose start did not reach the disk, or bytes added later).
                 let tail = matches!(reason, CorruptReason::Incomplete { .. })
                     || remaining <= frame_total
-                    || rest.all_zero;
+                    || rest.all_zero
+                    || frame.iter().all(|&b| b == 0);
                 scan.problem = Some(Problem {
                     offset,
                     reason,
@@ -526,14 +530,27 @@ mod tests {
         assert_eq!(rep.truncated_at, Some(at as u64));
         assert!(replay(&f[..], OnCorruptTail::Refuse, |_| {}).is_err());
         // Zeros and then data at a record boundary (the write's first sector lost, its
-        // payload there) are damage followed by data, not space: refused even with
-        // truncation, as before preallocation.
+        // payload there; or bytes appended to a killed server's file) are not space but a
+        // torn tail: refused by default, cut at the zeros with truncation.
         let mut f = full.clone();
         f[at..at + FRAME_OVERHEAD].fill(0);
         f.resize(f.len() + 4096, 0);
         let p = collect(&f).1.problem.expect("damage");
+        assert_eq!((p.offset, p.tail), (at as u64, true));
+        assert!(replay(&f[..], OnCorruptTail::Refuse, |_| {}).is_err());
+        let rep = replay(&f[..], OnCorruptTail::Truncate, |_| {}).unwrap();
+        assert_eq!((rep.records, rep.truncated_at), (1, Some(at as u64)));
+        let mut f = file_of(&recs);
+        f.resize(f.len() + 4096, 0);
+        f.extend_from_slice(b"garbage");
+        let p = collect(&f).1.problem.expect("damage");
+        assert_eq!((p.offset, p.tail), (full.len() as u64, true));
+        // Damage that does not start with zeros, followed by data, is still not a tail.
+        let mut f = full.clone();
+        f[at + FRAME_OVERHEAD] ^= 0xff;
+        f.extend_from_slice(&full[at..]);
+        let p = collect(&f).1.problem.expect("damage");
         assert_eq!((p.offset, p.tail), (at as u64, false));
-        assert!(replay(&f[..], OnCorruptTail::Truncate, |_| {}).is_err());
     }
 
     #[test]
