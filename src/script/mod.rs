@@ -464,9 +464,8 @@ impl RunState {
     /// The count hook's check: stops a killed script or a library load past its time, and
     /// flags a script past the busy threshold (waiting connections then answer BUSY).
     pub fn check(&self) -> Result<(), Interrupt> {
-        let elapsed_us = self
-            .now_us()
-            .saturating_sub(self.started_us.load(Ordering::Acquire));
+        let now_us = self.now_us();
+        let elapsed_us = now_us.saturating_sub(self.started_us.load(Ordering::Acquire));
         let elapsed_ms = elapsed_us / 1000;
         if self.loading.load(Ordering::Acquire) {
             if elapsed_ms > LOAD_TIMEOUT.as_millis() as u64 {
@@ -484,7 +483,6 @@ impl RunState {
         // fires in short scripts (the instruction count carries over from run to run), and a
         // hand-off there cost every few hundredth short script a pause under the token. It
         // does so again every `HAND_OFF_REPEAT_US` while it runs (see `hand_off_worker`).
-        let now_us = self.started_us.load(Ordering::Acquire) + elapsed_us;
         if self.is_running() && now_us >= self.next_hand_off_us.load(Ordering::Acquire) {
             self.next_hand_off_us
                 .store(now_us + HAND_OFF_REPEAT_US, Ordering::Release);
