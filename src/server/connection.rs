@@ -107,7 +107,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>
                 // The client closed its side (`nc` after a pipeline, say): replies still held
                 // for the AOF go out before the connection closes, as they did when they
                 // were written before the next read.
-                let _ = out.settle(waiter.as_mut(), &info).await;
+                let _ = out.settle(waiter.as_mut()).await;
                 break;
             }
             Event::Read(Some(Err(_))) => break,
@@ -159,9 +159,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>
         }
         // Held replies that the socket did not take, or a failed AOF; and before closing
         // after a reply (QUIT), the replies still held.
-        if (close || out.attention.load(Ordering::Acquire))
-            && !out.settle(waiter.as_mut(), &info).await
-        {
+        if (close || out.attention.load(Ordering::Acquire)) && !out.settle(waiter.as_mut()).await {
             break;
         }
         if close {
@@ -278,7 +276,8 @@ impl Outbox {
 
     /// Takes back whatever is held and writes it once durable (the task's way, for what the
     /// writer could not finish, and before closing). False if the connection must close.
-    async fn settle(&self, waiter: Option<&mut DurableWaiter>, info: &ClientInfo) -> bool {
+    async fn settle(&self, waiter: Option<&mut DurableWaiter>) -> bool {
+        let info = &*self.info;
         let (buf, seq) = {
             let mut h = self.held.lock();
             self.attention.store(false, Ordering::Relaxed);
@@ -613,7 +612,7 @@ mod tests {
         assert_eq!(out.held.lock().state, HeldState::Failed);
         assert!(out.attention.load(Ordering::Acquire));
         let mut waiter = writer.waiter();
-        assert!(!out.settle(Some(&mut waiter), &out.info).await);
+        assert!(!out.settle(Some(&mut waiter)).await);
     }
 
     #[tokio::test]
@@ -623,7 +622,7 @@ mod tests {
         let mut wbuf = BytesMut::from(&b"+OK\r\n"[..]);
         assert!(out.hold(&mut wbuf, Some(a), &writer));
         let mut waiter = writer.waiter();
-        let settle = out.settle(Some(&mut waiter), &out.info);
+        let settle = out.settle(Some(&mut waiter));
         tokio::pin!(settle);
         // One poll takes the replies back (the writer's entry for them is left to find the
         // outbox empty).
