@@ -742,9 +742,9 @@ impl Writer {
             wake = p.writer_asleep;
         }
         drop(p);
-        // The writer is woken only when its queue stops being empty: it then gathers (a group
-        // commit gap under `always`, a short pause otherwise) and takes everything queued by
-        // then, so a busy server costs one wake-up per batch, not one per append.
+        // The writer is woken only when its queue stops being empty: it then takes everything
+        // queued by then (after a short pause under `everysec` and `no`), so a busy server
+        // costs one wake-up per batch, not one per append.
         if wake {
             sh.wake.notify_one();
         }
