@@ -295,6 +295,16 @@ fn unknown_command(req: &[Bytes]) -> CommandError {
     CommandError::UnknownCommand(name, preview)
 }
 
+/// Redis's guard against cross-protocol scripting: a request named `POST` or `Host:` is an HTTP
+/// request (a browser tricked by a web page, `curl`) whose body would otherwise run as commands
+/// after one error per header line. The connection closes without a reply before anything else
+/// is checked (authentication, `MULTI`, a busy script), as Redis's `processCommand` does.
+pub fn is_http_request(req: &[Bytes]) -> bool {
+    req.first().is_some_and(|name| {
+        name.eq_ignore_ascii_case(b"POST") || name.eq_ignore_ascii_case(b"HOST:")
+    })
+}
+
 /// Runs one request and returns its reply. `req` is never empty (the decoder drops empty
 /// requests).
 pub fn dispatch(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Frame {

@@ -128,7 +128,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>
                     }
                     outcome = run_batch(&shared, &mut session, &mut rbuf, &mut wbuf, &mut pending);
                 }
-                if failed {
+                if failed || outcome == Batch::Abort {
                     break;
                 }
                 close = outcome == Batch::Close;
@@ -427,6 +427,32 @@ enum Batch {
     Close,
     /// A request waits in `pending` for another connection's script.
     Wait,
+    /// An HTTP request reached the port: close at once, writing nothing more (not even the
+    /// replies of this batch, as Redis drops a client closed this way before writing).
+    Abort,
+}
+
+/// Logs Redis's warning for an HTTP request on the RESP port, at most once a minute (as
+/// Redis does, so a flood of such requests cannot flood the log).
+fn warn_http_request(session: &Session) {
+    static LOGGED_AT_SECS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let last = LOGGED_AT_SECS.load(Ordering::Relaxed);
+    if (last == 0 || now.abs_diff(last) > 60)
+        && LOGGED_AT_SECS
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            client = session.info.id,
+            addr = %session.info.addr,
+            "Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: \
+             commands to Redis. This is likely due to an attacker attempting to use Cross \
+             Protocol Scripting to compromise your Redis instance. Connection aborted."
+        );
+    }
 }
 
 /// Runs `pending` and then every complete request in `rbuf`, appending replies to `wbuf`.
@@ -460,6 +486,10 @@ fn run_batch(
         match next {
             Ok(Some(req)) => {
                 ran = true;
+                if crate::cmd::is_http_request(&req) {
+                    warn_http_request(session);
+                    return Batch::Abort;
+                }
                 if shared.scripts.run_state().is_running() {
                     match busy_gate(shared, session, &req) {
                         BusyGate::Run => {}
