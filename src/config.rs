@@ -195,6 +195,9 @@ pub struct Config {
     pub maxclients: usize,
     /// Password for the `default` user; `None` disables authentication.
     pub requirepass: Option<String>,
+    /// Redis's protected mode: while the default user has no password, only loopback clients
+    /// are served; others get `-DENIED ...` and are closed.
+    pub protected_mode: bool,
     /// Log verbosity.
     pub loglevel: LogLevel,
     /// Number of keyspace shards (rounded up to a power of two).
@@ -253,6 +256,7 @@ impl Default for Config {
             bind: vec!["127.0.0.1".to_owned()],
             maxclients: 10_000,
             requirepass: None,
+            protected_mode: true,
             loglevel: LogLevel::Notice,
             shards: 128,
             hz: 10,
@@ -379,9 +383,72 @@ fn parse_yes_no(s: &str) -> Option<bool> {
     }
 }
 
+/// Splits a command line into the arguments [`Cli`] parses and `--name value ...` options for
+/// every other config key, as redis-server takes any config-file directive as a flag: the words
+/// after `--name` up to the next `--` word are its value, joined by spaces (`--save "" `,
+/// `--client-output-buffer-limit pubsub 64mb 16mb 60`). An unknown name is reported by
+/// [`Config::from_cli_with`] as the config file would report it.
+pub fn split_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> (Vec<std::ffi::OsString>, Vec<(String, String)>) {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let known: Vec<&str> = cmd
+        .get_arguments()
+        .filter_map(|a| a.get_long())
+        .chain(["help", "version"])
+        .collect();
+    let mut clap_args = Vec::new();
+    let mut extra: Vec<(String, Vec<String>)> = Vec::new();
+    let mut in_extra = false;
+    for (i, arg) in args.into_iter().enumerate() {
+        let text = arg.to_str();
+        let option = text
+            .filter(|t| i > 0 && t.len() > 2 && t.starts_with("--"))
+            .map(|t| &t[2..]);
+        match option {
+            Some(name) if !known.contains(&name.split('=').next().unwrap_or(name)) => {
+                extra.push((name.to_ascii_lowercase(), Vec::new()));
+                in_extra = true;
+            }
+            Some(_) => {
+                clap_args.push(arg);
+                in_extra = false;
+            }
+            None if in_extra => {
+                let value = arg.to_string_lossy().into_owned();
+                if let Some((_, values)) = extra.last_mut() {
+                    values.push(value);
+                }
+            }
+            None => clap_args.push(arg),
+        }
+    }
+    let extra = extra
+        .into_iter()
+        .map(|(name, values)| (name, values.join(" ")))
+        .collect();
+    (clap_args, extra)
+}
+
 impl Config {
+    /// Builds the configuration from a whole command line (see [`split_args`]); clap's usage
+    /// errors and `--help` exit the process as clap does.
+    pub fn from_args(
+        args: impl IntoIterator<Item = std::ffi::OsString>,
+    ) -> Result<Config, ConfigError> {
+        let (clap_args, extra) = split_args(args);
+        Config::from_cli_with(Cli::parse_from(clap_args), &extra)
+    }
+
     /// Builds the configuration from parsed flags: defaults, then the config file, then flags.
     pub fn from_cli(cli: Cli) -> Result<Config, ConfigError> {
+        Config::from_cli_with(cli, &[])
+    }
+
+    /// [`Config::from_cli`], then `extra` `--name value` options for any other config key, in
+    /// order (they override the file, as on redis-server's command line).
+    pub fn from_cli_with(cli: Cli, extra: &[(String, String)]) -> Result<Config, ConfigError> {
         let mut cfg = Config::default();
         if let Some(path) = cli.config.or(cli.config_positional) {
             cfg.load_file(&path)?;
@@ -442,6 +509,10 @@ impl Config {
         if let Some(v) = cli.dir {
             cfg.dir = v;
         }
+        for (name, value) in extra {
+            cfg.set_directive(name, value)
+                .map_err(|e| ConfigError::Invalid(format!("--{name}: {e}")))?;
+        }
         cfg.validate()?;
         Ok(cfg)
     }
@@ -469,23 +540,31 @@ impl Config {
                 line: i + 1,
                 message,
             };
-            if key.eq_ignore_ascii_case("bind") {
-                self.bind = value.split_whitespace().map(str::to_owned).collect();
-                continue;
-            }
             // A policy line keeps its own quoting (scope names may be quoted).
-            if key.eq_ignore_ascii_case("policy") {
-                let def = line[key.len()..].trim();
-                if def.is_empty() {
-                    return Err(err("policy needs a name and rules".into()));
-                }
-                self.policies.push(def.to_owned());
-                continue;
-            }
-            self.set(&key.to_ascii_lowercase(), &value)
+            let value = if key.eq_ignore_ascii_case("policy") {
+                line[key.len()..].trim().to_owned()
+            } else {
+                value
+            };
+            self.set_directive(&key.to_ascii_lowercase(), &value)
                 .map_err(|e| err(e.to_string()))?;
         }
         Ok(())
+    }
+
+    /// Applies one config-file directive (or `--name value` flag): the settings `CONFIG SET`
+    /// knows, plus the directives that only a file or the command line may give (`policy`).
+    pub fn set_directive(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        match name {
+            "policy" if value.trim().is_empty() => {
+                Err(ConfigError::Invalid("policy needs a name and rules".into()))
+            }
+            "policy" => {
+                self.policies.push(value.trim().to_owned());
+                Ok(())
+            }
+            _ => self.set(name, value),
+        }
     }
 
     /// Sets one parameter by its Redis name (as the config file and `CONFIG SET` do).
@@ -511,7 +590,8 @@ impl Config {
             "databases" => self.databases = num(value)? as usize,
             // Accepted for compatibility with stock redis.conf files; limitkv has no RDB
             // snapshots and does not daemonize, so these only take their neutral values.
-            "save" | "daemonize" | "protected-mode" | "tcp-keepalive" | "logfile" => {}
+            "save" | "daemonize" | "tcp-keepalive" | "logfile" => {}
+            "protected-mode" => self.protected_mode = parse_yes_no(value).ok_or_else(bad)?,
             "appendonly" => self.appendonly = parse_yes_no(value).ok_or_else(bad)?,
             "dir" => self.dir = PathBuf::from(value),
             "appendfsync" => {
@@ -639,6 +719,56 @@ mod tests {
         assert_eq!(cfg.bind, vec!["0.0.0.0", "::1"]);
         assert_eq!(cfg.requirepass.as_deref(), Some("s3cret"));
         assert_eq!(cfg.maxclients, 5);
+    }
+
+    #[test]
+    fn any_config_key_is_also_a_double_dash_flag_as_redis_server_takes_it() {
+        let args = [
+            "limitkv",
+            "--port",
+            "7001",
+            "--protected-mode",
+            "no",
+            "--client-output-buffer-limit",
+            "pubsub",
+            "1mb",
+            "0",
+            "0",
+            "--max-multibulk-len",
+            "64",
+            "--policy",
+            "free",
+            "RATE",
+            "10/1m",
+        ]
+        .map(std::ffi::OsString::from);
+        let cfg = Config::from_args(args).unwrap();
+        assert_eq!(cfg.port, 7001);
+        assert!(!cfg.protected_mode);
+        assert_eq!(cfg.client_output_buffer_limit.pubsub.hard, 1024 * 1024);
+        assert_eq!(cfg.max_multibulk_len, 64);
+        assert_eq!(cfg.policies, ["free RATE 10/1m"]);
+        let (clap_args, extra) = split_args(["limitkv", "--bogus-key", "1"].map(Into::into));
+        assert_eq!(clap_args, ["limitkv"]);
+        let err = Config::from_cli_with(Cli::parse_from(clap_args), &extra).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "--bogus-key: Bad directive or wrong number of arguments: 'bogus-key'"
+        );
+        assert!(
+            Config::from_args(["limitkv", "--protected-mode", "maybe"].map(Into::into)).is_err()
+        );
+    }
+
+    #[test]
+    fn protected_mode_is_on_by_default_and_set_by_file_or_flag() {
+        assert!(Config::default().protected_mode);
+        let mut cfg = Config::default();
+        cfg.load_str("protected-mode no\n", "x.conf").unwrap();
+        assert!(!cfg.protected_mode);
+        cfg.load_str("protected-mode yes\n", "x.conf").unwrap();
+        assert!(cfg.protected_mode);
+        assert!(cfg.load_str("protected-mode 1\n", "x.conf").is_err());
     }
 
     #[test]

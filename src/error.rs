@@ -47,6 +47,38 @@ impl ProtocolError {
     }
 }
 
+/// Why a new connection is turned away before it is served: written once, then closed.
+#[derive(Debug, Error, Clone, Copy, PartialEq, Eq)]
+pub enum RefusedConnection {
+    /// `maxclients` connections are open already.
+    #[error("ERR max number of clients reached")]
+    MaxClients,
+    /// Protected mode: no password for the default user and a non-loopback peer (Redis's text).
+    #[error(
+        "DENIED Redis is running in protected mode because protected mode is enabled and no \
+         password is set for the default user. In this mode connections are only accepted from \
+         the loopback interface. If you want to connect from external computers to Redis you may \
+         adopt one of the following solutions: 1) Just disable protected mode sending the command \
+         'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from \
+         the same host the server is running, however MAKE SURE Redis is not publicly accessible \
+         from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) \
+         Alternatively you can just disable the protected mode by editing the Redis \
+         configuration file, and setting the protected mode option to 'no', and then restarting \
+         the server. 3) If you started the server manually just for testing, restart it with the \
+         '--protected-mode no' option. 4) Setup a an authentication password for the default \
+         user. NOTE: You only need to do one of the above things in order for the server to \
+         start accepting connections from the outside."
+    )]
+    ProtectedMode,
+}
+
+impl RefusedConnection {
+    /// The bytes written before the connection is closed.
+    pub fn wire(&self) -> Vec<u8> {
+        format!("-{self}\r\n").into_bytes()
+    }
+}
+
 /// A command failed; the reply is one error line and the connection stays open.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum CommandError {
@@ -129,6 +161,40 @@ impl From<CommandError> for Frame {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protected_mode_text_is_redis_word_for_word() {
+        // Redis 7.0's networking.c, clientAcceptHandler, piece by piece.
+        let redis = concat!(
+            "-DENIED Redis is running in protected mode because protected ",
+            "mode is enabled and no password is set for the default user. ",
+            "In this mode connections are only accepted from the loopback interface. ",
+            "If you want to connect from external computers to Redis you ",
+            "may adopt one of the following solutions: ",
+            "1) Just disable protected mode sending the command ",
+            "'CONFIG SET protected-mode no' from the loopback interface ",
+            "by connecting to Redis from the same host the server is ",
+            "running, however MAKE SURE Redis is not publicly accessible ",
+            "from internet if you do so. Use CONFIG REWRITE to make this ",
+            "change permanent. ",
+            "2) Alternatively you can just disable the protected mode by ",
+            "editing the Redis configuration file, and setting the protected ",
+            "mode option to 'no', and then restarting the server. ",
+            "3) If you started the server manually just for testing, restart ",
+            "it with the '--protected-mode no' option. ",
+            "4) Setup a an authentication password for the default user. ",
+            "NOTE: You only need to do one of the above things in order for ",
+            "the server to start accepting connections from the outside.\r\n"
+        );
+        assert_eq!(
+            String::from_utf8(RefusedConnection::ProtectedMode.wire()).unwrap(),
+            redis
+        );
+        assert_eq!(
+            RefusedConnection::MaxClients.wire(),
+            b"-ERR max number of clients reached\r\n"
+        );
+    }
 
     #[test]
     fn wire_texts_match_redis() {

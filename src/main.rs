@@ -5,11 +5,10 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
 use tracing_subscriber::{reload, EnvFilter};
 
 use limitkv::clock::SystemClock;
-use limitkv::config::{Cli, Config};
+use limitkv::config::Config;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -57,7 +56,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     if args.get(1).is_some_and(|a| a == "aof") {
         return aof_tool(&args[2..]);
     }
-    let config = Config::from_cli(Cli::parse()).context("invalid configuration")?;
+    let config = Config::from_args(args).context("invalid configuration")?;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(config.loglevel.tracing_filter()));
     let (filter, reload_handle) = reload::Layer::new(filter);

@@ -440,6 +440,10 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("bind", cfg.bind.join(" ")),
         ("maxclients", cfg.maxclients.to_string()),
         ("requirepass", cfg.requirepass.clone().unwrap_or_default()),
+        (
+            "protected-mode",
+            if cfg.protected_mode { "yes" } else { "no" }.to_owned(),
+        ),
         ("loglevel", cfg.loglevel.name().to_owned()),
         ("hz", cfg.hz.to_string()),
         ("timeout", cfg.timeout.to_string()),
@@ -513,6 +517,7 @@ const MUTABLE: &[&str] = &[
     "auto-aof-rewrite-min-size",
     "maxclients",
     "requirepass",
+    "protected-mode",
     "loglevel",
     "hz",
     "timeout",

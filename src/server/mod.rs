@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use crate::clock::Clock;
 use crate::cmd::{ClientInfo, Shared};
 use crate::config::Config;
+use crate::error::RefusedConnection;
 use crate::metrics::add;
 use crate::persist;
 
@@ -215,16 +216,26 @@ impl Server {
 async fn accept(
     shared: &Arc<Shared>,
     conns: &mut JoinSet<()>,
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
 ) {
     add(&shared.metrics.total_connections_received, 1);
-    let maxclients = shared.config.read().maxclients;
-    if shared.clients.len() >= maxclients {
+    let refused = {
+        let cfg = shared.config.read();
+        if shared.clients.len() >= cfg.maxclients {
+            Some(RefusedConnection::MaxClients)
+        } else if cfg.protected_mode && cfg.requirepass.is_none() && !is_local(peer.ip()) {
+            Some(RefusedConnection::ProtectedMode)
+        } else {
+            None
+        }
+    };
+    if let Some(why) = refused {
         add(&shared.metrics.rejected_connections, 1);
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
+        if why == RefusedConnection::ProtectedMode {
+            tracing::debug!(%peer, "refused by protected mode");
+        }
+        conns.spawn(refuse(stream, why));
         return;
     }
     let _ = stream.set_nodelay(true);
@@ -246,6 +257,44 @@ async fn accept(
         connection::serve(stream, registered.shared.clone(), info).await;
         drop(registered);
     });
+}
+
+/// Writes why a connection is refused and closes it gracefully: the write side first (the
+/// message, then FIN), then whatever the client already sent is read and dropped until it
+/// closes, for at most [`REFUSE_LINGER`]. Closing with unread input would make the kernel
+/// answer with a reset that can destroy the message before the client reads it (a client
+/// that sends its first command at once, as redis-cli does, would see "connection reset").
+async fn refuse(mut stream: TcpStream, why: RefusedConnection) {
+    use tokio::io::AsyncReadExt;
+    if stream.write_all(&why.wire()).await.is_err() || stream.shutdown().await.is_err() {
+        return;
+    }
+    let _ = tokio::time::timeout(REFUSE_LINGER, async {
+        let mut sink = [0u8; 1024];
+        let mut left: usize = 64 * 1024;
+        while left > 0 {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
+}
+
+/// Longest a refused connection is kept open to drain what its client sent.
+const REFUSE_LINGER: Duration = Duration::from_secs(1);
+
+/// True for a peer on the loopback interface (127.0.0.0/8, `::1`, or IPv4 loopback mapped into
+/// IPv6 by a dual-stack listener): the clients protected mode still serves. Redis compares the
+/// text with `127.0.0.1` and `::1` alone; the whole loopback range is the same machine.
+pub fn is_local(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => v4.is_loopback(),
+        std::net::IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
 }
 
 /// A connection's entries in the client and Pub/Sub registries, removed when its task ends

@@ -46,9 +46,15 @@ impl TestServer {
     }
 
     /// A server with `config` (its port is replaced by 0) on a free port of 127.0.0.1.
-    pub async fn with_config(mut config: Config) -> TestServer {
+    pub async fn with_config(config: Config) -> TestServer {
+        TestServer::with_config_bound(config, &["127.0.0.1"]).await
+    }
+
+    /// A server with `config` on one free port of every address of `bind` (the first is
+    /// [`TestServer::addr`]).
+    pub async fn with_config_bound(mut config: Config, bind: &[&str]) -> TestServer {
         config.port = 0;
-        config.bind = vec!["127.0.0.1".to_owned()];
+        config.bind = bind.iter().map(|a| (*a).to_owned()).collect();
         let clock = Arc::new(ManualClock::new(Nanos::from_secs(EPOCH_SECS)));
         let server_clock = clock.clone() as Arc<dyn Clock>;
         let (ready_tx, ready_rx) = oneshot::channel::<(SocketAddr, Arc<Shared>)>();
