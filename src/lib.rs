@@ -2,6 +2,7 @@
 //!
 //! Module map (dependencies flow one way: server → cmd → store → limiter → clock;
 //! `protocol`, `error` and `config` are leaves):
+//! - [`acl`]: ACL users, rules, categories, the ACL file and `ACL LOG` (Redis 7 semantics).
 //! - [`server`]: sockets, the accept loop, connections, shutdown. The only networking code.
 //! - [`cmd`]: the command table, argument parsing and every command family.
 //! - [`store`]: the lock-sharded keyspace with lazy and active expiry.
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acl;
 pub mod clock;
 pub mod cmd;
 pub mod config;
