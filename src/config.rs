@@ -195,6 +195,12 @@ pub struct Config {
     pub maxclients: usize,
     /// Password for the `default` user; `None` disables authentication.
     pub requirepass: Option<String>,
+    /// ACL file loaded at start and by `ACL LOAD`, written by `ACL SAVE` (`aclfile`).
+    pub aclfile: Option<PathBuf>,
+    /// `user NAME rules...` lines of the config file (without `user `), applied at start.
+    pub users: Vec<String>,
+    /// Most entries kept in the `ACL LOG` (`acllog-max-len`).
+    pub acllog_max_len: u64,
     /// Redis's protected mode: while the default user has no password, only loopback clients
     /// are served; others get `-DENIED ...` and are closed.
     pub protected_mode: bool,
@@ -257,6 +263,9 @@ impl Default for Config {
             maxclients: 10_000,
             requirepass: None,
             protected_mode: true,
+            aclfile: None,
+            users: Vec::new(),
+            acllog_max_len: 128,
             loglevel: LogLevel::Notice,
             shards: 128,
             hz: 10,
@@ -540,8 +549,9 @@ impl Config {
                 line: i + 1,
                 message,
             };
-            // A policy line keeps its own quoting (scope names may be quoted).
-            let value = if key.eq_ignore_ascii_case("policy") {
+            // A policy line keeps its own quoting (scope names may be quoted), a user line its
+            // rules as written.
+            let value = if key.eq_ignore_ascii_case("policy") || key.eq_ignore_ascii_case("user") {
                 line[key.len()..].trim().to_owned()
             } else {
                 value
@@ -561,6 +571,13 @@ impl Config {
             }
             "policy" => {
                 self.policies.push(value.trim().to_owned());
+                Ok(())
+            }
+            "user" if value.trim().is_empty() => {
+                Err(ConfigError::Invalid("user needs a name and rules".into()))
+            }
+            "user" => {
+                self.users.push(value.trim().to_owned());
                 Ok(())
             }
             _ => self.set(name, value),
@@ -592,6 +609,8 @@ impl Config {
             // snapshots and does not daemonize, so these only take their neutral values.
             "save" | "daemonize" | "tcp-keepalive" | "logfile" => {}
             "protected-mode" => self.protected_mode = parse_yes_no(value).ok_or_else(bad)?,
+            "aclfile" => self.aclfile = (!value.is_empty()).then(|| PathBuf::from(value)),
+            "acllog-max-len" => self.acllog_max_len = num(value)?,
             "appendonly" => self.appendonly = parse_yes_no(value).ok_or_else(bad)?,
             "dir" => self.dir = PathBuf::from(value),
             "appendfsync" => {

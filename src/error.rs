@@ -121,6 +121,15 @@ pub enum CommandError {
     /// AUTH with a wrong password.
     #[error("WRONGPASS invalid username-password pair or user is disabled.")]
     WrongPass,
+    /// ACL: the user may not run the command; holds its full name (`get`, `client|list`).
+    #[error("NOPERM this user has no permissions to run the '{0}' command")]
+    NoPermCommand(String),
+    /// ACL: the user may not touch one of the command's keys.
+    #[error("NOPERM this user has no permissions to access one of the keys used as arguments")]
+    NoPermKey,
+    /// ACL: the user may not publish or subscribe to one of the command's channels.
+    #[error("NOPERM this user has no permissions to access one of the channels used as arguments")]
+    NoPermChannel,
     /// An expire argument that is not positive or overflows; holds the command name.
     #[error("ERR invalid expire time in '{0}' command")]
     InvalidExpire(String),

@@ -475,12 +475,8 @@ impl Acl {
 
     /// `ACL LOAD` / start-up: reads `path` and replaces every user, or changes nothing.
     pub fn load_file(&self, path: &Path, requirepass: Option<&str>) -> Result<(), String> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            format!(
-                "Error loading ACLs, opening file '{}': {e}",
-                path.display()
-            )
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("Error loading ACLs, opening file '{}': {e}", path.display()))?;
         let users = self.parse_users(&text, &path.display().to_string())?;
         self.replace_all(users, requirepass);
         Ok(())
@@ -570,7 +566,13 @@ impl Acl {
 
     /// The newest `count` log entries, newest first.
     pub fn log_entries(&self, count: usize) -> Vec<LogEntry> {
-        self.log.lock().entries.iter().take(count).cloned().collect()
+        self.log
+            .lock()
+            .entries
+            .iter()
+            .take(count)
+            .cloned()
+            .collect()
     }
 
     /// `ACL LOG RESET`.
@@ -664,13 +666,41 @@ mod tests {
     fn log_groups_repeats_and_is_bounded() {
         let acl = acl();
         acl.set_log_max_len(2);
-        acl.log(Denial::Key, LogContext::Toplevel, "k", "app", "c1".into(), 1_000);
-        acl.log(Denial::Key, LogContext::Toplevel, "k", "app", "c2".into(), 2_000);
+        acl.log(
+            Denial::Key,
+            LogContext::Toplevel,
+            "k",
+            "app",
+            "c1".into(),
+            1_000,
+        );
+        acl.log(
+            Denial::Key,
+            LogContext::Toplevel,
+            "k",
+            "app",
+            "c2".into(),
+            2_000,
+        );
         let e = acl.log_entries(10);
         assert_eq!(e.len(), 1);
         assert_eq!((e[0].count, e[0].client_info.as_str()), (2, "c2"));
-        acl.log(Denial::Key, LogContext::Toplevel, "k", "app", "c3".into(), 70_000);
-        acl.log(Denial::Command, LogContext::Multi, "set", "app", "c".into(), 70_000);
+        acl.log(
+            Denial::Key,
+            LogContext::Toplevel,
+            "k",
+            "app",
+            "c3".into(),
+            70_000,
+        );
+        acl.log(
+            Denial::Command,
+            LogContext::Multi,
+            "set",
+            "app",
+            "c".into(),
+            70_000,
+        );
         let e = acl.log_entries(10);
         assert_eq!(e.len(), 2, "bounded by acllog-max-len");
         assert_eq!(e[0].object, "set");

@@ -113,7 +113,9 @@ impl Selector {
     }
 
     fn bit(&self, id: usize) -> bool {
-        self.allowed.get(id / 64).is_some_and(|w| w & (1 << (id % 64)) != 0)
+        self.allowed
+            .get(id / 64)
+            .is_some_and(|w| w & (1 << (id % 64)) != 0)
     }
 
     fn set_bit(&mut self, id: usize, on: bool) {
@@ -333,7 +335,10 @@ impl Selector {
                 fake.change(catalog, id, want);
             }
         }
-        debug_assert_eq!(fake.allowed, self.allowed, "described rules rebuild the bits");
+        debug_assert_eq!(
+            fake.allowed, self.allowed,
+            "described rules rebuild the bits"
+        );
         rules.join(" ")
     }
 
@@ -356,7 +361,11 @@ impl Selector {
         if self.all_keys {
             return "~*".into();
         }
-        self.keys.iter().map(pattern_text).collect::<Vec<_>>().join(" ")
+        self.keys
+            .iter()
+            .map(pattern_text)
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// The channel patterns as `ACL GETUSER` shows them.
@@ -433,7 +442,8 @@ fn pattern_text(p: &KeyPattern) -> String {
 
 /// Spaces and NUL bytes are refused in names and patterns (Redis's `ACLStringHasSpaces`).
 pub fn has_spaces(s: &[u8]) -> bool {
-    s.iter().any(|&c| c.is_ascii_whitespace() || c == 0 || c == 0x0b)
+    s.iter()
+        .any(|&c| c.is_ascii_whitespace() || c == 0 || c == 0x0b)
 }
 
 /// The SHA-256 of `password`, as 64 lowercase hex digits (how Redis stores passwords).
@@ -453,8 +463,7 @@ fn valid_hash(h: &[u8]) -> bool {
 /// Compares two equal-length hashes in time independent of where they differ.
 fn hash_eq(a: &str, b: &str) -> bool {
     a.len() == b.len()
-        && a
-            .bytes()
+        && a.bytes()
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0

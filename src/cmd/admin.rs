@@ -441,6 +441,14 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("maxclients", cfg.maxclients.to_string()),
         ("requirepass", cfg.requirepass.clone().unwrap_or_default()),
         (
+            "aclfile",
+            cfg.aclfile
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+        ),
+        ("acllog-max-len", cfg.acllog_max_len.to_string()),
+        (
             "protected-mode",
             if cfg.protected_mode { "yes" } else { "no" }.to_owned(),
         ),
@@ -518,6 +526,7 @@ const MUTABLE: &[&str] = &[
     "maxclients",
     "requirepass",
     "protected-mode",
+    "acllog-max-len",
     "loglevel",
     "hz",
     "timeout",
@@ -536,6 +545,7 @@ fn redis_numeric(name: &str, value: &str) -> Result<String, String> {
     const INT_MAX: i64 = i32::MAX as i64;
     let (min, max, memory) = match name {
         "hz" | "timeout" | "auto-aof-rewrite-percentage" => (0, INT_MAX, false),
+        "acllog-max-len" => (0, i64::MAX, false),
         "maxclients" => (1, i64::from(u32::MAX), false),
         "proto-max-bulk-len" => (1024 * 1024, i64::MAX, true),
         "auto-aof-rewrite-min-size" => (0, i64::MAX, true),
@@ -593,7 +603,17 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     next.validate()
         .map_err(|e| CommandError::other(format!("CONFIG SET failed - {e}")))?;
     let level = next.loglevel;
-    let changed_level = level != ctx.shared.config.read().loglevel;
+    let (changed_level, changed_pass) = {
+        let cfg = ctx.shared.config.read();
+        (level != cfg.loglevel, next.requirepass != cfg.requirepass)
+    };
+    if changed_pass {
+        // As in Redis, requirepass is the default user's password.
+        ctx.shared
+            .acl
+            .set_default_password(next.requirepass.as_deref());
+    }
+    ctx.shared.acl.set_log_max_len(next.acllog_max_len);
     ctx.shared
         .pubsub
         .set_limit(next.client_output_buffer_limit.pubsub);

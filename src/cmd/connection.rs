@@ -258,49 +258,25 @@ fn valid_name(b: &[u8]) -> bool {
     b.iter().all(|&c| (b'!'..=b'~').contains(&c))
 }
 
-/// Compares secrets in time independent of where they differ.
-fn secret_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Checks credentials against the `default` user; returns whether they are accepted.
-fn check_credentials(ctx: &Ctx<'_>, user: Option<&[u8]>, pass: &[u8]) -> bool {
-    if let Some(u) = user {
-        if u != b"default" {
-            return false;
-        }
-    }
-    match &ctx.shared.config.read().requirepass {
-        // The default user without a password accepts any password.
-        None => true,
-        Some(p) => secret_eq(p.as_bytes(), pass),
-    }
-}
-
 fn auth(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     if req.len() > 3 {
         return Err(CommandError::Syntax);
     }
     let (user, pass) = if req.len() == 3 {
-        (Some(&req[1][..]), &req[2][..])
+        (&req[1][..], &req[2][..])
     } else {
-        (None, &req[1][..])
+        // The one-argument form authenticates the default user, and is an error while that
+        // user needs no password (Redis's wording).
+        if ctx.shared.acl.default_user().nopass {
+            return Err(CommandError::other(
+                "AUTH <password> called without any password configured for the default user. \
+                 Are you sure your configuration is correct?",
+            ));
+        }
+        (&b"default"[..], &req[1][..])
     };
-    if user.is_none() && ctx.shared.config.read().requirepass.is_none() {
-        return Err(CommandError::other(
-            "AUTH <password> called without any password configured for the default user. \
-             Are you sure your configuration is correct?",
-        ));
-    }
-    if check_credentials(ctx, user, pass) {
-        ctx.session.authenticated = true;
-        Ok(Frame::OK)
-    } else {
-        Err(CommandError::WrongPass)
-    }
+    super::acl::authenticate(ctx, user, pass, &req[0])?;
+    Ok(Frame::OK)
 }
 
 fn hello(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
@@ -339,10 +315,7 @@ fn hello(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         }
     }
     if let Some((user, pass)) = credentials {
-        if !check_credentials(ctx, Some(user), pass) {
-            return Err(CommandError::WrongPass);
-        }
-        ctx.session.authenticated = true;
+        super::acl::authenticate(ctx, user, pass, &req[0])?;
     }
     if !ctx.session.authenticated {
         return Err(CommandError::Coded(
@@ -397,7 +370,7 @@ fn reset(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
     ctx.session.resp = RespVersion::Resp2;
     ctx.session.info.resp.store(2, Ordering::Relaxed);
     *ctx.session.info.name.lock() = None;
-    ctx.session.authenticated = ctx.shared.config.read().requirepass.is_none();
+    super::acl::reset_user(ctx);
     Ok(Frame::simple("RESET"))
 }
 
@@ -515,6 +488,7 @@ fn client_kill(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
     let mut skipme = true;
     let mut maxage = None;
     let mut client_type: Option<&Bytes> = None;
+    let mut user: Option<String> = None;
     let mut a = args::Args::new(req, 2);
     while let Some(opt) = a.next() {
         let v = a.value()?;
@@ -547,13 +521,11 @@ fn client_kill(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
             }
             client_type = Some(v);
         } else if is(opt, "USER") {
-            // `default` is the only user.
-            if &v[..] != b"default" {
-                return Err(CommandError::other(format!(
-                    "No such user '{}'",
-                    args::text(v)
-                )));
+            let name = args::text(v);
+            if ctx.shared.acl.user(&name).is_none() {
+                return Err(CommandError::other(format!("No such user '{name}'")));
             }
+            user = Some(name);
         } else if is(opt, "MAXAGE") {
             maxage = Some(args::int(v)?);
         } else {
@@ -567,6 +539,7 @@ fn client_kill(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
             && addr.as_ref().is_none_or(|a| c.addr.as_bytes() == &a[..])
             && laddr.as_ref().is_none_or(|a| c.laddr.as_bytes() == &a[..])
             && maxage.is_none_or(|m| c.age_secs() as i64 >= m)
+            && user.as_deref().is_none_or(|u| &**c.user.lock() == u)
             && !(skipme && c.id == me);
         if matches {
             c.kill();

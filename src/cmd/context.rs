@@ -58,6 +58,8 @@ pub struct Shared {
     pub policies: crate::policy::Registry,
     /// The Lua VM, script cache, function libraries and running-script state.
     pub scripts: crate::script::Scripts,
+    /// ACL users.
+    pub acl: crate::acl::Acl,
 }
 
 /// Applies a new log level to the process's logger.
@@ -67,6 +69,10 @@ impl Shared {
     /// Fresh state for `config`, reading time from `clock`.
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Shared {
         let (shutdown, _) = watch::channel(false);
+        let acl = super::acl::new_acl();
+        if config.requirepass.is_some() {
+            acl.set_default_password(config.requirepass.as_deref());
+        }
         Shared {
             dbs: (0..config.databases.max(1))
                 .map(|_| Store::new(config.shards))
@@ -87,6 +93,7 @@ impl Shared {
             rewrite_requested: AtomicBool::new(false),
             policies: crate::policy::Registry::default(),
             scripts: crate::script::Scripts::new(),
+            acl,
         }
     }
 
@@ -148,6 +155,8 @@ pub struct ClientInfo {
     pub watching: AtomicU32,
     /// Set by `CLIENT KILL`; the connection closes when it sees it.
     pub killed: AtomicBool,
+    /// The ACL user it is authenticated as (`default` until `AUTH`).
+    pub user: Mutex<Arc<str>>,
     /// Pub/Sub side of the connection: subscriptions, queued messages, and the wake-up the
     /// connection task waits on (also signalled by [`ClientInfo::kill`]).
     pub pubsub: Arc<Subscriber>,
@@ -170,6 +179,7 @@ impl ClientInfo {
             db: AtomicU32::new(0),
             watching: AtomicU32::new(0),
             killed: AtomicBool::new(false),
+            user: Mutex::new(Arc::from("default")),
             pubsub: Arc::new(Subscriber::new(id)),
         }
     }
@@ -205,7 +215,7 @@ impl ClientInfo {
         format!(
             "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db={} sub={sub} \
              psub={psub} ssub={ssub} multi=-1 watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 \
-             rbs=0 rbp=0 obl=0 oll={oll} omem={omem} tot-mem=0 events=r cmd={} user=default \
+             rbs=0 rbp=0 obl=0 oll={oll} omem={omem} tot-mem=0 events=r cmd={} user={} \
              redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
@@ -216,6 +226,7 @@ impl ClientInfo {
             self.db.load(Ordering::Relaxed),
             self.watching.load(Ordering::Relaxed),
             self.last_cmd.lock().to_ascii_lowercase(),
+            self.user.lock(),
             self.resp.load(Ordering::Relaxed),
             show(&self.lib_name.lock()),
             show(&self.lib_ver.lock()),
@@ -273,6 +284,11 @@ pub struct Session {
     pub resp: RespVersion,
     /// Whether commands other than AUTH/HELLO may run.
     pub authenticated: bool,
+    /// The ACL user's permissions, as of [`Session::acl_version`].
+    pub user: Arc<crate::acl::User>,
+    /// The [`crate::acl::Acl::version`] `user` was read at; when the registry's moves on,
+    /// `user` is read again before the next command.
+    pub acl_version: u64,
     /// Close the connection once the current replies are written (`QUIT`).
     pub close_after_reply: bool,
     /// Close the connection without sending this command's reply (`SHUTDOWN`).
@@ -319,12 +335,17 @@ pub struct WatchedKey {
 }
 
 impl Session {
-    /// A session for `info`; authenticated from the start when no password is configured.
-    pub fn new(info: Arc<ClientInfo>, requirepass: bool) -> Session {
+    /// A session for `info` as the `default` user; authenticated from the start while the
+    /// default user needs no password (`nopass`, as without `requirepass`).
+    pub fn new(info: Arc<ClientInfo>, acl: &crate::acl::Acl) -> Session {
+        let acl_version = acl.version();
+        let user = acl.default_user();
         Session {
             info,
             resp: RespVersion::Resp2,
-            authenticated: !requirepass,
+            authenticated: user.enabled && user.nopass,
+            user,
+            acl_version,
             close_after_reply: false,
             close_without_reply: false,
             stats: LocalStats::default(),

@@ -252,65 +252,128 @@ fn arg_frame(a: &ArgDoc) -> Frame {
     Frame::Map(m)
 }
 
-fn acl_categories(spec: &CommandSpec, group: &str, extra: &[&'static str]) -> Vec<Frame> {
-    let mut cats: Vec<&str> = extra.to_vec();
+/// The ACL categories of `spec` (of `parent`'s group for a subcommand) as
+/// [`crate::acl::category`] bits: implied by its flags and group, as Redis files them, plus
+/// the extras Redis names per command (`@dangerous` for `KEYS`, ...). limitkv's rate-limit
+/// commands are `@limiter`, their policy administration `@policy`.
+pub fn acl_bits(parent: Option<&CommandSpec>, spec: &CommandSpec) -> u64 {
+    use crate::acl::category as c;
+    let name = super::full_name(parent, spec);
+    if matches!(name.as_str(), "client" | "script" | "function") {
+        // Redis gives these containers only @slow; their subcommands carry the rest.
+        return c::SLOW;
+    }
+    let group = parent.map_or(spec.group, |p| p.group);
+    let mut cats = meta(&name)
+        .acl_extra
+        .iter()
+        .filter_map(|e| c::by_name(e.trim_start_matches('@')))
+        .fold(0, |acc, bit| acc | bit);
     if spec.has(flags::WRITE) {
-        cats.push("@write");
+        cats |= c::WRITE;
     }
     // Redis files the read-only script commands under @scripting only.
     if spec.has(flags::READONLY) && group != "scripting" {
-        cats.push("@read");
+        cats |= c::READ;
     }
     // As in Redis, the category follows the flag (the PUBSUB container and PUBSUB HELP are
     // in the pubsub group but only @slow).
     if spec.has(flags::PUBSUB) {
-        cats.push("@pubsub");
+        cats |= c::PUBSUB;
     }
-    match group {
-        "string" => cats.push("@string"),
-        "generic" => cats.push("@keyspace"),
-        "connection" => cats.push("@connection"),
-        "transactions" => cats.push("@transaction"),
-        "rate_limit" => cats.push("@rate_limit"),
-        "scripting" => cats.push("@scripting"),
-        _ => {}
-    }
+    cats |= match group {
+        "string" => c::STRING,
+        "generic" => c::KEYSPACE,
+        "connection" => c::CONNECTION,
+        "transactions" => c::TRANSACTION,
+        "scripting" => c::SCRIPTING,
+        "hash" => c::HASH,
+        "list" => c::LIST,
+        "set" => c::SET,
+        "sorted_set" => c::SORTEDSET,
+        "rate_limit" if is_policy_admin(&name) => c::POLICY,
+        "rate_limit" => c::LIMITER,
+        _ => 0,
+    };
     if spec.has(flags::ADMIN) {
-        cats.push("@admin");
-        cats.push("@dangerous");
+        cats |= c::ADMIN | c::DANGEROUS;
     }
-    cats.push(if spec.has(flags::FAST) {
-        "@fast"
+    cats | if spec.has(flags::FAST) {
+        c::FAST
     } else {
-        "@slow"
-    });
-    // Redis lists categories in the order of its category bits.
-    const ORDER: &[&str] = &[
-        "@keyspace",
-        "@read",
-        "@write",
-        "@set",
-        "@sortedset",
-        "@list",
-        "@hash",
-        "@string",
-        "@bitmap",
-        "@hyperloglog",
-        "@geo",
-        "@stream",
-        "@pubsub",
-        "@admin",
-        "@fast",
-        "@slow",
-        "@blocking",
-        "@dangerous",
-        "@connection",
-        "@transaction",
-        "@scripting",
-    ];
-    cats.sort_by_key(|c| ORDER.iter().position(|o| o == c).unwrap_or(ORDER.len()));
-    cats.dedup();
-    cats.into_iter().map(status).collect()
+        c::SLOW
+    }
+}
+
+/// Policy administration (`@policy`) as opposed to decisions (`@limiter`): the commands that
+/// define policies, overrides and access lists.
+fn is_policy_admin(full_name: &str) -> bool {
+    ["policy.", "override.", "allowlist.", "denylist."]
+        .iter()
+        .any(|p| full_name.starts_with(p))
+}
+
+fn acl_categories(parent: Option<&CommandSpec>, spec: &CommandSpec) -> Vec<Frame> {
+    let bits = acl_bits(parent, spec);
+    crate::acl::category::NAMES
+        .iter()
+        .filter(|(bit, _)| bits & bit != 0)
+        .map(|(_, name)| status(&format!("@{name}")))
+        .collect()
+}
+
+/// The ACL access each key argument of `req` needs: its position and
+/// [`crate::acl::user::KEY_READ`] / `KEY_WRITE` bits, from the command's key specs (Redis's
+/// rule: `access` needs read, `insert`/`update`/`delete` need write). `SET` without `GET`
+/// only writes, as Redis's variable flags say.
+pub fn key_needs(
+    parent: Option<&CommandSpec>,
+    spec: &CommandSpec,
+    req: &[Bytes],
+) -> Vec<(usize, u8)> {
+    use crate::acl::user::{KEY_ALL, KEY_READ, KEY_WRITE};
+    let positions = super::key_positions(spec, req);
+    if positions.is_empty() {
+        return Vec::new();
+    }
+    let name = super::full_name(parent, spec);
+    let meta = meta(&name);
+    let need_of = |flags: &[&str]| {
+        let mut need = 0;
+        for f in flags {
+            match *f {
+                "access" => need |= KEY_READ,
+                "insert" | "update" | "delete" => need |= KEY_WRITE,
+                _ => {}
+            }
+        }
+        need
+    };
+    let default = if spec.has(flags::READONLY) {
+        KEY_READ
+    } else {
+        KEY_ALL
+    };
+    positions
+        .into_iter()
+        .enumerate()
+        .map(|(i, pos)| {
+            let need = match meta.key_flags {
+                [] => default,
+                [one] if name == "set" => {
+                    let get = req[3..].iter().any(|a| a.eq_ignore_ascii_case(b"GET"));
+                    if get {
+                        need_of(one)
+                    } else {
+                        KEY_WRITE
+                    }
+                }
+                [one] => need_of(one),
+                many => many.get(i).map_or(default, |f| need_of(f)),
+            };
+            (pos, need)
+        })
+        .collect()
 }
 
 /// What Redis reports for a command beyond what its flags imply: command tips, the flags (and
@@ -518,7 +581,6 @@ fn script_key_spec(spec: &CommandSpec) -> Frame {
 
 /// The `COMMAND INFO` entry for `spec` (a subcommand when `parent` is given).
 pub fn info_frame(parent: Option<&CommandSpec>, spec: &'static CommandSpec) -> Frame {
-    let group = parent.map_or(spec.group, |p| p.group);
     let fl = flags::NAMES
         .iter()
         .filter(|(bit, _)| spec.has(*bit))
@@ -526,12 +588,7 @@ pub fn info_frame(parent: Option<&CommandSpec>, spec: &'static CommandSpec) -> F
         .collect();
     let name = full_name(parent, spec);
     let meta = meta(&name);
-    let acl = if matches!(name.as_str(), "client" | "script" | "function") {
-        // Redis gives these containers only @slow; their subcommands carry the rest.
-        vec![status("@slow")]
-    } else {
-        acl_categories(spec, group, meta.acl_extra)
-    };
+    let acl = acl_categories(parent, spec);
     Frame::Array(vec![
         bulk(&name),
         Frame::Integer(i64::from(spec.arity)),

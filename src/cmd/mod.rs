@@ -6,6 +6,7 @@
 //! a [`Frame`]; a [`CommandError`] becomes one error line and the connection stays open.
 //! Nothing here touches a socket.
 
+pub mod acl;
 pub mod admin;
 pub mod args;
 pub mod breaker;
@@ -95,6 +96,12 @@ pub mod flags {
     /// (`SSUBSCRIBE`, `SUNSUBSCRIBE`, `SPUBLISH`): their key specs say `not_key`, and
     /// `COMMAND GETKEYS` and `EXEC` ignore them.
     pub const NOT_KEY: u32 = 1 << 24;
+    /// Internal (not reported): the arguments after the name are Pub/Sub channels that ACL
+    /// channel rules check (for a fixed arity, all but the last: `PUBLISH channel message`).
+    pub const CHANNELS: u32 = 1 << 25;
+    /// Internal (not reported): with [`CHANNELS`], the channels are patterns (`PSUBSCRIBE`),
+    /// which ACL rules match literally.
+    pub const CHANNEL_PATTERNS: u32 = 1 << 26;
 
     /// Names in the order Redis prints them.
     pub const NAMES: &[(u32, &str)] = &[
@@ -195,9 +202,10 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 19] {
+pub fn families() -> [&'static [CommandSpec]; 20] {
     [
         connection::COMMANDS,
+        acl::COMMANDS,
         multi::COMMANDS,
         gcra::COMMANDS,
         admin::COMMANDS,
@@ -295,6 +303,30 @@ fn unknown_command(req: &[Bytes]) -> CommandError {
     CommandError::UnknownCommand(name, preview)
 }
 
+/// The positions of `req`'s key arguments: a script's declared keys (`EVAL script numkeys
+/// key...`), or the spec's first/last/step positions; none for channels in key positions
+/// (`NOT_KEY`) and for keys derived by the handler (other `MOVABLEKEYS` commands).
+pub fn key_positions(spec: &CommandSpec, req: &[Bytes]) -> Vec<usize> {
+    if spec.group == "scripting" && spec.has(flags::MOVABLEKEYS) {
+        let n = scripting::script_keys(req).len();
+        return (3..3 + n).collect();
+    }
+    if spec.first_key <= 0 || spec.has(flags::NOT_KEY) || spec.has(flags::MOVABLEKEYS) {
+        return Vec::new();
+    }
+    let len = req.len() as i64;
+    let last = if spec.last_key < 0 {
+        len + i64::from(spec.last_key)
+    } else {
+        i64::from(spec.last_key).min(len - 1)
+    };
+    let step = usize::try_from(spec.key_step.max(1)).unwrap_or(1);
+    (i64::from(spec.first_key)..=last)
+        .step_by(step)
+        .filter_map(|i| usize::try_from(i).ok())
+        .collect()
+}
+
 /// Redis's guard against cross-protocol scripting: a request named `POST` or `Host:` is an HTTP
 /// request (a browser tricked by a web page, `curl`) whose body would otherwise run as commands
 /// after one error per header line. The connection closes without a reply before anything else
@@ -348,6 +380,7 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     if !ctx.session.authenticated && !checked.has(flags::NO_AUTH) {
         return Err(reject(ctx, spec, CommandError::NoAuth));
     }
+    acl::refresh(ctx);
     // Redis's Pub/Sub context: a subscribed RESP2 connection may only (un)subscribe, PING,
     // QUIT or RESET (RESP3 multiplexes replies and pushes, so it may run anything). Commands
     // inside EXEC are not checked again, as in Redis.
@@ -362,6 +395,16 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             full_name(Some(spec), checked)
         };
         return Err(reject(ctx, spec, CommandError::SubscribedContext(name)));
+    }
+    if !ctx.session.user.selector.is_unrestricted() {
+        let context = if ctx.session.multi.is_some() {
+            crate::acl::LogContext::Multi
+        } else {
+            crate::acl::LogContext::Toplevel
+        };
+        if let Err(e) = acl::check(ctx, spec, checked, req, context) {
+            return Err(reject(ctx, spec, e));
+        }
     }
     if ctx.session.multi.is_some() && !spec.has(flags::TX_CONTROL) {
         return multi::queue(ctx, spec, req);
@@ -467,7 +510,6 @@ pub mod testing {
         /// A harness with `config`.
         pub fn with_config(config: Config) -> Harness {
             let clock = Arc::new(ManualClock::new(Nanos::from_secs(1_767_225_600)));
-            let requirepass = config.requirepass.is_some();
             let shared = Arc::new(Shared::new(config, clock.clone() as Arc<dyn Clock>));
             let info = Arc::new(ClientInfo::new(
                 shared.clients.next_id(),
@@ -475,7 +517,7 @@ pub mod testing {
                 "127.0.0.1:6379".into(),
             ));
             shared.clients.register(info.clone());
-            let session = Session::new(info, requirepass);
+            let session = Session::new(info, &shared.acl);
             Harness {
                 shared,
                 clock,
@@ -517,7 +559,7 @@ pub mod testing {
             Harness {
                 shared: self.shared.clone(),
                 clock: self.clock.clone(),
-                session: Session::new(info, self.shared.config.read().requirepass.is_some()),
+                session: Session::new(info, &self.shared.acl),
             }
         }
 

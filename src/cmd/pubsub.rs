@@ -21,7 +21,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "SUBSCRIBE",
         arity: -2,
-        flags: CONTEXT,
+        flags: CONTEXT | CHANNELS,
         group: "pubsub",
         summary: "Listens for messages published to channels.",
         since: "2.0.0",
@@ -45,7 +45,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "PSUBSCRIBE",
         arity: -2,
-        flags: CONTEXT,
+        flags: CONTEXT | CHANNELS | CHANNEL_PATTERNS,
         group: "pubsub",
         summary: "Listens for messages published to channels that match one or more patterns.",
         since: "2.0.0",
@@ -70,7 +70,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "PUBLISH",
         arity: 3,
-        flags: PUBSUB | LOADING | STALE | FAST,
+        flags: PUBSUB | LOADING | STALE | FAST | CHANNELS,
         group: "pubsub",
         summary: "Posts a message to a channel.",
         since: "2.0.0",
@@ -82,7 +82,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "SSUBSCRIBE",
         arity: -2,
-        flags: CONTEXT | NOT_KEY,
+        flags: CONTEXT | NOT_KEY | CHANNELS,
         first_key: 1,
         last_key: -1,
         key_step: 1,
@@ -112,7 +112,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "SPUBLISH",
         arity: 3,
-        flags: PUBSUB | LOADING | STALE | FAST | NOT_KEY,
+        flags: PUBSUB | LOADING | STALE | FAST | NOT_KEY | CHANNELS,
         first_key: 1,
         last_key: 1,
         key_step: 1,
@@ -465,7 +465,7 @@ mod tests {
             "127.0.0.1:6379".into(),
         ));
         h.shared.clients.register(info.clone());
-        Session::new(info, false)
+        Session::new(info, &h.shared.acl)
     }
 
     fn run_as(shared: &Shared, session: &mut Session, words: &[&str]) -> Frame {

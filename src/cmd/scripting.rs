@@ -648,6 +648,11 @@ fn call_from_script(
     if !spec.arity_ok(req.len()) || !checked.arity_ok(req.len()) {
         return rejected("Wrong number of args calling Redis command from script");
     }
+    if !ctx.session.user.selector.is_unrestricted() {
+        if let Err(e) = super::acl::check(ctx, spec, checked, req, crate::acl::LogContext::Lua) {
+            return CallOutcome::Rejected(super::acl::script_denial(&e));
+        }
+    }
     let has = |flag| spec.has(flag) || checked.has(flag);
     // SELECT and FLUSHALL change or clear databases whose shards a script does not hold
     // (both are also refused inside MULTI).

@@ -52,8 +52,7 @@ enum Event {
 /// connection's [`Outbox`] and written by the thread that publishes their commit, while the
 /// task goes back to reading; later replies queue behind them.
 pub async fn serve(stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>) {
-    let requirepass = shared.config.read().requirepass.is_some();
-    let mut session = Session::new(info.clone(), requirepass);
+    let mut session = Session::new(info.clone(), &shared.acl);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut stop = shared.shutdown.subscribe();

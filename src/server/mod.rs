@@ -68,6 +68,8 @@ pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> io::Result<Server> {
         listeners.push(l);
     }
     let shared = Arc::new(Shared::new(config, clock));
+    crate::cmd::acl::load_at_start(&shared)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     shared.tcp_port.store(u32::from(port), Ordering::Relaxed);
     open_aof(&shared)?;
     crate::cmd::policy::start(&shared)
@@ -224,7 +226,7 @@ async fn accept(
         let cfg = shared.config.read();
         if shared.clients.len() >= cfg.maxclients {
             Some(RefusedConnection::MaxClients)
-        } else if cfg.protected_mode && cfg.requirepass.is_none() && !is_local(peer.ip()) {
+        } else if cfg.protected_mode && shared.acl.default_is_open() && !is_local(peer.ip()) {
             Some(RefusedConnection::ProtectedMode)
         } else {
             None

@@ -1,0 +1,841 @@
+//! ACL: the `ACL` command family, the permission check every command passes
+//! ([`check`]), and the catalog of commands ACL rules are written against, built from the
+//! command table with each command's categories ([`super::docs::acl_bits`]).
+//!
+//! The check costs one relaxed atomic load per command for a user with every permission (the
+//! `default` user unless configured otherwise): [`refresh`] re-reads the user only when the
+//! ACL registry changed, and an unrestricted user skips everything else.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock};
+
+use bytes::Bytes;
+
+use super::args::{self, is};
+use super::flags::*;
+use super::{
+    dispatch_sub, full_name, help_lines, lookup, lookup_sub, ClientInfo, CommandSpec, Ctx, BASE,
+    HELP_SUBCOMMAND,
+};
+use crate::acl::{category, Acl, Catalog, CatalogEntry, Denial, LogContext, User};
+use crate::error::CommandError;
+use crate::protocol::Frame;
+
+/// The catalog, and each spec's id in it (by the spec's address: specs are statics).
+static CATALOG: LazyLock<(Catalog, HashMap<usize, usize>)> = LazyLock::new(|| {
+    let mut entries = Vec::new();
+    let mut ids = HashMap::new();
+    for spec in super::all_commands() {
+        let parent = entries.len();
+        ids.insert(spec as *const CommandSpec as usize, parent);
+        entries.push(CatalogEntry::new(
+            &full_name(None, spec),
+            super::docs::acl_bits(None, spec),
+            None,
+        ));
+        for sub in spec.subcommands {
+            ids.insert(sub as *const CommandSpec as usize, entries.len());
+            entries.push(CatalogEntry::new(
+                &full_name(Some(spec), sub),
+                super::docs::acl_bits(Some(spec), sub),
+                Some(parent),
+            ));
+        }
+    }
+    (Catalog::new(entries), ids)
+});
+
+/// A registry with only the `default` user, over the command table's catalog.
+pub fn new_acl() -> Acl {
+    Acl::new(CATALOG.0.clone())
+}
+
+fn id_of(spec: &'static CommandSpec) -> Option<usize> {
+    CATALOG
+        .1
+        .get(&(spec as *const CommandSpec as usize))
+        .copied()
+}
+
+/// Re-reads the session's user if any user changed since it was read. A deleted user (its
+/// clients are being closed) keeps no permission at all.
+pub(crate) fn refresh(ctx: &mut Ctx<'_>) {
+    let acl = &ctx.shared.acl;
+    let version = acl.version();
+    if version == ctx.session.acl_version {
+        return;
+    }
+    let name = ctx.session.user.name.clone();
+    ctx.session.user = acl
+        .user(&name)
+        .unwrap_or_else(|| Arc::new(User::new(&name, acl.catalog())));
+    ctx.session.acl_version = version;
+}
+
+/// Redis's `ACLCheckAllPerm`: may the session's user run `checked` (the subcommand of
+/// `spec`, or `spec` itself) with these arguments? A denial is logged in the `ACL LOG` under
+/// `context` and returned as the `NOPERM` error.
+pub(crate) fn check(
+    ctx: &mut Ctx<'_>,
+    spec: &'static CommandSpec,
+    checked: &'static CommandSpec,
+    req: &[Bytes],
+    context: LogContext,
+) -> Result<(), CommandError> {
+    let user = ctx.session.user.clone();
+    let sel = &user.selector;
+    if sel.is_unrestricted() {
+        return Ok(());
+    }
+    let parent = (!std::ptr::eq(spec, checked)).then_some(spec);
+    let name = full_name(parent, checked);
+    if !checked.has(NO_AUTH) && !id_of(checked).is_some_and(|id| sel.allows_command(id)) {
+        log(ctx, Denial::Command, context, &name);
+        return Err(CommandError::NoPermCommand(name));
+    }
+    if !sel.all_keys() {
+        for (pos, need) in super::docs::key_needs(parent, checked, req) {
+            if !sel.allows_key(&req[pos], need) {
+                log(ctx, Denial::Key, context, &args::text(&req[pos]));
+                return Err(CommandError::NoPermKey);
+            }
+        }
+    }
+    if !sel.all_channels() && checked.has(CHANNELS) {
+        let pattern = checked.has(CHANNEL_PATTERNS);
+        // PUBLISH channel message: only the first argument; SUBSCRIBE ch...: all of them.
+        let end = if checked.arity > 0 {
+            usize::try_from(checked.arity - 1).unwrap_or(0)
+        } else {
+            req.len()
+        };
+        for channel in req.get(1..end.min(req.len())).unwrap_or(&[]) {
+            if !sel.allows_channel(channel, pattern) {
+                log(ctx, Denial::Channel, context, &args::text(channel));
+                return Err(CommandError::NoPermChannel);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks keys a command derives server-side (a policy's rule keys from an identity) against
+/// the session's key patterns, needing `need` ([`crate::acl::user::KEY_READ`] / `KEY_WRITE`).
+pub(crate) fn check_derived_keys(
+    ctx: &mut Ctx<'_>,
+    keys: &[Bytes],
+    need: u8,
+) -> Result<(), CommandError> {
+    let user = ctx.session.user.clone();
+    if user.selector.all_keys() {
+        return Ok(());
+    }
+    let context = if ctx.locked.is_some() {
+        LogContext::Multi
+    } else {
+        LogContext::Toplevel
+    };
+    for key in keys {
+        if !user.selector.allows_key(key, need) {
+            log(ctx, Denial::Key, context, &args::text(key));
+            return Err(CommandError::NoPermKey);
+        }
+    }
+    Ok(())
+}
+
+/// The text a script's `redis.call` gets for a denial (Redis's `getAclErrorMessage`).
+pub(crate) fn script_denial(e: &CommandError) -> String {
+    let why = match e {
+        CommandError::NoPermKey => {
+            "can't access at least one of the keys mentioned in the command arguments"
+        }
+        CommandError::NoPermChannel => "can't publish to the channel mentioned in the command",
+        _ => "can't run this command or subcommand",
+    };
+    format!("The user executing the script {why}")
+}
+
+fn log(ctx: &Ctx<'_>, reason: Denial, context: LogContext, object: &str) {
+    let user = ctx.session.user.name.clone();
+    ctx.shared.acl.log(
+        reason,
+        context,
+        object,
+        &user,
+        ctx.session.info.describe(),
+        ctx.now.as_millis(),
+    );
+}
+
+/// Authenticates the session as `user` with `pass` (`AUTH`, `HELLO ... AUTH`); a failure is
+/// logged with `object` (the command as sent) and answers `WRONGPASS`.
+pub(crate) fn authenticate(
+    ctx: &mut Ctx<'_>,
+    user: &[u8],
+    pass: &[u8],
+    object: &[u8],
+) -> Result<(), CommandError> {
+    let acl = &ctx.shared.acl;
+    let version = acl.version();
+    let name = String::from_utf8_lossy(user);
+    match acl.user(&name).filter(|u| u.accepts(pass)) {
+        Some(u) => {
+            *ctx.session.info.user.lock() = Arc::from(u.name.as_str());
+            ctx.session.user = u;
+            ctx.session.acl_version = version;
+            ctx.session.authenticated = true;
+            Ok(())
+        }
+        None => {
+            let context = if ctx.session.multi.is_some() {
+                LogContext::Multi
+            } else {
+                LogContext::Toplevel
+            };
+            ctx.shared.acl.log(
+                Denial::Auth,
+                context,
+                &args::text(object),
+                &name,
+                ctx.session.info.describe(),
+                ctx.now.as_millis(),
+            );
+            Err(CommandError::WrongPass)
+        }
+    }
+}
+
+/// Back to the `default` user, authenticated only if it needs no password (`RESET`).
+pub(crate) fn reset_user(ctx: &mut Ctx<'_>) {
+    let acl = &ctx.shared.acl;
+    ctx.session.acl_version = acl.version();
+    ctx.session.user = acl.default_user();
+    ctx.session.authenticated = ctx.session.user.enabled && ctx.session.user.nopass;
+    *ctx.session.info.user.lock() = Arc::from("default");
+}
+
+/// Closes the connections authenticated as `name` for which `close` says so.
+fn kill_clients(ctx: &Ctx<'_>, name: &str, close: impl Fn(&ClientInfo) -> bool) {
+    for c in ctx.shared.clients.snapshot() {
+        if &**c.user.lock() == name && close(&c) {
+            c.kill();
+        }
+    }
+}
+
+/// After a user changed: its connections close if it was disabled, and its subscribers close
+/// if they hold a subscription the new rules no longer allow (Redis's
+/// `ACLKillPubsubClientsIfNeeded`).
+fn enforce_change(ctx: &Ctx<'_>, before: Option<&User>, after: &User) {
+    let Some(before) = before else { return };
+    if before.enabled && !after.enabled {
+        kill_clients(ctx, &after.name, |_| true);
+        return;
+    }
+    if after.selector.all_channels() {
+        return;
+    }
+    use crate::pubsub::ChannelKind;
+    kill_clients(ctx, &after.name, |c| {
+        let sub = &c.pubsub;
+        [ChannelKind::Global, ChannelKind::Shard]
+            .into_iter()
+            .flat_map(|k| sub.channels(k))
+            .any(|ch| !after.selector.allows_channel(&ch, false))
+            || sub
+                .patterns()
+                .iter()
+                .any(|p| !after.selector.allows_channel(p, true))
+    });
+}
+
+/// Applies the configured users at start: `requirepass`, then `user` lines of the config file
+/// or the `aclfile` (not both, as in Redis).
+pub fn load_at_start(shared: &super::Shared) -> Result<(), String> {
+    let cfg = shared.config.read().clone();
+    if cfg.aclfile.is_some() && !cfg.users.is_empty() {
+        return Err(
+            "Configuring Redis with users defined in redis.conf and at the same setting \
+                    an ACL file path is invalid. This setup is very likely to lead to \
+                    configuration errors and security holes, please define either an ACL file \
+                    or declare users directly in your redis.conf, but not both."
+                .into(),
+        );
+    }
+    shared.acl.set_log_max_len(cfg.acllog_max_len);
+    if !cfg.users.is_empty() {
+        let text: Vec<String> = cfg.users.iter().map(|u| format!("user {u}")).collect();
+        let file = cfg
+            .config_file
+            .as_ref()
+            .map_or("config".to_owned(), |p| p.display().to_string());
+        let users = shared.acl.parse_users(&text.join("\n"), &file)?;
+        shared.acl.replace_all(users, cfg.requirepass.as_deref());
+    }
+    if let Some(path) = &cfg.aclfile {
+        shared
+            .acl
+            .load_file(path, cfg.requirepass.as_deref())
+            .map_err(|e| format!("Aborting startup because of ACL errors: {e}"))?;
+    }
+    Ok(())
+}
+
+const ADMIN_SUB: u32 = ADMIN | NOSCRIPT | LOADING | STALE;
+const PLAIN_SUB: u32 = NOSCRIPT | LOADING | STALE;
+
+/// The ACL command.
+pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
+    name: "ACL",
+    arity: -2,
+    group: "server",
+    summary: "A container for Access List Control commands.",
+    since: "6.0.0",
+    complexity: "Depends on subcommand.",
+    subcommands: ACL_SUBCOMMANDS,
+    handler: dispatch_sub,
+    ..BASE
+}];
+
+const ACL_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "CAT",
+        arity: -2,
+        flags: PLAIN_SUB,
+        summary: "Lists the ACL categories, or the commands inside a category.",
+        since: "6.0.0",
+        args: "[category:string]",
+        handler: acl_cat,
+        ..BASE
+    },
+    CommandSpec {
+        name: "DELUSER",
+        arity: -3,
+        flags: ADMIN_SUB,
+        summary: "Deletes ACL users, and terminates their connections.",
+        since: "6.0.0",
+        args: "username:string...",
+        handler: acl_deluser,
+        ..BASE
+    },
+    CommandSpec {
+        name: "DRYRUN",
+        arity: -4,
+        flags: ADMIN_SUB,
+        summary: "Simulates the execution of a command by a user, without executing the command.",
+        since: "7.0.0",
+        args: "username:string command:string [arg:string...]",
+        handler: acl_dryrun,
+        ..BASE
+    },
+    CommandSpec {
+        name: "GENPASS",
+        arity: -2,
+        flags: PLAIN_SUB,
+        summary:
+            "Generates a pseudorandom, secure password that can be used to identify ACL users.",
+        since: "6.0.0",
+        args: "[bits:integer]",
+        handler: acl_genpass,
+        ..BASE
+    },
+    CommandSpec {
+        name: "GETUSER",
+        arity: 3,
+        flags: ADMIN_SUB,
+        summary: "Lists the ACL rules of a user.",
+        since: "6.0.0",
+        args: "username:string",
+        handler: acl_getuser,
+        ..BASE
+    },
+    CommandSpec {
+        name: "LIST",
+        arity: 2,
+        flags: ADMIN_SUB,
+        summary: "Dumps the effective rules in ACL file format.",
+        since: "6.0.0",
+        handler: |ctx, _| {
+            Ok(Frame::Array(
+                ctx.shared.acl.list().into_iter().map(Frame::bulk).collect(),
+            ))
+        },
+        ..BASE
+    },
+    CommandSpec {
+        name: "LOAD",
+        arity: 2,
+        flags: ADMIN_SUB,
+        summary: "Reloads the rules from the configured ACL file.",
+        since: "6.0.0",
+        handler: acl_load,
+        ..BASE
+    },
+    CommandSpec {
+        name: "LOG",
+        arity: -2,
+        flags: ADMIN_SUB,
+        summary: "Lists recent security events generated due to commands rejected by ACL rules.",
+        since: "6.0.0",
+        args: "[count:integer|RESET]",
+        handler: acl_log,
+        ..BASE
+    },
+    CommandSpec {
+        name: "SAVE",
+        arity: 2,
+        flags: ADMIN_SUB,
+        summary: "Saves the effective ACL rules in the configured ACL file.",
+        since: "6.0.0",
+        handler: acl_save,
+        ..BASE
+    },
+    CommandSpec {
+        name: "SETUSER",
+        arity: -3,
+        flags: ADMIN_SUB,
+        summary: "Creates and modifies an ACL user and its rules.",
+        since: "6.0.0",
+        args: "username:string [rule:string...]",
+        handler: acl_setuser,
+        ..BASE
+    },
+    CommandSpec {
+        name: "USERS",
+        arity: 2,
+        flags: ADMIN_SUB,
+        summary: "Lists all ACL users.",
+        since: "6.0.0",
+        handler: |ctx, _| {
+            Ok(Frame::Array(
+                ctx.shared
+                    .acl
+                    .users()
+                    .iter()
+                    .map(|u| Frame::bulk(&u.name))
+                    .collect(),
+            ))
+        },
+        ..BASE
+    },
+    CommandSpec {
+        name: "WHOAMI",
+        arity: 2,
+        flags: PLAIN_SUB,
+        summary: "Returns the authenticated username of the current connection.",
+        since: "6.0.0",
+        handler: |ctx, _| Ok(Frame::bulk(&ctx.session.user.name)),
+        ..BASE
+    },
+    CommandSpec {
+        handler: |_, _| {
+            Ok(help_lines(&[
+                "ACL <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                "CAT [<category>]",
+                "    List all commands that belong to <category>, or all command categories",
+                "    when no category is specified.",
+                "DELUSER <username> [<username> ...]",
+                "    Delete a list of users.",
+                "DRYRUN <username> <command> [<arg> ...]",
+                "    Returns whether the user can execute the given command without executing the command.",
+                "GETUSER <username>",
+                "    Get the user's details.",
+                "GENPASS [<bits>]",
+                "    Generate a secure 256-bit user password. The optional `bits` argument can",
+                "    be used to specify a different size.",
+                "LIST",
+                "    Show users details in config file format.",
+                "LOAD",
+                "    Reload users from the ACL file.",
+                "LOG [<count> | RESET]",
+                "    Show the ACL log entries.",
+                "SAVE",
+                "    Save the current config to the ACL file.",
+                "SETUSER <username> <attribute> [<attribute> ...]",
+                "    Create or modify a user with the specified attributes.",
+                "USERS",
+                "    List all the registered usernames.",
+                "WHOAMI",
+                "    Return the current connection username.",
+                "HELP",
+                "    Print this help.",
+            ]))
+        },
+        ..HELP_SUBCOMMAND
+    },
+];
+
+fn acl_setuser(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let name = args::text(&req[2]);
+    let rules: Vec<&[u8]> = req[3..].iter().map(|r| &r[..]).collect();
+    let (before, after) = ctx
+        .shared
+        .acl
+        .set_user(&name, &rules)
+        .map_err(CommandError::Other)?;
+    enforce_change(ctx, before.as_deref(), &after);
+    Ok(Frame::OK)
+}
+
+fn acl_deluser(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let names: Vec<String> = req[2..].iter().map(|n| args::text(n)).collect();
+    let removed = ctx
+        .shared
+        .acl
+        .delete_users(&names)
+        .map_err(CommandError::Other)?;
+    for name in &removed {
+        kill_clients(ctx, name, |_| true);
+    }
+    Ok(Frame::Integer(removed.len() as i64))
+}
+
+fn acl_getuser(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let Some(u) = ctx.shared.acl.user(&args::text(&req[2])) else {
+        return Ok(Frame::Null);
+    };
+    let catalog = ctx.shared.acl.catalog();
+    let b = Frame::bulk;
+    Ok(Frame::Map(vec![
+        (
+            b("flags"),
+            Frame::Set(u.flags().into_iter().map(b).collect()),
+        ),
+        (
+            b("passwords"),
+            Frame::Array(u.passwords.iter().map(|p| b(p)).collect()),
+        ),
+        (b("commands"), b(&u.selector.describe_commands(catalog))),
+        (b("keys"), b(&u.selector.keys_text())),
+        (b("channels"), b(&u.selector.channels_text())),
+        (b("selectors"), Frame::Array(vec![])),
+    ]))
+}
+
+fn acl_cat(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    match req.get(2) {
+        None => Ok(Frame::Array(
+            category::NAMES
+                .iter()
+                .map(|(_, n)| Frame::bulk(n))
+                .collect(),
+        )),
+        Some(name) if req.len() == 3 => {
+            let text = args::text(name);
+            let cat = category::by_name(&text).ok_or_else(|| {
+                let shown: String = text.chars().take(128).collect();
+                CommandError::other(format!("Unknown category '{shown}'"))
+            })?;
+            Ok(Frame::Array(
+                ctx.shared
+                    .acl
+                    .catalog()
+                    .in_category(cat)
+                    .into_iter()
+                    .map(Frame::bulk)
+                    .collect(),
+            ))
+        }
+        Some(_) => Err(CommandError::WrongArity("acl|cat".into())),
+    }
+}
+
+fn acl_genpass(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    const MAX_BITS: i64 = 4096;
+    let bits = match req.get(2) {
+        None => 256,
+        Some(b) if req.len() == 3 => args::parse_i64(b).ok_or(CommandError::NotAnInteger)?,
+        Some(_) => return Err(CommandError::WrongArity("acl|genpass".into())),
+    };
+    if bits <= 0 || bits > MAX_BITS {
+        return Err(CommandError::other(format!(
+            "ACL GENPASS argument must be the number of bits for the output password, a positive number up to {MAX_BITS}"
+        )));
+    }
+    let chars = usize::try_from((bits + 3) / 4).expect("invariant: 1..=1024");
+    let mut raw = vec![0u8; chars.div_ceil(2)];
+    getrandom::fill(&mut raw)
+        .map_err(|e| CommandError::other(format!("cannot read random bytes: {e}")))?;
+    let mut hex: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    hex.truncate(chars);
+    Ok(Frame::bulk(&hex))
+}
+
+fn acl_log(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let count = match req.get(2) {
+        None => 10,
+        Some(a) if req.len() == 3 && is(a, "RESET") => {
+            ctx.shared.acl.reset_log();
+            return Ok(Frame::OK);
+        }
+        Some(a) if req.len() == 3 => {
+            let n = args::parse_i64(a).ok_or(CommandError::NotAnInteger)?;
+            usize::try_from(n.max(0)).unwrap_or(usize::MAX)
+        }
+        Some(_) => return Err(CommandError::WrongArity("acl|log".into())),
+    };
+    let now_ms = ctx.now.as_millis();
+    let b = |s: &str| Frame::bulk(s);
+    let entries = ctx.shared.acl.log_entries(count);
+    Ok(Frame::Array(
+        entries
+            .into_iter()
+            .map(|e| {
+                let age = now_ms.saturating_sub(e.updated_ms) as f64 / 1000.0;
+                Frame::Map(vec![
+                    (b("count"), Frame::Integer(e.count as i64)),
+                    (b("reason"), b(e.reason.reason())),
+                    (b("context"), b(e.context.name())),
+                    (b("object"), b(&e.object)),
+                    (b("username"), b(&e.username)),
+                    (b("age-seconds"), Frame::Double(age)),
+                    (b("client-info"), b(&e.client_info)),
+                    (b("entry-id"), Frame::Integer(e.entry_id as i64)),
+                    (b("timestamp-created"), Frame::Integer(e.created_ms as i64)),
+                    (
+                        b("timestamp-last-updated"),
+                        Frame::Integer(e.updated_ms as i64),
+                    ),
+                ])
+            })
+            .collect(),
+    ))
+}
+
+fn acl_file(ctx: &Ctx<'_>) -> Result<std::path::PathBuf, CommandError> {
+    ctx.shared.config.read().aclfile.clone().ok_or_else(|| {
+        CommandError::other(
+            "This Redis instance is not configured to use an ACL file. You may want to specify \
+             users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you \
+             have a Redis configuration file set) in order to store users in the Redis \
+             configuration.",
+        )
+    })
+}
+
+fn acl_save(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
+    let path = acl_file(ctx)?;
+    ctx.shared.acl.save_file(&path).map_err(|e| {
+        tracing::warn!(error = %e, path = %path.display(), "ACL SAVE failed");
+        CommandError::other(
+            "There was an error trying to save the ACLs. Please check the server logs for more \
+             information",
+        )
+    })?;
+    Ok(Frame::OK)
+}
+
+fn acl_load(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
+    let path = acl_file(ctx)?;
+    let requirepass = ctx.shared.config.read().requirepass.clone();
+    ctx.shared
+        .acl
+        .load_file(&path, requirepass.as_deref())
+        .map_err(CommandError::Other)?;
+    // As in Redis, every connection authenticated as a user other than `default` is closed:
+    // the users it authenticated against were replaced.
+    for c in ctx.shared.clients.snapshot() {
+        if &**c.user.lock() != "default" {
+            c.kill();
+        }
+    }
+    Ok(Frame::OK)
+}
+
+fn acl_dryrun(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let name = args::text(&req[2]);
+    let user = ctx
+        .shared
+        .acl
+        .user(&name)
+        .ok_or_else(|| CommandError::other(format!("User '{name}' not found")))?;
+    let cmd = &req[3..];
+    let not_found = || CommandError::other(format!("Command '{}' not found", args::text(&cmd[0])));
+    let spec = lookup(&cmd[0]).ok_or_else(not_found)?;
+    let checked = if !spec.subcommands.is_empty() && cmd.len() >= 2 {
+        lookup_sub(spec, &cmd[1]).ok_or_else(not_found)?
+    } else {
+        spec
+    };
+    let parent = (!std::ptr::eq(spec, checked)).then_some(spec);
+    if !checked.arity_ok(cmd.len()) {
+        return Err(CommandError::WrongArity(full_name(parent, checked)));
+    }
+    let sel = &user.selector;
+    let name = full_name(parent, checked);
+    if !checked.has(NO_AUTH) && !id_of(checked).is_some_and(|id| sel.allows_command(id)) {
+        return Ok(Frame::bulk(&format!(
+            "This user has no permissions to run the '{name}' command"
+        )));
+    }
+    for (pos, need) in super::docs::key_needs(parent, checked, cmd) {
+        if !sel.allows_key(&cmd[pos], need) {
+            return Ok(Frame::bulk(&format!(
+                "This user has no permissions to access the '{}' key",
+                args::text(&cmd[pos])
+            )));
+        }
+    }
+    Ok(Frame::OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{err, Harness};
+    use super::*;
+
+    fn bulk(s: &str) -> Frame {
+        Frame::bulk(s)
+    }
+
+    #[test]
+    fn every_command_and_subcommand_is_in_the_catalog_with_categories() {
+        let (catalog, ids) = &*CATALOG;
+        assert_eq!(catalog.len(), ids.len());
+        for id in 0..catalog.len() {
+            let e = catalog.entry(id);
+            assert_ne!(e.categories, 0, "{} has a category", e.full_name);
+        }
+        let cat = |name: &str| catalog.entry(catalog.lookup(name).unwrap()).categories;
+        assert_ne!(cat("cl.throttle") & category::LIMITER, 0);
+        assert_ne!(cat("limit.check") & category::LIMITER, 0);
+        assert_ne!(cat("policy.set") & category::POLICY, 0);
+        assert_eq!(cat("policy.set") & category::LIMITER, 0);
+        assert_ne!(cat("flushall") & category::DANGEROUS, 0);
+        assert_ne!(cat("keys") & category::DANGEROUS, 0);
+        assert_ne!(cat("client|kill") & category::ADMIN, 0);
+        assert_ne!(cat("get") & category::READ, 0);
+    }
+
+    #[test]
+    fn an_app_user_throttles_its_keys_and_nothing_else() {
+        let mut h = Harness::new();
+        assert_eq!(
+            h.run(&["ACL", "SETUSER", "app", "on", ">pw", "+@limiter", "~app:*"]),
+            Frame::OK
+        );
+        assert_eq!(h.run(&["AUTH", "app", "pw"]), Frame::OK);
+        assert_eq!(
+            h.run(&["ACL", "WHOAMI"]),
+            err("NOPERM this user has no permissions to run the 'acl|whoami' command")
+        );
+        assert!(matches!(
+            h.run(&["CL.THROTTLE", "app:1", "1", "1", "1"]),
+            Frame::Array(_)
+        ));
+        assert_eq!(
+            h.run(&["CL.THROTTLE", "other:1", "1", "1", "1"]),
+            err("NOPERM this user has no permissions to access one of the keys used as arguments")
+        );
+        assert_eq!(
+            h.run(&["FLUSHALL"]),
+            err("NOPERM this user has no permissions to run the 'flushall' command")
+        );
+        assert_eq!(
+            h.run(&["POLICY.SET", "p", "RATE", "1/1m"]),
+            err("NOPERM this user has no permissions to run the 'policy.set' command")
+        );
+        let mut admin = h.peer();
+        let log = admin.run(&["ACL", "LOG"]);
+        let Frame::Array(entries) = log else {
+            panic!("ACL LOG: {log:?}")
+        };
+        assert_eq!(entries.len(), 4);
+        let Frame::Map(newest) = &entries[0] else {
+            panic!()
+        };
+        assert_eq!(newest[1], (bulk("reason"), bulk("command")));
+        assert_eq!(newest[3], (bulk("object"), bulk("policy.set")));
+        assert_eq!(newest[4], (bulk("username"), bulk("app")));
+        let Frame::Map(key) = &entries[2] else {
+            panic!()
+        };
+        assert_eq!(key[1], (bulk("reason"), bulk("key")));
+        assert_eq!(key[3], (bulk("object"), bulk("other:1")));
+    }
+
+    #[test]
+    fn dryrun_getuser_and_cat_answer_like_redis() {
+        let mut h = Harness::new();
+        h.run(&["ACL", "SETUSER", "ro", "on", "nopass", "+get", "%R~r:*"]);
+        assert_eq!(h.run(&["ACL", "DRYRUN", "ro", "GET", "r:1"]), Frame::OK);
+        assert_eq!(
+            h.run(&["ACL", "DRYRUN", "ro", "SET", "r:1", "x"]),
+            bulk("This user has no permissions to run the 'set' command")
+        );
+        assert_eq!(
+            h.run(&["ACL", "DRYRUN", "ro", "GET", "x"]),
+            bulk("This user has no permissions to access the 'x' key")
+        );
+        assert_eq!(
+            h.run(&["ACL", "DRYRUN", "nobody", "GET", "x"]),
+            err("ERR User 'nobody' not found")
+        );
+        assert_eq!(
+            h.run(&["ACL", "DRYRUN", "ro", "NOSUCH"]),
+            err("ERR Command 'NOSUCH' not found")
+        );
+        let Frame::Map(u) = h.run(&["ACL", "GETUSER", "ro"]) else {
+            panic!()
+        };
+        assert_eq!(u[2], (bulk("commands"), bulk("-@all +get")));
+        assert_eq!(u[3], (bulk("keys"), bulk("%R~r:*")));
+        assert_eq!(u[4], (bulk("channels"), bulk("")));
+        assert_eq!(h.run(&["ACL", "GETUSER", "nobody"]), Frame::Null);
+        assert_eq!(
+            h.run(&["ACL", "CAT", "nosuch"]),
+            err("ERR Unknown category 'nosuch'")
+        );
+        let Frame::Array(cats) = h.run(&["ACL", "CAT"]) else {
+            panic!()
+        };
+        assert!(cats.contains(&bulk("limiter")) && cats.contains(&bulk("policy")));
+        let Frame::Bulk(p) = h.run(&["ACL", "GENPASS"]) else {
+            panic!()
+        };
+        assert_eq!(p.len(), 64);
+        let Frame::Bulk(p) = h.run(&["ACL", "GENPASS", "5"]) else {
+            panic!()
+        };
+        assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn deleting_or_disabling_a_user_closes_its_connections() {
+        let mut admin = Harness::new();
+        admin.run(&["ACL", "SETUSER", "app", "on", ">pw", "+@all", "~*"]);
+        let mut app = admin.peer();
+        assert_eq!(app.run(&["AUTH", "app", "pw"]), Frame::OK);
+        admin.run(&["ACL", "SETUSER", "app", "off"]);
+        assert!(app
+            .session
+            .info
+            .killed
+            .load(std::sync::atomic::Ordering::SeqCst));
+        let mut app2 = admin.peer();
+        assert_eq!(
+            app2.run(&["AUTH", "app", "pw"]),
+            err("WRONGPASS invalid username-password pair or user is disabled.")
+        );
+        admin.run(&["ACL", "SETUSER", "app", "on"]);
+        assert_eq!(app2.run(&["AUTH", "app", "pw"]), Frame::OK);
+        assert_eq!(
+            admin.run(&["ACL", "DELUSER", "app", "ghost"]),
+            Frame::Integer(1)
+        );
+        assert!(app2
+            .session
+            .info
+            .killed
+            .load(std::sync::atomic::Ordering::SeqCst));
+        assert_eq!(
+            app2.run(&["PING"]),
+            err("NOPERM this user has no permissions to run the 'ping' command")
+        );
+        assert_eq!(
+            admin.run(&["ACL", "DELUSER", "default"]),
+            err("ERR The 'default' user cannot be removed")
+        );
+    }
+}
