@@ -665,13 +665,13 @@ fn acl_dryrun(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let sel = &user.selector;
     let name = full_name(parent, checked);
     if !checked.has(NO_AUTH) && !id_of(checked).is_some_and(|id| sel.allows_command(id)) {
-        return Ok(Frame::bulk(&format!(
+        return Ok(Frame::bulk_string(format!(
             "This user has no permissions to run the '{name}' command"
         )));
     }
     for (pos, need) in super::docs::key_needs(parent, checked, cmd) {
         if !sel.allows_key(&cmd[pos], need) {
-            return Ok(Frame::bulk(&format!(
+            return Ok(Frame::bulk_string(format!(
                 "This user has no permissions to access the '{}' key",
                 args::text(&cmd[pos])
             )));
