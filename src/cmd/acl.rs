@@ -144,6 +144,21 @@ pub(crate) fn check_derived_keys(
     Ok(())
 }
 
+/// The error a queued command gets when `EXEC` finds it no longer allowed (Redis's text).
+pub(crate) fn exec_denial(e: &CommandError) -> CommandError {
+    let reason = match e {
+        CommandError::NoPermKey => "no permission to touch the specified keys",
+        CommandError::NoPermChannel => {
+            "no permission to access one of the channels used as arguments"
+        }
+        _ => "no permission to execute the command or subcommand",
+    };
+    CommandError::Coded(format!(
+        "NOPERM ACLs rules changed between the moment the transaction was accumulated and the \
+         EXEC call. This command is no longer allowed for the following reason: {reason}"
+    ))
+}
+
 /// The text a script's `redis.call` gets for a denial (Redis's `getAclErrorMessage`).
 pub(crate) fn script_denial(e: &CommandError) -> String {
     let why = match e {
@@ -753,6 +768,34 @@ mod tests {
         };
         assert_eq!(key[1], (bulk("reason"), bulk("key")));
         assert_eq!(key[3], (bulk("object"), bulk("other:1")));
+    }
+
+    #[test]
+    fn exec_checks_again_when_the_rules_changed_after_queuing() {
+        let mut admin = Harness::new();
+        admin.run(&["ACL", "SETUSER", "app", "on", "nopass", "+@all", "~*"]);
+        let mut app = admin.peer();
+        app.run(&["AUTH", "app", "x"]);
+        app.run(&["MULTI"]);
+        app.run(&["SET", "a", "1"]);
+        app.run(&["INCR", "b"]);
+        admin.run(&["ACL", "SETUSER", "app", "-set"]);
+        assert_eq!(
+            app.run(&["EXEC"]),
+            Frame::Array(vec![
+                err(
+                    "NOPERM ACLs rules changed between the moment the transaction was \
+                     accumulated and the EXEC call. This command is no longer allowed for the \
+                     following reason: no permission to execute the command or subcommand"
+                ),
+                Frame::Integer(1),
+            ])
+        );
+        let Frame::Array(log) = admin.run(&["ACL", "LOG", "1"]) else {
+            panic!()
+        };
+        let Frame::Map(e) = &log[0] else { panic!() };
+        assert_eq!(e[2], (bulk("context"), bulk("multi")));
     }
 
     #[test]

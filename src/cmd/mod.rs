@@ -397,12 +397,16 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         return Err(reject(ctx, spec, CommandError::SubscribedContext(name)));
     }
     if !ctx.session.user.selector.is_unrestricted() {
-        let context = if ctx.session.multi.is_some() {
+        // Queued in MULTI, or run by EXEC (which holds the transaction's shards): Redis checks
+        // both times, in case the rules changed in between.
+        let in_exec = ctx.locked.is_some();
+        let context = if in_exec || ctx.session.multi.is_some() {
             crate::acl::LogContext::Multi
         } else {
             crate::acl::LogContext::Toplevel
         };
         if let Err(e) = acl::check(ctx, spec, checked, req, context) {
+            let e = if in_exec { acl::exec_denial(&e) } else { e };
             return Err(reject(ctx, spec, e));
         }
     }
