@@ -83,21 +83,38 @@ pub(crate) fn check(
     context: LogContext,
 ) -> Result<(), CommandError> {
     let user = ctx.session.user.clone();
-    let sel = &user.selector;
-    if sel.is_unrestricted() {
+    if user.selector.is_unrestricted() {
         return Ok(());
     }
+    denial(&user, spec, checked, req).map_err(|(reason, object, error)| {
+        log(ctx, reason, context, &object);
+        error
+    })
+}
+
+/// Why `user` may not run `checked` (of `spec`) with `req`, if it may not: what to log, the
+/// object (command full name, key or channel) and the error to answer.
+fn denial(
+    user: &User,
+    spec: &'static CommandSpec,
+    checked: &'static CommandSpec,
+    req: &[Bytes],
+) -> Result<(), (Denial, String, CommandError)> {
+    let sel = &user.selector;
     let parent = (!std::ptr::eq(spec, checked)).then_some(spec);
-    let name = full_name(parent, checked);
     if !checked.has(NO_AUTH) && !id_of(checked).is_some_and(|id| sel.allows_command(id)) {
-        log(ctx, Denial::Command, context, &name);
-        return Err(CommandError::NoPermCommand(name));
+        let name = full_name(parent, checked);
+        return Err((
+            Denial::Command,
+            name.clone(),
+            CommandError::NoPermCommand(name),
+        ));
     }
     if !sel.all_keys() {
         for (pos, need) in super::docs::key_needs(parent, checked, req) {
             if !sel.allows_key(&req[pos], need) {
-                log(ctx, Denial::Key, context, &args::text(&req[pos]));
-                return Err(CommandError::NoPermKey);
+                let key = args::text(&req[pos]);
+                return Err((Denial::Key, key, CommandError::NoPermKey));
             }
         }
     }
@@ -111,8 +128,8 @@ pub(crate) fn check(
         };
         for channel in req.get(1..end.min(req.len())).unwrap_or(&[]) {
             if !sel.allows_channel(channel, pattern) {
-                log(ctx, Denial::Channel, context, &args::text(channel));
-                return Err(CommandError::NoPermChannel);
+                let channel = args::text(channel);
+                return Err((Denial::Channel, channel, CommandError::NoPermChannel));
             }
         }
     }
@@ -677,22 +694,19 @@ fn acl_dryrun(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     if !checked.arity_ok(cmd.len()) {
         return Err(CommandError::WrongArity(full_name(parent, checked)));
     }
-    let sel = &user.selector;
-    let name = full_name(parent, checked);
-    if !checked.has(NO_AUTH) && !id_of(checked).is_some_and(|id| sel.allows_command(id)) {
-        return Ok(Frame::bulk_string(format!(
+    // Redis's DRYRUN texts name the key or channel itself.
+    Ok(match denial(&user, spec, checked, cmd) {
+        Ok(()) => Frame::OK,
+        Err((Denial::Key, key, _)) => Frame::bulk_string(format!(
+            "This user has no permissions to access the '{key}' key"
+        )),
+        Err((Denial::Channel, channel, _)) => Frame::bulk_string(format!(
+            "This user has no permissions to access the '{channel}' channel"
+        )),
+        Err((_, name, _)) => Frame::bulk_string(format!(
             "This user has no permissions to run the '{name}' command"
-        )));
-    }
-    for (pos, need) in super::docs::key_needs(parent, checked, cmd) {
-        if !sel.allows_key(&cmd[pos], need) {
-            return Ok(Frame::bulk_string(format!(
-                "This user has no permissions to access the '{}' key",
-                args::text(&cmd[pos])
-            )));
-        }
-    }
-    Ok(Frame::OK)
+        )),
+    })
 }
 
 #[cfg(test)]
