@@ -314,8 +314,8 @@ impl Acl {
             .expect("invariant: the default user cannot be removed")
     }
 
-    /// True while the default user authenticates every connection (enabled and `nopass`):
-    /// connections start authenticated, and protected mode applies.
+    /// True while the default user authenticates every connection (enabled and `nopass`), as
+    /// new connections do then. (Protected mode looks at `nopass` alone, as Redis does.)
     pub fn default_is_open(&self) -> bool {
         let d = self.default_user();
         d.enabled && d.nopass

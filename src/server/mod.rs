@@ -226,7 +226,7 @@ async fn accept(
         let cfg = shared.config.read();
         if shared.clients.len() >= cfg.maxclients {
             Some(RefusedConnection::MaxClients)
-        } else if cfg.protected_mode && shared.acl.default_is_open() && !is_local(peer.ip()) {
+        } else if cfg.protected_mode && shared.acl.default_user().nopass && !is_local(peer.ip()) {
             Some(RefusedConnection::ProtectedMode)
         } else {
             None
