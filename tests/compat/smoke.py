@@ -41,4 +41,27 @@ for proto in (2, 3):
     check(f"resp{proto} client list", r.client_list()[0]["lib-name"], "redis-py")
     r.close()
 
+# ACL: redis-py's username= authenticates as a user (AUTH user pass, or HELLO 3 AUTH in RESP3).
+admin = redis.Redis(port=port, decode_responses=True)
+check("acl setuser", admin.acl_setuser("smoke-app", enabled=True, passwords=["+pw"],
+                                         categories=["+@limiter"], keys=["app:*"]), True)
+for proto in (2, 3):
+    app = redis.Redis(port=port, protocol=proto, username="smoke-app", password="pw",
+                      decode_responses=True)
+    check(f"resp{proto} acl throttle", app.execute_command("CL.THROTTLE", f"app:{proto}", 15, 30, 60),
+          [0, 16, 15, -1, 2])
+    try:
+        app.execute_command("CL.THROTTLE", "other", 15, 30, 60)
+        check(f"resp{proto} acl noperm", "no error", "NoPermissionError")
+    except redis.exceptions.NoPermissionError as e:
+        check(f"resp{proto} acl noperm", "keys" in str(e), True)
+    app.close()
+try:
+    redis.Redis(port=port, username="smoke-app", password="wrong").ping()
+    check("acl wrongpass", "no error", "AuthenticationError")
+except redis.exceptions.AuthenticationError:
+    pass
+check("acl deluser", admin.acl_deluser("smoke-app"), 1)
+admin.close()
+
 print("redis-py smoke: ok")
