@@ -21,28 +21,41 @@ use crate::acl::{category, Acl, Catalog, CatalogEntry, Denial, LogContext, User}
 use crate::error::CommandError;
 use crate::protocol::Frame;
 
-/// The catalog, and each spec's id in it (by the spec's address: specs are statics).
-static CATALOG: LazyLock<(Catalog, HashMap<usize, usize>)> = LazyLock::new(|| {
+/// What the check needs of one command or subcommand: its catalog id and its keys' access.
+struct SpecAcl {
+    id: usize,
+    keys: super::docs::KeyAccess,
+}
+
+type ById = HashMap<usize, SpecAcl, foldhash::fast::RandomState>;
+
+/// The catalog, and each spec's id and key access (by the spec's address: specs are statics).
+static CATALOG: LazyLock<(Catalog, ById)> = LazyLock::new(|| {
     let mut entries = Vec::new();
-    let mut ids = HashMap::new();
-    for spec in super::all_commands() {
-        let parent = entries.len();
-        ids.insert(spec as *const CommandSpec as usize, parent);
+    let mut specs = ById::default();
+    let mut add = |parent: Option<&'static CommandSpec>, spec: &'static CommandSpec, up| {
+        let id = entries.len();
+        specs.insert(
+            spec as *const CommandSpec as usize,
+            SpecAcl {
+                id,
+                keys: super::docs::key_access(parent, spec),
+            },
+        );
         entries.push(CatalogEntry::new(
-            &full_name(None, spec),
-            super::docs::acl_bits(None, spec),
-            None,
+            &full_name(parent, spec),
+            super::docs::acl_bits(parent, spec),
+            up,
         ));
+        id
+    };
+    for spec in super::all_commands() {
+        let parent = add(None, spec, None);
         for sub in spec.subcommands {
-            ids.insert(sub as *const CommandSpec as usize, entries.len());
-            entries.push(CatalogEntry::new(
-                &full_name(Some(spec), sub),
-                super::docs::acl_bits(Some(spec), sub),
-                Some(parent),
-            ));
+            add(Some(spec), sub, Some(parent));
         }
     }
-    (Catalog::new(entries), ids)
+    (Catalog::new(entries), specs)
 });
 
 /// A registry with only the `default` user, over the command table's catalog.
@@ -50,11 +63,8 @@ pub fn new_acl() -> Acl {
     Acl::new(CATALOG.0.clone())
 }
 
-fn id_of(spec: &'static CommandSpec) -> Option<usize> {
-    CATALOG
-        .1
-        .get(&(spec as *const CommandSpec as usize))
-        .copied()
+fn spec_acl(spec: &'static CommandSpec) -> Option<&'static SpecAcl> {
+    CATALOG.1.get(&(spec as *const CommandSpec as usize))
 }
 
 /// Re-reads the session's user if any user changed since it was read. A deleted user (its
@@ -82,11 +92,12 @@ pub(crate) fn check(
     req: &[Bytes],
     context: LogContext,
 ) -> Result<(), CommandError> {
-    let user = ctx.session.user.clone();
-    if user.selector.is_unrestricted() {
+    if ctx.session.user.selector.is_unrestricted() {
         return Ok(());
     }
-    denial(&user, spec, checked, req).map_err(|(reason, object, error)| {
+    // The user is borrowed, not cloned: every connection shares its Arc, and a reference
+    // count changed per command would bounce one cache line between the cores.
+    denial(&ctx.session.user, spec, checked, req).map_err(|(reason, object, error)| {
         log(ctx, reason, context, &object);
         error
     })
@@ -101,8 +112,9 @@ fn denial(
     req: &[Bytes],
 ) -> Result<(), (Denial, String, CommandError)> {
     let sel = &user.selector;
-    let parent = (!std::ptr::eq(spec, checked)).then_some(spec);
-    if !checked.has(NO_AUTH) && !id_of(checked).is_some_and(|id| sel.allows_command(id)) {
+    let acl = spec_acl(checked);
+    if !checked.has(NO_AUTH) && !acl.is_some_and(|a| sel.allows_command(a.id)) {
+        let parent = (!std::ptr::eq(spec, checked)).then_some(spec);
         let name = full_name(parent, checked);
         return Err((
             Denial::Command,
@@ -110,10 +122,11 @@ fn denial(
             CommandError::NoPermCommand(name),
         ));
     }
-    if !sel.all_keys() {
-        for (pos, need) in super::docs::key_needs(parent, checked, req) {
-            if !sel.allows_key(&req[pos], need) {
-                let key = args::text(&req[pos]);
+    if let (false, Some(acl)) = (sel.all_keys(), acl) {
+        for (i, pos) in super::key_positions(checked, req).enumerate() {
+            let Some(key) = req.get(pos) else { break };
+            if !sel.allows_key(key, acl.keys.need(i, req)) {
+                let key = args::text(key);
                 return Err((Denial::Key, key, CommandError::NoPermKey));
             }
         }

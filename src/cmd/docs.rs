@@ -322,58 +322,60 @@ fn acl_categories(parent: Option<&CommandSpec>, spec: &CommandSpec) -> Vec<Frame
         .collect()
 }
 
-/// The ACL access each key argument of `req` needs: its position and
-/// [`crate::acl::user::KEY_READ`] / `KEY_WRITE` bits, from the command's key specs (Redis's
-/// rule: `access` needs read, `insert`/`update`/`delete` need write). `SET` without `GET`
-/// only writes, as Redis's variable flags say.
-pub fn key_needs(
-    parent: Option<&CommandSpec>,
-    spec: &CommandSpec,
-    req: &[Bytes],
-) -> Vec<(usize, u8)> {
-    use crate::acl::user::{KEY_ALL, KEY_READ, KEY_WRITE};
-    let positions = super::key_positions(spec, req);
-    if positions.is_empty() {
-        return Vec::new();
-    }
-    let name = super::full_name(parent, spec);
-    let meta = meta(&name);
-    let need_of = |flags: &[&str]| {
-        let mut need = 0;
-        for f in flags {
-            match *f {
-                "access" => need |= KEY_READ,
-                "insert" | "update" | "delete" => need |= KEY_WRITE,
-                _ => {}
-            }
+/// The ACL access a command's key arguments need, from its key specs (Redis's rule: `access`
+/// needs read, `insert`/`update`/`delete` need write). Computed once per command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyAccess {
+    /// Per key spec, in order (empty: every key needs `default`).
+    per_spec: Vec<u8>,
+    /// For commands without listed key specs: read for read-only commands, else both.
+    default: u8,
+    /// `SET`: write only, unless a `GET` argument also reads the old value (Redis's variable
+    /// flags).
+    reads_with_get: bool,
+}
+
+impl KeyAccess {
+    /// [`crate::acl::user::KEY_READ`] / `KEY_WRITE` bits the `i`-th key of `req` needs.
+    pub fn need(&self, i: usize, req: &[Bytes]) -> u8 {
+        use crate::acl::user::KEY_WRITE;
+        if self.reads_with_get
+            && !req
+                .get(3..)
+                .unwrap_or(&[])
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(b"GET"))
+        {
+            return KEY_WRITE;
         }
-        need
-    };
-    let default = if spec.has(flags::READONLY) {
-        KEY_READ
-    } else {
-        KEY_ALL
-    };
-    positions
-        .into_iter()
-        .enumerate()
-        .map(|(i, pos)| {
-            let need = match meta.key_flags {
-                [] => default,
-                [one] if name == "set" => {
-                    let get = req[3..].iter().any(|a| a.eq_ignore_ascii_case(b"GET"));
-                    if get {
-                        need_of(one)
-                    } else {
-                        KEY_WRITE
-                    }
-                }
-                [one] => need_of(one),
-                many => many.get(i).map_or(default, |f| need_of(f)),
-            };
-            (pos, need)
+        match self.per_spec.as_slice() {
+            [] => self.default,
+            [one] => *one,
+            many => many.get(i).copied().unwrap_or(self.default),
+        }
+    }
+}
+
+/// The [`KeyAccess`] of `spec` (a subcommand of `parent`, if given).
+pub fn key_access(parent: Option<&CommandSpec>, spec: &CommandSpec) -> KeyAccess {
+    use crate::acl::user::{KEY_ALL, KEY_READ, KEY_WRITE};
+    let name = super::full_name(parent, spec);
+    let need_of = |flags: &[&str]| {
+        flags.iter().fold(0, |need, f| match *f {
+            "access" => need | KEY_READ,
+            "insert" | "update" | "delete" => need | KEY_WRITE,
+            _ => need,
         })
-        .collect()
+    };
+    KeyAccess {
+        per_spec: meta(&name).key_flags.iter().map(|f| need_of(f)).collect(),
+        default: if spec.has(flags::READONLY) {
+            KEY_READ
+        } else {
+            KEY_ALL
+        },
+        reads_with_get: name == "set",
+    }
 }
 
 /// What Redis reports for a command beyond what its flags imply: command tips, the flags (and

@@ -306,13 +306,17 @@ fn unknown_command(req: &[Bytes]) -> CommandError {
 /// The positions of `req`'s key arguments: a script's declared keys (`EVAL script numkeys
 /// key...`), or the spec's first/last/step positions; none for channels in key positions
 /// (`NOT_KEY`) and for keys derived by the handler (other `MOVABLEKEYS` commands).
-pub fn key_positions(spec: &CommandSpec, req: &[Bytes]) -> Vec<usize> {
+pub fn key_positions(
+    spec: &CommandSpec,
+    req: &[Bytes],
+) -> std::iter::StepBy<std::ops::RangeInclusive<usize>> {
+    let none = (1..=0).step_by(1);
     if spec.group == "scripting" && spec.has(flags::MOVABLEKEYS) {
         let n = scripting::script_keys(req).len();
-        return (3..3 + n).collect();
+        return (3..=2 + n).step_by(1);
     }
     if spec.first_key <= 0 || spec.has(flags::NOT_KEY) || spec.has(flags::MOVABLEKEYS) {
-        return Vec::new();
+        return none;
     }
     let len = req.len() as i64;
     let last = if spec.last_key < 0 {
@@ -320,11 +324,10 @@ pub fn key_positions(spec: &CommandSpec, req: &[Bytes]) -> Vec<usize> {
     } else {
         i64::from(spec.last_key).min(len - 1)
     };
-    let step = usize::try_from(spec.key_step.max(1)).unwrap_or(1);
-    (i64::from(spec.first_key)..=last)
-        .step_by(step)
-        .filter_map(|i| usize::try_from(i).ok())
-        .collect()
+    let (Ok(first), Ok(last)) = (usize::try_from(spec.first_key), usize::try_from(last)) else {
+        return none;
+    };
+    (first..=last).step_by(usize::try_from(spec.key_step.max(1)).unwrap_or(1))
 }
 
 /// Redis's guard against cross-protocol scripting: a request named `POST` or `Host:` is an HTTP
