@@ -310,7 +310,7 @@ pub fn key_positions(
     spec: &CommandSpec,
     req: &[Bytes],
 ) -> std::iter::StepBy<std::ops::RangeInclusive<usize>> {
-    let none = (1..=0).step_by(1);
+    let none = std::ops::RangeInclusive::new(1, 0).step_by(1);
     if spec.group == "scripting" && spec.has(flags::MOVABLEKEYS) {
         let n = scripting::script_keys(req).len();
         return (3..=2 + n).step_by(1);
