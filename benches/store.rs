@@ -69,6 +69,32 @@ fn commands(c: &mut Criterion) {
         }
     }
     group.finish();
+    acl(c);
+}
+
+/// CL.THROTTLE as the default user (nothing checked) and as an ACL user limited to
+/// `+@limiter ~user:*` (command bit and key pattern checked on every call).
+fn acl(c: &mut Criterion) {
+    let mut group = c.benchmark_group("store/acl");
+    group.throughput(Throughput::Elements(1));
+    let reqs = requests(
+        |k| {
+            ["CL.THROTTLE", &format!("user:{k:012}"), "15", "30", "60"]
+                .map(str::to_owned)
+                .to_vec()
+        },
+        100_000,
+    );
+    for user in ["default", "restricted"] {
+        let mut h = Harness::new();
+        if user == "restricted" {
+            h.run(&["ACL", "SETUSER", "app", "on", ">pw", "+@limiter", "~user:*"]);
+            h.run(&["AUTH", "app", "pw"]);
+        }
+        let id = BenchmarkId::new("cl_throttle", user);
+        bench_stream(&mut group, &mut h, id, &reqs);
+    }
+    group.finish();
 }
 
 /// Times `reqs` through the dispatcher, cycling through them, 1 µs of manual clock apart
