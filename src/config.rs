@@ -80,6 +80,56 @@ impl LogLevel {
     }
 }
 
+/// `tls-auth-clients`: whether clients on the TLS port must present a certificate signed by
+/// one of the configured CAs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsAuthClients {
+    /// A client without a valid certificate is refused (Redis's default).
+    #[default]
+    Yes,
+    /// No certificate is asked for.
+    No,
+    /// A certificate is asked for and, if one is sent, verified; none is accepted.
+    Optional,
+}
+
+impl TlsAuthClients {
+    /// Redis's name for the setting.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsAuthClients::Yes => "yes",
+            TlsAuthClients::No => "no",
+            TlsAuthClients::Optional => "optional",
+        }
+    }
+}
+
+/// Parses `tls-protocols` (`"TLSv1.2 TLSv1.3"`, case-insensitive; empty means both) into
+/// (TLS 1.2 allowed, TLS 1.3 allowed). rustls implements neither TLSv1 nor TLSv1.1, so
+/// those are refused rather than silently dropped.
+pub fn parse_tls_protocols(value: &str) -> Result<(bool, bool), String> {
+    let (mut v12, mut v13) = (false, false);
+    for token in value.split_whitespace() {
+        match token.to_ascii_lowercase().as_str() {
+            "tlsv1.2" => v12 = true,
+            "tlsv1.3" => v13 = true,
+            "tlsv1" | "tlsv1.1" => {
+                return Err(format!(
+                    "{token} is not supported (limitkv's TLS offers TLSv1.2 and TLSv1.3)"
+                ))
+            }
+            _ => return Err(
+                "Invalid tls-protocols specified. Use a combination of 'TLSv1.2' and 'TLSv1.3'."
+                    .into(),
+            ),
+        }
+    }
+    if !v12 && !v13 {
+        return Ok((true, true));
+    }
+    Ok((v12, v13))
+}
+
 /// One client class's `client-output-buffer-limit`: a client whose pending output reaches
 /// `hard` bytes, or stays at or above `soft` bytes for more than `soft_seconds`, is
 /// disconnected. Zero bytes disables a limit.
@@ -244,6 +294,20 @@ pub struct Config {
     /// Share of admitted policy checks published as `allowed` events, in parts per million
     /// (`policy-events-allowed-sample`, given as a fraction 0..1).
     pub policy_events_sample_ppm: u32,
+    /// TLS port (0 = no TLS listener). With `port 0` the server listens on TLS only.
+    pub tls_port: u16,
+    /// PEM file with the server's certificate (and its chain).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM file with the server's private key.
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM file of CA certificates that client certificates are verified against.
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// Directory of PEM CA certificate files, as an alternative or addition to the file.
+    pub tls_ca_cert_dir: Option<PathBuf>,
+    /// Whether TLS clients must present a certificate.
+    pub tls_auth_clients: TlsAuthClients,
+    /// `tls-protocols` as given (checked by [`parse_tls_protocols`]; empty = TLSv1.2 and 1.3).
+    pub tls_protocols: String,
 }
 
 impl Default for Config {
@@ -275,6 +339,13 @@ impl Default for Config {
             policies: Vec::new(),
             policy_files: Vec::new(),
             policy_events_sample_ppm: 0,
+            tls_port: 0,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_cert_file: None,
+            tls_ca_cert_dir: None,
+            tls_auth_clients: TlsAuthClients::Yes,
+            tls_protocols: String::new(),
         }
     }
 }
@@ -347,6 +418,27 @@ pub struct Cli {
     /// Smallest AOF size for an automatic rewrite, e.g. 64mb (default 64mb).
     #[arg(long = "auto-aof-rewrite-min-size")]
     pub auto_aof_rewrite_min_size: Option<String>,
+    /// TLS port (default 0 = no TLS; with --port 0 the server listens on TLS only).
+    #[arg(long = "tls-port")]
+    pub tls_port: Option<String>,
+    /// PEM file with the server certificate (and chain).
+    #[arg(long = "tls-cert-file")]
+    pub tls_cert_file: Option<String>,
+    /// PEM file with the server's private key.
+    #[arg(long = "tls-key-file")]
+    pub tls_key_file: Option<String>,
+    /// PEM file of CA certificates for verifying client certificates.
+    #[arg(long = "tls-ca-cert-file")]
+    pub tls_ca_cert_file: Option<String>,
+    /// Directory of PEM CA certificates for verifying client certificates.
+    #[arg(long = "tls-ca-cert-dir")]
+    pub tls_ca_cert_dir: Option<String>,
+    /// yes | no | optional: require client certificates (default yes).
+    #[arg(long = "tls-auth-clients")]
+    pub tls_auth_clients: Option<String>,
+    /// TLS versions offered, e.g. "TLSv1.2 TLSv1.3" (default both).
+    #[arg(long = "tls-protocols")]
+    pub tls_protocols: Option<String>,
 }
 
 /// Parses a Redis memory amount: `1024`, `64kb`, `512mb`, `1g` (k/m/g are powers of 1000,
@@ -434,6 +526,13 @@ impl Config {
                 cli.auto_aof_rewrite_percentage,
             ),
             ("auto-aof-rewrite-min-size", cli.auto_aof_rewrite_min_size),
+            ("tls-port", cli.tls_port),
+            ("tls-cert-file", cli.tls_cert_file),
+            ("tls-key-file", cli.tls_key_file),
+            ("tls-ca-cert-file", cli.tls_ca_cert_file),
+            ("tls-ca-cert-dir", cli.tls_ca_cert_dir),
+            ("tls-auth-clients", cli.tls_auth_clients),
+            ("tls-protocols", cli.tls_protocols),
         ] {
             if let Some(v) = value {
                 cfg.set(name, &v)?;
@@ -536,6 +635,24 @@ impl Config {
                 self.auto_aof_rewrite_min_size = parse_memory(value).ok_or_else(bad)?
             }
             "appendfilename" if value == crate::persist::AOF_FILE => {}
+            "tls-port" => self.tls_port = u16::try_from(num(value)?).map_err(|_| bad())?,
+            // An empty value unsets a file, as in Redis.
+            "tls-cert-file" => self.tls_cert_file = optional_path(value),
+            "tls-key-file" => self.tls_key_file = optional_path(value),
+            "tls-ca-cert-file" => self.tls_ca_cert_file = optional_path(value),
+            "tls-ca-cert-dir" => self.tls_ca_cert_dir = optional_path(value),
+            "tls-auth-clients" => {
+                self.tls_auth_clients = match value.to_ascii_lowercase().as_str() {
+                    "yes" => TlsAuthClients::Yes,
+                    "no" => TlsAuthClients::No,
+                    "optional" => TlsAuthClients::Optional,
+                    _ => return Err(bad()),
+                }
+            }
+            "tls-protocols" => {
+                parse_tls_protocols(value).map_err(ConfigError::Invalid)?;
+                self.tls_protocols = value.trim().to_owned();
+            }
             "client-output-buffer-limit" => self.client_output_buffer_limit.apply(value)?,
             "policy-file" => self.policy_files.push(PathBuf::from(value)),
             "policy-events-allowed-sample" => {
@@ -594,6 +711,12 @@ impl Config {
         Ok(())
     }
 
+    /// `tls-protocols` as (TLS 1.2 allowed, TLS 1.3 allowed).
+    pub fn tls_protocol_versions(&self) -> (bool, bool) {
+        // The setter only stores values that parse.
+        parse_tls_protocols(&self.tls_protocols).unwrap_or((true, true))
+    }
+
     /// The decoder limits for authenticated clients.
     pub fn decode_limits(&self) -> crate::protocol::DecodeLimits {
         crate::protocol::DecodeLimits {
@@ -603,6 +726,10 @@ impl Config {
             unauthenticated: false,
         }
     }
+}
+
+fn optional_path(value: &str) -> Option<PathBuf> {
+    Some(PathBuf::from(value)).filter(|_| !value.is_empty())
 }
 
 fn unquote(v: &str) -> String {
@@ -739,6 +866,40 @@ mod tests {
         cfg.load_str("client-output-buffer-limit pubsub 1kb 0 0\n", "x.conf")
             .unwrap();
         assert_eq!(cfg.client_output_buffer_limit.pubsub.hard, 1024);
+    }
+
+    #[test]
+    fn tls_settings_come_from_the_file_and_flags() {
+        let mut cfg = Config::default();
+        assert_eq!(cfg.tls_auth_clients, TlsAuthClients::Yes);
+        assert_eq!(cfg.tls_protocol_versions(), (true, true));
+        cfg.load_str(
+            "tls-port 6380\ntls-cert-file /etc/s.crt\ntls-key-file /etc/s.key\n\
+             tls-ca-cert-file /etc/ca.crt\ntls-auth-clients optional\ntls-protocols \"TLSv1.3\"\n",
+            "x.conf",
+        )
+        .unwrap();
+        assert_eq!(cfg.tls_port, 6380);
+        assert_eq!(cfg.tls_cert_file, Some(PathBuf::from("/etc/s.crt")));
+        assert_eq!(cfg.tls_auth_clients, TlsAuthClients::Optional);
+        assert_eq!(cfg.tls_protocol_versions(), (false, true));
+        assert!(cfg.set("tls-protocols", "TLSv1.1").is_err());
+        assert!(cfg.set("tls-protocols", "SSLv3").is_err());
+        assert!(cfg.set("tls-auth-clients", "maybe").is_err());
+        cfg.set("tls-ca-cert-file", "").unwrap();
+        assert_eq!(cfg.tls_ca_cert_file, None);
+        let cli = Cli::parse_from([
+            "limitkv",
+            "--tls-port",
+            "7443",
+            "--tls-auth-clients",
+            "no",
+            "--port",
+            "0",
+        ]);
+        let cfg = Config::from_cli(cli).unwrap();
+        assert_eq!((cfg.port, cfg.tls_port), (0, 7443));
+        assert_eq!(cfg.tls_auth_clients, TlsAuthClients::No);
     }
 
     #[test]

@@ -58,6 +58,8 @@ pub struct Shared {
     pub policies: crate::policy::Registry,
     /// The Lua VM, script cache, function libraries and running-script state.
     pub scripts: crate::script::Scripts,
+    /// The TLS configuration new connections on the TLS port get (`CONFIG SET` replaces it).
+    pub tls: crate::tls::Tls,
 }
 
 /// Applies a new log level to the process's logger.
@@ -87,6 +89,7 @@ impl Shared {
             rewrite_requested: AtomicBool::new(false),
             policies: crate::policy::Registry::default(),
             scripts: crate::script::Scripts::new(),
+            tls: crate::tls::Tls::default(),
         }
     }
 

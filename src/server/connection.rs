@@ -10,6 +10,12 @@
 //! not dispatched (it would block this worker thread on the script's shard locks): the batch
 //! stops, the replies so far are written, and the task awaits the script's end (or its busy
 //! threshold, after which requests get `BUSY` unless flagged `allow_busy`).
+//!
+//! Plain TCP and TLS connections run the same loop ([`run`]), generic over the read half and
+//! over where replies go ([`Replies`]): a plain socket's [`Outbox`], which the AOF writer may
+//! write to directly under `appendfsync always`, or a TLS stream, which only its task can
+//! write (encryption needs the stream's state), so under `always` the task waits for the
+//! batch's records to be durable and then writes the replies itself.
 
 use std::io::ErrorKind;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +24,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use parking_lot::Mutex;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 
@@ -39,8 +45,8 @@ enum Event {
     Woken,
 }
 
-/// Serves `stream` until the client leaves, is killed, breaks the protocol, goes over its
-/// output buffer limit, or the server shuts down.
+/// Serves a plain TCP connection until the client leaves, is killed, breaks the protocol,
+/// goes over its output buffer limit, or the server shuts down.
 ///
 /// Pub/Sub messages reach the connection through `info.pubsub`'s queue. They are encoded into
 /// the output buffer before every command (so a message published before a command ran is
@@ -52,28 +58,65 @@ enum Event {
 /// connection's [`Outbox`] and written by the thread that publishes their commit, while the
 /// task goes back to reading; later replies queue behind them.
 pub async fn serve(stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>) {
+    let (rd, wr) = stream.into_split();
+    let writer = always_writer(&shared);
+    let out = SocketReplies {
+        outbox: Arc::new(Outbox {
+            wr,
+            info: info.clone(),
+            held: Mutex::default(),
+            attention: AtomicBool::new(false),
+        }),
+        waiter: writer.as_ref().map(|w| w.waiter()),
+        writer,
+    };
+    run(rd, out, shared, info).await;
+    // The write half shuts down when dropped, here or (if replies are still held for the
+    // AOF) once the writer has resolved them.
+}
+
+/// Serves a TLS connection (handshake done) exactly as [`serve`] serves a plain one, except
+/// that under `appendfsync always` the task itself writes a batch's replies once its records
+/// are durable.
+pub async fn serve_tls(
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    shared: Arc<Shared>,
+    info: Arc<ClientInfo>,
+) {
+    let (rd, wr) = tokio::io::split(stream);
+    let waiter = always_writer(&shared).map(|w| w.waiter());
+    let mut out = StreamReplies {
+        wr,
+        info: info.clone(),
+        waiter,
+    };
+    run(rd, &mut out, shared, info).await;
+    // Sends TLS's close_notify; bounded, as the client may not be reading.
+    let _ = tokio::time::timeout(Duration::from_secs(1), out.wr.shutdown()).await;
+}
+
+/// The AOF writer whose commits replies must wait for: only under `appendfsync always`.
+/// Under `everysec` and `no` they do not wait (Redis's contract: a crash may lose about a
+/// second of acknowledged writes); the writer thread drains the queue continuously.
+fn always_writer(shared: &Shared) -> Option<Arc<Writer>> {
+    shared
+        .aof
+        .get()
+        .filter(|_| shared.config.read().appendfsync == FsyncPolicy::Always)
+        .cloned()
+}
+
+/// The connection loop, shared by plain and TLS connections.
+async fn run<R, O>(mut rd: R, mut out: O, shared: Arc<Shared>, info: Arc<ClientInfo>)
+where
+    R: AsyncRead + Unpin,
+    O: Replies,
+{
     let requirepass = shared.config.read().requirepass.is_some();
     let mut session = Session::new(info.clone(), requirepass);
     let mut rbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut wbuf = BytesMut::with_capacity(READ_CHUNK);
     let mut stop = shared.shutdown.subscribe();
-    let (mut rd, wr) = stream.into_split();
-    let out = Arc::new(Outbox {
-        wr,
-        info: info.clone(),
-        held: Mutex::default(),
-        attention: AtomicBool::new(false),
-    });
-    // Under `appendfsync always` replies wait until the batch's records are fsynced. Under
-    // `everysec` and `no` they do not wait (Redis's contract: a crash may lose about a second
-    // of acknowledged writes); the writer thread drains the queue continuously.
-    let writer = shared
-        .aof
-        .get()
-        .filter(|_| shared.config.read().appendfsync == FsyncPolicy::Always)
-        .cloned();
-    let mut waiter = writer.as_ref().map(|w| w.waiter());
-    let writer = writer.as_deref();
     loop {
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
             rbuf.reserve(READ_CHUNK.max(rbuf.len()));
@@ -107,7 +150,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>
                 // The client closed its side (`nc` after a pipeline, say): replies still held
                 // for the AOF go out before the connection closes, as they did when they
                 // were written before the next read.
-                let _ = out.settle(waiter.as_mut()).await;
+                let _ = out.settle().await;
                 break;
             }
             Event::Read(Some(Err(_))) => break,
@@ -120,7 +163,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>
                 while outcome == Batch::Wait {
                     // The replies so far go out (or are held for the AOF) while this
                     // connection waits for another connection's script.
-                    if !send_all(&shared, &mut session, &out, &mut wbuf, writer).await
+                    if !send_all(&shared, &mut session, &mut out, &mut wbuf).await
                         || !wait_for_script(&shared, &info, &mut stop).await
                     {
                         failed = true;
@@ -143,7 +186,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>
         if info.pubsub.is_closing() {
             break;
         }
-        if !send_all(&shared, &mut session, &out, &mut wbuf, writer).await {
+        if !send_all(&shared, &mut session, &mut out, &mut wbuf).await {
             break;
         }
         // Long-lived buffers shrink back after a burst of large requests.
@@ -159,7 +202,7 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>
         }
         // Held replies that the socket did not take, or a failed AOF; and before closing
         // after a reply (QUIT), the replies still held.
-        if (close || out.attention.load(Ordering::Acquire)) && !out.settle(waiter.as_mut()).await {
+        if (close || out.needs_attention()) && !out.settle().await {
             break;
         }
         if close {
@@ -168,51 +211,125 @@ pub async fn serve(stream: TcpStream, shared: Arc<Shared>, info: Arc<ClientInfo>
     }
     shared.metrics.flush(&mut session.stats);
     crate::cmd::multi::unwatch_all(&shared, &mut session);
-    // The write half shuts down when dropped, here or (if replies are still held for the
-    // AOF) once the writer has resolved them.
 }
 
-/// Moves queued Pub/Sub messages into `wbuf` and sends it with [`send`], holding it for the
+/// Moves queued Pub/Sub messages into `wbuf` and sends it through `out`, holding it for the
 /// batch's AOF records if there are any. False if the connection must close.
-async fn send_all(
+async fn send_all<O: Replies>(
     shared: &Shared,
     session: &mut Session,
-    out: &Arc<Outbox>,
+    out: &mut O,
     wbuf: &mut BytesMut,
-    writer: Option<&Writer>,
 ) -> bool {
     if session.pubsub_used {
         session.info.pubsub.drain_into(session.resp, wbuf);
     }
     let had = !wbuf.is_empty();
-    if !send(shared, out, wbuf, session.aof_seq.take(), writer).await {
+    let len = wbuf.len() as u64;
+    if !out.send(wbuf, session.aof_seq.take()).await {
         return false;
     }
+    add(&shared.metrics.total_net_output_bytes, len);
     if had && session.pubsub_used {
         session.info.pubsub.written();
     }
     true
 }
 
-/// Sends `wbuf` and empties it: at once, or, under `always` (`writer` given), held until
-/// `seq` and every reply held before it are durable. False if the connection must close.
-async fn send(
-    shared: &Shared,
-    out: &Arc<Outbox>,
-    wbuf: &mut BytesMut,
-    seq: Option<Seq>,
-    writer: Option<&Writer>,
-) -> bool {
-    let len = wbuf.len() as u64;
-    let held = writer.is_some_and(|w| out.hold(wbuf, seq, w));
-    if !held && !wbuf.is_empty() {
-        if !write_out(&out.wr, wbuf, &out.info).await {
+/// Where a connection's replies go.
+trait Replies {
+    /// Sends `wbuf` and empties it: at once, or, under `always`, once `seq` (the batch's last
+    /// AOF record) and every reply held before it are durable. False if the connection must
+    /// close.
+    async fn send(&mut self, wbuf: &mut BytesMut, seq: Option<Seq>) -> bool;
+
+    /// Replies held back for the AOF need the task ([`Replies::settle`]).
+    fn needs_attention(&self) -> bool;
+
+    /// Writes whatever is still held, once durable. False if the connection must close.
+    async fn settle(&mut self) -> bool;
+}
+
+impl<O: Replies> Replies for &mut O {
+    async fn send(&mut self, wbuf: &mut BytesMut, seq: Option<Seq>) -> bool {
+        (**self).send(wbuf, seq).await
+    }
+
+    fn needs_attention(&self) -> bool {
+        (**self).needs_attention()
+    }
+
+    async fn settle(&mut self) -> bool {
+        (**self).settle().await
+    }
+}
+
+/// A plain socket's replies: the [`Outbox`], and under `always` the writer it holds replies for.
+struct SocketReplies {
+    outbox: Arc<Outbox>,
+    writer: Option<Arc<Writer>>,
+    waiter: Option<DurableWaiter>,
+}
+
+impl Replies for SocketReplies {
+    async fn send(&mut self, wbuf: &mut BytesMut, seq: Option<Seq>) -> bool {
+        let out = &self.outbox;
+        let held = self
+            .writer
+            .as_deref()
+            .is_some_and(|w| out.hold(wbuf, seq, w));
+        if !held && !wbuf.is_empty() {
+            if !write_out(&out.wr, wbuf, &out.info).await {
+                return false;
+            }
+            wbuf.clear();
+        }
+        true
+    }
+
+    fn needs_attention(&self) -> bool {
+        self.outbox.attention.load(Ordering::Acquire)
+    }
+
+    async fn settle(&mut self) -> bool {
+        self.outbox.settle(self.waiter.as_mut()).await
+    }
+}
+
+/// The replies of a stream only the connection task can write (TLS): nothing is ever held,
+/// the task waits for durability itself.
+struct StreamReplies<W> {
+    wr: W,
+    info: Arc<ClientInfo>,
+    /// Under `always`: waits for the batch's records to be durable before its replies go out.
+    waiter: Option<DurableWaiter>,
+}
+
+impl<W: AsyncWrite + Unpin> Replies for StreamReplies<W> {
+    async fn send(&mut self, wbuf: &mut BytesMut, seq: Option<Seq>) -> bool {
+        if wbuf.is_empty() {
+            return true;
+        }
+        if let (Some(seq), Some(waiter)) = (seq, self.waiter.as_mut()) {
+            if let Err(e) = waiter.wait(seq).await {
+                tracing::error!(client = self.info.id, error = %e, "AOF write failed: closing without replies");
+                return false;
+            }
+        }
+        if !write_stream(&mut self.wr, wbuf, &self.info).await {
             return false;
         }
         wbuf.clear();
+        true
     }
-    add(&shared.metrics.total_net_output_bytes, len);
-    true
+
+    fn needs_attention(&self) -> bool {
+        false
+    }
+
+    async fn settle(&mut self) -> bool {
+        true
+    }
 }
 
 /// A connection's sending side, shared with the AOF writer under `appendfsync always`.
@@ -381,6 +498,34 @@ async fn write_out(wr: &OwnedWriteHalf, mut buf: &[u8], info: &ClientInfo) -> bo
                 }
             }
             Err(_) => break false,
+        }
+    };
+    if woken {
+        // Messages were queued meanwhile: pass the wake-up on to the main loop.
+        info.pubsub.wake();
+    }
+    ok
+}
+
+/// [`write_out`] for a stream the task owns (TLS): writes and flushes `buf`, giving up if the
+/// client is killed or goes over its output buffer limit while the write waits.
+async fn write_stream<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8], info: &ClientInfo) -> bool {
+    let write = async {
+        wr.write_all(buf).await?;
+        wr.flush().await
+    };
+    tokio::pin!(write);
+    let mut woken = false;
+    let ok = loop {
+        tokio::select! {
+            biased;
+            r = &mut write => break r.is_ok(),
+            _ = info.pubsub.notified() => {
+                if info.killed.load(Ordering::Relaxed) || info.pubsub.is_closing() {
+                    return false;
+                }
+                woken = true;
+            }
         }
     };
     if woken {
