@@ -286,6 +286,9 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// Output buffer limits per client class (`client-output-buffer-limit`).
     pub client_output_buffer_limit: OutputBufferLimits,
+    /// A client whose unparsed input grows past this many bytes is closed
+    /// (`client-query-buffer-limit`, at least 1mb as in Redis).
+    pub client_query_buffer_limit: u64,
     /// Policies defined in the config file, one `NAME RULES...` line each (`policy`
     /// directives), applied at every start after the AOF is loaded.
     pub policies: Vec<String>,
@@ -336,6 +339,7 @@ impl Default for Config {
             busy_reply_threshold: crate::script::DEFAULT_BUSY_REPLY_THRESHOLD_MS,
             config_file: None,
             client_output_buffer_limit: OutputBufferLimits::default(),
+            client_query_buffer_limit: 1024 * 1024 * 1024,
             policies: Vec::new(),
             policy_files: Vec::new(),
             policy_events_sample_ppm: 0,
@@ -418,6 +422,12 @@ pub struct Cli {
     /// Smallest AOF size for an automatic rewrite, e.g. 64mb (default 64mb).
     #[arg(long = "auto-aof-rewrite-min-size")]
     pub auto_aof_rewrite_min_size: Option<String>,
+    /// Close a client whose unparsed input exceeds this, e.g. 1gb (default 1gb, at least 1mb).
+    #[arg(long = "client-query-buffer-limit")]
+    pub client_query_buffer_limit: Option<String>,
+    /// Output buffer limits, e.g. "normal 64mb 16mb 60" (class hard soft seconds ...).
+    #[arg(long = "client-output-buffer-limit")]
+    pub client_output_buffer_limit: Option<String>,
     /// TLS port (default 0 = no TLS; with --port 0 the server listens on TLS only).
     #[arg(long = "tls-port")]
     pub tls_port: Option<String>,
@@ -526,6 +536,8 @@ impl Config {
                 cli.auto_aof_rewrite_percentage,
             ),
             ("auto-aof-rewrite-min-size", cli.auto_aof_rewrite_min_size),
+            ("client-query-buffer-limit", cli.client_query_buffer_limit),
+            ("client-output-buffer-limit", cli.client_output_buffer_limit),
             ("tls-port", cli.tls_port),
             ("tls-cert-file", cli.tls_cert_file),
             ("tls-key-file", cli.tls_key_file),
@@ -654,6 +666,9 @@ impl Config {
                 self.tls_protocols = value.trim().to_owned();
             }
             "client-output-buffer-limit" => self.client_output_buffer_limit.apply(value)?,
+            "client-query-buffer-limit" => {
+                self.client_query_buffer_limit = parse_memory(value).ok_or_else(bad)?
+            }
             "policy-file" => self.policy_files.push(PathBuf::from(value)),
             "policy-events-allowed-sample" => {
                 let f: f64 = value.trim().parse().map_err(|_| bad())?;
@@ -702,6 +717,11 @@ impl Config {
         }
         if self.threads > 1024 {
             return Err(ConfigError::Invalid("threads must be at most 1024".into()));
+        }
+        if self.client_query_buffer_limit < 1024 * 1024 {
+            return Err(ConfigError::Invalid(
+                "client-query-buffer-limit must be at least 1mb".into(),
+            ));
         }
         if self.max_multibulk_len == 0 {
             return Err(ConfigError::Invalid(
@@ -866,6 +886,21 @@ mod tests {
         cfg.load_str("client-output-buffer-limit pubsub 1kb 0 0\n", "x.conf")
             .unwrap();
         assert_eq!(cfg.client_output_buffer_limit.pubsub.hard, 1024);
+        let cli = Cli::parse_from([
+            "limitkv",
+            "--client-output-buffer-limit",
+            "normal 4mb 1mb 10",
+            "--client-query-buffer-limit",
+            "2mb",
+        ]);
+        let cfg = Config::from_cli(cli).unwrap();
+        assert_eq!(cfg.client_output_buffer_limit.normal.hard, 4 << 20);
+        assert_eq!(cfg.client_query_buffer_limit, 2 << 20);
+        let cli = Cli::parse_from(["limitkv", "--client-query-buffer-limit", "1000kb"]);
+        assert!(
+            Config::from_cli(cli).is_err(),
+            "below Redis's minimum of 1mb"
+        );
     }
 
     #[test]

@@ -481,6 +481,10 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
             cfg.client_output_buffer_limit.render(),
         ),
         (
+            "client-query-buffer-limit",
+            cfg.client_query_buffer_limit.to_string(),
+        ),
+        (
             "policy-events-allowed-sample",
             crate::limiter::cost::Amount(i64::from(cfg.policy_events_sample_ppm)).to_string(),
         ),
@@ -533,6 +537,7 @@ const MUTABLE: &[&str] = &[
     "max-multibulk-len",
     "active-expire-budget",
     "client-output-buffer-limit",
+    "client-query-buffer-limit",
     "policy-events-allowed-sample",
     "busy-reply-threshold",
     "lua-time-limit",
@@ -551,7 +556,7 @@ fn redis_numeric(name: &str, value: &str) -> Result<String, String> {
     let (min, max, memory) = match name {
         "hz" | "timeout" | "auto-aof-rewrite-percentage" => (0, INT_MAX, false),
         "maxclients" => (1, i64::from(u32::MAX), false),
-        "proto-max-bulk-len" => (1024 * 1024, i64::MAX, true),
+        "proto-max-bulk-len" | "client-query-buffer-limit" => (1024 * 1024, i64::MAX, true),
         "auto-aof-rewrite-min-size" => (0, i64::MAX, true),
         "busy-reply-threshold" | "lua-time-limit" => (0, i64::MAX, false),
         _ => return Ok(value.to_owned()),
@@ -916,7 +921,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 );
                 w(
                     "client_output_buffer_limit_disconnections",
-                    &shared.pubsub.limit_disconnections(),
+                    &(shared.pubsub.limit_disconnections() + get(&m.output_limit_disconnections)),
                 );
                 w("total_error_replies", &get(&m.total_error_replies));
                 w("limiter_allowed", &get(&m.limiter_allowed));

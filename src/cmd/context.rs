@@ -151,6 +151,8 @@ pub struct ClientInfo {
     pub watching: AtomicU32,
     /// Set by `CLIENT KILL`; the connection closes when it sees it.
     pub killed: AtomicBool,
+    /// Set when the connection closes for going over its output buffer limit (`normal` class).
+    pub output_limited: AtomicBool,
     /// Pub/Sub side of the connection: subscriptions, queued messages, and the wake-up the
     /// connection task waits on (also signalled by [`ClientInfo::kill`]).
     pub pubsub: Arc<Subscriber>,
@@ -173,6 +175,7 @@ impl ClientInfo {
             db: AtomicU32::new(0),
             watching: AtomicU32::new(0),
             killed: AtomicBool::new(false),
+            output_limited: AtomicBool::new(false),
             pubsub: Arc::new(Subscriber::new(id)),
         }
     }

@@ -30,6 +30,7 @@ use tokio::net::TcpStream;
 
 use crate::cmd::scripting::{batch_token, busy_gate, takes_token, BusyGate};
 use crate::cmd::{dispatch, ClientInfo, Ctx, Session, Shared};
+use crate::config::OutputBufferLimit;
 use crate::metrics::add;
 use crate::persist::{Deferred, DurableWaiter, FsyncPolicy, Seq, Writer};
 use crate::protocol::{decode_request, encode, DecodeLimits, Request};
@@ -121,11 +122,19 @@ where
         if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
             rbuf.reserve(READ_CHUNK.max(rbuf.len()));
         }
-        // Like Redis, the idle timeout does not apply to subscribed clients.
-        let timeout = if session.pubsub_mode {
-            0
-        } else {
-            shared.config.read().timeout
+        // Like Redis, the idle timeout does not apply to subscribed clients, and the `normal`
+        // output buffer limit not to their replies (their messages have the `pubsub` class's).
+        let (timeout, qbuf_limit, out_limit) = {
+            let c = shared.config.read();
+            if session.pubsub_mode {
+                (0, c.client_query_buffer_limit, OutputBufferLimit::default())
+            } else {
+                (
+                    c.timeout,
+                    c.client_query_buffer_limit,
+                    c.client_output_buffer_limit.normal,
+                )
+            }
         };
         let read = async {
             if timeout == 0 {
@@ -150,28 +159,59 @@ where
                 // The client closed its side (`nc` after a pipeline, say): replies still held
                 // for the AOF go out before the connection closes, as they did when they
                 // were written before the next read.
-                let _ = out.settle().await;
+                let _ = out.settle(out_limit).await;
                 break;
             }
             Event::Read(Some(Err(_))) => break,
             Event::Read(Some(Ok(n))) => {
                 add(&shared.metrics.total_net_input_bytes, n as u64);
+                // The unparsed input (an unfinished request) is bounded: a client sending a
+                // huge bulk header and then bytes, slowly or not, is cut at the limit.
+                if rbuf.len() as u64 > qbuf_limit {
+                    let head = String::from_utf8_lossy(&rbuf[..rbuf.len().min(64)]).into_owned();
+                    tracing::warn!(
+                        client = info.id,
+                        addr = %info.addr,
+                        qbuf = rbuf.len(),
+                        initial_bytes = ?head,
+                        "Closing client that reached max query buffer length"
+                    );
+                    break;
+                }
                 let mut pending = None;
-                let mut outcome =
-                    run_batch(&shared, &mut session, &mut rbuf, &mut wbuf, &mut pending);
+                let mut outcome = run_batch(
+                    &shared,
+                    &mut session,
+                    &mut rbuf,
+                    &mut wbuf,
+                    &mut pending,
+                    out_limit.hard,
+                );
                 let mut failed = false;
                 while outcome == Batch::Wait {
                     // The replies so far go out (or are held for the AOF) while this
                     // connection waits for another connection's script.
-                    if !send_all(&shared, &mut session, &mut out, &mut wbuf).await
+                    if !send_all(&shared, &mut session, &mut out, &mut wbuf, out_limit).await
                         || !wait_for_script(&shared, &info, &mut stop).await
                     {
                         failed = true;
                         break;
                     }
-                    outcome = run_batch(&shared, &mut session, &mut rbuf, &mut wbuf, &mut pending);
+                    outcome = run_batch(
+                        &shared,
+                        &mut session,
+                        &mut rbuf,
+                        &mut wbuf,
+                        &mut pending,
+                        out_limit.hard,
+                    );
                 }
                 if failed {
+                    break;
+                }
+                if outcome == Batch::OverLimit {
+                    // Closed at once: nothing more is written, and the replies go.
+                    output_limited(&info);
                     break;
                 }
                 close = outcome == Batch::Close;
@@ -186,7 +226,7 @@ where
         if info.pubsub.is_closing() {
             break;
         }
-        if !send_all(&shared, &mut session, &mut out, &mut wbuf).await {
+        if !send_all(&shared, &mut session, &mut out, &mut wbuf, out_limit).await {
             break;
         }
         // Long-lived buffers shrink back after a burst of large requests.
@@ -202,7 +242,7 @@ where
         }
         // Held replies that the socket did not take, or a failed AOF; and before closing
         // after a reply (QUIT), the replies still held.
-        if (close || out.needs_attention()) && !out.settle().await {
+        if (close || out.needs_attention()) && !out.settle(out_limit).await {
             break;
         }
         if close {
@@ -210,7 +250,20 @@ where
         }
     }
     shared.metrics.flush(&mut session.stats);
+    if info.output_limited.load(Ordering::Relaxed) {
+        add(&shared.metrics.output_limit_disconnections, 1);
+    }
     crate::cmd::multi::unwatch_all(&shared, &mut session);
+}
+
+/// Marks the client as closed for its output buffer limit, with Redis's log line.
+fn output_limited(info: &ClientInfo) {
+    info.output_limited.store(true, Ordering::Relaxed);
+    tracing::warn!(
+        client = info.id,
+        addr = %info.addr,
+        "Client scheduled to be closed ASAP for overcoming of output buffer limits."
+    );
 }
 
 /// Moves queued Pub/Sub messages into `wbuf` and sends it through `out`, holding it for the
@@ -220,13 +273,14 @@ async fn send_all<O: Replies>(
     session: &mut Session,
     out: &mut O,
     wbuf: &mut BytesMut,
+    limit: OutputBufferLimit,
 ) -> bool {
     if session.pubsub_used {
         session.info.pubsub.drain_into(session.resp, wbuf);
     }
     let had = !wbuf.is_empty();
     let len = wbuf.len() as u64;
-    if !out.send(wbuf, session.aof_seq.take()).await {
+    if !out.send(wbuf, session.aof_seq.take(), limit).await {
         return false;
     }
     add(&shared.metrics.total_net_output_bytes, len);
@@ -239,28 +293,38 @@ async fn send_all<O: Replies>(
 /// Where a connection's replies go.
 trait Replies {
     /// Sends `wbuf` and empties it: at once, or, under `always`, once `seq` (the batch's last
-    /// AOF record) and every reply held before it are durable. False if the connection must
-    /// close.
-    async fn send(&mut self, wbuf: &mut BytesMut, seq: Option<Seq>) -> bool;
+    /// AOF record) and every reply held before it are durable. A write that waits gives up
+    /// when its pending bytes break `limit`. False if the connection must close.
+    async fn send(
+        &mut self,
+        wbuf: &mut BytesMut,
+        seq: Option<Seq>,
+        limit: OutputBufferLimit,
+    ) -> bool;
 
     /// Replies held back for the AOF need the task ([`Replies::settle`]).
     fn needs_attention(&self) -> bool;
 
     /// Writes whatever is still held, once durable. False if the connection must close.
-    async fn settle(&mut self) -> bool;
+    async fn settle(&mut self, limit: OutputBufferLimit) -> bool;
 }
 
 impl<O: Replies> Replies for &mut O {
-    async fn send(&mut self, wbuf: &mut BytesMut, seq: Option<Seq>) -> bool {
-        (**self).send(wbuf, seq).await
+    async fn send(
+        &mut self,
+        wbuf: &mut BytesMut,
+        seq: Option<Seq>,
+        limit: OutputBufferLimit,
+    ) -> bool {
+        (**self).send(wbuf, seq, limit).await
     }
 
     fn needs_attention(&self) -> bool {
         (**self).needs_attention()
     }
 
-    async fn settle(&mut self) -> bool {
-        (**self).settle().await
+    async fn settle(&mut self, limit: OutputBufferLimit) -> bool {
+        (**self).settle(limit).await
     }
 }
 
@@ -272,14 +336,19 @@ struct SocketReplies {
 }
 
 impl Replies for SocketReplies {
-    async fn send(&mut self, wbuf: &mut BytesMut, seq: Option<Seq>) -> bool {
+    async fn send(
+        &mut self,
+        wbuf: &mut BytesMut,
+        seq: Option<Seq>,
+        limit: OutputBufferLimit,
+    ) -> bool {
         let out = &self.outbox;
         let held = self
             .writer
             .as_deref()
             .is_some_and(|w| out.hold(wbuf, seq, w));
         if !held && !wbuf.is_empty() {
-            if !write_out(&out.wr, wbuf, &out.info).await {
+            if !write_out(&out.wr, wbuf, &out.info, limit).await {
                 return false;
             }
             wbuf.clear();
@@ -291,8 +360,8 @@ impl Replies for SocketReplies {
         self.outbox.attention.load(Ordering::Acquire)
     }
 
-    async fn settle(&mut self) -> bool {
-        self.outbox.settle(self.waiter.as_mut()).await
+    async fn settle(&mut self, limit: OutputBufferLimit) -> bool {
+        self.outbox.settle(self.waiter.as_mut(), limit).await
     }
 }
 
@@ -306,7 +375,12 @@ struct StreamReplies<W> {
 }
 
 impl<W: AsyncWrite + Unpin> Replies for StreamReplies<W> {
-    async fn send(&mut self, wbuf: &mut BytesMut, seq: Option<Seq>) -> bool {
+    async fn send(
+        &mut self,
+        wbuf: &mut BytesMut,
+        seq: Option<Seq>,
+        limit: OutputBufferLimit,
+    ) -> bool {
         if wbuf.is_empty() {
             return true;
         }
@@ -316,7 +390,7 @@ impl<W: AsyncWrite + Unpin> Replies for StreamReplies<W> {
                 return false;
             }
         }
-        if !write_stream(&mut self.wr, wbuf, &self.info).await {
+        if !write_stream(&mut self.wr, wbuf, &self.info, limit).await {
             return false;
         }
         wbuf.clear();
@@ -327,7 +401,7 @@ impl<W: AsyncWrite + Unpin> Replies for StreamReplies<W> {
         false
     }
 
-    async fn settle(&mut self) -> bool {
+    async fn settle(&mut self, _limit: OutputBufferLimit) -> bool {
         true
     }
 }
@@ -393,7 +467,7 @@ impl Outbox {
 
     /// Takes back whatever is held and writes it once durable (the task's way, for what the
     /// writer could not finish, and before closing). False if the connection must close.
-    async fn settle(&self, waiter: Option<&mut DurableWaiter>) -> bool {
+    async fn settle(&self, waiter: Option<&mut DurableWaiter>, limit: OutputBufferLimit) -> bool {
         let info = &*self.info;
         let (buf, seq) = {
             let mut h = self.held.lock();
@@ -420,7 +494,7 @@ impl Outbox {
                 return false;
             }
         }
-        write_out(&self.wr, &buf, info).await
+        write_out(&self.wr, &buf, info, limit).await
     }
 }
 
@@ -467,13 +541,21 @@ impl Deferred for Outbox {
 }
 
 /// Writes `buf`, giving up if the client is killed or goes over its output buffer limit while
-/// the write waits (a subscriber that stops reading would otherwise hold the task forever).
+/// the write waits (a subscriber that stops reading would otherwise hold the task forever; a
+/// client that stops reading its replies is closed by `limit`: at once if what is pending
+/// reaches the hard limit, or once it stayed at or above the soft limit for its seconds).
 /// Returns false if the connection must close.
-async fn write_out(wr: &OwnedWriteHalf, mut buf: &[u8], info: &ClientInfo) -> bool {
+async fn write_out(
+    wr: &OwnedWriteHalf,
+    mut buf: &[u8],
+    info: &ClientInfo,
+    limit: OutputBufferLimit,
+) -> bool {
     if buf.is_empty() {
         return true;
     }
     let mut woken = false;
+    let mut soft = SoftLimit::default();
     let ok = loop {
         // The write usually completes at once; the wake-up is only polled if it waits.
         match wr.try_write(buf) {
@@ -482,6 +564,9 @@ async fn write_out(wr: &OwnedWriteHalf, mut buf: &[u8], info: &ClientInfo) -> bo
             Ok(n) => buf = &buf[n..],
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                let Some(deadline) = soft.check(buf.len(), &limit, info) else {
+                    return false;
+                };
                 tokio::select! {
                     biased;
                     r = wr.writable() => {
@@ -495,6 +580,7 @@ async fn write_out(wr: &OwnedWriteHalf, mut buf: &[u8], info: &ClientInfo) -> bo
                         }
                         woken = true;
                     }
+                    _ = tokio::time::sleep_until(deadline) => {}
                 }
             }
             Err(_) => break false,
@@ -507,25 +593,81 @@ async fn write_out(wr: &OwnedWriteHalf, mut buf: &[u8], info: &ClientInfo) -> bo
     ok
 }
 
-/// [`write_out`] for a stream the task owns (TLS): writes and flushes `buf`, giving up if the
-/// client is killed or goes over its output buffer limit while the write waits.
-async fn write_stream<W: AsyncWrite + Unpin>(wr: &mut W, buf: &[u8], info: &ClientInfo) -> bool {
-    let write = async {
-        wr.write_all(buf).await?;
-        wr.flush().await
-    };
-    tokio::pin!(write);
+/// The `normal` output buffer limit of one write that waits: since when its pending bytes are
+/// at or above the soft limit.
+#[derive(Default)]
+struct SoftLimit {
+    since: Option<tokio::time::Instant>,
+}
+
+impl SoftLimit {
+    /// With `pending` bytes still to write: `None` if the client must be closed (it is then
+    /// marked and logged), otherwise when to look again.
+    fn check(
+        &mut self,
+        pending: usize,
+        limit: &OutputBufferLimit,
+        info: &ClientInfo,
+    ) -> Option<tokio::time::Instant> {
+        let pending = pending as u64;
+        let now = tokio::time::Instant::now();
+        if limit.hard != 0 && pending >= limit.hard {
+            output_limited(info);
+            return None;
+        }
+        if limit.soft == 0 || pending < limit.soft {
+            self.since = None;
+            return Some(now + Duration::from_secs(3600));
+        }
+        let since = *self.since.get_or_insert(now);
+        let deadline = since + Duration::from_secs(limit.soft_seconds);
+        // As Redis: over the soft limit for more than soft_seconds.
+        if now > deadline {
+            output_limited(info);
+            return None;
+        }
+        Some(deadline + Duration::from_millis(1))
+    }
+}
+
+/// [`write_out`] for a stream the task owns (TLS): writes and flushes `buf`, with the same
+/// limits and wake-ups.
+async fn write_stream<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    buf: &[u8],
+    info: &ClientInfo,
+    limit: OutputBufferLimit,
+) -> bool {
+    let mut written = 0;
     let mut woken = false;
+    let mut soft = SoftLimit::default();
     let ok = loop {
+        let pending = buf.len() - written;
+        let Some(deadline) = soft.check(pending, &limit, info) else {
+            return false;
+        };
+        // Once everything is written, the flush pushes out what the TLS layer still buffers.
+        let step = async {
+            if pending == 0 {
+                wr.flush().await.map(|()| 0)
+            } else {
+                wr.write(&buf[written..]).await
+            }
+        };
         tokio::select! {
             biased;
-            r = &mut write => break r.is_ok(),
+            r = step => match r {
+                Ok(0) if pending == 0 => break true,
+                Ok(0) | Err(_) => break false,
+                Ok(n) => written += n,
+            },
             _ = info.pubsub.notified() => {
                 if info.killed.load(Ordering::Relaxed) || info.pubsub.is_closing() {
                     return false;
                 }
                 woken = true;
             }
+            _ = tokio::time::sleep_until(deadline) => {}
         }
     };
     if woken {
@@ -572,6 +714,8 @@ enum Batch {
     Close,
     /// A request waits in `pending` for another connection's script.
     Wait,
+    /// The replies reached the `normal` class's hard output buffer limit: close without them.
+    OverLimit,
 }
 
 /// Runs `pending` and then every complete request in `rbuf`, appending replies to `wbuf`.
@@ -581,6 +725,7 @@ fn run_batch(
     rbuf: &mut BytesMut,
     wbuf: &mut BytesMut,
     pending: &mut Option<Request>,
+    out_hard: u64,
 ) -> Batch {
     let mut ran = false;
     // Read once per batch: the config lock is shared by every connection.
@@ -632,6 +777,11 @@ fn run_batch(
                 encode(&reply, session.resp, wbuf);
                 if session.close_after_reply {
                     return Batch::Close;
+                }
+                // A pipeline of big replies to a client that does not read them would grow
+                // without bound before the batch's one write.
+                if out_hard != 0 && wbuf.len() as u64 >= out_hard {
+                    return Batch::OverLimit;
                 }
             }
             Ok(None) => break,
@@ -757,7 +907,10 @@ mod tests {
         assert_eq!(out.held.lock().state, HeldState::Failed);
         assert!(out.attention.load(Ordering::Acquire));
         let mut waiter = writer.waiter();
-        assert!(!out.settle(Some(&mut waiter)).await);
+        assert!(
+            !out.settle(Some(&mut waiter), OutputBufferLimit::default())
+                .await
+        );
     }
 
     #[tokio::test]
@@ -767,7 +920,7 @@ mod tests {
         let mut wbuf = BytesMut::from(&b"+OK\r\n"[..]);
         assert!(out.hold(&mut wbuf, Some(a), &writer));
         let mut waiter = writer.waiter();
-        let settle = out.settle(Some(&mut waiter));
+        let settle = out.settle(Some(&mut waiter), OutputBufferLimit::default());
         tokio::pin!(settle);
         // One poll takes the replies back (the writer's entry for them is left to find the
         // outbox empty).
