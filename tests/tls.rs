@@ -902,3 +902,42 @@ async fn tls_clients_get_pubsub_transactions_aof_always_client_kill_and_maxclien
     );
     p.stop();
 }
+
+#[tokio::test]
+async fn auth_scripts_and_the_idle_timeout_work_over_tls() {
+    let Some(pki) = Pki::new() else { return };
+    let tls_port = free_port();
+    let mut args = vec![
+        "--port".to_string(),
+        "0".to_string(),
+        "--requirepass".into(),
+        "s3cret".into(),
+        "--timeout".into(),
+        "1".into(),
+    ];
+    args.extend(pki.server_args(tls_port, "no"));
+    let p = start(&strs(&args), tls_port);
+    let config = client_config(&pki.path("ca.crt"), None, &both());
+    let mut c = tls_connect(tls_port, config.clone()).await.unwrap();
+    assert!(call(&mut c, &["PING"]).await.starts_with("-NOAUTH"));
+    assert_eq!(call(&mut c, &["AUTH", "s3cret"]).await, "+OK\r\n");
+    assert_eq!(
+        call(
+            &mut c,
+            &["EVAL", "return redis.call('INCR', KEYS[1])", "1", "k"]
+        )
+        .await,
+        ":1\r\n"
+    );
+    // A client that says nothing is closed after `timeout` seconds, as on the plain port.
+    let mut idle = tls_connect(tls_port, config).await.unwrap();
+    let started = Instant::now();
+    let e = exchange(&mut idle, b"", 1).await.unwrap_err();
+    assert!(e.contains("closed"), "{e}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        started.elapsed()
+    );
+    p.stop();
+}

@@ -1,8 +1,9 @@
 //! All networking: binding, the accept loop with its connection cap, the background tick
-//! (active expiry, stats sampling) and graceful shutdown. Connections are served by
-//! [`connection`]; commands never see a socket.
+//! (active expiry, stats sampling), TLS handshakes and graceful shutdown. Connections are
+//! served by [`connection`] (replies written by `replies`); commands never see a socket.
 
 pub mod connection;
+mod replies;
 pub mod shutdown;
 
 use std::future::Future;
