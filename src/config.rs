@@ -9,6 +9,9 @@ use clap::Parser;
 use crate::persist::FsyncPolicy;
 use thiserror::Error;
 
+mod values;
+pub use values::{parse_tls_protocols, OutputBufferLimit, OutputBufferLimits, TlsAuthClients};
+
 /// A configuration problem found at startup or by `CONFIG SET`.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum ConfigError {
@@ -80,110 +83,6 @@ impl LogLevel {
     }
 }
 
-/// One client class's `client-output-buffer-limit`: a client whose pending output reaches
-/// `hard` bytes, or stays at or above `soft` bytes for more than `soft_seconds`, is
-/// disconnected. Zero bytes disables a limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct OutputBufferLimit {
-    /// Disconnect at once at this many pending bytes (0 = no hard limit).
-    pub hard: u64,
-    /// Disconnect when pending bytes stay at or above this ... (0 = no soft limit).
-    pub soft: u64,
-    /// ... for more than this many seconds.
-    pub soft_seconds: u64,
-}
-
-/// `client-output-buffer-limit` for Redis's three client classes. limitkv enforces the
-/// `pubsub` class (on queued Pub/Sub messages); `normal` and `replica` are kept so that
-/// `CONFIG GET` / `CONFIG SET` round-trip as in Redis.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct OutputBufferLimits {
-    /// Ordinary clients (Redis's default: no limit).
-    pub normal: OutputBufferLimit,
-    /// Replicas (`slave` / `replica`); limitkv has none.
-    pub replica: OutputBufferLimit,
-    /// Clients subscribed to at least one channel, pattern or shard channel.
-    pub pubsub: OutputBufferLimit,
-}
-
-impl Default for OutputBufferLimits {
-    fn default() -> Self {
-        const MB: u64 = 1024 * 1024;
-        OutputBufferLimits {
-            normal: OutputBufferLimit::default(),
-            replica: OutputBufferLimit {
-                hard: 256 * MB,
-                soft: 64 * MB,
-                soft_seconds: 60,
-            },
-            pubsub: OutputBufferLimit {
-                hard: 32 * MB,
-                soft: 8 * MB,
-                soft_seconds: 60,
-            },
-        }
-    }
-}
-
-impl OutputBufferLimits {
-    /// Applies `<class> <hard> <soft> <soft seconds>` groups (any number, each class
-    /// independently), all or nothing, with Redis's error texts.
-    pub fn apply(&mut self, value: &str) -> Result<(), ConfigError> {
-        let words: Vec<&str> = value.split_whitespace().collect();
-        if words.len() % 4 != 0 {
-            return Err(ConfigError::Invalid(
-                "Wrong number of arguments in buffer limit configuration.".into(),
-            ));
-        }
-        let mut next = *self;
-        for group in words.chunks_exact(4) {
-            let class = match group[0].to_ascii_lowercase().as_str() {
-                "normal" => &mut next.normal,
-                "slave" | "replica" => &mut next.replica,
-                "pubsub" => &mut next.pubsub,
-                _ => {
-                    return Err(ConfigError::Invalid(
-                        "Invalid client class specified in buffer limit configuration.".into(),
-                    ))
-                }
-            };
-            let bad = || {
-                ConfigError::Invalid(
-                    "Error in hard, soft or soft_seconds setting in buffer limit configuration."
-                        .into(),
-                )
-            };
-            let hard = parse_memory(group[1]).ok_or_else(bad)?;
-            let soft = parse_memory(group[2]).ok_or_else(bad)?;
-            let soft_seconds = group[3]
-                .parse::<i64>()
-                .ok()
-                .and_then(|s| u64::try_from(s).ok())
-                .ok_or_else(bad)?;
-            *class = OutputBufferLimit {
-                hard,
-                soft,
-                soft_seconds,
-            };
-        }
-        *self = next;
-        Ok(())
-    }
-
-    /// The value as `CONFIG GET` prints it: `normal 0 0 0 slave ... pubsub ...`.
-    pub fn render(&self) -> String {
-        [
-            ("normal", self.normal),
-            ("slave", self.replica),
-            ("pubsub", self.pubsub),
-        ]
-        .iter()
-        .map(|(name, l)| format!("{name} {} {} {}", l.hard, l.soft, l.soft_seconds))
-        .collect::<Vec<_>>()
-        .join(" ")
-    }
-}
-
 /// Every setting of the server.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -245,6 +144,9 @@ pub struct Config {
     pub config_file: Option<PathBuf>,
     /// Output buffer limits per client class (`client-output-buffer-limit`).
     pub client_output_buffer_limit: OutputBufferLimits,
+    /// A client whose unparsed input grows past this many bytes is closed
+    /// (`client-query-buffer-limit`, at least 1mb as in Redis).
+    pub client_query_buffer_limit: u64,
     /// Policies defined in the config file, one `NAME RULES...` line each (`policy`
     /// directives), applied at every start after the AOF is loaded.
     pub policies: Vec<String>,
@@ -253,6 +155,20 @@ pub struct Config {
     /// Share of admitted policy checks published as `allowed` events, in parts per million
     /// (`policy-events-allowed-sample`, given as a fraction 0..1).
     pub policy_events_sample_ppm: u32,
+    /// TLS port (0 = no TLS listener). With `port 0` the server listens on TLS only.
+    pub tls_port: u16,
+    /// PEM file with the server's certificate (and its chain).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM file with the server's private key.
+    pub tls_key_file: Option<PathBuf>,
+    /// PEM file of CA certificates that client certificates are verified against.
+    pub tls_ca_cert_file: Option<PathBuf>,
+    /// Directory of PEM CA certificate files, as an alternative or addition to the file.
+    pub tls_ca_cert_dir: Option<PathBuf>,
+    /// Whether TLS clients must present a certificate.
+    pub tls_auth_clients: TlsAuthClients,
+    /// `tls-protocols` as given (checked by [`parse_tls_protocols`]; empty = TLSv1.2 and 1.3).
+    pub tls_protocols: String,
 }
 
 impl Default for Config {
@@ -285,9 +201,17 @@ impl Default for Config {
             busy_reply_threshold: crate::script::DEFAULT_BUSY_REPLY_THRESHOLD_MS,
             config_file: None,
             client_output_buffer_limit: OutputBufferLimits::default(),
+            client_query_buffer_limit: 1024 * 1024 * 1024,
             policies: Vec::new(),
             policy_files: Vec::new(),
             policy_events_sample_ppm: 0,
+            tls_port: 0,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_ca_cert_file: None,
+            tls_ca_cert_dir: None,
+            tls_auth_clients: TlsAuthClients::Yes,
+            tls_protocols: String::new(),
         }
     }
 }
@@ -360,6 +284,30 @@ pub struct Cli {
     /// Smallest AOF size for an automatic rewrite, e.g. 64mb (default 64mb).
     #[arg(long = "auto-aof-rewrite-min-size")]
     pub auto_aof_rewrite_min_size: Option<String>,
+    /// Close a client whose unparsed input exceeds this, e.g. 1gb (default 1gb, at least 1mb).
+    #[arg(long = "client-query-buffer-limit")]
+    pub client_query_buffer_limit: Option<String>,
+    /// TLS port (default 0 = no TLS; with --port 0 the server listens on TLS only).
+    #[arg(long = "tls-port")]
+    pub tls_port: Option<String>,
+    /// PEM file with the server certificate (and chain).
+    #[arg(long = "tls-cert-file")]
+    pub tls_cert_file: Option<String>,
+    /// PEM file with the server's private key.
+    #[arg(long = "tls-key-file")]
+    pub tls_key_file: Option<String>,
+    /// PEM file of CA certificates for verifying client certificates.
+    #[arg(long = "tls-ca-cert-file")]
+    pub tls_ca_cert_file: Option<String>,
+    /// Directory of PEM CA certificates for verifying client certificates.
+    #[arg(long = "tls-ca-cert-dir")]
+    pub tls_ca_cert_dir: Option<String>,
+    /// yes | no | optional: require client certificates (default yes).
+    #[arg(long = "tls-auth-clients")]
+    pub tls_auth_clients: Option<String>,
+    // Settings whose value has several words (`--tls-protocols TLSv1.2 TLSv1.3`,
+    // `--client-output-buffer-limit normal 64mb 16mb 60`), and every other config key, are
+    // taken by `split_args` as redis-server takes them, not by clap.
 }
 
 /// Parses a Redis memory amount: `1024`, `64kb`, `512mb`, `1g` (k/m/g are powers of 1000,
@@ -510,6 +458,13 @@ impl Config {
                 cli.auto_aof_rewrite_percentage,
             ),
             ("auto-aof-rewrite-min-size", cli.auto_aof_rewrite_min_size),
+            ("client-query-buffer-limit", cli.client_query_buffer_limit),
+            ("tls-port", cli.tls_port),
+            ("tls-cert-file", cli.tls_cert_file),
+            ("tls-key-file", cli.tls_key_file),
+            ("tls-ca-cert-file", cli.tls_ca_cert_file),
+            ("tls-ca-cert-dir", cli.tls_ca_cert_dir),
+            ("tls-auth-clients", cli.tls_auth_clients),
         ] {
             if let Some(v) = value {
                 cfg.set(name, &v)?;
@@ -635,7 +590,28 @@ impl Config {
                 self.auto_aof_rewrite_min_size = parse_memory(value).ok_or_else(bad)?
             }
             "appendfilename" if value == crate::persist::AOF_FILE => {}
+            "tls-port" => self.tls_port = u16::try_from(num(value)?).map_err(|_| bad())?,
+            // An empty value unsets a file, as in Redis.
+            "tls-cert-file" => self.tls_cert_file = optional_path(value),
+            "tls-key-file" => self.tls_key_file = optional_path(value),
+            "tls-ca-cert-file" => self.tls_ca_cert_file = optional_path(value),
+            "tls-ca-cert-dir" => self.tls_ca_cert_dir = optional_path(value),
+            "tls-auth-clients" => {
+                self.tls_auth_clients = match value.to_ascii_lowercase().as_str() {
+                    "yes" => TlsAuthClients::Yes,
+                    "no" => TlsAuthClients::No,
+                    "optional" => TlsAuthClients::Optional,
+                    _ => return Err(bad()),
+                }
+            }
+            "tls-protocols" => {
+                parse_tls_protocols(value).map_err(ConfigError::Invalid)?;
+                self.tls_protocols = value.trim().to_owned();
+            }
             "client-output-buffer-limit" => self.client_output_buffer_limit.apply(value)?,
+            "client-query-buffer-limit" => {
+                self.client_query_buffer_limit = parse_memory(value).ok_or_else(bad)?
+            }
             "policy-file" => self.policy_files.push(PathBuf::from(value)),
             "policy-events-allowed-sample" => {
                 let f: f64 = value.trim().parse().map_err(|_| bad())?;
@@ -685,12 +661,23 @@ impl Config {
         if self.threads > 1024 {
             return Err(ConfigError::Invalid("threads must be at most 1024".into()));
         }
+        if self.client_query_buffer_limit < 1024 * 1024 {
+            return Err(ConfigError::Invalid(
+                "client-query-buffer-limit must be at least 1mb".into(),
+            ));
+        }
         if self.max_multibulk_len == 0 {
             return Err(ConfigError::Invalid(
                 "max-multibulk-len must be at least 1".into(),
             ));
         }
         Ok(())
+    }
+
+    /// `tls-protocols` as (TLS 1.2 allowed, TLS 1.3 allowed).
+    pub fn tls_protocol_versions(&self) -> (bool, bool) {
+        // The setter only stores values that parse.
+        parse_tls_protocols(&self.tls_protocols).unwrap_or((true, true))
     }
 
     /// The decoder limits for authenticated clients.
@@ -702,6 +689,10 @@ impl Config {
             unauthenticated: false,
         }
     }
+}
+
+fn optional_path(value: &str) -> Option<PathBuf> {
+    Some(PathBuf::from(value)).filter(|_| !value.is_empty())
 }
 
 fn unquote(v: &str) -> String {
@@ -842,52 +833,66 @@ mod tests {
     }
 
     #[test]
-    fn output_buffer_limits_parse_and_render_like_redis() {
-        let mut l = OutputBufferLimits::default();
-        assert_eq!(
-            l.render(),
-            "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
-        );
-        l.apply("PUBSUB 64mb 16mb 30 replica 1 2 3").unwrap();
-        l.apply("").unwrap();
-        assert_eq!(
-            l.render(),
-            "normal 0 0 0 slave 1 2 3 pubsub 67108864 16777216 30"
-        );
-        let msg = |v: &str| {
-            OutputBufferLimits::default()
-                .apply(v)
-                .unwrap_err()
-                .to_string()
-        };
-        assert_eq!(
-            msg("pubsub 1 2"),
-            "Wrong number of arguments in buffer limit configuration."
-        );
-        assert_eq!(
-            msg("foo 1 2 3"),
-            "Invalid client class specified in buffer limit configuration."
-        );
-        for bad in [
-            "pubsub x 2 3",
-            "pubsub 1 2 -1",
-            "pubsub -1 2 3",
-            "pubsub 1.5 2 3",
-        ] {
-            assert_eq!(
-                msg(bad),
-                "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
-                "{bad}"
-            );
-        }
-        // All or nothing: a bad group leaves the earlier ones unapplied.
-        let mut l = OutputBufferLimits::default();
-        assert!(l.apply("pubsub 1 2 3 foo 1 2 3").is_err());
-        assert_eq!(l, OutputBufferLimits::default());
+    fn output_buffer_limits_come_from_the_file_and_flags() {
         let mut cfg = Config::default();
         cfg.load_str("client-output-buffer-limit pubsub 1kb 0 0\n", "x.conf")
             .unwrap();
         assert_eq!(cfg.client_output_buffer_limit.pubsub.hard, 1024);
+        let cfg = Config::from_args(
+            [
+                "limitkv",
+                "--client-output-buffer-limit",
+                "normal",
+                "4mb",
+                "1mb",
+                "10",
+                "--client-query-buffer-limit",
+                "2mb",
+            ]
+            .map(Into::into),
+        )
+        .unwrap();
+        assert_eq!(cfg.client_output_buffer_limit.normal.hard, 4 << 20);
+        assert_eq!(cfg.client_query_buffer_limit, 2 << 20);
+        let cli = Cli::parse_from(["limitkv", "--client-query-buffer-limit", "1000kb"]);
+        assert!(
+            Config::from_cli(cli).is_err(),
+            "below Redis's minimum of 1mb"
+        );
+    }
+
+    #[test]
+    fn tls_settings_come_from_the_file_and_flags() {
+        let mut cfg = Config::default();
+        assert_eq!(cfg.tls_auth_clients, TlsAuthClients::Yes);
+        assert_eq!(cfg.tls_protocol_versions(), (true, true));
+        cfg.load_str(
+            "tls-port 6380\ntls-cert-file /etc/s.crt\ntls-key-file /etc/s.key\n\
+             tls-ca-cert-file /etc/ca.crt\ntls-auth-clients optional\ntls-protocols \"TLSv1.3\"\n",
+            "x.conf",
+        )
+        .unwrap();
+        assert_eq!(cfg.tls_port, 6380);
+        assert_eq!(cfg.tls_cert_file, Some(PathBuf::from("/etc/s.crt")));
+        assert_eq!(cfg.tls_auth_clients, TlsAuthClients::Optional);
+        assert_eq!(cfg.tls_protocol_versions(), (false, true));
+        assert!(cfg.set("tls-protocols", "TLSv1.1").is_err());
+        assert!(cfg.set("tls-protocols", "SSLv3").is_err());
+        assert!(cfg.set("tls-auth-clients", "maybe").is_err());
+        cfg.set("tls-ca-cert-file", "").unwrap();
+        assert_eq!(cfg.tls_ca_cert_file, None);
+        let cli = Cli::parse_from([
+            "limitkv",
+            "--tls-port",
+            "7443",
+            "--tls-auth-clients",
+            "no",
+            "--port",
+            "0",
+        ]);
+        let cfg = Config::from_cli(cli).unwrap();
+        assert_eq!((cfg.port, cfg.tls_port), (0, 7443));
+        assert_eq!(cfg.tls_auth_clients, TlsAuthClients::No);
     }
 
     #[test]

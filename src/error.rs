@@ -38,6 +38,9 @@ pub enum ProtocolError {
     /// Too large a bulk before authentication.
     #[error("Protocol error: unauthenticated bulk length")]
     UnauthenticatedBulkLength,
+    /// A TLS handshake record arrived on a plain-text port (a client configured for TLS).
+    #[error("Protocol error: TLS handshake on a plain-text port")]
+    TlsHandshake,
 }
 
 impl ProtocolError {

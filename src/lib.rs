@@ -19,6 +19,8 @@
 //!   reservations and policy events.
 //! - [`script`]: the embedded Lua VM (sandbox, script cache, function libraries, RESP
 //!   conversion); `cmd::scripting` runs it under the shard locks.
+//! - [`tls`]: the TLS port's rustls configuration (certificates, client verification), built
+//!   from the `tls-*` settings and swapped by `CONFIG SET`; no sockets.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -38,3 +40,4 @@ pub mod pubsub;
 pub mod script;
 pub mod server;
 pub mod store;
+pub mod tls;

@@ -77,9 +77,14 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
             .await
             .with_context(|| {
                 format!(
-                    "cannot start the server (listening on {:?} port {}{})",
+                    "cannot start the server (listening on {:?} port {}{}{})",
                     config.bind,
                     config.port,
+                    if config.tls_port != 0 {
+                        format!(", TLS port {}", config.tls_port)
+                    } else {
+                        String::new()
+                    },
                     if config.appendonly {
                         format!(
                             ", loading {}",
@@ -94,11 +99,19 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         *server.shared().on_loglevel.lock() = Some(Box::new(move |level| {
             let _ = reload_handle.modify(|f| *f = EnvFilter::new(level.tracing_filter()));
         }));
-        tracing::info!(
-            version = env!("CARGO_PKG_VERSION"),
-            addr = %server.local_addr(),
-            "limitkv ready to accept connections"
-        );
+        match server.tls_addr() {
+            Some(tls) => tracing::info!(
+                version = env!("CARGO_PKG_VERSION"),
+                addr = %server.local_addr(),
+                tls = %tls,
+                "limitkv ready to accept connections"
+            ),
+            None => tracing::info!(
+                version = env!("CARGO_PKG_VERSION"),
+                addr = %server.local_addr(),
+                "limitkv ready to accept connections"
+            ),
+        }
         server
             .run(limitkv::server::shutdown::signal())
             .await

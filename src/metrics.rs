@@ -31,6 +31,9 @@ pub struct Metrics {
     pub limiter_denied: AtomicU64,
     /// Keyspace changes (Redis's `dirty` counter).
     pub dirty: AtomicU64,
+    /// Clients closed for going over the `normal` class's output buffer limit (the `pubsub`
+    /// class counts its own; INFO reports the sum).
+    pub output_limit_disconnections: AtomicU64,
     /// Recent (time, commands) samples for `instantaneous_ops_per_sec`.
     samples: Mutex<OpsSamples>,
 }
@@ -111,6 +114,7 @@ impl Metrics {
             &self.total_error_replies,
             &self.limiter_allowed,
             &self.limiter_denied,
+            &self.output_limit_disconnections,
         ] {
             c.store(0, Ordering::Relaxed);
         }

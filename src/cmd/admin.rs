@@ -493,10 +493,27 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
             cfg.client_output_buffer_limit.render(),
         ),
         (
+            "client-query-buffer-limit",
+            cfg.client_query_buffer_limit.to_string(),
+        ),
+        (
             "policy-events-allowed-sample",
             crate::limiter::cost::Amount(i64::from(cfg.policy_events_sample_ppm)).to_string(),
         ),
+        ("tls-port", cfg.tls_port.to_string()),
+        ("tls-cert-file", path_or_empty(&cfg.tls_cert_file)),
+        ("tls-key-file", path_or_empty(&cfg.tls_key_file)),
+        ("tls-ca-cert-file", path_or_empty(&cfg.tls_ca_cert_file)),
+        ("tls-ca-cert-dir", path_or_empty(&cfg.tls_ca_cert_dir)),
+        ("tls-auth-clients", cfg.tls_auth_clients.name().to_owned()),
+        ("tls-protocols", cfg.tls_protocols.clone()),
     ]
+}
+
+fn path_or_empty(path: &Option<std::path::PathBuf>) -> String {
+    path.as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default()
 }
 
 fn config_get(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
@@ -534,9 +551,16 @@ const MUTABLE: &[&str] = &[
     "max-multibulk-len",
     "active-expire-budget",
     "client-output-buffer-limit",
+    "client-query-buffer-limit",
     "policy-events-allowed-sample",
     "busy-reply-threshold",
     "lua-time-limit",
+    "tls-cert-file",
+    "tls-key-file",
+    "tls-ca-cert-file",
+    "tls-ca-cert-dir",
+    "tls-auth-clients",
+    "tls-protocols",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
@@ -547,7 +571,7 @@ fn redis_numeric(name: &str, value: &str) -> Result<String, String> {
         "hz" | "timeout" | "auto-aof-rewrite-percentage" => (0, INT_MAX, false),
         "acllog-max-len" => (0, i64::MAX, false),
         "maxclients" => (1, i64::from(u32::MAX), false),
-        "proto-max-bulk-len" => (1024 * 1024, i64::MAX, true),
+        "proto-max-bulk-len" | "client-query-buffer-limit" => (1024 * 1024, i64::MAX, true),
         "auto-aof-rewrite-min-size" => (0, i64::MAX, true),
         "busy-reply-threshold" | "lua-time-limit" => (0, i64::MAX, false),
         _ => return Ok(value.to_owned()),
@@ -576,8 +600,14 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     }
     let mut next = ctx.shared.config.read().clone();
     let known: Vec<&str> = config_params(&next, 0).iter().map(|(n, _)| *n).collect();
+    // The first tls-* parameter set, if any: the TLS configuration is then rebuilt (even for
+    // an unchanged file name, as Redis reloads it: the file's contents may have changed).
+    let mut tls_param = None;
     for pair in req[2..].chunks_exact(2) {
         let name = args::text(&pair[0]).to_ascii_lowercase();
+        if name.starts_with("tls-") && tls_param.is_none() {
+            tls_param = Some(name.clone());
+        }
         let value = args::text(&pair[1]);
         if !MUTABLE.contains(&name.as_str()) {
             if known.contains(&name.as_str()) {
@@ -602,6 +632,17 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     }
     next.validate()
         .map_err(|e| CommandError::other(format!("CONFIG SET failed - {e}")))?;
+    if let Some(name) = tls_param.filter(|_| next.tls_port != 0) {
+        // New connections get the new configuration; on failure the old one stays in force
+        // and so do the old settings.
+        ctx.shared.tls.configure(&next).map_err(|e| {
+            tracing::warn!(error = %e, "CONFIG SET {name}: TLS configuration not changed");
+            CommandError::other(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - Unable to update TLS configuration. Check server logs."
+            ))
+        })?;
+        tracing::info!("TLS configuration reloaded by CONFIG SET {name}");
+    }
     let level = next.loglevel;
     let (changed_level, changed_pass) = {
         let cfg = ctx.shared.config.read();
@@ -799,10 +840,12 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("multiplexing_api", &"tokio");
                 w("process_id", &std::process::id());
                 w("run_id", &shared.run_id);
-                w(
-                    "tcp_port",
-                    &shared.tcp_port.load(std::sync::atomic::Ordering::Relaxed),
-                );
+                // As Redis: the plain port, or the TLS port when there is no plain one.
+                let tcp_port = match shared.tcp_port.load(std::sync::atomic::Ordering::Relaxed) {
+                    0 => u32::from(cfg.tls_port),
+                    port => port,
+                };
+                w("tcp_port", &tcp_port);
                 w("server_time_usec", &(ctx.now.as_nanos() / 1000));
                 w("uptime_in_seconds", &uptime);
                 w("uptime_in_days", &(uptime / 86_400));
@@ -903,7 +946,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 );
                 w(
                     "client_output_buffer_limit_disconnections",
-                    &shared.pubsub.limit_disconnections(),
+                    &(shared.pubsub.limit_disconnections() + get(&m.output_limit_disconnections)),
                 );
                 w("total_error_replies", &get(&m.total_error_replies));
                 w("limiter_allowed", &get(&m.limiter_allowed));

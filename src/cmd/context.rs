@@ -60,6 +60,8 @@ pub struct Shared {
     pub scripts: crate::script::Scripts,
     /// ACL users.
     pub acl: crate::acl::Acl,
+    /// The TLS configuration new connections on the TLS port get (`CONFIG SET` replaces it).
+    pub tls: crate::tls::Tls,
 }
 
 /// Applies a new log level to the process's logger.
@@ -94,6 +96,7 @@ impl Shared {
             policies: crate::policy::Registry::default(),
             scripts: crate::script::Scripts::new(),
             acl,
+            tls: crate::tls::Tls::default(),
         }
     }
 
@@ -157,6 +160,8 @@ pub struct ClientInfo {
     pub killed: AtomicBool,
     /// The ACL user it is authenticated as (`default` until `AUTH`).
     pub user: Mutex<Arc<str>>,
+    /// Set when the connection closes for going over its output buffer limit (`normal` class).
+    pub output_limited: AtomicBool,
     /// Pub/Sub side of the connection: subscriptions, queued messages, and the wake-up the
     /// connection task waits on (also signalled by [`ClientInfo::kill`]).
     pub pubsub: Arc<Subscriber>,
@@ -180,6 +185,7 @@ impl ClientInfo {
             watching: AtomicU32::new(0),
             killed: AtomicBool::new(false),
             user: Mutex::new(Arc::from("default")),
+            output_limited: AtomicBool::new(false),
             pubsub: Arc::new(Subscriber::new(id)),
         }
     }

@@ -200,6 +200,12 @@ fn scan_multibulk(buf: &[u8], limits: &DecodeLimits) -> Result<Option<Scanned>, 
 }
 
 fn scan_inline(buf: &[u8], limits: &DecodeLimits) -> Result<Option<Scanned>, ProtocolError> {
+    // A TLS record header (handshake type 22, version 3.x): a TLS client on the plain port.
+    // Its ClientHello may hold no newline, so waiting for one would leave both sides waiting
+    // until the client's timeout; failing now tells the client at once.
+    if let [0x16, 0x03, ..] = buf {
+        return Err(ProtocolError::TlsHandshake);
+    }
     let Some(nl) = memchr(b'\n', buf) else {
         if buf.len() > limits.max_inline_len {
             return Err(ProtocolError::TooBigInline);
@@ -437,6 +443,15 @@ mod tests {
         assert_eq!(
             decode_request(&mut buf, &DecodeLimits::UNAUTHENTICATED),
             Err(ProtocolError::UnauthenticatedMultibulkLength)
+        );
+    }
+
+    #[test]
+    fn a_tls_client_hello_is_a_protocol_error() {
+        let mut buf = BytesMut::from(&b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"[..]);
+        assert_eq!(
+            decode_request(&mut buf, &DecodeLimits::DEFAULT),
+            Err(ProtocolError::TlsHandshake)
         );
     }
 

@@ -1,8 +1,9 @@
 //! All networking: binding, the accept loop with its connection cap, the background tick
-//! (active expiry, stats sampling) and graceful shutdown. Connections are served by
-//! [`connection`]; commands never see a socket.
+//! (active expiry, stats sampling), TLS handshakes and graceful shutdown. Connections are
+//! served by [`connection`] (replies written by `replies`); commands never see a socket.
 
 pub mod connection;
+mod replies;
 pub mod shutdown;
 
 use std::future::Future;
@@ -46,35 +47,62 @@ pub fn runtime(workers: usize) -> io::Result<(tokio::runtime::Runtime, persist::
 /// A bound, not yet running server.
 pub struct Server {
     shared: Arc<Shared>,
-    listeners: Vec<TcpListener>,
+    /// Every listener, and whether it is a TLS one.
+    listeners: Vec<(TcpListener, bool)>,
 }
 
+/// Longest a client on the TLS port may take to complete its handshake. A silent or slow
+/// client costs a task and a client slot for this long, never the accept loop's time.
+pub const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Binds every address in `config.bind` on `config.port` (port 0 picks one free port, reused
-/// for the other addresses).
+/// for the other addresses) and, with `tls-port` set, on `config.tls_port` for TLS. As in
+/// Redis, `port 0` with a `tls-port` means TLS only. The TLS certificates are loaded here: a
+/// missing or bad file fails the start, naming it.
 pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> io::Result<Server> {
     let mut listeners = Vec::new();
+    let plain = config.port != 0 || config.tls_port == 0;
     let mut port = config.port;
-    for addr in &config.bind {
-        let host = addr.trim_start_matches('-');
-        let sa: SocketAddr = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
+    if plain {
+        for addr in &config.bind {
+            let l = TcpListener::bind(socket_addr(addr, port)?).await?;
+            port = l.local_addr()?.port();
+            listeners.push((l, false));
         }
-        .parse()
-        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bind {addr}: {e}")))?;
-        let l = TcpListener::bind(sa).await?;
-        port = l.local_addr()?.port();
-        listeners.push(l);
+    }
+    if config.tls_port != 0 {
+        for addr in &config.bind {
+            let l = TcpListener::bind(socket_addr(addr, config.tls_port)?).await?;
+            listeners.push((l, true));
+        }
     }
     let shared = Arc::new(Shared::new(config, clock));
     crate::cmd::acl::load_at_start(&shared)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     shared.tcp_port.store(u32::from(port), Ordering::Relaxed);
+    let tls_port = shared.config.read().tls_port;
+    if tls_port != 0 {
+        let cfg = shared.config.read().clone();
+        shared
+            .tls
+            .configure(&cfg)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
+    }
     open_aof(&shared)?;
     crate::cmd::policy::start(&shared)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     Ok(Server { shared, listeners })
+}
+
+fn socket_addr(addr: &str, port: u16) -> io::Result<SocketAddr> {
+    let host = addr.trim_start_matches('-');
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+    .parse()
+    .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bind {addr}: {e}")))
 }
 
 /// With `appendonly yes`: replays `dir/appendonly.aof` into the databases (refusing a
@@ -137,11 +165,20 @@ impl Server {
         }
     }
 
-    /// The first bound address.
+    /// The first bound address (the first TLS one when the server listens on TLS only).
     pub fn local_addr(&self) -> SocketAddr {
         self.listeners[0]
+            .0
             .local_addr()
             .expect("invariant: a bound listener has a local address")
+    }
+
+    /// The first TLS address, if `tls-port` is set.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|(_, tls)| *tls)
+            .and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// The state shared with every connection.
@@ -155,14 +192,15 @@ impl Server {
         let Server { shared, listeners } = self;
         let mut stop = shared.shutdown.subscribe();
         let mut tasks = JoinSet::new();
-        let (accept_tx, mut accept_rx) = tokio::sync::mpsc::channel::<(TcpStream, SocketAddr)>(64);
-        for l in listeners {
+        let (accept_tx, mut accept_rx) =
+            tokio::sync::mpsc::channel::<(TcpStream, SocketAddr, bool)>(64);
+        for (l, tls) in listeners {
             let tx = accept_tx.clone();
             tasks.spawn(async move {
                 loop {
                     match l.accept().await {
-                        Ok(conn) => {
-                            if tx.send(conn).await.is_err() {
+                        Ok((stream, peer)) => {
+                            if tx.send((stream, peer, tls)).await.is_err() {
                                 return;
                             }
                         }
@@ -184,8 +222,8 @@ impl Server {
                 _ = &mut shutdown => break,
                 // The watch guard must not live across the select (it is not Send).
                 _ = async { let _ = stop.wait_for(|s| *s).await; } => break,
-                Some((stream, peer)) = accept_rx.recv() => {
-                    accept(&shared, &mut conns, stream, peer).await;
+                Some((stream, peer, tls)) = accept_rx.recv() => {
+                    accept(&shared, &mut conns, stream, peer, tls).await;
                 }
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
             }
@@ -220,6 +258,7 @@ async fn accept(
     conns: &mut JoinSet<()>,
     stream: TcpStream,
     peer: SocketAddr,
+    tls: bool,
 ) {
     add(&shared.metrics.total_connections_received, 1);
     let refused = {
@@ -237,7 +276,21 @@ async fn accept(
         if why == RefusedConnection::ProtectedMode {
             tracing::debug!(%peer, "refused by protected mode");
         }
-        conns.spawn(refuse(stream, why));
+        if tls {
+            // The refusal is only readable through TLS: handshake off the accept loop.
+            if let Some(acceptor) = shared.tls.acceptor() {
+                conns.spawn(async move {
+                    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, async {
+                        let mut s = acceptor.accept(stream).await?;
+                        s.write_all(&why.wire()).await?;
+                        s.shutdown().await
+                    });
+                    let _ = handshake.await;
+                });
+            }
+        } else {
+            conns.spawn(refuse(stream, why));
+        }
         return;
     }
     let _ = stream.set_nodelay(true);
@@ -250,13 +303,26 @@ async fn accept(
         peer.to_string(),
         laddr,
     ));
+    // A client in its TLS handshake already holds its slot (and shows in CLIENT LIST), as in
+    // Redis: maxclients also bounds the handshakes in progress.
     shared.clients.register(info.clone());
     let registered = Registered {
         shared: shared.clone(),
         info: info.clone(),
     };
+    if !tls {
+        conns.spawn(async move {
+            connection::serve(stream, registered.shared.clone(), info).await;
+            drop(registered);
+        });
+        return;
+    }
+    let acceptor = shared.tls.acceptor();
     conns.spawn(async move {
-        connection::serve(stream, registered.shared.clone(), info).await;
+        let shared = registered.shared.clone();
+        if let Some(stream) = handshake(acceptor, stream, &shared, &info, peer).await {
+            connection::serve_tls(stream, shared, info).await;
+        }
         drop(registered);
     });
 }
@@ -295,6 +361,42 @@ pub fn is_local(ip: std::net::IpAddr) -> bool {
         std::net::IpAddr::V4(v4) => v4.is_loopback(),
         std::net::IpAddr::V6(v6) => {
             v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
+        }
+    }
+}
+
+/// Runs the server side of a TLS handshake, bounded by [`TLS_HANDSHAKE_TIMEOUT`], `CLIENT
+/// KILL` and shutdown. A failure (a plain-text client, a refused or missing client
+/// certificate, a timeout) is logged at debug level, as Redis logs it at verbose, and the
+/// connection closes.
+async fn handshake(
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    stream: TcpStream,
+    shared: &Shared,
+    info: &ClientInfo,
+    peer: SocketAddr,
+) -> Option<tokio_rustls::server::TlsStream<TcpStream>> {
+    // Invariant: a TLS listener exists only once a configuration was loaded at bind.
+    let acceptor = acceptor?;
+    let mut stop = shared.shutdown.subscribe();
+    let result = tokio::select! {
+        r = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => r,
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => return None,
+        _ = async {
+            while !info.killed.load(Ordering::Relaxed) {
+                info.pubsub.notified().await;
+            }
+        } => return None,
+    };
+    match result {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(e)) => {
+            tracing::debug!(client = info.id, %peer, error = %e, "Error accepting a client connection: TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(client = info.id, %peer, "Error accepting a client connection: TLS handshake timed out");
+            None
         }
     }
 }

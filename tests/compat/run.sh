@@ -19,6 +19,9 @@
 #   restart.mjs, restart_limits.py
 #                              a second server with its append-only file on, restarted in the
 #                              middle of counting
+#   tls.py, tls.mjs            redis-py (ssl=True, rediss://), ioredis (tls option) and
+#                              node-redis (rediss://) against a third server with a TLS port,
+#                              certificates made with the openssl CLI (skipped without it)
 #   scripts check              tests/compat/scripts/ is consistent (and, against redis-server,
 #                              holds every script the libraries sent, seen through MONITOR)
 # Scenarios that need EVAL print `SKIPPED ...: needs EVAL` on a server without it (checked with
@@ -85,6 +88,7 @@ cleanup() {
   [[ -n $monitor_pid ]] && kill $monitor_pid 2>/dev/null
   "$here/server.sh" stop "$work/main" || true
   "$here/server.sh" stop "$work/aof" || true
+  "$here/server.sh" stop "$work/tls" || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -198,6 +202,38 @@ restart_env=(COMPAT_PORT="$aof_port" COMPAT_RESTART="'$here/server.sh' restart '
   COMPAT_SCRIPTS_PERSIST=$scripts_persist)
 ((have_node)) && run_program restart.mjs env "${restart_env[@]}" node "$work/node/restart.mjs"
 run_program restart_limits.py env "${restart_env[@]}" "$py" "$here/restart_limits.py"
+
+# TLS: a CA, a server certificate for 127.0.0.1/localhost and a client certificate, made here.
+if command -v openssl >/dev/null; then
+  pki=$work/pki
+  mkdir -p "$pki"
+  (
+    cd "$pki"
+    ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.crt -days 2 -subj "/CN=limitkv compat CA" \
+      -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+    printf 'extendedKeyUsage=clientAuth\n' >client.ext
+    for name in server client; do
+      openssl req "${ec[@]}" -keyout $name.key -out $name.csr -subj "/CN=$name"
+      openssl x509 -req -in $name.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out $name.crt \
+        -days 2 -extfile $name.ext
+    done
+  ) >"$work/pki.log" 2>&1 || { cat "$work/pki.log" >&2; exit 1; }
+  tls_port=$(free_port)
+  tls_plain_port=$(free_port)
+  "$here/server.sh" start "$work/tls" "$tls_plain_port" "${server_cmd[@]}" --tls-port "$tls_port" \
+    --tls-cert-file "$pki/server.crt" --tls-key-file "$pki/server.key" \
+    --tls-ca-cert-file "$pki/ca.crt" --tls-auth-clients optional
+  tls_env=(COMPAT_PORT="$tls_plain_port" COMPAT_TLS_PORT="$tls_port" COMPAT_TLS_DIR="$pki"
+    COMPAT_TLS_SERVER="$against")
+  run_program tls.py env "${tls_env[@]}" "$py" "$here/tls.py"
+  ((have_node)) && run_program tls.mjs env "${tls_env[@]}" node "$work/node/tls.mjs"
+  "$here/server.sh" stop "$work/tls"
+else
+  log "openssl not found: the TLS programs are skipped"
+  skipped=$((skipped + 1))
+fi
 
 # The same library scenarios with the scripts emulated on the client (emulate.mjs, emulate.py):
 # on a server without EVAL they still exercise every command the scripts call, with the

@@ -1,0 +1,209 @@
+//! Settings whose values are more than a number or a word: `client-output-buffer-limit`'s
+//! per-class limits, `tls-auth-clients` and `tls-protocols`. Parsing and rendering only, with
+//! Redis's texts; [`super::Config`] stores them.
+
+use super::{parse_memory, ConfigError};
+
+/// `tls-auth-clients`: whether clients on the TLS port must present a certificate signed by
+/// one of the configured CAs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TlsAuthClients {
+    /// A client without a valid certificate is refused (Redis's default).
+    #[default]
+    Yes,
+    /// No certificate is asked for.
+    No,
+    /// A certificate is asked for and, if one is sent, verified; none is accepted.
+    Optional,
+}
+
+impl TlsAuthClients {
+    /// Redis's name for the setting.
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsAuthClients::Yes => "yes",
+            TlsAuthClients::No => "no",
+            TlsAuthClients::Optional => "optional",
+        }
+    }
+}
+
+/// Parses `tls-protocols` (`"TLSv1.2 TLSv1.3"`, case-insensitive; empty means both) into
+/// (TLS 1.2 allowed, TLS 1.3 allowed). rustls implements neither TLSv1 nor TLSv1.1, so
+/// those are refused rather than silently dropped.
+pub fn parse_tls_protocols(value: &str) -> Result<(bool, bool), String> {
+    let (mut v12, mut v13) = (false, false);
+    for token in value.split_whitespace() {
+        match token.to_ascii_lowercase().as_str() {
+            "tlsv1.2" => v12 = true,
+            "tlsv1.3" => v13 = true,
+            "tlsv1" | "tlsv1.1" => {
+                return Err(format!(
+                    "{token} is not supported (limitkv's TLS offers TLSv1.2 and TLSv1.3)"
+                ))
+            }
+            _ => return Err(
+                "Invalid tls-protocols specified. Use a combination of 'TLSv1.2' and 'TLSv1.3'."
+                    .into(),
+            ),
+        }
+    }
+    if !v12 && !v13 {
+        return Ok((true, true));
+    }
+    Ok((v12, v13))
+}
+
+/// One client class's `client-output-buffer-limit`: a client whose pending output reaches
+/// `hard` bytes, or stays at or above `soft` bytes for more than `soft_seconds`, is
+/// disconnected. Zero bytes disables a limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OutputBufferLimit {
+    /// Disconnect at once at this many pending bytes (0 = no hard limit).
+    pub hard: u64,
+    /// Disconnect when pending bytes stay at or above this ... (0 = no soft limit).
+    pub soft: u64,
+    /// ... for more than this many seconds.
+    pub soft_seconds: u64,
+}
+
+/// `client-output-buffer-limit` for Redis's three client classes. limitkv enforces the
+/// `pubsub` class (on queued Pub/Sub messages); `normal` and `replica` are kept so that
+/// `CONFIG GET` / `CONFIG SET` round-trip as in Redis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputBufferLimits {
+    /// Ordinary clients (Redis's default: no limit).
+    pub normal: OutputBufferLimit,
+    /// Replicas (`slave` / `replica`); limitkv has none.
+    pub replica: OutputBufferLimit,
+    /// Clients subscribed to at least one channel, pattern or shard channel.
+    pub pubsub: OutputBufferLimit,
+}
+
+impl Default for OutputBufferLimits {
+    fn default() -> Self {
+        const MB: u64 = 1024 * 1024;
+        OutputBufferLimits {
+            normal: OutputBufferLimit::default(),
+            replica: OutputBufferLimit {
+                hard: 256 * MB,
+                soft: 64 * MB,
+                soft_seconds: 60,
+            },
+            pubsub: OutputBufferLimit {
+                hard: 32 * MB,
+                soft: 8 * MB,
+                soft_seconds: 60,
+            },
+        }
+    }
+}
+
+impl OutputBufferLimits {
+    /// Applies `<class> <hard> <soft> <soft seconds>` groups (any number, each class
+    /// independently), all or nothing, with Redis's error texts.
+    pub fn apply(&mut self, value: &str) -> Result<(), ConfigError> {
+        let words: Vec<&str> = value.split_whitespace().collect();
+        if words.len() % 4 != 0 {
+            return Err(ConfigError::Invalid(
+                "Wrong number of arguments in buffer limit configuration.".into(),
+            ));
+        }
+        let mut next = *self;
+        for group in words.chunks_exact(4) {
+            let class = match group[0].to_ascii_lowercase().as_str() {
+                "normal" => &mut next.normal,
+                "slave" | "replica" => &mut next.replica,
+                "pubsub" => &mut next.pubsub,
+                _ => {
+                    return Err(ConfigError::Invalid(
+                        "Invalid client class specified in buffer limit configuration.".into(),
+                    ))
+                }
+            };
+            let bad = || {
+                ConfigError::Invalid(
+                    "Error in hard, soft or soft_seconds setting in buffer limit configuration."
+                        .into(),
+                )
+            };
+            let hard = parse_memory(group[1]).ok_or_else(bad)?;
+            let soft = parse_memory(group[2]).ok_or_else(bad)?;
+            let soft_seconds = group[3]
+                .parse::<i64>()
+                .ok()
+                .and_then(|s| u64::try_from(s).ok())
+                .ok_or_else(bad)?;
+            *class = OutputBufferLimit {
+                hard,
+                soft,
+                soft_seconds,
+            };
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// The value as `CONFIG GET` prints it: `normal 0 0 0 slave ... pubsub ...`.
+    pub fn render(&self) -> String {
+        [
+            ("normal", self.normal),
+            ("slave", self.replica),
+            ("pubsub", self.pubsub),
+        ]
+        .iter()
+        .map(|(name, l)| format!("{name} {} {} {}", l.hard, l.soft, l.soft_seconds))
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_buffer_limits_parse_and_render_like_redis() {
+        let mut l = OutputBufferLimits::default();
+        assert_eq!(
+            l.render(),
+            "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60"
+        );
+        l.apply("PUBSUB 64mb 16mb 30 replica 1 2 3").unwrap();
+        l.apply("").unwrap();
+        assert_eq!(
+            l.render(),
+            "normal 0 0 0 slave 1 2 3 pubsub 67108864 16777216 30"
+        );
+        let msg = |v: &str| {
+            OutputBufferLimits::default()
+                .apply(v)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            msg("pubsub 1 2"),
+            "Wrong number of arguments in buffer limit configuration."
+        );
+        assert_eq!(
+            msg("foo 1 2 3"),
+            "Invalid client class specified in buffer limit configuration."
+        );
+        for bad in [
+            "pubsub x 2 3",
+            "pubsub 1 2 -1",
+            "pubsub -1 2 3",
+            "pubsub 1.5 2 3",
+        ] {
+            assert_eq!(
+                msg(bad),
+                "Error in hard, soft or soft_seconds setting in buffer limit configuration.",
+                "{bad}"
+            );
+        }
+        // All or nothing: a bad group leaves the earlier ones unapplied.
+        let mut l = OutputBufferLimits::default();
+        assert!(l.apply("pubsub 1 2 3 foo 1 2 3").is_err());
+        assert_eq!(l, OutputBufferLimits::default());
+    }
+}
