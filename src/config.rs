@@ -157,6 +157,11 @@ pub struct Config {
     pub policy_events_sample_ppm: u32,
     /// TLS port (0 = no TLS listener). With `port 0` the server listens on TLS only.
     pub tls_port: u16,
+    /// Port of the HTTP listener (`/healthz`, `/readyz`; the check API, metrics and dashboard
+    /// attach to it); 0 = off. It listens on the `bind` addresses.
+    pub http_port: u16,
+    /// Serve the HTTP listener over TLS (HTTPS) with the `tls-*` certificates.
+    pub http_tls: bool,
     /// PEM file with the server's certificate (and its chain).
     pub tls_cert_file: Option<PathBuf>,
     /// PEM file with the server's private key.
@@ -206,6 +211,8 @@ impl Default for Config {
             policy_files: Vec::new(),
             policy_events_sample_ppm: 0,
             tls_port: 0,
+            http_port: 0,
+            http_tls: false,
             tls_cert_file: None,
             tls_key_file: None,
             tls_ca_cert_file: None,
@@ -591,6 +598,8 @@ impl Config {
             }
             "appendfilename" if value == crate::persist::AOF_FILE => {}
             "tls-port" => self.tls_port = u16::try_from(num(value)?).map_err(|_| bad())?,
+            "http-port" => self.http_port = u16::try_from(num(value)?).map_err(|_| bad())?,
+            "http-tls" => self.http_tls = parse_yes_no(value).ok_or_else(bad)?,
             // An empty value unsets a file, as in Redis.
             "tls-cert-file" => self.tls_cert_file = optional_path(value),
             "tls-key-file" => self.tls_key_file = optional_path(value),

@@ -3,6 +3,7 @@
 //! Module map (dependencies flow one way: server → cmd → store → limiter → clock;
 //! `protocol`, `error` and `config` are leaves):
 //! - [`acl`]: ACL users, rules, categories, the ACL file and `ACL LOG` (Redis 7 semantics).
+//! - [`http`]: the HTTP listener (`http-port`): router, ACL authentication, health routes.
 //! - [`server`]: sockets, the accept loop, connections, shutdown. The only networking code.
 //! - [`cmd`]: the command table, argument parsing and every command family.
 //! - [`store`]: the lock-sharded keyspace with lazy and active expiry.
@@ -31,6 +32,7 @@ pub mod cmd;
 pub mod config;
 pub mod error;
 pub mod glob;
+pub mod http;
 pub mod limiter;
 pub mod metrics;
 pub mod persist;

@@ -501,6 +501,11 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
             crate::limiter::cost::Amount(i64::from(cfg.policy_events_sample_ppm)).to_string(),
         ),
         ("tls-port", cfg.tls_port.to_string()),
+        ("http-port", cfg.http_port.to_string()),
+        (
+            "http-tls",
+            if cfg.http_tls { "yes" } else { "no" }.to_owned(),
+        ),
         ("tls-cert-file", path_or_empty(&cfg.tls_cert_file)),
         ("tls-key-file", path_or_empty(&cfg.tls_key_file)),
         ("tls-ca-cert-file", path_or_empty(&cfg.tls_ca_cert_file)),

@@ -49,6 +49,8 @@ pub struct Server {
     shared: Arc<Shared>,
     /// Every listener, and whether it is a TLS one.
     listeners: Vec<(TcpListener, bool)>,
+    /// The HTTP listeners (`http-port`), if any.
+    http: Vec<TcpListener>,
 }
 
 /// Longest a client on the TLS port may take to complete its handshake. A silent or slow
@@ -76,12 +78,24 @@ pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> io::Result<Server> {
             listeners.push((l, true));
         }
     }
+    let mut http = Vec::new();
+    if config.http_port != 0 {
+        let mut port = config.http_port;
+        for addr in &config.bind {
+            let l = TcpListener::bind(socket_addr(addr, port)?).await?;
+            port = l.local_addr()?.port();
+            http.push(l);
+        }
+    }
     let shared = Arc::new(Shared::new(config, clock));
     crate::cmd::acl::load_at_start(&shared)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     shared.tcp_port.store(u32::from(port), Ordering::Relaxed);
-    let tls_port = shared.config.read().tls_port;
-    if tls_port != 0 {
+    let (tls_port, http_tls) = {
+        let cfg = shared.config.read();
+        (cfg.tls_port, cfg.http_port != 0 && cfg.http_tls)
+    };
+    if tls_port != 0 || http_tls {
         let cfg = shared.config.read().clone();
         shared
             .tls
@@ -91,7 +105,11 @@ pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> io::Result<Server> {
     open_aof(&shared)?;
     crate::cmd::policy::start(&shared)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-    Ok(Server { shared, listeners })
+    Ok(Server {
+        shared,
+        listeners,
+        http,
+    })
 }
 
 fn socket_addr(addr: &str, port: u16) -> io::Result<SocketAddr> {
@@ -173,6 +191,11 @@ impl Server {
             .expect("invariant: a bound listener has a local address")
     }
 
+    /// The first HTTP address, if `http-port` is set.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.first().and_then(|l| l.local_addr().ok())
+    }
+
     /// The first TLS address, if `tls-port` is set.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
         self.listeners
@@ -189,9 +212,17 @@ impl Server {
     /// Serves until `shutdown` resolves or a client sends `SHUTDOWN`, then stops accepting,
     /// lets every connection finish the batch it is writing, and returns.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> io::Result<()> {
-        let Server { shared, listeners } = self;
+        let Server {
+            shared,
+            listeners,
+            http,
+        } = self;
         let mut stop = shared.shutdown.subscribe();
         let mut tasks = JoinSet::new();
+        if !http.is_empty() {
+            let tls = shared.config.read().http_tls;
+            tasks.spawn(crate::http::serve(shared.clone(), http, tls));
+        }
         let (accept_tx, mut accept_rx) =
             tokio::sync::mpsc::channel::<(TcpStream, SocketAddr, bool)>(64);
         for (l, tls) in listeners {

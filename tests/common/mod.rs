@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -31,6 +33,8 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub struct TestServer {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where its HTTP listener listens, with `http-port` set.
+    pub http: Option<SocketAddr>,
     /// The clock driving it.
     pub clock: Arc<ManualClock>,
     /// Its shared state (metrics, registry, store).
@@ -57,7 +61,8 @@ impl TestServer {
         config.bind = bind.iter().map(|a| (*a).to_owned()).collect();
         let clock = Arc::new(ManualClock::new(Nanos::from_secs(EPOCH_SECS)));
         let server_clock = clock.clone() as Arc<dyn Clock>;
-        let (ready_tx, ready_rx) = oneshot::channel::<(SocketAddr, Arc<Shared>)>();
+        let (ready_tx, ready_rx) =
+            oneshot::channel::<(SocketAddr, Arc<Shared>, Option<SocketAddr>)>();
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let (done_tx, mut done_rx) = oneshot::channel::<io::Result<()>>();
         std::thread::Builder::new()
@@ -70,7 +75,8 @@ impl TestServer {
                 let result = rt.block_on(async move {
                     let server = limitkv::server::bind(config, server_clock).await?;
                     server.attach_idle_commit(&idle_commit);
-                    let _ = ready_tx.send((server.local_addr(), server.shared()));
+                    let _ =
+                        ready_tx.send((server.local_addr(), server.shared(), server.http_addr()));
                     server
                         .run(async {
                             let _ = stop_rx.await;
@@ -80,13 +86,14 @@ impl TestServer {
                 let _ = done_tx.send(result);
             })
             .expect("spawn the server thread");
-        let (addr, shared) = match tokio::time::timeout(WAIT, ready_rx).await {
+        let (addr, shared, http) = match tokio::time::timeout(WAIT, ready_rx).await {
             Ok(Ok(ready)) => ready,
             Ok(Err(_)) => panic!("server failed to start: {:?}", done_rx.try_recv()),
             Err(_) => panic!("server not ready within {WAIT:?}"),
         };
         TestServer {
             addr,
+            http,
             clock,
             shared,
             stop: Some(stop_tx),
@@ -154,6 +161,14 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         self.signal_stop();
     }
+}
+
+/// A port that was free a moment ago (for settings where 0 does not mean "pick one").
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("find a free port")
+        .port()
 }
 
 /// Opens a multiplexed `redis` crate connection to `url`.
