@@ -620,10 +620,10 @@ mod tests {
             acl.list(),
             [
                 format!(
-                    "user app on sanitize-payload #{} ~app:* resetchannels -@all +@read",
+                    "user app on #{} ~app:* resetchannels -@all +@read",
                     user::hash_password(b"pw")
                 ),
-                "user default on nopass sanitize-payload ~* &* +@all".to_owned(),
+                "user default on nopass ~* &* +@all".to_owned(),
             ]
         );
         assert_eq!(

@@ -97,6 +97,9 @@ pub struct Selector {
     all_channels: bool,
     /// Channel patterns, in the order given.
     channels: Vec<Vec<u8>>,
+    /// First arguments allowed for commands whose bit is not set (`+select|0`, Redis's
+    /// deprecated first-arg rules for commands without subcommands), by catalog id.
+    first_args: std::collections::BTreeMap<usize, Vec<String>>,
 }
 
 impl Selector {
@@ -109,6 +112,7 @@ impl Selector {
             keys: Vec::new(),
             all_channels: false,
             channels: Vec::new(),
+            first_args: std::collections::BTreeMap::new(),
         }
     }
 
@@ -129,9 +133,11 @@ impl Selector {
         }
     }
 
-    /// Allows or denies catalog entry `id` and, for a container, all its subcommands.
+    /// Allows or denies catalog entry `id` and, for a container, all its subcommands; its
+    /// first-arg rules go (Redis's `ACLChangeSelectorPerm`).
     fn change(&mut self, catalog: &Catalog, id: usize, on: bool) {
         self.set_bit(id, on);
+        self.first_args.remove(&id);
         for &child in &catalog.entry(id).children {
             self.set_bit(child, on);
         }
@@ -153,11 +159,18 @@ impl Selector {
         }
         self.all_commands = on;
         self.future = on;
+        self.first_args.clear();
     }
 
-    /// May entry `id` run?
-    pub fn allows_command(&self, id: usize) -> bool {
-        self.all_commands || self.bit(id)
+    /// May entry `id` run with `first_arg` (its first argument, if any)?
+    pub fn allows_command(&self, id: usize, first_arg: Option<&[u8]>) -> bool {
+        self.all_commands
+            || self.bit(id)
+            || first_arg.is_some_and(|a| {
+                self.first_args.get(&id).is_some_and(|allowed| {
+                    allowed.iter().any(|x| x.as_bytes().eq_ignore_ascii_case(a))
+                })
+            })
     }
 
     /// May a key needing `need` ([`KEY_READ`] / [`KEY_WRITE`]) be touched?
@@ -257,8 +270,15 @@ impl Selector {
                     let cat = category::by_name(cat).ok_or(RuleError::UnknownName)?;
                     self.change_category(catalog, cat, on);
                 } else {
-                    let id = command_rule(catalog, name, on)?;
-                    self.change(catalog, id, on);
+                    match command_rule(catalog, name, on)? {
+                        CommandRule::Whole(id) => self.change(catalog, id, on),
+                        CommandRule::FirstArg(id, arg) => {
+                            let args = self.first_args.entry(id).or_default();
+                            if !args.iter().any(|a| a.eq_ignore_ascii_case(&arg)) {
+                                args.push(arg);
+                            }
+                        }
+                    }
                 }
             }
             _ => return Err(RuleError::Syntax),
@@ -334,6 +354,11 @@ impl Selector {
                 ));
                 fake.change(catalog, id, want);
             }
+            if !want {
+                for arg in self.first_args.get(&id).into_iter().flatten() {
+                    rules.push(format!("+{}|{arg}", catalog.entry(id).full_name));
+                }
+            }
         }
         debug_assert_eq!(
             fake.allowed, self.allowed,
@@ -381,8 +406,15 @@ impl Selector {
     }
 }
 
-/// The catalog entry a `+cmd`, `-cmd` or `+cmd|sub` rule names.
-fn command_rule(catalog: &Catalog, name: &str, on: bool) -> Result<usize, RuleError> {
+/// What a `+cmd`, `-cmd` or `+cmd|sub` rule names.
+enum CommandRule {
+    /// A command or subcommand (a container with all its subcommands).
+    Whole(usize),
+    /// One first argument of a command without subcommands (`+select|0`), as given.
+    FirstArg(usize, String),
+}
+
+fn command_rule(catalog: &Catalog, name: &str, on: bool) -> Result<CommandRule, RuleError> {
     let lower = name.to_ascii_lowercase();
     if let Some((parent, sub)) = lower.rsplit_once('|') {
         let parent_id = catalog.lookup(parent).ok_or(RuleError::UnknownName)?;
@@ -393,15 +425,18 @@ fn command_rule(catalog: &Catalog, name: &str, on: bool) -> Result<usize, RuleEr
             return Err(RuleError::Syntax);
         }
         if catalog.entry(parent_id).children.is_empty() {
-            // Redis's deprecated "first argument" rules (`+select|0`) are not supported.
-            return Err(if on {
-                RuleError::Syntax
-            } else {
-                RuleError::UnknownName
-            });
+            // `-select|0` names no command, as in Redis; `+select|0` allows a first argument.
+            if !on {
+                return Err(RuleError::UnknownName);
+            }
+            let arg = &name[name.len() - sub.len()..];
+            return Ok(CommandRule::FirstArg(parent_id, arg.to_owned()));
         }
     }
-    catalog.lookup(&lower).ok_or(RuleError::UnknownName)
+    catalog
+        .lookup(&lower)
+        .map(CommandRule::Whole)
+        .ok_or(RuleError::UnknownName)
 }
 
 /// Parses `~pattern`, `%R~pattern`, `%W~pattern`, `%RW~pattern`.
@@ -480,6 +515,10 @@ pub struct User {
     pub nopass: bool,
     /// SHA-256 hex digests of its passwords, in the order added.
     pub passwords: Vec<String>,
+    /// `sanitize-payload` (`Some(true)`) or `skip-sanitize-payload` (`Some(false)`), shown only
+    /// once set, as Redis 7.0 shows it (`reset` sets it). limitkv has no `RESTORE`, so it only
+    /// round-trips.
+    pub sanitize_payload: Option<bool>,
     /// What it may do.
     pub selector: Selector,
 }
@@ -493,6 +532,7 @@ impl User {
             enabled: false,
             nopass: false,
             passwords: Vec::new(),
+            sanitize_payload: None,
             selector: Selector::empty(catalog),
         }
     }
@@ -515,8 +555,8 @@ impl User {
         match op.to_ascii_lowercase().as_slice() {
             b"on" => self.enabled = true,
             b"off" => self.enabled = false,
-            // Payload sanitizing concerns RESTORE, which limitkv does not have.
-            b"sanitize-payload" | b"skip-sanitize-payload" => {}
+            b"sanitize-payload" => self.sanitize_payload = Some(true),
+            b"skip-sanitize-payload" => self.sanitize_payload = Some(false),
             b"nopass" => {
                 self.nopass = true;
                 self.passwords.clear();
@@ -529,6 +569,7 @@ impl User {
                 self.nopass = false;
                 self.passwords.clear();
                 self.enabled = false;
+                self.sanitize_payload = Some(true);
                 self.selector = Selector::empty(catalog);
             }
             b"clearselectors" => {}
@@ -583,13 +624,17 @@ impl User {
             .fold(false, |found, p| hash_eq(p, &hash) | found)
     }
 
-    /// The user's flags in Redis's order (`on`/`off`, `nopass`, `sanitize-payload`).
+    /// The user's flags in Redis's order (`on`/`off`, `nopass`, `(skip-)sanitize-payload`).
     pub fn flags(&self) -> Vec<&'static str> {
         let mut v = vec![if self.enabled { "on" } else { "off" }];
         if self.nopass {
             v.push("nopass");
         }
-        v.push("sanitize-payload");
+        match self.sanitize_payload {
+            Some(false) => v.push("skip-sanitize-payload"),
+            Some(true) => v.push("sanitize-payload"),
+            None => {}
+        }
         v
     }
 
@@ -641,12 +686,18 @@ mod tests {
     fn commands_categories_and_subcommands_follow_redis() {
         let c = catalog();
         let u = user("+@read -get +client|id").unwrap();
-        assert!(!u.selector.allows_command(c.lookup("get").unwrap()));
-        assert!(u.selector.allows_command(c.lookup("client|id").unwrap()));
-        assert!(!u.selector.allows_command(c.lookup("client|list").unwrap()));
+        assert!(!u.selector.allows_command(c.lookup("get").unwrap(), None));
+        assert!(u
+            .selector
+            .allows_command(c.lookup("client|id").unwrap(), None));
+        assert!(!u
+            .selector
+            .allows_command(c.lookup("client|list").unwrap(), None));
         let u = user("+@all -client").unwrap();
-        assert!(u.selector.allows_command(c.lookup("set").unwrap()));
-        assert!(!u.selector.allows_command(c.lookup("client|id").unwrap()));
+        assert!(u.selector.allows_command(c.lookup("set").unwrap(), None));
+        assert!(!u
+            .selector
+            .allows_command(c.lookup("client|id").unwrap(), None));
         assert_eq!(u.selector.describe_commands(&c), "+@all -@admin");
         let u = user("+get +set").unwrap();
         assert_eq!(u.selector.describe_commands(&c), "-@all +@string");
@@ -669,8 +720,22 @@ mod tests {
         assert_eq!(err("%X~foo"), RuleError::Syntax);
         assert_eq!(err("%RR~foo"), RuleError::Syntax);
         assert_eq!(err("+client|id|x"), RuleError::SubcommandFirstArg);
+        assert_eq!(err("-get|x"), RuleError::UnknownName);
         assert_eq!(err("+client|"), RuleError::Syntax);
         assert_eq!(err("(+get)"), RuleError::Selectors);
+    }
+
+    #[test]
+    fn first_arg_rules_allow_one_argument_of_a_command_until_it_changes() {
+        let c = catalog();
+        let get = c.lookup("get").unwrap();
+        let mut u = user("-@all +get|Main").unwrap();
+        assert!(u.selector.allows_command(get, Some(b"main")));
+        assert!(!u.selector.allows_command(get, Some(b"other")));
+        assert!(!u.selector.allows_command(get, None));
+        assert_eq!(u.selector.describe_commands(&c), "-@all +get|Main");
+        u.apply(&c, b"-get").unwrap();
+        assert!(!u.selector.allows_command(get, Some(b"main")));
     }
 
     #[test]
@@ -707,7 +772,7 @@ mod tests {
         assert_eq!(
             text,
             format!(
-                "on sanitize-payload #{} ~app:* %R~ro:* resetchannels &events +@all -@admin",
+                "on #{} ~app:* %R~ro:* resetchannels &events +@all -@admin",
                 hash_password(b"pw")
             )
         );
@@ -716,9 +781,6 @@ mod tests {
             again.apply(&c, r.as_bytes()).unwrap();
         }
         assert_eq!(again.describe(&c), text);
-        assert_eq!(
-            User::default_user(&c).describe(&c),
-            "on nopass sanitize-payload ~* &* +@all"
-        );
+        assert_eq!(User::default_user(&c).describe(&c), "on nopass ~* &* +@all");
     }
 }

@@ -113,8 +113,12 @@ fn denial(
 ) -> Result<(), (Denial, String, CommandError)> {
     let sel = &user.selector;
     let acl = spec_acl(checked);
-    if !checked.has(NO_AUTH) && !acl.is_some_and(|a| sel.allows_command(a.id)) {
-        let parent = (!std::ptr::eq(spec, checked)).then_some(spec);
+    let parent = (!std::ptr::eq(spec, checked)).then_some(spec);
+    // The first argument, for `+select|0`-style rules (after the subcommand, for one).
+    let first_arg = req
+        .get(if parent.is_some() { 2 } else { 1 })
+        .map(|a| &a[..]);
+    if !checked.has(NO_AUTH) && !acl.is_some_and(|a| sel.allows_command(a.id, first_arg)) {
         let name = full_name(parent, checked);
         return Err((
             Denial::Command,
@@ -275,7 +279,10 @@ fn kill_clients(ctx: &Ctx<'_>, name: &str, close: impl Fn(&ClientInfo) -> bool) 
 fn enforce_change(ctx: &Ctx<'_>, before: Option<&User>, after: &User) {
     let Some(before) = before else { return };
     if before.enabled && !after.enabled {
-        kill_clients(ctx, &after.name, |_| true);
+        // The connection that disabled the user keeps going (it may be the administrator
+        // disabling its own user, `default` say, as Redis's tests do), like CLIENT KILL's SKIPME.
+        let me = ctx.session.info.id;
+        kill_clients(ctx, &after.name, |c| c.id != me);
         return;
     }
     if after.selector.all_channels() {
@@ -511,6 +518,11 @@ const ACL_SUBCOMMANDS: &[CommandSpec] = &[
     },
 ];
 
+/// Redis's answer to extra arguments of an `ACL` subcommand.
+fn syntax(req: &[Bytes]) -> CommandError {
+    CommandError::SubcommandSyntax(args::text(&req[1]), "ACL".into())
+}
+
 fn acl_setuser(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let name = args::text(&req[2]);
     let rules: Vec<&[u8]> = req[3..].iter().map(|r| &r[..]).collect();
@@ -582,7 +594,7 @@ fn acl_cat(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                     .collect(),
             ))
         }
-        Some(_) => Err(CommandError::WrongArity("acl|cat".into())),
+        Some(_) => Err(syntax(req)),
     }
 }
 
@@ -591,7 +603,7 @@ fn acl_genpass(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError>
     let bits = match req.get(2) {
         None => 256,
         Some(b) if req.len() == 3 => args::parse_i64(b).ok_or(CommandError::NotAnInteger)?,
-        Some(_) => return Err(CommandError::WrongArity("acl|genpass".into())),
+        Some(_) => return Err(syntax(req)),
     };
     if bits <= 0 || bits > MAX_BITS {
         return Err(CommandError::other(format!(
@@ -618,7 +630,7 @@ fn acl_log(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             let n = args::parse_i64(a).ok_or(CommandError::NotAnInteger)?;
             usize::try_from(n.max(0)).unwrap_or(usize::MAX)
         }
-        Some(_) => return Err(CommandError::WrongArity("acl|log".into())),
+        Some(_) => return Err(syntax(req)),
     };
     let now_ms = ctx.now.as_millis();
     let b = |s: &str| Frame::bulk(s);
