@@ -43,6 +43,14 @@ async fn the_connection_negotiates_resp3() {
     assert_eq!(missing, Value::Nil);
     let list: String = q(&mut con, &["CLIENT", "INFO"]).await;
     assert!(list.contains(" resp=3 "), "{list}");
+    // The socket's own descriptor, as Redis shows it, and the connection's user.
+    let fd: i64 = list
+        .split(' ')
+        .find_map(|f| f.strip_prefix("fd="))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("fd= in {list}"));
+    assert!(fd > 2, "a real descriptor: {list}");
+    assert!(list.contains(" user=default "), "{list}");
     server.stop().await.unwrap();
 }
 

@@ -138,6 +138,9 @@ pub struct ClientInfo {
     pub addr: String,
     /// Local address `ip:port`.
     pub laddr: String,
+    /// The socket's file descriptor, as `CLIENT LIST` shows it (-1 for a client without a
+    /// socket, as Redis shows its fake clients).
+    pub fd: i64,
     /// When the connection was accepted.
     pub created: Instant,
     /// Milliseconds after `created` of the last command.
@@ -174,6 +177,7 @@ impl ClientInfo {
             id,
             addr,
             laddr,
+            fd: -1,
             created: Instant::now(),
             last_interaction_ms: AtomicU64::new(0),
             name: Mutex::new(None),
@@ -188,6 +192,12 @@ impl ClientInfo {
             output_limited: AtomicBool::new(false),
             pubsub: Arc::new(Subscriber::new(id)),
         }
+    }
+
+    /// The description with the socket's file descriptor `fd`.
+    pub fn with_fd(mut self, fd: i64) -> ClientInfo {
+        self.fd = fd;
+        self
     }
 
     /// Marks the client for closing and wakes its task.
@@ -219,13 +229,14 @@ impl ClientInfo {
         // Redis's flags: `P` for a client subscribed to anything, `N` for no flag.
         let flags = if sub + psub + ssub > 0 { "P" } else { "N" };
         format!(
-            "id={} addr={} laddr={} fd=0 name={} age={} idle={} flags={flags} db={} sub={sub} \
+            "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db={} sub={sub} \
              psub={psub} ssub={ssub} multi=-1 watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 \
              rbs=0 rbp=0 obl=0 oll={oll} omem={omem} tot-mem=0 events=r cmd={} user={} \
              redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
+            self.fd,
             show(&self.name.lock()),
             self.age_secs(),
             self.idle_secs(),

@@ -329,11 +329,12 @@ async fn accept(
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let info = Arc::new(ClientInfo::new(
-        shared.clients.next_id(),
-        peer.to_string(),
-        laddr,
-    ));
+    let fd = {
+        use std::os::fd::AsRawFd;
+        i64::from(stream.as_raw_fd())
+    };
+    let info =
+        Arc::new(ClientInfo::new(shared.clients.next_id(), peer.to_string(), laddr).with_fd(fd));
     // A client in its TLS handshake already holds its slot (and shows in CLIENT LIST), as in
     // Redis: maxclients also bounds the handshakes in progress.
     shared.clients.register(info.clone());
