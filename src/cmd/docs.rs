@@ -283,6 +283,7 @@ pub fn acl_bits(parent: Option<&CommandSpec>, spec: &CommandSpec) -> u64 {
     }
     cats |= match group {
         "string" => c::STRING,
+        "bitmap" => c::BITMAP,
         "generic" => c::KEYSPACE,
         "connection" => c::CONNECTION,
         "transactions" => c::TRANSACTION,
@@ -402,6 +403,7 @@ fn meta(name: &str) -> Meta {
     const RW_UPDATE: &[&[&str]] = &[&["RW", "update"]];
     const RM_DELETE: &[&[&str]] = &[&["RM", "delete"]];
     const RO: &[&[&str]] = &[&["RO"]];
+    const RW_ACCESS_DELETE: &[&[&str]] = &[&["RW", "access", "delete"]];
     let (tips, key_flags, acl_extra): (&[&str], &[&[&str]], &[&str]) = match name {
         "set" => (&[], &[&["RW", "access", "update", "variable_flags"]], &[]),
         "setex" | "psetex" => (&[], OW_UPDATE, &[]),
@@ -416,6 +418,28 @@ fn meta(name: &str) -> Meta {
         ),
         "mget" => (&["request_policy:multi_shard"], &[], &[]),
         "getdel" => (&[], &[&["RW", "access", "delete"]], &[]),
+        "getex" => (&[], &[&["RW", "access", "update"]], &[]),
+        "setrange" | "hmset" => (&[], &[&["RW", "update"]], &[]),
+        "append" => (&[], &[&["RW", "insert"]], &[]),
+        "strlen" => (&[], RO, &[]),
+        "msetnx" => (
+            &["request_policy:multi_shard", "response_policy:agg_min"],
+            &[&["OW", "insert"]],
+            &[],
+        ),
+        "copy" => (&[], &[&["RO", "access"], &["OW", "update"]], &[]),
+        "renamenx" => (&[], &[&["RW", "access", "delete"], &["OW", "insert"]], &[]),
+        "randomkey" => (
+            &["request_policy:all_shards", "nondeterministic_output"],
+            &[],
+            &[],
+        ),
+        "object|encoding" | "object|refcount" | "object|idletime" | "object|freq" => {
+            (NONDET, RO, &[])
+        }
+        "spop" => (NONDET, RW_ACCESS_DELETE, &[]),
+        "smove" => (&[], &[&["RW", "access", "delete"], &["RW", "insert"]], &[]),
+        "srandmember" | "zrandmember" | "hscan" | "sscan" | "zscan" => (NONDET, &[], &[]),
         "del" | "unlink" => (MULTI_SUM, RM_DELETE, &[]),
         "exists" => (MULTI_SUM, RO, &[]),
         "type" | "watch" => (&[], RO, &[]),
@@ -454,7 +478,11 @@ fn meta(name: &str) -> Meta {
     Meta {
         tips,
         key_flags,
-        notes: (name == "set").then_some("RW and ACCESS due to the optional `GET` argument"),
+        notes: match name {
+            "set" => Some("RW and ACCESS due to the optional `GET` argument"),
+            "getex" => Some("RW and UPDATE because it changes the TTL"),
+            _ => None,
+        },
         acl_extra,
     }
 }

@@ -30,6 +30,7 @@ pub mod rate;
 pub mod scripting;
 pub mod sets;
 pub mod strings;
+pub mod substrings;
 pub mod window;
 pub mod zsets;
 
@@ -202,7 +203,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 20] {
+pub fn families() -> [&'static [CommandSpec]; 21] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -211,6 +212,7 @@ pub fn families() -> [&'static [CommandSpec]; 20] {
         admin::COMMANDS,
         keys::COMMANDS,
         strings::COMMANDS,
+        substrings::COMMANDS,
         rate::COMMANDS,
         window::COMMANDS,
         quota::COMMANDS,
