@@ -406,8 +406,8 @@ fn command_getkeys(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandEr
             "Invalid number of arguments specified for command",
         ));
     }
-    if spec.group == "scripting" && spec.has(super::flags::MOVABLEKEYS) {
-        let keys = super::scripting::script_keys(cmd);
+    if let Some(at) = super::numkeys_index(spec) {
+        let keys = super::counted_keys(cmd, at);
         return Ok(Frame::Array(
             keys.iter().cloned().map(Frame::Bulk).collect(),
         ));

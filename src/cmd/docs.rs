@@ -488,8 +488,8 @@ fn meta(name: &str) -> Meta {
 }
 
 fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
-    if spec.group == "scripting" && spec.has(flags::MOVABLEKEYS) {
-        return vec![script_key_spec(spec)];
+    if let Some(at) = super::numkeys_index(spec) {
+        return vec![keynum_key_spec(spec, at)];
     }
     if spec.first_key <= 0 {
         return vec![];
@@ -561,11 +561,11 @@ fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
         .collect()
 }
 
-/// The key spec of `EVAL`-like commands: a key count at argument 2, the keys after it.
-fn script_key_spec(spec: &CommandSpec) -> Frame {
+/// The key spec of commands whose keys follow a count at argument `at` (`EVAL`, `SINTERCARD`).
+fn keynum_key_spec(spec: &CommandSpec, at: usize) -> Frame {
     let read_only = spec.has(flags::READONLY);
     let mut m = Vec::new();
-    if !spec.name.starts_with("EVALSHA") {
+    if spec.group == "scripting" && !spec.name.starts_with("EVALSHA") {
         let note = if read_only {
             "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"
         } else {
@@ -588,7 +588,7 @@ fn script_key_spec(spec: &CommandSpec) -> Frame {
             (bulk("type"), bulk("index")),
             (
                 bulk("spec"),
-                Frame::Map(vec![(bulk("index"), Frame::Integer(2))]),
+                Frame::Map(vec![(bulk("index"), Frame::Integer(at as i64))]),
             ),
         ]),
     ));
