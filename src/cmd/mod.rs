@@ -23,6 +23,7 @@ pub mod limiter;
 pub mod lists;
 pub mod longdouble;
 pub mod multi;
+pub mod object;
 pub mod policy;
 pub mod pubsub;
 pub mod quota;
@@ -204,7 +205,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 22] {
+pub fn families() -> [&'static [CommandSpec]; 23] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -212,6 +213,7 @@ pub fn families() -> [&'static [CommandSpec]; 22] {
         gcra::COMMANDS,
         admin::COMMANDS,
         keys::COMMANDS,
+        object::COMMANDS,
         strings::COMMANDS,
         substrings::COMMANDS,
         rate::COMMANDS,
