@@ -29,6 +29,7 @@ pub mod pubsub;
 pub mod quota;
 pub mod rate;
 pub mod sampling;
+pub mod scan;
 pub mod scripting;
 pub mod sets;
 pub mod strings;
@@ -205,7 +206,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 23] {
+pub fn families() -> [&'static [CommandSpec]; 24] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -227,6 +228,7 @@ pub fn families() -> [&'static [CommandSpec]; 23] {
         lists::COMMANDS,
         sets::COMMANDS,
         sampling::COMMANDS,
+        scan::COMMANDS,
         pubsub::COMMANDS,
         policy::COMMANDS,
         scripting::COMMANDS,
