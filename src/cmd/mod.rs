@@ -358,7 +358,7 @@ pub fn counted_keys(req: &[Bytes], at: usize) -> &[Bytes] {
         return &[];
     };
     match usize::try_from(n) {
-        Ok(n) if n <= req.len() - at - 1 => &req[at + 1..at + 1 + n],
+        Ok(n) if n < req.len().saturating_sub(at) => &req[at + 1..at + 1 + n],
         _ => &[],
     }
 }
