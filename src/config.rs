@@ -10,7 +10,9 @@ use crate::persist::FsyncPolicy;
 use thiserror::Error;
 
 mod values;
-pub use values::{parse_tls_protocols, OutputBufferLimit, OutputBufferLimits, TlsAuthClients};
+pub use values::{
+    parse_tls_protocols, EncodingLimits, OutputBufferLimit, OutputBufferLimits, TlsAuthClients,
+};
 
 /// A configuration problem found at startup or by `CONFIG SET`.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -174,6 +176,8 @@ pub struct Config {
     pub tls_auth_clients: TlsAuthClients,
     /// `tls-protocols` as given (checked by [`parse_tls_protocols`]; empty = TLSv1.2 and 1.3).
     pub tls_protocols: String,
+    /// Redis's encoding thresholds (reported and settable; no storage effect).
+    pub encoding: EncodingLimits,
 }
 
 impl Default for Config {
@@ -219,6 +223,7 @@ impl Default for Config {
             tls_ca_cert_dir: None,
             tls_auth_clients: TlsAuthClients::Yes,
             tls_protocols: String::new(),
+            encoding: EncodingLimits::default(),
         }
     }
 }
@@ -622,6 +627,7 @@ impl Config {
                 self.client_query_buffer_limit = parse_memory(value).ok_or_else(bad)?
             }
             "policy-file" => self.policy_files.push(PathBuf::from(value)),
+            n if EncodingLimits::knows(n) => self.encoding.set(n, value)?,
             "policy-events-allowed-sample" => {
                 let f: f64 = value.trim().parse().map_err(|_| bad())?;
                 if !(0.0..=1.0).contains(&f) {

@@ -406,8 +406,8 @@ fn command_getkeys(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandEr
             "Invalid number of arguments specified for command",
         ));
     }
-    if spec.group == "scripting" && spec.has(super::flags::MOVABLEKEYS) {
-        let keys = super::scripting::script_keys(cmd);
+    if let Some(at) = super::numkeys_index(spec) {
+        let keys = super::counted_keys(cmd, at);
         return Ok(Frame::Array(
             keys.iter().cloned().map(Frame::Bulk).collect(),
         ));
@@ -435,7 +435,7 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         .unwrap_or_else(|_| cfg.dir.clone())
         .display()
         .to_string();
-    vec![
+    let mut params = vec![
         ("port", port.to_string()),
         ("bind", cfg.bind.join(" ")),
         ("maxclients", cfg.maxclients.to_string()),
@@ -512,7 +512,9 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("tls-ca-cert-dir", path_or_empty(&cfg.tls_ca_cert_dir)),
         ("tls-auth-clients", cfg.tls_auth_clients.name().to_owned()),
         ("tls-protocols", cfg.tls_protocols.clone()),
-    ]
+    ];
+    params.extend(cfg.encoding.params());
+    params
 }
 
 fn path_or_empty(path: &Option<std::path::PathBuf>) -> String {
@@ -614,7 +616,7 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             tls_param = Some(name.clone());
         }
         let value = args::text(&pair[1]);
-        if !MUTABLE.contains(&name.as_str()) {
+        if !MUTABLE.contains(&name.as_str()) && !crate::config::EncodingLimits::knows(&name) {
             if known.contains(&name.as_str()) {
                 return Err(CommandError::other(format!(
                     "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"

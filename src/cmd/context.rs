@@ -435,6 +435,37 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Runs `f` on the shard owning `key` in database `db` (not the selected one), journaling
+    /// and signalling a change as [`Ctx::with_shard`] does. `None` inside `EXEC`, whose locks
+    /// cover the selected database only (taking another's could deadlock with a transaction
+    /// there).
+    pub fn with_shard_in<R>(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        f: impl FnOnce(&mut Shard) -> R,
+    ) -> Option<R> {
+        if self.locked.is_some() {
+            return None;
+        }
+        let store = &self.shared.dbs[db];
+        let journal = Journal::new(self.shared, db, self.now);
+        let session = &mut *self.session;
+        let mut shard = store.lock(key);
+        shard.take_dirty();
+        let r = f(&mut shard);
+        if shard.take_dirty() {
+            session.stats.dirty += 1;
+            journal.key(&shard, key, session);
+            if store.watchers.active() {
+                store
+                    .watchers
+                    .touch(key, shard.get(key, self.now).is_some());
+            }
+        }
+        Some(r)
+    }
+
     /// Runs `f` with every shard owning one of `keys` locked (atomic across the keys).
     pub fn with_keys<K: AsRef<[u8]>, R>(
         &mut self,

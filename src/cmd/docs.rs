@@ -283,6 +283,7 @@ pub fn acl_bits(parent: Option<&CommandSpec>, spec: &CommandSpec) -> u64 {
     }
     cats |= match group {
         "string" => c::STRING,
+        "bitmap" => c::BITMAP,
         "generic" => c::KEYSPACE,
         "connection" => c::CONNECTION,
         "transactions" => c::TRANSACTION,
@@ -406,6 +407,7 @@ fn meta(name: &str) -> Meta {
     const RW_UPDATE: &[&[&str]] = &[&["RW", "update"]];
     const RM_DELETE: &[&[&str]] = &[&["RM", "delete"]];
     const RO: &[&[&str]] = &[&["RO"]];
+    const RW_ACCESS_DELETE: &[&[&str]] = &[&["RW", "access", "delete"]];
     let (tips, key_flags, acl_extra): (&[&str], &[&[&str]], &[&str]) = match name {
         "set" => (&[], &[&["RW", "access", "update", "variable_flags"]], &[]),
         "setex" | "psetex" => (&[], OW_UPDATE, &[]),
@@ -420,6 +422,28 @@ fn meta(name: &str) -> Meta {
         ),
         "mget" => (&["request_policy:multi_shard"], &[], &[]),
         "getdel" => (&[], &[&["RW", "access", "delete"]], &[]),
+        "getex" => (&[], &[&["RW", "access", "update"]], &[]),
+        "setrange" | "hmset" => (&[], &[&["RW", "update"]], &[]),
+        "append" => (&[], &[&["RW", "insert"]], &[]),
+        "strlen" => (&[], RO, &[]),
+        "msetnx" => (
+            &["request_policy:multi_shard", "response_policy:agg_min"],
+            &[&["OW", "insert"]],
+            &[],
+        ),
+        "copy" => (&[], &[&["RO", "access"], &["OW", "update"]], &[]),
+        "renamenx" => (&[], &[&["RW", "access", "delete"], &["OW", "insert"]], &[]),
+        "randomkey" => (
+            &["request_policy:all_shards", "nondeterministic_output"],
+            &[],
+            &[],
+        ),
+        "object|encoding" | "object|refcount" | "object|idletime" | "object|freq" => {
+            (NONDET, RO, &[])
+        }
+        "spop" => (NONDET, RW_ACCESS_DELETE, &[]),
+        "smove" => (&[], &[&["RW", "access", "delete"], &["RW", "insert"]], &[]),
+        "srandmember" | "zrandmember" | "hscan" | "sscan" | "zscan" => (NONDET, &[], &[]),
         "del" | "unlink" => (MULTI_SUM, RM_DELETE, &[]),
         "exists" => (MULTI_SUM, RO, &[]),
         "type" | "watch" => (&[], RO, &[]),
@@ -458,14 +482,18 @@ fn meta(name: &str) -> Meta {
     Meta {
         tips,
         key_flags,
-        notes: (name == "set").then_some("RW and ACCESS due to the optional `GET` argument"),
+        notes: match name {
+            "set" => Some("RW and ACCESS due to the optional `GET` argument"),
+            "getex" => Some("RW and UPDATE because it changes the TTL"),
+            _ => None,
+        },
         acl_extra,
     }
 }
 
 fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
-    if spec.group == "scripting" && spec.has(flags::MOVABLEKEYS) {
-        return vec![script_key_spec(spec)];
+    if let Some(at) = super::numkeys_index(spec) {
+        return vec![keynum_key_spec(spec, at)];
     }
     if spec.first_key <= 0 {
         return vec![];
@@ -537,11 +565,11 @@ fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
         .collect()
 }
 
-/// The key spec of `EVAL`-like commands: a key count at argument 2, the keys after it.
-fn script_key_spec(spec: &CommandSpec) -> Frame {
+/// The key spec of commands whose keys follow a count at argument `at` (`EVAL`, `SINTERCARD`).
+fn keynum_key_spec(spec: &CommandSpec, at: usize) -> Frame {
     let read_only = spec.has(flags::READONLY);
     let mut m = Vec::new();
-    if !spec.name.starts_with("EVALSHA") {
+    if spec.group == "scripting" && !spec.name.starts_with("EVALSHA") {
         let note = if read_only {
             "We cannot tell how the keys will be used so we assume the worst, RO and ACCESS"
         } else {
@@ -564,7 +592,7 @@ fn script_key_spec(spec: &CommandSpec) -> Frame {
             (bulk("type"), bulk("index")),
             (
                 bulk("spec"),
-                Frame::Map(vec![(bulk("index"), Frame::Integer(2))]),
+                Frame::Map(vec![(bulk("index"), Frame::Integer(at as i64))]),
             ),
         ]),
     ));

@@ -120,6 +120,26 @@ pub const COMMANDS: &[CommandSpec] = &[
         handler: hlen,
         ..BASE
     },
+    CommandSpec {
+        name: "HMSET",
+        arity: -4,
+        flags: WRITE | DENYOOM | FAST,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "hash",
+        summary: "Set multiple hash fields to multiple values",
+        since: "2.0.0",
+        complexity: "O(N) where N is the number of fields being set.",
+        args: "key:key data=(field:string value:string)...",
+        handler: |ctx, req| {
+            if req.len() % 2 != 0 {
+                return Err(CommandError::WrongArity("hmset".into()));
+            }
+            hset(ctx, req).map(|_| Frame::OK)
+        },
+        ..BASE
+    },
 ];
 
 /// The hash at `key` for reading: `Ok(None)` if absent, `WrongType` for other kinds.
@@ -422,5 +442,23 @@ mod tests {
             h.run(req);
         }
         assert_eq!(h.session.stats.dirty, before);
+    }
+
+    #[test]
+    fn hmset_answers_ok() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["HMSET", "h", "a", "1", "b", "2"]), Frame::OK);
+        assert_eq!(h.run(&["HMSET", "h", "a", "3"]), Frame::OK);
+        assert_eq!(h.run(&["HGET", "h", "a"]), bulk("3"));
+        assert_eq!(h.run(&["HLEN", "h"]), int(2));
+        assert_eq!(
+            h.run(&["HMSET", "h", "a", "1", "b"]),
+            err("ERR wrong number of arguments for 'hmset' command")
+        );
+        h.run(&["SET", "s", "v"]);
+        assert_eq!(
+            h.run(&["HMSET", "s", "a", "1"]),
+            err("WRONGTYPE Operation against a key holding the wrong kind of value")
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! Keyspace commands: DEL, UNLINK, EXISTS, TYPE, KEYS, SCAN, RENAME, EXPIRE, PEXPIRE, EXPIREAT,
-//! PEXPIREAT, TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST. They work on every value kind,
+//! Keyspace commands: DEL, UNLINK, EXISTS, TYPE, KEYS, SCAN, RENAME, RENAMENX, COPY, EXPIRE,
+//! PEXPIRE, EXPIREAT, PEXPIREAT, TTL, PTTL, EXPIRETIME, PEXPIRETIME, PERSIST. They work on every value kind,
 //! limiter states included.
 
 use bytes::Bytes;
@@ -99,6 +99,32 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Renames a key and overwrites the destination.",
         args: "key:key newkey:key",
         handler: rename,
+        ..BASE
+    },
+    CommandSpec {
+        name: "RENAMENX",
+        arity: 3,
+        flags: WRITE | FAST,
+        first_key: 1,
+        last_key: 2,
+        key_step: 1,
+        summary: "Rename a key, only if the new key does not exist",
+        args: "key:key newkey:key",
+        handler: renamenx,
+        ..BASE
+    },
+    CommandSpec {
+        name: "COPY",
+        arity: -3,
+        flags: WRITE | DENYOOM,
+        first_key: 1,
+        last_key: 2,
+        key_step: 1,
+        summary: "Copy a key",
+        since: "6.2.0",
+        complexity: "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.",
+        args: "source:key destination:key [DB destination-db:integer] [REPLACE]",
+        handler: copy,
         ..BASE
     },
     CommandSpec {
@@ -363,6 +389,77 @@ fn rename(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     })
 }
 
+fn renamenx(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let now = ctx.now;
+    let (src, dst) = (&req[1], &req[2]);
+    ctx.with_keys(&[src, dst], |g| {
+        if g.shard(src).get_live(src, now).is_none() {
+            return Err(CommandError::other("no such key"));
+        }
+        if src == dst || g.shard(dst).get_live(dst, now).is_some() {
+            return Ok(Frame::Integer(0));
+        }
+        if let Some(entry) = g.shard(src).remove(src, now) {
+            g.shard(dst).insert(dst, entry);
+        }
+        Ok(Frame::Integer(1))
+    })
+}
+
+fn copy(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let mut replace = false;
+    let mut db = ctx.session.db;
+    let mut a = args::Args::new(req, 3);
+    while let Some(opt) = a.next() {
+        if is(opt, "REPLACE") {
+            replace = true;
+        } else if is(opt, "DB") && a.remaining() > 0 {
+            let n = args::int(a.value()?)?;
+            if i32::try_from(n).is_err() {
+                return Err(CommandError::NotAnInteger);
+            }
+            db = usize::try_from(n)
+                .ok()
+                .filter(|&n| n < ctx.shared.dbs.len())
+                .ok_or_else(|| CommandError::other("DB index is out of range"))?;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let now = ctx.now;
+    let (src, dst) = (&req[1], &req[2]);
+    if db == ctx.session.db {
+        if src == dst {
+            return Err(CommandError::other(
+                "source and destination objects are the same",
+            ));
+        }
+        return ctx.with_keys(&[src, dst], |g| {
+            let Some(entry) = g.shard(src).get_live(src, now).cloned() else {
+                return Ok(Frame::Integer(0));
+            };
+            if !replace && g.shard(dst).get_live(dst, now).is_some() {
+                return Ok(Frame::Integer(0));
+            }
+            g.shard(dst).insert(dst, entry);
+            Ok(Frame::Integer(1))
+        });
+    }
+    // Another database: the source is read, then the copy written under the destination's
+    // lock (not one atomic step; see docs/commands.md).
+    let Some(entry) = ctx.with_shard(src, |s| s.get_live(src, now).cloned()) else {
+        return Ok(Frame::Integer(0));
+    };
+    ctx.with_shard_in(db, dst, |s| {
+        if !replace && s.get_live(dst, now).is_some() {
+            return Frame::Integer(0);
+        }
+        s.insert(dst, entry);
+        Frame::Integer(1)
+    })
+    .ok_or_else(|| CommandError::other("COPY to another database is not supported inside MULTI"))
+}
+
 fn expire(
     ctx: &mut Ctx<'_>,
     req: &[Bytes],
@@ -587,5 +684,71 @@ mod tests {
         assert_eq!(h.run(&["RENAME", "other", "moved"]), Frame::OK);
         assert_eq!(h.run(&["GET", "moved"]), bulk("1"));
         assert_eq!(h.run(&["RENAME", "nope", "x"]), err("ERR no such key"));
+    }
+
+    #[test]
+    fn renamenx_only_to_a_new_name() {
+        let mut h = Harness::new();
+        h.run(&["SET", "a", "1"]);
+        h.run(&["SET", "b", "2"]);
+        h.run(&["EXPIRE", "a", "10"]);
+        assert_eq!(h.run(&["RENAMENX", "a", "b"]), int(0));
+        assert_eq!(h.run(&["RENAMENX", "a", "a"]), int(0));
+        assert_eq!(h.run(&["RENAMENX", "a", "c"]), int(1));
+        assert_eq!(h.run(&["GET", "c"]), bulk("1"));
+        assert_eq!(h.run(&["TTL", "c"]), int(10), "the TTL moves along");
+        assert_eq!(h.run(&["EXISTS", "a"]), int(0));
+        assert_eq!(h.run(&["RENAMENX", "a", "d"]), err("ERR no such key"));
+        assert_eq!(h.run(&["RENAMENX", "a", "a"]), err("ERR no such key"));
+    }
+
+    #[test]
+    fn copy_within_and_across_databases() {
+        let mut h = Harness::new();
+        h.run(&["SADD", "s", "a", "b"]);
+        h.run(&["EXPIRE", "s", "10"]);
+        assert_eq!(h.run(&["COPY", "s", "t"]), int(1));
+        assert_eq!(h.run(&["SCARD", "t"]), int(2));
+        assert_eq!(h.run(&["TTL", "t"]), int(10), "the TTL is copied");
+        h.run(&["SADD", "t", "c"]);
+        assert_eq!(h.run(&["SCARD", "s"]), int(2), "the copy is independent");
+        assert_eq!(h.run(&["COPY", "s", "t"]), int(0));
+        assert_eq!(h.run(&["COPY", "s", "t", "REPLACE"]), int(1));
+        assert_eq!(h.run(&["SCARD", "t"]), int(2));
+        assert_eq!(h.run(&["COPY", "none", "t", "REPLACE"]), int(0));
+        assert_eq!(
+            h.run(&["COPY", "s", "s"]),
+            err("ERR source and destination objects are the same")
+        );
+        assert_eq!(h.run(&["COPY", "s", "s", "DB", "1"]), int(1));
+        assert_eq!(h.run(&["COPY", "s", "s", "DB", "1"]), int(0));
+        h.run(&["SELECT", "1"]);
+        assert_eq!(h.run(&["SCARD", "s"]), int(2));
+        assert_eq!(h.run(&["TTL", "s"]), int(10));
+        h.run(&["SELECT", "0"]);
+        assert_eq!(
+            h.run(&["COPY", "s", "x", "DB", "16"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            h.run(&["COPY", "s", "x", "DB", "-1"]),
+            err("ERR DB index is out of range")
+        );
+        assert_eq!(
+            h.run(&["COPY", "s", "x", "DB", "x"]),
+            err("ERR value is not an integer or out of range")
+        );
+        assert_eq!(h.run(&["COPY", "s", "x", "DB"]), err("ERR syntax error"));
+        assert_eq!(h.run(&["COPY", "s", "x", "NX"]), err("ERR syntax error"));
+        h.run(&["MULTI"]);
+        h.run(&["COPY", "s", "y", "DB", "2"]);
+        h.run(&["COPY", "s", "y"]);
+        assert_eq!(
+            h.run(&["EXEC"]),
+            Frame::Array(vec![
+                err("ERR COPY to another database is not supported inside MULTI"),
+                int(1)
+            ])
+        );
     }
 }

@@ -129,6 +129,21 @@ pub const COMMANDS: &[CommandSpec] = &[
         handler: llen,
         ..BASE
     },
+    CommandSpec {
+        name: "LPOS",
+        arity: -3,
+        flags: READONLY,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "list",
+        summary: "Return the index of matching elements on a list",
+        since: "6.0.6",
+        complexity: "O(N) where N is the number of elements in the list, for the average case. When searching for elements near the head or the tail of the list, or when the MAXLEN option is provided, the command may run in constant time.",
+        args: "key:key element:string [RANK rank:integer] [COUNT num-matches:integer] [MAXLEN len:integer]",
+        handler: lpos,
+        ..BASE
+    },
 ];
 
 #[derive(Clone, Copy)]
@@ -312,6 +327,73 @@ fn llen(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     })
 }
 
+fn lpos(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let (mut rank, mut count, mut maxlen) = (1i64, None::<u64>, 0u64);
+    let positive = |arg: &[u8], what: &str| {
+        super::args::parse_i64(arg)
+            .and_then(|n| u64::try_from(n).ok())
+            .ok_or_else(|| CommandError::other(format!("{what} can't be negative")))
+    };
+    let mut a = super::args::Args::new(req, 3);
+    while let Some(opt) = a.next() {
+        let is = |k: &str| super::args::is(opt, k) && a.remaining() > 0;
+        if is("RANK") {
+            rank = super::args::int(a.value()?)?;
+            if rank == i64::MIN {
+                return Err(CommandError::other(
+                    "value is out of range, value must between -9223372036854775807 and 9223372036854775807",
+                ));
+            }
+            if rank == 0 {
+                return Err(CommandError::other(
+                    "RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list",
+                ));
+            }
+        } else if is("COUNT") {
+            count = Some(positive(a.value()?, "COUNT")?);
+        } else if is("MAXLEN") {
+            maxlen = positive(a.value()?, "MAXLEN")?;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let now = ctx.now;
+    let key = &req[1];
+    let element = &req[2];
+    ctx.with_shard(key, |s| {
+        let Some(l) = read(s, key, now)? else {
+            return Ok(count.map_or(Frame::Null, |_| Frame::Array(vec![])));
+        };
+        let len = l.len();
+        let skip = rank.unsigned_abs() - 1;
+        let scanned = if maxlen == 0 {
+            len
+        } else {
+            len.min(maxlen as usize)
+        };
+        let index = |i: usize| if rank > 0 { i } else { len - 1 - i };
+        let mut found = Vec::new();
+        let mut matches = 0u64;
+        for i in 0..scanned {
+            if l[index(i)] != element {
+                continue;
+            }
+            matches += 1;
+            if matches > skip {
+                found.push(Frame::Integer(index(i) as i64));
+                // COUNT 0 means every match; no COUNT means the first.
+                if count.unwrap_or(1) != 0 && found.len() as u64 >= count.unwrap_or(1) {
+                    break;
+                }
+            }
+        }
+        Ok(match count {
+            Some(_) => Frame::Array(found),
+            None => found.pop().unwrap_or(Frame::Null),
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::cmd::testing::*;
@@ -434,5 +516,52 @@ mod tests {
             h.run(req);
         }
         assert_eq!(h.session.stats.dirty, before);
+    }
+
+    #[test]
+    fn lpos_ranks_counts_and_maxlen() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["LPOS", "l", "a"]), Frame::Null);
+        assert_eq!(
+            h.run(&["LPOS", "l", "a", "COUNT", "0"]),
+            Frame::Array(vec![])
+        );
+        h.run(&["RPUSH", "l", "a", "b", "c", "1", "2", "3", "c", "c"]);
+        let ints = |v: &[i64]| Frame::Array(v.iter().map(|&n| int(n)).collect());
+        assert_eq!(h.run(&["LPOS", "l", "c"]), int(2));
+        assert_eq!(h.run(&["LPOS", "l", "x"]), Frame::Null);
+        assert_eq!(h.run(&["LPOS", "l", "c", "RANK", "2"]), int(6));
+        assert_eq!(h.run(&["LPOS", "l", "c", "RANK", "-1"]), int(7));
+        assert_eq!(h.run(&["LPOS", "l", "c", "RANK", "4"]), Frame::Null);
+        assert_eq!(h.run(&["LPOS", "l", "c", "COUNT", "2"]), ints(&[2, 6]));
+        assert_eq!(h.run(&["LPOS", "l", "c", "COUNT", "0"]), ints(&[2, 6, 7]));
+        assert_eq!(
+            h.run(&["LPOS", "l", "c", "RANK", "-1", "COUNT", "2"]),
+            ints(&[7, 6])
+        );
+        assert_eq!(
+            h.run(&["LPOS", "l", "c", "COUNT", "0", "MAXLEN", "7"]),
+            ints(&[2, 6])
+        );
+        assert_eq!(
+            h.run(&["LPOS", "l", "c", "RANK", "-1", "MAXLEN", "1"]),
+            int(7)
+        );
+        assert_eq!(h.run(&["LPOS", "l", "x", "COUNT", "5"]), ints(&[]));
+        assert_eq!(
+            h.run(&["LPOS", "l", "c", "RANK", "0"]),
+            err("ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... or use negative to start from the end of the list")
+        );
+        assert_eq!(
+            h.run(&["LPOS", "l", "c", "COUNT", "-1"]),
+            err("ERR COUNT can't be negative")
+        );
+        assert_eq!(
+            h.run(&["LPOS", "l", "c", "MAXLEN", "-1"]),
+            err("ERR MAXLEN can't be negative")
+        );
+        assert_eq!(h.run(&["LPOS", "l", "c", "RANK"]), err("ERR syntax error"));
+        h.run(&["SET", "s", "v"]);
+        assert_eq!(h.run(&["LPOS", "s", "c"]), err(WRONGTYPE));
     }
 }

@@ -23,13 +23,17 @@ pub mod limiter;
 pub mod lists;
 pub mod longdouble;
 pub mod multi;
+pub mod object;
 pub mod policy;
 pub mod pubsub;
 pub mod quota;
 pub mod rate;
+pub mod sampling;
+pub mod scan;
 pub mod scripting;
 pub mod sets;
 pub mod strings;
+pub mod substrings;
 pub mod window;
 pub mod zsets;
 
@@ -202,7 +206,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 20] {
+pub fn families() -> [&'static [CommandSpec]; 24] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -210,7 +214,9 @@ pub fn families() -> [&'static [CommandSpec]; 20] {
         gcra::COMMANDS,
         admin::COMMANDS,
         keys::COMMANDS,
+        object::COMMANDS,
         strings::COMMANDS,
+        substrings::COMMANDS,
         rate::COMMANDS,
         window::COMMANDS,
         quota::COMMANDS,
@@ -221,6 +227,8 @@ pub fn families() -> [&'static [CommandSpec]; 20] {
         hashes::COMMANDS,
         lists::COMMANDS,
         sets::COMMANDS,
+        sampling::COMMANDS,
+        scan::COMMANDS,
         pubsub::COMMANDS,
         policy::COMMANDS,
         scripting::COMMANDS,
@@ -311,9 +319,9 @@ pub fn key_positions(
     req: &[Bytes],
 ) -> std::iter::StepBy<std::ops::RangeInclusive<usize>> {
     let none = std::ops::RangeInclusive::new(1, 0).step_by(1);
-    if spec.group == "scripting" && spec.has(flags::MOVABLEKEYS) {
-        let n = scripting::script_keys(req).len();
-        return (3..=2 + n).step_by(1);
+    if let Some(at) = numkeys_index(spec) {
+        let n = counted_keys(req, at).len();
+        return (at + 1..=at + n).step_by(1);
     }
     if spec.first_key <= 0 || spec.has(flags::NOT_KEY) || spec.has(flags::MOVABLEKEYS) {
         return none;
@@ -328,6 +336,31 @@ pub fn key_positions(
         return none;
     };
     (first..=last).step_by(usize::try_from(spec.key_step.max(1)).unwrap_or(1))
+}
+
+/// For commands whose keys follow a count (`EVAL script numkeys key...`, `SINTERCARD numkeys
+/// key...`): the position of the count. Their key specs are Redis's `keynum` kind.
+pub fn numkeys_index(spec: &CommandSpec) -> Option<usize> {
+    if !spec.has(flags::MOVABLEKEYS) {
+        return None;
+    }
+    match spec.group {
+        "scripting" => Some(2),
+        _ if spec.name == "SINTERCARD" => Some(1),
+        _ => None,
+    }
+}
+
+/// The keys after the count at `at` (none when the count is not a number of the arguments
+/// that follow).
+pub fn counted_keys(req: &[Bytes], at: usize) -> &[Bytes] {
+    let Some(n) = req.get(at).and_then(|n| args::parse_i64(n)) else {
+        return &[];
+    };
+    match usize::try_from(n) {
+        Ok(n) if n < req.len().saturating_sub(at) => &req[at + 1..at + 1 + n],
+        _ => &[],
+    }
 }
 
 /// Redis's guard against cross-protocol scripting: a request named `POST` or `Host:` is an HTTP

@@ -1,5 +1,6 @@
-//! Set commands: SADD, SREM, SISMEMBER, SMISMEMBER, SCARD, SMEMBERS, with Redis's replies and
-//! error texts. SMEMBERS is a RESP3 set (an array in RESP2); SISMEMBER and SMISMEMBER answer
+//! Set commands: SADD, SREM, SISMEMBER, SMISMEMBER, SCARD, SMEMBERS, SMOVE, SINTERCARD, with
+//! Redis's replies and error texts (SPOP and SRANDMEMBER are in [`super::sampling`], SSCAN in
+//! [`super::scan`]). SMEMBERS is a RESP3 set (an array in RESP2); SISMEMBER and SMISMEMBER answer
 //! integers in both protocols, as Redis 7 does. Removing the last member deletes the key;
 //! writes keep the key's TTL.
 //!
@@ -99,6 +100,31 @@ pub const COMMANDS: &[CommandSpec] = &[
         complexity: "O(N) where N is the set cardinality.",
         args: "key:key",
         handler: smembers,
+        ..BASE
+    },
+    CommandSpec {
+        name: "SMOVE",
+        arity: 4,
+        flags: WRITE | FAST,
+        first_key: 1,
+        last_key: 2,
+        key_step: 1,
+        group: "set",
+        summary: "Move a member from one set to another",
+        args: "source:key destination:key member:string",
+        handler: smove,
+        ..BASE
+    },
+    CommandSpec {
+        name: "SINTERCARD",
+        arity: -3,
+        flags: READONLY | MOVABLEKEYS,
+        group: "set",
+        summary: "Intersect multiple sets and return the cardinality of the result",
+        since: "7.0.0",
+        complexity: "O(N*M) worst case where N is the cardinality of the smallest set and M is the number of sets.",
+        args: "numkeys:integer key:key... [LIMIT limit:integer]",
+        handler: sintercard,
         ..BASE
     },
 ];
@@ -214,6 +240,91 @@ fn smembers(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     })
 }
 
+fn smove(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let now = ctx.now;
+    let (src, dst, member) = (&req[1], &req[2], &req[3]);
+    ctx.with_keys(&[src, dst], |g| {
+        let Some(from) = read(g.shard(src), src, now)? else {
+            return Ok(Frame::Integer(0));
+        };
+        let has = from.contains(member);
+        let dst_exists = read(g.shard(dst), dst, now)?.is_some();
+        if src == dst || !has {
+            return Ok(Frame::Integer(i64::from(has)));
+        }
+        let from = write(g.shard(src), src, now, true);
+        from.swap_remove(member.as_ref());
+        if from.is_empty() {
+            g.shard(src).remove(src, now);
+        }
+        write(g.shard(dst), dst, now, dst_exists).insert(Bytes::copy_from_slice(member));
+        Ok(Frame::Integer(1))
+    })
+}
+
+fn sintercard(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let numkeys = match super::args::parse_i64(&req[1]) {
+        Some(n) if n >= 1 => n,
+        _ => return Err(CommandError::other("numkeys should be greater than 0")),
+    };
+    if numkeys > (req.len() - 2) as i64 {
+        return Err(CommandError::other(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    let keys = super::counted_keys(req, 1);
+    let mut limit = 0usize;
+    let mut a = super::args::Args::new(req, 2 + keys.len());
+    while let Some(opt) = a.next() {
+        if super::args::is(opt, "LIMIT") && a.remaining() > 0 {
+            limit = super::args::parse_i64(a.value()?)
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| CommandError::other("LIMIT can't be negative"))?;
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let now = ctx.now;
+    ctx.with_keys(keys, |g| {
+        let mut sizes = Vec::with_capacity(keys.len());
+        // Every key is type-checked, as in Redis, before an empty one ends the count.
+        for k in keys {
+            match g.shard(k).get(k, now).map(|e| &e.value) {
+                None => sizes.push(0),
+                Some(Value::Set(m)) => sizes.push(m.len()),
+                Some(_) => return Err(CommandError::WrongType),
+            }
+        }
+        let Some((smallest, _)) = sizes.iter().enumerate().min_by_key(|(_, n)| **n) else {
+            return Ok(Frame::Integer(0));
+        };
+        // Handles are cheap to clone; the other sets are probed in place.
+        let members: Vec<Bytes> = match g
+            .shard(&keys[smallest])
+            .get(&keys[smallest], now)
+            .map(|e| &e.value)
+        {
+            Some(Value::Set(m)) => m.iter().cloned().collect(),
+            _ => Vec::new(),
+        };
+        let mut n = 0usize;
+        for m in &members {
+            let everywhere = keys.iter().enumerate().all(|(i, k)| {
+                i == smallest
+                    || matches!(g.shard(k).get(k, now).map(|e| &e.value),
+                        Some(Value::Set(s)) if s.contains(m))
+            });
+            if everywhere {
+                n += 1;
+                if n == limit {
+                    break;
+                }
+            }
+        }
+        Ok(Frame::Integer(n as i64))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use crate::cmd::testing::*;
@@ -291,5 +402,88 @@ mod tests {
             h.run(req);
         }
         assert_eq!(h.session.stats.dirty, before);
+    }
+
+    #[test]
+    fn smove_moves_one_member() {
+        let mut h = Harness::new();
+        h.run(&["SADD", "a", "x", "y"]);
+        h.run(&["EXPIRE", "a", "10"]);
+        assert_eq!(h.run(&["SMOVE", "a", "b", "x"]), int(1));
+        assert_eq!(h.run(&["SMEMBERS", "b"]), Frame::Set(vec![bulk("x")]));
+        assert_eq!(h.run(&["TTL", "a"]), int(10));
+        assert_eq!(h.run(&["SMOVE", "a", "b", "x"]), int(0), "no longer in a");
+        assert_eq!(h.run(&["SMOVE", "none", "b", "x"]), int(0));
+        assert_eq!(
+            h.run(&["SMOVE", "a", "a", "y"]),
+            int(1),
+            "same set: membership"
+        );
+        assert_eq!(h.run(&["SMOVE", "a", "a", "q"]), int(0));
+        assert_eq!(h.run(&["SMOVE", "a", "b", "y"]), int(1));
+        assert_eq!(
+            h.run(&["EXISTS", "a"]),
+            int(0),
+            "the emptied source is deleted"
+        );
+        assert_eq!(h.run(&["SCARD", "b"]), int(2));
+        h.run(&["SET", "str", "v"]);
+        assert_eq!(h.run(&["SMOVE", "b", "str", "x"]), err(WRONGTYPE));
+        assert_eq!(h.run(&["SMOVE", "str", "b", "x"]), err(WRONGTYPE));
+        assert_eq!(
+            h.run(&["SMOVE", "none", "str", "x"]),
+            int(0),
+            "a missing source first"
+        );
+        assert_eq!(h.run(&["SCARD", "b"]), int(2), "an error moves nothing");
+    }
+
+    #[test]
+    fn sintercard_counts_with_a_limit() {
+        let mut h = Harness::new();
+        h.run(&["SADD", "a", "1", "2", "3", "4"]);
+        h.run(&["SADD", "b", "2", "3", "4", "5"]);
+        h.run(&["SADD", "c", "3", "4", "9"]);
+        assert_eq!(h.run(&["SINTERCARD", "2", "a", "b"]), int(3));
+        assert_eq!(h.run(&["SINTERCARD", "3", "a", "b", "c"]), int(2));
+        assert_eq!(h.run(&["SINTERCARD", "2", "a", "b", "LIMIT", "2"]), int(2));
+        assert_eq!(h.run(&["SINTERCARD", "2", "a", "b", "LIMIT", "0"]), int(3));
+        assert_eq!(h.run(&["SINTERCARD", "1", "a"]), int(4));
+        assert_eq!(h.run(&["SINTERCARD", "2", "a", "none"]), int(0));
+        assert_eq!(
+            h.run(&["SINTERCARD", "0", "a"]),
+            err("ERR numkeys should be greater than 0")
+        );
+        assert_eq!(
+            h.run(&["SINTERCARD", "x", "a"]),
+            err("ERR numkeys should be greater than 0")
+        );
+        assert_eq!(
+            h.run(&["SINTERCARD", "3", "a", "b"]),
+            err("ERR Number of keys can't be greater than number of args")
+        );
+        assert_eq!(
+            h.run(&["SINTERCARD", "1", "a", "LIMIT", "-1"]),
+            err("ERR LIMIT can't be negative")
+        );
+        assert_eq!(
+            h.run(&["SINTERCARD", "1", "a", "LIMIT"]),
+            err("ERR syntax error")
+        );
+        h.run(&["SET", "str", "v"]);
+        assert_eq!(h.run(&["SINTERCARD", "2", "none", "str"]), err(WRONGTYPE));
+        assert_eq!(
+            h.run(&[
+                "COMMAND",
+                "GETKEYS",
+                "SINTERCARD",
+                "2",
+                "a",
+                "b",
+                "LIMIT",
+                "1"
+            ]),
+            Frame::Array(vec![bulk("a"), bulk("b")])
+        );
     }
 }

@@ -1,5 +1,6 @@
-//! String and counter commands: GET, SET, SETEX, PSETEX, SETNX, MGET, MSET, GETDEL, INCR,
-//! INCRBY, DECR, DECRBY, INCRBYFLOAT, with Redis's replies and error texts.
+//! String and counter commands: GET, SET, SETEX, PSETEX, SETNX, MGET, MSET, MSETNX, GETDEL,
+//! GETEX, GETSET, INCR, INCRBY, DECR, DECRBY, INCRBYFLOAT, with Redis's replies and error texts.
+//! Commands on parts of a string (APPEND, SETRANGE, bits, LCS) are in [`super::substrings`].
 
 use bytes::Bytes;
 
@@ -109,6 +110,48 @@ pub const COMMANDS: &[CommandSpec] = &[
         complexity: "O(N) where N is the number of keys to set.",
         args: "data=(key:key value:string)...",
         handler: mset,
+        ..BASE
+    },
+    CommandSpec {
+        name: "MSETNX",
+        arity: -3,
+        flags: WRITE | DENYOOM,
+        first_key: 1,
+        last_key: -1,
+        key_step: 2,
+        group: "string",
+        summary: "Set multiple keys to multiple values, only if none of the keys exist",
+        since: "1.0.1",
+        complexity: "O(N) where N is the number of keys to set.",
+        args: "data=(key:key value:string)...",
+        handler: msetnx,
+        ..BASE
+    },
+    CommandSpec {
+        name: "GETEX",
+        arity: -2,
+        flags: WRITE | FAST,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "string",
+        summary: "Get the value of a key and optionally set its expiration",
+        since: "6.2.0",
+        args: "key:key [expiration=[EX seconds:integer|PX milliseconds:integer|EXAT unix-time-seconds:unix-time|PXAT unix-time-milliseconds:unix-time|PERSIST]]",
+        handler: getex,
+        ..BASE
+    },
+    CommandSpec {
+        name: "GETSET",
+        arity: 3,
+        flags: WRITE | DENYOOM | FAST,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "string",
+        summary: "Set the string value of a key and return its old value",
+        args: "key:key value:string",
+        handler: getset,
         ..BASE
     },
     CommandSpec {
@@ -240,7 +283,7 @@ enum Condition {
     Xx,
 }
 
-fn copy_value(b: &[u8]) -> Value {
+pub(super) fn copy_value(b: &[u8]) -> Value {
     // Copied so the keyspace never pins a connection's read buffer.
     Value::Str(Bytes::copy_from_slice(b))
 }
@@ -405,6 +448,106 @@ fn getdel(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         };
         s.remove(key, now);
         Ok(Frame::Bulk(v))
+    })
+}
+
+fn msetnx(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    if req.len() % 2 == 0 {
+        return Err(CommandError::WrongArity("msetnx".into()));
+    }
+    let now = ctx.now;
+    let keys: Vec<&Bytes> = req[1..].iter().step_by(2).collect();
+    let set = ctx.with_keys(&keys, |guard| {
+        if keys.iter().any(|k| guard.shard(k).get(k, now).is_some()) {
+            return false;
+        }
+        for pair in req[1..].chunks_exact(2) {
+            guard
+                .shard(&pair[0])
+                .insert(&pair[0], Entry::new(copy_value(&pair[1])));
+        }
+        true
+    });
+    Ok(Frame::Integer(i64::from(set)))
+}
+
+/// What GETEX does to the key's time to live.
+enum TtlChange {
+    Keep,
+    Persist,
+    /// An absolute Unix time in milliseconds, and whether it was given as absolute (EXAT,
+    /// PXAT: it may lie in the past, which deletes the key).
+    At(i64, bool),
+}
+
+fn getex(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    // As in Redis: the option list is checked first (an expiry option may repeat, the last
+    // one winning; PERSIST and an expiry conflict), the number only once the key is found.
+    let mut persist = false;
+    let mut expire_opt: Option<(&Bytes, &Bytes)> = None;
+    let mut a = args::Args::new(req, 2);
+    while let Some(opt) = a.next() {
+        let kind = |k: &str| expire_opt.is_none_or(|(o, _)| is(o, k));
+        if is(opt, "PERSIST") && expire_opt.is_none() {
+            persist = true;
+        } else if !persist
+            && ["EX", "PX", "EXAT", "PXAT"]
+                .into_iter()
+                .any(|k| is(opt, k) && kind(k))
+            && a.remaining() > 0
+        {
+            expire_opt = Some((opt, a.value()?));
+        } else {
+            return Err(CommandError::Syntax);
+        }
+    }
+    let now = ctx.now;
+    let key = &req[1];
+    ctx.with_shard(key, |s| {
+        let Some(value) = read_string(s, key, now)? else {
+            return Ok(Frame::Null);
+        };
+        let change = match expire_opt {
+            Some((opt, v)) => {
+                let n = args::int(v)?;
+                let secs = is(opt, "EX") || is(opt, "EXAT");
+                let absolute = is(opt, "EXAT") || is(opt, "PXAT");
+                TtlChange::At(expire_at(now, n, secs, absolute, "getex", true)?, absolute)
+            }
+            None if persist => TtlChange::Persist,
+            None => TtlChange::Keep,
+        };
+        match change {
+            TtlChange::Keep => {}
+            TtlChange::At(ms, true) if ms <= now.as_millis() as i64 => {
+                s.remove(key, now);
+            }
+            TtlChange::At(ms, _) => {
+                if let Some(e) = s.get_mut(key, now) {
+                    e.expires_at = Some(Nanos::expiry_from_millis(ms as u64));
+                }
+            }
+            TtlChange::Persist => {
+                // Only a key that had a TTL changes (and is journaled).
+                if s.get_live(key, now).is_some_and(|e| e.expires_at.is_some()) {
+                    if let Some(e) = s.get_mut(key, now) {
+                        e.expires_at = None;
+                    }
+                }
+            }
+        }
+        Ok(Frame::Bulk(value))
+    })
+}
+
+fn getset(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let now = ctx.now;
+    let (key, value) = (&req[1], &req[2]);
+    ctx.with_shard(key, |s| {
+        let old = read_string(s, key, now)?;
+        // Like SET: the new value has no TTL.
+        s.insert(key, Entry::new(copy_value(value)));
+        Ok(old.map_or(Frame::Null, Frame::Bulk))
     })
 }
 
@@ -580,6 +723,88 @@ mod tests {
         assert_eq!(
             h.run(&["SETEX", "e", "-5", "v"]),
             err("ERR invalid expire time in 'setex' command")
+        );
+    }
+
+    #[test]
+    fn getex_reads_and_changes_the_ttl_like_redis() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["GETEX", "k"]), Frame::Null);
+        assert_eq!(
+            h.run(&["GETEX", "k", "EX", "0"]),
+            Frame::Null,
+            "missing key first"
+        );
+        h.run(&["SET", "k", "v"]);
+        assert_eq!(h.run(&["GETEX", "k"]), bulk("v"));
+        assert_eq!(h.run(&["TTL", "k"]), int(-1));
+        assert_eq!(h.run(&["GETEX", "k", "EX", "100"]), bulk("v"));
+        assert_eq!(h.run(&["TTL", "k"]), int(100));
+        assert_eq!(
+            h.run(&["GETEX", "k", "PX", "5000", "PX", "1500"]),
+            bulk("v")
+        );
+        assert_eq!(h.run(&["PTTL", "k"]), int(1500));
+        assert_eq!(h.run(&["GETEX", "k", "PERSIST"]), bulk("v"));
+        assert_eq!(h.run(&["TTL", "k"]), int(-1));
+        let at = (h.clock_ms() / 1000 + 50).to_string();
+        assert_eq!(h.run(&["GETEX", "k", "EXAT", &at]), bulk("v"));
+        assert_eq!(h.run(&["TTL", "k"]), int(50));
+        let past = (h.clock_ms() - 1).to_string();
+        assert_eq!(h.run(&["GETEX", "k", "PXAT", &past]), bulk("v"));
+        assert_eq!(h.run(&["EXISTS", "k"]), int(0), "a past PXAT deletes");
+        h.run(&["SET", "k", "v"]);
+        for bad in [
+            &["GETEX", "k", "EX", "1", "PX", "1"][..],
+            &["GETEX", "k", "PERSIST", "EX", "1"],
+            &["GETEX", "k", "EX", "1", "PERSIST"],
+            &["GETEX", "k", "KEEPTTL"],
+            &["GETEX", "k", "NX"],
+            &["GETEX", "k", "EX"],
+        ] {
+            assert_eq!(h.run(bad), err("ERR syntax error"), "{bad:?}");
+        }
+        for bad in ["0", "-1", "9223372036854775807"] {
+            assert_eq!(
+                h.run(&["GETEX", "k", "EX", bad]),
+                err("ERR invalid expire time in 'getex' command"),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            h.run(&["GETEX", "k", "EX", "x"]),
+            err("ERR value is not an integer or out of range")
+        );
+        h.run(&["SADD", "s", "a"]);
+        assert_eq!(h.run(&["GETEX", "s", "PERSIST"]), err(WRONGTYPE));
+        let before = h.session.stats.dirty;
+        h.run(&["GETEX", "k", "PERSIST"]);
+        assert_eq!(
+            h.session.stats.dirty, before,
+            "PERSIST without a TTL changes nothing"
+        );
+    }
+
+    #[test]
+    fn getset_and_msetnx() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["GETSET", "k", "a"]), Frame::Null);
+        h.run(&["EXPIRE", "k", "10"]);
+        assert_eq!(h.run(&["GETSET", "k", "b"]), bulk("a"));
+        assert_eq!(h.run(&["TTL", "k"]), int(-1), "GETSET drops the TTL");
+        h.run(&["INCR", "n"]);
+        assert_eq!(h.run(&["GETSET", "n", "x"]), bulk("1"));
+        h.run(&["SADD", "s", "a"]);
+        assert_eq!(h.run(&["GETSET", "s", "x"]), err(WRONGTYPE));
+        assert_eq!(h.run(&["MSETNX", "x1", "1", "x2", "2"]), int(1));
+        assert_eq!(h.run(&["MSETNX", "x3", "3", "x2", "9"]), int(0));
+        assert_eq!(h.run(&["EXISTS", "x3"]), int(0), "nothing is set");
+        assert_eq!(h.run(&["GET", "x2"]), bulk("2"));
+        assert_eq!(h.run(&["MSETNX", "x4", "4", "x4", "5"]), int(1));
+        assert_eq!(h.run(&["GET", "x4"]), bulk("5"));
+        assert_eq!(
+            h.run(&["MSETNX", "a", "1", "b"]),
+            err("ERR wrong number of arguments for 'msetnx' command")
         );
     }
 }

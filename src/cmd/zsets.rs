@@ -524,7 +524,7 @@ fn zrange(ctx: &mut Ctx<'_>, req: &[Bytes], by_score_cmd: bool) -> Result<Frame,
 
 /// Members, with scores if asked: flat `member, score` pairs in RESP2, `[member, score]`
 /// arrays in RESP3 (as Redis 7 sends them).
-fn render(picked: Vec<(&Bytes, f64)>, withscores: bool, resp3: bool) -> Vec<Frame> {
+pub(super) fn render(picked: Vec<(&Bytes, f64)>, withscores: bool, resp3: bool) -> Vec<Frame> {
     let mut out = Vec::with_capacity(picked.len() * if withscores && !resp3 { 2 } else { 1 });
     for (m, score) in picked {
         let member = Frame::Bulk(m.clone());

@@ -1,5 +1,5 @@
 //! Settings whose values are more than a number or a word: `client-output-buffer-limit`'s
-//! per-class limits, `tls-auth-clients` and `tls-protocols`. Parsing and rendering only, with
+//! per-class limits, `tls-auth-clients`, `tls-protocols`, and Redis's encoding thresholds. Parsing and rendering only, with
 //! Redis's texts; [`super::Config`] stores them.
 
 use super::{parse_memory, ConfigError};
@@ -155,6 +155,161 @@ impl OutputBufferLimits {
         .map(|(name, l)| format!("{name} {} {} {}", l.hard, l.soft, l.soft_seconds))
         .collect::<Vec<_>>()
         .join(" ")
+    }
+}
+
+/// One of Redis's encoding thresholds: its name, its older alias, its default and bounds, and
+/// whether it is a memory value (`64mb`).
+struct EncodingParam {
+    name: &'static str,
+    alias: Option<&'static str>,
+    default: i64,
+    min: i64,
+    max: i64,
+    memory: bool,
+}
+
+const fn param(
+    name: &'static str,
+    alias: Option<&'static str>,
+    default: i64,
+    min: i64,
+    memory: bool,
+) -> EncodingParam {
+    EncodingParam {
+        name,
+        alias,
+        default,
+        min,
+        max: if min < 0 { i32::MAX as i64 } else { i64::MAX },
+        memory,
+    }
+}
+
+/// Redis 7.0's encoding thresholds (and 7.2's set listpack pair), with Redis's defaults.
+const ENCODING_PARAMS: &[EncodingParam] = &[
+    param(
+        "hash-max-listpack-entries",
+        Some("hash-max-ziplist-entries"),
+        512,
+        0,
+        false,
+    ),
+    param(
+        "hash-max-listpack-value",
+        Some("hash-max-ziplist-value"),
+        64,
+        0,
+        true,
+    ),
+    param(
+        "zset-max-listpack-entries",
+        Some("zset-max-ziplist-entries"),
+        128,
+        0,
+        false,
+    ),
+    param(
+        "zset-max-listpack-value",
+        Some("zset-max-ziplist-value"),
+        64,
+        0,
+        true,
+    ),
+    param("set-max-intset-entries", None, 512, 0, false),
+    param("set-max-listpack-entries", None, 128, 0, false),
+    param("set-max-listpack-value", None, 64, 0, true),
+    param(
+        "list-max-listpack-size",
+        Some("list-max-ziplist-size"),
+        -2,
+        i32::MIN as i64,
+        false,
+    ),
+    param("list-compress-depth", None, 0, 0, false),
+    param("stream-node-max-bytes", None, 4096, 0, true),
+    param("stream-node-max-entries", None, 100, 0, false),
+];
+
+/// Redis's encoding thresholds (`hash-max-listpack-entries`, `set-max-intset-entries`, ...).
+/// limitkv stores every value the same way whatever its size, so these change no behaviour:
+/// they are accepted (config file, `CONFIG SET`) and reported (`CONFIG GET`) so tools and test
+/// suites that tune them work, and `OBJECT ENCODING` reads them to name the encoding Redis
+/// would use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodingLimits {
+    values: Vec<i64>,
+}
+
+impl Default for EncodingLimits {
+    fn default() -> Self {
+        EncodingLimits {
+            values: ENCODING_PARAMS.iter().map(|p| p.default).collect(),
+        }
+    }
+}
+
+impl EncodingLimits {
+    fn index(name: &str) -> Option<usize> {
+        ENCODING_PARAMS
+            .iter()
+            .position(|p| p.name == name || p.alias == Some(name))
+    }
+
+    /// True for a threshold's name or alias.
+    pub fn knows(name: &str) -> bool {
+        Self::index(name).is_some()
+    }
+
+    /// The value of `name` (or its alias).
+    pub fn get(&self, name: &str) -> Option<i64> {
+        Self::index(name).map(|i| self.values[i])
+    }
+
+    /// Every name and alias with its value, as `CONFIG GET` lists them.
+    pub fn params(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for (p, v) in ENCODING_PARAMS.iter().zip(&self.values) {
+            out.push((p.name, v.to_string()));
+            if let Some(alias) = p.alias {
+                out.push((alias, v.to_string()));
+            }
+        }
+        out
+    }
+
+    /// Sets `name` from text, with Redis's parse, bounds and error texts.
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let i = Self::index(name)
+            .ok_or_else(|| ConfigError::Invalid(format!("unknown setting '{name}'")))?;
+        let p = &ENCODING_PARAMS[i];
+        let n = if p.memory {
+            parse_memory(value)
+                .and_then(|n| i64::try_from(n).ok())
+                .ok_or_else(|| ConfigError::Invalid("argument must be a memory value".into()))?
+        } else {
+            // Redis's strict integers: no sign but `-`, no blanks.
+            value
+                .parse::<i64>()
+                .ok()
+                .filter(|_| !value.starts_with('+'))
+                .ok_or_else(|| {
+                    ConfigError::Invalid("argument couldn't be parsed into an integer".into())
+                })?
+        };
+        if !(p.min..=p.max).contains(&n) {
+            return Err(ConfigError::Invalid(format!(
+                "argument must be between {} and {} inclusive",
+                p.min, p.max
+            )));
+        }
+        self.values[i] = n;
+        Ok(())
+    }
+
+    /// A threshold by its (current) name, for the encoding rules; its default if unknown.
+    pub fn limit(&self, name: &str) -> i64 {
+        self.get(name).unwrap_or(0)
     }
 }
 

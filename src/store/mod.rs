@@ -146,6 +146,18 @@ impl Shard {
         Some(entry)
     }
 
+    /// The key of entry number `idx` (`0..len()`), if it is live; an expired entry there is
+    /// removed (lazy expiry) and reads as none.
+    pub fn key_at(&mut self, idx: usize, now: Nanos) -> Option<bytes::Bytes> {
+        let (k, e) = self.map.get_index(idx)?;
+        if e.is_expired(now) {
+            self.map.swap_remove_index(idx);
+            self.expired += 1;
+            return None;
+        }
+        Some(bytes::Bytes::copy_from_slice(k))
+    }
+
     /// Whether `key` has an entry, live or expired but not yet removed.
     pub fn holds(&self, key: &[u8]) -> bool {
         self.map.contains_key(key)
