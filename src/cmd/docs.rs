@@ -283,7 +283,6 @@ pub fn acl_bits(parent: Option<&CommandSpec>, spec: &CommandSpec) -> u64 {
     }
     cats |= match group {
         "string" => c::STRING,
-        "bitmap" => c::BITMAP,
         "generic" => c::KEYSPACE,
         "connection" => c::CONNECTION,
         "transactions" => c::TRANSACTION,
