@@ -275,7 +275,7 @@ fn auth(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         }
         (&b"default"[..], &req[1][..])
     };
-    super::acl::authenticate(ctx, user, pass, &req[0])?;
+    super::permissions::authenticate(ctx, user, pass, &req[0])?;
     Ok(Frame::OK)
 }
 
@@ -315,7 +315,7 @@ fn hello(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         }
     }
     if let Some((user, pass)) = credentials {
-        super::acl::authenticate(ctx, user, pass, &req[0])?;
+        super::permissions::authenticate(ctx, user, pass, &req[0])?;
     }
     if !ctx.session.authenticated {
         return Err(CommandError::Coded(
@@ -370,7 +370,7 @@ fn reset(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
     ctx.session.resp = RespVersion::Resp2;
     ctx.session.info.resp.store(2, Ordering::Relaxed);
     *ctx.session.info.name.lock() = None;
-    super::acl::reset_user(ctx);
+    super::permissions::reset_user(ctx);
     Ok(Frame::simple("RESET"))
 }
 

@@ -71,7 +71,7 @@ impl Shared {
     /// Fresh state for `config`, reading time from `clock`.
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Shared {
         let (shutdown, _) = watch::channel(false);
-        let acl = super::acl::new_acl();
+        let acl = super::permissions::new_acl();
         if config.requirepass.is_some() {
             acl.set_default_password(config.requirepass.as_deref());
         }

@@ -24,6 +24,7 @@ pub mod lists;
 pub mod longdouble;
 pub mod multi;
 pub mod object;
+pub mod permissions;
 pub mod policy;
 pub mod pubsub;
 pub mod quota;
@@ -416,7 +417,7 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     if !ctx.session.authenticated && !checked.has(flags::NO_AUTH) {
         return Err(reject(ctx, spec, CommandError::NoAuth));
     }
-    acl::refresh(ctx);
+    permissions::refresh(ctx);
     // Redis's Pub/Sub context: a subscribed RESP2 connection may only (un)subscribe, PING,
     // QUIT or RESET (RESP3 multiplexes replies and pushes, so it may run anything). Commands
     // inside EXEC are not checked again, as in Redis.
@@ -441,8 +442,12 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         } else {
             crate::acl::LogContext::Toplevel
         };
-        if let Err(e) = acl::check(ctx, spec, checked, req, context) {
-            let e = if in_exec { acl::exec_denial(&e) } else { e };
+        if let Err(e) = permissions::check(ctx, spec, checked, req, context) {
+            let e = if in_exec {
+                permissions::exec_denial(&e)
+            } else {
+                e
+            };
             return Err(reject(ctx, spec, e));
         }
     }

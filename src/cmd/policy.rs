@@ -606,7 +606,7 @@ fn run_check(ctx: &mut Ctx<'_>, a: CheckArgs, kind: Kind) -> Result<Frame, Comma
     } else {
         crate::acl::user::KEY_ALL
     };
-    super::acl::check_derived_keys(ctx, &keys, need)?;
+    super::permissions::check_derived_keys(ctx, &keys, need)?;
     let dryrun = a.dryrun || body.dryrun;
     let charge = kind != Kind::Status && !dryrun;
     let has_lease = rules
@@ -987,7 +987,7 @@ fn settle(
     let keys = resolved.as_ref().map_or_else(Vec::new, |x| {
         keys_of(&x.key_policy.name, &rules, &r.identity)
     });
-    super::acl::check_derived_keys(ctx, &keys, crate::acl::user::KEY_ALL)?;
+    super::permissions::check_derived_keys(ctx, &keys, crate::acl::user::KEY_ALL)?;
     let demand = actual.map(|(t, c)| Demand {
         tokens: t.unwrap_or(r.tokens),
         cost: c.unwrap_or(r.cost),
@@ -1111,7 +1111,7 @@ fn limit_release(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError
         .filter(|a| matches!(a.rule.limit, Limit::Lease { .. }))
         .collect();
     let keys = keys_of(&resolved.key_policy.name, &rules, &req[2]);
-    super::acl::check_derived_keys(ctx, &keys, crate::acl::user::KEY_ALL)?;
+    super::permissions::check_derived_keys(ctx, &keys, crate::acl::user::KEY_ALL)?;
     let found = ctx.with_keys(&keys, |g| {
         let mut found = false;
         for (k, a) in keys.iter().zip(&rules) {
@@ -1154,7 +1154,7 @@ fn limit_reset(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
         keys.dedup();
         keys
     };
-    super::acl::check_derived_keys(ctx, &keys, crate::acl::user::KEY_WRITE)?;
+    super::permissions::check_derived_keys(ctx, &keys, crate::acl::user::KEY_WRITE)?;
     let n = ctx.with_keys(&keys, |g| {
         keys.iter()
             .filter(|k| g.shard(k).remove(k, now).is_some())

@@ -649,8 +649,10 @@ fn call_from_script(
         return rejected("Wrong number of args calling Redis command from script");
     }
     if !ctx.session.user.selector.is_unrestricted() {
-        if let Err(e) = super::acl::check(ctx, spec, checked, req, crate::acl::LogContext::Lua) {
-            return CallOutcome::Rejected(super::acl::script_denial(&e));
+        if let Err(e) =
+            super::permissions::check(ctx, spec, checked, req, crate::acl::LogContext::Lua)
+        {
+            return CallOutcome::Rejected(super::permissions::script_denial(&e));
         }
     }
     let has = |flag| spec.has(flag) || checked.has(flag);

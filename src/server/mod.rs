@@ -88,7 +88,7 @@ pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> io::Result<Server> {
         }
     }
     let shared = Arc::new(Shared::new(config, clock));
-    crate::cmd::acl::load_at_start(&shared)
+    crate::cmd::permissions::load_at_start(&shared)
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     shared.tcp_port.store(u32::from(port), Ordering::Relaxed);
     let (tls_port, http_tls) = {
