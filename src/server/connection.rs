@@ -33,8 +33,7 @@ use crate::metrics::add;
 use crate::persist::{FsyncPolicy, Writer};
 use crate::protocol::{decode_request, encode, DecodeLimits, Request};
 
-/// Bytes a read asks for at least; long-lived buffers shrink back to this.
-pub(super) const READ_CHUNK: usize = 16 * 1024;
+use super::replies::READ_CHUNK;
 
 /// What woke the connection task.
 enum Event {

@@ -13,10 +13,12 @@ use parking_lot::Mutex;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 
-use super::connection::READ_CHUNK;
 use crate::cmd::ClientInfo;
 use crate::config::OutputBufferLimit;
 use crate::persist::{Deferred, DurableWaiter, Seq, Writer};
+
+/// Bytes a read asks for at least; long-lived read and reply buffers shrink back to this.
+pub(super) const READ_CHUNK: usize = 16 * 1024;
 
 /// Where a connection's replies go.
 pub(super) trait Replies {
