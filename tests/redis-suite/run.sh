@@ -17,8 +17,8 @@
 #
 # Each unit runs in a scratch copy of runtest + tests/ whose src/redis-cli, src/redis-server and
 # src/redis-benchmark are symlinks to the installed Debian binaries, as
-#   ./runtest --host 127.0.0.1 --port P --single unit/NAME --ignore-encoding --durable
-#             --clients 1 --tags "-needs:debug -needs:repl ..."
+#   ./runtest --host 127.0.0.1 --port P --baseport B --single unit/NAME --ignore-encoding
+#             --durable --clients 1 --tags "-needs:debug -needs:repl ..."
 # against a fresh limitkv on a free loopback port (stopped afterwards), or the shared one.
 # Counts come from the runner's [ok] / [err] / [exception] / [ignore] / [skip] lines. An
 # [ignore] line for a whole `external:skip` block counts once, whatever the number of tests in it.
@@ -150,20 +150,31 @@ table=() failures="$scratch/failures"
 
 # run_unit UNIT: one runner invocation against $port; appends to the table and the failures.
 run_unit() {
-    local unit="$1" name="${1#unit/}" log rc status pass fail ign skip start elapsed last
+    local unit="$1" name="${1#unit/}" log rc status pass fail ign skip start elapsed last base
     log="$logdir/${name//\//-}.log"
     start=$(date +%s)
+    # The runner listens for its test client on the first port of [baseport-32, baseport) that
+    # its own check finds free; that check misses a port another run holds on 127.0.0.1, so two
+    # runs at once would collide on the fixed default (21079). Start the range at a free port.
+    base=$(( $(free_port) + 32 ))
     (cd "$scratch" && exec timeout -k 10 "$unit_timeout" ./runtest --host 127.0.0.1 \
-        --port "$port" --single "$unit" --ignore-encoding --durable --clients 1 \
-        --tags "$deny_tags") </dev/null 2>&1 | strip_ansi >"$log"
+        --port "$port" --baseport "$base" --single "$unit" --ignore-encoding --durable \
+        --clients 1 --tags "$deny_tags") </dev/null 2>&1 | strip_ansi >"$log"
     rc=${PIPESTATUS[0]}
     elapsed=$(( $(date +%s) - start ))
     pass=$(grep -c '^\[ok\]: ' "$log")
     fail=$(grep -c '^\[err\]: ' "$log")
     ign=$(grep -c '^\[ignore\]: ' "$log")
     skip=$(grep -c '^\[skip\]: ' "$log")
-    grep '^\[err\]: ' "$log" | sed -e 's/^\[err\]: //' -e "s# in tests/$unit\.tcl\$##" \
-        -e "s#^#$name: #" >>"$failures"
+    # A test's failure reads "[err]: NAME in tests/unit/X.tcl"; an error outside any test (the
+    # rest of its start_server block is then skipped) carries the error text instead, with its
+    # first 10 characters cut off by the runner.
+    grep '^\[err\]: ' "$log" | sed -e 's/^\[err\]: //' | while IFS= read -r line; do
+        case "$line" in
+            *" in tests/$unit.tcl") echo "$name: ${line% in tests/"$unit".tcl}" ;;
+            *) echo "$name: [block aborted, rest of its start_server block not run] $line" ;;
+        esac
+    done >>"$failures"
     last="$(grep -E '^\[(ok|err)\]: ' "$log" | tail -n 1 | sed -E 's/^\[(ok|err)\]: //')"
     if grep -qE "^\[[0-9]+/[0-9]+ done\]: $unit " "$log"; then
         status=ok
@@ -199,8 +210,8 @@ no_server_unit() {
     echo "$1: no-server"
 }
 
-mode="one fresh limitkv per unit"
-[ "$shared" -eq 1 ] && mode="one shared limitkv"
+mode="one fresh server per unit"
+[ "$shared" -eq 1 ] && mode="one shared server"
 echo "redis-suite: $(basename "$src") runner, $bin, $mode, ${#resolved[@]} units, logs in $logdir"
 if [ "$shared" -eq 1 ]; then
     if start_server "$logdir/limitkv-shared.log"; then
