@@ -545,6 +545,8 @@ fn config_get(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 }
 
 const MUTABLE: &[&str] = &[
+    // Only `save ""` (no snapshots, what limitkv does): clients and Redis's tests set it.
+    "save",
     "auto-aof-rewrite-percentage",
     "auto-aof-rewrite-min-size",
     "maxclients",
@@ -616,6 +618,12 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             tls_param = Some(name.clone());
         }
         let value = args::text(&pair[1]);
+        if name == "save" && !value.trim().is_empty() {
+            return Err(CommandError::other(
+                "CONFIG SET failed (possibly related to argument 'save') - limitkv takes no RDB \
+                 snapshots: only an empty save (none) can be set",
+            ));
+        }
         if !MUTABLE.contains(&name.as_str()) && !crate::config::EncodingLimits::knows(&name) {
             if known.contains(&name.as_str()) {
                 return Err(CommandError::other(format!(
@@ -1060,6 +1068,12 @@ mod tests {
         assert_eq!(
             h.run(&["CONFIG", "SET", "nope", "1"]),
             err("ERR Unknown option or number of arguments for CONFIG SET - 'nope'")
+        );
+        // No snapshots is what limitkv does; asking for snapshots is refused.
+        assert_eq!(h.run(&["CONFIG", "SET", "save", ""]), Frame::OK);
+        assert_eq!(
+            h.run(&["CONFIG", "SET", "save", "900 1"]),
+            err("ERR CONFIG SET failed (possibly related to argument 'save') - limitkv takes no RDB snapshots: only an empty save (none) can be set")
         );
     }
 
