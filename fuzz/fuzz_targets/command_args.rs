@@ -23,7 +23,7 @@ use limitkv::clock::Nanos;
 use limitkv::cmd::testing::Harness;
 use limitkv::cmd::{all_commands, dispatch, CommandSpec, Ctx};
 use limitkv::config::Config;
-use limitkv::protocol::{encode, Frame, RespVersion};
+use limitkv::protocol::{encode, RespVersion};
 
 /// Commands left out: arbitrary Lua may loop until the busy timeout, and SHUTDOWN stops the
 /// server the harness stands for.
@@ -262,10 +262,7 @@ fuzz_target!(|calls: Vec<Call>| {
         limitkv_fuzz::reset_peak();
         let reply = dispatch(&mut Ctx::new(&h.shared, &mut h.session, now), &req);
         limitkv_fuzz::assert_peak_at_most(cap, "dispatch");
-        let replies = match &reply {
-            Frame::Seq(v) => v.len(),
-            _ => 1,
-        };
+        let replies = limitkv_fuzz::wire_values(&reply);
         let maps = reply.clone().into_maps();
         for v in [RespVersion::Resp2, RespVersion::Resp3] {
             let (mut a, mut b) = (BytesMut::new(), BytesMut::new());

@@ -118,3 +118,22 @@ pub fn assert_replies(wire: &[u8], n: usize, what: &dyn std::fmt::Debug) {
         String::from_utf8_lossy(&wire[at..])
     );
 }
+
+/// How many top-level RESP values `frame` writes. A [`Frame::Seq`] writes each of its frames
+/// (`SUBSCRIBE a b` answers twice), and inside an aggregate (an `EXEC` reply) they are spliced
+/// in as Redis writes them, so the aggregate's header counts one element where several follow:
+/// the extra values spill out after it.
+pub fn wire_values(frame: &limitkv::protocol::Frame) -> usize {
+    use limitkv::protocol::Frame;
+    let spilled = |items: &mut dyn Iterator<Item = &Frame>| -> usize {
+        1 + items
+            .map(|f| wire_values(f).saturating_sub(1))
+            .sum::<usize>()
+    };
+    match frame {
+        Frame::Seq(v) => v.iter().map(wire_values).sum(),
+        Frame::Array(v) | Frame::Set(v) | Frame::Push(v) => spilled(&mut v.iter()),
+        Frame::Map(m) => spilled(&mut m.iter().flat_map(|(k, v)| [k, v])),
+        _ => 1,
+    }
+}
