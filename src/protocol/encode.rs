@@ -9,8 +9,8 @@ use super::frame::{Frame, RespVersion, Scalar};
 pub fn encode(frame: &Frame, version: RespVersion, out: &mut BytesMut) {
     let v3 = version == RespVersion::Resp3;
     match frame {
-        Frame::Simple(s) => line(out, b'+', s),
-        Frame::Error(s) => line(out, b'-', s),
+        Frame::Simple(s) => text_line(out, b'+', s),
+        Frame::Error(s) => text_line(out, b'-', s),
         Frame::Integer(n) => int_line(out, b':', *n),
         Frame::Bulk(b) => bulk(out, b'$', b),
         Frame::Null if v3 => out.put_slice(b"_\r\n"),
@@ -197,6 +197,22 @@ fn line(out: &mut BytesMut, tag: u8, body: &[u8]) {
     out.put_slice(b"\r\n");
 }
 
+/// A status or error line. Its text may echo client input (`ERR Unsupported option ...`,
+/// `ERR unknown command ...`), so CR and LF become spaces, as Redis maps them: a line break
+/// inside would end the line early and the client would read the rest as another reply.
+fn text_line(out: &mut BytesMut, tag: u8, body: &[u8]) {
+    if memchr::memchr2(b'\r', b'\n', body).is_none() {
+        return line(out, tag, body);
+    }
+    out.reserve(body.len() + 3);
+    out.put_u8(tag);
+    out.extend(body.iter().map(|&c| match c {
+        b'\r' | b'\n' => b' ',
+        c => c,
+    }));
+    out.put_slice(b"\r\n");
+}
+
 fn int_line(out: &mut BytesMut, tag: u8, n: i64) {
     let mut buf = itoa::Buffer::new();
     line(out, tag, buf.format(n).as_bytes());
@@ -237,6 +253,26 @@ mod tests {
         let mut out = BytesMut::new();
         encode(f, v, &mut out);
         String::from_utf8(out.to_vec()).expect("test frames are ASCII")
+    }
+
+    #[test]
+    fn status_and_error_lines_never_hold_cr_or_lf() {
+        // Found by the command_args fuzz target: `PEXPIRE MAXAGE MAXAGE "\n" 17555ms` echoed
+        // the option into `ERR Unsupported option \n`, and the LF split the reply in two.
+        let err = Frame::error("ERR Unsupported option \n");
+        for v in [RespVersion::Resp2, RespVersion::Resp3] {
+            assert_eq!(enc(&err, v), "-ERR Unsupported option  \r\n", "{v:?}");
+            assert_eq!(
+                enc(&Frame::simple("a\r\nb"), v),
+                "+a  b\r\n",
+                "{v:?}: status line"
+            );
+            assert_eq!(
+                enc(&Frame::Array(vec![Frame::error("ERR x\r\n:1")]), v),
+                "*1\r\n-ERR x  :1\r\n",
+                "{v:?}: nested error"
+            );
+        }
     }
 
     #[test]
