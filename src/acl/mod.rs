@@ -276,12 +276,13 @@ pub struct Acl {
 
 impl Acl {
     /// Only the `default` user (`on nopass ~* &* +@all`).
-    pub fn new(catalog: Catalog) -> Acl {
+    pub fn new(catalog: impl Into<Arc<Catalog>>) -> Acl {
+        let catalog = catalog.into();
         let default = User::default_user(&catalog);
         let mut users = BTreeMap::new();
         users.insert(default.name.clone(), Arc::new(default));
         Acl {
-            catalog: Arc::new(catalog),
+            catalog,
             users: RwLock::new(users),
             version: AtomicU64::new(1),
             log: Mutex::default(),

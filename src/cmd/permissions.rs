@@ -26,7 +26,7 @@ struct SpecAcl {
 type ById = HashMap<usize, SpecAcl, foldhash::fast::RandomState>;
 
 /// The catalog, and each spec's id and key access (by the spec's address: specs are statics).
-static CATALOG: LazyLock<(Catalog, ById)> = LazyLock::new(|| {
+static CATALOG: LazyLock<(Arc<Catalog>, ById)> = LazyLock::new(|| {
     let mut entries = Vec::new();
     let mut specs = ById::default();
     let mut add = |parent: Option<&'static CommandSpec>, spec: &'static CommandSpec, up| {
@@ -51,10 +51,11 @@ static CATALOG: LazyLock<(Catalog, ById)> = LazyLock::new(|| {
             add(Some(spec), sub, Some(parent));
         }
     }
-    (Catalog::new(entries), specs)
+    (Arc::new(Catalog::new(entries)), specs)
 });
 
-/// A registry with only the `default` user, over the command table's catalog.
+/// A registry with only the `default` user, over the command table's catalog (shared: one
+/// catalog per process, however many servers or test harnesses).
 pub fn new_acl() -> Acl {
     Acl::new(CATALOG.0.clone())
 }
