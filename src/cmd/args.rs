@@ -57,6 +57,14 @@ pub fn uint(arg: &[u8]) -> Result<u64, CommandError> {
     }
 }
 
+/// A pop count (`LPOP key count`, `SPOP key count`): a non-negative integer; Redis answers one
+/// text, `value is out of range, must be positive`, for a negative count and a non-number alike.
+pub fn pop_count(arg: &[u8]) -> Result<usize, CommandError> {
+    parse_i64(arg)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| CommandError::out_of_range("value is out of range, must be positive"))
+}
+
 /// Parses a float the way Redis's `getDoubleFromObject` accepts it: the whole argument, no
 /// leading blank, `inf`/`-inf` allowed, `nan` refused.
 pub fn parse_f64(arg: &[u8]) -> Option<f64> {

@@ -216,17 +216,7 @@ fn pop(ctx: &mut Ctx<'_>, req: &[Bytes], end: End) -> Result<Frame, CommandError
     if req.len() > 3 {
         return Err(CommandError::WrongArity(args::text(&req[0]).to_lowercase()));
     }
-    // Redis answers this one text for a negative count and for a non-number alike.
-    let count = match req.get(2) {
-        None => None,
-        Some(a) => Some(
-            args::parse_i64(a)
-                .and_then(|n| usize::try_from(n).ok())
-                .ok_or_else(|| {
-                    CommandError::out_of_range("value is out of range, must be positive")
-                })?,
-        ),
-    };
+    let count = req.get(2).map(|a| args::pop_count(a)).transpose()?;
     let now = ctx.now;
     let key = &req[1];
     ctx.with_shard(key, |s| {

@@ -212,17 +212,7 @@ fn spop(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     if req.len() > 3 {
         return Err(CommandError::Syntax);
     }
-    // Redis answers one text for a negative count and for a non-number alike.
-    let count = match req.get(2) {
-        None => None,
-        Some(c) => Some(
-            super::args::parse_i64(c)
-                .and_then(|n| u64::try_from(n).ok())
-                .ok_or_else(|| {
-                    CommandError::out_of_range("value is out of range, must be positive")
-                })?,
-        ),
-    };
+    let count = req.get(2).map(|c| super::args::pop_count(c)).transpose()?;
     let now = ctx.now;
     let key = &req[1];
     ctx.with_shard(key, |s| {
