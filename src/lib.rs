@@ -5,7 +5,10 @@
 //! - [`acl`]: ACL users, rules, categories, the ACL file and `ACL LOG` (Redis 7 semantics).
 //! - [`http`]: the HTTP listener (`http-port`): router, ACL authentication, health routes.
 //! - [`server`]: sockets, the accept loop, connections, shutdown. The only networking code.
-//! - [`cmd`]: the command table, argument parsing and every command family.
+//! - [`cmd`]: the command table, argument parsing and every command family: parse, call the
+//!   engine, render the reply.
+//! - [`engine`]: limitkv as a library: the [`engine::Engine`] that owns the keyspace, clock,
+//!   settings, policies, events and append-only file, with a typed method per operation.
 //! - [`store`]: the lock-sharded keyspace with lazy and active expiry.
 //! - [`limiter`]: pure limiter algorithms, `(params, state, now, cost) -> (decision, state)`.
 //! - [`protocol`]: pure RESP2/RESP3 framing (decode requests, encode replies).
@@ -30,6 +33,7 @@ pub mod acl;
 pub mod clock;
 pub mod cmd;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod glob;
 pub mod http;

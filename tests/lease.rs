@@ -84,7 +84,7 @@ fn int_field(reply: &Value, name: &str) -> i64 {
 }
 
 fn next_id(server: &TestServer) -> i64 {
-    server.shared.next_lease_id.load(Ordering::Relaxed) as i64
+    server.shared.engine.next_lease_id.load(Ordering::Relaxed) as i64
 }
 
 async fn every_lease_command_over_tcp(resp3: bool) {

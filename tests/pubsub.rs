@@ -49,6 +49,7 @@ async fn await_numsub(server: &TestServer, channel: &str, n: usize) {
     eventually(WAIT, &format!("{n} subscribers on {channel}"), || async {
         (server
             .shared
+            .engine
             .pubsub
             .numsub(ChannelKind::Global, channel.as_bytes())
             == n)
@@ -212,7 +213,7 @@ async fn reset_leaves_every_subscription() {
         assert_eq!(publisher.cmd(&["PUBSUB", "NUMPAT"]).await, Reply::Int(0));
         // RESET also went back to RESP2, outside the subscribed context.
         assert_eq!(sub.exchange_text(&resp(&["GET", "k"])).await, "$-1\r\n");
-        assert_eq!(server.shared.pubsub.num_clients(), 0);
+        assert_eq!(server.shared.engine.pubsub.num_clients(), 0);
     }
     server.stop().await.unwrap();
 }
@@ -383,7 +384,7 @@ async fn departed_and_killed_subscribers_leave_the_registry() {
     k.read_until_closed().await;
     await_numsub(&server, "c", 0).await;
     assert_eq!(q.cmd(&["PUBLISH", "c", "x"]).await, Reply::Int(0));
-    assert_eq!(server.shared.pubsub.num_clients(), 0);
+    assert_eq!(server.shared.engine.pubsub.num_clients(), 0);
     server.stop().await.unwrap();
 }
 
@@ -439,6 +440,7 @@ async fn a_subscriber_that_never_reads_is_disconnected_at_the_hard_limit() {
     eventually(WAIT, "the slow subscriber to be disconnected", || async {
         (server
             .shared
+            .engine
             .pubsub
             .numsub(ChannelKind::Global, b"firehose")
             == 1)
@@ -489,7 +491,7 @@ async fn limit_applies_from_the_config_at_start() {
             break;
         }
     }
-    assert_eq!(server.shared.pubsub.limit_disconnections(), 1);
+    assert_eq!(server.shared.engine.pubsub.limit_disconnections(), 1);
     slow.read_until_closed().await;
     server.stop().await.unwrap();
 }

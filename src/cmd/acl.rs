@@ -341,14 +341,20 @@ fn acl_log(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 }
 
 fn acl_file(ctx: &Ctx<'_>) -> Result<std::path::PathBuf, CommandError> {
-    ctx.shared.config.read().aclfile.clone().ok_or_else(|| {
-        CommandError::other(
+    ctx.shared
+        .engine
+        .config
+        .read()
+        .aclfile
+        .clone()
+        .ok_or_else(|| {
+            CommandError::other(
             "This Redis instance is not configured to use an ACL file. You may want to specify \
              users via the ACL SETUSER command and then issue a CONFIG REWRITE (assuming you \
              have a Redis configuration file set) in order to store users in the Redis \
              configuration.",
         )
-    })
+        })
 }
 
 fn acl_save(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
@@ -365,7 +371,7 @@ fn acl_save(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
 
 fn acl_load(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
     let path = acl_file(ctx)?;
-    let requirepass = ctx.shared.config.read().requirepass.clone();
+    let requirepass = ctx.shared.engine.config.read().requirepass.clone();
     ctx.shared
         .acl
         .load_file(&path, requirepass.as_deref())

@@ -130,7 +130,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Compacts the append-only file in the background, without blocking clients.",
         complexity: "O(N) where N is the number of keys",
         handler: |ctx, _| {
-            let Some(aof) = ctx.shared.aof.get() else {
+            let Some(aof) = ctx.shared.engine.aof.get() else {
                 return Err(CommandError::other(
                     "Append only file is disabled (start with --appendonly yes)",
                 ));
@@ -272,7 +272,7 @@ const CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
         since: "2.0.0",
         handler: |ctx, _| {
             ctx.shared.metrics.reset();
-            ctx.shared.pubsub.reset_stats();
+            ctx.shared.engine.pubsub.reset_stats();
             Ok(Frame::OK)
         },
         ..BASE
@@ -524,7 +524,7 @@ fn path_or_empty(path: &Option<std::path::PathBuf>) -> String {
 }
 
 fn config_get(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let cfg = ctx.shared.config.read().clone();
+    let cfg = ctx.shared.engine.config.read().clone();
     let port = ctx
         .shared
         .tcp_port
@@ -607,7 +607,7 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     if req.len() % 2 != 0 {
         return Err(CommandError::WrongArity("config|set".into()));
     }
-    let mut next = ctx.shared.config.read().clone();
+    let mut next = ctx.shared.engine.config.read().clone();
     let known: Vec<&str> = config_params(&next, 0).iter().map(|(n, _)| *n).collect();
     // The first tls-* parameter set, if any: the TLS configuration is then rebuilt (even for
     // an unchanged file name, as Redis reloads it: the file's contents may have changed).
@@ -660,7 +660,7 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     }
     let level = next.loglevel;
     let (changed_level, changed_pass) = {
-        let cfg = ctx.shared.config.read();
+        let cfg = ctx.shared.engine.config.read();
         (level != cfg.loglevel, next.requirepass != cfg.requirepass)
     };
     if changed_pass {
@@ -671,9 +671,10 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     }
     ctx.shared.acl.set_log_max_len(next.acllog_max_len);
     ctx.shared
+        .engine
         .pubsub
         .set_limit(next.client_output_buffer_limit.pubsub);
-    *ctx.shared.config.write() = next;
+    *ctx.shared.engine.config.write() = next;
     if changed_level {
         if let Some(hook) = ctx.shared.on_loglevel.lock().as_ref() {
             hook(level);
@@ -698,7 +699,7 @@ fn flush(ctx: &mut Ctx<'_>, req: &[Bytes], all: bool) -> Result<Frame, CommandEr
     if all {
         // One database at a time, each wholly locked while it is cleared and journaled.
         // FLUSHALL is refused inside MULTI, so no other database's shards are held here.
-        for db in (0..ctx.shared.dbs.len()).filter(|&db| db != selected) {
+        for db in (0..ctx.shared.engine.dbs.len()).filter(|&db| db != selected) {
             let saved = std::mem::replace(&mut ctx.session.db, db);
             ctx.with_all_shards(Some(flush_db(db)), |g| g.shards().for_each(|s| s.clear()));
             ctx.session.db = saved;
@@ -763,7 +764,7 @@ fn cpu_seconds() -> (f64, f64) {
 fn keyspace_summary(ctx: &mut Ctx<'_>) -> Vec<(usize, (usize, usize, u64))> {
     let selected = ctx.session.db;
     let mut out = Vec::new();
-    for db in 0..ctx.shared.dbs.len() {
+    for db in 0..ctx.shared.engine.dbs.len() {
         // Inside EXEC the selected database's shards are already held by this client.
         let summary = if db == selected {
             db_summary(ctx)
@@ -826,7 +827,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         wanted = DEFAULT.iter().map(|s| s.to_string()).collect();
     }
     let shared = ctx.shared;
-    let cfg = shared.config.read().clone();
+    let cfg = shared.engine.config.read().clone();
     let m = &shared.metrics;
     let mut out = String::new();
     for section in DEFAULT.iter().filter(|s| wanted.iter().any(|w| w == *s)) {
@@ -880,7 +881,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("connected_clients", &shared.clients.len());
                 w("maxclients", &cfg.maxclients);
                 w("blocked_clients", &0);
-                w("pubsub_clients", &shared.pubsub.num_clients());
+                w("pubsub_clients", &shared.engine.pubsub.num_clients());
             }
             "memory" => {
                 let rss = rss_bytes();
@@ -901,7 +902,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("rdb_changes_since_last_save", &get(&m.dirty));
                 w("rdb_bgsave_in_progress", &0);
                 w("rdb_last_save_time", &shared.started_at.as_secs());
-                match shared.aof.get() {
+                match shared.engine.aof.get() {
                     None => {
                         w("aof_enabled", &0);
                         w("aof_rewrite_in_progress", &0);
@@ -952,16 +953,17 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("keyspace_misses", &get(&m.keyspace_misses));
                 w(
                     "pubsub_channels",
-                    &shared.pubsub.num_channels(ChannelKind::Global),
+                    &shared.engine.pubsub.num_channels(ChannelKind::Global),
                 );
-                w("pubsub_patterns", &shared.pubsub.numpat());
+                w("pubsub_patterns", &shared.engine.pubsub.numpat());
                 w(
                     "pubsubshard_channels",
-                    &shared.pubsub.num_channels(ChannelKind::Shard),
+                    &shared.engine.pubsub.num_channels(ChannelKind::Shard),
                 );
                 w(
                     "client_output_buffer_limit_disconnections",
-                    &(shared.pubsub.limit_disconnections() + get(&m.output_limit_disconnections)),
+                    &(shared.engine.pubsub.limit_disconnections()
+                        + get(&m.output_limit_disconnections)),
                 );
                 w("total_error_replies", &get(&m.total_error_replies));
                 w("limiter_allowed", &get(&m.limiter_allowed));

@@ -13,14 +13,12 @@ use bytes::Bytes;
 
 use super::args::{is, Args};
 use super::flags::*;
-use super::limiter::{
-    count, count_outcome, decision_reply, duration, transition, uint as int, Write,
-};
+use super::limiter::{count, decision_reply, duration, uint as int};
 use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
+use crate::engine::Take;
 use crate::error::CommandError;
-use crate::limiter::breaker::{self, BreakerParams, BreakerState, BreakerStatus, Phase, TripRule};
-use crate::policy::events::{self, Event};
+use crate::limiter::breaker::{BreakerParams, BreakerStatus, Phase, TripRule};
 use crate::protocol::{Frame, Scalar};
 
 /// The grammar of the parameters every BREAKER command but RESET accepts.
@@ -168,21 +166,6 @@ fn params(mut a: Args<'_>) -> Result<BreakerParams, CommandError> {
     .map_err(|e| CommandError::other(e.to_string()))
 }
 
-/// Publishes a phase change (see [`crate::policy::events`]).
-fn publish(ctx: &Ctx<'_>, key: &[u8], from: Option<Phase>, to: Phase) {
-    if let Some(from) = from.filter(|f| *f != to) {
-        events::emit(
-            ctx.shared,
-            &Event::Breaker {
-                at: ctx.now,
-                key,
-                from,
-                to,
-            },
-        );
-    }
-}
-
 fn phase_name(p: Phase) -> Scalar {
     Scalar::Str(match p {
         Phase::Closed => "closed",
@@ -209,36 +192,10 @@ fn status_map(st: &BreakerStatus) -> Frame {
     ])
 }
 
-/// Stores `state`: a closed one expires once its counts are empty (at once if they already
-/// are, which deletes the key); open and half-open ones never expire by themselves.
-fn write(p: &BreakerParams, state: BreakerState) -> Write<BreakerState> {
-    match breaker::expires_at(p, &state) {
-        Nanos::MAX => Write::Put(state, None),
-        at => Write::Put(state, Some(at)),
-    }
-}
-
 /// Runs ALLOW (taking a probe when `take`) and renders the uniform reply.
-fn allow_or_peek(ctx: &mut Ctx<'_>, req: &[Bytes], take: bool) -> Result<Frame, CommandError> {
+fn allow_or_peek(ctx: &mut Ctx<'_>, req: &[Bytes], take: Take) -> Result<Frame, CommandError> {
     let p = params(Args::new(req, 2))?;
-    let now = ctx.now;
-    let outcome = transition(ctx, &req[1], |state: Option<BreakerState>| {
-        let (outcome, new) = breaker::allow(&p, state, now);
-        let w = match new {
-            Some(new) if take => write(&p, new),
-            _ => Write::Keep,
-        };
-        (outcome, w)
-    })?;
-    if take {
-        count_outcome(ctx, outcome.decision.allowed);
-        publish(
-            ctx,
-            &req[1],
-            outcome.status.changed_from,
-            outcome.status.phase,
-        );
-    }
+    let outcome = ctx.call().breaker_allow(&req[1], &p, take)?;
     let st = &outcome.status;
     Ok(decision_reply(
         &outcome.decision,
@@ -269,7 +226,7 @@ fn allow_or_peek(ctx: &mut Ctx<'_>, req: &[Bytes], take: bool) -> Result<Frame, 
 /// `RATIO`, `MINCALLS` without `RATIO`), `ERR invalid <OPTION> ...`, `ERR ratio must be
 /// between 1 and 100 percent`, `WRONGTYPE`.
 fn allow(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    allow_or_peek(ctx, req, true)
+    allow_or_peek(ctx, req, Take::Charge)
 }
 
 /// What ALLOW would answer now, changing nothing.
@@ -282,7 +239,7 @@ fn allow(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 ///
 /// Errors: as `BREAKER.ALLOW`.
 fn peek(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    allow_or_peek(ctx, req, false)
+    allow_or_peek(ctx, req, Take::Peek)
 }
 
 /// Records a call's outcome.
@@ -307,12 +264,7 @@ fn report(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         return Err(CommandError::Syntax);
     };
     let p = params(Args::new(req, 3))?;
-    let now = ctx.now;
-    let st = transition(ctx, &req[1], |state: Option<BreakerState>| {
-        let (st, new) = breaker::report(&p, state, now, success);
-        (st, new.map_or(Write::Keep, |s| write(&p, s)))
-    })?;
-    publish(ctx, &req[1], st.changed_from, st.phase);
+    let st = ctx.call().breaker_report(&req[1], &p, success)?;
     Ok(status_map(&st))
 }
 
@@ -330,10 +282,7 @@ fn report(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 /// Errors: as `BREAKER.ALLOW`.
 fn state(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let p = params(Args::new(req, 2))?;
-    let now = ctx.now;
-    let st = transition(ctx, &req[1], |state: Option<BreakerState>| {
-        (breaker::state_at(&p, state, now), Write::Keep)
-    })?;
+    let st = ctx.call().breaker_state(&req[1], &p)?;
     Ok(status_map(&st))
 }
 
@@ -352,16 +301,7 @@ fn state(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 /// Errors: as `BREAKER.ALLOW`.
 fn trip(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let p = params(Args::new(req, 2))?;
-    let now = ctx.now;
-    let (was, st) = transition(ctx, &req[1], |state: Option<BreakerState>| {
-        let was = breaker::state_at(&p, state, now).phase;
-        let open = breaker::trip(&p, now);
-        (
-            (was, breaker::state_at(&p, Some(open), now)),
-            write(&p, open),
-        )
-    })?;
-    publish(ctx, &req[1], Some(was), st.phase);
+    let st = ctx.call().breaker_trip(&req[1], &p)?;
     Ok(status_map(&st))
 }
 
@@ -376,19 +316,7 @@ fn trip(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 ///
 /// Errors: `WRONGTYPE`.
 fn reset(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let now = ctx.now;
-    let (existed, was) = transition(ctx, &req[1], |state: Option<BreakerState>| {
-        let existed = state.is_some();
-        // The phase needs no parameters but the cooldown's end, which the stored state holds.
-        let was = state.map(|s| match s {
-            BreakerState::Closed { .. } => Phase::Closed,
-            BreakerState::Open { until } if now < until => Phase::Open,
-            _ => Phase::HalfOpen,
-        });
-        let w = if existed { Write::Delete } else { Write::Keep };
-        ((existed, was), w)
-    })?;
-    publish(ctx, &req[1], was, Phase::Closed);
+    let existed = ctx.call().breaker_reset(&req[1])?;
     Ok(Frame::Integer(i64::from(existed)))
 }
 

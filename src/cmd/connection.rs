@@ -351,7 +351,7 @@ fn hello(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 fn select(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let n = args::parse_i64(&req[1]).ok_or(CommandError::NotAnInteger)?;
     match usize::try_from(n) {
-        Ok(db) if db < ctx.shared.dbs.len() => {
+        Ok(db) if db < ctx.shared.engine.dbs.len() => {
             ctx.session.db = db;
             ctx.session.info.db.store(db as u32, Ordering::Relaxed);
             Ok(Frame::OK)

@@ -6,29 +6,27 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use tokio::sync::watch;
 
 use crate::clock::{Clock, Nanos};
 use crate::config::Config;
+use crate::engine::{Call, Engine};
 use crate::metrics::{LocalStats, Metrics};
-use crate::persist::{record, Record, Seq, Writer};
+use crate::persist::{Record, Seq};
 use crate::protocol::RespVersion;
-use crate::pubsub::{PubSub, Subscriber};
+use crate::pubsub::Subscriber;
 use crate::store::{MultiGuard, Shard, Store, WatchFlag};
 
-/// State shared by every connection.
+/// State shared by every connection: the engine, plus what only the server has (clients,
+/// ACL users, the Lua VM, TLS, shutdown).
 pub struct Shared {
-    /// The databases (`SELECT` picks one), each a sharded keyspace.
-    pub dbs: Box<[Store]>,
-    /// The one clock.
-    pub clock: Arc<dyn Clock>,
-    /// Live configuration (`CONFIG SET` writes it).
-    pub config: RwLock<Config>,
+    /// The keyspace, clock, settings, policies, events and append-only file.
+    pub engine: Engine,
     /// Counters.
     pub metrics: Metrics,
     /// Connected clients.
@@ -45,17 +43,8 @@ pub struct Shared {
     pub on_loglevel: Mutex<Option<LogLevelHook>>,
     /// Wall-clock start time.
     pub started_at: Nanos,
-    /// The append-only file's writer, when `appendonly` is on (set once at start).
-    pub aof: OnceLock<Arc<Writer>>,
     /// A `BGREWRITEAOF` waits for the background task to start it.
     pub rewrite_requested: AtomicBool,
-    /// Source of LEASE ids: starts at the start time in microseconds, so ids stay unique
-    /// across restarts, and only grows.
-    pub next_lease_id: AtomicU64,
-    /// Pub/Sub subscriptions and delivery (`PUBLISH`, and events emitted by the server).
-    pub pubsub: PubSub,
-    /// Policies, overrides, access lists, policy events and pending reservations.
-    pub policies: crate::policy::Registry,
     /// The Lua VM, script cache, function libraries and running-script state.
     pub scripts: crate::script::Scripts,
     /// ACL users.
@@ -75,25 +64,19 @@ impl Shared {
         if config.requirepass.is_some() {
             acl.set_default_password(config.requirepass.as_deref());
         }
+        let tcp_port = AtomicU32::new(u32::from(config.port));
+        let started_at = clock.now();
         Shared {
-            dbs: (0..config.databases.max(1))
-                .map(|_| Store::new(config.shards))
-                .collect(),
-            tcp_port: AtomicU32::new(u32::from(config.port)),
-            pubsub: PubSub::new(config.client_output_buffer_limit.pubsub, clock.clone()),
-            config: RwLock::new(config),
-            clock: clock.clone(),
+            engine: Engine::new(config, clock),
+            tcp_port,
             metrics: Metrics::default(),
             clients: ClientRegistry::default(),
             shutdown,
             started: Instant::now(),
             run_id: random_hex(40),
             on_loglevel: Mutex::new(None),
-            started_at: clock.now(),
-            next_lease_id: AtomicU64::new(clock.now().as_nanos() / 1000),
-            aof: OnceLock::new(),
+            started_at,
             rewrite_requested: AtomicBool::new(false),
-            policies: crate::policy::Registry::default(),
             scripts: crate::script::Scripts::new(),
             acl,
             tls: crate::tls::Tls::default(),
@@ -102,7 +85,7 @@ impl Shared {
 
     /// Keys expired since start, over every database.
     pub fn expired_total(&self) -> u64 {
-        self.dbs.iter().map(Store::expired_total).sum()
+        self.engine.expired_total()
     }
 
     /// Asks the server to stop (idempotent).
@@ -406,174 +389,63 @@ impl<'a> Ctx<'a> {
     /// The selected database. Handlers go through [`Ctx::with_shard`] and friends instead, so
     /// that commands inside `EXEC` use the shards the transaction already holds.
     pub fn db(&self) -> &'a Store {
-        &self.shared.dbs[self.session.db]
+        &self.shared.engine.dbs[self.session.db]
     }
 
-    /// Runs `f` on the shard owning `key`, under its lock. A change `f` makes is counted and
-    /// journaled (the key's new state, or its deletion) before the lock drops, so the log's
-    /// order per key is the order of the changes.
-    pub fn with_shard<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
-        let db = self.db();
-        let journal = Journal::new(self.shared, self.session.db, self.now);
-        let session = &mut *self.session;
-        let now = self.now;
-        let run = |shard: &mut Shard| {
-            shard.take_dirty();
-            let r = f(shard);
-            if shard.take_dirty() {
-                session.stats.dirty += 1;
-                journal.key(shard, key, session);
-                if db.watchers.active() {
-                    db.watchers.touch(key, shard.get(key, now).is_some());
-                }
-            }
-            r
-        };
-        match &mut self.locked {
-            Some(g) => run(g.shard(key)),
-            None => run(&mut db.lock(key)),
+    /// This command's call into the engine: the selected database, `now`, the shards an
+    /// `EXEC` holds, and the session's counters and AOF position.
+    pub fn call(&mut self) -> Call<'_, 'a> {
+        Call {
+            engine: &self.shared.engine,
+            db: self.session.db,
+            now: self.now,
+            locked: self.locked.as_mut(),
+            stats: &mut self.session.stats,
+            aof_seq: &mut self.session.aof_seq,
         }
     }
 
-    /// Runs `f` on the shard owning `key` in database `db` (not the selected one), journaling
-    /// and signalling a change as [`Ctx::with_shard`] does. `None` inside `EXEC`, whose locks
-    /// cover the selected database only (taking another's could deadlock with a transaction
-    /// there).
+    /// [`Call::with_shard`] in the selected database.
+    pub fn with_shard<R>(&mut self, key: &[u8], f: impl FnOnce(&mut Shard) -> R) -> R {
+        self.call().with_shard(key, f)
+    }
+
+    /// [`Call::with_shard_in`]: database `db`, `None` inside `EXEC`.
     pub fn with_shard_in<R>(
         &mut self,
         db: usize,
         key: &[u8],
         f: impl FnOnce(&mut Shard) -> R,
     ) -> Option<R> {
-        if self.locked.is_some() {
-            return None;
-        }
-        let store = &self.shared.dbs[db];
-        let journal = Journal::new(self.shared, db, self.now);
-        let session = &mut *self.session;
-        let mut shard = store.lock(key);
-        shard.take_dirty();
-        let r = f(&mut shard);
-        if shard.take_dirty() {
-            session.stats.dirty += 1;
-            journal.key(&shard, key, session);
-            if store.watchers.active() {
-                store
-                    .watchers
-                    .touch(key, shard.get(key, self.now).is_some());
-            }
-        }
-        Some(r)
+        self.call().with_shard_in(db, key, f)
     }
 
-    /// Runs `f` with every shard owning one of `keys` locked (atomic across the keys).
+    /// [`Call::with_keys`]: every shard owning one of `keys` locked.
     pub fn with_keys<K: AsRef<[u8]>, R>(
         &mut self,
         keys: &[K],
         f: impl for<'g> FnOnce(&mut MultiGuard<'g>) -> R,
     ) -> R {
-        let db = self.db();
-        let journal = Journal::new(self.shared, self.session.db, self.now);
-        let session = &mut *self.session;
-        let now = self.now;
-        let run = |g: &mut MultiGuard<'_>| {
-            for k in keys {
-                g.shard(k.as_ref()).take_dirty();
-            }
-            let r = f(g);
-            let mut changed = false;
-            for k in keys {
-                changed |= g.shard(k.as_ref()).take_dirty();
-            }
-            if changed {
-                // Which of the keys changed is not tracked per key; journaling each key's
-                // current state is exact either way, since records are full states.
-                session.stats.dirty += 1;
-                for k in keys {
-                    journal.key(g.shard(k.as_ref()), k.as_ref(), session);
-                }
-                if db.watchers.active() {
-                    for k in keys {
-                        let live = g.shard(k.as_ref()).get(k.as_ref(), now).is_some();
-                        db.watchers.touch(k.as_ref(), live);
-                    }
-                }
-            }
-            r
-        };
-        match &mut self.locked {
-            Some(g) => run(g),
-            None => run(&mut db.lock_keys(keys)),
-        }
+        self.call().with_keys(keys, f)
     }
 
-    /// Runs `f` with every shard of the selected database locked; `record`, if given, is
-    /// journaled before the locks drop (`FLUSHDB`).
+    /// [`Call::with_all_shards`]: every shard of the selected database locked.
     pub fn with_all_shards<R>(
         &mut self,
         record: Option<Record>,
         f: impl for<'g> FnOnce(&mut MultiGuard<'g>) -> R,
     ) -> R {
-        let db = self.db();
-        let journal = Journal::new(self.shared, self.session.db, self.now);
-        let session = &mut *self.session;
-        let now = self.now;
-        let run = |g: &mut MultiGuard<'_>| {
-            // Watched keys holding a value before a whole-keyspace change (`FLUSHDB`) and none
-            // after it were changed by it.
-            let watched_live: Vec<_> = if db.watchers.active() {
-                db.watchers
-                    .keys()
-                    .into_iter()
-                    .filter(|k| g.shard(k).get(k, now).is_some())
-                    .collect()
-            } else {
-                Vec::new()
-            };
-            let r = f(g);
-            for k in &watched_live {
-                if g.shard(k).get(k, now).is_none() {
-                    db.watchers.touch(k, false);
-                }
-            }
-            if let Some(rec) = record {
-                session.stats.dirty += 1;
-                journal.record(&rec, session);
-            }
-            r
-        };
-        match &mut self.locked {
-            Some(g) => run(g),
-            None => run(&mut db.lock_all()),
-        }
+        self.call().with_all_shards(record, f)
     }
 
-    /// Runs `f` on shard number `idx`, for whole-keyspace reads (`KEYS`, `SCAN`, `DBSIZE`).
+    /// [`Call::with_shard_at`]: shard number `idx`, for whole-keyspace reads.
     pub fn with_shard_at<R>(&mut self, idx: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
-        let db = self.db();
-        let stats = &mut self.session.stats;
-        let run = |shard: &mut Shard| {
-            shard.take_dirty();
-            let r = f(shard);
-            if shard.take_dirty() {
-                stats.dirty += 1;
-            }
-            r
-        };
-        match &mut self.locked {
-            Some(g) => run(g.shard_at(idx)),
-            None => run(&mut db.lock_shard(idx)),
-        }
+        self.call().with_shard_at(idx, f)
     }
 
-    /// Journals a record that is not a key's effect (a policy, override or access-list
-    /// change). Call it while holding the lock that orders such changes, so the log's order
-    /// is the order of the changes.
+    /// [`Call::journal`]: a record that is not a key's effect.
     pub fn journal(&mut self, record: &Record) {
-        self.session.stats.dirty += 1;
-        if let Some(w) = self.shared.aof.get() {
-            self.session.aof_seq = Some(w.append(record));
-        }
+        self.call().journal(record)
     }
 
     /// Number of keyspace shards.
@@ -584,44 +456,5 @@ impl<'a> Ctx<'a> {
     /// True if the client negotiated RESP3.
     pub fn resp3(&self) -> bool {
         self.session.resp == RespVersion::Resp3
-    }
-}
-
-/// Appends effect records for changes made under a shard lock.
-struct Journal<'a> {
-    writer: Option<&'a Arc<Writer>>,
-    db: u32,
-    now: Nanos,
-}
-
-impl<'a> Journal<'a> {
-    fn new(shared: &'a Shared, db: usize, now: Nanos) -> Journal<'a> {
-        Journal {
-            writer: shared.aof.get(),
-            db: u32::try_from(db).expect("invariant: databases are capped at 1024"),
-            now,
-        }
-    }
-
-    /// Journals `key`'s state in `shard` as it is now: a `Put` of the live entry or a `Del`,
-    /// encoded straight from the entry into the writer's queue.
-    fn key(&self, shard: &Shard, key: &[u8], session: &mut Session) {
-        let Some(w) = self.writer else {
-            return;
-        };
-        let db = self.db;
-        let seq = match shard.get(key, self.now) {
-            Some(e) => w.append_with(|out| {
-                record::encode_put(db, key, &e.value, e.expires_at, out);
-            }),
-            None => w.append_with(|out| record::encode_del(db, key, out)),
-        };
-        session.aof_seq = Some(seq);
-    }
-
-    fn record(&self, record: &Record, session: &mut Session) {
-        if let Some(w) = self.writer {
-            session.aof_seq = Some(w.append(record));
-        }
     }
 }

@@ -10,11 +10,12 @@ use bytes::Bytes;
 
 use super::args::{self, is, Args};
 use super::flags::*;
-use super::limiter::{count_outcome, decision_reply_with, duration, transition, uint, Write};
+use super::limiter::{decision_reply_with, duration, uint};
 use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
+use crate::engine::Take;
 use crate::error::CommandError;
-use crate::limiter::cost::{self, Amount, CostOutcome, CostParams, CostPeriod, CostState};
+use crate::limiter::cost::{Amount, CostOutcome, CostParams, CostPeriod};
 use crate::limiter::quota::{
     parse_anchor, parse_zone, Anchor, Calendar, Period, PeriodUnit, QuotaParamError,
 };
@@ -203,35 +204,14 @@ fn reply(o: &CostOutcome, period: Option<Period>) -> Frame {
     }
 }
 
-/// True when `state` holds nothing: reading it is the same as a fresh key.
-fn is_empty(state: &CostState) -> bool {
-    match *state {
-        CostState::Calendar { spent, .. } => spent == 0,
-        CostState::Rolling { prev, curr, .. } => prev == 0 && curr == 0,
-    }
-}
-
-/// Runs the transition; a peek throws the new state away.
-fn run(ctx: &mut Ctx<'_>, req: &[Bytes], peek: bool) -> Result<Frame, CommandError> {
+/// Runs the transition in the engine; a peek throws the new state away.
+fn run(ctx: &mut Ctx<'_>, req: &[Bytes], take: Take) -> Result<Frame, CommandError> {
     let CostIncrby {
         params,
         amount,
         force,
-    } = parse(req, !peek)?;
-    let now = ctx.now;
-    let outcome = transition(ctx, &req[1], |state: Option<CostState>| {
-        let (outcome, next) = cost::take(&params, state, now, amount, force);
-        let write = match next {
-            _ if peek => Write::Keep,
-            None => Write::Keep,
-            Some(s) if is_empty(&s) => Write::Delete,
-            Some(s) => Write::Put(s, Some(cost::expires_at(&params, &s))),
-        };
-        (outcome, write)
-    })?;
-    if !peek {
-        count_outcome(ctx, outcome.decision.allowed);
-    }
+    } = parse(req, take == Take::Charge)?;
+    let outcome = ctx.call().cost(&req[1], &params, amount, force, take)?;
     Ok(reply(&outcome, outcome.period))
 }
 
@@ -258,7 +238,7 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes], peek: bool) -> Result<Frame, CommandErr
 /// `ERR invalid cap '...': ...`, `ERR unknown period '...' (...)`, `ERR unknown time zone
 /// '...'`, `ERR invalid anchor '...' ...`, `ERR invalid window '...': ...`, `WRONGTYPE`.
 fn cost_incrby(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    run(ctx, req, false)
+    run(ctx, req, Take::Charge)
 }
 
 /// `COST.PEEK`: exactly what `COST.INCRBY` with the same arguments (without `FORCE`) would
@@ -270,7 +250,7 @@ fn cost_incrby(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
 ///
 /// Reply and errors: as `COST.INCRBY` (`FORCE` is a syntax error here).
 fn cost_peek(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    run(ctx, req, true)
+    run(ctx, req, Take::Peek)
 }
 
 #[cfg(test)]

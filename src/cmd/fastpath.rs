@@ -139,7 +139,7 @@ pub fn run(
     }
     if !known.read_only {
         // Under MISCONF the Lua version gives the exact per-command error.
-        if read_only_call || ctx.shared.aof.get().is_some_and(|w| !w.healthy()) {
+        if read_only_call || ctx.shared.engine.aof.get().is_some_and(|w| !w.healthy()) {
             return None;
         }
     }

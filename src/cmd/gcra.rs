@@ -1,17 +1,15 @@
 //! GCRA commands: `CL.THROTTLE` (redis-cell's exact contract) and `GCRA` (the syntax of Redis's
-//! own, unreleased GCRA command). Both run the pure engine in [`crate::limiter::gcra`] on the
-//! same key kind, so a bucket can be driven by either.
+//! own, unreleased GCRA command). Both parse their arguments into [`GcraParams`] and call
+//! [`crate::engine::Call::throttle`] on the same key kind, so a bucket can be driven by either.
 
 use bytes::Bytes;
 
 use super::args::{self, is};
 use super::flags::*;
 use super::{CommandSpec, Ctx, BASE};
-use crate::clock::Nanos;
 use crate::error::CommandError;
-use crate::limiter::gcra::{self, GcraDecision, GcraParams, GcraState};
+use crate::limiter::gcra::{self, GcraParams};
 use crate::protocol::Frame;
-use crate::store::{Entry, Value};
 
 /// GCRA commands.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -45,43 +43,6 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
 ];
 
-/// Runs one GCRA transition on `key` under its shard lock and stores the new state (which
-/// expires exactly when the bucket is full again). Denials and peeks write nothing.
-pub fn take(
-    ctx: &mut Ctx<'_>,
-    key: &[u8],
-    params: &GcraParams,
-    quantity: u64,
-) -> Result<GcraDecision, CommandError> {
-    let now = ctx.now;
-    let decision = ctx.with_shard(key, |s| {
-        let state = match s.get_live(key, now).map(|e| &e.value) {
-            None => None,
-            Some(Value::Gcra(state)) => Some(*state),
-            Some(_) => return Err(CommandError::WrongType),
-        };
-        let (decision, next) = gcra::take(params, state, now, quantity);
-        // Denials and peeks leave the shard untouched (nothing to journal).
-        if let Some(next) = next {
-            s.insert(key, Entry::with_expiry(Value::Gcra(next), expiry_of(next)));
-        }
-        Ok(decision)
-    })?;
-    if quantity > 0 {
-        if decision.allowed {
-            ctx.session.stats.allowed += 1;
-        } else {
-            ctx.session.stats.denied += 1;
-        }
-    }
-    Ok(decision)
-}
-
-/// The bucket is full (indistinguishable from a missing key) at `tat`, so it expires then.
-fn expiry_of(state: GcraState) -> Option<Nanos> {
-    Some(state.tat).filter(|t| *t != Nanos::MAX)
-}
-
 fn five(reply: [i64; 5]) -> Frame {
     Frame::Array(reply.iter().map(|&n| Frame::Integer(n)).collect())
 }
@@ -102,7 +63,7 @@ fn cl_throttle(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
     };
     let params = GcraParams::from_cell(max_burst, count, period)
         .map_err(|e| CommandError::out_of_range(e.to_string()))?;
-    let d = take(ctx, &req[1], &params, quantity)?;
+    let d = ctx.call().throttle(&req[1], &params, quantity)?;
     Ok(five(gcra::cell_reply(&d, &params)))
 }
 
@@ -146,7 +107,7 @@ fn gcra_cmd(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     }
     let params = GcraParams::from_redis_gcra(max_burst, per_period, period)
         .map_err(|e| CommandError::out_of_range(e.to_string()))?;
-    let d = take(ctx, &req[1], &params, tokens as u64)?;
+    let d = ctx.call().throttle(&req[1], &params, tokens as u64)?;
     Ok(five(gcra::redis_gcra_reply(&d, &params)))
 }
 

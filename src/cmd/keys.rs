@@ -420,7 +420,7 @@ fn copy(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             }
             db = usize::try_from(n)
                 .ok()
-                .filter(|&n| n < ctx.shared.dbs.len())
+                .filter(|&n| n < ctx.shared.engine.dbs.len())
                 .ok_or_else(|| CommandError::other("DB index is out of range"))?;
         } else {
             return Err(CommandError::Syntax);

@@ -9,17 +9,16 @@
 //! and expires by itself when its last lease expires, so a dead holder never leaks a slot.
 //! Depends on `cmd::limiter` for state access and the reply shape; never touches a socket.
 
-use std::sync::atomic::Ordering;
-
 use bytes::Bytes;
 
 use super::args::{self, is, Args};
 use super::flags::*;
-use super::limiter::{count_outcome, decision_reply, duration, transition_ref, uint as int, Write};
+use super::limiter::{decision_reply, duration, uint as int};
 use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
+use crate::engine::families::Acquired;
 use crate::error::CommandError;
-use crate::limiter::lease::{self, LeaseId, LeaseParams, LeaseState};
+use crate::limiter::lease::{self, LeaseId, LeaseParams};
 use crate::protocol::{Frame, Scalar};
 
 /// LEASE commands.
@@ -104,10 +103,6 @@ pub const COMMANDS: &[CommandSpec] = &[
 /// Stands for "none" in an integer field (a denied ACQUIRE has no lease).
 const NONE: Scalar = Scalar::Int(-1);
 
-/// An id no ACQUIRE ever receives (the counter starts near 2^51 and grows by one per call),
-/// so a peek never finds it held and never gets the retried-ACQUIRE renewal.
-const PEEK_ID: LeaseId = LeaseId(u64::MAX);
-
 /// `LIMIT n` and `TTL duration`, in any order, each at most once.
 struct Options {
     limit: Option<u64>,
@@ -140,16 +135,6 @@ fn lease_id(arg: &[u8]) -> Result<LeaseId, CommandError> {
     args::uint(arg).map(LeaseId)
 }
 
-/// What a write of `state` (after a transition that changed it) does to the key.
-fn write(state: LeaseState) -> Write<LeaseState> {
-    if state.leases.is_empty() {
-        Write::Delete
-    } else {
-        let at = lease::expires_at(&state);
-        Write::Put(state, Some(at))
-    }
-}
-
 /// Takes a slot.
 ///
 /// ```text
@@ -171,19 +156,8 @@ fn acquire(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         return Err(CommandError::Syntax);
     };
     let p = params(limit, ttl)?;
-    let id = LeaseId(ctx.shared.next_lease_id.fetch_add(1, Ordering::Relaxed));
     let now = ctx.now;
-    let (outcome, holders) = transition_ref(ctx, &req[1], |state: Option<&LeaseState>| {
-        let (outcome, new) = lease::acquire(&p, state, now, id);
-        match new {
-            Some(new) => {
-                let holders = lease::count(Some(&new), now);
-                ((outcome, holders), write(new))
-            }
-            None => ((outcome, lease::count(state, now)), Write::Keep),
-        }
-    })?;
-    count_outcome(ctx, outcome.decision.allowed);
+    let Acquired { outcome, holders } = ctx.call().lease_acquire(&req[1], &p)?;
     let (lease_id, expires_at_ms, ttl_ms) = match outcome.lease {
         Some(l) => (
             int(l.id.0),
@@ -224,17 +198,7 @@ fn peek(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     // Without a TTL the new lease's own expiry is unknown; the shortest one never outlives
     // the current holders, and the reset below is taken from the current state instead.
     let p = params(limit, o.ttl.unwrap_or(Nanos(1)))?;
-    let now = ctx.now;
-    let (mut decision, holders, current_reset) =
-        transition_ref(ctx, &req[1], |state: Option<&LeaseState>| {
-            let (outcome, _) = lease::acquire(&p, state, now, PEEK_ID);
-            let holders = lease::count(state, now);
-            let reset = state.map_or(Nanos::ZERO, |s| lease::expires_at(s).saturating_sub(now));
-            ((outcome.decision, holders, reset), Write::Keep)
-        })?;
-    if o.ttl.is_none() {
-        decision.reset_after = current_reset;
-    }
+    let (decision, holders) = ctx.call().lease_peek(&req[1], &p, o.ttl.is_some())?;
     Ok(decision_reply(&decision, [("holders", int(holders))]))
 }
 
@@ -251,11 +215,7 @@ fn peek(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 /// positive`, `WRONGTYPE`.
 fn release(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let id = lease_id(&req[2])?;
-    let now = ctx.now;
-    let found = transition_ref(ctx, &req[1], |state: Option<&LeaseState>| {
-        let (change, new) = lease::release(state, now, id);
-        (change.found, new.map_or(Write::Keep, write))
-    })?;
+    let found = ctx.call().lease_release(&req[1], id)?;
     Ok(Frame::Integer(i64::from(found)))
 }
 
@@ -280,11 +240,7 @@ fn renew(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         return Err(CommandError::Syntax);
     };
     let ttl = lease::check_ttl(ttl).map_err(|e| CommandError::other(e.to_string()))?;
-    let now = ctx.now;
-    let found = transition_ref(ctx, &req[1], |state: Option<&LeaseState>| {
-        let (change, new) = lease::renew(state, now, id, ttl);
-        (change.found, new.map_or(Write::Keep, write))
-    })?;
+    let found = ctx.call().lease_renew(&req[1], id, ttl)?;
     Ok(Frame::Integer(i64::from(found)))
 }
 
@@ -297,10 +253,7 @@ fn renew(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 ///
 /// Errors: `WRONGTYPE`.
 fn count(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let now = ctx.now;
-    let n = transition_ref(ctx, &req[1], |state: Option<&LeaseState>| {
-        (lease::count(state, now), Write::Keep)
-    })?;
+    let n = ctx.call().lease_count(&req[1])?;
     Ok(int(n).to_frame())
 }
 
@@ -377,6 +330,7 @@ mod tests {
 
     fn first_id(h: &Harness) -> i64 {
         h.shared
+            .engine
             .next_lease_id
             .load(std::sync::atomic::Ordering::Relaxed) as i64
     }

@@ -1,7 +1,7 @@
 //! What every native limiter family (RATE, WINDOW, QUOTA, COST, LEASE, BREAKER) shares in the
-//! command layer: reading and writing its state under the key's shard lock with WRONGTYPE
-//! checks and expiry, the uniform admission reply, and the argument grammar (durations with
-//! units, rates `N/duration`, `COST n`).
+//! command layer: the uniform admission reply and the argument grammar (durations with units,
+//! rates `N/duration`, `COST n`). The transitions themselves run in the engine
+//! ([`crate::engine::families`]).
 //!
 //! # The uniform reply
 //! Every TAKE / PEEK / ACQUIRE-style command answers a map (RESP3) or a flat field/value array
@@ -20,109 +20,35 @@ use bytes::Bytes;
 use super::args;
 use super::Ctx;
 use crate::clock::Nanos;
+use crate::engine::families::StateKind;
 use crate::error::CommandError;
-use crate::limiter::breaker::BreakerState;
-use crate::limiter::cost::CostState;
 use crate::limiter::decision::Decision;
-use crate::limiter::gcra::GcraState;
-use crate::limiter::lease::LeaseState;
-use crate::limiter::quota::QuotaState;
 use crate::limiter::units::{self, Rate};
-use crate::limiter::window::WindowState;
 use crate::protocol::{Frame, Scalar};
-use crate::store::{Entry, Value};
 
-/// A limiter state kind stored as one [`Value`] variant.
-pub trait StateKind: Clone {
-    /// The state inside `v`, or `None` if `v` is another kind (WRONGTYPE).
-    fn from_value(v: &Value) -> Option<&Self>;
-    /// Wraps the state for storage.
-    fn into_value(self) -> Value;
-}
+pub use crate::engine::Write;
 
-macro_rules! state_kind {
-    ($ty:ty, $variant:ident) => {
-        impl StateKind for $ty {
-            fn from_value(v: &Value) -> Option<&Self> {
-                match v {
-                    Value::$variant(s) => Some(s),
-                    _ => None,
-                }
-            }
-            fn into_value(self) -> Value {
-                Value::$variant(self)
-            }
-        }
-    };
-}
-
-state_kind!(GcraState, Gcra);
-state_kind!(WindowState, Window);
-state_kind!(QuotaState, Quota);
-state_kind!(CostState, Cost);
-state_kind!(LeaseState, Lease);
-state_kind!(BreakerState, Breaker);
-
-/// What a transition does to the stored state.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Write<S> {
-    /// Nothing (a peek, a denial, a read).
-    Keep,
-    /// Store this state; the key expires at the given instant (`None` = never).
-    Put(S, Option<Nanos>),
-    /// Delete the key (the state is fresh again).
-    Delete,
-}
-
-/// Runs `f` on the state at `key` (`None` when absent or expired) under the key's shard lock,
-/// applies the [`Write`] it returns before the lock drops, and returns its result. A key of
-/// another kind is `WRONGTYPE` and `f` is not called.
+/// [`crate::engine::Call::transition`] for this command.
 pub fn transition<S: StateKind, R>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     f: impl FnOnce(Option<S>) -> (R, Write<S>),
 ) -> Result<R, CommandError> {
-    transition_ref(ctx, key, |s: Option<&S>| f(s.cloned()))
+    Ok(ctx.call().transition(key, f)?)
 }
 
-/// [`transition`] for states that are costly to copy (LEASE's holder list): `f` borrows the
-/// stored state and builds the new one from it.
+/// [`crate::engine::Call::transition_ref`] for this command.
 pub fn transition_ref<S: StateKind, R>(
     ctx: &mut Ctx<'_>,
     key: &[u8],
     f: impl FnOnce(Option<&S>) -> (R, Write<S>),
 ) -> Result<R, CommandError> {
-    let now = ctx.now;
-    ctx.with_shard(key, |shard| {
-        let (result, write) = match shard.get_live(key, now) {
-            None => f(None),
-            Some(e) => f(Some(
-                S::from_value(&e.value).ok_or(CommandError::WrongType)?,
-            )),
-        };
-        match write {
-            Write::Keep => {}
-            Write::Delete => {
-                shard.remove(key, now);
-            }
-            // An expiry already reached means the state is fresh: nothing to keep.
-            Write::Put(_, Some(at)) if at <= now => {
-                shard.remove(key, now);
-            }
-            // One hash lookup whether or not the key exists.
-            Write::Put(state, at) => shard.insert(key, Entry::with_expiry(state.into_value(), at)),
-        }
-        Ok(result)
-    })
+    Ok(ctx.call().transition_ref(key, f)?)
 }
 
 /// Counts a take's outcome in the connection's statistics (peeks are not counted).
 pub fn count_outcome(ctx: &mut Ctx<'_>, allowed: bool) {
-    if allowed {
-        ctx.session.stats.allowed += 1;
-    } else {
-        ctx.session.stats.denied += 1;
-    }
+    ctx.call().count_outcome(allowed)
 }
 
 /// A count as an integer reply value (saturating at `i64::MAX`).

@@ -455,7 +455,7 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         return multi::queue(ctx, spec, req);
     }
     if spec.has(flags::WRITE) {
-        if let Some(w) = ctx.shared.aof.get() {
+        if let Some(w) = ctx.shared.engine.aof.get() {
             // Like Redis: while the AOF cannot be written, writes are refused (MISCONF).
             w.check_writable()
                 .map_err(|e| CommandError::Coded(e.to_string()))?;
@@ -578,7 +578,7 @@ pub mod testing {
                 .iter()
                 .map(|w| Bytes::copy_from_slice(w.as_bytes()))
                 .collect();
-            let now = self.shared.clock.now();
+            let now = self.shared.engine.clock.now();
             let reply = dispatch(&mut Ctx::new(&self.shared, &mut self.session, now), &req);
             let maps = reply.clone().into_maps();
             for v in [RespVersion::Resp2, RespVersion::Resp3] {
@@ -610,12 +610,12 @@ pub mod testing {
 
         /// The manual clock's reading.
         pub fn clock_now(&self) -> Nanos {
-            self.shared.clock.now()
+            self.shared.engine.clock.now()
         }
 
         /// The manual clock's reading in milliseconds.
         pub fn clock_ms(&self) -> u64 {
-            self.shared.clock.now().as_millis()
+            self.shared.engine.clock.now().as_millis()
         }
     }
 

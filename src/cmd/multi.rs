@@ -141,7 +141,7 @@ fn watch(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 /// Drops every watch of `session` (`UNWATCH`, `EXEC`, `DISCARD`, `RESET`, disconnect).
 pub fn unwatch_all(shared: &Shared, session: &mut Session) {
     for w in session.watched.drain(..) {
-        shared.dbs[w.db]
+        shared.engine.dbs[w.db]
             .watchers
             .unwatch(&w.key, &session.watch_flag);
     }
@@ -151,11 +151,12 @@ pub fn unwatch_all(shared: &Shared, session: &mut Session) {
 
 /// Whether a key watched while it held a value holds none now (it expired or was swept).
 fn watched_key_expired(shared: &Shared, session: &Session, now: crate::clock::Nanos) -> bool {
-    session
-        .watched
-        .iter()
-        .filter(|w| w.live)
-        .any(|w| shared.dbs[w.db].lock(&w.key).get(&w.key, now).is_none())
+    session.watched.iter().filter(|w| w.live).any(|w| {
+        shared.engine.dbs[w.db]
+            .lock(&w.key)
+            .get(&w.key, now)
+            .is_none()
+    })
 }
 
 /// Checks and queues `req` inside `MULTI`.
@@ -520,7 +521,7 @@ mod tests {
             exec_ok(&mut h, &["PING"]),
             Frame::Array(vec![simple("PONG")])
         );
-        assert!(!h.shared.dbs[0].watchers.active());
+        assert!(!h.shared.engine.dbs[0].watchers.active());
     }
 
     #[test]
@@ -594,6 +595,6 @@ mod tests {
         };
         assert!(String::from_utf8_lossy(&line).contains(" watch=2 "));
         h.run(&["RESET"]);
-        assert!(!h.shared.dbs[0].watchers.active());
+        assert!(!h.shared.engine.dbs[0].watchers.active());
     }
 }

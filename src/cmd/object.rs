@@ -164,7 +164,7 @@ pub fn encoding(v: &Value, limits: &EncodingLimits) -> &'static str {
 fn inspect(ctx: &mut Ctx<'_>, req: &[Bytes], what: Info) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let key = &req[2];
-    let limits = ctx.shared.config.read().encoding.clone();
+    let limits = ctx.shared.engine.config.read().encoding.clone();
     let found = ctx.with_shard(key, |s| {
         s.get_live(key, now).map(|e| match what {
             Info::Encoding => Frame::bulk(encoding(&e.value, &limits)),

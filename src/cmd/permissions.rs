@@ -302,7 +302,7 @@ pub(crate) fn enforce_change(ctx: &Ctx<'_>, before: Option<&User>, after: &User)
 /// Applies the configured users at start: `requirepass`, then `user` lines of the config file
 /// or the `aclfile` (not both, as in Redis).
 pub fn load_at_start(shared: &super::Shared) -> Result<(), String> {
-    let cfg = shared.config.read().clone();
+    let cfg = shared.engine.config.read().clone();
     if cfg.aclfile.is_some() && !cfg.users.is_empty() {
         return Err(
             "Configuring Redis with users defined in redis.conf and at the same setting \

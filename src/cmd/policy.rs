@@ -28,11 +28,11 @@ use crate::limiter::units::MAX_DURATION;
 use crate::persist::Record;
 use crate::policy::access::Entry as AccessEntry;
 use crate::policy::decide::{self, Demand, Mode, Outcome, RuleResult, RuleState, StateWrite};
-use crate::policy::events::{self, Event};
+use crate::policy::events::Event;
 use crate::policy::headers::{headers, Headers};
 use crate::policy::model::{
-    check_scope, fmt_duration, join_words, split_words, state_key, Applied, Limit, Measure,
-    Override, Policy, PolicyError,
+    check_scope, fmt_duration, join_words, state_key, Applied, Limit, Measure, Override, Policy,
+    PolicyError,
 };
 use crate::policy::registry::{Gate, PendingReservation, Resolved};
 use crate::policy::reserve::{self, reservation_key, Charge, Reservation};
@@ -584,6 +584,7 @@ fn run_check(ctx: &mut Ctx<'_>, a: CheckArgs, kind: Kind) -> Result<Frame, Comma
     let now = ctx.now;
     let shared = ctx.shared;
     let gate = shared
+        .engine
         .policies
         .read()
         .resolve(&a.policy, &a.identity, a.ip, now)
@@ -612,7 +613,7 @@ fn run_check(ctx: &mut Ctx<'_>, a: CheckArgs, kind: Kind) -> Result<Frame, Comma
     let has_lease = rules
         .iter()
         .any(|x| matches!(x.rule.limit, Limit::Lease { .. }));
-    let next_id = || shared.next_lease_id.fetch_add(1, Ordering::Relaxed);
+    let next_id = || shared.engine.next_lease_id.fetch_add(1, Ordering::Relaxed);
     // A dry run acquires nothing, so it peeks with an id no lease has.
     let lease_id = LeaseId(if has_lease && charge {
         next_id()
@@ -713,7 +714,7 @@ fn run_check(ctx: &mut Ctx<'_>, a: CheckArgs, kind: Kind) -> Result<Frame, Comma
         }
     }
     if let Some(r) = &reservation {
-        shared.policies.track_reservation(
+        shared.engine.policies.track_reservation(
             r.expires_at,
             r.id,
             PendingReservation {
@@ -734,45 +735,36 @@ fn run_check(ctx: &mut Ctx<'_>, a: CheckArgs, kind: Kind) -> Result<Frame, Comma
     if kind != Kind::Status {
         let scope = a.scope.as_deref();
         if let Some(rule) = &denied_by {
-            events::emit(
-                shared,
-                &Event::Denied {
-                    at: now,
-                    policy: &a.policy,
-                    identity: &a.identity,
-                    scope,
-                    rule: Some(rule),
-                    retry_after_ms: verdict.retry_after.map_or(-1, |r| {
-                        i64::try_from(r.as_millis_ceil()).unwrap_or(i64::MAX)
-                    }),
-                    reason: "limit",
-                },
-            );
+            shared.engine.emit(&Event::Denied {
+                at: now,
+                policy: &a.policy,
+                identity: &a.identity,
+                scope,
+                rule: Some(rule),
+                retry_after_ms: verdict.retry_after.map_or(-1, |r| {
+                    i64::try_from(r.as_millis_ceil()).unwrap_or(i64::MAX)
+                }),
+                reason: "limit",
+            });
         }
         if verdict.allowed && !warnings.is_empty() {
-            events::emit(
-                shared,
-                &Event::Warning {
-                    at: now,
-                    policy: &a.policy,
-                    identity: &a.identity,
-                    scope,
-                    rules: warnings.iter().map(String::as_str).collect(),
-                },
-            );
+            shared.engine.emit(&Event::Warning {
+                at: now,
+                policy: &a.policy,
+                identity: &a.identity,
+                scope,
+                rules: warnings.iter().map(String::as_str).collect(),
+            });
         }
-        if verdict.allowed && sampled(shared) {
-            events::emit(
-                shared,
-                &Event::Allowed {
-                    at: now,
-                    policy: &a.policy,
-                    identity: &a.identity,
-                    scope,
-                    action: verdict.action(),
-                    delay_ms: i64::try_from(verdict.delay.as_millis_ceil()).unwrap_or(i64::MAX),
-                },
-            );
+        if verdict.allowed && shared.engine.sample_allowed() {
+            shared.engine.emit(&Event::Allowed {
+                at: now,
+                policy: &a.policy,
+                identity: &a.identity,
+                scope,
+                action: verdict.action(),
+                delay_ms: i64::try_from(verdict.delay.as_millis_ceil()).unwrap_or(i64::MAX),
+            });
         }
     }
     let headers = headers(&rules, &verdict);
@@ -817,11 +809,6 @@ fn scoped_name(a: &Applied<'_>) -> String {
     }
 }
 
-fn sampled(shared: &Shared) -> bool {
-    let ppm = shared.config.read().policy_events_sample_ppm;
-    shared.policies.sample_allowed(ppm)
-}
-
 /// The reply to an allow- or deny-listed identity: no rule is checked or charged. A reserve
 /// by an allow-listed identity still gets a reservation (charging nothing), so the caller's
 /// settle works the same.
@@ -831,7 +818,7 @@ fn listed(ctx: &mut Ctx<'_>, a: &CheckArgs, kind: Kind, allow: bool, e: &AccessE
     let entry = String::from_utf8_lossy(&e.to_bytes()).into_owned();
     let mut reservation = None;
     if allow && kind == Kind::Reserve {
-        let id = shared.next_lease_id.fetch_add(1, Ordering::Relaxed);
+        let id = shared.engine.next_lease_id.fetch_add(1, Ordering::Relaxed);
         let expires_at = now.saturating_add(a.ttl.unwrap_or(DEFAULT_RESERVATION_TTL));
         let key = reservation_key(id);
         let r = Reservation {
@@ -857,32 +844,26 @@ fn listed(ctx: &mut Ctx<'_>, a: &CheckArgs, kind: Kind, allow: bool, e: &AccessE
         count_outcome(ctx, allow);
         let scope = a.scope.as_deref();
         if allow {
-            if sampled(shared) {
-                events::emit(
-                    shared,
-                    &Event::Allowed {
-                        at: now,
-                        policy: &a.policy,
-                        identity: &a.identity,
-                        scope,
-                        action: "allowlist",
-                        delay_ms: 0,
-                    },
-                );
-            }
-        } else {
-            events::emit(
-                shared,
-                &Event::Denied {
+            if shared.engine.sample_allowed() {
+                shared.engine.emit(&Event::Allowed {
                     at: now,
                     policy: &a.policy,
                     identity: &a.identity,
                     scope,
-                    rule: None,
-                    retry_after_ms: -1,
-                    reason: "denylist",
-                },
-            );
+                    action: "allowlist",
+                    delay_ms: 0,
+                });
+            }
+        } else {
+            shared.engine.emit(&Event::Denied {
+                at: now,
+                policy: &a.policy,
+                identity: &a.identity,
+                scope,
+                rule: None,
+                retry_after_ms: -1,
+                reason: "denylist",
+            });
         }
     }
     CheckReply {
@@ -974,6 +955,7 @@ fn settle(
     let r = found.ok_or_else(missing)?;
     // The policy as it is now; a deleted policy leaves nothing to adjust.
     let resolved = shared
+        .engine
         .policies
         .read()
         .rules_for(&r.policy, &r.identity, now)
@@ -1020,7 +1002,10 @@ fn settle(
         Some(after)
     });
     let after = outcome.ok_or_else(missing)?;
-    shared.policies.untrack_reservation(r.expires_at, r.id);
+    shared
+        .engine
+        .policies
+        .untrack_reservation(r.expires_at, r.id);
     let charged: Vec<&[u8]> = r.charges.iter().map(|c| &c.key[..]).collect();
     let rule_frames: Vec<Frame> = rules
         .iter()
@@ -1101,6 +1086,7 @@ fn limit_release(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError
     };
     let resolved = ctx
         .shared
+        .engine
         .policies
         .read()
         .rules_for(&args::text(&req[1]), &req[2], now)
@@ -1133,7 +1119,7 @@ fn limit_reset(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
     let now = ctx.now;
     let identity = req[1].clone();
     let keys: Vec<Bytes> = {
-        let t = ctx.shared.policies.read();
+        let t = ctx.shared.engine.policies.read();
         let names: Vec<String> = match req.len() {
             2 => t.policies.keys().cloned().collect(),
             3 => {
@@ -1171,56 +1157,16 @@ fn limit_events(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError>
         2 => usize::try_from(args::uint(&req[1])?).unwrap_or(usize::MAX),
         _ => return Err(CommandError::Syntax),
     };
-    tick(ctx.shared, ctx.now);
+    ctx.shared.engine.tick(ctx.now);
     Ok(Frame::Array(
         ctx.shared
+            .engine
             .policies
             .recent_events(n)
             .into_iter()
             .map(|(c, m)| Frame::Array(vec![Frame::Bulk(c), Frame::Bulk(m)]))
             .collect(),
     ))
-}
-
-/// Publishes the lapse of reservations and overrides due at `now`: called by the server's
-/// background tick and before `LIMIT.EVENTS` reads the ring. Expired overrides are dropped
-/// from memory (replay drops them by their absolute expiry, so nothing is journaled).
-pub fn tick(shared: &Shared, now: Nanos) {
-    for (id, at, r) in shared.policies.expired_reservations(now) {
-        events::emit(
-            shared,
-            &Event::Reservation {
-                at,
-                id,
-                change: "expired",
-                policy: &r.policy,
-                identity: &r.identity,
-                tokens: r.tokens,
-                cost: r.cost,
-            },
-        );
-    }
-    let any_expired = shared
-        .policies
-        .read()
-        .overrides
-        .values()
-        .any(|o| !o.is_live(now));
-    if any_expired {
-        let gone = shared.policies.write().drop_expired_overrides(now);
-        for (identity, o) in gone {
-            events::emit(
-                shared,
-                &Event::Override {
-                    at: o.expires_at.unwrap_or(now),
-                    identity: &identity,
-                    change: "expired",
-                    policy: o.policy.as_deref(),
-                    reason: o.reason.as_deref(),
-                },
-            );
-        }
-    }
 }
 
 fn words_of(v: Vec<String>) -> Vec<Bytes> {
@@ -1237,7 +1183,7 @@ fn policy_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         words: words_of(p.body.words()),
     };
     let shared = ctx.shared;
-    let mut t = shared.policies.write();
+    let mut t = shared.engine.policies.write();
     t.set_policy(p);
     ctx.journal(&record);
     Ok(Frame::OK)
@@ -1302,6 +1248,7 @@ fn window_text(l: &Limit) -> String {
 fn policy_get(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let p = ctx
         .shared
+        .engine
         .policies
         .read()
         .policies
@@ -1313,7 +1260,7 @@ fn policy_get(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 /// `POLICY.DEL name...`: the number deleted.
 fn policy_del(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let shared = ctx.shared;
-    let mut t = shared.policies.write();
+    let mut t = shared.engine.policies.write();
     let mut n = 0;
     for name in &req[1..] {
         if t.policies.remove(args::text(name).as_str()).is_some() {
@@ -1326,7 +1273,7 @@ fn policy_del(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 
 /// `POLICY.LIST`: the names, sorted.
 fn policy_list(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
-    let t = ctx.shared.policies.read();
+    let t = ctx.shared.engine.policies.read();
     Ok(Frame::Array(t.policies.keys().map(Frame::bulk).collect()))
 }
 
@@ -1335,7 +1282,7 @@ fn override_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError>
     let now = ctx.now;
     let o = Override::parse(&req[2..], now).map_err(perr)?;
     let shared = ctx.shared;
-    let mut t = shared.policies.write();
+    let mut t = shared.engine.policies.write();
     if let Some(p) = &o.policy {
         if !t.policies.contains_key(p) {
             return Err(CommandError::other(format!("unknown policy '{p}'")));
@@ -1349,16 +1296,13 @@ fn override_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError>
     let o = Arc::new(o);
     t.overrides.insert(identity.clone(), o.clone());
     drop(t);
-    events::emit(
-        shared,
-        &Event::Override {
-            at: now,
-            identity: &identity,
-            change: "set",
-            policy: o.policy.as_deref(),
-            reason: o.reason.as_deref(),
-        },
-    );
+    shared.engine.emit(&Event::Override {
+        at: now,
+        identity: &identity,
+        change: "set",
+        policy: o.policy.as_deref(),
+        reason: o.reason.as_deref(),
+    });
     Ok(Frame::OK)
 }
 
@@ -1367,6 +1311,7 @@ fn override_get(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError>
     let now = ctx.now;
     let o = ctx
         .shared
+        .engine
         .policies
         .read()
         .overrides
@@ -1404,7 +1349,7 @@ fn override_del(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError>
     let shared = ctx.shared;
     let mut gone = Vec::new();
     {
-        let mut t = shared.policies.write();
+        let mut t = shared.engine.policies.write();
         for id in &req[1..] {
             if let Some(o) = t.overrides.remove(id) {
                 ctx.journal(&Record::OverrideDel {
@@ -1417,16 +1362,13 @@ fn override_del(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError>
         }
     }
     for (identity, o) in &gone {
-        events::emit(
-            shared,
-            &Event::Override {
-                at: now,
-                identity,
-                change: "del",
-                policy: o.policy.as_deref(),
-                reason: o.reason.as_deref(),
-            },
-        );
+        shared.engine.emit(&Event::Override {
+            at: now,
+            identity,
+            change: "del",
+            policy: o.policy.as_deref(),
+            reason: o.reason.as_deref(),
+        });
     }
     Ok(int(gone.len() as u64))
 }
@@ -1434,7 +1376,7 @@ fn override_del(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError>
 /// `OVERRIDE.LIST`: identities with an override in force.
 fn override_list(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
-    let t = ctx.shared.policies.read();
+    let t = ctx.shared.engine.policies.read();
     Ok(Frame::Array(
         t.overrides
             .iter()
@@ -1452,7 +1394,7 @@ fn access_change(
     add: bool,
 ) -> Result<Frame, CommandError> {
     let shared = ctx.shared;
-    let mut t = shared.policies.write();
+    let mut t = shared.engine.policies.write();
     let mut n = 0;
     for raw in &req[1..] {
         if raw.is_empty() {
@@ -1479,83 +1421,16 @@ fn access_change(
 
 /// `ALLOWLIST.LIST` / `DENYLIST.LIST`.
 fn access_list(ctx: &mut Ctx<'_>, deny: bool) -> Result<Frame, CommandError> {
-    let t = ctx.shared.policies.read();
+    let t = ctx.shared.engine.policies.read();
     let list = if deny { &t.deny } else { &t.allow };
     Ok(Frame::Array(
         list.entries().map(|e| Frame::Bulk(e.to_bytes())).collect(),
     ))
 }
 
-/// At start, after the AOF is loaded: applies the config file's policies (`policy` lines, then
-/// `policy-file` files), and scans the keyspace for reservations, so that their expiry is
-/// reported and new lease and reservation ids stay above every id in use.
-pub fn start(shared: &Shared) -> Result<(), String> {
-    let cfg = shared.config.read().clone();
-    let mut lines: Vec<(String, String)> = cfg
-        .policies
-        .iter()
-        .enumerate()
-        .map(|(i, l)| (format!("policy line {}", i + 1), l.clone()))
-        .collect();
-    for path in &cfg.policy_files {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read policy file {}: {e}", path.display()))?;
-        for (i, l) in text.lines().enumerate() {
-            let l = l.trim();
-            if !l.is_empty() && !l.starts_with('#') {
-                lines.push((format!("{}:{}", path.display(), i + 1), l.to_owned()));
-            }
-        }
-    }
-    {
-        let mut t = shared.policies.write();
-        for (at, line) in lines {
-            let words = split_words(&line).map_err(|e| format!("{at}: {e}"))?;
-            let (name, rest) = words
-                .split_first()
-                .ok_or_else(|| format!("{at}: a policy needs a name"))?;
-            let rest = words_of(rest.to_vec());
-            let p = Policy::parse(name.as_bytes(), &rest).map_err(|e| format!("{at}: {e}"))?;
-            t.set_policy(p);
-        }
-    }
-    let now = shared.clock.now();
-    let mut max_id = 0u64;
-    for db in shared.dbs.iter() {
-        for i in 0..db.shard_count() {
-            let shard = db.lock_shard(i);
-            for (_, e) in shard.iter_live(now) {
-                match &e.value {
-                    Value::Reservation(r) => {
-                        max_id = max_id.max(r.id).max(r.lease.map_or(0, |l| l.0));
-                        shared.policies.track_reservation(
-                            r.expires_at,
-                            r.id,
-                            PendingReservation {
-                                policy: r.policy.clone(),
-                                identity: r.identity.clone(),
-                                tokens: r.tokens,
-                                cost: r.cost,
-                            },
-                        );
-                    }
-                    Value::Lease(s) => {
-                        max_id = max_id.max(s.leases.iter().map(|l| l.id.0).max().unwrap_or(0));
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
-    shared
-        .next_lease_id
-        .fetch_max(max_id.saturating_add(1), Ordering::Relaxed);
-    Ok(())
-}
-
 /// The `# Policies` INFO section's lines (`key`, `value`).
 pub fn info(shared: &Shared) -> Vec<(String, String)> {
-    let t = shared.policies.read();
+    let t = shared.engine.policies.read();
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let mut out = vec![
         ("policies".to_owned(), t.policies.len().to_string()),
@@ -1570,11 +1445,11 @@ pub fn info(shared: &Shared) -> Vec<(String, String)> {
         ),
         (
             "policy_reservations_pending".to_owned(),
-            shared.policies.pending_reservations().to_string(),
+            shared.engine.policies.pending_reservations().to_string(),
         ),
         (
             "policy_events_published".to_owned(),
-            shared.policies.events_published().to_string(),
+            shared.engine.policies.events_published().to_string(),
         ),
     ];
     let clean = |s: &str| -> String {
@@ -1685,7 +1560,7 @@ mod tests {
     /// Every live key of database 0 with its entry, sorted.
     fn snapshot(h: &Harness) -> Vec<(Vec<u8>, Entry)> {
         let now = h.clock_now();
-        let db = &h.shared.dbs[0];
+        let db = &h.shared.engine.dbs[0];
         let mut v: Vec<(Vec<u8>, Entry)> = (0..db.shard_count())
             .flat_map(|i| {
                 let s = db.lock_shard(i);
@@ -2340,19 +2215,20 @@ mod tests {
         };
         let key = crate::policy::reserve::reservation_key(r.id);
         let at = Some(r.expires_at);
-        h.shared.dbs[0].with_shard(&key, |s| {
+        h.shared.engine.dbs[0].with_shard(&key, |s| {
             s.insert(
                 &key,
                 Entry::with_expiry(crate::store::Value::Reservation(Box::new(r)), at),
             )
         });
-        super::start(&h.shared).unwrap();
+        h.shared.engine.start().unwrap();
         assert!(
             h.shared
+                .engine
                 .next_lease_id
                 .load(std::sync::atomic::Ordering::Relaxed)
                 > u64::MAX / 2
         );
-        assert_eq!(h.shared.policies.pending_reservations(), 1);
+        assert_eq!(h.shared.engine.policies.pending_reservations(), 1);
     }
 }

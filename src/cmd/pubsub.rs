@@ -167,7 +167,7 @@ const PUBSUB_SUBCOMMANDS: &[CommandSpec] = &[
         flags: PUBSUB | LOADING | STALE,
         summary: "Returns a count of unique pattern subscriptions.",
         since: "2.8.0",
-        handler: |ctx, _| Ok(Frame::Integer(count(ctx.shared.pubsub.numpat()))),
+        handler: |ctx, _| Ok(Frame::Integer(count(ctx.shared.engine.pubsub.numpat()))),
         ..BASE
     },
     CommandSpec {
@@ -261,7 +261,7 @@ pub fn leave(ctx: &mut Ctx<'_>) {
         return;
     }
     let sub = &ctx.session.info.pubsub;
-    ctx.shared.pubsub.remove(sub);
+    ctx.shared.engine.pubsub.remove(sub);
     sub.discard();
     ctx.session.pubsub_mode = false;
 }
@@ -278,7 +278,7 @@ fn subscribe(ctx: &mut Ctx<'_>, req: &[Bytes], kind: ChannelKind) -> Result<Fram
     let out = req[1..]
         .iter()
         .map(|ch| {
-            let n = ctx.shared.pubsub.subscribe(&sub, kind, ch);
+            let n = ctx.shared.engine.pubsub.subscribe(&sub, kind, ch);
             confirm(word(kind, true), Some(ch.clone()), n)
         })
         .collect();
@@ -302,7 +302,7 @@ fn unsubscribe(ctx: &mut Ctx<'_>, req: &[Bytes], kind: ChannelKind) -> Result<Fr
     let mut confirmations: Vec<Frame> = names
         .into_iter()
         .map(|ch| {
-            let n = ctx.shared.pubsub.unsubscribe(&sub, kind, &ch);
+            let n = ctx.shared.engine.pubsub.unsubscribe(&sub, kind, &ch);
             confirm(word(kind, false), Some(ch), n)
         })
         .collect();
@@ -322,7 +322,7 @@ fn psubscribe(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let out = req[1..]
         .iter()
         .map(|p| {
-            let n = ctx.shared.pubsub.psubscribe(&sub, p);
+            let n = ctx.shared.engine.pubsub.psubscribe(&sub, p);
             confirm("psubscribe", Some(p.clone()), n)
         })
         .collect();
@@ -344,7 +344,7 @@ fn punsubscribe(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError>
     let mut confirmations: Vec<Frame> = names
         .into_iter()
         .map(|p| {
-            let n = ctx.shared.pubsub.punsubscribe(&sub, &p);
+            let n = ctx.shared.engine.pubsub.punsubscribe(&sub, &p);
             confirm("punsubscribe", Some(p), n)
         })
         .collect();
@@ -385,8 +385,8 @@ fn publish(ctx: &mut Ctx<'_>, req: &[Bytes], kind: ChannelKind) -> Result<Frame,
     // One copy shared by every delivery; it must not pin this connection's read buffer.
     let payload = Bytes::copy_from_slice(&req[2]);
     let n = match kind {
-        ChannelKind::Global => ctx.shared.pubsub.publish(&req[1], payload),
-        ChannelKind::Shard => ctx.shared.pubsub.spublish(&req[1], payload),
+        ChannelKind::Global => ctx.shared.engine.pubsub.publish(&req[1], payload),
+        ChannelKind::Shard => ctx.shared.engine.pubsub.spublish(&req[1], payload),
     };
     let reply = Frame::Integer(count(n));
     // A subscriber publishing to itself (RESP3, or inside EXEC) gets the message before the
@@ -416,6 +416,7 @@ fn channels(ctx: &mut Ctx<'_>, req: &[Bytes], kind: ChannelKind) -> Result<Frame
     }
     let names = ctx
         .shared
+        .engine
         .pubsub
         .channel_names(kind, req.get(2).map(|p| &p[..]));
     Ok(Frame::Array(names.into_iter().map(Frame::Bulk).collect()))
@@ -431,7 +432,9 @@ fn numsub(ctx: &mut Ctx<'_>, req: &[Bytes], kind: ChannelKind) -> Result<Frame, 
     let mut out = Vec::with_capacity((req.len() - 2) * 2);
     for ch in &req[2..] {
         out.push(Frame::Bulk(ch.clone()));
-        out.push(Frame::Integer(count(ctx.shared.pubsub.numsub(kind, ch))));
+        out.push(Frame::Integer(count(
+            ctx.shared.engine.pubsub.numsub(kind, ch),
+        )));
     }
     Ok(Frame::Array(out))
 }
@@ -473,7 +476,7 @@ mod tests {
             .iter()
             .map(|w| Bytes::copy_from_slice(w.as_bytes()))
             .collect();
-        let now = shared.clock.now();
+        let now = shared.engine.clock.now();
         crate::cmd::dispatch(&mut Ctx::new(shared, session, now), &req)
     }
 
@@ -501,7 +504,7 @@ mod tests {
             confirm("ssubscribe", Some("s"), 1)
         );
         assert!(h.session.pubsub_mode);
-        assert_eq!(h.shared.pubsub.num_clients(), 1);
+        assert_eq!(h.shared.engine.pubsub.num_clients(), 1);
     }
 
     #[test]
@@ -564,7 +567,7 @@ mod tests {
         assert!(!h.session.pubsub_mode);
         assert_eq!(h.run(&["PUNSUBSCRIBE"]), confirm("punsubscribe", None, 0));
         assert_eq!(h.run(&["SUNSUBSCRIBE"]), confirm("sunsubscribe", None, 0));
-        assert_eq!(h.shared.pubsub.num_clients(), 0);
+        assert_eq!(h.shared.engine.pubsub.num_clients(), 0);
         assert_eq!(h.run(&["PUBSUB", "NUMPAT"]), int(0));
     }
 
@@ -823,12 +826,12 @@ mod tests {
             queued(&h.session).is_empty(),
             "the backlog is freed at once"
         );
-        assert_eq!(h.shared.pubsub.limit_disconnections(), 1);
+        assert_eq!(h.shared.engine.pubsub.limit_disconnections(), 1);
         assert_eq!(
             run_as(&h.shared, &mut p, &["CONFIG", "RESETSTAT"]),
             Frame::OK
         );
-        assert_eq!(h.shared.pubsub.limit_disconnections(), 0);
+        assert_eq!(h.shared.engine.pubsub.limit_disconnections(), 0);
     }
 
     fn registry(limit: OutputBufferLimit) -> (PubSub, Arc<ManualClock>) {

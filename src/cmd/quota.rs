@@ -8,13 +8,13 @@ use bytes::Bytes;
 
 use super::args::{self, is, Args};
 use super::flags::*;
-use super::limiter::{count, count_outcome, decision_reply, transition, uint, Write};
+use super::limiter::{count, decision_reply, uint};
 use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
+use crate::engine::Take;
 use crate::error::CommandError;
 use crate::limiter::quota::{
-    self, parse_anchor, parse_quota, parse_zone, Anchor, Calendar, QuotaOutcome, QuotaParams,
-    QuotaState,
+    parse_anchor, parse_quota, parse_zone, Anchor, Calendar, QuotaOutcome, QuotaParams,
 };
 use crate::protocol::Frame;
 
@@ -130,21 +130,10 @@ fn reply(o: &QuotaOutcome) -> Frame {
     )
 }
 
-/// Runs the transition; a peek throws the new state away.
-fn run(ctx: &mut Ctx<'_>, req: &[Bytes], peek: bool) -> Result<Frame, CommandError> {
+/// Runs the transition in the engine; a peek throws the new state away.
+fn run(ctx: &mut Ctx<'_>, req: &[Bytes], take: Take) -> Result<Frame, CommandError> {
     let QuotaTake { params, cost } = parse(req)?;
-    let now = ctx.now;
-    let outcome = transition(ctx, &req[1], |state: Option<QuotaState>| {
-        let (outcome, next) = quota::take(&params, state, now, cost);
-        let write = match next {
-            Some(s) if !peek => Write::Put(s, Some(quota::expires_at(&params, &s))),
-            _ => Write::Keep,
-        };
-        (outcome, write)
-    })?;
-    if !peek {
-        count_outcome(ctx, outcome.decision.allowed);
-    }
+    let outcome = ctx.call().quota(&req[1], &params, cost, take)?;
     Ok(reply(&outcome))
 }
 
@@ -170,7 +159,7 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes], peek: bool) -> Result<Frame, CommandErr
 /// (expected ...)`, `ERR invalid CARRY '...': ...`, `ERR invalid COST '...': ...`,
 /// `WRONGTYPE` for a key of another kind.
 fn quota_take(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    run(ctx, req, false)
+    run(ctx, req, Take::Charge)
 }
 
 /// `QUOTA.PEEK`: exactly what `QUOTA.TAKE` with the same arguments would answer now; writes
@@ -182,7 +171,7 @@ fn quota_take(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 ///
 /// Reply and errors: as `QUOTA.TAKE`.
 fn quota_peek(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    run(ctx, req, true)
+    run(ctx, req, Take::Peek)
 }
 
 #[cfg(test)]

@@ -11,12 +11,12 @@ use bytes::Bytes;
 
 use super::args::{is, Args};
 use super::flags::*;
-use super::limiter::{self, count_outcome, decision_reply, transition, Write};
+use super::limiter::{self, decision_reply};
 use super::{CommandSpec, Ctx, BASE};
-use crate::clock::Nanos;
+use crate::engine::Take;
 use crate::error::CommandError;
-use crate::limiter::gcra::{GcraParamError, GcraState};
-use crate::limiter::rate::{self, RateParams};
+use crate::limiter::gcra::GcraParamError;
+use crate::limiter::rate::RateParams;
 use crate::protocol::Frame;
 
 /// RATE commands.
@@ -92,25 +92,9 @@ fn parse(req: &[Bytes]) -> Result<RateRequest<'_>, CommandError> {
     })
 }
 
-/// The bucket is full (indistinguishable from a missing key) at its TAT, so it expires then.
-fn expiry(state: &GcraState) -> Option<Nanos> {
-    Some(state.tat).filter(|t| *t != Nanos::MAX)
-}
-
-/// Runs the GCRA transition; a take stores the new TAT, a peek throws it away.
-fn execute(ctx: &mut Ctx<'_>, r: RateRequest<'_>, take: bool) -> Result<Frame, CommandError> {
-    let now = ctx.now;
-    let d = transition::<GcraState, _>(ctx, r.key, |state| {
-        let (d, next) = rate::take(&r.params, state, now, r.cost);
-        let write = match next {
-            Some(s) if take => Write::Put(s, expiry(&s)),
-            _ => Write::Keep,
-        };
-        (d, write)
-    })?;
-    if take {
-        count_outcome(ctx, d.allowed);
-    }
+/// Runs the GCRA transition in the engine; a take stores the new TAT, a peek throws it away.
+fn execute(ctx: &mut Ctx<'_>, r: RateRequest<'_>, take: Take) -> Result<Frame, CommandError> {
+    let d = ctx.call().rate(r.key, &r.params, r.cost, take)?;
     Ok(decision_reply(&d, []))
 }
 
@@ -133,7 +117,7 @@ fn execute(ctx: &mut Ctx<'_>, r: RateRequest<'_>, take: bool) -> Result<Frame, C
 /// `WRONGTYPE` when the key holds anything but a GCRA bucket.
 fn rate_take(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let r = parse(req)?;
-    execute(ctx, r, true)
+    execute(ctx, r, Take::Charge)
 }
 
 /// `RATE.PEEK`: exactly the reply `RATE.TAKE` with the same arguments would give now, with
@@ -146,7 +130,7 @@ fn rate_take(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 /// Reply and errors: as `RATE.TAKE`.
 fn rate_peek(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let r = parse(req)?;
-    execute(ctx, r, false)
+    execute(ctx, r, Take::Peek)
 }
 
 #[cfg(test)]

@@ -354,7 +354,7 @@ fn err(text: String) -> CommandError {
 
 /// Appends `record` to the AOF, if it is on; the reply then waits for it like a write's.
 fn journal(ctx: &mut Ctx<'_>, record: Record) {
-    if let Some(w) = ctx.shared.aof.get() {
+    if let Some(w) = ctx.shared.engine.aof.get() {
         ctx.session.aof_seq = Some(w.append(&record));
         ctx.session.stats.dirty += 1;
     }
@@ -562,7 +562,7 @@ fn run_script(
 ) -> Result<Frame, CommandError> {
     let compat = flags.has(ScriptFlags::EVAL_COMPAT);
     if !compat && !flags.has(ScriptFlags::NO_WRITES) {
-        if let Some(w) = ctx.shared.aof.get() {
+        if let Some(w) = ctx.shared.engine.aof.get() {
             w.check_writable()
                 .map_err(|e| CommandError::Coded(e.to_string()))?;
         }
@@ -574,7 +574,7 @@ fn run_script(
     }
     let read_only = ro || (!compat && flags.has(ScriptFlags::NO_WRITES));
     let is_function = matches!(target, Target::Function(_));
-    let threshold = ctx.shared.config.read().busy_reply_threshold;
+    let threshold = ctx.shared.engine.config.read().busy_reply_threshold;
     let run = ctx.shared.scripts.run_state().clone();
     let owns_locks = ctx.locked.is_none();
     let mut whole_db = match target {
@@ -666,7 +666,7 @@ fn call_from_script(
         return rejected("Write commands are not allowed from read-only scripts.");
     }
     if write && !state.wrote {
-        if let Some(w) = ctx.shared.aof.get() {
+        if let Some(w) = ctx.shared.engine.aof.get() {
             if let Err(e) = w.check_writable() {
                 return CallOutcome::Rejected(format!("-{e}"));
             }
@@ -1100,7 +1100,7 @@ pub fn busy_gate(shared: &Shared, session: &mut Session, req: &[Bytes]) -> BusyG
     session.stats.commands += 1;
     session.stats.errors += 1;
     let busy = CommandError::Coded(run.busy_reply().into());
-    let now = shared.clock.now();
+    let now = shared.engine.clock.now();
     let e = super::reject(&mut Ctx::new(shared, session, now), spec, busy);
     BusyGate::Reply(e.to_frame())
 }
@@ -2055,7 +2055,7 @@ mod tests {
             h.run(&["CONFIG", "SET", "busy-reply-threshold", "250"]),
             Frame::OK
         );
-        assert_eq!(h.shared.config.read().busy_reply_threshold, 250);
+        assert_eq!(h.shared.engine.config.read().busy_reply_threshold, 250);
         assert_eq!(
             h.run(&["CONFIG", "SET", "lua-time-limit", "100"]),
             Frame::OK
@@ -2071,12 +2071,12 @@ mod tests {
         let sink = MemSink::new();
         let writer = Writer::start(Box::new(sink.clone()), FsyncPolicy::No, h.clock.clone())
             .expect("start the writer");
-        assert!(h.shared.aof.set(Arc::new(writer)).is_ok());
+        assert!(h.shared.engine.aof.set(Arc::new(writer)).is_ok());
         (h, sink)
     }
 
     fn journaled(h: &Harness, sink: &MemSink) -> Vec<Record> {
-        let w = h.shared.aof.get().expect("AOF on");
+        let w = h.shared.engine.aof.get().expect("AOF on");
         w.wait_blocking(w.stats().appended, Duration::from_secs(10))
             .expect("records written");
         let data = sink.data();

@@ -570,7 +570,7 @@ fn incr_by(ctx: &mut Ctx<'_>, key: &[u8], by: i64) -> Result<Frame, CommandError
             next = current_int(e)?
                 .checked_add(by)
                 .ok_or(CommandError::Overflow)?;
-            Ok(Value::Int(next))
+            Ok::<_, CommandError>(Value::Int(next))
         })?;
         Ok(Frame::Integer(next))
     })

@@ -159,7 +159,7 @@ fn too_long() -> CommandError {
 
 /// Redis's `checkStringLength`: `len + extra` must not overflow nor pass the limit.
 fn check_length(ctx: &Ctx<'_>, len: u64, extra: u64) -> Result<(), CommandError> {
-    let max = ctx.shared.config.read().proto_max_bulk_len as u64;
+    let max = ctx.shared.engine.config.read().proto_max_bulk_len as u64;
     match len.checked_add(extra) {
         Some(total) if total <= max => Ok(()),
         _ => Err(too_long()),
@@ -186,7 +186,7 @@ fn edit_string(s: &mut Shard, key: &[u8], now: Nanos, f: impl FnOnce(&mut BytesM
 fn append(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let (key, value) = (&req[1], &req[2]);
-    let max = ctx.shared.config.read().proto_max_bulk_len as u64;
+    let max = ctx.shared.engine.config.read().proto_max_bulk_len as u64;
     ctx.with_shard(key, |s| {
         let Some(old) = read_string(s, key, now)? else {
             s.insert(key, Entry::new(copy_value(value)));
@@ -287,7 +287,7 @@ fn getrange(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 /// A bit offset as Redis's `getBitOffsetFromArgument` reads it: a non-negative integer whose
 /// byte lies within `proto-max-bulk-len`.
 fn bit_offset(ctx: &Ctx<'_>, arg: &[u8]) -> Result<u64, CommandError> {
-    let max = ctx.shared.config.read().proto_max_bulk_len as u64;
+    let max = ctx.shared.engine.config.read().proto_max_bulk_len as u64;
     args::parse_i64(arg)
         .and_then(|n| u64::try_from(n).ok())
         .filter(|n| (n >> 3) < max)
@@ -442,7 +442,7 @@ fn lcs(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     }
     // Redis's table of u32 lengths, and its cap on that transient memory.
     let cells = (a.len() as u64 + 1) * (b.len() as u64 + 1);
-    let max = ctx.shared.config.read().proto_max_bulk_len as u64;
+    let max = ctx.shared.engine.config.read().proto_max_bulk_len as u64;
     if cells.saturating_mul(4) > max {
         return Err(CommandError::other(
             "Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len",

@@ -10,11 +10,11 @@ use bytes::Bytes;
 
 use super::args::{is, Args};
 use super::flags::*;
-use super::limiter::{self, count_outcome, decision_reply, transition, uint, Write};
+use super::limiter::{self, decision_reply, uint};
 use super::{CommandSpec, Ctx, BASE};
-use crate::clock::Nanos;
+use crate::engine::Take;
 use crate::error::CommandError;
-use crate::limiter::window::{self, Counter, WindowParams, WindowState};
+use crate::limiter::window::WindowParams;
 use crate::protocol::Frame;
 
 /// WINDOW commands.
@@ -76,35 +76,16 @@ fn parse(req: &[Bytes]) -> Result<WindowRequest<'_>, CommandError> {
     })
 }
 
-/// The weighted estimate `curr + ceil(prev · (W - e) / W)` of `state` read at `now`.
-fn estimate(params: &WindowParams, state: Option<WindowState>, now: Nanos) -> u64 {
-    let w = params.window().0;
-    Counter::view(state.map(|s| (s.start.0, s.prev, s.curr)), w, now.0).estimate(w)
-}
-
-/// Runs the counter transition; a take stores the new counts, a peek throws them away. The
-/// reply is computed from the same outcome either way, so a peek answers what the take would.
-fn execute(ctx: &mut Ctx<'_>, r: WindowRequest<'_>, take: bool) -> Result<Frame, CommandError> {
-    let now = ctx.now;
-    let p = r.params;
-    let (d, estimate) = transition::<WindowState, _>(ctx, r.key, |state| {
-        let (d, next) = window::take(&p, state, now, r.cost);
-        // The estimate after the decision: with the new counts if admitted.
-        let est = estimate(&p, next.or(state), now);
-        let write = match next {
-            Some(s) if take => Write::Put(s, Some(window::expires_at(&p, &s))),
-            _ => Write::Keep,
-        };
-        ((d, est), write)
-    })?;
-    if take {
-        count_outcome(ctx, d.allowed);
-    }
+/// Runs the counter transition in the engine; a take stores the new counts, a peek throws
+/// them away. The reply is computed from the same outcome either way, so a peek answers what
+/// the take would.
+fn execute(ctx: &mut Ctx<'_>, r: WindowRequest<'_>, take: Take) -> Result<Frame, CommandError> {
+    let out = ctx.call().window(r.key, &r.params, r.cost, take)?;
     Ok(decision_reply(
-        &d,
+        &out.decision,
         [
-            ("window_ms", limiter::ms(p.window())),
-            ("estimate", uint(estimate)),
+            ("window_ms", limiter::ms(r.params.window())),
+            ("estimate", uint(out.estimate)),
         ],
     ))
 }
@@ -131,7 +112,7 @@ fn execute(ctx: &mut Ctx<'_>, r: WindowRequest<'_>, take: bool) -> Result<Frame,
 /// window counter.
 fn window_take(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let r = parse(req)?;
-    execute(ctx, r, true)
+    execute(ctx, r, Take::Charge)
 }
 
 /// `WINDOW.PEEK`: exactly the reply `WINDOW.TAKE` with the same arguments would give now, with
@@ -144,7 +125,7 @@ fn window_take(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
 /// Reply and errors: as `WINDOW.TAKE`.
 fn window_peek(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let r = parse(req)?;
-    execute(ctx, r, false)
+    execute(ctx, r, Take::Peek)
 }
 
 #[cfg(test)]

@@ -115,7 +115,7 @@ pub async fn require(State(shared): State<Arc<Shared>>, mut req: Request, next: 
                     "HTTP",
                     &tried,
                     format!("addr={peer} http {} {}", req.method(), req.uri().path()),
-                    shared.clock.now().as_millis(),
+                    shared.engine.clock.now().as_millis(),
                 );
                 CommandError::WrongPass.to_string()
             };

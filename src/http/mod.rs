@@ -69,7 +69,7 @@ async fn readyz(State(shared): State<Arc<Shared>>) -> Json<serde_json::Value> {
     // answers is ready.
     Json(serde_json::json!({
         "ready": true,
-        "aof_enabled": shared.aof.get().is_some(),
+        "aof_enabled": shared.engine.aof.get().is_some(),
     }))
 }
 

@@ -1,7 +1,7 @@
-//! Policy events as JSON messages on Pub/Sub channels. Every event the policy layer produces
-//! goes through [`emit`], which renders the documented payload and hands it to [`publish`],
-//! the one place that delivers it: on its Pub/Sub channel, and into the registry's bounded ring
-//! (`LIMIT.EVENTS` reads it).
+//! Policy events as JSON messages on Pub/Sub channels. Every event the engine produces is
+//! rendered by [`render`] into the documented payload and delivered by
+//! [`crate::engine::Engine::emit`], the one place that publishes it: on its Pub/Sub channel,
+//! and into the registry's bounded ring (`LIMIT.EVENTS` reads it). Pure: no I/O.
 //!
 //! # Channels and payloads
 //! Every payload is a JSON object with `"event"` (the kind) and `"time_ms"` (Unix ms):
@@ -21,7 +21,6 @@
 use bytes::Bytes;
 
 use crate::clock::Nanos;
-use crate::cmd::Shared;
 use crate::limiter::breaker::Phase;
 use crate::limiter::cost::Amount;
 
@@ -301,20 +300,6 @@ pub fn render(event: &Event<'_>) -> (&'static str, Bytes) {
             (BREAKER, j.finish())
         }
     }
-}
-
-/// Renders `event` and publishes it.
-pub fn emit(shared: &Shared, event: &Event<'_>) {
-    let (channel, message) = render(event);
-    publish(shared, channel.as_bytes(), message);
-}
-
-/// Delivers one message: published on its Pub/Sub channel (`SUBSCRIBE limitkv:events:denied`,
-/// or `PSUBSCRIBE limitkv:events:*`) and kept in the registry's ring for `LIMIT.EVENTS`.
-/// Returns the number of subscribers that received it.
-fn publish(shared: &Shared, channel: &[u8], message: Bytes) -> usize {
-    shared.policies.record_event(channel, message.clone());
-    shared.pubsub.publish(channel, message)
 }
 
 #[cfg(test)]

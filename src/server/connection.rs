@@ -83,9 +83,10 @@ pub async fn serve_tls(
 /// second of acknowledged writes); the writer thread drains the queue continuously.
 fn always_writer(shared: &Shared) -> Option<Arc<Writer>> {
     shared
+        .engine
         .aof
         .get()
-        .filter(|_| shared.config.read().appendfsync == FsyncPolicy::Always)
+        .filter(|_| shared.engine.config.read().appendfsync == FsyncPolicy::Always)
         .cloned()
 }
 
@@ -106,7 +107,7 @@ where
         // Like Redis, the idle timeout does not apply to subscribed clients, and the `normal`
         // output buffer limit not to their replies (their messages have the `pubsub` class's).
         let (timeout, qbuf_limit, out_limit) = {
-            let c = shared.config.read();
+            let c = shared.engine.config.read();
             if session.pubsub_mode {
                 (0, c.client_query_buffer_limit, OutputBufferLimit::default())
             } else {
@@ -339,11 +340,11 @@ fn run_batch(
 ) -> Batch {
     let mut ran = false;
     // Read once per batch: the config lock is shared by every connection.
-    let configured = shared.config.read().decode_limits();
+    let configured = shared.engine.config.read().decode_limits();
     // One clock read per batch: the requests of one read arrived together, and a clock read
     // per command cost several percent of a pipelined GET. Time never goes backwards within
     // a batch, so limiters see the same order of events.
-    let now = shared.clock.now();
+    let now = shared.engine.clock.now();
     // The script token, once a request of this batch needed it: a pipeline of scripts takes
     // it once (with 2 workers, taking it per script spent a third of the time handing it over).
     let mut token = None;

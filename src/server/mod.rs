@@ -92,18 +92,20 @@ pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> io::Result<Server> {
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     shared.tcp_port.store(u32::from(port), Ordering::Relaxed);
     let (tls_port, http_tls) = {
-        let cfg = shared.config.read();
+        let cfg = shared.engine.config.read();
         (cfg.tls_port, cfg.http_port != 0 && cfg.http_tls)
     };
     if tls_port != 0 || http_tls {
-        let cfg = shared.config.read().clone();
+        let cfg = shared.engine.config.read().clone();
         shared
             .tls
             .configure(&cfg)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     }
     open_aof(&shared)?;
-    crate::cmd::policy::start(&shared)
+    shared
+        .engine
+        .start()
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     Ok(Server {
         shared,
@@ -123,54 +125,15 @@ fn socket_addr(addr: &str, port: u16) -> io::Result<SocketAddr> {
     .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("bind {addr}: {e}")))
 }
 
-/// With `appendonly yes`: replays `dir/appendonly.aof` into the databases (refusing a
-/// corrupt file, or cutting a torn tail with `aof-load-truncated yes`), then starts the
-/// writer that appends to it.
+/// With `appendonly yes`: replays the append-only file into the engine, restoring scripts and
+/// function libraries into the Lua VM, and starts its writer.
 fn open_aof(shared: &Shared) -> io::Result<()> {
-    let cfg = shared.config.read().clone();
-    if !cfg.appendonly {
-        return Ok(());
-    }
-    let fail = |e: persist::PersistError| io::Error::new(io::ErrorKind::InvalidData, e.to_string());
-    std::fs::create_dir_all(&cfg.dir)?;
-    persist::remove_stale_tmp(&cfg.dir)?;
-    let path = cfg.dir.join(persist::AOF_FILE);
-    let mode = if cfg.aof_load_truncated {
-        persist::OnCorruptTail::Truncate
-    } else {
-        persist::OnCorruptTail::Refuse
-    };
-    let started = std::time::Instant::now();
     // Script and function records restore the script cache and libraries, so EVALSHA and
     // FCALL keep working across restarts.
-    let report = persist::load_file_with(
-        &path,
-        mode,
-        &shared.dbs,
-        &shared.policies,
-        shared.clock.now(),
-        &mut |r| {
-            crate::cmd::scripting::restore(shared, r);
-            Ok(())
-        },
-    )
-    .map_err(fail)?;
-    if let Some(at) = report.truncated_at {
-        tracing::warn!(offset = at, path = %path.display(), "AOF had a damaged tail: truncated");
-    }
-    tracing::info!(
-        records = report.records,
-        bytes = report.good_bytes,
-        preallocated = report.padding,
-        ms = started.elapsed().as_millis() as u64,
-        path = %path.display(),
-        "AOF loaded"
-    );
-    let sink = persist::FileSink::open_at(&path, report.good_bytes)?
-        .with_preallocation(cfg.aof_preallocate);
-    let writer = persist::Writer::start(Box::new(sink), cfg.appendfsync, shared.clock.clone())?;
-    let _ = shared.aof.set(Arc::new(writer));
-    Ok(())
+    shared.engine.open_aof(&mut |r| {
+        crate::cmd::scripting::restore(shared, r);
+        Ok(())
+    })
 }
 
 impl Server {
@@ -178,7 +141,7 @@ impl Server {
     /// this server's `appendfsync always` batches. Without it, the AOF writer thread commits
     /// them.
     pub fn attach_idle_commit(&self, idle_commit: &persist::IdleCommit) {
-        if let Some(writer) = self.shared.aof.get() {
+        if let Some(writer) = self.shared.engine.aof.get() {
             idle_commit.attach(writer);
         }
     }
@@ -220,7 +183,7 @@ impl Server {
         let mut stop = shared.shutdown.subscribe();
         let mut tasks = JoinSet::new();
         if !http.is_empty() {
-            let tls = shared.config.read().http_tls;
+            let tls = shared.engine.config.read().http_tls;
             tasks.spawn(crate::http::serve(shared.clone(), http, tls));
         }
         let (accept_tx, mut accept_rx) =
@@ -273,7 +236,7 @@ impl Server {
             tracing::warn!("some connections did not finish within {DRAIN_TIMEOUT:?}");
             conns.abort_all();
         }
-        if let Some(w) = shared.aof.get() {
+        if let Some(w) = shared.engine.aof.get() {
             match w.shutdown() {
                 Ok(()) => tracing::info!("AOF flushed and synced"),
                 Err(e) => tracing::error!(error = %e, "AOF flush at shutdown failed"),
@@ -293,7 +256,7 @@ async fn accept(
 ) {
     add(&shared.metrics.total_connections_received, 1);
     let refused = {
-        let cfg = shared.config.read();
+        let cfg = shared.engine.config.read();
         if shared.clients.len() >= cfg.maxclients {
             Some(RefusedConnection::MaxClients)
         } else if cfg.protected_mode && shared.acl.default_user().nopass && !is_local(peer.ip()) {
@@ -442,7 +405,7 @@ struct Registered {
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        self.shared.pubsub.remove(&self.info.pubsub);
+        self.shared.engine.pubsub.remove(&self.info.pubsub);
         self.shared.clients.unregister(self.info.id);
     }
 }
@@ -450,11 +413,11 @@ impl Drop for Registered {
 /// Redis's `serverCron`, reduced to what limitkv needs: active expiry and stats sampling.
 async fn background(shared: Arc<Shared>) {
     loop {
-        let hz = shared.config.read().hz.max(1);
+        let hz = shared.engine.config.read().hz.max(1);
         tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))).await;
-        let budget = shared.config.read().active_expire_budget;
-        let now = shared.clock.now();
-        for db in shared.dbs.iter() {
+        let budget = shared.engine.config.read().active_expire_budget;
+        let now = shared.engine.clock.now();
+        for db in shared.engine.dbs.iter() {
             let stats = db.sweep(now, budget);
             if stats.removed > 0 {
                 tracing::debug!(
@@ -464,7 +427,7 @@ async fn background(shared: Arc<Shared>) {
                 );
             }
         }
-        crate::cmd::policy::tick(&shared, now);
+        shared.engine.tick(now);
         shared.metrics.sample(shared.uptime_ms());
         maybe_rewrite(&shared);
     }
@@ -473,7 +436,7 @@ async fn background(shared: Arc<Shared>) {
 /// Starts an AOF rewrite on a blocking thread when one was requested (`BGREWRITEAOF`) or the
 /// file outgrew `auto-aof-rewrite-percentage` of its last compacted size.
 fn maybe_rewrite(shared: &Arc<Shared>) {
-    let Some(writer) = shared.aof.get() else {
+    let Some(writer) = shared.engine.aof.get() else {
         return;
     };
     let stats = writer.stats();
@@ -482,7 +445,7 @@ fn maybe_rewrite(shared: &Arc<Shared>) {
     }
     let requested = shared.rewrite_requested.swap(false, Ordering::SeqCst);
     let (pct, min, dir, preallocate) = {
-        let c = shared.config.read();
+        let c = shared.engine.config.read();
         (
             c.auto_aof_rewrite_percentage,
             c.auto_aof_rewrite_min_size,
@@ -497,15 +460,15 @@ fn maybe_rewrite(shared: &Arc<Shared>) {
     }
     let shared = shared.clone();
     tokio::task::spawn_blocking(move || {
-        let Some(writer) = shared.aof.get() else {
+        let Some(writer) = shared.engine.aof.get() else {
             return;
         };
-        let now = shared.clock.now();
+        let now = shared.engine.clock.now();
         let scripts = || crate::cmd::scripting::snapshot(&shared);
         match persist::rewrite_with(
             &dir,
-            &shared.dbs,
-            &shared.policies,
+            &shared.engine.dbs,
+            &shared.engine.policies,
             &scripts,
             now,
             writer,

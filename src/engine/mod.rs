@@ -1,0 +1,109 @@
+//! The engine: limitkv as a library. One [`Engine`] owns the keyspace, the clock, the
+//! settings, the policies, the event bus (Pub/Sub) and the append-only file; every surface
+//! (the RESP commands in `cmd`, the HTTP routes in `http`, a Rust program embedding limitkv)
+//! decides requests through it, so the same request gets the same answer on every surface.
+//!
+//! Two ways in:
+//! - the typed methods on [`Engine`] ([`Engine::throttle`], [`Engine::rate`], ...,
+//!   [`Engine::check`]): one call, the engine's clock, database 0, durable before they return
+//!   under `appendfsync always`. This is the embedding API.
+//! - a [`Call`]: one command's view of the engine (database, `now`, the shards an `EXEC`
+//!   already holds, where its counts and AOF position go). The RESP commands build one per
+//!   command and call the same family methods the typed methods call ([`Call::throttle`],
+//!   ...); nothing is decided twice.
+//!
+//! ```
+//! use limitkv::engine::Engine;
+//! use limitkv::limiter::gcra::GcraParams;
+//!
+//! let engine = Engine::in_memory();
+//! // redis-cell's `CL.THROTTLE user:1 4 1 60`: a burst of 5, then one per minute.
+//! let params = GcraParams::from_cell(4, 1, 60).unwrap();
+//! for _ in 0..5 {
+//!     assert!(engine.throttle(b"user:1", &params, 1).unwrap().allowed);
+//! }
+//! assert!(!engine.throttle(b"user:1", &params, 1).unwrap().allowed);
+//! ```
+//!
+//! Depends on `store`, `persist`, `policy`, `limiter`, `pubsub`, `config`, `clock`; never on
+//! `cmd`, `server`, `http` or `script`.
+
+mod api;
+mod call;
+mod error;
+mod events;
+pub mod families;
+mod open;
+
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, OnceLock};
+
+use parking_lot::RwLock;
+
+use crate::clock::{Clock, SystemClock};
+use crate::config::Config;
+use crate::persist::Writer;
+use crate::policy::Registry;
+use crate::pubsub::PubSub;
+use crate::store::Store;
+
+pub use call::Call;
+pub use error::Error;
+pub use families::{Take, Write};
+
+/// The limiter store: keyspace, clock, settings, policies, events and persistence.
+pub struct Engine {
+    /// The databases (`SELECT` picks one), each a sharded keyspace.
+    pub dbs: Box<[Store]>,
+    /// The one clock.
+    pub clock: Arc<dyn Clock>,
+    /// Live configuration (`CONFIG SET` writes it).
+    pub config: RwLock<Config>,
+    /// The append-only file's writer, when `appendonly` is on (set once at start).
+    pub aof: OnceLock<Arc<Writer>>,
+    /// Source of lease and reservation ids: starts at the start time in microseconds, so ids
+    /// stay unique across restarts, and only grows.
+    pub next_lease_id: AtomicU64,
+    /// Pub/Sub subscriptions and delivery (`PUBLISH`, and the engine's events).
+    pub pubsub: PubSub,
+    /// Policies, overrides, access lists, policy events and pending reservations.
+    pub policies: Registry,
+}
+
+impl Engine {
+    /// A fresh engine for `config` (its `databases`, `shards` and policy settings), reading
+    /// time from `clock`. Nothing is loaded or started: see [`Engine::open`].
+    pub fn new(config: Config, clock: Arc<dyn Clock>) -> Engine {
+        let now = clock.now();
+        Engine {
+            dbs: (0..config.databases.max(1))
+                .map(|_| Store::new(config.shards))
+                .collect(),
+            pubsub: PubSub::new(config.client_output_buffer_limit.pubsub, clock.clone()),
+            config: RwLock::new(config),
+            clock,
+            aof: OnceLock::new(),
+            next_lease_id: AtomicU64::new(now.as_nanos() / 1000),
+            policies: Registry::default(),
+        }
+    }
+
+    /// An in-memory engine with the default settings on the system clock.
+    pub fn in_memory() -> Engine {
+        Engine::new(Config::default(), Arc::new(SystemClock))
+    }
+
+    /// Keys expired since start, over every database.
+    pub fn expired_total(&self) -> u64 {
+        self.dbs.iter().map(Store::expired_total).sum()
+    }
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("databases", &self.dbs.len())
+            .field("appendonly", &self.aof.get().is_some())
+            .finish_non_exhaustive()
+    }
+}
