@@ -2,11 +2,9 @@
 //!
 //! Wire texts live here and nowhere else; they follow Redis's wording wherever Redis has a
 //! standard message, because clients and test suites match on them. Depends on nothing else in
-//! the crate but [`crate::protocol::Frame`].
+//! the crate (the error reply frame is built in `protocol::frame`).
 
 use thiserror::Error;
-
-use crate::protocol::Frame;
 
 /// The request stream cannot be decoded: reply once with `-ERR Protocol error: ...` and close.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -41,13 +39,6 @@ pub enum ProtocolError {
     /// A TLS handshake record arrived on a plain-text port (a client configured for TLS).
     #[error("Protocol error: TLS handshake on a plain-text port")]
     TlsHandshake,
-}
-
-impl ProtocolError {
-    /// The reply sent before the connection is closed.
-    pub fn to_frame(&self) -> Frame {
-        Frame::error(format!("ERR {self}"))
-    }
 }
 
 /// Why a new connection is turned away before it is served: written once, then closed.
@@ -148,11 +139,6 @@ pub enum CommandError {
 }
 
 impl CommandError {
-    /// The error reply for this condition.
-    pub fn to_frame(&self) -> Frame {
-        Frame::error(self.to_string())
-    }
-
     /// Shorthand for [`CommandError::Other`].
     pub fn other(text: impl Into<String>) -> CommandError {
         CommandError::Other(text.into())
@@ -164,15 +150,10 @@ impl CommandError {
     }
 }
 
-impl From<CommandError> for Frame {
-    fn from(e: CommandError) -> Frame {
-        e.to_frame()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocol::Frame;
 
     #[test]
     fn protected_mode_text_is_redis_word_for_word() {

@@ -1,9 +1,9 @@
-//! The ACL permission check every command passes ([`check`]), authentication, and the catalog
+//! The ACL permission check every command passes (`check`), authentication, and the catalog
 //! of commands ACL rules are written against, built from the command table with each
 //! command's categories ([`super::docs::acl_bits`]). The `ACL` commands are in [`super::acl`].
 //!
 //! The check costs one relaxed atomic load per command for a user with every permission (the
-//! `default` user unless configured otherwise): [`refresh`] re-reads the user only when the
+//! `default` user unless configured otherwise): `refresh` re-reads the user only when the
 //! ACL registry changed, and an unrestricted user skips everything else.
 
 use std::collections::HashMap;

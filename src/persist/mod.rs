@@ -12,6 +12,7 @@
 //! - [`rewrite`](mod@rewrite): compaction from a store snapshot while appends continue.
 //! - [`check`]: `limitkv aof check|repair FILE`.
 
+pub mod catalog;
 pub mod check;
 pub mod record;
 pub mod replay;

@@ -179,3 +179,23 @@ impl Frame {
         }
     }
 }
+
+impl crate::error::CommandError {
+    /// The error reply for this condition.
+    pub fn to_frame(&self) -> Frame {
+        Frame::error(self.to_string())
+    }
+}
+
+impl From<crate::error::CommandError> for Frame {
+    fn from(e: crate::error::CommandError) -> Frame {
+        e.to_frame()
+    }
+}
+
+impl crate::error::ProtocolError {
+    /// The reply sent before the connection is closed.
+    pub fn to_frame(&self) -> Frame {
+        Frame::error(format!("ERR {self}"))
+    }
+}

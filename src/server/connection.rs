@@ -11,8 +11,8 @@
 //! stops, the replies so far are written, and the task awaits the script's end (or its busy
 //! threshold, after which requests get `BUSY` unless flagged `allow_busy`).
 //!
-//! Plain TCP and TLS connections run the same loop ([`run`]), generic over the read half and
-//! over where replies go ([`super::replies`]): a plain socket's outbox, which the AOF writer
+//! Plain TCP and TLS connections run the same loop (`run`), generic over the read half and
+//! over where replies go (`server::replies`): a plain socket's outbox, which the AOF writer
 //! may write to directly under `appendfsync always`, or a TLS stream, which only its task can
 //! write (encryption needs the stream's state), so under `always` the task waits for the
 //! batch's records to be durable and then writes the replies itself.
