@@ -208,11 +208,10 @@ fn the_append_only_file_keeps_state_across_a_reopen() {
         START.as_nanos()
     ));
     let _ = std::fs::remove_dir_all(&dir);
-    let config = || {
-        let mut c = Config::default();
-        c.appendonly = true;
-        c.dir = dir.clone();
-        c
+    let config = || Config {
+        appendonly: true,
+        dir: dir.clone(),
+        ..Config::default()
     };
     // A day-long quota, so the state outlives the test whatever the wall clock says.
     let quota = QuotaParams::new(3, Calendar::utc(PeriodUnit::Day), 0).unwrap();
