@@ -2,7 +2,7 @@
 //!
 //! Invariants: no panic; a configuration that validates has decoder limits the decoder can
 //! use, an output-buffer setting that renders and reads back the same, and its `policy` lines
-//! load at start (`cmd::policy::start`) without panicking (errors are fine: they refuse to
+//! load at start (`Engine::start`) without panicking (errors are fine: they refuse to
 //! start). The server is built with one database and one shard whatever the text asks for, and
 //! `policy-file` paths are not opened.
 
@@ -55,5 +55,5 @@ fuzz_target!(|data: &[u8]| {
     };
     let clock = Arc::new(ManualClock::new(Nanos::from_secs(1_767_225_600)));
     let shared = Shared::new(small, clock as Arc<dyn Clock>);
-    let _ = limitkv::cmd::policy::start(&shared);
+    let _ = shared.engine.start();
 });
