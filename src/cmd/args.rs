@@ -72,9 +72,10 @@ pub fn parse_f64(arg: &[u8]) -> Option<f64> {
     if s.is_empty() || s.starts_with(|c: char| c.is_ascii_whitespace()) {
         return None;
     }
-    let v: f64 = match s.to_ascii_lowercase().as_str() {
-        "inf" | "+inf" | "infinity" | "+infinity" => f64::INFINITY,
-        "-inf" | "-infinity" => f64::NEG_INFINITY,
+    let named = |names: &[&str]| names.iter().any(|n| s.eq_ignore_ascii_case(n));
+    let v: f64 = match () {
+        _ if named(&["inf", "+inf", "infinity", "+infinity"]) => f64::INFINITY,
+        _ if named(&["-inf", "-infinity"]) => f64::NEG_INFINITY,
         _ => {
             if !s
                 .bytes()
