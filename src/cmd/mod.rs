@@ -10,6 +10,7 @@ pub mod acl;
 pub mod admin;
 pub mod args;
 pub mod breaker;
+pub mod config_cmd;
 pub mod connection;
 pub mod context;
 pub mod cost;
@@ -17,6 +18,7 @@ pub mod docs;
 pub mod fastpath;
 pub mod gcra;
 pub mod hashes;
+pub mod info;
 pub mod keys;
 pub mod lease;
 pub mod limiter;
@@ -207,13 +209,15 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 24] {
+pub fn families() -> [&'static [CommandSpec]; 26] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
         multi::COMMANDS,
         gcra::COMMANDS,
         admin::COMMANDS,
+        info::COMMANDS,
+        config_cmd::COMMANDS,
         keys::COMMANDS,
         object::COMMANDS,
         strings::COMMANDS,
