@@ -29,6 +29,7 @@ pub mod object;
 pub mod permissions;
 pub mod policy;
 pub mod pubsub;
+pub mod pubsub_introspection;
 pub mod quota;
 pub mod rate;
 pub mod sampling;
@@ -209,7 +210,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 26] {
+pub fn families() -> [&'static [CommandSpec]; 27] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -235,6 +236,7 @@ pub fn families() -> [&'static [CommandSpec]; 26] {
         sampling::COMMANDS,
         scan::COMMANDS,
         pubsub::COMMANDS,
+        pubsub_introspection::COMMANDS,
         policy::COMMANDS,
         scripting::COMMANDS,
     ]
