@@ -39,6 +39,7 @@ pub mod sets;
 pub mod strings;
 pub mod substrings;
 pub mod window;
+pub mod zrange;
 pub mod zsets;
 
 use std::collections::HashMap;
@@ -210,7 +211,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 27] {
+pub fn families() -> [&'static [CommandSpec]; 28] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -230,6 +231,7 @@ pub fn families() -> [&'static [CommandSpec]; 27] {
         lease::COMMANDS,
         breaker::COMMANDS,
         zsets::COMMANDS,
+        zrange::COMMANDS,
         hashes::COMMANDS,
         lists::COMMANDS,
         sets::COMMANDS,
