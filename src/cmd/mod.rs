@@ -14,6 +14,7 @@ pub mod config_cmd;
 pub mod connection;
 pub mod context;
 pub mod cost;
+pub mod counters;
 pub mod docs;
 pub mod fastpath;
 pub mod gcra;
@@ -211,7 +212,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 28] {
+pub fn families() -> [&'static [CommandSpec]; 29] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -223,6 +224,7 @@ pub fn families() -> [&'static [CommandSpec]; 28] {
         keys::COMMANDS,
         object::COMMANDS,
         strings::COMMANDS,
+        counters::COMMANDS,
         substrings::COMMANDS,
         rate::COMMANDS,
         window::COMMANDS,
