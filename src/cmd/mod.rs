@@ -10,13 +10,16 @@ pub mod acl;
 pub mod admin;
 pub mod args;
 pub mod breaker;
+pub mod config_cmd;
 pub mod connection;
 pub mod context;
 pub mod cost;
+pub mod counters;
 pub mod docs;
 pub mod fastpath;
 pub mod gcra;
 pub mod hashes;
+pub mod info;
 pub mod keys;
 pub mod lease;
 pub mod limiter;
@@ -27,6 +30,7 @@ pub mod object;
 pub mod permissions;
 pub mod policy;
 pub mod pubsub;
+pub mod pubsub_introspection;
 pub mod quota;
 pub mod rate;
 pub mod sampling;
@@ -36,6 +40,7 @@ pub mod sets;
 pub mod strings;
 pub mod substrings;
 pub mod window;
+pub mod zrange;
 pub mod zsets;
 
 use std::collections::HashMap;
@@ -207,16 +212,19 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 24] {
+pub fn families() -> [&'static [CommandSpec]; 29] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
         multi::COMMANDS,
         gcra::COMMANDS,
         admin::COMMANDS,
+        info::COMMANDS,
+        config_cmd::COMMANDS,
         keys::COMMANDS,
         object::COMMANDS,
         strings::COMMANDS,
+        counters::COMMANDS,
         substrings::COMMANDS,
         rate::COMMANDS,
         window::COMMANDS,
@@ -225,12 +233,14 @@ pub fn families() -> [&'static [CommandSpec]; 24] {
         lease::COMMANDS,
         breaker::COMMANDS,
         zsets::COMMANDS,
+        zrange::COMMANDS,
         hashes::COMMANDS,
         lists::COMMANDS,
         sets::COMMANDS,
         sampling::COMMANDS,
         scan::COMMANDS,
         pubsub::COMMANDS,
+        pubsub_introspection::COMMANDS,
         policy::COMMANDS,
         scripting::COMMANDS,
     ]

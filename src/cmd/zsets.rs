@@ -1,7 +1,8 @@
-//! Sorted set commands: ZADD (NX/XX/GT/LT/CH/INCR), ZREM, ZCARD, ZCOUNT, ZSCORE, ZRANGE (by rank
-//! or BYSCORE, REV, LIMIT, WITHSCORES), ZRANGEBYSCORE and ZREMRANGEBYSCORE, with Redis's replies
-//! and error texts. Scores are `f64`s read as Redis's `strtod` reads them (`inf`, `-inf`), and a
-//! range end written `(x` is exclusive. Removing the last member deletes the key.
+//! Sorted set commands: ZADD (NX/XX/GT/LT/CH/INCR), ZREM, ZCARD, ZCOUNT, ZSCORE and
+//! ZREMRANGEBYSCORE, with Redis's replies and error texts. Scores are `f64`s read as Redis's
+//! `strtod` reads them (`inf`, `-inf`), and a range end written `(x` is exclusive. Removing the
+//! last member deletes the key. The range reads ZRANGE and ZRANGEBYSCORE are in
+//! [`super::zrange`].
 //!
 //! Reads use [`Shard::get_live`]; a command touches [`Shard::get_mut`] only once it knows it
 //! will change the set, because a mutable access is what journals the key.
@@ -93,36 +94,6 @@ pub const COMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
-        name: "ZRANGE",
-        arity: -4,
-        flags: READONLY,
-        first_key: 1,
-        last_key: 1,
-        key_step: 1,
-        group: "sorted_set",
-        summary: "Returns members in a sorted set within a range of indexes.",
-        since: "1.2.0",
-        complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements returned.",
-        args: "key:key start:string stop:string sortby=[BYSCORE|BYLEX] [REV] [LIMIT offset:integer count:integer] [WITHSCORES]",
-        handler: |ctx, req| zrange(ctx, req, false),
-        ..BASE
-    },
-    CommandSpec {
-        name: "ZRANGEBYSCORE",
-        arity: -4,
-        flags: READONLY,
-        first_key: 1,
-        last_key: 1,
-        key_step: 1,
-        group: "sorted_set",
-        summary: "Returns members in a sorted set within a range of scores.",
-        since: "1.0.5",
-        complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned.",
-        args: "key:key min:double max:double [WITHSCORES] [LIMIT offset:integer count:integer]",
-        handler: |ctx, req| zrange(ctx, req, true),
-        ..BASE
-    },
-    CommandSpec {
         name: "ZREMRANGEBYSCORE",
         arity: 4,
         flags: WRITE,
@@ -140,7 +111,11 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 /// The sorted set at `key` for reading: `Ok(None)` if absent, `WrongType` for other kinds.
-fn read<'s>(s: &'s mut Shard, key: &[u8], now: Nanos) -> Result<Option<&'s ZSet>, CommandError> {
+pub(super) fn read<'s>(
+    s: &'s mut Shard,
+    key: &[u8],
+    now: Nanos,
+) -> Result<Option<&'s ZSet>, CommandError> {
     match s.get_live(key, now).map(|e| &e.value) {
         None => Ok(None),
         Some(Value::ZSet(z)) => Ok(Some(z)),
@@ -205,7 +180,12 @@ fn parse_bound(arg: &[u8]) -> Option<ScoreBound> {
     Some(ScoreBound { value, exclusive })
 }
 
-fn parse_range(min: &[u8], max: &[u8]) -> Result<(ScoreBound, ScoreBound), CommandError> {
+/// Both ends of a score range, read by [`parse_bound`]; `min or max is not a float` if either
+/// is not a number.
+pub(super) fn parse_range(
+    min: &[u8],
+    max: &[u8],
+) -> Result<(ScoreBound, ScoreBound), CommandError> {
     match (parse_bound(min), parse_bound(max)) {
         (Some(min), Some(max)) => Ok((min, max)),
         _ => Err(CommandError::other("min or max is not a float")),
@@ -408,117 +388,6 @@ fn zremrangebyscore(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandEr
         let removed = write(s, key, now).remove_range(min, max);
         drop_if_empty(s, key, now);
         Ok(Frame::Integer(removed as i64))
-    })
-}
-
-/// How ZRANGE selects members.
-enum Selector {
-    /// Ranks `start..=stop`, negative counting from the end.
-    Rank(i64, i64),
-    /// Scores within `[min, max]`, then `offset` skipped and at most `count` returned
-    /// (a negative count means all).
-    Score {
-        min: ScoreBound,
-        max: ScoreBound,
-        offset: i64,
-        count: i64,
-    },
-}
-
-/// ZRANGE and ZRANGEBYSCORE (`by_score_cmd`), parsed as Redis's `zrangeGenericCommand` parses
-/// them: options in any order, then conflicts, then the range, then the key.
-fn zrange(ctx: &mut Ctx<'_>, req: &[Bytes], by_score_cmd: bool) -> Result<Frame, CommandError> {
-    let mut withscores = false;
-    let mut limit: Option<(i64, i64)> = None;
-    let mut rev = false;
-    let mut by_score = by_score_cmd;
-    let mut a = args::Args::new(req, 4);
-    while let Some(opt) = a.next() {
-        if is(opt, "WITHSCORES") {
-            withscores = true;
-        } else if is(opt, "LIMIT") && a.remaining() >= 2 {
-            let offset = a.int()?;
-            let count = a.int()?;
-            limit = Some((offset, count));
-        } else if !by_score_cmd && !rev && is(opt, "REV") {
-            rev = true;
-        } else if !by_score_cmd && !by_score && is(opt, "BYSCORE") {
-            by_score = true;
-        } else if !by_score_cmd && !by_score && is(opt, "BYLEX") {
-            return Err(CommandError::other("BYLEX is not supported"));
-        } else {
-            return Err(CommandError::Syntax);
-        }
-    }
-    // Redis tests the count against its "no LIMIT" default of -1, so `LIMIT 0 -1` passes.
-    if !by_score && limit.is_some_and(|(_, count)| count != -1) {
-        return Err(CommandError::other(
-            "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
-        ));
-    }
-    let selector = if by_score {
-        // With REV the range is written max first.
-        let (lo, hi) = if rev {
-            (&req[3], &req[2])
-        } else {
-            (&req[2], &req[3])
-        };
-        let (min, max) = parse_range(lo, hi)?;
-        let (offset, count) = limit.unwrap_or((0, -1));
-        Selector::Score {
-            min,
-            max,
-            offset,
-            count,
-        }
-    } else {
-        Selector::Rank(args::int(&req[2])?, args::int(&req[3])?)
-    };
-    let now = ctx.now;
-    let key = &req[1];
-    let resp3 = ctx.resp3();
-    ctx.with_shard(key, |s| {
-        let Some(z) = read(s, key, now)? else {
-            return Ok(Frame::Array(Vec::new()));
-        };
-        let picked: Vec<(&Bytes, f64)> = match selector {
-            Selector::Rank(start, stop) => {
-                let len = z.len() as i64;
-                let start = if start < 0 { len + start } else { start }.max(0);
-                let stop = if stop < 0 { len + stop } else { stop };
-                if start > stop || start >= len {
-                    Vec::new()
-                } else {
-                    let n = (stop.min(len - 1) - start + 1) as usize;
-                    let start = start as usize;
-                    if rev {
-                        z.iter().rev().skip(start).take(n).collect()
-                    } else {
-                        z.iter().skip(start).take(n).collect()
-                    }
-                }
-            }
-            Selector::Score {
-                min,
-                max,
-                offset,
-                count,
-            } => {
-                // Redis skips `offset` with a loop that a negative offset never ends: nothing.
-                if offset < 0 || offset as u64 >= z.len() as u64 {
-                    Vec::new()
-                } else {
-                    let take = usize::try_from(count).unwrap_or(usize::MAX);
-                    let skip = offset as usize;
-                    if rev {
-                        z.range(min, max).rev().skip(skip).take(take).collect()
-                    } else {
-                        z.range(min, max).skip(skip).take(take).collect()
-                    }
-                }
-            }
-        };
-        Ok(Frame::Array(render(picked, withscores, resp3)))
     })
 }
 
@@ -752,64 +621,6 @@ mod tests {
             h.run(&["ZRANGEBYSCORE", "z", "1", "2", "LIMIT", "1"]),
             err("ERR syntax error")
         );
-    }
-
-    #[test]
-    fn zrange_by_rank_score_rev_and_limit() {
-        let mut h = Harness::new();
-        h.run(&["ZADD", "z", "1", "a", "2", "b", "3", "c", "4", "d"]);
-        assert_eq!(
-            h.run(&["ZRANGE", "z", "0", "-1"]),
-            arr(&["a", "b", "c", "d"])
-        );
-        assert_eq!(h.run(&["ZRANGE", "z", "1", "2"]), arr(&["b", "c"]));
-        assert_eq!(h.run(&["ZRANGE", "z", "-2", "100"]), arr(&["c", "d"]));
-        assert_eq!(h.run(&["ZRANGE", "z", "-100", "0"]), arr(&["a"]));
-        assert_eq!(h.run(&["ZRANGE", "z", "3", "1"]), arr(&[]));
-        assert_eq!(h.run(&["ZRANGE", "z", "4", "10"]), arr(&[]));
-        assert_eq!(h.run(&["ZRANGE", "z", "0", "1", "REV"]), arr(&["d", "c"]));
-        assert_eq!(
-            h.run(&["ZRANGE", "z", "0", "0", "WITHSCORES"]),
-            Frame::Array(vec![bulk("a"), double(1.0)])
-        );
-        assert_eq!(
-            h.run(&["ZRANGE", "z", "(1", "3", "BYSCORE"]),
-            arr(&["b", "c"])
-        );
-        assert_eq!(
-            h.run(&["ZRANGE", "z", "+inf", "(1", "BYSCORE", "REV", "LIMIT", "1", "5"]),
-            arr(&["c", "b"])
-        );
-        assert_eq!(
-            h.run(&["ZRANGE", "z", "1", "3", "BYSCORE", "REV"]),
-            arr(&[]),
-            "REV reads max first"
-        );
-        assert_eq!(
-            h.run(&["ZRANGE", "z", "0", "-1", "LIMIT", "0", "-1"]),
-            arr(&["a", "b", "c", "d"])
-        );
-        assert_eq!(
-            h.run(&["ZRANGE", "z", "0", "-1", "LIMIT", "0", "2"]),
-            err("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
-        );
-        assert_eq!(
-            h.run(&["ZRANGE", "z", "a", "1"]),
-            err("ERR value is not an integer or out of range")
-        );
-        assert_eq!(
-            h.run(&["ZRANGE", "z", "x", "1", "BYSCORE"]),
-            err("ERR min or max is not a float")
-        );
-        assert_eq!(
-            h.run(&["ZRANGE", "z", "0", "1", "REV", "REV"]),
-            err("ERR syntax error")
-        );
-        assert_eq!(
-            h.run(&["ZRANGE", "z", "0", "1", "BOGUS"]),
-            err("ERR syntax error")
-        );
-        assert_eq!(h.run(&["ZRANGE", "none", "0", "-1"]), arr(&[]));
     }
 
     #[test]
