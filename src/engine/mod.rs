@@ -30,10 +30,17 @@
 
 mod api;
 mod call;
+mod catalog;
+pub mod check;
 mod error;
 mod events;
 pub mod families;
 mod open;
+mod policy_api;
+mod rules;
+pub mod settle;
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
@@ -48,8 +55,10 @@ use crate::pubsub::PubSub;
 use crate::store::Store;
 
 pub use call::Call;
+pub use check::{CheckKind, CheckOutcome, CheckPlan, CheckRequest, RuleReport};
 pub use error::Error;
 pub use families::{Take, Write};
+pub use settle::{Actual, Settled, SettledRule};
 
 /// The limiter store: keyspace, clock, settings, policies, events and persistence.
 pub struct Engine {

@@ -1,0 +1,52 @@
+//! Rule states in the keyspace: the keys a policy's rules derive from an identity, and
+//! reading and writing their states under a shard lock. Shared by the check and settle flows.
+
+use bytes::Bytes;
+
+use crate::clock::Nanos;
+use crate::policy::decide::{RuleState, StateWrite};
+use crate::policy::model::{state_key, Applied};
+use crate::store::{Entry, Shard, Value};
+
+/// The state a rule key holds, if it is a limiter state; anything else reads as fresh (the
+/// keys are the policy layer's own).
+pub(super) fn read_state(shard: &mut Shard, key: &[u8], now: Nanos) -> Option<RuleState> {
+    match &shard.get_live(key, now)?.value {
+        Value::Gcra(s) => Some(RuleState::Gcra(*s)),
+        Value::Window(s) => Some(RuleState::Window(*s)),
+        Value::Quota(s) => Some(RuleState::Quota(*s)),
+        Value::Cost(s) => Some(RuleState::Cost(*s)),
+        Value::Lease(s) => Some(RuleState::Lease(s.clone())),
+        _ => None,
+    }
+}
+
+pub(super) fn write_state(shard: &mut Shard, key: &[u8], w: StateWrite, now: Nanos) {
+    match w {
+        StateWrite::Delete => {
+            shard.remove(key, now);
+        }
+        // An expiry already reached means the state is fresh: nothing to keep.
+        StateWrite::Put(_, Some(at)) if at <= now => {
+            shard.remove(key, now);
+        }
+        StateWrite::Put(s, at) => {
+            let value = match s {
+                RuleState::Gcra(s) => Value::Gcra(s),
+                RuleState::Window(s) => Value::Window(s),
+                RuleState::Quota(s) => Value::Quota(s),
+                RuleState::Cost(s) => Value::Cost(s),
+                RuleState::Lease(s) => Value::Lease(s),
+            };
+            shard.insert(key, Entry::with_expiry(value, at));
+        }
+    }
+}
+
+/// The keys of `rules` for `identity`, under policy `policy`.
+pub(super) fn keys_of(policy: &str, rules: &[Applied<'_>], identity: &[u8]) -> Vec<Bytes> {
+    rules
+        .iter()
+        .map(|a| state_key(policy, a.scope, &a.rule.name, identity))
+        .collect()
+}
