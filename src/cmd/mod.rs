@@ -28,6 +28,7 @@ pub mod longdouble;
 pub mod multi;
 pub mod object;
 pub mod permissions;
+pub mod plans;
 pub mod policy;
 pub mod pubsub;
 pub mod pubsub_introspection;
@@ -212,7 +213,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 29] {
+pub fn families() -> [&'static [CommandSpec]; 30] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -241,6 +242,7 @@ pub fn families() -> [&'static [CommandSpec]; 29] {
         scan::COMMANDS,
         pubsub::COMMANDS,
         pubsub_introspection::COMMANDS,
+        plans::COMMANDS,
         policy::COMMANDS,
         scripting::COMMANDS,
     ]
