@@ -28,8 +28,8 @@ pub mod longdouble;
 pub mod multi;
 pub mod object;
 pub mod permissions;
-pub mod plans;
 pub mod policy;
+pub mod policy_admin;
 pub mod pubsub;
 pub mod pubsub_introspection;
 pub mod quota;
@@ -242,7 +242,7 @@ pub fn families() -> [&'static [CommandSpec]; 30] {
         scan::COMMANDS,
         pubsub::COMMANDS,
         pubsub_introspection::COMMANDS,
-        plans::COMMANDS,
+        policy_admin::COMMANDS,
         policy::COMMANDS,
         scripting::COMMANDS,
     ]

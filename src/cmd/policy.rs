@@ -1,6 +1,6 @@
 //! Policy decision commands (issue 4): `LIMIT.*`, deciding a request against a named plan in
 //! one atomic step, reserve then settle. The catalog commands (`POLICY.*`, `OVERRIDE.*`,
-//! `ALLOWLIST.*` / `DENYLIST.*`) are in [`super::plans`].
+//! `ALLOWLIST.*` / `DENYLIST.*`) are in [`super::policy_admin`].
 //!
 //! The flow is the engine's ([`crate::engine::check`], [`crate::engine::settle`]): this file
 //! parses arguments, asks the engine for a plan (the rule keys a request derives from its
@@ -250,12 +250,15 @@ fn static_bulk(s: &'static str) -> Frame {
 }
 
 /// One rule's entry in the `rules` array.
-fn rule_frame(r: &RuleReport) -> Frame {
+fn rule_frame(r: RuleReport) -> Frame {
     let d = &r.decision;
     let cost = r.is_cost();
     Frame::Map(vec![
-        (field("rule"), Frame::bulk(&r.name)),
-        (field("scope"), text_or_null(r.scope.as_deref())),
+        (field("rule"), Frame::bulk_string(r.name)),
+        (
+            field("scope"),
+            r.scope.map_or(Frame::Null, Frame::bulk_string),
+        ),
         (field("family"), static_bulk(r.family)),
         (field("measure"), static_bulk(r.measure.name())),
         (
@@ -318,7 +321,7 @@ fn check_frame(o: CheckOutcome) -> Frame {
     }
     m.push((
         field("rules"),
-        Frame::Array(o.rules.iter().map(rule_frame).collect()),
+        Frame::Array(o.rules.into_iter().map(rule_frame).collect()),
     ));
     m.push((
         field("ratelimit"),
@@ -589,4 +592,4 @@ pub fn info(shared: &Shared) -> Vec<(String, String)> {
 
 #[cfg(test)]
 #[path = "policy_tests.rs"]
-mod tests;
+pub(super) mod tests;

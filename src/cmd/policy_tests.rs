@@ -8,32 +8,32 @@ use crate::store::Entry;
 use bytes::Bytes;
 use proptest::prelude::*;
 
-fn run(h: &mut Harness, line: &str) -> Frame {
+pub(crate) fn run(h: &mut Harness, line: &str) -> Frame {
     let words = crate::policy::model::split_words(line).unwrap();
     let refs: Vec<&str> = words.iter().map(String::as_str).collect();
     h.run(&refs)
 }
 
-fn int_of(f: &Frame) -> i64 {
+pub(crate) fn int_of(f: &Frame) -> i64 {
     match f {
         Frame::Integer(n) => *n,
         other => panic!("not an integer: {other:?}"),
     }
 }
 
-fn text(f: &Frame) -> String {
+pub(crate) fn text(f: &Frame) -> String {
     match f {
         Frame::Bulk(b) => String::from_utf8_lossy(b).into_owned(),
         other => panic!("not a bulk string: {other:?}"),
     }
 }
 
-fn allowed(f: &Frame) -> bool {
+pub(crate) fn allowed(f: &Frame) -> bool {
     get(f, "allowed") == Frame::Boolean(true)
 }
 
 /// `(rule, remaining)` of each rule in a check reply.
-fn remaining(f: &Frame) -> Vec<(String, String)> {
+pub(crate) fn remaining(f: &Frame) -> Vec<(String, String)> {
     let Frame::Array(rules) = get(f, "rules") else {
         panic!("rules is not an array")
     };
@@ -49,7 +49,7 @@ fn remaining(f: &Frame) -> Vec<(String, String)> {
         .collect()
 }
 
-fn rem(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+pub(crate) fn rem(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
@@ -57,7 +57,7 @@ fn rem(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// Every live key of database 0 with its entry, sorted.
-fn snapshot(h: &Harness) -> Vec<(Vec<u8>, Entry)> {
+pub(crate) fn snapshot(h: &Harness) -> Vec<(Vec<u8>, Entry)> {
     let now = h.clock_now();
     let db = &h.shared.engine.dbs[0];
     let mut v: Vec<(Vec<u8>, Entry)> = (0..db.shard_count())
@@ -72,7 +72,7 @@ fn snapshot(h: &Harness) -> Vec<(Vec<u8>, Entry)> {
     v
 }
 
-fn events(h: &mut Harness) -> Vec<(String, String)> {
+pub(crate) fn events(h: &mut Harness) -> Vec<(String, String)> {
     let Frame::Array(items) = h.run(&["LIMIT.EVENTS", "1000"]) else {
         panic!("not an array")
     };
@@ -83,53 +83,6 @@ fn events(h: &mut Harness) -> Vec<(String, String)> {
             other => panic!("bad event {other:?}"),
         })
         .collect()
-}
-
-#[test]
-fn policies_are_set_shown_listed_and_deleted() {
-    let mut h = Harness::new();
-    assert_eq!(
-        run(
-            &mut h,
-            "POLICY.SET free RATE 100/60s QUOTA 1000/day SCOPE \"POST /chat\" RATE 10/1m"
-        ),
-        Frame::OK
-    );
-    run(&mut h, "POLICY.SET pro RATE 1000/1m");
-    assert_eq!(
-        h.run(&["POLICY.LIST"]),
-        Frame::Array(vec![bulk("free"), bulk("pro")])
-    );
-    let p = h.run(&["POLICY.GET", "free"]);
-    assert_eq!(
-        text(&get(&p, "definition")),
-        "RATE 100/1m QUOTA 1000/day SCOPE \"POST /chat\" RATE 10/1m"
-    );
-    let Frame::Array(rules) = get(&p, "rules") else {
-        panic!()
-    };
-    assert_eq!(rules.len(), 3);
-    assert_eq!(get(&rules[2], "scope"), bulk("POST /chat"));
-    assert_eq!(get(&rules[1], "window"), bulk("day"));
-    // A bad rule refuses the whole definition; the old policy stays.
-    assert_eq!(
-        run(&mut h, "POLICY.SET free RATE 1/1s QUOTA 5/fortnight"),
-        err("ERR rule 2 (QUOTA): invalid quota '5/fortnight': unknown period 'fortnight' (use minute, hour, day, week or month)")
-    );
-    assert_eq!(
-        text(&get(&h.run(&["POLICY.GET", "free"]), "definition")),
-        "RATE 100/1m QUOTA 1000/day SCOPE \"POST /chat\" RATE 10/1m"
-    );
-    assert_eq!(
-        h.run(&["POLICY.SET", "no:colons", "RATE", "1/1s"]),
-        err("ERR invalid policy name 'no:colons': use 1 to 64 letters, digits, '_', '.' or '-'")
-    );
-    assert_eq!(h.run(&["POLICY.DEL", "pro", "nope"]), int(1));
-    assert_eq!(h.run(&["POLICY.GET", "pro"]), Frame::Null);
-    assert_eq!(
-        h.run(&["LIMIT.CHECK", "pro", "u"]),
-        err("ERR unknown policy 'pro'")
-    );
 }
 
 #[test]
@@ -347,92 +300,6 @@ fn status_reads_without_writing() {
         h.run(&["LIMIT.STATUS", "p", "u", "DRYRUN"]),
         err("ERR syntax error")
     );
-}
-
-#[test]
-fn overrides_redirect_or_merge_and_expire() {
-    let mut h = Harness::new();
-    run(&mut h, "POLICY.SET free RATE 1000/1m QUOTA 3/day");
-    run(&mut h, "POLICY.SET pro RATE 1000/1m");
-    h.run(&["LIMIT.CHECK", "free", "acme"]);
-    assert_eq!(
-        run(
-            &mut h,
-            "OVERRIDE.SET acme REASON \"contract 42\" QUOTA 10/day EXPIRE 1h"
-        ),
-        Frame::OK
-    );
-    let r = h.run(&["LIMIT.CHECK", "free", "acme"]);
-    assert_eq!(get(&r, "override"), bulk("contract 42"));
-    assert_eq!(
-        remaining(&r),
-        rem(&[("rate-1m", "998"), ("quota-day", "8")]),
-        "the merged rule kept the usage counted under its name"
-    );
-    let o = h.run(&["OVERRIDE.GET", "acme"]);
-    assert_eq!(get(&o, "rules"), bulk("QUOTA 10/day"));
-    assert_eq!(get(&o, "ttl_ms"), int(3_600_000));
-    assert_eq!(h.run(&["OVERRIDE.LIST"]), Frame::Array(vec![bulk("acme")]));
-    run(&mut h, "OVERRIDE.SET bigco POLICY pro");
-    let r = h.run(&["LIMIT.CHECK", "free", "bigco"]);
-    assert_eq!(remaining(&r), rem(&[("rate-1m", "999")]));
-    assert_eq!(
-        run(&mut h, "OVERRIDE.SET x POLICY nope"),
-        err("ERR unknown policy 'nope'")
-    );
-    assert_eq!(
-        run(&mut h, "OVERRIDE.SET x REASON why"),
-        err("ERR an override needs POLICY name or at least one rule")
-    );
-    h.clock.advance(Duration::from_secs(3600));
-    let r = h.run(&["LIMIT.CHECK", "free", "acme"]);
-    assert_eq!(get(&r, "override"), Frame::Null);
-    assert_eq!(h.run(&["OVERRIDE.GET", "acme"]), Frame::Null);
-    assert_eq!(h.run(&["OVERRIDE.DEL", "bigco", "acme"]), int(1));
-    let kinds: Vec<String> = events(&mut h)
-        .into_iter()
-        .filter(|(c, _)| c == "limitkv:events:override")
-        .map(|(_, m)| m)
-        .collect();
-    assert_eq!(kinds.len(), 3, "{kinds:?}");
-    assert!(
-        kinds[0].contains("\"change\":\"set\"") && kinds[0].contains("\"reason\":\"contract 42\"")
-    );
-    assert!(kinds[2].contains("\"change\":\"del\"") && kinds[2].contains("\"policy\":\"pro\""));
-}
-
-#[test]
-fn allow_and_deny_lists_skip_or_refuse() {
-    let mut h = Harness::new();
-    run(&mut h, "POLICY.SET p QUOTA 1/day");
-    assert_eq!(
-        h.run(&["ALLOWLIST.ADD", "svc", "10.0.0.0/8", "svc"]),
-        int(2)
-    );
-    assert_eq!(h.run(&["DENYLIST.ADD", "2001:db8::/32", "mallory"]), int(2));
-    for _ in 0..3 {
-        let r = h.run(&["LIMIT.CHECK", "p", "svc"]);
-        assert!(allowed(&r));
-        assert_eq!(get(&r, "reason"), bulk("allowlist:svc"));
-    }
-    let r = h.run(&["LIMIT.CHECK", "p", "anon", "IP", "10.1.2.3"]);
-    assert_eq!(get(&r, "reason"), bulk("allowlist:10.0.0.0/8"));
-    let r = h.run(&["LIMIT.CHECK", "p", "anon", "IP", "2001:db8::9"]);
-    assert!(!allowed(&r));
-    assert_eq!(get(&r, "denied_by"), bulk("denylist"));
-    assert_eq!(get(&r, "retry_after_ms"), int(-1));
-    assert!(!allowed(&h.run(&["LIMIT.CHECK", "p", "mallory"])));
-    assert_eq!(
-        h.run(&["LIMIT.CHECK", "p", "x", "IP", "999.1.1.1"]),
-        err("ERR invalid IP '999.1.1.1'")
-    );
-    assert_eq!(
-        h.run(&["ALLOWLIST.LIST"]),
-        Frame::Array(vec![bulk("10.0.0.0/8"), bulk("svc")])
-    );
-    assert_eq!(h.run(&["DENYLIST.DEL", "mallory", "nobody"]), int(1));
-    assert!(allowed(&h.run(&["LIMIT.CHECK", "p", "mallory"])));
-    assert!(snapshot(&h).len() == 1, "only mallory's quota was charged");
 }
 
 #[test]
@@ -772,4 +639,44 @@ fn the_typed_api_decides_as_the_command_does() {
         h.clock.advance(Duration::from_millis(150));
         clock.advance(Duration::from_millis(150));
     }
+}
+
+/// The derived rule keys are checked against the user's key patterns before anything is
+/// charged: a refused check, reserve, settle or reset changes no key and counts nothing.
+#[test]
+fn a_check_refused_by_the_acl_charges_nothing() {
+    let mut admin = Harness::new();
+    run(&mut admin, "POLICY.SET paid RATE 2/1m LEASE 1 TTL 1m");
+    admin.run(&[
+        "ACL",
+        "SETUSER",
+        "gw",
+        "on",
+        ">pw",
+        "+@all",
+        "~limitkv:free:*",
+    ]);
+    let r = admin.run(&["LIMIT.RESERVE", "paid", "c"]);
+    let id = int_of(&get(&r, "reservation")).to_string();
+    let before = snapshot(&admin);
+    let mut gw = admin.peer();
+    assert_eq!(gw.run(&["AUTH", "gw", "pw"]), Frame::OK);
+    for cmd in [
+        vec!["LIMIT.CHECK", "paid", "c"],
+        vec!["LIMIT.RESERVE", "paid", "c"],
+        vec!["LIMIT.STATUS", "paid", "c"],
+        vec!["LIMIT.SETTLE", &id],
+        vec!["LIMIT.CANCEL", &id],
+        vec!["LIMIT.RELEASE", "paid", "c", "1"],
+        vec!["LIMIT.RESET", "c", "paid"],
+    ] {
+        let reply = gw.run(&cmd);
+        assert!(
+            matches!(&reply, Frame::Error(e) if e.starts_with(b"NOPERM")),
+            "{cmd:?}: {reply:?}"
+        );
+        assert_eq!(snapshot(&admin), before, "{cmd:?} changed a key");
+    }
+    assert_eq!((gw.session.stats.allowed, gw.session.stats.denied), (0, 0));
+    assert_eq!(admin.shared.engine.policies.pending_reservations(), 1);
 }

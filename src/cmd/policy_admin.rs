@@ -320,3 +320,7 @@ fn access_list(ctx: &mut Ctx<'_>, deny: bool) -> Result<Frame, CommandError> {
     let entries = ctx.shared.engine.access_entries(deny);
     Ok(Frame::Array(entries.into_iter().map(Frame::Bulk).collect()))
 }
+
+#[cfg(test)]
+#[path = "policy_admin_tests.rs"]
+mod tests;
