@@ -25,6 +25,12 @@
 //! assert!(!engine.throttle(b"user:1", &params, 1).unwrap().allowed);
 //! ```
 //!
+//! Policies (named plans of rules, [`crate::policy`]) go through the engine the same way:
+//! [`Engine::check`], [`Engine::reserve`], [`Engine::settle`], [`Engine::policy_set`], ... run
+//! the [`Call`] steps of [`check`] (plan: resolve the rules and derive their keys; execute:
+//! decide and charge atomically) and [`settle`], which the `LIMIT.*` commands run with an ACL
+//! check of the planned keys in between.
+//!
 //! Depends on `store`, `persist`, `policy`, `limiter`, `pubsub`, `config`, `clock`; never on
 //! `cmd`, `server`, `http` or `script`.
 
