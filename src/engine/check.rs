@@ -272,8 +272,8 @@ impl Call<'_, '_> {
                 Vec::new(),
             ),
             Gate::Check(r) => {
-                let rules = r.body.applicable(request.scope.as_deref());
-                let keys = keys_of(&r.key_policy.name, &rules, &request.identity);
+                let rules = r.body.applicable_iter(request.scope.as_deref());
+                let keys = keys_of(&r.key_policy.name, rules, &request.identity);
                 (Planned::Rules(r), keys)
             }
         };
@@ -342,11 +342,18 @@ impl Call<'_, '_> {
                 lease_ttl: Some(ttl),
             },
         };
-        let mut lock = keys.clone();
         let res_key = reservation_id.map(reservation_key);
-        lock.extend(res_key.clone());
+        // A reserve also locks its reservation's key; a check locks the rule keys only.
+        let with_reservation: Vec<Bytes>;
+        let lock: &[Bytes] = match &res_key {
+            Some(rk) => {
+                with_reservation = keys.iter().chain([rk]).cloned().collect();
+                &with_reservation
+            }
+            None => &keys,
+        };
         let demand = a.demand;
-        let (verdict, reservation) = self.with_keys(&lock, |g| {
+        let (verdict, reservation) = self.with_keys(lock, |g| {
             let states: Vec<Option<RuleState>> = keys
                 .iter()
                 .map(|k| read_state(g.shard(k), k, now))

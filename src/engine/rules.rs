@@ -44,9 +44,13 @@ pub(super) fn write_state(shard: &mut Shard, key: &[u8], w: StateWrite, now: Nan
 }
 
 /// The keys of `rules` for `identity`, under policy `policy`.
-pub(super) fn keys_of(policy: &str, rules: &[Applied<'_>], identity: &[u8]) -> Vec<Bytes> {
+pub(super) fn keys_of<'a>(
+    policy: &str,
+    rules: impl IntoIterator<Item = Applied<'a>>,
+    identity: &[u8],
+) -> Vec<Bytes> {
     rules
-        .iter()
+        .into_iter()
         .map(|a| state_key(policy, a.scope, &a.rule.name, identity))
         .collect()
 }

@@ -360,18 +360,27 @@ impl Body {
     /// The rules a check with `scope` runs, defaults first: the defaults (unless the scope
     /// replaces them) and the scope's own rules. An unknown scope runs the defaults.
     pub fn applicable<'a>(&'a self, scope: Option<&str>) -> Vec<Applied<'a>> {
+        self.applicable_iter(scope).collect()
+    }
+
+    /// [`Body::applicable`] without collecting: for deriving the rule keys without a vector
+    /// of rules (its size hint is exact, so collecting it allocates once).
+    pub fn applicable_iter<'a>(
+        &'a self,
+        scope: Option<&str>,
+    ) -> impl Iterator<Item = Applied<'a>> + 'a {
         let section = scope.and_then(|s| self.scopes.iter().find(|x| x.name == s));
-        let mut out = Vec::with_capacity(self.rules.len() + section.map_or(0, |s| s.rules.len()));
-        if !section.is_some_and(|s| s.replace) {
-            out.extend(self.rules.iter().map(|rule| Applied { rule, scope: None }));
-        }
-        if let Some(s) = section {
-            out.extend(s.rules.iter().map(|rule| Applied {
-                rule,
-                scope: Some(s.name.as_str()),
-            }));
-        }
-        out
+        let defaults: &[Rule] = if section.is_some_and(|s| s.replace) {
+            &[]
+        } else {
+            &self.rules
+        };
+        let (own, name): (&[Rule], Option<&str>) =
+            section.map_or((&[], None), |s| (&s.rules, Some(s.name.as_str())));
+        defaults
+            .iter()
+            .map(|rule| Applied { rule, scope: None })
+            .chain(own.iter().map(move |rule| Applied { rule, scope: name }))
     }
 
     /// Every rule of every section, each with its scope.
