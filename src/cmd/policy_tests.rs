@@ -615,7 +615,7 @@ fn the_typed_api_decides_as_the_command_does() {
         let mut req = CheckRequest::new("p", "u");
         if scoped {
             cmd.extend(["SCOPE", "s"]);
-            req = req.scope("s");
+            req = req.with_scope("s");
         }
         let r = h.run(&cmd);
         let o = engine.check(&req).unwrap();

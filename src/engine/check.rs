@@ -79,19 +79,19 @@ impl CheckRequest {
     }
 
     /// The same request in `scope`.
-    pub fn scope(mut self, scope: impl Into<String>) -> CheckRequest {
+    pub fn with_scope(mut self, scope: impl Into<String>) -> CheckRequest {
         self.scope = Some(scope.into());
         self
     }
 
     /// The same request asking for `tokens`.
-    pub fn tokens(mut self, tokens: u64) -> CheckRequest {
+    pub fn with_tokens(mut self, tokens: u64) -> CheckRequest {
         self.demand.tokens = tokens;
         self
     }
 
     /// The same request costing `cost`.
-    pub fn cost(mut self, cost: Amount) -> CheckRequest {
+    pub fn with_cost(mut self, cost: Amount) -> CheckRequest {
         self.demand.cost = cost;
         self
     }

@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+
 use crate::clock::{ManualClock, Nanos};
 use crate::config::Config;
 use crate::limiter::cost::Amount;
@@ -91,13 +93,13 @@ fn dry_runs_and_scopes() {
         assert!(o.allowed && o.dryrun, "a dry run charges nothing");
     }
     let o = e
-        .check(&CheckRequest::new("api", "u").scope("search"))
+        .check(&CheckRequest::new("api", "u").with_scope("search"))
         .unwrap();
     assert!(o.allowed);
     assert_eq!(o.rules.len(), 2, "defaults plus the scope's rule");
     assert_eq!(o.rules[1].scope.as_deref(), Some("search"));
     let o = e
-        .check(&CheckRequest::new("api", "u").scope("search"))
+        .check(&CheckRequest::new("api", "u").with_scope("search"))
         .unwrap();
     assert_eq!(
         o.denied_by.as_deref(),
@@ -111,8 +113,8 @@ fn reserve_then_settle_or_cancel() {
     let (e, _clock) = engine();
     e.policy_set("ai", "TOKENS 10000/1m COST 1.00/day").unwrap();
     let req = CheckRequest::new("ai", "u")
-        .tokens(4000)
-        .cost(Amount::parse("0.2").unwrap());
+        .with_tokens(4000)
+        .with_cost(Amount::parse("0.2").unwrap());
     let r = e.reserve(&req).unwrap();
     assert!(r.allowed);
     let (id, _) = r
@@ -144,7 +146,7 @@ fn reserve_then_settle_or_cancel() {
         )))
     );
     let r = e
-        .reserve(&CheckRequest::new("ai", "v").tokens(500))
+        .reserve(&CheckRequest::new("ai", "v").with_tokens(500))
         .unwrap();
     let c = e.cancel(r.reservation.unwrap().0).unwrap();
     assert!(!c.settled);
@@ -172,4 +174,54 @@ fn the_catalog_is_set_read_and_deleted() {
     assert!(e.policy_del("p").unwrap());
     assert!(!e.policy_del("p").unwrap());
     assert!(e.policy_get("p").is_none());
+}
+
+#[test]
+fn listed_identities_and_overrides_skip_or_change_the_rules() {
+    let (e, clock) = engine();
+    e.policy_set("p", "RATE 1/1m").unwrap();
+    e.policy_set("big", "RATE 100/1m").unwrap();
+    e.call(0, |c| {
+        c.access_change(false, true, &[Bytes::from_static(b"vip")])?;
+        c.access_change(true, true, &[Bytes::from_static(b"10.0.0.0/8")])
+    })
+    .unwrap();
+    let vip = CheckRequest::new("p", "vip");
+    for _ in 0..3 {
+        let o = e.check(&vip).unwrap();
+        assert!(
+            o.allowed && o.rules.is_empty(),
+            "allow-listed: no rule runs"
+        );
+        assert_eq!(o.reason.as_deref(), Some("allowlist:vip"));
+    }
+    let o = e
+        .check(&CheckRequest {
+            ip: Some("10.1.2.3".parse().unwrap()),
+            ..CheckRequest::new("p", "u")
+        })
+        .unwrap();
+    assert!(!o.allowed);
+    assert_eq!(o.denied_by.as_deref(), Some("denylist"));
+    let words: Vec<Bytes> = ["POLICY", "big", "REASON", "trial", "EXPIRE", "1m"]
+        .iter()
+        .map(|w| Bytes::from_static(w.as_bytes()))
+        .collect();
+    e.call(0, |c| {
+        let o = crate::policy::model::Override::parse(&words, c.now)?;
+        c.override_set(Bytes::from_static(b"u"), o)
+    })
+    .unwrap();
+    let req = CheckRequest::new("p", "u");
+    for _ in 0..2 {
+        let o = e.check(&req).unwrap();
+        assert!(o.allowed, "the override's policy allows 100 a minute");
+        assert_eq!(o.overridden.as_deref(), Some("trial"));
+    }
+    clock.advance(Duration::from_secs(61));
+    e.check(&req).unwrap();
+    assert!(
+        !e.check(&req).unwrap().allowed,
+        "the override lapsed: 1 a minute"
+    );
 }
