@@ -2,8 +2,9 @@
 //! (`http-tls yes`, with the `tls-*` certificates), authenticated with the same ACL users as
 //! the RESP port.
 //!
-//! Routes: `GET /healthz` (liveness, never authenticated) and `GET /readyz` (ready once the
-//! append-only file is loaded, which is before the listener opens). Every route but `/healthz`
+//! Routes: `GET /healthz` (liveness, never authenticated), `GET /readyz` (ready once the
+//! append-only file is loaded, which is before the listener opens) and the Upstash-compatible
+//! REST API ([`upstash`]: `/`, `/pipeline`, `/multi-exec`, `/<command>/<args>...`). Every route but `/healthz`
 //! needs credentials while the `default` user needs a password: `Authorization: Bearer
 //! <password>` for the default user, `Bearer <user>:<password>` or `Basic` for any user. The
 //! check API, metrics and dashboard attach to this router. Errors are JSON bodies with a 4xx
