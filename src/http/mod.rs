@@ -4,12 +4,12 @@
 //!
 //! Routes: `GET /healthz` (liveness, never authenticated), `GET /readyz` (ready once the
 //! append-only file is loaded, which is before the listener opens) and the Upstash-compatible
-//! REST API ([`upstash`]: `/`, `/pipeline`, `/multi-exec`, `/<command>/<args>...`). Every route but `/healthz`
-//! needs credentials while the `default` user needs a password: `Authorization: Bearer
-//! <password>` for the default user, `Bearer <user>:<password>` or `Basic` for any user. The
-//! check API, metrics and dashboard attach to this router. Errors are JSON bodies with a 4xx
-//! status. A surface like `server`: it calls into `cmd::Shared` and `acl`, nothing below imports
-//! it.
+//! REST API ([`upstash`]: `/`, `/pipeline`, `/multi-exec`, `/<command>/<args>...`; see
+//! `docs/http.md`). Every route but `/healthz` needs credentials while the `default` user needs
+//! a password: `Authorization: Bearer <password>` for the default user, `Bearer
+//! <user>:<password>` or `Basic` for any user. The check API, metrics and dashboard attach to
+//! this router. Errors are JSON bodies with a 4xx status. A surface like `server`: it calls into
+//! `cmd::Shared` and `acl`, nothing below imports it.
 
 pub mod auth;
 pub mod upstash;

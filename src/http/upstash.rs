@@ -63,24 +63,13 @@ async fn single(
     ext: Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let opts = match Options::read(&headers) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
-    let req = match body_json(body).and_then(|v| command_args(&v)) {
-        Ok(req) => req,
-        Err(r) => return r,
-    };
-    let mut client = match Client::open(shared, &ext) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let opts = Options::read(&headers)?;
+    let req = body_json(body).and_then(|v| command_args(&v))?;
+    let mut client = Client::open(shared, &ext)?;
     let reply = client.run(&req).await;
-    if let Err(r) = client.finish().await {
-        return r;
-    }
-    single_reply(reply, opts)
+    client.finish().await?;
+    Ok(single_reply(reply, opts))
 }
 
 /// `GET|POST|PUT /<command>/<arg>/...`: the path form.
@@ -91,15 +80,9 @@ async fn path_form(
     uri: Uri,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let opts = match Options::read(&headers) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
-    let body = match body {
-        Ok(b) => b,
-        Err(e) => return rejection(e),
-    };
+) -> Result<Response, Response> {
+    let opts = Options::read(&headers)?;
+    let body = body.map_err(rejection)?;
     let mut req: Vec<Bytes> = uri
         .path()
         .split('/')
@@ -112,7 +95,7 @@ async fn path_form(
         .first()
         .is_some_and(|name| cmd::lookup(name).is_some() || refusal(name).is_some())
     {
-        return error(StatusCode::NOT_FOUND, "not found");
+        return Err(error(StatusCode::NOT_FOUND, "not found"));
     }
     if method != Method::GET && !body.is_empty() {
         req.push(body);
@@ -126,15 +109,10 @@ async fn path_form(
             req.push(Bytes::from(percent_decode(value)));
         }
     }
-    let mut client = match Client::open(shared, &ext) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+    let mut client = Client::open(shared, &ext)?;
     let reply = client.run(&req).await;
-    if let Err(r) = client.finish().await {
-        return r;
-    }
-    single_reply(reply, opts)
+    client.finish().await?;
+    Ok(single_reply(reply, opts))
 }
 
 /// `POST /pipeline`: commands run in order, one entry per command.
@@ -143,27 +121,16 @@ async fn pipeline(
     ext: Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let opts = match Options::read(&headers) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
-    let reqs = match body_json(body).and_then(|v| commands(&v)) {
-        Ok(reqs) => reqs,
-        Err(r) => return r,
-    };
-    let mut client = match Client::open(shared, &ext) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let opts = Options::read(&headers)?;
+    let reqs = body_json(body).and_then(|v| commands(&v))?;
+    let mut client = Client::open(shared, &ext)?;
     let mut out = Vec::with_capacity(reqs.len());
     for req in &reqs {
         out.push(entry(client.run(req).await, opts));
     }
-    if let Err(r) = client.finish().await {
-        return r;
-    }
-    Json(Value::Array(out)).into_response()
+    client.finish().await?;
+    Ok(Json(Value::Array(out)).into_response())
 }
 
 /// `POST /multi-exec`: the commands as one transaction.
@@ -172,19 +139,10 @@ async fn multi_exec(
     ext: Extensions,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
-    let opts = match Options::read(&headers) {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
-    let reqs = match body_json(body).and_then(|v| commands(&v)) {
-        Ok(reqs) => reqs,
-        Err(r) => return r,
-    };
-    let mut client = match Client::open(shared, &ext) {
-        Ok(c) => c,
-        Err(r) => return r,
-    };
+) -> Result<Response, Response> {
+    let opts = Options::read(&headers)?;
+    let reqs = body_json(body).and_then(|v| commands(&v))?;
+    let mut client = Client::open(shared, &ext)?;
     client.dispatch(&[Bytes::from_static(b"MULTI")]).await;
     for req in &reqs {
         // Refused and rejected commands mark the transaction failed, as in Redis: EXEC then
@@ -192,10 +150,8 @@ async fn multi_exec(
         client.run(req).await;
     }
     let exec = client.dispatch(&[Bytes::from_static(b"EXEC")]).await;
-    if let Err(r) = client.finish().await {
-        return r;
-    }
-    match exec {
+    client.finish().await?;
+    Ok(match exec {
         Frame::Array(replies) => Json(Value::Array(
             replies.into_iter().map(|r| entry(r, opts)).collect(),
         ))
@@ -206,7 +162,7 @@ async fn multi_exec(
             StatusCode::BAD_REQUEST,
             format!("ERR unexpected EXEC reply {other:?}"),
         ),
-    }
+    })
 }
 
 /// What the request's headers ask of the reply.
