@@ -565,3 +565,52 @@ async fn under_appendfsync_always_the_reply_follows_the_durable_record() {
     }
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_request_waits_for_a_running_script_then_gets_busy_and_may_kill_it() {
+    let (server, base) = server(Config {
+        busy_reply_threshold: 50,
+        ..Config::default()
+    })
+    .await;
+    let mut runner = server.raw().await;
+    runner
+        .send(&common::resp(&[
+            "EVAL",
+            "local i = 0 while true do i = i + 1 end",
+            "0",
+        ]))
+        .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !server.shared.scripts.run_state().is_running() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the script did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    // The request waits while the script runs (without holding a worker the script needs),
+    // then answers BUSY once the script passes the threshold, as a RESP client is answered.
+    let Some((code, body)) = post(&base, "/", r#"["GET","k"]"#, &[]) else {
+        return;
+    };
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().starts_with("BUSY "),
+        "{body}"
+    );
+    assert_eq!(
+        post(&base, "/", r#"["SCRIPT","KILL"]"#, &[]).unwrap(),
+        (200, json!({"result": "OK"}))
+    );
+    let killed = runner.read_reply().await;
+    assert!(
+        format!("{killed:?}").contains("Script killed"),
+        "{killed:?}"
+    );
+    assert_eq!(
+        post(&base, "/", r#"["GET","k"]"#, &[]).unwrap(),
+        (200, json!({"result": null}))
+    );
+    server.stop().await.unwrap();
+}
