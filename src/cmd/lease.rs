@@ -4,7 +4,7 @@
 //! `LEASE.ACQUIRE` takes a slot and answers the uniform admission reply with the new lease's
 //! id; `LEASE.RELEASE` gives it back (idempotent); `LEASE.RENEW` extends it; `LEASE.COUNT` and
 //! `LEASE.PEEK` show the holders without changing anything. Lease ids come from the server's
-//! one counter ([`crate::cmd::Shared::next_lease_id`]), so they are unique across keys and
+//! one counter ([`crate::engine::Engine::next_lease_id`]), so they are unique across keys and
 //! restarts and a client never chooses one. A key is deleted when its last lease is released
 //! and expires by itself when its last lease expires, so a dead holder never leaks a slot.
 //! Depends on `cmd::limiter` for state access and the reply shape; never touches a socket.
