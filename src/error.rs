@@ -130,6 +130,10 @@ pub enum CommandError {
     /// A number outside the range the command accepts; holds the full explanation.
     #[error("ERR {0}")]
     OutOfRange(String),
+    /// A command the HTTP API cannot run in a one-shot request (`SUBSCRIBE`, `MULTI`, `HELLO`,
+    /// ...); holds the command's name as sent and why.
+    #[error("ERR {0} is not supported over HTTP: {1}")]
+    NotOverHttp(String, &'static str),
     /// Any other `ERR` condition; holds the text after `ERR `.
     #[error("ERR {0}")]
     Other(String),

@@ -1726,6 +1726,16 @@ mod tests {
             eval(&mut h, "#!lua flags=no-writes,allow-oom,allow-stale,no-cluster,allow-cross-slot-keys\nreturn 1", &["0"]),
             int(1)
         );
+        // Upstash's flag, on every @upstash/ratelimit script: accepted, and the script may
+        // still write (it is not no-writes).
+        assert_eq!(
+            eval(
+                &mut h,
+                "#!lua flags=allow-key-locking\nreturn redis.call('INCR', KEYS[1])",
+                &["1", "upstash-flag"]
+            ),
+            int(1)
+        );
     }
 
     #[test]

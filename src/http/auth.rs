@@ -3,7 +3,8 @@
 //! While the `default` user authenticates every connection (enabled, `nopass`), requests need
 //! no credentials and run as `default`, as RESP connections do. Otherwise:
 //! - `Authorization: Bearer <password>` authenticates `default` (what Upstash-style clients
-//!   send as their token); `Bearer <user>:<password>` authenticates `user`;
+//!   send as their token); `Bearer <user>:<password>` authenticates `user` when such a user
+//!   exists (a wrong password is refused even while `default` needs none);
 //! - `Authorization: Basic base64(<user>:<password>)` authenticates `user` (browsers, the
 //!   dashboard, `curl -u`).
 //!
@@ -76,12 +77,20 @@ pub fn authenticate(shared: &Shared, credentials: &Credentials) -> Result<Arc<Us
             .ok_or_else(|| name.to_owned())
     };
     match credentials {
-        Credentials::Bearer(token) => {
-            check("default", token).or_else(|_| match token.split_once(':') {
-                Some((user, pass)) => check(user, pass),
-                None => Err("default".to_owned()),
-            })
-        }
+        // `user:password` naming an existing user is that user's credentials, even while
+        // `default` is `nopass` (which accepts any password): a wrong password for `user` must
+        // not run as `default` instead. A `default` password that looks like `user:password`
+        // still authenticates `default`.
+        Credentials::Bearer(token) => match token.split_once(':') {
+            Some((user, pass)) if acl.user(user).is_some() => check(user, pass).or_else(|e| {
+                if acl.default_user().nopass {
+                    Err(e)
+                } else {
+                    check("default", token).map_err(|_| e)
+                }
+            }),
+            _ => check("default", token),
+        },
         Credentials::Basic(user, pass) => check(user, pass),
         Credentials::None | Credentials::Malformed => Err("default".to_owned()),
     }

@@ -2,15 +2,17 @@
 //! (`http-tls yes`, with the `tls-*` certificates), authenticated with the same ACL users as
 //! the RESP port.
 //!
-//! Routes: `GET /healthz` (liveness, never authenticated) and `GET /readyz` (ready once the
-//! append-only file is loaded, which is before the listener opens). Every route but `/healthz`
-//! needs credentials while the `default` user needs a password: `Authorization: Bearer
-//! <password>` for the default user, `Bearer <user>:<password>` or `Basic` for any user. The
-//! check API, metrics and dashboard attach to this router. Errors are JSON bodies with a 4xx
-//! status. A surface like `server`: it calls into `cmd::Shared` and `acl`, nothing below imports
-//! it.
+//! Routes: `GET /healthz` (liveness, never authenticated), `GET /readyz` (ready once the
+//! append-only file is loaded, which is before the listener opens) and the Upstash-compatible
+//! REST API ([`upstash`]: `/`, `/pipeline`, `/multi-exec`, `/<command>/<args>...`; see
+//! `docs/http.md`). Every route but `/healthz` needs credentials while the `default` user needs
+//! a password: `Authorization: Bearer <password>` for the default user, `Bearer
+//! <user>:<password>` or `Basic` for any user. The check API, metrics and dashboard attach to
+//! this router. Errors are JSON bodies with a 4xx status. A surface like `server`: it calls into
+//! `cmd::Shared` and `acl`, nothing below imports it.
 
 pub mod auth;
+pub mod upstash;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +40,11 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// Most HTTP connections served at once; more wait in the kernel's accept queue.
 pub const MAX_CONNECTIONS: usize = 4096;
 
+/// The local address of the connection a request came on (an extension of every request, next
+/// to the peer's [`axum::extract::ConnectInfo`]).
+#[derive(Debug, Clone, Copy)]
+pub struct LocalAddr(pub std::net::SocketAddr);
+
 /// A JSON error reply: `{"error": "..."}` with `status`.
 pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     let body = serde_json::json!({ "error": message.into() });
@@ -48,7 +55,11 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
 pub fn router(shared: Arc<Shared>) -> Router {
     let authenticated = Router::new()
         .route("/readyz", get(readyz))
+        .merge(upstash::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
+        .method_not_allowed_fallback(|| async {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+        })
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
             auth::require,
@@ -96,6 +107,9 @@ pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>, tls: bool) 
                     }
                 };
                 let _ = stream.set_nodelay(true);
+                let Ok(local) = stream.local_addr() else {
+                    continue;
+                };
                 let acceptor = if tls { shared.tls.acceptor() } else { None };
                 let service = app.clone();
                 conns.spawn(async move {
@@ -108,7 +122,7 @@ pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>, tls: bool) 
                             )
                             .await;
                             match handshake {
-                                Ok(Ok(stream)) => connection(stream, peer, service).await,
+                                Ok(Ok(stream)) => connection(stream, peer, local, service).await,
                                 Ok(Err(e)) => {
                                     tracing::debug!(%peer, error = %e, "HTTPS handshake failed")
                                 }
@@ -116,7 +130,7 @@ pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>, tls: bool) 
                             }
                         }
                         None if tls => {}
-                        None => connection(stream, peer, service).await,
+                        None => connection(stream, peer, local, service).await,
                     }
                 });
                 // Finished connections are reaped as new ones arrive.
@@ -128,9 +142,13 @@ pub async fn serve(shared: Arc<Shared>, listeners: Vec<TcpListener>, tls: bool) 
 }
 
 /// One HTTP/1.1 connection (keep-alive), with the header read timeout; each request carries
-/// the peer's address as a [`axum::extract::ConnectInfo`].
-async fn connection<S>(stream: S, peer: std::net::SocketAddr, app: Router)
-where
+/// the peer's address as a [`axum::extract::ConnectInfo`] and the local one as a [`LocalAddr`].
+async fn connection<S>(
+    stream: S,
+    peer: std::net::SocketAddr,
+    local: std::net::SocketAddr,
+    app: Router,
+) where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let service = TowerToHyperService::new(app.map_request(
@@ -138,6 +156,7 @@ where
             let mut req = req.map(axum::body::Body::new);
             req.extensions_mut()
                 .insert(axum::extract::ConnectInfo(peer));
+            req.extensions_mut().insert(LocalAddr(local));
             req
         },
     ));

@@ -102,6 +102,9 @@ impl ScriptFlags {
     /// `allow-cross-slot-keys`.
     pub const ALLOW_CROSS_SLOT_KEYS: u8 = 1 << 5;
 
+    /// Upstash's `allow-key-locking`, accepted in an `EVAL` shebang and ignored.
+    pub const UPSTASH_KEY_LOCKING: &'static str = "allow-key-locking";
+
     /// The flag names in Redis's order, with their bits.
     pub const NAMES: &'static [(u8, &'static str)] = &[
         (Self::NO_WRITES, "no-writes"),
@@ -1037,6 +1040,10 @@ pub fn parse_shebang(body: &[u8]) -> Result<(ScriptFlags, usize), String> {
         for f in list.split(',') {
             match ScriptFlags::from_name(f.as_bytes()) {
                 Some(bit) => flags |= bit,
+                // Upstash's flag (its scripts lock only their declared keys), which
+                // `@upstash/ratelimit` puts on every script: limitkv runs scripts as Redis
+                // does, so it accepts the flag and it changes nothing.
+                None if f == ScriptFlags::UPSTASH_KEY_LOCKING => {}
                 None => return Err(format!("ERR Unexpected flag in script shebang: {f}")),
             }
         }

@@ -12,6 +12,8 @@
 #                              limitkv's own commands)
 #   rlflex.mjs                 rate-limiter-flexible RateLimiterRedis (ioredis, node-redis)
 #   express.mjs                express-rate-limit + rate-limit-redis behind an express app
+#   upstash.mjs                @upstash/redis and @upstash/ratelimit over the Upstash REST API on
+#                              limitkv's --http-port (skipped against redis-server)
 #   limits_suite.py            Python limits: fixed, moving, sliding window counter
 #   script_diff.mjs, script_diff.py
 #                              each recorded script run by the server (EVALSHA) against its
@@ -136,7 +138,14 @@ py=$venv/bin/python
 # --- servers ----------------------------------------------------------------------------------
 
 port=$(free_port)
-"$here/server.sh" start "$work/main" "$port" "${server_cmd[@]}"
+main_extra=()
+http_port=
+if [[ $against == limitkv ]]; then
+  # The HTTP listener, for the Upstash REST API (upstash.mjs).
+  http_port=$(free_port)
+  main_extra=(--http-port "$http_port")
+fi
+"$here/server.sh" start "$work/main" "$port" "${server_cmd[@]}" "${main_extra[@]+"${main_extra[@]}"}"
 aof_port=$(free_port)
 "$here/server.sh" start "$work/aof" "$aof_port" "${aof_server_cmd[@]}" --dir "$work/aof"
 
@@ -193,6 +202,8 @@ fi
 if ((have_node)); then
   run_program rlflex.mjs node "$work/node/rlflex.mjs"
   run_program express.mjs node "$work/node/express.mjs"
+  # Skipped (every scenario) without an HTTP port, i.e. against redis-server.
+  run_program upstash.mjs env COMPAT_HTTP_PORT="$http_port" node "$work/node/upstash.mjs"
 fi
 run_program limits_suite.py "$py" "$here/limits_suite.py"
 ((have_node)) && run_program script_diff.mjs env COMPAT_SCRIPTS_DIR="$here/scripts" node "$work/node/script_diff.mjs"
