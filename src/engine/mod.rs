@@ -5,7 +5,7 @@
 //!
 //! Two ways in:
 //! - the typed methods on [`Engine`] ([`Engine::throttle`], [`Engine::rate`], ...,
-//!   `Engine::check`): one call, the engine's clock, database 0, durable before they return
+//!   [`Engine::check`]): one call, the engine's clock, database 0, durable before they return
 //!   under `appendfsync always`. This is the embedding API.
 //! - a [`Call`]: one command's view of the engine (database, `now`, the shards an `EXEC`
 //!   already holds, where its counts and AOF position go). The RESP commands build one per
