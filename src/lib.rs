@@ -23,6 +23,7 @@
 //!   reservations and policy events.
 //! - [`script`]: the embedded Lua VM (sandbox, script cache, function libraries, RESP
 //!   conversion); `cmd::scripting` runs it under the shard locks.
+//! - [`version`]: the Redis release limitkv follows (reported by `INFO`, `HELLO` and Lua).
 //! - [`tls`]: the TLS port's rustls configuration (certificates, client verification), built
 //!   from the `tls-*` settings and swapped by `CONFIG SET`; no sockets.
 
@@ -47,3 +48,4 @@ pub mod script;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod version;

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::args::{self, is};
-use super::connection::REDIS_COMPAT_VERSION;
+use crate::version::REDIS_COMPAT_VERSION;
 use super::docs::{docs_frame, info_frame};
 use super::flags::*;
 use super::keys::glob_match;

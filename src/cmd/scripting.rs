@@ -1592,7 +1592,7 @@ mod tests {
             ),
             (
                 "return redis.REDIS_VERSION",
-                bulk(crate::cmd::connection::REDIS_COMPAT_VERSION),
+                bulk(crate::version::REDIS_COMPAT_VERSION),
             ),
             (
                 "return redis.error_reply(1)",
