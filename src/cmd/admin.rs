@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::args::{self, is};
-use crate::version::REDIS_COMPAT_VERSION;
 use super::docs::{docs_frame, info_frame};
 use super::flags::*;
 use super::keys::glob_match;
@@ -20,6 +19,7 @@ use crate::metrics::get;
 use crate::persist::Record;
 use crate::protocol::Frame;
 use crate::pubsub::ChannelKind;
+use crate::version::REDIS_COMPAT_VERSION;
 
 /// Server commands.
 pub const COMMANDS: &[CommandSpec] = &[

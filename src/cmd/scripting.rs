@@ -32,6 +32,7 @@ use crate::error::CommandError;
 use crate::persist::{Record, ScriptsFlushTarget};
 use crate::protocol::{Frame, RespVersion};
 use crate::script::engine::{parse_sha, Target};
+use crate::script::known;
 use crate::script::{CallOutcome, RunOutcome, Running, ScriptFlags, ScriptsGuard, Sha};
 use crate::store::MultiGuard;
 
@@ -387,7 +388,7 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
     // EVALSHA of a recognised library script that is loaded runs natively without touching
     // the script token at all (see the fast path below).
     if by_sha {
-        if let (Some(known), Some(sha)) = (super::fastpath::find(&req[1]), parse_sha(&req[1])) {
+        if let (Some(known), Some(sha)) = (known::find(&req[1]), parse_sha(&req[1])) {
             if seen_loaded(ctx, &sha) {
                 if let Some(reply) = super::fastpath::run(ctx, known, keys, args, ro) {
                     return Ok(reply);
@@ -427,11 +428,7 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
     // (token, then shards) intact. It answers `None` when the Lua body must decide (odd
     // arguments, wrong types): then the script runs in Lua, if it is still loaded (a
     // `SCRIPT FLUSH` in between makes this call come after it: `NOSCRIPT`).
-    let native = if by_sha {
-        None
-    } else {
-        super::fastpath::find(&sha)
-    };
+    let native = if by_sha { None } else { known::find(&sha) };
     let token = match native {
         Some(known) => {
             drop(token);
@@ -493,7 +490,7 @@ pub fn takes_token(req: &[Bytes]) -> bool {
     let name = &req[0];
     let is = |n: &str| name.eq_ignore_ascii_case(n.as_bytes());
     if is("evalsha") || is("evalsha_ro") {
-        return req.len() < 2 || super::fastpath::find(&req[1]).is_none();
+        return req.len() < 2 || known::find(&req[1]).is_none();
     }
     is("eval") || is("eval_ro") || is("fcall") || is("fcall_ro")
 }
