@@ -15,6 +15,7 @@ pub mod context;
 pub mod cost;
 pub mod docs;
 pub mod fastpath;
+pub mod functions;
 pub mod gcra;
 pub mod hashes;
 pub mod keys;
@@ -31,6 +32,7 @@ pub mod quota;
 pub mod rate;
 pub mod sampling;
 pub mod scan;
+pub mod script_run;
 pub mod scripting;
 pub mod sets;
 pub mod strings;
@@ -207,7 +209,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 24] {
+pub fn families() -> [&'static [CommandSpec]; 25] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -233,6 +235,7 @@ pub fn families() -> [&'static [CommandSpec]; 24] {
         pubsub::COMMANDS,
         policy::COMMANDS,
         scripting::COMMANDS,
+        functions::COMMANDS,
     ]
 }
 

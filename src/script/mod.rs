@@ -106,7 +106,7 @@ impl Scripts {
     /// script passes the busy threshold: then `Err` with the `BUSY` reply, so that a worker
     /// blocked here is freed for `SCRIPT KILL` (a script that loops must not hold every
     /// worker). Used by `EVAL`/`FCALL`, which run at once instead of waiting asynchronously
-    /// behind a short script (see `cmd::scripting::busy_gate`).
+    /// behind a short script (see `cmd::script_run::busy_gate`).
     pub fn lock_unless_busy(&self) -> Result<ScriptsGuard<'_>, &'static str> {
         loop {
             if let Some(guard) = self
