@@ -20,7 +20,9 @@ use super::{lookup, CommandSpec, Ctx};
 use crate::protocol::Frame;
 use crate::script::known::{
     fmt_g, int_arg, lua_arg as arg, lua_int, lua_number, moving_window_oldest,
-    moving_window_refuses, sliding_window_refuses, sliding_window_rolls, whole, Known, Routine,
+    moving_window_refuses, rate_limit_redis_window, sliding_window_expiry, sliding_window_refuses,
+    sliding_window_rolls, whole, Known, MovingWindowAcquire, MovingWindowStats, Routine,
+    SlidingWindowAcquire,
 };
 use crate::store::Value;
 
@@ -266,7 +268,7 @@ fn rlf_incr_ttl(ctx: &mut Ctx<'_>, sha: &str, keys: &[Bytes], argv: &[Bytes]) ->
 /// ```
 fn rlr_increment(ctx: &mut Ctx<'_>, sha: &str, keys: &[Bytes], argv: &[Bytes]) -> Option<Frame> {
     let key = &keys[0];
-    let window = whole(lua_number(&argv[0])?).filter(|&w| w > 0)?;
+    let window = rate_limit_redis_window(argv)?;
     let now = ctx.now;
     // The PTTL and, for the INCR branch, the integer held: one lookup.
     let (ttl, int) = ctx.with_shard(key, |s| match s.get_live(key, now) {
@@ -350,18 +352,21 @@ fn limits_acquire_moving_window(
     argv: &[Bytes],
 ) -> Option<Frame> {
     let key = &keys[0];
-    let timestamp = lua_number(&argv[0]).filter(|t| t.is_finite())?;
-    let limit = whole(lua_number(&argv[1])?)?;
-    let expiry = whole(lua_number(&argv[2])?).filter(|e| e.abs() <= 1_000_000_000_000)?;
-    let amount = whole(lua_number(&argv[3])?).filter(|a| (1..=5000).contains(a))?;
-    if amount > limit {
+    let a = MovingWindowAcquire::parse(argv)?;
+    let MovingWindowAcquire {
+        timestamp,
+        limit,
+        expiry,
+        amount,
+    } = a;
+    if a.exceeds_limit() {
         return Some(Frame::Null);
     }
     match held(ctx, key) {
         Held::Absent | Held::List => {}
         _ => return None,
     }
-    let entry = match call!(ctx, b"LINDEX", key, arg((limit - amount) as f64)) {
+    let entry = match call!(ctx, b"LINDEX", key, arg(a.probe_index() as f64)) {
         Frame::Null => None,
         Frame::Bulk(b) => Some(lua_number(&b)?),
         _ => return None,
@@ -387,8 +392,7 @@ fn limits_acquire_moving_window(
 /// ```
 fn limits_moving_window(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Option<Frame> {
     let key = &keys[0];
-    let target = lua_number(&argv[0]).filter(|t| t.is_finite())?;
-    let len = whole(lua_number(&argv[1])?)?;
+    let MovingWindowStats { target, len } = MovingWindowStats::parse(argv)?;
     match held(ctx, key) {
         Held::Absent | Held::List => {}
         _ => return None,
@@ -455,10 +459,13 @@ fn limits_acquire_sliding_window(
     argv: &[Bytes],
 ) -> Option<Frame> {
     let (prev, curr) = (&keys[0], &keys[1]);
-    let limit = lua_number(&argv[0]).filter(|l| l.is_finite())?;
-    let expiry = whole(lua_number(&argv[1])? * 1000.0).filter(|&e| e > 0)?;
-    let amount = whole(lua_number(&argv[2])?)?;
-    if amount as f64 > limit {
+    let a = SlidingWindowAcquire::parse(argv)?;
+    let SlidingWindowAcquire {
+        limit,
+        expiry,
+        amount,
+    } = a;
+    if a.exceeds_limit() {
         return Some(Frame::Null);
     }
     // Everything that could fail is checked before the first write.
@@ -532,7 +539,7 @@ fn limits_acquire_sliding_window(
 /// ```
 fn limits_sliding_window(ctx: &mut Ctx<'_>, keys: &[Bytes], argv: &[Bytes]) -> Option<Frame> {
     let (prev, curr) = (&keys[0], &keys[1]);
-    let expiry = whole(lua_number(&argv[0])? * 1000.0)?;
+    let expiry = sliding_window_expiry(argv)?;
     // GET and PTTL of both keys, as the script's four calls answer them (PTTL through a Lua
     // number); `None` (a key of another type) before anything is counted.
     let read = |ctx: &mut Ctx<'_>| {

@@ -2,7 +2,8 @@
 //! that `EVAL` / `EVALSHA` can answer them natively (the fast path); this module is the
 //! recognition and everything about those scripts that needs no keyspace: the table of known
 //! scripts ([`KNOWN`], [`find`]), Lua's number rules as the scripts depend on them
-//! ([`lua_number`], [`whole`], [`fmt_g`], [`lua_int`]) and the scripts' own admission
+//! ([`lua_number`], [`whole`], [`fmt_g`], [`lua_int`]), their arguments as they read them
+//! ([`MovingWindowAcquire`], [`SlidingWindowAcquire`], ...) and the scripts' own admission
 //! decisions ([`moving_window_refuses`], [`moving_window_oldest`], [`sliding_window_rolls`],
 //! [`sliding_window_refuses`]). Running a recognised script against the keyspace (issuing its
 //! `redis.call`s through the command handlers) is the command layer's part (`cmd::fastpath`).
@@ -220,6 +221,104 @@ pub fn lua_int(n: i64) -> i64 {
     }
 }
 
+// --- the scripts' arguments ----------------------------------------------------------------
+//
+// Each parse answers `None` where the native routine would not give Lua's answer (the caller
+// then runs the script in Lua): an argument `tonumber` reads otherwise than [`lua_number`], a
+// number Lua would pass to a command as something other than its digits, or a size the
+// routine does not handle.
+
+/// rate-limit-redis's increment: `ARGV[1]`, the window in milliseconds (positive and whole).
+pub fn rate_limit_redis_window(argv: &[Bytes]) -> Option<i64> {
+    whole(lua_number(&argv[0])?).filter(|&w| w > 0)
+}
+
+/// limits' moving-window acquire: `ARGV = timestamp, limit, expiry (s), amount`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MovingWindowAcquire {
+    /// The hit's timestamp (seconds, fractional).
+    pub timestamp: f64,
+    /// Hits allowed per window.
+    pub limit: i64,
+    /// The window, in seconds (also the list's TTL).
+    pub expiry: i64,
+    /// Hits taken at once (1 to 5,000: the script pushes them with one LPUSH per 5,000).
+    pub amount: i64,
+}
+
+impl MovingWindowAcquire {
+    /// The arguments as the script reads them.
+    pub fn parse(argv: &[Bytes]) -> Option<MovingWindowAcquire> {
+        Some(MovingWindowAcquire {
+            timestamp: lua_number(&argv[0]).filter(|t| t.is_finite())?,
+            limit: whole(lua_number(&argv[1])?)?,
+            expiry: whole(lua_number(&argv[2])?).filter(|e| e.abs() <= 1_000_000_000_000)?,
+            amount: whole(lua_number(&argv[3])?).filter(|a| (1..=5000).contains(a))?,
+        })
+    }
+
+    /// Refused before the list is read: more hits at once than the limit.
+    pub fn exceeds_limit(&self) -> bool {
+        self.amount > self.limit
+    }
+
+    /// The list index whose entry decides (see [`moving_window_refuses`]).
+    pub fn probe_index(&self) -> i64 {
+        self.limit - self.amount
+    }
+}
+
+/// limits' moving-window stats: `ARGV = window start (s), limit`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MovingWindowStats {
+    /// Entries at or after this timestamp are in the window.
+    pub target: f64,
+    /// How many entries the search covers (the limit).
+    pub len: i64,
+}
+
+impl MovingWindowStats {
+    /// The arguments as the script reads them.
+    pub fn parse(argv: &[Bytes]) -> Option<MovingWindowStats> {
+        Some(MovingWindowStats {
+            target: lua_number(&argv[0]).filter(|t| t.is_finite())?,
+            len: whole(lua_number(&argv[1])?)?,
+        })
+    }
+}
+
+/// limits' sliding-window acquire: `ARGV = limit, expiry (s), amount`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlidingWindowAcquire {
+    /// Hits allowed per window.
+    pub limit: f64,
+    /// The window in milliseconds (`tonumber(ARGV[2]) * 1000`, positive and whole).
+    pub expiry: i64,
+    /// Hits taken.
+    pub amount: i64,
+}
+
+impl SlidingWindowAcquire {
+    /// The arguments as the script reads them.
+    pub fn parse(argv: &[Bytes]) -> Option<SlidingWindowAcquire> {
+        Some(SlidingWindowAcquire {
+            limit: lua_number(&argv[0]).filter(|l| l.is_finite())?,
+            expiry: whole(lua_number(&argv[1])? * 1000.0).filter(|&e| e > 0)?,
+            amount: whole(lua_number(&argv[2])?)?,
+        })
+    }
+
+    /// Refused before anything is read: more hits at once than the limit.
+    pub fn exceeds_limit(&self) -> bool {
+        self.amount as f64 > self.limit
+    }
+}
+
+/// limits' sliding-window stats: `ARGV[1] * 1000`, the window in milliseconds (whole).
+pub fn sliding_window_expiry(argv: &[Bytes]) -> Option<i64> {
+    whole(lua_number(&argv[0])? * 1000.0)
+}
+
 // --- the scripts' decisions ------------------------------------------------------------------
 
 /// limits' moving-window acquire: refused when the entry at index `limit - amount` of the
@@ -401,6 +500,52 @@ mod tests {
         assert!(moving_window_refuses(Some(1001.0), 1010.0, 10));
         assert!(!moving_window_refuses(Some(999.5), 1010.0, 10));
         assert!(!moving_window_refuses(None, 1010.0, 10));
+    }
+
+    #[test]
+    fn arguments_lua_would_read_otherwise_are_left_to_lua() {
+        let v = |a: &[&str]| -> Vec<Bytes> {
+            a.iter()
+                .map(|s| Bytes::copy_from_slice(s.as_bytes()))
+                .collect()
+        };
+        assert_eq!(
+            MovingWindowAcquire::parse(&v(&["1000.5", "3", "10", "1"])),
+            Some(MovingWindowAcquire {
+                timestamp: 1000.5,
+                limit: 3,
+                expiry: 10,
+                amount: 1
+            })
+        );
+        assert_eq!(
+            MovingWindowAcquire::parse(&v(&["0x10", "3", "10", "1"])),
+            None
+        );
+        assert_eq!(
+            MovingWindowAcquire::parse(&v(&["1", "3", "10", "5001"])),
+            None
+        );
+        assert_eq!(
+            MovingWindowAcquire::parse(&v(&["1", "3.5", "10", "1"])),
+            None
+        );
+        assert_eq!(
+            SlidingWindowAcquire::parse(&v(&["4", "0.5", "1"])).map(|a| a.expiry),
+            Some(500)
+        );
+        assert_eq!(SlidingWindowAcquire::parse(&v(&["4", "0", "1"])), None);
+        assert!(SlidingWindowAcquire::parse(&v(&["2.5", "1", "3"]))
+            .unwrap()
+            .exceeds_limit());
+        assert_eq!(rate_limit_redis_window(&v(&["1e3"])), Some(1000));
+        assert_eq!(rate_limit_redis_window(&v(&["-5"])), None);
+        assert_eq!(sliding_window_expiry(&v(&["-0.5"])), Some(-500));
+        assert_eq!(
+            MovingWindowStats::parse(&v(&["inf", "3"])),
+            None,
+            "not the plain grammar"
+        );
     }
 
     #[test]
