@@ -97,15 +97,19 @@ enum Held {
 
 fn held(ctx: &mut Ctx<'_>, key: &[u8]) -> Held {
     let now = ctx.now;
-    ctx.with_shard(key, |s| match s.get_live(key, now).map(|e| &e.value) {
-        None => Held::Absent,
-        Some(Value::Int(n)) => Held::Int(*n),
-        Some(Value::Str(b)) => Held::Str {
-            bytes: b.clone(),
-            int: parse_i64(b),
-        },
-        Some(Value::List(_)) => Held::List,
-        Some(_) => Held::Other,
+    ctx.with_shard(key, |s| {
+        let e = s.get_live(key, now);
+        match e.map(|e| &e.value) {
+            None => Held::Absent,
+            Some(Value::Int(n)) => Held::Int(*n),
+            Some(Value::Str(b)) => Held::Str {
+                bytes: b.clone(),
+                // INCR's reading of the string, from INCR's own code.
+                int: current_int(e).ok(),
+            },
+            Some(Value::List(_)) => Held::List,
+            Some(_) => Held::Other,
+        }
     })
 }
 
