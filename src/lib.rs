@@ -22,7 +22,9 @@
 //! - [`policy`]: policies (plans of rules decided atomically), overrides, access lists,
 //!   reservations and policy events.
 //! - [`script`]: the embedded Lua VM (sandbox, script cache, function libraries, RESP
-//!   conversion); `cmd::scripting` runs it under the shard locks.
+//!   conversion) and the recognition of the library scripts answered natively; `cmd::script_run`
+//!   runs scripts under the shard locks, `cmd::fastpath` runs the recognised ones natively.
+//! - [`version`]: the Redis release limitkv follows (reported by `INFO`, `HELLO` and Lua).
 //! - [`tls`]: the TLS port's rustls configuration (certificates, client verification), built
 //!   from the `tls-*` settings and swapped by `CONFIG SET`; no sockets.
 
@@ -47,3 +49,4 @@ pub mod script;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod version;

@@ -9,10 +9,7 @@ use super::flags::*;
 use super::{dispatch_sub, help_reply, ClientInfo, CommandSpec, Ctx, BASE, HELP_SUBCOMMAND};
 use crate::error::CommandError;
 use crate::protocol::{Frame, RespVersion};
-
-/// The version limitkv reports as `redis_version` / HELLO `version`: the Redis release whose
-/// command surface and replies it follows.
-pub const REDIS_COMPAT_VERSION: &str = "7.4.0";
+use crate::version::REDIS_COMPAT_VERSION;
 
 /// Connection commands.
 pub const COMMANDS: &[CommandSpec] = &[

@@ -8,13 +8,13 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 
 use super::args;
-use super::connection::REDIS_COMPAT_VERSION;
 use super::flags::*;
 use super::{CommandSpec, Ctx, BASE};
 use crate::error::CommandError;
 use crate::metrics::get;
 use crate::protocol::Frame;
 use crate::pubsub::ChannelKind;
+use crate::version::REDIS_COMPAT_VERSION;
 
 /// The `INFO` command.
 pub const COMMANDS: &[CommandSpec] = &[CommandSpec {

@@ -17,6 +17,7 @@ pub mod cost;
 pub mod counters;
 pub mod docs;
 pub mod fastpath;
+pub mod functions;
 pub mod gcra;
 pub mod hashes;
 pub mod info;
@@ -36,6 +37,7 @@ pub mod quota;
 pub mod rate;
 pub mod sampling;
 pub mod scan;
+pub mod script_run;
 pub mod scripting;
 pub mod sets;
 pub mod strings;
@@ -213,7 +215,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 30] {
+pub fn families() -> [&'static [CommandSpec]; 31] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -245,6 +247,7 @@ pub fn families() -> [&'static [CommandSpec]; 30] {
         policy_admin::COMMANDS,
         policy::COMMANDS,
         scripting::COMMANDS,
+        functions::COMMANDS,
     ]
 }
 

@@ -129,7 +129,7 @@ fn scan(ctx: &mut Ctx<'_>, req: &[Bytes], kind: Kind) -> Result<Frame, CommandEr
             Some(Value::ZSet(z)) if kind == Kind::ZSet => z
                 .iter()
                 .map(|(m, score)| {
-                    let text = super::fastpath::fmt_g(score, 17);
+                    let text = crate::script::known::fmt_g(score, 17);
                     (m.clone(), Some(Bytes::from(text)))
                 })
                 .collect(),

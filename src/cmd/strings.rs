@@ -14,9 +14,6 @@ use crate::error::CommandError;
 use crate::protocol::Frame;
 use crate::store::{Entry, Shard, Value};
 
-// `current_int` lives with the counters; `cmd::fastpath` imports it from here.
-pub(super) use super::counters::current_int;
-
 /// String commands.
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {

@@ -474,7 +474,7 @@ fn build(lua: &Lua, run: &Arc<RunState>, resp3: &Arc<AtomicBool>) -> mlua::Resul
         })?;
         rs.raw_set(format!("bit_{name}"), f)?;
     }
-    let version = crate::cmd::connection::REDIS_COMPAT_VERSION;
+    let version = crate::version::REDIS_COMPAT_VERSION;
     rs.raw_set("version", version)?;
     rs.raw_set("version_num", version_num(version))?;
     let triggers = HookTriggers::new().every_nth_instruction(HOOK_INSTRUCTIONS);

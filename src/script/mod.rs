@@ -1,6 +1,7 @@
 //! Embedded Lua 5.1 scripting with Redis 7.0's semantics: the VM and its sandbox
 //! ([`engine`]), the script cache and function libraries, Lua <-> RESP conversion
-//! ([`convert`]), the `cjson` and `bit` libraries, and the state of the running script that
+//! ([`convert`]), the `cjson` and `bit` libraries, the recognition of the library scripts the
+//! fast path answers natively ([`known`]), and the state of the running script that
 //! other connections consult (busy replies, `SCRIPT KILL`).
 //!
 //! Knows no command and no keyspace: `redis.call` is answered by a callback the caller passes
@@ -15,6 +16,7 @@ pub mod bit;
 pub mod cjson;
 pub mod convert;
 pub mod engine;
+pub mod known;
 
 use std::cell::{RefCell, RefMut};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -104,7 +106,7 @@ impl Scripts {
     /// script passes the busy threshold: then `Err` with the `BUSY` reply, so that a worker
     /// blocked here is freed for `SCRIPT KILL` (a script that loops must not hold every
     /// worker). Used by `EVAL`/`FCALL`, which run at once instead of waiting asynchronously
-    /// behind a short script (see `cmd::scripting::busy_gate`).
+    /// behind a short script (see `cmd::script_run::busy_gate`).
     pub fn lock_unless_busy(&self) -> Result<ScriptsGuard<'_>, &'static str> {
         loop {
             if let Some(guard) = self
