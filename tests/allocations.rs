@@ -3,7 +3,7 @@
 //! system's and counts per thread; each case runs the command many times on a warm key and asserts the average
 //! allocations per call. The budgets are the counts measured before the engine refactor
 //! (at 9c7801b: CL.THROTTLE 1, GCRA 2, RATE.TAKE 1, LIMIT.CHECK 60;
-//! docs/benchmarks.md, run AH); a change that adds an allocation to one of these paths fails
+//! docs/benchmarks.md, run AG); a change that adds an allocation to one of these paths fails
 //! here deterministically, without timing anything.
 
 use std::alloc::{GlobalAlloc, Layout, System};
