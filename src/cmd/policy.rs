@@ -357,16 +357,23 @@ pub(crate) fn key_need(kind: CheckKind) -> u8 {
 /// The spec of the command a check of `kind` is (`LIMIT.CHECK`, `LIMIT.STATUS`,
 /// `LIMIT.RESERVE`), for surfaces that run the steps without dispatching (HTTP).
 pub(crate) fn check_spec(kind: CheckKind) -> &'static CommandSpec {
-    &COMMANDS[match kind {
+    table_spec(match kind {
         CheckKind::Check => 0,
         CheckKind::Status => 1,
         CheckKind::Reserve => 2,
-    }]
+    })
 }
 
 /// The spec of `LIMIT.SETTLE` (`settle`) or `LIMIT.CANCEL`.
 pub(crate) fn settle_spec(settle: bool) -> &'static CommandSpec {
-    &COMMANDS[if settle { 3 } else { 4 }]
+    table_spec(if settle { 3 } else { 4 })
+}
+
+/// `COMMANDS[i]` as the command table holds it: the ACL catalog knows specs by their address,
+/// and a `const` slice's element may live at another address than the table's.
+fn table_spec(i: usize) -> &'static CommandSpec {
+    // Invariant: every spec of COMMANDS is in the command table (cmd/mod.rs chains them).
+    super::lookup(COMMANDS[i].name.as_bytes()).expect("LIMIT.* commands are in the table")
 }
 
 /// A check, status or reserve: plan, ACL check of the derived keys, execute, render.

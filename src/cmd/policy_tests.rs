@@ -689,4 +689,6 @@ fn the_specs_the_http_check_api_runs_are_the_limit_commands() {
     assert_eq!(super::check_spec(CheckKind::Reserve).name, "LIMIT.RESERVE");
     assert_eq!(super::settle_spec(true).name, "LIMIT.SETTLE");
     assert_eq!(super::settle_spec(false).name, "LIMIT.CANCEL");
+    let table = crate::cmd::lookup(b"limit.check").unwrap();
+    assert!(std::ptr::eq(super::check_spec(CheckKind::Check), table));
 }
