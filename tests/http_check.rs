@@ -136,7 +136,8 @@ async fn http_and_resp_decide_alike_step_by_step() {
     )
     .await;
     // (scope, tokens, cost, seconds to advance the clock before the step)
-    let steps: &[(Option<&str>, Option<u64>, Option<&str>, u64)] = &[
+    type Step<'a> = (Option<&'a str>, Option<u64>, Option<&'a str>, u64);
+    let steps: &[Step<'_>] = &[
         (None, None, None, 0),
         (None, None, Some("0.25"), 0),
         (Some("chat"), Some(60), Some("0.5"), 1),

@@ -153,7 +153,8 @@ pub(crate) fn denial(
 /// The first of `keys` that `user`'s key patterns do not allow with `need`
 /// ([`crate::acl::user::KEY_READ`] / `KEY_WRITE`), if any: the one check of keys a command
 /// derives server-side (a policy's rule keys from an identity), shared by the RESP commands
-/// ([`check_derived_keys`]) and the HTTP check API ([`check_derived_keys_as`]).
+/// (`check_derived_keys`) and the HTTP check API (`check_derived_keys_as`), which log a
+/// refusal in the `ACL LOG`.
 pub fn refused_key<'k>(user: &User, keys: &'k [Bytes], need: u8) -> Option<&'k Bytes> {
     if user.selector.all_keys() {
         return None;
