@@ -36,7 +36,7 @@ use super::error;
 use crate::acl::user::KEY_ALL;
 use crate::acl::User;
 use crate::cmd::limiter::field;
-use crate::cmd::{permissions, policy, Shared};
+use crate::cmd::{flags, permissions, policy, CommandSpec, Shared};
 use crate::engine::{Call, CheckKind, CheckOutcome};
 use crate::error::CommandError;
 use crate::metrics::LocalStats;
@@ -302,6 +302,17 @@ fn check_args(
     Ok(args)
 }
 
+/// Like the dispatcher: while the append-only file cannot be written, a write command
+/// (everything but a status) is refused with `MISCONF ...` (answered 500).
+fn writable(shared: &Shared, spec: &'static CommandSpec) -> Result<(), Response> {
+    match shared.engine.aof.get() {
+        Some(w) if spec.has(flags::WRITE) => w
+            .check_writable()
+            .map_err(|e| command_error(CommandError::Coded(e.to_string()))),
+        _ => Ok(()),
+    }
+}
+
 /// Under `appendfsync always`, waits until the request's records are durable (as a RESP reply
 /// waits); a failed append-only file answers 500.
 async fn durable(shared: &Shared, seq: Option<Seq>) -> Result<(), Response> {
@@ -341,6 +352,7 @@ async fn run_check(
     let client = || origin.describe();
     permissions::check_command_as(shared, &origin.user, spec, &args, &client)
         .map_err(command_error)?;
+    writable(shared, spec)?;
     let request = policy::parse_check(&args, kind == CheckKind::Check, kind == CheckKind::Reserve)
         .map_err(command_error)?;
     let (mut stats, mut seq) = (LocalStats::default(), None);
@@ -650,6 +662,7 @@ async fn run_settle(
     let client = || origin.describe();
     permissions::check_command_as(shared, &origin.user, spec, &args, &client)
         .map_err(command_error)?;
+    writable(shared, spec)?;
     let (id, actual) = policy::parse_settle(&args, settle).map_err(command_error)?;
     let (mut stats, mut seq) = (LocalStats::default(), None);
     let now = shared.engine.clock.now();
