@@ -122,6 +122,8 @@ async fn http_and_resp_decide_alike_step_by_step() {
         &[
             "POLICY.SET",
             "plan",
+            "WARN",
+            "0.5",
             "RATE",
             "3/1m",
             "QUOTA",
@@ -148,7 +150,7 @@ async fn http_and_resp_decide_alike_step_by_step() {
         (None, None, None, 0),
         (Some("chat"), Some(30), Some("0.1"), 0),
     ];
-    let (mut allowed, mut denied) = (0, 0);
+    let (mut allowed, mut denied, mut warned) = (0, 0, 0);
     for (i, &(scope, tokens, cost, advance)) in steps.iter().enumerate() {
         server.clock.advance(Duration::from_secs(advance));
         let mut args = vec!["LIMIT.CHECK".to_owned(), "plan".into(), "over-resp".into()];
@@ -180,6 +182,9 @@ async fn http_and_resp_decide_alike_step_by_step() {
             json!(!resp["warnings"].as_array().unwrap().is_empty()),
             "step {i}"
         );
+        if warning == json!(true) {
+            warned += 1;
+        }
         // The whole reply is the same: allowed, remaining, retry/reset, denied_by, every
         // rule, and the header values.
         assert_eq!(http, resp, "step {i}: HTTP and RESP replies differ");
@@ -207,8 +212,8 @@ async fn http_and_resp_decide_alike_step_by_step() {
         );
     }
     assert!(
-        allowed > 0 && denied > 0,
-        "{allowed} allowed, {denied} denied"
+        allowed > 0 && denied > 0 && warned > 0,
+        "{allowed} allowed, {denied} denied, {warned} warned"
     );
     // The GET form decides the same way (and a dry run charges nothing).
     let Some((code, before, _)) = get(&base, "/v1/status?policy=plan&id=over-http", &[]) else {
