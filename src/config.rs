@@ -164,6 +164,10 @@ pub struct Config {
     pub http_port: u16,
     /// Serve the HTTP listener over TLS (HTTPS) with the `tls-*` certificates.
     pub http_tls: bool,
+    /// The request header the HTTP check API takes the identity from when a request names
+    /// none (`http-identity-header`, e.g. `X-Api-Key`; `X-Forwarded-For` gives its first
+    /// address). Empty: none, the identity must be given.
+    pub http_identity_header: String,
     /// PEM file with the server's certificate (and its chain).
     pub tls_cert_file: Option<PathBuf>,
     /// PEM file with the server's private key.
@@ -217,6 +221,7 @@ impl Default for Config {
             tls_port: 0,
             http_port: 0,
             http_tls: false,
+            http_identity_header: String::new(),
             tls_cert_file: None,
             tls_key_file: None,
             tls_ca_cert_file: None,
@@ -299,6 +304,10 @@ pub struct Cli {
     /// Close a client whose unparsed input exceeds this, e.g. 1gb (default 1gb, at least 1mb).
     #[arg(long = "client-query-buffer-limit")]
     pub client_query_buffer_limit: Option<String>,
+    /// Header the HTTP check API reads the identity from when a request gives none, e.g.
+    /// X-Api-Key or X-Forwarded-For (default empty = none).
+    #[arg(long = "http-identity-header")]
+    pub http_identity_header: Option<String>,
     /// TLS port (default 0 = no TLS; with --port 0 the server listens on TLS only).
     #[arg(long = "tls-port")]
     pub tls_port: Option<String>,
@@ -472,6 +481,7 @@ impl Config {
             ("auto-aof-rewrite-min-size", cli.auto_aof_rewrite_min_size),
             ("client-query-buffer-limit", cli.client_query_buffer_limit),
             ("tls-port", cli.tls_port),
+            ("http-identity-header", cli.http_identity_header),
             ("tls-cert-file", cli.tls_cert_file),
             ("tls-key-file", cli.tls_key_file),
             ("tls-ca-cert-file", cli.tls_ca_cert_file),
@@ -605,6 +615,17 @@ impl Config {
             "tls-port" => self.tls_port = u16::try_from(num(value)?).map_err(|_| bad())?,
             "http-port" => self.http_port = u16::try_from(num(value)?).map_err(|_| bad())?,
             "http-tls" => self.http_tls = parse_yes_no(value).ok_or_else(bad)?,
+            // An HTTP field name (RFC 9110 token), or empty for none.
+            "http-identity-header" => {
+                let name = value.trim();
+                if !name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+                {
+                    return Err(bad());
+                }
+                self.http_identity_header = name.to_ascii_lowercase();
+            }
             // An empty value unsets a file, as in Redis.
             "tls-cert-file" => self.tls_cert_file = optional_path(value),
             "tls-key-file" => self.tls_key_file = optional_path(value),

@@ -157,6 +157,7 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
             "http-tls",
             if cfg.http_tls { "yes" } else { "no" }.to_owned(),
         ),
+        ("http-identity-header", cfg.http_identity_header.clone()),
         ("tls-cert-file", path_or_empty(&cfg.tls_cert_file)),
         ("tls-key-file", path_or_empty(&cfg.tls_key_file)),
         ("tls-ca-cert-file", path_or_empty(&cfg.tls_ca_cert_file)),
@@ -221,6 +222,7 @@ const MUTABLE: &[&str] = &[
     "tls-ca-cert-dir",
     "tls-auth-clients",
     "tls-protocols",
+    "http-identity-header",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and

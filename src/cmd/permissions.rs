@@ -13,7 +13,7 @@ use bytes::Bytes;
 
 use super::args;
 use super::flags::*;
-use super::{full_name, ClientInfo, CommandSpec, Ctx};
+use super::{full_name, ClientInfo, CommandSpec, Ctx, Shared};
 use crate::acl::{Acl, Catalog, CatalogEntry, Denial, LogContext, User};
 use crate::error::CommandError;
 
@@ -150,6 +150,18 @@ pub(crate) fn denial(
     Ok(())
 }
 
+/// The first of `keys` that `user`'s key patterns do not allow with `need`
+/// ([`crate::acl::user::KEY_READ`] / `KEY_WRITE`), if any: the one check of keys a command
+/// derives server-side (a policy's rule keys from an identity), shared by the RESP commands
+/// (`check_derived_keys`) and the HTTP check API (`check_derived_keys_as`), which log a
+/// refusal in the `ACL LOG`.
+pub fn refused_key<'k>(user: &User, keys: &'k [Bytes], need: u8) -> Option<&'k Bytes> {
+    if user.selector.all_keys() {
+        return None;
+    }
+    keys.iter().find(|key| !user.selector.allows_key(key, need))
+}
+
 /// Checks keys a command derives server-side (a policy's rule keys from an identity) against
 /// the session's key patterns, needing `need` ([`crate::acl::user::KEY_READ`] / `KEY_WRITE`).
 pub(crate) fn check_derived_keys(
@@ -157,22 +169,63 @@ pub(crate) fn check_derived_keys(
     keys: &[Bytes],
     need: u8,
 ) -> Result<(), CommandError> {
-    let user = ctx.session.user.clone();
-    if user.selector.all_keys() {
+    let Some(key) = refused_key(&ctx.session.user, keys, need) else {
         return Ok(());
-    }
+    };
     let context = if ctx.locked.is_some() {
         LogContext::Multi
     } else {
         LogContext::Toplevel
     };
-    for key in keys {
-        if !user.selector.allows_key(key, need) {
-            log(ctx, Denial::Key, context, &args::text(key));
-            return Err(CommandError::NoPermKey);
+    log(ctx, Denial::Key, context, &args::text(key));
+    Err(CommandError::NoPermKey)
+}
+
+/// [`check`] for a surface without a session (the HTTP check API): may `user` run `spec` with
+/// `req`? A denial is logged in the `ACL LOG` with `client()` as the entry's client info.
+pub(crate) fn check_command_as(
+    shared: &Shared,
+    user: &User,
+    spec: &'static CommandSpec,
+    req: &[Bytes],
+    client: &dyn Fn() -> String,
+) -> Result<(), CommandError> {
+    if user.selector.is_unrestricted() {
+        return Ok(());
+    }
+    denial(user, spec, spec, req).map_err(|(reason, object, error)| {
+        log_as(shared, user, reason, &object, client);
+        error
+    })
+}
+
+/// [`check_derived_keys`] for a surface without a session (the HTTP check API), logging a
+/// denial with `client()` as the entry's client info.
+pub(crate) fn check_derived_keys_as(
+    shared: &Shared,
+    user: &User,
+    keys: &[Bytes],
+    need: u8,
+    client: &dyn Fn() -> String,
+) -> Result<(), CommandError> {
+    match refused_key(user, keys, need) {
+        None => Ok(()),
+        Some(key) => {
+            log_as(shared, user, Denial::Key, &args::text(key), client);
+            Err(CommandError::NoPermKey)
         }
     }
-    Ok(())
+}
+
+fn log_as(shared: &Shared, user: &User, reason: Denial, object: &str, client: &dyn Fn() -> String) {
+    shared.acl.log(
+        reason,
+        LogContext::Toplevel,
+        object,
+        &user.name,
+        client(),
+        shared.engine.clock.now().as_millis(),
+    );
 }
 
 /// The error a queued command gets when `EXEC` finds it no longer allowed (Redis's text).

@@ -195,8 +195,14 @@ fn cost_arg(arg: &[u8]) -> Result<Amount, CommandError> {
 }
 
 /// Parses `policy identity` and the options; `DRYRUN` only for a check, `TTL` only for a
-/// reserve. Unknown or repeated options are `ERR syntax error`.
-fn parse_check(req: &[Bytes], dryrun_ok: bool, ttl_ok: bool) -> Result<CheckRequest, CommandError> {
+/// reserve. Unknown or repeated options are `ERR syntax error`. The HTTP check API builds the
+/// same arguments from its JSON body or query and parses them here, so both surfaces accept
+/// and refuse the same values with the same texts.
+pub(crate) fn parse_check(
+    req: &[Bytes],
+    dryrun_ok: bool,
+    ttl_ok: bool,
+) -> Result<CheckRequest, CommandError> {
     let mut a = CheckRequest {
         policy: args::text(&req[1]),
         identity: req[2].clone(),
@@ -283,8 +289,8 @@ fn rule_frame(r: RuleReport) -> Frame {
     ])
 }
 
-/// The reply of a check, status or reserve.
-fn check_frame(o: CheckOutcome) -> Frame {
+/// The reply of a check, status or reserve (the HTTP check API renders it as JSON).
+pub(crate) fn check_frame(o: CheckOutcome) -> Frame {
     let mut m: Vec<(Frame, Frame)> = Vec::with_capacity(22);
     m.push((field("allowed"), Frame::Boolean(o.allowed)));
     match (o.tightest_rule(), o.decision()) {
@@ -338,15 +344,42 @@ fn check_frame(o: CheckOutcome) -> Frame {
     Frame::Map(m)
 }
 
-/// A check, status or reserve: plan, ACL check of the derived keys, execute, render.
-fn run_check(ctx: &mut Ctx<'_>, a: CheckRequest, kind: CheckKind) -> Result<Frame, CommandError> {
-    let plan = ctx.call().plan_check(kind, a)?;
-    let need = if kind == CheckKind::Status {
+/// The access a check of `kind` needs to its rule keys: read for a status, read and write
+/// otherwise.
+pub(crate) fn key_need(kind: CheckKind) -> u8 {
+    if kind == CheckKind::Status {
         KEY_READ
     } else {
         KEY_ALL
-    };
-    super::permissions::check_derived_keys(ctx, plan.keys(), need)?;
+    }
+}
+
+/// The spec of the command a check of `kind` is (`LIMIT.CHECK`, `LIMIT.STATUS`,
+/// `LIMIT.RESERVE`), for surfaces that run the steps without dispatching (HTTP).
+pub(crate) fn check_spec(kind: CheckKind) -> &'static CommandSpec {
+    table_spec(match kind {
+        CheckKind::Check => 0,
+        CheckKind::Status => 1,
+        CheckKind::Reserve => 2,
+    })
+}
+
+/// The spec of `LIMIT.SETTLE` (`settle`) or `LIMIT.CANCEL`.
+pub(crate) fn settle_spec(settle: bool) -> &'static CommandSpec {
+    table_spec(if settle { 3 } else { 4 })
+}
+
+/// `COMMANDS[i]` as the command table holds it: the ACL catalog knows specs by their address,
+/// and a `const` slice's element may live at another address than the table's.
+fn table_spec(i: usize) -> &'static CommandSpec {
+    // Invariant: every spec of COMMANDS is in the command table (cmd/mod.rs chains them).
+    super::lookup(COMMANDS[i].name.as_bytes()).expect("LIMIT.* commands are in the table")
+}
+
+/// A check, status or reserve: plan, ACL check of the derived keys, execute, render.
+fn run_check(ctx: &mut Ctx<'_>, a: CheckRequest, kind: CheckKind) -> Result<Frame, CommandError> {
+    let plan = ctx.call().plan_check(kind, a)?;
+    super::permissions::check_derived_keys(ctx, plan.keys(), key_need(kind))?;
     Ok(check_frame(ctx.call().execute_check(plan)))
 }
 
@@ -395,8 +428,8 @@ fn reservation_id(arg: &[u8]) -> Result<u64, CommandError> {
         .ok_or_else(|| CommandError::other(format!("invalid reservation id '{}'", args::text(arg))))
 }
 
-/// The reply of a settle or cancel.
-fn settled_frame(s: Settled) -> Frame {
+/// The reply of a settle or cancel (the HTTP check API renders it as JSON).
+pub(crate) fn settled_frame(s: Settled) -> Frame {
     let r = &s.reservation;
     let rules = s
         .rules
@@ -448,7 +481,23 @@ fn settle(ctx: &mut Ctx<'_>, id: u64, actual: Option<Actual>) -> Result<Frame, C
 /// as estimated), refunding or charging each rule the difference, releases the lease and
 /// deletes the reservation.
 fn limit_settle(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let id = reservation_id(&req[1])?;
+    let (id, actual) = parse_settle(req, true)?;
+    settle(ctx, id, actual)
+}
+
+/// Parses `LIMIT.SETTLE id [TOKENS n] [COST x]` (actual amounts) or `LIMIT.CANCEL id` (`None`),
+/// as the RESP commands and the HTTP check API take them.
+pub(crate) fn parse_settle(
+    req: &[Bytes],
+    settle: bool,
+) -> Result<(u64, Option<Actual>), CommandError> {
+    let id = reservation_id(req.get(1).ok_or(CommandError::Syntax)?)?;
+    if !settle {
+        if req.len() != 2 {
+            return Err(CommandError::Syntax);
+        }
+        return Ok((id, None));
+    }
     let mut actual = Actual::default();
     let mut opts = Args::new(req, 2);
     while let Some(opt) = opts.next() {
@@ -460,13 +509,13 @@ fn limit_settle(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError>
             return Err(CommandError::Syntax);
         }
     }
-    settle(ctx, id, Some(actual))
+    Ok((id, Some(actual)))
 }
 
 /// `LIMIT.CANCEL id`: refunds everything the reservation charged.
 fn limit_cancel(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let id = reservation_id(&req[1])?;
-    settle(ctx, id, None)
+    let (id, actual) = parse_settle(req, false)?;
+    settle(ctx, id, actual)
 }
 
 /// `LIMIT.RELEASE policy identity lease_id [SCOPE scope]`: frees the lease a check granted in

@@ -680,3 +680,15 @@ fn a_check_refused_by_the_acl_charges_nothing() {
     assert_eq!((gw.session.stats.allowed, gw.session.stats.denied), (0, 0));
     assert_eq!(admin.shared.engine.policies.pending_reservations(), 1);
 }
+
+#[test]
+fn the_specs_the_http_check_api_runs_are_the_limit_commands() {
+    use crate::engine::CheckKind;
+    assert_eq!(super::check_spec(CheckKind::Check).name, "LIMIT.CHECK");
+    assert_eq!(super::check_spec(CheckKind::Status).name, "LIMIT.STATUS");
+    assert_eq!(super::check_spec(CheckKind::Reserve).name, "LIMIT.RESERVE");
+    assert_eq!(super::settle_spec(true).name, "LIMIT.SETTLE");
+    assert_eq!(super::settle_spec(false).name, "LIMIT.CANCEL");
+    let table = crate::cmd::lookup(b"limit.check").unwrap();
+    assert!(std::ptr::eq(super::check_spec(CheckKind::Check), table));
+}
