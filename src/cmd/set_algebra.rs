@@ -4,12 +4,13 @@
 //! A missing key is an empty set. Every source key is type-checked, in order, before anything
 //! is computed, so a key of another kind anywhere among the sources is `WRONGTYPE` even when an
 //! earlier key is missing (Redis's `lookupKeyRead` + `checkType` loop). The read forms answer a
-//! RESP3 set (an array in RESP2). The `STORE` forms run under one [`Ctx::with_keys`] over the
-//! destination and the sources, so they are atomic; they replace the destination whatever it
-//! held (its TTL goes with it, as Redis's `setKey`), delete it when the result is empty, and
-//! answer the result's size. The destination may be one of the sources: the result is computed
+//! RESP3 set (an array in RESP2). The `STORE` forms run under one [`Ctx::with_keys_writing`]
+//! over the destination and the sources, so they are atomic; they replace the destination
+//! whatever it held (its TTL goes with it, as Redis's `setKey`), delete it when the result is
+//! empty, and answer the result's size. The destination may be one of the sources: the result is computed
 //! from the sources' old contents before it is stored. A changed destination is journaled as
-//! its whole new state by `with_keys`.
+//! its whole new state (or its deletion), and only it is signalled to `WATCH`: the sources are
+//! neither journaled nor signalled, as Redis signals only the destination.
 //!
 //! Sources are only read (through [`MultiGuard::shard_ref`], so several can be borrowed at
 //! once); nothing here calls [`crate::store::Shard::get_mut`] on them.
@@ -166,11 +167,8 @@ fn read_op(ctx: &mut Ctx<'_>, keys: &[Bytes], op: Op) -> Result<Frame, CommandEr
 fn store_op(ctx: &mut Ctx<'_>, req: &[Bytes], op: Op) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let (dst, srcs) = (&req[1], &req[2..]);
-    // Each key once: `with_keys` journals every key it was given when anything changed.
-    let mut keys: Vec<&[u8]> = req[1..].iter().map(|k| k.as_ref()).collect();
-    keys.sort_unstable();
-    keys.dedup();
-    ctx.with_keys(&keys, |g| {
+    // Only the destination changes: it alone is journaled and signalled to WATCH.
+    ctx.with_keys_writing(&req[1..], std::slice::from_ref(dst), |g| {
         let result = combine(op, &sources(g, srcs, now)?);
         let shard = g.shard(dst);
         if result.is_empty() {
@@ -504,6 +502,43 @@ mod tests {
             );
             h.run(&["SET", "str", "v"]);
         }
+    }
+
+    #[test]
+    fn watch_sees_the_destination_change_but_not_the_sources() {
+        let mut h = setup();
+        let mut other = h.peer();
+        let exec = |h: &mut Harness| {
+            h.run(&["MULTI"]);
+            h.run(&["PING"]);
+            h.run(&["EXEC"])
+        };
+        h.run(&["WATCH", "a", "b"]);
+        other.run(&["SINTERSTORE", "dst", "a", "b"]);
+        other.run(&["SUNIONSTORE", "dst", "a", "b"]);
+        other.run(&["SDIFFSTORE", "dst", "a", "b"]);
+        assert_eq!(
+            exec(&mut h),
+            Frame::Array(vec![simple("PONG")]),
+            "sources are read, not changed"
+        );
+        for req in [
+            &["SINTERSTORE", "dst", "a", "b"][..],
+            &["SUNIONSTORE", "dst", "a", "b"],
+            &["SDIFFSTORE", "dst", "a", "b"],
+            &["SDIFFSTORE", "dst", "a", "a"],
+        ] {
+            h.run(&["WATCH", "dst"]);
+            other.run(req);
+            assert_eq!(exec(&mut h), Frame::NullArray, "{req:?}");
+        }
+        h.run(&["WATCH", "dst"]);
+        other.run(&["SDIFFSTORE", "dst", "a", "a"]);
+        assert_eq!(
+            exec(&mut h),
+            Frame::Array(vec![simple("PONG")]),
+            "deleting a missing destination is no change"
+        );
     }
 
     #[test]
