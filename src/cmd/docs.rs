@@ -449,6 +449,7 @@ fn meta(name: &str) -> Meta {
         }
         "spop" => (NONDET, RW_ACCESS_DELETE, &[]),
         "smove" => (&[], &[&["RW", "access", "delete"], &["RW", "insert"]], &[]),
+        "sinter" | "sunion" | "sdiff" => (&["nondeterministic_output_order"], &[], &[]),
         "sinterstore" => (&[], &[&["RW", "update"], &["RO", "access"]], &[]),
         "sunionstore" | "sdiffstore" => (&[], &[&["OW", "update"], &["RO", "access"]], &[]),
         "srandmember" | "zrandmember" | "hscan" | "sscan" | "zscan" => (NONDET, &[], &[]),
