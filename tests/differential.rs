@@ -917,6 +917,63 @@ EXEC
 "#,
     ),
     (
+        "set-algebra",
+        r#"
+SADD a 1 2 3 4
+SADD b 2 3 4 5
+SADD c x y 3 4
+SADD d 100
+SET str v
+&SINTER a b
+&SINTER a b c
+SINTER a none
+SINTER none
+&SINTER a a
+SINTER a d
+&SUNION a b c none
+SUNION none
+&SDIFF a b
+&SDIFF b a c
+SDIFF none a
+SDIFF a a
+&SDIFF a none d
+SINTER str
+SINTER none str
+SINTER a str
+SUNION a none str
+SDIFF none str
+SDIFF str a
+SDIFF a b str
+SINTERSTORE dst a b
+&SMEMBERS dst
+SUNIONSTORE dst a c
+&SMEMBERS dst
+SDIFFSTORE dst a b
+SMEMBERS dst
+SINTERSTORE dst a none
+EXISTS dst
+SET dst v
+EXPIRE dst 100
+SUNIONSTORE dst a
+TTL dst
+TYPE dst
+SET dst v
+SDIFFSTORE dst a a
+EXISTS dst
+SINTERSTORE dst none str
+SUNIONSTORE dst a str
+SDIFFSTORE dst str
+SUNIONSTORE a a b
+&SMEMBERS a
+SDIFFSTORE b b a
+EXISTS b
+SINTER
+SDIFFSTORE dst
+COMMAND INFO sinter sinterstore sunion sunionstore sdiff sdiffstore
+COMMAND GETKEYS sunionstore dst a b c
+"#,
+    ),
+    (
         "introspection",
         r#"
 # FLUSHALL and BGREWRITEAOF are left out (limitkv refuses them inside MULTI: no_multi), and

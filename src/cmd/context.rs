@@ -429,6 +429,17 @@ impl<'a> Ctx<'a> {
         self.call().with_keys(keys, f)
     }
 
+    /// [`Call::with_keys_writing`]: every shard owning one of `keys` locked; only `written`
+    /// journaled and signalled when something changed.
+    pub fn with_keys_writing<K: AsRef<[u8]>, W: AsRef<[u8]>, R>(
+        &mut self,
+        keys: &[K],
+        written: &[W],
+        f: impl for<'g> FnOnce(&mut MultiGuard<'g>) -> R,
+    ) -> R {
+        self.call().with_keys_writing(keys, written, f)
+    }
+
     /// [`Call::with_all_shards`]: every shard of the selected database locked.
     pub fn with_all_shards<R>(
         &mut self,

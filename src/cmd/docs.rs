@@ -334,6 +334,8 @@ pub struct KeyAccess {
     per_spec: Vec<u8>,
     /// For commands without listed key specs: read for read-only commands, else both.
     default: u8,
+    /// The last key spec covers every key after it (`SUNIONSTORE destination key...`).
+    last_repeats: bool,
     /// `SET`: write only, unless a `GET` argument also reads the old value (Redis's variable
     /// flags).
     reads_with_get: bool,
@@ -355,7 +357,11 @@ impl KeyAccess {
         match self.per_spec.as_slice() {
             [] => self.default,
             [one] => *one,
-            many => many.get(i).copied().unwrap_or(self.default),
+            many => match many.get(i) {
+                Some(need) => *need,
+                None if self.last_repeats => many.last().copied().unwrap_or(self.default),
+                None => self.default,
+            },
         }
     }
 }
@@ -378,6 +384,7 @@ pub fn key_access(parent: Option<&CommandSpec>, spec: &CommandSpec) -> KeyAccess
         } else {
             KEY_ALL
         },
+        last_repeats: spec.last_key < 0,
         reads_with_get: name == "set",
     }
 }
@@ -442,6 +449,9 @@ fn meta(name: &str) -> Meta {
         }
         "spop" => (NONDET, RW_ACCESS_DELETE, &[]),
         "smove" => (&[], &[&["RW", "access", "delete"], &["RW", "insert"]], &[]),
+        "sinter" | "sunion" | "sdiff" => (&["nondeterministic_output_order"], &[], &[]),
+        "sinterstore" => (&[], &[&["RW", "update"], &["RO", "access"]], &[]),
+        "sunionstore" | "sdiffstore" => (&[], &[&["OW", "update"], &["RO", "access"]], &[]),
         "srandmember" | "zrandmember" | "hscan" | "sscan" | "zscan" => (NONDET, &[], &[]),
         "del" | "unlink" => (MULTI_SUM, RM_DELETE, &[]),
         "exists" => (MULTI_SUM, RO, &[]),
@@ -510,7 +520,8 @@ fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
     } else {
         meta.key_flags.to_vec()
     };
-    // Several specs (RENAME's source and destination) each cover one key.
+    // Several specs (RENAME's source and destination) each cover one key, except that the
+    // last one of an open-ended command (SUNIONSTORE's sources) covers every key left.
     let single = per_key.len() == 1;
     let lastkey = if !single {
         0
@@ -520,6 +531,7 @@ fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
         spec.last_key - spec.first_key
     };
     let keystep = if single { spec.key_step } else { 1 };
+    let open_end = |i: usize| !single && i + 1 == per_key.len() && spec.last_key < 0;
     per_key
         .iter()
         .enumerate()
@@ -552,7 +564,14 @@ fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
                     (
                         bulk("spec"),
                         Frame::Map(vec![
-                            (bulk("lastkey"), Frame::Integer(i64::from(lastkey))),
+                            (
+                                bulk("lastkey"),
+                                Frame::Integer(i64::from(if open_end(i) {
+                                    spec.last_key
+                                } else {
+                                    lastkey
+                                })),
+                            ),
                             (bulk("keystep"), Frame::Integer(i64::from(keystep))),
                             (bulk("limit"), Frame::Integer(0)),
                         ]),

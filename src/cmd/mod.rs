@@ -39,6 +39,7 @@ pub mod sampling;
 pub mod scan;
 pub mod script_run;
 pub mod scripting;
+pub mod set_algebra;
 pub mod sets;
 pub mod strings;
 pub mod substrings;
@@ -215,7 +216,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 31] {
+pub fn families() -> [&'static [CommandSpec]; 32] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -240,6 +241,7 @@ pub fn families() -> [&'static [CommandSpec]; 31] {
         hashes::COMMANDS,
         lists::COMMANDS,
         sets::COMMANDS,
+        set_algebra::COMMANDS,
         sampling::COMMANDS,
         scan::COMMANDS,
         pubsub::COMMANDS,

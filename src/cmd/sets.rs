@@ -1,7 +1,8 @@
 //! Set commands: SADD, SREM, SISMEMBER, SMISMEMBER, SCARD, SMEMBERS, SMOVE, SINTERCARD, with
 //! Redis's replies and error texts (SPOP and SRANDMEMBER are in [`super::sampling`], SSCAN in
-//! [`super::scan`]). SMEMBERS is a RESP3 set (an array in RESP2); SISMEMBER and SMISMEMBER answer
-//! integers in both protocols, as Redis 7 does. Removing the last member deletes the key;
+//! [`super::scan`], SINTER/SUNION/SDIFF and their STORE forms in [`super::set_algebra`]).
+//! SMEMBERS is a RESP3 set (an array in RESP2); SISMEMBER and SMISMEMBER answer integers in
+//! both protocols, as Redis 7 does. Removing the last member deletes the key;
 //! writes keep the key's TTL.
 //!
 //! Reads use [`Shard::get_live`]; a command touches [`Shard::get_mut`] only once it knows it

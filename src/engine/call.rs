@@ -126,6 +126,18 @@ impl<'c, 'g> Call<'c, 'g> {
         keys: &[K],
         f: impl for<'x> FnOnce(&mut MultiGuard<'x>) -> R,
     ) -> R {
+        self.with_keys_writing(keys, keys, f)
+    }
+
+    /// [`Call::with_keys`] for a command that reads `keys` but changes only `written` (a subset:
+    /// `SUNIONSTORE`'s destination): after a change only the `written` keys are journaled and
+    /// signalled to their `WATCH`ers, so watching a source is not disturbed, as in Redis.
+    pub fn with_keys_writing<K: AsRef<[u8]>, W: AsRef<[u8]>, R>(
+        &mut self,
+        keys: &[K],
+        written: &[W],
+        f: impl for<'x> FnOnce(&mut MultiGuard<'x>) -> R,
+    ) -> R {
         let db = self.store();
         let journal = Journal::new(self.engine, self.db, self.now);
         let (stats, aof_seq, now) = (&mut *self.stats, &mut *self.aof_seq, self.now);
@@ -142,11 +154,11 @@ impl<'c, 'g> Call<'c, 'g> {
                 // Which of the keys changed is not tracked per key; journaling each key's
                 // current state is exact either way, since records are full states.
                 stats.dirty += 1;
-                for k in keys {
+                for k in written {
                     journal.key(g.shard(k.as_ref()), k.as_ref(), aof_seq);
                 }
                 if db.watchers.active() {
-                    for k in keys {
+                    for k in written {
                         let live = g.shard(k.as_ref()).get(k.as_ref(), now).is_some();
                         db.watchers.touch(k.as_ref(), live);
                     }

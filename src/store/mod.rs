@@ -348,6 +348,19 @@ impl MultiGuard<'_> {
         let idx = self.store.shard_of(key);
         self.shard_at(idx)
     }
+
+    /// The locked shard owning `key`, for reading: shared borrows of several keys' shards
+    /// can be held at once (set algebra reads all its sources together).
+    ///
+    /// Panics if `key` was not among the keys locked; that is a bug in the caller.
+    pub fn shard_ref(&self, key: &[u8]) -> &Shard {
+        let idx = self.store.shard_of(key);
+        let pos = self
+            .guards
+            .binary_search_by_key(&idx, |(i, _)| *i)
+            .expect("invariant: MultiGuard::shard_ref is only called with keys it locked");
+        &self.guards[pos].1
+    }
 }
 
 /// A locked shard. On drop, expirations it performed are added to the store's counter.
