@@ -1,6 +1,7 @@
 //! Lists over TCP: exact wire bytes in RESP2 and RESP3 (LPOP with a count on a missing key is
 //! the null array `*-1` in RESP2 and `_` in RESP3), a pipelined capped log, and a list surviving
-//! a restart through the AOF.
+//! a restart through the AOF; the edits and moves (LSET, LINSERT, LREM, LMOVE, LMPOP, ...) in
+//! both protocols and across a restart.
 
 mod common;
 
@@ -86,6 +87,86 @@ async fn a_list_survives_a_restart() {
     assert_eq!(
         c.cmd(&["LRANGE", "l", "0", "-1"]).await,
         Reply::Array(vec![Reply::bulk("b"), Reply::bulk("c")])
+    );
+    assert_eq!(c.cmd(&["EXISTS", "gone"]).await, Reply::Int(0));
+}
+
+#[tokio::test]
+async fn edits_and_moves_are_byte_exact_in_resp2_and_resp3() {
+    let server = TestServer::start().await;
+    let mut c = server.raw().await;
+    let script: [&[&str]; 11] = [
+        &["RPUSH", "l", "a", "b", "c"],
+        &["LPUSHX", "none", "x"],
+        &["LSET", "none", "0", "x"],
+        &["LSET", "l", "9", "x"],
+        &["LINSERT", "l", "BEFORE", "zz", "x"],
+        &["LMOVE", "l", "m", "LEFT", "RIGHT"],
+        &["RPOPLPUSH", "none", "m"],
+        &["LMPOP", "2", "none", "l", "RIGHT", "COUNT", "5"],
+        &["LMPOP", "1", "none", "LEFT"],
+        &["LREM", "m", "0", "a"],
+        &["DEL", "m"],
+    ];
+    let mut got = Vec::new();
+    for resp3 in [false, true] {
+        if resp3 {
+            c.exchange(&resp(&["HELLO", "3"]), 1).await;
+        }
+        for args in script {
+            got.push(c.exchange_text(&resp(args)).await);
+        }
+    }
+    let mut expect: Vec<&str> = Vec::new();
+    for (null, null_array) in [("$-1\r\n", "*-1\r\n"), ("_\r\n", "_\r\n")] {
+        expect.extend([
+            ":3\r\n",
+            ":0\r\n",
+            "-ERR no such key\r\n",
+            "-ERR index out of range\r\n",
+            ":-1\r\n",
+            "$1\r\na\r\n",
+            null,
+            "*2\r\n$1\r\nl\r\n*2\r\n$1\r\nc\r\n$1\r\nb\r\n",
+            null_array,
+            ":1\r\n",
+            ":0\r\n",
+        ]);
+    }
+    assert_eq!(got, expect);
+}
+
+#[tokio::test]
+async fn edits_and_moves_survive_a_restart() {
+    let dir = common::temp_dir();
+    let config = || Config {
+        appendonly: true,
+        dir: dir.path().to_path_buf(),
+        appendfsync: FsyncPolicy::Always,
+        ..Config::default()
+    };
+    let server = TestServer::with_config(config()).await;
+    let mut c = server.raw().await;
+    c.cmd(&["RPUSH", "l", "a", "b", "c", "d", "b"]).await;
+    c.cmd(&["LSET", "l", "0", "A"]).await;
+    c.cmd(&["LINSERT", "l", "AFTER", "A", "x"]).await;
+    c.cmd(&["LREM", "l", "-1", "b"]).await;
+    c.cmd(&["LMOVE", "l", "moved", "RIGHT", "LEFT"]).await;
+    c.cmd(&["RPUSHX", "moved", "y"]).await;
+    c.cmd(&["RPUSH", "gone", "z"]).await;
+    c.cmd(&["LMPOP", "1", "gone", "LEFT"]).await;
+    server.stop().await.unwrap();
+
+    let server = TestServer::with_config(config()).await;
+    let mut c = server.raw().await;
+    let bulks = |v: &[&str]| Reply::Array(v.iter().map(|s| Reply::bulk(s)).collect());
+    assert_eq!(
+        c.cmd(&["LRANGE", "l", "0", "-1"]).await,
+        bulks(&["A", "x", "b", "c"])
+    );
+    assert_eq!(
+        c.cmd(&["LRANGE", "moved", "0", "-1"]).await,
+        bulks(&["d", "y"])
     );
     assert_eq!(c.cmd(&["EXISTS", "gone"]).await, Reply::Int(0));
 }

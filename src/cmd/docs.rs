@@ -448,10 +448,15 @@ fn meta(name: &str) -> Meta {
             (NONDET, RO, &[])
         }
         "spop" => (NONDET, RW_ACCESS_DELETE, &[]),
-        "smove" => (&[], &[&["RW", "access", "delete"], &["RW", "insert"]], &[]),
+        "smove" | "lmove" | "rpoplpush" => {
+            (&[], &[&["RW", "access", "delete"], &["RW", "insert"]], &[])
+        }
         "sinter" | "sunion" | "sdiff" => (&["nondeterministic_output_order"], &[], &[]),
         "sinterstore" => (&[], &[&["RW", "update"], &["RO", "access"]], &[]),
         "sunionstore" | "sdiffstore" => (&[], &[&["OW", "update"], &["RO", "access"]], &[]),
+        "lpushx" | "rpushx" | "linsert" => (&[], &[&["RW", "insert"]], &[]),
+        "lset" => (&[], &[&["RW", "overwrite"]], &[]),
+        "lrem" => (&[], &[&["RW", "delete"]], &[]),
         "srandmember" | "zrandmember" | "hscan" | "sscan" | "zscan" => (NONDET, &[], &[]),
         "del" | "unlink" => (MULTI_SUM, RM_DELETE, &[]),
         "exists" => (MULTI_SUM, RO, &[]),
@@ -583,7 +588,8 @@ fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
         .collect()
 }
 
-/// The key spec of commands whose keys follow a count at argument `at` (`EVAL`, `SINTERCARD`).
+/// The key spec of commands whose keys follow a count at argument `at` (`EVAL`, `SINTERCARD`,
+/// `LMPOP`).
 fn keynum_key_spec(spec: &CommandSpec, at: usize) -> Frame {
     let read_only = spec.has(flags::READONLY);
     let mut m = Vec::new();
@@ -597,6 +603,8 @@ fn keynum_key_spec(spec: &CommandSpec, at: usize) -> Frame {
     }
     let fl: &[&str] = if read_only {
         &["RO", "access"]
+    } else if spec.name == "LMPOP" {
+        &["RW", "access", "delete"]
     } else {
         &["RW", "access", "update"]
     };

@@ -1,9 +1,11 @@
-//! List commands: LPUSH, RPUSH, LPOP, RPOP (with COUNT), LINDEX, LRANGE, LTRIM, LLEN, with
+//! List commands: LPUSH, RPUSH, LPOP, RPOP (with COUNT), LINDEX, LRANGE, LTRIM, LLEN, LPOS, with
 //! Redis's replies and error texts. A list is a `VecDeque`, so pushes and pops at both ends are
 //! O(1) and an index is O(1). Removing the last element deletes the key; writes keep the TTL.
 //!
 //! Reads use [`Shard::get_live`]; a command touches [`Shard::get_mut`] only once it knows it
-//! will change the list, because a mutable access is what journals the key.
+//! will change the list, because a mutable access is what journals the key. The commands that
+//! edit a list in place or move elements between lists (LPUSHX, LSET, LINSERT, LREM, LMOVE,
+//! LMPOP, ...) are in [`super::list_edits`], on the helpers shared from here.
 
 use std::collections::VecDeque;
 
@@ -30,7 +32,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Prepends one or more elements to a list. Creates the key if it doesn't exist.",
         complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.",
         args: "key:key element:string...",
-        handler: |ctx, req| push(ctx, req, End::Left),
+        handler: |ctx, req| push(ctx, req, End::Left, true),
         ..BASE
     },
     CommandSpec {
@@ -44,7 +46,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Appends one or more elements to a list. Creates the key if it doesn't exist.",
         complexity: "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.",
         args: "key:key element:string...",
-        handler: |ctx, req| push(ctx, req, End::Right),
+        handler: |ctx, req| push(ctx, req, End::Right, true),
         ..BASE
     },
     CommandSpec {
@@ -146,16 +148,21 @@ pub const COMMANDS: &[CommandSpec] = &[
     },
 ];
 
+/// Which end of a list a command works on.
 #[derive(Clone, Copy)]
-enum End {
+pub(super) enum End {
     Left,
     Right,
 }
 
-type List = VecDeque<Bytes>;
+pub(super) type List = VecDeque<Bytes>;
 
 /// The list at `key` for reading: `Ok(None)` if absent, `WrongType` for other kinds.
-fn read<'s>(s: &'s mut Shard, key: &[u8], now: Nanos) -> Result<Option<&'s List>, CommandError> {
+pub(super) fn read<'s>(
+    s: &'s mut Shard,
+    key: &[u8],
+    now: Nanos,
+) -> Result<Option<&'s List>, CommandError> {
     match s.get_live(key, now).map(|e| &e.value) {
         None => Ok(None),
         Some(Value::List(l)) => Ok(Some(l)),
@@ -165,7 +172,7 @@ fn read<'s>(s: &'s mut Shard, key: &[u8], now: Nanos) -> Result<Option<&'s List>
 
 /// The list at `key` for writing. Call only after [`read`] found one: a mutable access marks
 /// the key changed.
-fn write<'s>(s: &'s mut Shard, key: &[u8], now: Nanos) -> &'s mut List {
+pub(super) fn write<'s>(s: &'s mut Shard, key: &[u8], now: Nanos) -> &'s mut List {
     match s.get_mut(key, now).map(|e| &mut e.value) {
         Some(Value::List(l)) => l,
         _ => unreachable!("invariant: read() found a list under the same lock"),
@@ -173,7 +180,7 @@ fn write<'s>(s: &'s mut Shard, key: &[u8], now: Nanos) -> &'s mut List {
 }
 
 /// Deletes `key` if its list became empty (Redis never keeps an empty collection).
-fn drop_if_empty(s: &mut Shard, key: &[u8], now: Nanos) {
+pub(super) fn drop_if_empty(s: &mut Shard, key: &[u8], now: Nanos) {
     if s.get_live(key, now)
         .is_some_and(|e| matches!(&e.value, Value::List(l) if l.is_empty()))
     {
@@ -192,11 +199,21 @@ fn clamp(start: i64, stop: i64, len: usize) -> Option<(usize, usize)> {
     Some((start as usize, stop.min(len - 1) as usize))
 }
 
-fn push(ctx: &mut Ctx<'_>, req: &[Bytes], end: End) -> Result<Frame, CommandError> {
+/// `[LR]PUSH key element...`, and with `create` false `[LR]PUSHX` (0, nothing created, when the
+/// key is missing).
+pub(super) fn push(
+    ctx: &mut Ctx<'_>,
+    req: &[Bytes],
+    end: End,
+    create: bool,
+) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let key = &req[1];
     ctx.with_shard(key, |s| {
         if read(s, key, now)?.is_none() {
+            if !create {
+                return Ok(Frame::Integer(0));
+            }
             s.insert(key, Entry::new(Value::List(List::new())));
         }
         let l = write(s, key, now);

@@ -24,6 +24,7 @@ pub mod info;
 pub mod keys;
 pub mod lease;
 pub mod limiter;
+pub mod list_edits;
 pub mod lists;
 pub mod longdouble;
 pub mod multi;
@@ -216,7 +217,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 32] {
+pub fn families() -> [&'static [CommandSpec]; 33] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -240,6 +241,7 @@ pub fn families() -> [&'static [CommandSpec]; 32] {
         zrange::COMMANDS,
         hashes::COMMANDS,
         lists::COMMANDS,
+        list_edits::COMMANDS,
         sets::COMMANDS,
         set_algebra::COMMANDS,
         sampling::COMMANDS,
@@ -364,7 +366,7 @@ pub fn numkeys_index(spec: &CommandSpec) -> Option<usize> {
     }
     match spec.group {
         "scripting" => Some(2),
-        _ if spec.name == "SINTERCARD" => Some(1),
+        _ if matches!(spec.name, "SINTERCARD" | "LMPOP") => Some(1),
         _ => None,
     }
 }
