@@ -5,8 +5,10 @@
 
 use criterion::{criterion_group, criterion_main};
 
+mod codec;
 mod limiter;
 mod protocol;
+mod queue;
 mod script;
 mod store;
 
@@ -38,8 +40,10 @@ impl XorShift64 {
 
 criterion_group!(
     benches,
+    codec::benches,
     limiter::benches,
     protocol::benches,
+    queue::benches,
     script::benches,
     store::benches
 );
