@@ -25,6 +25,11 @@ bench() { # port name command... -> requests/s
     | tail -1 | cut -d, -f2 | tr -d '"' | sed "s/^/$name /"
 }
 
+# A port nothing listens on now (the kernel picks it), so a random pick cannot collide.
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
 wait_up() {
   for _ in $(seq 100); do redis-cli -p "$1" PING >/dev/null 2>&1 && return; sleep 0.05; done
   echo "server on port $1 did not start" >&2
@@ -33,7 +38,7 @@ wait_up() {
 
 for ((rep = 1; rep <= REPS; rep++)); do
   for bin in "$@"; do
-    port=$((20000 + RANDOM % 20000))
+    port=$(free_port)
     "$bin" --port "$port" --bind 127.0.0.1 >/dev/null 2>&1 &
     pid=$!
     wait_up "$port"
@@ -48,7 +53,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
     kill "$pid"
     wait "$pid" 2>/dev/null || true
   done
-  port=$((20000 + RANDOM % 20000))
+  port=$(free_port)
   redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
   pid=$!
   wait_up "$port"
