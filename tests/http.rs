@@ -4,42 +4,9 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::pki::Pki;
-use common::{free_port, query, TestServer};
+use common::{curl, free_port, query, TestServer};
 use limitkv::config::Config;
-
-/// `curl` against `url` with `args`: (HTTP status, body, response headers). `None` (with a
-/// printed reason) when curl is missing.
-fn curl(url: &str, args: &[&str]) -> Option<(u16, String, String)> {
-    let dir = common::temp_dir();
-    let headers = dir.path().join("headers");
-    let out = match Command::new("curl")
-        .args([
-            "--silent",
-            "--max-time",
-            "10",
-            "--write-out",
-            "%{http_code}",
-        ])
-        .arg("--dump-header")
-        .arg(&headers)
-        .args(args)
-        .arg(url)
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) => {
-            eprintln!("SKIPPED: curl is not installed ({e})");
-            return None;
-        }
-    };
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.split_at(text.len().saturating_sub(3));
-    let headers = std::fs::read_to_string(headers).unwrap_or_default();
-    Some((code.parse().unwrap_or(0), body.to_owned(), headers))
-}
 
 async fn with_http(config: Config) -> TestServer {
     TestServer::with_config(Config {

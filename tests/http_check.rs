@@ -9,48 +9,17 @@ mod common;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{free_port, query, query_err, TestServer};
+use common::{curl, free_port, query, query_err, TestServer};
 use limitkv::config::Config;
 use serde_json::{json, Value};
 
-/// `curl` against `url` with `args`: (HTTP status, body, response headers in lower case).
-/// `None` (with a printed reason) when curl is missing.
-fn curl(url: &str, args: &[&str]) -> Option<(u16, String, String)> {
-    let dir = common::temp_dir();
-    let headers = dir.path().join("headers");
-    let out = match Command::new("curl")
-        .args([
-            "--silent",
-            "--max-time",
-            "10",
-            "--write-out",
-            "%{http_code}",
-        ])
-        .arg("--dump-header")
-        .arg(&headers)
-        .args(args)
-        .arg(url)
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) => {
-            eprintln!("SKIPPED: curl is not installed ({e})");
-            return None;
-        }
-    };
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.split_at(text.len().saturating_sub(3));
-    let headers = std::fs::read_to_string(headers)
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    Some((code.parse().unwrap_or(0), body.to_owned(), headers))
-}
-
-/// A response header's value (`headers` as [`curl`] returns them).
+/// A response header's value (`name` matched without regard to case, as HTTP does).
 fn header(headers: &str, name: &str) -> Option<String> {
     headers.lines().find_map(|line| {
         let (k, v) = line.split_once(':')?;
-        (k.trim() == name).then(|| v.trim().to_owned())
+        k.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_owned())
     })
 }
 

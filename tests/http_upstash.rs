@@ -5,36 +5,13 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::{free_port, query, TestServer};
 use limitkv::config::Config;
 use serde_json::{json, Value};
 
-/// `curl` with `args` against `url`: (HTTP status, body). `None` (with a printed reason) when
-/// curl is missing.
+/// [`common::curl`] without the headers: (HTTP status, body).
 fn curl(url: &str, args: &[&str]) -> Option<(u16, String)> {
-    let out = match Command::new("curl")
-        .args([
-            "--silent",
-            "--max-time",
-            "10",
-            "--write-out",
-            "%{http_code}",
-        ])
-        .args(args)
-        .arg(url)
-        .output()
-    {
-        Ok(out) => out,
-        Err(e) => {
-            eprintln!("SKIPPED: curl is not installed ({e})");
-            return None;
-        }
-    };
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.split_at(text.len().saturating_sub(3));
-    Some((code.parse().unwrap_or(0), body.to_owned()))
+    common::curl(url, args).map(|(code, body, _)| (code, body))
 }
 
 /// A server with an HTTP listener, and its base URL.

@@ -180,6 +180,37 @@ pub async fn redis_connect(url: &str) -> redis::aio::MultiplexedConnection {
         .expect("redis connection succeeds")
 }
 
+/// `curl` against `url` with `args`: (HTTP status, body, response headers as sent). `None`
+/// (with a printed reason) when curl is missing, so HTTP tests skip instead of failing.
+pub fn curl(url: &str, args: &[&str]) -> Option<(u16, String, String)> {
+    let dir = temp_dir();
+    let headers = dir.path().join("headers");
+    let out = match std::process::Command::new("curl")
+        .args([
+            "--silent",
+            "--max-time",
+            "10",
+            "--write-out",
+            "%{http_code}",
+        ])
+        .arg("--dump-header")
+        .arg(&headers)
+        .args(args)
+        .arg(url)
+        .output()
+    {
+        Ok(out) => out,
+        Err(e) => {
+            eprintln!("SKIPPED: curl is not installed ({e})");
+            return None;
+        }
+    };
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.split_at(text.len().saturating_sub(3));
+    let headers = std::fs::read_to_string(headers).unwrap_or_default();
+    Some((code.parse().unwrap_or(0), body.to_owned(), headers))
+}
+
 /// A temporary directory removed when dropped.
 pub fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new()
