@@ -30,6 +30,20 @@ use crate::error::CommandError;
 #[derive(Debug, Clone)]
 pub struct HttpUser(pub Arc<User>);
 
+impl HttpUser {
+    /// The user [`require`] attached to a request of an authenticated route; a 500 if it is
+    /// missing (a route mounted outside the middleware).
+    pub fn of(ext: &axum::http::Extensions) -> Result<Arc<User>, Response> {
+        match ext.get::<HttpUser>() {
+            Some(HttpUser(user)) => Ok(user.clone()),
+            None => Err(super::error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "request without an authenticated user",
+            )),
+        }
+    }
+}
+
 /// Credentials a request carried.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Credentials {

@@ -194,15 +194,8 @@ struct Origin {
 
 impl Origin {
     fn of(ext: &Extensions, route: &'static str) -> Result<Origin, Response> {
-        let Some(HttpUser(user)) = ext.get::<HttpUser>().cloned() else {
-            // The middleware attaches the user to every request of these routes.
-            return Err(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "request without an authenticated user",
-            ));
-        };
         Ok(Origin {
-            user,
+            user: HttpUser::of(ext)?,
             peer: ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
             route,
         })
