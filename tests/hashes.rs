@@ -22,15 +22,7 @@ async fn replies_are_byte_exact_in_resp2_and_resp3() {
         &["HGETALL", "none"],
         &["HDEL", "h", "f", "n"],
     ];
-    let mut got = Vec::new();
-    for resp3 in [false, true] {
-        if resp3 {
-            c.exchange(&resp(&["HELLO", "3"]), 1).await;
-        }
-        for args in script {
-            got.push(c.exchange_text(&resp(args)).await);
-        }
-    }
+    let got = c.replies_in_both_protocols(&script).await;
     let expect = [
         // RESP2
         ":2\r\n",

@@ -24,15 +24,7 @@ async fn replies_are_byte_exact_in_resp2_and_resp3() {
         &["LPOP", "l"],
         &["LPOP", "l", "1"],
     ];
-    let mut got = Vec::new();
-    for resp3 in [false, true] {
-        if resp3 {
-            c.exchange(&resp(&["HELLO", "3"]), 1).await;
-        }
-        for args in script {
-            got.push(c.exchange_text(&resp(args)).await);
-        }
-    }
+    let got = c.replies_in_both_protocols(&script).await;
     let common = [":2\r\n", ":3\r\n", "$1\r\nb\r\n"];
     let mut expect: Vec<&str> = Vec::new();
     for (null, null_array) in [("$-1\r\n", "*-1\r\n"), ("_\r\n", "_\r\n")] {
@@ -108,15 +100,7 @@ async fn edits_and_moves_are_byte_exact_in_resp2_and_resp3() {
         &["LREM", "m", "0", "a"],
         &["DEL", "m"],
     ];
-    let mut got = Vec::new();
-    for resp3 in [false, true] {
-        if resp3 {
-            c.exchange(&resp(&["HELLO", "3"]), 1).await;
-        }
-        for args in script {
-            got.push(c.exchange_text(&resp(args)).await);
-        }
-    }
+    let got = c.replies_in_both_protocols(&script).await;
     let mut expect: Vec<&str> = Vec::new();
     for (null, null_array) in [("$-1\r\n", "*-1\r\n"), ("_\r\n", "_\r\n")] {
         expect.extend([

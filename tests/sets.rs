@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{resp, Reply, TestServer};
+use common::{Reply, TestServer};
 use limitkv::config::Config;
 use limitkv::persist::FsyncPolicy;
 
@@ -21,15 +21,7 @@ async fn replies_are_byte_exact_in_resp2_and_resp3() {
         &["SMEMBERS", "none"],
         &["SREM", "s", "a", "b"],
     ];
-    let mut got = Vec::new();
-    for resp3 in [false, true] {
-        if resp3 {
-            c.exchange(&resp(&["HELLO", "3"]), 1).await;
-        }
-        for args in script {
-            got.push(c.exchange_text(&resp(args)).await);
-        }
-    }
+    let got = c.replies_in_both_protocols(&script).await;
     let mut expect: Vec<&str> = Vec::new();
     for (set, empty) in [("*2", "*0\r\n"), ("~2", "~0\r\n")] {
         expect.extend([":2\r\n", ":1\r\n", "*2\r\n:1\r\n:0\r\n", ":2\r\n"]);
@@ -89,15 +81,7 @@ async fn set_algebra_is_byte_exact_in_resp2_and_resp3() {
         &["SDIFFSTORE", "d", "none", "a"],
         &["SUNION", "none", "str"],
     ];
-    let mut got = Vec::new();
-    for resp3 in [false, true] {
-        if resp3 {
-            c.exchange(&resp(&["HELLO", "3"]), 1).await;
-        }
-        for args in script {
-            got.push(c.exchange_text(&resp(args)).await);
-        }
-    }
+    let got = c.replies_in_both_protocols(&script).await;
     let wrong = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
     let mut expect: Vec<&str> = Vec::new();
     for (agg, empty) in [("*", "*0\r\n"), ("~", "~0\r\n")] {

@@ -507,6 +507,21 @@ impl Raw {
         String::from_utf8_lossy(&self.exchange(bytes, 1).await).into_owned()
     }
 
+    /// Runs `script` (one command per entry) in RESP2, then again after `HELLO 3`, and returns
+    /// every reply's wire bytes as text: RESP2's first, then RESP3's.
+    pub async fn replies_in_both_protocols(&mut self, script: &[&[&str]]) -> Vec<String> {
+        let mut got = Vec::new();
+        for resp3 in [false, true] {
+            if resp3 {
+                self.exchange(&resp(&["HELLO", "3"]), 1).await;
+            }
+            for args in script {
+                got.push(self.exchange_text(&resp(args)).await);
+            }
+        }
+        got
+    }
+
     /// Sends one command and reads its reply.
     pub async fn cmd(&mut self, args: &[&str]) -> Reply {
         self.send(&resp(args)).await;
