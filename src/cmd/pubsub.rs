@@ -314,7 +314,7 @@ fn publish(ctx: &mut Ctx<'_>, req: &[Bytes], kind: ChannelKind) -> Result<Frame,
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::sync::Arc;
 
     use bytes::{Bytes, BytesMut};
@@ -335,7 +335,7 @@ mod tests {
     }
 
     /// A second session on the harness's server, for a publisher or another subscriber.
-    fn other(h: &Harness) -> Session {
+    pub(in crate::cmd) fn other(h: &Harness) -> Session {
         let info = Arc::new(ClientInfo::new(
             h.shared.clients.next_id(),
             "127.0.0.1:50001".into(),
@@ -345,7 +345,8 @@ mod tests {
         Session::new(info, &h.shared.acl)
     }
 
-    fn run_as(shared: &Shared, session: &mut Session, words: &[&str]) -> Frame {
+    /// Runs `words` as `session`'s command.
+    pub(in crate::cmd) fn run_as(shared: &Shared, session: &mut Session, words: &[&str]) -> Frame {
         let req: Vec<Bytes> = words
             .iter()
             .map(|w| Bytes::copy_from_slice(w.as_bytes()))

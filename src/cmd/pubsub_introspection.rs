@@ -142,33 +142,9 @@ fn numsub(ctx: &mut Ctx<'_>, req: &[Bytes], kind: ChannelKind) -> Result<Frame, 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use bytes::Bytes;
-
+    use crate::cmd::pubsub::tests::{other, run_as};
     use crate::cmd::testing::*;
-    use crate::cmd::{ClientInfo, Ctx, Session, Shared};
     use crate::protocol::Frame;
-
-    /// A second session on the harness's server, for a publisher or another subscriber.
-    fn other(h: &Harness) -> Session {
-        let info = Arc::new(ClientInfo::new(
-            h.shared.clients.next_id(),
-            "127.0.0.1:50001".into(),
-            "127.0.0.1:6379".into(),
-        ));
-        h.shared.clients.register(info.clone());
-        Session::new(info, &h.shared.acl)
-    }
-
-    fn run_as(shared: &Shared, session: &mut Session, words: &[&str]) -> Frame {
-        let req: Vec<Bytes> = words
-            .iter()
-            .map(|w| Bytes::copy_from_slice(w.as_bytes()))
-            .collect();
-        let now = shared.engine.clock.now();
-        crate::cmd::dispatch(&mut Ctx::new(shared, session, now), &req)
-    }
 
     #[test]
     fn pubsub_introspection() {
