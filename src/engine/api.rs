@@ -5,6 +5,7 @@
 //! With `appendonly yes` and `appendfsync always`, a method that changed anything returns
 //! only once its record is on disk (as the server's reply would be sent).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::clock::Nanos;
@@ -17,7 +18,7 @@ use crate::limiter::quota::{QuotaOutcome, QuotaParams};
 use crate::limiter::rate::RateParams;
 use crate::limiter::window::WindowParams;
 use crate::metrics::LocalStats;
-use crate::persist::{FsyncPolicy, PersistError};
+use crate::persist::{FsyncPolicy, PersistError, Writer};
 
 use super::families::{Acquired, WindowOutcome};
 use super::{Call, Engine, Error, Take};
@@ -42,13 +43,18 @@ impl Engine {
         let mut seq = None;
         let mut call = Call::new(self, db, self.clock.now(), &mut stats, &mut seq);
         let out = f(&mut call)?;
-        if let (Some(seq), Some(w)) = (seq, self.aof.get()) {
-            if self.config.read().appendfsync == FsyncPolicy::Always {
-                w.wait_blocking(seq, DURABLE_WAIT)
-                    .map_err(|e: PersistError| Error::Persist(e.to_string()))?;
-            }
+        if let (Some(seq), Some(w)) = (seq, self.durable_writer()) {
+            w.wait_blocking(seq, DURABLE_WAIT)
+                .map_err(|e: PersistError| Error::Persist(e.to_string()))?;
         }
         Ok(out)
+    }
+
+    /// The AOF writer whose records a reply must wait for: `Some` only with `appendonly yes`
+    /// and `appendfsync always` (with `everysec`/`no` nothing waits).
+    pub fn durable_writer(&self) -> Option<Arc<Writer>> {
+        let always = self.config.read().appendfsync == FsyncPolicy::Always;
+        self.aof.get().filter(|_| always).cloned()
     }
 
     /// The engine clock's time.

@@ -40,7 +40,6 @@ use crate::cmd::{flags, permissions, policy, CommandSpec, Shared};
 use crate::engine::{Call, CheckKind, CheckOutcome};
 use crate::error::CommandError;
 use crate::metrics::LocalStats;
-use crate::persist::{FsyncPolicy, Seq};
 use crate::policy::headers::Headers;
 use crate::protocol::encode::format_double;
 use crate::protocol::{Frame, Scalar};
@@ -306,30 +305,6 @@ fn writable(shared: &Shared, spec: &'static CommandSpec) -> Result<(), Response>
     }
 }
 
-/// Under `appendfsync always`, waits until the request's records are durable (as a RESP reply
-/// waits); a failed append-only file answers 500.
-async fn durable(shared: &Shared, seq: Option<Seq>) -> Result<(), Response> {
-    let Some(seq) = seq else {
-        return Ok(());
-    };
-    let writer = shared
-        .engine
-        .aof
-        .get()
-        .filter(|_| shared.engine.config.read().appendfsync == FsyncPolicy::Always)
-        .cloned();
-    if let Some(writer) = writer {
-        if let Err(e) = writer.waiter().wait(seq).await {
-            tracing::error!(error = %e, "AOF write failed: HTTP check answered 500");
-            return Err(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("ERR the append-only file could not be written: {e}"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// A check, status or reserve: the ACL check of the command, the command's parser, then in one
 /// engine call the plan, the ACL check of the planned keys (before anything is charged) and
 /// the execution.
@@ -371,7 +346,7 @@ async fn run_check(
     }
     shared.metrics.flush(&mut stats);
     let outcome = outcome.map_err(command_error)?;
-    durable(shared, seq).await?;
+    super::durable(shared, seq).await?;
     Ok(outcome)
 }
 
@@ -680,7 +655,7 @@ async fn run_settle(
     }
     shared.metrics.flush(&mut stats);
     let settled = settled.map_err(command_error)?;
-    durable(shared, seq).await?;
+    super::durable(shared, seq).await?;
     Ok(json_reply(StatusCode::OK, &policy::settled_frame(settled)))
 }
 

@@ -53,6 +53,22 @@ pub fn error(status: StatusCode, message: impl Into<String>) -> Response {
     (status, Json(body)).into_response()
 }
 
+/// Under `appendfsync always`, waits until a request's AOF records (up to `seq`) are durable,
+/// as a RESP reply waits; a failed append-only file answers 500 (the effects stay applied in
+/// memory, as for a RESP connection closed without its replies).
+pub async fn durable(shared: &Shared, seq: Option<crate::persist::Seq>) -> Result<(), Response> {
+    let (Some(seq), Some(writer)) = (seq, shared.engine.durable_writer()) else {
+        return Ok(());
+    };
+    writer.waiter().wait(seq).await.map_err(|e| {
+        tracing::error!(error = %e, "AOF write failed: HTTP request answered 500");
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("ERR the append-only file could not be written: {e}"),
+        )
+    })
+}
+
 /// The router, with `shared` as its state.
 pub fn router(shared: Arc<Shared>) -> Router {
     let authenticated = Router::new()

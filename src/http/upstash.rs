@@ -38,7 +38,6 @@ use super::{error, LocalAddr};
 use crate::cmd::scripting::{busy_gate, BusyGate};
 use crate::cmd::{self, ClientInfo, Ctx, Session, Shared};
 use crate::error::CommandError;
-use crate::persist::FsyncPolicy;
 use crate::protocol::encode::format_double;
 use crate::protocol::{Frame, Scalar};
 
@@ -429,26 +428,7 @@ impl Client {
     /// the file, as for a RESP connection closed without its replies).
     async fn finish(mut self) -> Result<(), Response> {
         self.shared.metrics.flush(&mut self.session.stats);
-        let Some(seq) = self.session.aof_seq.take() else {
-            return Ok(());
-        };
-        let writer = self
-            .shared
-            .engine
-            .aof
-            .get()
-            .filter(|_| self.shared.engine.config.read().appendfsync == FsyncPolicy::Always)
-            .cloned();
-        if let Some(writer) = writer {
-            if let Err(e) = writer.waiter().wait(seq).await {
-                tracing::error!(client = self.session.info.id, error = %e, "AOF write failed: HTTP request answered 500");
-                return Err(error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("ERR the append-only file could not be written: {e}"),
-                ));
-            }
-        }
-        Ok(())
+        super::durable(&self.shared, self.session.aof_seq.take()).await
     }
 }
 
