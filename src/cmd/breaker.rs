@@ -7,7 +7,8 @@
 //! open and closed. The parameters travel with every command (as with `CL.THROTTLE`), so every
 //! caller of one key must pass the same ones. A closed breaker expires by itself once its
 //! counts are empty; an open or half-open one is kept until it closes. Depends on
-//! `cmd::limiter` for state access and the reply shape; never touches a socket.
+//! the engine (`Call::breaker_*`) for the transitions and events, and on `cmd::limiter` for the
+//! reply shape; never touches a socket.
 
 use bytes::Bytes;
 

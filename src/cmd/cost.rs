@@ -1,7 +1,7 @@
 //! COST commands (issue 3): `COST.INCRBY` and its read-only twin `COST.PEEK`, the command
 //! layer over [`crate::limiter::cost`] (exact 6-digit decimal budgets capped per calendar
-//! period or per rolling window). Parses arguments, runs the pure transition under the key's
-//! shard lock through [`super::limiter::transition`] and renders the uniform reply, with
+//! period or per rolling window). Parses arguments, runs the transition in the engine
+//! ([`crate::engine::Call::cost`]) and renders the uniform reply, with
 //! `limit` and `remaining` as exact decimal strings. No socket, no clock read, no floats.
 
 use std::borrow::Cow;

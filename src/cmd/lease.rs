@@ -7,7 +7,8 @@
 //! one counter ([`crate::engine::Engine::next_lease_id`]), so they are unique across keys and
 //! restarts and a client never chooses one. A key is deleted when its last lease is released
 //! and expires by itself when its last lease expires, so a dead holder never leaks a slot.
-//! Depends on `cmd::limiter` for state access and the reply shape; never touches a socket.
+//! The transitions run in the engine (`Call::lease_*`); `cmd::limiter` gives the reply shape.
+//! Never touches a socket.
 
 use bytes::Bytes;
 

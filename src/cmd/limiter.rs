@@ -18,38 +18,11 @@
 use bytes::Bytes;
 
 use super::args;
-use super::Ctx;
 use crate::clock::Nanos;
-use crate::engine::families::StateKind;
 use crate::error::CommandError;
 use crate::limiter::decision::Decision;
 use crate::limiter::units::{self, Rate};
 use crate::protocol::{Frame, Scalar};
-
-pub use crate::engine::Write;
-
-/// [`crate::engine::Call::transition`] for this command.
-pub fn transition<S: StateKind, R>(
-    ctx: &mut Ctx<'_>,
-    key: &[u8],
-    f: impl FnOnce(Option<S>) -> (R, Write<S>),
-) -> Result<R, CommandError> {
-    Ok(ctx.call().transition(key, f)?)
-}
-
-/// [`crate::engine::Call::transition_ref`] for this command.
-pub fn transition_ref<S: StateKind, R>(
-    ctx: &mut Ctx<'_>,
-    key: &[u8],
-    f: impl FnOnce(Option<&S>) -> (R, Write<S>),
-) -> Result<R, CommandError> {
-    Ok(ctx.call().transition_ref(key, f)?)
-}
-
-/// Counts a take's outcome in the connection's statistics (peeks are not counted).
-pub fn count_outcome(ctx: &mut Ctx<'_>, allowed: bool) {
-    ctx.call().count_outcome(allowed)
-}
 
 /// A count as an integer reply value (saturating at `i64::MAX`).
 pub fn uint(n: u64) -> Scalar {

@@ -1,7 +1,7 @@
 //! QUOTA commands (issue 3): `QUOTA.TAKE` and its read-only twin `QUOTA.PEEK`, the command
 //! layer over [`crate::limiter::quota`] (calendar periods in a time zone, billing anchors,
-//! carry-over). Parses arguments, runs the pure transition under the key's shard lock through
-//! [`super::limiter::transition`] and renders the uniform reply. No socket, no clock read
+//! carry-over). Parses arguments, runs the transition in the engine ([`crate::engine::Call::quota`])
+//! and renders the uniform reply. No socket, no clock read
 //! (`now` comes from the context).
 
 use bytes::Bytes;

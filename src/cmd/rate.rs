@@ -4,8 +4,8 @@
 //!
 //! A RATE key is a GCRA bucket (`TYPE` reports `gcra`): `RATE.TAKE`, `CL.THROTTLE` and `GCRA`
 //! read and write the same state, so one bucket can be driven by any of them. Owns only argument
-//! parsing and the reply; the transition, WRONGTYPE checks and expiry go through the shared
-//! helpers in [`super::limiter`]. Never touches a socket.
+//! parsing and the reply; the transition, WRONGTYPE checks and expiry are the engine's
+//! ([`crate::engine::Call::rate`]). Never touches a socket.
 
 use bytes::Bytes;
 

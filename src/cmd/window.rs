@@ -3,8 +3,8 @@
 //!
 //! A WINDOW key (`TYPE` reports `window`) keeps the current fixed window's start and the counts
 //! of that window and the one before it. Owns only argument parsing and the reply (the shared
-//! fields plus `window_ms` and `estimate`); the transition, WRONGTYPE checks and expiry go
-//! through the shared helpers in [`super::limiter`]. Never touches a socket.
+//! fields plus `window_ms` and `estimate`); the transition, WRONGTYPE checks and expiry are
+//! the engine's ([`crate::engine::Call::window`]). Never touches a socket.
 
 use bytes::Bytes;
 
