@@ -1,6 +1,6 @@
 //! The `limitkv` binary: parse the configuration, set up logging, bind, and serve until
-//! SIGINT/SIGTERM or `SHUTDOWN`. `limitkv aof check|repair FILE` inspects or repairs an
-//! append-only file instead.
+//! SIGINT/SIGTERM or `SHUTDOWN`; or run one of the subcommands ([`Tool`]: `limitkv aof
+//! check|repair FILE` inspects or repairs an append-only file).
 
 use std::sync::Arc;
 
@@ -13,19 +13,70 @@ use limitkv::config::Config;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// `limitkv aof check FILE` / `limitkv aof repair FILE`.
-fn aof_tool(args: &[std::ffi::OsString]) -> anyhow::Result<std::process::ExitCode> {
-    let usage = "usage: limitkv aof check|repair FILE";
-    let (Some(action), Some(file), None) = (args.first(), args.get(1), args.get(2)) else {
-        anyhow::bail!(usage);
+/// The binary's subcommands. `limitkv WORD ...` where WORD is neither an option, an existing
+/// file nor a name ending in `.conf` is parsed as one of these, so an unknown word gets clap's
+/// "unrecognized subcommand" error instead of being read as a config file path. Add a tool as
+/// one more variant here and one more arm in [`run_tool`].
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "limitkv",
+    version,
+    about = "Rate-limiter server speaking the Redis protocol",
+    after_help = "Without a subcommand limitkv runs the server: `limitkv [CONFIG_FILE] [--key value ...]` \
+                  as redis-server takes it (see `limitkv --help` with a config option)."
+)]
+struct ToolCli {
+    #[command(subcommand)]
+    tool: Tool,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Tool {
+    /// Inspect or repair an append-only file.
+    Aof {
+        #[command(subcommand)]
+        action: AofAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum AofAction {
+    /// Report the file's records and whether its tail is torn or corrupt.
+    Check {
+        /// The append-only file.
+        file: std::path::PathBuf,
+    },
+    /// Cut a torn or corrupt tail off the file, keeping a backup of the original.
+    Repair {
+        /// The append-only file.
+        file: std::path::PathBuf,
+    },
+}
+
+/// Whether `limitkv ARGS` names a subcommand rather than starting the server: the first
+/// argument is a word that is not an option and not a config file (an existing file, or a
+/// name ending in `.conf`, is one, as redis-server reads `redis-server /path/redis.conf`).
+fn names_a_tool(args: &[std::ffi::OsString]) -> bool {
+    let Some(first) = args.get(1) else {
+        return false;
     };
-    let path = std::path::Path::new(file);
-    let report = match action.to_str() {
-        Some("check") => limitkv::persist::check::check(path),
-        Some("repair") => limitkv::persist::check::repair(path),
-        _ => anyhow::bail!(usage),
+    let text = first.to_string_lossy();
+    !(text.starts_with('-') || text.ends_with(".conf") || std::path::Path::new(first).is_file())
+}
+
+fn run_tool(tool: Tool) -> anyhow::Result<std::process::ExitCode> {
+    match tool {
+        Tool::Aof { action } => aof_tool(action),
     }
-    .with_context(|| format!("cannot read {}", path.display()))?;
+}
+
+/// `limitkv aof check FILE` / `limitkv aof repair FILE`.
+fn aof_tool(action: AofAction) -> anyhow::Result<std::process::ExitCode> {
+    let (path, report) = match &action {
+        AofAction::Check { file } => (file, limitkv::persist::check::check(file)),
+        AofAction::Repair { file } => (file, limitkv::persist::check::repair(file)),
+    };
+    let report = report.with_context(|| format!("cannot read {}", path.display()))?;
     println!("{report}");
     let fixed = report.backup.is_some();
     Ok(if report.is_ok() || fixed {
@@ -53,8 +104,9 @@ fn worker_threads(configured: usize) -> usize {
 
 fn main() -> anyhow::Result<std::process::ExitCode> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
-    if args.get(1).is_some_and(|a| a == "aof") {
-        return aof_tool(&args[2..]);
+    if names_a_tool(&args) {
+        use clap::Parser;
+        return run_tool(ToolCli::parse_from(args).tool);
     }
     let config = Config::from_args(args).context("invalid configuration")?;
     let filter = EnvFilter::try_from_default_env()

@@ -2,6 +2,7 @@
 //! here once per read batch, so the hot path never contends on a shared cache line per command.
 //! The pure limiter never counts anything itself.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
@@ -36,6 +37,125 @@ pub struct Metrics {
     pub output_limit_disconnections: AtomicU64,
     /// Recent (time, commands) samples for `instantaneous_ops_per_sec`.
     samples: Mutex<OpsSamples>,
+    /// Per command (`INFO commandstats`), summed from the connections' tallies once per batch.
+    commands: Mutex<BTreeMap<CommandName, CommandStat>>,
+    /// Error replies per error code (`INFO errorstats`), disabled once more than
+    /// [`ERROR_CODES_MAX`] codes were seen, until `CONFIG RESETSTAT`, as Redis does.
+    errors: Mutex<ErrorStats>,
+}
+
+#[derive(Debug, Default)]
+struct ErrorStats {
+    /// Set once too many distinct codes were seen, until `CONFIG RESETSTAT`.
+    disabled: bool,
+    codes: BTreeMap<String, u64>,
+}
+
+/// The distinct error codes `INFO errorstats` tracks before it stops (Redis's 128).
+pub const ERROR_CODES_MAX: usize = 128;
+
+/// A command's name for statistics: the command's table name and, for a container command's
+/// subcommand, the subcommand's (`("CONFIG", Some("GET"))` reports as `config|get`).
+pub type CommandName = (&'static str, Option<&'static str>);
+
+/// Upper bounds, in seconds, of the decision latency histogram's buckets (a last, unbounded
+/// bucket follows). From 5 µs, where a pipelined decision lies, to 100 ms, where an fsync wait
+/// under `appendfsync always` may reach.
+pub const LATENCY_BUCKETS: [f64; 14] = [
+    0.000_005, 0.000_01, 0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005,
+    0.01, 0.025, 0.05, 0.1,
+];
+
+/// One command's statistics: Redis's `cmdstat_*` fields, the limiter outcomes it produced and
+/// its latency histogram.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct CommandStat {
+    /// Times the command ran (Redis's `calls`).
+    pub calls: u64,
+    /// Time spent running it, in nanoseconds (reported as Redis's `usec`).
+    pub nanos: u64,
+    /// Refused before running: arity, authentication, ACL, OOM, MISCONF (`rejected_calls`).
+    pub rejected: u64,
+    /// Ran and answered an error (`failed_calls`).
+    pub failed: u64,
+    /// Limiter admissions it produced.
+    pub allowed: u64,
+    /// Limiter denials it produced.
+    pub denied: u64,
+    /// Calls per latency bucket ([`LATENCY_BUCKETS`], then the overflow bucket).
+    pub buckets: [u64; LATENCY_BUCKETS.len() + 1],
+}
+
+impl CommandStat {
+    fn add(&mut self, o: &CommandStat) {
+        self.calls += o.calls;
+        self.nanos += o.nanos;
+        self.rejected += o.rejected;
+        self.failed += o.failed;
+        self.allowed += o.allowed;
+        self.denied += o.denied;
+        for (b, x) in self.buckets.iter_mut().zip(o.buckets) {
+            *b += x;
+        }
+    }
+
+    /// Records one call that ran for `nanos`.
+    pub fn record(&mut self, nanos: u64) {
+        self.calls += 1;
+        self.nanos += nanos;
+        let secs = nanos as f64 / 1e9;
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|&le| secs <= le)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[i] += 1;
+    }
+}
+
+/// A connection's per-command and per-error tallies between two flushes. A connection runs
+/// few distinct commands, so a short list searched by pointer beats a map.
+#[derive(Debug, Default, Clone)]
+pub struct CommandTally {
+    commands: Vec<(CommandName, CommandStat)>,
+    errors: Vec<(String, u64)>,
+}
+
+impl CommandTally {
+    /// The statistics of `name`, added if new.
+    pub fn entry(&mut self, name: CommandName) -> &mut CommandStat {
+        let same = |(a, b): &CommandName| {
+            std::ptr::eq(*a, name.0)
+                && match (b, name.1) {
+                    (None, None) => true,
+                    (Some(x), Some(y)) => std::ptr::eq(*x, y),
+                    _ => false,
+                }
+        };
+        let i = match self.commands.iter().position(|(n, _)| same(n)) {
+            Some(i) => i,
+            None => {
+                self.commands.push((name, CommandStat::default()));
+                self.commands.len() - 1
+            }
+        };
+        &mut self.commands[i].1
+    }
+
+    /// Counts one error reply whose text is `message` (its first word is the code, as Redis
+    /// counts it).
+    pub fn error(&mut self, message: &[u8]) {
+        let code = message.split(|&b| b == b' ').next().unwrap_or_default();
+        match self.errors.iter_mut().find(|(c, _)| c.as_bytes() == code) {
+            Some((_, n)) => *n += 1,
+            None => self
+                .errors
+                .push((String::from_utf8_lossy(code).into_owned(), 1)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.commands.is_empty() && self.errors.is_empty()
+    }
 }
 
 const SAMPLES: usize = 16;
@@ -48,7 +168,7 @@ struct OpsSamples {
 }
 
 /// Per-connection tallies, flushed into [`Metrics`] after each batch.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct LocalStats {
     /// Commands executed.
     pub commands: u64,
@@ -64,6 +184,8 @@ pub struct LocalStats {
     pub denied: u64,
     /// Keyspace changes (per key and command).
     pub dirty: u64,
+    /// Per command and per error code.
+    pub tally: CommandTally,
 }
 
 impl Metrics {
@@ -77,6 +199,55 @@ impl Metrics {
         add(&self.limiter_allowed, l.allowed);
         add(&self.limiter_denied, l.denied);
         add(&self.dirty, l.dirty);
+        if !l.tally.is_empty() {
+            self.flush_tally(l.tally);
+        }
+    }
+
+    fn flush_tally(&self, tally: CommandTally) {
+        if !tally.commands.is_empty() {
+            let mut all = self.commands.lock();
+            for (name, stat) in &tally.commands {
+                all.entry(*name).or_default().add(stat);
+            }
+        }
+        if !tally.errors.is_empty() {
+            let mut errors = self.errors.lock();
+            for (code, n) in tally.errors {
+                if errors.disabled {
+                    break;
+                }
+                if let Some(c) = errors.codes.get_mut(&code) {
+                    *c += n;
+                } else if errors.codes.len() >= ERROR_CODES_MAX {
+                    // As Redis: too many distinct codes (error texts without a code, say)
+                    // disable the statistics rather than let them grow without bound.
+                    tracing::warn!(
+                        "errorstats disabled: more than {ERROR_CODES_MAX} distinct error codes; \
+                         CONFIG RESETSTAT enables them again"
+                    );
+                    errors.disabled = true;
+                    errors.codes.clear();
+                } else {
+                    errors.codes.insert(code, n);
+                }
+            }
+        }
+    }
+
+    /// Every command's statistics, sorted by name.
+    pub fn command_stats(&self) -> Vec<(CommandName, CommandStat)> {
+        self.commands
+            .lock()
+            .iter()
+            .map(|(n, s)| (*n, s.clone()))
+            .collect()
+    }
+
+    /// Error replies per error code, sorted by code (empty while disabled).
+    pub fn error_stats(&self) -> Vec<(String, u64)> {
+        let errors = self.errors.lock();
+        errors.codes.iter().map(|(c, n)| (c.clone(), *n)).collect()
     }
 
     /// Records a sample of the command counter at monotonic time `now_ms`; the server's
@@ -118,6 +289,8 @@ impl Metrics {
         ] {
             c.store(0, Ordering::Relaxed);
         }
+        self.commands.lock().clear();
+        *self.errors.lock() = ErrorStats::default();
     }
 }
 

@@ -260,6 +260,42 @@ fn a_bad_flag_value_fails_with_a_message_on_stderr() {
 }
 
 #[test]
+fn an_unknown_subcommand_fails_with_a_clear_error() {
+    let out = run_to_exit(&["frobnicate"]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("unrecognized subcommand 'frobnicate'"),
+        "{err}"
+    );
+    // Not read as a config file path.
+    assert!(!err.contains("cannot read config file"), "{err}");
+
+    let out = run_to_exit(&["aof", "mend", "x"]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unrecognized subcommand 'mend'"), "{err}");
+}
+
+#[test]
+fn a_config_file_path_without_the_conf_suffix_still_starts_the_server() {
+    let dir = common::temp_dir();
+    let port = free_port();
+    let path = dir.path().join("settings");
+    std::fs::write(&path, format!("port {port}\nbind 127.0.0.1\n")).unwrap();
+    let mut p = start(&[path.to_str().unwrap()], port);
+    assert_eq!(raw_line(port, b"PING\r\n").unwrap(), "+PONG\r\n");
+    let status = signal_and_wait(&mut p, "-TERM");
+    assert!(status.success(), "{status}");
+
+    // A missing file ending in .conf is still a config file, with the config file's error.
+    let out = run_to_exit(&[dir.path().join("gone.conf").to_str().unwrap()]);
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("gone.conf"), "{err}");
+}
+
+#[test]
 fn a_bad_config_file_fails_with_the_line_on_stderr() {
     let dir = common::temp_dir();
     let path = dir.path().join("bad.conf");

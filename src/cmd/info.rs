@@ -121,18 +121,20 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         .iter()
         .map(|s| args::text(s).to_ascii_lowercase())
         .collect();
-    if wanted.is_empty()
-        || wanted
-            .iter()
-            .any(|w| w == "all" || w == "everything" || w == "default")
-    {
-        wanted = DEFAULT.iter().map(|s| s.to_string()).collect();
+    // As Redis: `all`/`everything` add commandstats and errorstats to the default sections.
+    let every = wanted.iter().any(|w| w == "all" || w == "everything");
+    if wanted.is_empty() || every || wanted.iter().any(|w| w == "default") {
+        wanted.extend(DEFAULT.iter().map(|s| s.to_string()));
+    }
+    if every {
+        wanted.extend(["commandstats".to_owned(), "errorstats".to_owned()]);
     }
     let shared = ctx.shared;
     let cfg = shared.engine.config.read().clone();
     let m = &shared.metrics;
     let mut out = String::new();
-    for section in DEFAULT.iter().filter(|s| wanted.iter().any(|w| w == *s)) {
+    let sections = DEFAULT.iter().chain(&["commandstats", "errorstats"]);
+    for section in sections.filter(|s| wanted.iter().any(|w| w == *s)) {
         if !out.is_empty() {
             out.push_str("\r\n");
         }
@@ -295,6 +297,35 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                     }
                 }
             }
+            "commandstats" => {
+                w("# Commandstats", &"");
+                for ((name, sub), st) in m.command_stats() {
+                    let mut key = format!("cmdstat_{}", name.to_ascii_lowercase());
+                    if let Some(sub) = sub {
+                        key.push('|');
+                        key.push_str(&sub.to_ascii_lowercase());
+                    }
+                    let usec = st.nanos / 1000;
+                    let per_call = if st.calls > 0 {
+                        usec as f64 / st.calls as f64
+                    } else {
+                        0.0
+                    };
+                    w(
+                        &key,
+                        &format!(
+                            "calls={},usec={usec},usec_per_call={per_call:.2},rejected_calls={},failed_calls={}",
+                            st.calls, st.rejected, st.failed
+                        ),
+                    );
+                }
+            }
+            "errorstats" => {
+                w("# Errorstats", &"");
+                for (code, count) in m.error_stats() {
+                    w(&format!("errorstat_{code}"), &format!("count={count}"));
+                }
+            }
             "policies" => {
                 w("# Policies", &"");
                 for (k, v) in super::policy::info(shared) {
@@ -337,5 +368,107 @@ mod tests {
         let stats = text(h.run(&["INFO", "stats"]));
         assert!(stats.starts_with("# Stats\r\n"), "{stats}");
         assert!(!stats.contains("# Server"));
+    }
+
+    /// Runs `words` and flushes the session's tallies as a connection does after a batch.
+    fn run(h: &mut Harness, words: &[&str]) -> Frame {
+        let f = h.run(words);
+        h.shared.metrics.flush(&mut h.session.stats);
+        f
+    }
+
+    fn line(h: &mut Harness, section: &str, key: &str) -> String {
+        let t = text(run(h, &["INFO", section]));
+        t.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}:")).map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn commandstats_count_calls_rejections_and_failures_as_redis() {
+        let mut h = Harness::new();
+        run(&mut h, &["CONFIG", "RESETSTAT"]);
+        // Wrong arity: rejected before running; then two calls that run.
+        run(&mut h, &["SET", "k"]);
+        run(&mut h, &["SET", "k1", "v1"]);
+        run(&mut h, &["SET", "k2", "v2"]);
+        let set = line(&mut h, "commandstats", "cmdstat_set");
+        assert!(set.starts_with("calls=2,usec="), "{set}");
+        assert!(set.contains(",usec_per_call="), "{set}");
+        assert!(set.ends_with(",rejected_calls=1,failed_calls=0"), "{set}");
+        // Ran and answered an error: a failed call.
+        run(&mut h, &["LPUSH", "k1", "x"]);
+        let lpush = line(&mut h, "commandstats", "cmdstat_lpush");
+        assert!(
+            lpush.ends_with("rejected_calls=0,failed_calls=1"),
+            "{lpush}"
+        );
+        // Subcommands by their full name.
+        run(&mut h, &["CONFIG", "GET", "hz"]);
+        let get = line(&mut h, "commandstats", "cmdstat_config|get");
+        assert!(get.starts_with("calls=1,"), "{get}");
+        // Unknown commands count as errors only.
+        run(&mut h, &["NOSUCHCMD"]);
+        assert_eq!(line(&mut h, "errorstats", "errorstat_ERR"), "count=2");
+        assert_eq!(line(&mut h, "errorstats", "errorstat_WRONGTYPE"), "count=1");
+        assert_eq!(line(&mut h, "stats", "total_error_replies"), "3");
+        let all = text(run(&mut h, &["INFO", "all"]));
+        assert!(all.contains("# Commandstats\r\ncmdstat_"), "{all}");
+        assert!(
+            all.contains("# Errorstats\r\nerrorstat_ERR:count=2\r\n"),
+            "{all}"
+        );
+        assert!(!text(run(&mut h, &["INFO"])).contains("cmdstat_"));
+        run(&mut h, &["CONFIG", "RESETSTAT"]);
+        assert_eq!(line(&mut h, "errorstats", "errorstat_ERR"), "");
+        assert_eq!(line(&mut h, "commandstats", "cmdstat_set"), "");
+    }
+
+    #[test]
+    fn commandstats_inside_multi_count_what_exec_ran() {
+        let mut h = Harness::new();
+        run(&mut h, &["MULTI"]);
+        run(&mut h, &["SET", "a", "b"]);
+        run(&mut h, &["LPUSH", "a", "x"]);
+        run(&mut h, &["EXEC"]);
+        assert!(line(&mut h, "commandstats", "cmdstat_set").starts_with("calls=1,"));
+        let lpush = line(&mut h, "commandstats", "cmdstat_lpush");
+        assert!(
+            lpush.ends_with("rejected_calls=0,failed_calls=1"),
+            "{lpush}"
+        );
+        let exec = line(&mut h, "commandstats", "cmdstat_exec");
+        assert!(exec.ends_with("rejected_calls=0,failed_calls=0"), "{exec}");
+        // A command refused while queuing is rejected; EXEC then fails with EXECABORT.
+        run(&mut h, &["MULTI"]);
+        run(&mut h, &["GET"]);
+        run(&mut h, &["EXEC"]);
+        let get = line(&mut h, "commandstats", "cmdstat_get");
+        assert!(
+            get.starts_with("calls=0,") && get.contains("rejected_calls=1"),
+            "{get}"
+        );
+        let exec = line(&mut h, "commandstats", "cmdstat_exec");
+        assert!(
+            exec.starts_with("calls=2,") && exec.ends_with("failed_calls=1"),
+            "{exec}"
+        );
+        assert_eq!(line(&mut h, "errorstats", "errorstat_EXECABORT"), "count=1");
+    }
+
+    #[test]
+    fn errorstats_stop_at_128_codes_until_resetstat() {
+        let mut h = Harness::new();
+        for i in 0..=crate::metrics::ERROR_CODES_MAX {
+            h.session
+                .stats
+                .tally
+                .error(format!("CODE{i} boom").as_bytes());
+        }
+        h.shared.metrics.flush(&mut h.session.stats);
+        assert_eq!(line(&mut h, "errorstats", "errorstat_CODE1"), "");
+        run(&mut h, &["CONFIG", "RESETSTAT"]);
+        run(&mut h, &["NOSUCHCMD"]);
+        assert_eq!(line(&mut h, "errorstats", "errorstat_ERR"), "count=1");
     }
 }

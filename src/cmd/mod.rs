@@ -397,23 +397,62 @@ pub fn is_http_request(req: &[Bytes]) -> bool {
 /// requests).
 pub fn dispatch(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Frame {
     ctx.session.stats.commands += 1;
-    let reply = match run(ctx, req) {
+    let mut stage = Stage::NotRun;
+    let reply = match run(ctx, req, &mut stage) {
         Ok(frame) => frame,
         Err(e) => e.to_frame(),
     };
-    if reply.is_error() {
+    let failed = if let Frame::Error(message) = &reply {
         ctx.session.stats.errors += 1;
+        ctx.session.stats.tally.error(message);
+        true
+    } else {
+        false
+    };
+    // `INFO commandstats`, as Redis's `call()` counts: a command refused before it ran is a
+    // rejected call, one that ran and answered an error a failed call.
+    match stage {
+        Stage::NotRun => {}
+        Stage::Rejected(name) => ctx.session.stats.tally.entry(name).rejected += 1,
+        Stage::Ran {
+            name,
+            nanos,
+            allowed,
+            denied,
+        } => {
+            let stat = ctx.session.stats.tally.entry(name);
+            stat.record(nanos);
+            stat.failed += u64::from(failed);
+            stat.allowed += allowed;
+            stat.denied += denied;
+        }
     }
     reply
 }
 
-fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+/// How far a request got, for `INFO commandstats`.
+enum Stage {
+    /// Unknown, or queued by `MULTI` (counted when `EXEC` runs it).
+    NotRun,
+    /// Refused before its handler ran.
+    Rejected(crate::metrics::CommandName),
+    /// Its handler ran for `nanos` and produced these limiter outcomes.
+    Ran {
+        name: crate::metrics::CommandName,
+        nanos: u64,
+        allowed: u64,
+        denied: u64,
+    },
+}
+
+fn run(ctx: &mut Ctx<'_>, req: &[Bytes], stage: &mut Stage) -> Result<Frame, CommandError> {
     let Some(spec) = lookup(&req[0]) else {
         if ctx.session.multi.is_some() {
             ctx.session.multi_error = true;
         }
         return Err(unknown_command(req));
     };
+    *stage = Stage::Rejected((spec.name, None));
     // Redis checks the arity before authentication, and queues inside MULTI after both.
     if !spec.arity_ok(req.len()) {
         let err = CommandError::WrongArity(full_name(None, spec));
@@ -424,9 +463,12 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let mut checked = spec;
     if !spec.subcommands.is_empty() && req.len() >= 2 {
         let Some(sub) = lookup_sub(spec, &req[1]) else {
+            // Redis counts an unknown subcommand as an unknown command: no statistics.
+            *stage = Stage::NotRun;
             let err = CommandError::UnknownSubcommand(args::text(&req[1]), spec.name.to_owned());
             return Err(reject(ctx, spec, err));
         };
+        *stage = Stage::Rejected((spec.name, Some(sub.name)));
         if !sub.arity_ok(req.len()) {
             let err = CommandError::WrongArity(full_name(Some(spec), sub));
             return Err(reject(ctx, spec, err));
@@ -471,7 +513,11 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         }
     }
     if ctx.session.multi.is_some() && !spec.has(flags::TX_CONTROL) {
-        return multi::queue(ctx, spec, req);
+        let queued = multi::queue(ctx, spec, req);
+        if queued.is_ok() {
+            *stage = Stage::NotRun;
+        }
+        return queued;
     }
     if spec.has(flags::WRITE) {
         if let Some(w) = ctx.shared.engine.aof.get() {
@@ -485,7 +531,20 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         ctx.session.last_cmd = spec.name;
         *ctx.session.info.last_cmd.lock() = spec.name;
     }
-    (spec.handler)(ctx, req)
+    let name = match *stage {
+        Stage::Rejected(name) => name,
+        _ => (spec.name, None),
+    };
+    let (allowed, denied) = (ctx.session.stats.allowed, ctx.session.stats.denied);
+    let started = std::time::Instant::now();
+    let reply = (spec.handler)(ctx, req);
+    *stage = Stage::Ran {
+        name,
+        nanos: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        allowed: ctx.session.stats.allowed.saturating_sub(allowed),
+        denied: ctx.session.stats.denied.saturating_sub(denied),
+    };
+    reply
 }
 
 /// A command refused before it runs. Inside `MULTI` the transaction is marked failed; a refused

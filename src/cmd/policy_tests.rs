@@ -260,8 +260,33 @@ fn warnings_are_replied_and_published() {
         info.contains("policy_w:checks=5,allowed=4,denied=1,"),
         "{info}"
     );
+    // Rules count charged requests, not votes: the refused fifth check warned no one (as it
+    // published no warning), and rate-1s, which passed it, charged nothing for it.
     assert!(
-        info.contains("rule_w_quota-day:allowed=4,denied=1,slowed=0,logged=0,warned=4"),
+        info.contains("rule_w_quota-day:allowed=4,denied=1,slowed=0,logged=0,warned=3"),
+        "{info}"
+    );
+    assert!(
+        info.contains("rule_w_rate-1s:allowed=4,denied=0,slowed=0,logged=0,warned=0"),
+        "{info}"
+    );
+}
+
+#[test]
+fn dry_runs_count_would_be_denials_and_charge_nothing() {
+    let mut h = Harness::new();
+    run(&mut h, "POLICY.SET d RATE 2/1m");
+    for _ in 0..2 {
+        h.run(&["LIMIT.CHECK", "d", "u"]);
+    }
+    h.run(&["LIMIT.CHECK", "d", "u", "DRYRUN"]);
+    h.run(&["LIMIT.CHECK", "d", "u"]);
+    let info = match h.run(&["INFO", "policies"]) {
+        Frame::Verbatim(_, b) => String::from_utf8_lossy(&b).into_owned(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        info.contains("rule_d_rate-1m:allowed=2,denied=1,slowed=0,logged=1,warned=0"),
         "{info}"
     );
 }

@@ -414,16 +414,24 @@ impl Call<'_, '_> {
             if overridden.is_some() {
                 pc.overridden.fetch_add(1, Ordering::Relaxed);
             }
+            // Per rule, the requests it charged (not its votes): a rule that passed a request
+            // another rule denied, or a dry run, charged nothing and counts nothing as
+            // allowed; a dry run's blocking vote counts as a would-deny.
+            let charged = verdict.allowed && charge;
             for (x, r) in rules.iter().zip(&verdict.rules) {
                 let c = &x.rule.counters;
-                match r.outcome {
-                    Outcome::Pass => &c.allowed,
-                    Outcome::Block => &c.denied,
-                    Outcome::Slowdown(_) => &c.slowed,
-                    Outcome::Log => &c.logged,
+                let counter = match r.outcome {
+                    Outcome::Block if dryrun => Some(&c.logged),
+                    Outcome::Block => Some(&c.denied),
+                    Outcome::Log => Some(&c.logged),
+                    Outcome::Slowdown(_) if charged => Some(&c.slowed),
+                    Outcome::Pass if charged => Some(&c.allowed),
+                    Outcome::Slowdown(_) | Outcome::Pass => None,
+                };
+                if let Some(counter) = counter {
+                    counter.fetch_add(1, Ordering::Relaxed);
                 }
-                .fetch_add(1, Ordering::Relaxed);
-                if r.warned {
+                if r.warned && charged {
                     c.warned.fetch_add(1, Ordering::Relaxed);
                 }
             }

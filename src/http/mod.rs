@@ -8,12 +8,13 @@
 //! Upstash-compatible REST API ([`upstash`]: `/`, `/pipeline`, `/multi-exec`,
 //! `/<command>/<args>...`; see `docs/http.md`). Every route but `/healthz` needs credentials
 //! while the `default` user needs a password: `Authorization: Bearer <password>` for the
-//! default user, `Bearer <user>:<password>` or `Basic` for any user. Metrics and the dashboard
-//! will attach to this router. Errors are JSON bodies with a 4xx status. A surface like `server`: it calls into
+//! default user, `Bearer <user>:<password>` or `Basic` for any user. `GET /metrics` serves
+//! Prometheus metrics ([`metrics`]); the dashboard will attach to this router. Errors are JSON bodies with a 4xx status. A surface like `server`: it calls into
 //! `cmd::Shared` and `acl`, nothing below imports it.
 
 pub mod auth;
 pub mod check;
+pub mod metrics;
 pub mod upstash;
 
 use std::sync::Arc;
@@ -73,6 +74,7 @@ pub async fn durable(shared: &Shared, seq: Option<crate::persist::Seq>) -> Resul
 pub fn router(shared: Arc<Shared>) -> Router {
     let authenticated = Router::new()
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::metrics))
         .merge(check::routes())
         .merge(upstash::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })

@@ -395,6 +395,14 @@ pub struct WriterStats {
     pub writes: u64,
     /// Successful fsyncs since start.
     pub fsyncs: u64,
+    /// Time spent in successful fsyncs, in nanoseconds (wall time, not the injected clock:
+    /// this measures the disk).
+    pub fsync_nanos: u64,
+    /// The longest fsync so far, in nanoseconds.
+    pub fsync_max_nanos: u64,
+    /// Successful fsyncs per duration bucket ([`crate::metrics::LATENCY_BUCKETS`], then the
+    /// overflow bucket).
+    pub fsync_buckets: [u64; crate::metrics::LATENCY_BUCKETS.len() + 1],
     /// Bytes appended but not yet taken by the thread (`aof_buffer_length`).
     pub pending_bytes: u64,
     /// Bytes written but not yet fsynced.
@@ -1271,13 +1279,23 @@ impl Thread {
 
     /// Fsyncs; on success everything written is committed. False on failure.
     fn sync(&mut self) -> bool {
+        let started = std::time::Instant::now();
         match self.sink.sync() {
             Ok(()) => {
+                let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 self.committed_len = self.sink.len();
                 self.unsynced.clear();
                 self.last_sync_at = self.shared.clock.now();
                 let mut s = self.shared.stats.lock();
                 s.fsyncs += 1;
+                s.fsync_nanos = s.fsync_nanos.saturating_add(took);
+                s.fsync_max_nanos = s.fsync_max_nanos.max(took);
+                let secs = took as f64 / 1e9;
+                let i = crate::metrics::LATENCY_BUCKETS
+                    .iter()
+                    .position(|&le| secs <= le)
+                    .unwrap_or(crate::metrics::LATENCY_BUCKETS.len());
+                s.fsync_buckets[i] += 1;
                 s.last_fsync_at = Some(self.last_sync_at);
                 true
             }

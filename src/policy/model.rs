@@ -290,15 +290,16 @@ fn nominal_secs(unit: PeriodUnit) -> u64 {
 /// the rule keeps its name, so editing a policy does not reset them.
 #[derive(Debug, Default)]
 pub struct RuleCounters {
-    /// Checks this rule admitted.
+    /// Requests this rule admitted and charged (a pass on a request another rule denied, or
+    /// on a dry run, charged nothing and is not counted).
     pub allowed: AtomicU64,
     /// Checks this rule blocked.
     pub denied: AtomicU64,
-    /// Checks this rule slowed down.
+    /// Charged requests this rule slowed down.
     pub slowed: AtomicU64,
-    /// Checks this log-only rule would have denied.
+    /// Checks this rule would have denied but did not: a log-only rule, or a dry run.
     pub logged: AtomicU64,
-    /// Checks that passed this rule's warning threshold.
+    /// Charged requests that passed this rule's warning threshold.
     pub warned: AtomicU64,
 }
 
