@@ -11,7 +11,8 @@ use thiserror::Error;
 
 mod values;
 pub use values::{
-    parse_tls_protocols, EncodingLimits, OutputBufferLimit, OutputBufferLimits, TlsAuthClients,
+    parse_tls_protocols, EncodingLimits, MaxmemoryPolicy, OutputBufferLimit, OutputBufferLimits,
+    TlsAuthClients,
 };
 
 /// A configuration problem found at startup or by `CONFIG SET`.
@@ -182,6 +183,13 @@ pub struct Config {
     pub tls_protocols: String,
     /// Redis's encoding thresholds (reported and settable; no storage effect).
     pub encoding: EncodingLimits,
+    /// Memory limit in bytes (0 = none): over it, commands that may grow memory are refused
+    /// with `-OOM` (`maxmemory`).
+    pub maxmemory: u64,
+    /// What happens over `maxmemory` (`maxmemory-policy`).
+    pub maxmemory_policy: MaxmemoryPolicy,
+    /// Keys sampled per eviction (`maxmemory-samples`, 1..=64, as Redis).
+    pub maxmemory_samples: u32,
 }
 
 impl Default for Config {
@@ -229,6 +237,9 @@ impl Default for Config {
             tls_auth_clients: TlsAuthClients::Yes,
             tls_protocols: String::new(),
             encoding: EncodingLimits::default(),
+            maxmemory: 0,
+            maxmemory_policy: MaxmemoryPolicy::NoEviction,
+            maxmemory_samples: 5,
         }
     }
 }
@@ -648,6 +659,17 @@ impl Config {
                 self.client_query_buffer_limit = parse_memory(value).ok_or_else(bad)?
             }
             "policy-file" => self.policy_files.push(PathBuf::from(value)),
+            "maxmemory" => self.maxmemory = parse_memory(value).ok_or_else(bad)?,
+            "maxmemory-policy" => {
+                self.maxmemory_policy =
+                    MaxmemoryPolicy::parse(value).map_err(ConfigError::Invalid)?
+            }
+            "maxmemory-samples" => {
+                self.maxmemory_samples = u32::try_from(num(value)?)
+                    .ok()
+                    .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(bad)?
+            }
             n if EncodingLimits::knows(n) => self.encoding.set(n, value)?,
             "policy-events-allowed-sample" => {
                 let f: f64 = value.trim().parse().map_err(|_| bad())?;

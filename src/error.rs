@@ -137,6 +137,9 @@ pub enum CommandError {
     /// Any other `ERR` condition; holds the text after `ERR `.
     #[error("ERR {0}")]
     Other(String),
+    /// `maxmemory` is set, memory in use is over it, and the command may grow memory.
+    #[error("OOM command not allowed when used memory > 'maxmemory'.")]
+    OutOfMemory,
     /// An error line with its own code (e.g. `NOPROTO ...`); holds the full text.
     #[error("{0}")]
     Coded(String),

@@ -13,6 +13,36 @@ use limitkv::config::Config;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's own figures for `INFO memory` and `maxmemory`: the bytes it has committed for
+/// the program (`used_memory`, what it holds from the OS for live and reusable blocks) and
+/// their peak; the resident set size comes from /proc (`metrics::memory`).
+fn mimalloc_memory() -> limitkv::metrics::MemoryStats {
+    let (mut elapsed, mut user, mut system) = (0usize, 0usize, 0usize);
+    let (mut rss, mut peak_rss, mut commit, mut peak_commit, mut faults) =
+        (0usize, 0usize, 0usize, 0usize, 0usize);
+    // SAFETY: mi_process_info only writes through the eight pointers, each to a live local
+    // usize of this frame; it has no other preconditions. This FFI call is the reason main.rs
+    // (not the library, which forbids unsafe code) reads the allocator's statistics.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_process_info(
+            &mut elapsed,
+            &mut user,
+            &mut system,
+            &mut rss,
+            &mut peak_rss,
+            &mut commit,
+            &mut peak_commit,
+            &mut faults,
+        );
+    }
+    limitkv::metrics::MemoryStats {
+        used: commit as u64,
+        peak: peak_commit as u64,
+        rss: 0,
+    }
+}
+
 /// The binary's subcommands. `limitkv WORD ...` where WORD is neither an option, an existing
 /// file nor a name ending in `.conf` is parsed as one of these, so an unknown word gets clap's
 /// "unrecognized subcommand" error instead of being read as a config file path. Add a tool as
@@ -108,6 +138,7 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         use clap::Parser;
         return run_tool(ToolCli::parse_from(args).tool);
     }
+    limitkv::metrics::install_memory_probe(mimalloc_memory, "mimalloc");
     let config = Config::from_args(args).context("invalid configuration")?;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(config.loglevel.tracing_filter()));

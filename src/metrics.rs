@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 
@@ -37,6 +39,12 @@ pub struct Metrics {
     pub output_limit_disconnections: AtomicU64,
     /// Recent (time, commands) samples for `instantaneous_ops_per_sec`.
     samples: Mutex<OpsSamples>,
+    /// `maxmemory` in bytes (0 = no limit), mirrored here so the command path reads an atomic
+    /// rather than the configuration's lock.
+    pub maxmemory: AtomicU64,
+    /// The last [`memory`] reading's `used` and when it was taken (µs since [`base`]).
+    used_memory: AtomicU64,
+    used_memory_at_us: AtomicU64,
     /// Per command (`INFO commandstats`), summed from the connections' tallies once per batch.
     commands: Mutex<BTreeMap<CommandName, CommandStat>>,
     /// Error replies per error code (`INFO errorstats`), disabled once more than
@@ -50,6 +58,66 @@ struct ErrorStats {
     disabled: bool,
     codes: BTreeMap<String, u64>,
 }
+
+/// What the allocator and the OS say about the process's memory, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryStats {
+    /// Held by the allocator for the program (`used_memory`): mimalloc's committed bytes in
+    /// the `limitkv` binary; the resident set size where no allocator probe is installed.
+    pub used: u64,
+    /// The most `used` has been.
+    pub peak: u64,
+    /// Resident set size (`used_memory_rss`), from /proc.
+    pub rss: u64,
+}
+
+/// Reads the allocator's statistics; installed by the binary, which owns the global allocator.
+pub type MemoryProbe = fn() -> MemoryStats;
+
+static MEMORY_PROBE: OnceLock<(MemoryProbe, &'static str)> = OnceLock::new();
+
+/// Installs the allocator's statistics reader and the allocator's name (`mem_allocator`).
+/// Only the first call counts.
+pub fn install_memory_probe(probe: MemoryProbe, allocator: &'static str) {
+    let _ = MEMORY_PROBE.set((probe, allocator));
+}
+
+/// The allocator `INFO memory` names.
+pub fn allocator_name() -> &'static str {
+    MEMORY_PROBE.get().map_or("libc", |(_, name)| name)
+}
+
+/// The process's memory now: the installed probe's `used` and `peak`, or the resident set size
+/// from /proc (zeros where unavailable); `rss` from /proc.
+pub fn memory() -> MemoryStats {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    // The OS's resident set size always (mimalloc's own "rss" on Linux is its committed
+    // bytes again).
+    let rss = kb("VmRSS:");
+    match MEMORY_PROBE.get() {
+        Some((probe, _)) => MemoryStats { rss, ..probe() },
+        None => MemoryStats {
+            used: rss,
+            peak: kb("VmHWM:"),
+            rss,
+        },
+    }
+}
+
+fn base() -> Instant {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    *BASE.get_or_init(Instant::now)
+}
+
+/// How old a cached `used_memory` may be when a command is checked against `maxmemory`.
+const USED_MEMORY_MAX_AGE_US: u64 = 1000;
 
 /// The distinct error codes `INFO errorstats` tracks before it stops (Redis's 128).
 pub const ERROR_CODES_MAX: usize = 128;
@@ -233,6 +301,27 @@ impl Metrics {
                 }
             }
         }
+    }
+
+    /// Whether `maxmemory` is set and the memory in use is over it. The allocator is read at
+    /// most once a millisecond (a reading costs a system call); in between, the last reading
+    /// stands, so a burst may overshoot the limit by what it allocates in that time.
+    pub fn over_maxmemory(&self) -> bool {
+        let max = get(&self.maxmemory);
+        if max == 0 {
+            return false;
+        }
+        let now = u64::try_from(base().elapsed().as_micros()).unwrap_or(u64::MAX);
+        let at = get(&self.used_memory_at_us);
+        let used = if at == 0 || now.saturating_sub(at) > USED_MEMORY_MAX_AGE_US {
+            let used = memory().used;
+            self.used_memory.store(used, Ordering::Relaxed);
+            self.used_memory_at_us.store(now.max(1), Ordering::Relaxed);
+            used
+        } else {
+            get(&self.used_memory)
+        };
+        used > max
     }
 
     /// Every command's statistics, sorted by name.

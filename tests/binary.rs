@@ -428,3 +428,100 @@ fn appendfsync_always_preallocates_while_running_and_trims_on_sigterm() {
     let status = signal_and_wait(&mut p, "-TERM");
     assert!(status.success(), "exit after SIGTERM: {status}");
 }
+
+/// Sends `words` as one RESP request and reads one reply line.
+fn command_line(s: &mut TcpStream, words: &[&str]) -> String {
+    s.write_all(&common::resp(words)).unwrap();
+    read_line(s).unwrap()
+}
+
+/// Sends `INFO section` and returns the value of `field`.
+fn info_field(s: &mut TcpStream, section: &str, field: &str) -> String {
+    s.write_all(&common::resp(&["INFO", section])).unwrap();
+    let header = read_line(s).unwrap();
+    let len: usize = header.trim()[1..].parse().unwrap();
+    let mut body = vec![0u8; len + 2];
+    s.read_exact(&mut body).unwrap();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    body.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+#[test]
+fn maxmemory_refuses_growth_past_the_limit_and_keeps_what_is_stored() {
+    let dir = common::temp_dir();
+    let port = free_port();
+    let path = dir.path().join("limitkv.conf");
+    // A stock redis.conf's memory lines start the server.
+    std::fs::write(
+        &path,
+        format!("port {port}\nbind 127.0.0.1\nmaxmemory 0\nmaxmemory-policy noeviction\n"),
+    )
+    .unwrap();
+    let mut p = start(&[path.to_str().unwrap()], port);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let throttle = |s: &mut TcpStream, key: &str| {
+        let first = command_line(s, &["CL.THROTTLE", key, "10", "1", "60"]);
+        if first == "*5\r\n" {
+            for _ in 0..5 {
+                read_line(s).unwrap();
+            }
+        }
+        first
+    };
+    assert_eq!(throttle(&mut s, "bucket"), "*5\r\n");
+    assert_eq!(info_field(&mut s, "memory", "mem_allocator"), "mimalloc");
+    let used: u64 = info_field(&mut s, "memory", "used_memory").parse().unwrap();
+    let limit = used + (8 << 20);
+    assert_eq!(
+        command_line(&mut s, &["CONFIG", "SET", "maxmemory", &limit.to_string()]),
+        "+OK\r\n"
+    );
+    // Fill with 64 KiB values until the server refuses (bounded: 2,000 values are 125 MiB).
+    let value = "x".repeat(64 * 1024);
+    let mut stored = 0;
+    let mut refused = None;
+    for i in 0..2000 {
+        let reply = command_line(&mut s, &["SET", &format!("key{i}"), &value]);
+        match reply.as_str() {
+            "+OK\r\n" => stored += 1,
+            _ => {
+                refused = Some(reply);
+                break;
+            }
+        }
+    }
+    assert_eq!(
+        refused.as_deref(),
+        Some("-OOM command not allowed when used memory > 'maxmemory'.\r\n"),
+        "after {stored} values"
+    );
+    assert!(stored >= 16, "only {stored} values fit in 8 MiB");
+    // The limiter still decides for the keys it has; a new bucket would grow memory.
+    assert_eq!(throttle(&mut s, "bucket"), "*5\r\n");
+    assert!(throttle(&mut s, "new-bucket").starts_with("-OOM"));
+    // Nothing stored was lost.
+    assert_eq!(
+        command_line(&mut s, &["DBSIZE"]),
+        format!(":{}\r\n", stored + 1)
+    );
+    for i in [0, stored / 2, stored - 1] {
+        assert_eq!(
+            command_line(&mut s, &["STRLEN", &format!("key{i}")]),
+            ":65536\r\n"
+        );
+    }
+    assert_eq!(info_field(&mut s, "memory", "oom_refusing_writes"), "1");
+    assert_eq!(info_field(&mut s, "errorstats", "errorstat_OOM"), "count=2");
+    // Lifting the limit lets writes in again.
+    assert_eq!(
+        command_line(&mut s, &["CONFIG", "SET", "maxmemory", "0"]),
+        "+OK\r\n"
+    );
+    assert_eq!(command_line(&mut s, &["SET", "after", "1"]), "+OK\r\n");
+    drop(s);
+    let status = signal_and_wait(&mut p, "-TERM");
+    assert!(status.success(), "{status}");
+}

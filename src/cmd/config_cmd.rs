@@ -135,8 +135,9 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("dir", dir),
         ("busy-reply-threshold", cfg.busy_reply_threshold.to_string()),
         ("lua-time-limit", cfg.busy_reply_threshold.to_string()),
-        ("maxmemory", "0".to_owned()),
-        ("maxmemory-policy", "noeviction".to_owned()),
+        ("maxmemory", cfg.maxmemory.to_string()),
+        ("maxmemory-policy", cfg.maxmemory_policy.name().to_owned()),
+        ("maxmemory-samples", cfg.maxmemory_samples.to_string()),
         ("cluster-enabled", "no".to_owned()),
         ("notify-keyspace-events", String::new()),
         (
@@ -223,6 +224,9 @@ const MUTABLE: &[&str] = &[
     "tls-auth-clients",
     "tls-protocols",
     "http-identity-header",
+    "maxmemory",
+    "maxmemory-policy",
+    "maxmemory-samples",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
@@ -234,7 +238,8 @@ fn redis_numeric(name: &str, value: &str) -> Result<String, String> {
         "acllog-max-len" => (0, i64::MAX, false),
         "maxclients" => (1, i64::from(u32::MAX), false),
         "proto-max-bulk-len" | "client-query-buffer-limit" => (1024 * 1024, i64::MAX, true),
-        "auto-aof-rewrite-min-size" => (0, i64::MAX, true),
+        "auto-aof-rewrite-min-size" | "maxmemory" => (0, i64::MAX, true),
+        "maxmemory-samples" => (1, 64, false),
         "busy-reply-threshold" | "lua-time-limit" => (0, i64::MAX, false),
         _ => return Ok(value.to_owned()),
     };
@@ -327,7 +332,19 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         .engine
         .pubsub
         .set_limit(next.client_output_buffer_limit.pubsub);
+    let maxmemory = next.maxmemory;
     *ctx.shared.engine.config.write() = next;
+    let before = ctx
+        .shared
+        .metrics
+        .maxmemory
+        .swap(maxmemory, std::sync::atomic::Ordering::Relaxed);
+    if maxmemory != before && maxmemory > 0 && crate::metrics::memory().used > maxmemory {
+        tracing::warn!(
+            "the new maxmemory value set via CONFIG SET ({maxmemory}) is smaller than the \
+             current memory usage: commands that may grow memory are refused with OOM"
+        );
+    }
     if changed_level {
         if let Some(hook) = ctx.shared.on_loglevel.lock().as_ref() {
             hook(level);

@@ -66,10 +66,14 @@ impl Shared {
         }
         let tcp_port = AtomicU32::new(u32::from(config.port));
         let started_at = clock.now();
+        let metrics = Metrics::default();
+        metrics
+            .maxmemory
+            .store(config.maxmemory, std::sync::atomic::Ordering::Relaxed);
         Shared {
             engine: Engine::new(config, clock),
             tcp_port,
-            metrics: Metrics::default(),
+            metrics,
             clients: ClientRegistry::default(),
             shutdown,
             started: Instant::now(),
@@ -297,6 +301,9 @@ pub struct Session {
     pub stats: LocalStats,
     /// Name of the last command run (mirrored into [`ClientInfo`] when it changes).
     pub last_cmd: &'static str,
+    /// The command running was admitted although memory is over `maxmemory` (a limiter
+    /// decision on existing keys): a policy check verifies its derived keys exist.
+    pub over_maxmemory: bool,
     /// The selected database.
     pub db: usize,
     /// The last AOF record this connection's commands appended; replies wait until it is
@@ -350,6 +357,7 @@ impl Session {
             close_without_reply: false,
             stats: LocalStats::default(),
             last_cmd: "NULL",
+            over_maxmemory: false,
             db: 0,
             aof_seq: None,
             multi: None,

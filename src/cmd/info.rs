@@ -29,29 +29,6 @@ pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
     ..BASE
 }];
 
-fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n}B")
-    } else {
-        format!("{v:.2}{}", UNITS[u])
-    }
-}
-
-/// Resident set size in bytes, from /proc (0 where unavailable).
-fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .map_or(0, |pages| pages * 4096)
-}
-
 /// User and system CPU seconds, from /proc (zeros where unavailable).
 fn cpu_seconds() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -188,16 +165,10 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("pubsub_clients", &shared.engine.pubsub.num_clients());
             }
             "memory" => {
-                let rss = rss_bytes();
                 w("# Memory", &"");
-                w("used_memory", &rss);
-                w("used_memory_human", &human_bytes(rss));
-                w("used_memory_rss", &rss);
-                w("used_memory_rss_human", &human_bytes(rss));
-                w("maxmemory", &0);
-                w("maxmemory_human", &"0B");
-                w("maxmemory_policy", &"noeviction");
-                w("mem_allocator", &"mimalloc");
+                for (k, v) in super::memory::info_fields(ctx) {
+                    w(k, &v);
+                }
             }
             "persistence" => {
                 w("# Persistence", &"");
@@ -232,6 +203,8 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                         w("aof_fsync_lag_ms", &st.fsync_lag.as_millis());
                         w("aof_writes", &st.writes);
                         w("aof_fsyncs", &st.fsyncs);
+                        w("aof_fsync_usec_total", &(st.fsync_nanos / 1000));
+                        w("aof_fsync_max_usec", &(st.fsync_max_nanos / 1000));
                         w("aof_write_errors", &st.write_errors);
                         w("aof_fsync_errors", &st.fsync_errors);
                     }

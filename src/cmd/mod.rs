@@ -27,6 +27,7 @@ pub mod limiter;
 pub mod list_edits;
 pub mod lists;
 pub mod longdouble;
+pub mod memory;
 pub mod multi;
 pub mod object;
 pub mod permissions;
@@ -511,6 +512,14 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes], stage: &mut Stage) -> Result<Frame, Com
             };
             return Err(reject(ctx, spec, e));
         }
+    }
+    if checked.has(flags::DENYOOM) && ctx.shared.metrics.over_maxmemory() {
+        ctx.session.over_maxmemory = true;
+        if !memory::may_run_over_maxmemory(ctx, checked, req) {
+            return Err(reject(ctx, spec, CommandError::OutOfMemory));
+        }
+    } else {
+        ctx.session.over_maxmemory = false;
     }
     if ctx.session.multi.is_some() && !spec.has(flags::TX_CONTROL) {
         let queued = multi::queue(ctx, spec, req);

@@ -380,6 +380,9 @@ fn table_spec(i: usize) -> &'static CommandSpec {
 fn run_check(ctx: &mut Ctx<'_>, a: CheckRequest, kind: CheckKind) -> Result<Frame, CommandError> {
     let plan = ctx.call().plan_check(kind, a)?;
     super::permissions::check_derived_keys(ctx, plan.keys(), key_need(kind))?;
+    if kind == CheckKind::Check {
+        super::memory::derived_keys_exist(ctx, plan.keys())?;
+    }
     Ok(check_frame(ctx.call().execute_check(plan)))
 }
 

@@ -362,3 +362,52 @@ mod tests {
         assert_eq!(l, OutputBufferLimits::default());
     }
 }
+
+/// `maxmemory-policy`: what limitkv does when memory in use goes over `maxmemory`.
+///
+/// Only `noeviction` is offered: a rate limiter that evicts a key forgets that identity's
+/// spent budget and admits it afresh, so over the limit it refuses commands that may grow
+/// memory instead. Redis's evicting policies are recognised and refused with that reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MaxmemoryPolicy {
+    /// Refuse commands that may grow memory with `-OOM` (Redis's default).
+    #[default]
+    NoEviction,
+}
+
+impl MaxmemoryPolicy {
+    /// Redis's evicting policies, which limitkv refuses.
+    pub const EVICTING: &'static [&'static str] = &[
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+    ];
+
+    /// Parses a policy name (case-insensitive), explaining a refusal.
+    pub fn parse(value: &str) -> Result<MaxmemoryPolicy, String> {
+        let name = value.trim().to_ascii_lowercase();
+        if name == "noeviction" {
+            return Ok(MaxmemoryPolicy::NoEviction);
+        }
+        if MaxmemoryPolicy::EVICTING.contains(&name.as_str()) {
+            return Err(format!(
+                "maxmemory-policy '{name}' is not supported: evicting a limiter key forgets the \
+                 budget it spent, so limitkv only offers noeviction (see docs/operations.md)"
+            ));
+        }
+        Err(format!(
+            "argument '{value}' is invalid for 'maxmemory-policy'"
+        ))
+    }
+
+    /// Redis's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MaxmemoryPolicy::NoEviction => "noeviction",
+        }
+    }
+}
