@@ -286,12 +286,13 @@ fn rule_frame(r: RuleReport) -> Frame {
             },
         ),
         (field("warning"), Frame::Boolean(r.warned)),
+        (field("overage"), units(cost, r.overage)),
     ])
 }
 
 /// The reply of a check, status or reserve (the HTTP check API renders it as JSON).
 pub(crate) fn check_frame(o: CheckOutcome) -> Frame {
-    let mut m: Vec<(Frame, Frame)> = Vec::with_capacity(22);
+    let mut m: Vec<(Frame, Frame)> = Vec::with_capacity(30);
     m.push((field("allowed"), Frame::Boolean(o.allowed)));
     match (o.tightest_rule(), o.decision()) {
         (Some(r), Some(d)) => {
@@ -303,7 +304,10 @@ pub(crate) fn check_frame(o: CheckOutcome) -> Frame {
         _ => {
             m.push((field("limit"), Frame::Integer(-1)));
             m.push((field("remaining"), Frame::Integer(-1)));
-            m.push((field("retry_after_ms"), Frame::Integer(-1)));
+            m.push((
+                field("retry_after_ms"),
+                o.suspended_retry.map_or(Frame::Integer(-1), ms),
+            ));
             m.push((field("reset_after_ms"), Frame::Integer(0)));
         }
     }
@@ -317,6 +321,10 @@ pub(crate) fn check_frame(o: CheckOutcome) -> Frame {
         field("warnings"),
         Frame::Array(o.warnings.iter().map(Frame::bulk).collect()),
     ));
+    m.push((field("warning"), Frame::Boolean(o.warning)));
+    m.push((field("overage"), Frame::Boolean(o.overage)));
+    m.push((field("message"), text_or_null(o.message.as_deref())));
+    m.push((field("link"), text_or_null(o.link.as_deref())));
     m.push((
         field("lease_id"),
         o.lease.map_or(Frame::Integer(-1), |(id, _)| int(id.0)),
@@ -340,6 +348,19 @@ pub(crate) fn check_frame(o: CheckOutcome) -> Frame {
     m.push((
         field("retry-after"),
         o.headers.retry_after.map_or(Frame::Null, int),
+    ));
+    let legacy = o.headers.legacy;
+    m.push((
+        field("x-ratelimit-limit"),
+        legacy.map_or(Frame::Null, |l| int(l.limit)),
+    ));
+    m.push((
+        field("x-ratelimit-remaining"),
+        legacy.map_or(Frame::Null, |l| int(l.remaining)),
+    ));
+    m.push((
+        field("x-ratelimit-reset"),
+        legacy.map_or(Frame::Null, |l| int(l.reset)),
     ));
     Frame::Map(m)
 }

@@ -35,7 +35,6 @@ use super::auth::HttpUser;
 use super::error;
 use crate::acl::user::KEY_ALL;
 use crate::acl::User;
-use crate::cmd::limiter::field;
 use crate::cmd::{flags, permissions, policy, CommandSpec, Shared};
 use crate::engine::{Call, CheckKind, CheckOutcome};
 use crate::error::CommandError;
@@ -350,7 +349,8 @@ async fn run_check(
     Ok(outcome)
 }
 
-/// Adds the `RateLimit`, `RateLimit-Policy` and `Retry-After` fields that are set.
+/// Adds the `RateLimit`, `RateLimit-Policy`, `Retry-After` and `X-RateLimit-*` fields that
+/// are set.
 fn add_headers(response: &mut Response, h: &Headers) {
     let fields = response.headers_mut();
     let mut put = |name: &'static str, value: Option<HeaderValue>| {
@@ -362,21 +362,20 @@ fn add_headers(response: &mut Response, h: &Headers) {
     put("ratelimit", text(&h.ratelimit));
     put("ratelimit-policy", text(&h.policy));
     put("retry-after", h.retry_after.map(HeaderValue::from));
+    if let Some(l) = h.legacy {
+        put("x-ratelimit-limit", Some(HeaderValue::from(l.limit)));
+        put(
+            "x-ratelimit-remaining",
+            Some(HeaderValue::from(l.remaining)),
+        );
+        put("x-ratelimit-reset", Some(HeaderValue::from(l.reset)));
+    }
 }
 
-/// A check's answer: `status`, the rate-limit headers and the reply as JSON, with `warning`
-/// (any rule past its warning threshold) after `warnings`.
+/// A check's answer: `status`, the rate-limit headers and the reply as JSON.
 fn check_reply(o: CheckOutcome, status: StatusCode) -> Response {
-    let warning = !o.warnings.is_empty() || o.rules.iter().any(|r| r.warned);
     let headers = o.headers.clone();
-    let mut frame = policy::check_frame(o);
-    if let Frame::Map(pairs) = &mut frame {
-        let at = pairs
-            .iter()
-            .position(|(k, _)| *k == field("warnings"))
-            .map_or(pairs.len(), |i| i + 1);
-        pairs.insert(at, (field("warning"), Frame::Boolean(warning)));
-    }
+    let frame = policy::check_frame(o);
     let mut response = json_reply(status, &frame);
     add_headers(&mut response, &headers);
     response
@@ -662,6 +661,7 @@ async fn run_settle(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cmd::limiter::field;
 
     #[test]
     fn replies_are_written_as_json_objects() {

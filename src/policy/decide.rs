@@ -20,7 +20,7 @@
 use crate::clock::Nanos;
 use crate::limiter::cost::{self, Amount, CostState};
 use crate::limiter::decision::Decision;
-use crate::limiter::gcra::GcraState;
+use crate::limiter::gcra::{self, GcraState};
 use crate::limiter::lease::{self, Lease, LeaseId, LeaseParams, LeaseState};
 use crate::limiter::quota::{self, QuotaState};
 use crate::limiter::rate;
@@ -103,6 +103,8 @@ pub struct RuleResult {
     pub write: Option<StateWrite>,
     /// Whether the rule passed its warning threshold.
     pub warned: bool,
+    /// Units admitted past the rule's limit by its grace (0 within the limit).
+    pub overage: u64,
 }
 
 /// The decision for the whole request.
@@ -184,11 +186,24 @@ macro_rules! state_as {
     };
 }
 
-/// How a state write expires, per family.
-pub fn put_gcra(s: GcraState) -> StateWrite {
+/// How a state write expires, per family. A GCRA state records the emission interval it
+/// was scheduled under, so that a later plan change re-reads its debt ([`gcra_state`]).
+pub fn put_gcra(params: &rate::RateParams, mut s: GcraState) -> StateWrite {
+    s.emission = params.gcra().emission();
     // A TAT of u64::MAX (a saturated schedule) is kept forever rather than expired at once.
     let at = Some(s.tat).filter(|t| *t != Nanos::MAX);
     StateWrite::Put(RuleState::Gcra(s), at)
+}
+
+/// A RATE rule's stored state as the rule now reads it: the units counted under the interval
+/// it was written with, spaced by the rule's current interval (the used count carries over a
+/// plan change; see docs/policies.md, "Changing a plan keeps what was counted").
+fn gcra_state(
+    params: &rate::RateParams,
+    state: Option<&RuleState>,
+    now: Nanos,
+) -> Option<GcraState> {
+    state_as!(state, Gcra).map(|s| gcra::rescale(s, now, params.gcra().emission()))
 }
 
 fn put_cost(params: &cost::CostParams, s: CostState) -> StateWrite {
@@ -228,8 +243,8 @@ fn take(
     let u = u64::try_from(units).unwrap_or(0);
     match limit {
         Limit::Rate { params, .. } => {
-            let (d, s) = rate::take(params, state_as!(state, Gcra), now, u);
-            (d, s.map(put_gcra))
+            let (d, s) = rate::take(params, gcra_state(params, state, now), now, u);
+            (d, s.map(|s| put_gcra(params, s)))
         }
         Limit::Window { params, .. } => {
             let (d, s) = window::take(params, state_as!(state, Window), now, u);
@@ -316,6 +331,28 @@ pub fn decide(
         let (mut decision, mut write) =
             take(&a.rule.limit, state, now, units, (lease_id, lease_ttl));
         let mut charged = units;
+        let mut overage = 0;
+        if !decision.allowed {
+            if let Some(g) = &a.rule.graced {
+                // The grace admits past the limit, up to the graced limit, on the rule's own
+                // state: the overage is what this leaves used beyond the limit.
+                let (gd, gw) = take(g, state, now, units, (lease_id, lease_ttl));
+                if gd.allowed {
+                    overage = gd
+                        .limit
+                        .saturating_sub(gd.remaining)
+                        .saturating_sub(decision.limit);
+                    decision = Decision {
+                        allowed: true,
+                        limit: decision.limit,
+                        remaining: 0,
+                        retry_after: None,
+                        reset_after: gd.reset_after,
+                    };
+                    write = gw;
+                }
+            }
+        }
         let outcome = if decision.allowed {
             Outcome::Pass
         } else {
@@ -372,6 +409,7 @@ pub fn decide(
             },
             write,
             warned: false,
+            overage: if status { 0 } else { overage },
         });
     }
     if !out.allowed {
@@ -387,6 +425,7 @@ pub fn decide(
             }
             r.write = None;
             r.charged = 0;
+            r.overage = 0;
         }
     }
     for (a, r) in rules.iter().zip(&mut out.rules) {
@@ -444,8 +483,8 @@ pub fn adjust(
         }
         _ if delta == 0 => None,
         Limit::Rate { params, .. } => {
-            match rate::adjust(params, state_as!(state, Gcra), now, delta) {
-                Some(s) => Some(put_gcra(s)),
+            match rate::adjust(params, gcra_state(params, state, now), now, delta) {
+                Some(s) => Some(put_gcra(params, s)),
                 None => gone(),
             }
         }

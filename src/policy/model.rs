@@ -8,7 +8,8 @@
 //!
 //! # Grammar
 //! ```text
-//! body    := [WARN fraction] [DRYRUN] rule* (SCOPE name [REPLACE] rule*)*
+//! body    := [WARN fraction] [MESSAGE text] [LINK url] [GRACE fraction] [DRYRUN]
+//!            rule* (SCOPE name [REPLACE] rule*)*
 //! rule    := family [option ...]
 //! family  := RATE n/duration [BURST n]                       requests, GCRA
 //!          | WINDOW n/duration                               requests, sliding window
@@ -18,6 +19,7 @@
 //!          | COST amount/duration                            decimal budget per rolling window
 //!          | LEASE n [TTL duration]                          concurrency (default TTL 1m)
 //! option  := NAME name | ACTION block|slowdown|log | MAXDELAY duration | WARN fraction
+//!          | MESSAGE text | LINK url | GRACE fraction         (GRACE: QUOTA, COST, TOKENS)
 //! fraction:= 0.8 | 80%                                       in (0, 1]
 //! ```
 //! `TOKENS n/1m` (a duration) is `TOKENS RATE`, `TOKENS n/day` (a calendar period) is
@@ -45,6 +47,7 @@ use crate::limiter::quota::{
 use crate::limiter::rate::RateParams;
 use crate::limiter::units::{self, Rate};
 use crate::limiter::window::WindowParams;
+use crate::policy::notice;
 
 /// Longest policy or rule name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -319,6 +322,15 @@ pub struct Rule {
     pub max_delay: Option<Nanos>,
     /// Warning threshold (else the policy's).
     pub warn: Option<Fraction>,
+    /// `MESSAGE` shown with a warning or refusal by this rule (else the policy's).
+    pub message: Option<String>,
+    /// `LINK` shown with a warning or refusal by this rule (else the policy's).
+    pub link: Option<String>,
+    /// `GRACE` of this rule (else the policy's, for a rule it applies to).
+    pub grace: Option<Fraction>,
+    /// The limiter raised by the grace in force (the rule's or the policy's), set by
+    /// [`Body::resolve_grace`]; `None` without a grace.
+    pub graced: Option<Arc<Limit>>,
     /// Outcome counters.
     pub counters: Arc<RuleCounters>,
 }
@@ -339,6 +351,12 @@ pub struct Scope {
 pub struct Body {
     /// Default warning threshold for every rule.
     pub warn: Option<Fraction>,
+    /// Default `MESSAGE` of warnings and refusals.
+    pub message: Option<String>,
+    /// Default `LINK` of warnings and refusals.
+    pub link: Option<String>,
+    /// Default `GRACE` of every QUOTA, COST and TOKENS rule.
+    pub grace: Option<Fraction>,
     /// Decide and report, never charge.
     pub dryrun: bool,
     /// Rules for every check.
@@ -433,12 +451,44 @@ impl Body {
                 .filter(|o| !self.scopes.iter().any(|s| s.name == o.name))
                 .cloned(),
         );
-        Body {
+        let mut body = Body {
             warn: over.warn.or(self.warn),
+            message: over.message.clone().or_else(|| self.message.clone()),
+            link: over.link.clone().or_else(|| self.link.clone()),
+            grace: over.grace.or(self.grace),
             dryrun: self.dryrun || over.dryrun,
             rules: merge_rules(&self.rules, &over.rules),
             scopes,
+        };
+        if over.grace.is_some() {
+            // Validated when `over` was parsed against its own rules; a plan's rule it
+            // cannot raise keeps no grace rather than failing the check.
+            let _ = body.resolve_grace();
         }
+        body
+    }
+
+    /// Computes every rule's graced limiter from its own `GRACE` or the body's (for the rules
+    /// a grace applies to). Errors: a grace that cannot raise a rule's limit.
+    pub fn resolve_grace(&mut self) -> Result<(), PolicyError> {
+        let default = self.grace;
+        let sections =
+            std::iter::once(&mut self.rules).chain(self.scopes.iter_mut().map(|s| &mut s.rules));
+        for rules in sections {
+            for r in rules.iter_mut() {
+                let g = r
+                    .grace
+                    .or(default.filter(|_| notice::grace_applies(r.measure, &r.limit)));
+                r.graced = match g {
+                    Some(g) => Some(Arc::new(
+                        notice::graced_limit(&r.limit, g)
+                            .map_err(|e| PolicyError(format!("rule '{}': {e}", r.name)))?,
+                    )),
+                    None => None,
+                };
+            }
+        }
+        Ok(())
     }
 
     /// Number of rules over all sections.
@@ -451,6 +501,11 @@ impl Body {
         let mut w = Vec::new();
         if let Some(f) = self.warn {
             w.extend(["WARN".to_owned(), f.to_string()]);
+        }
+        push_opt(&mut w, "MESSAGE", &self.message);
+        push_opt(&mut w, "LINK", &self.link);
+        if let Some(g) = self.grace {
+            w.extend(["GRACE".to_owned(), g.to_string()]);
         }
         if self.dryrun {
             w.push("DRYRUN".to_owned());
@@ -552,6 +607,11 @@ impl Rule {
         }
         if let Some(f) = self.warn {
             w.extend(["WARN".to_owned(), f.to_string()]);
+        }
+        push_opt(w, "MESSAGE", &self.message);
+        push_opt(w, "LINK", &self.link);
+        if let Some(g) = self.grace {
+            w.extend(["GRACE".to_owned(), g.to_string()]);
         }
     }
 }
@@ -689,6 +749,9 @@ struct RuleOptions<'a> {
     action: Option<&'a Bytes>,
     max_delay: Option<&'a Bytes>,
     warn: Option<&'a Bytes>,
+    message: Option<&'a Bytes>,
+    link: Option<&'a Bytes>,
+    grace: Option<&'a Bytes>,
 }
 
 /// The kind of limiter a family keyword (plus `TOKENS` sub-keyword) names.
@@ -778,6 +841,12 @@ fn parse_rule(w: &mut Words<'_>) -> Result<Rule, PolicyError> {
             &mut o.max_delay
         } else if is(opt, "WARN") {
             &mut o.warn
+        } else if is(opt, "MESSAGE") {
+            &mut o.message
+        } else if is(opt, "LINK") {
+            &mut o.link
+        } else if is(opt, "GRACE") {
+            &mut o.grace
         } else {
             break;
         };
@@ -945,6 +1014,12 @@ fn build_rule(
         ));
     }
     let warn = o.warn.map(|f| Fraction::parse(&text(f))).transpose()?;
+    let grace = o.grace.map(|f| Fraction::parse(&text(f))).transpose()?;
+    if grace.is_some() && !notice::grace_applies(measure, &limit) {
+        return Err(PolicyError::new(
+            "GRACE applies to QUOTA, COST and TOKENS rules only",
+        ));
+    }
     Ok(Rule {
         name,
         named,
@@ -953,6 +1028,10 @@ fn build_rule(
         action,
         max_delay,
         warn,
+        message: o.message.map(|m| notice::check_message(m)).transpose()?,
+        link: o.link.map(|l| notice::check_link(l)).transpose()?,
+        grace,
+        graced: None,
         counters: Arc::default(),
     })
 }
@@ -969,6 +1048,15 @@ pub fn parse_body(w: &mut Words<'_>, stop: &dyn Fn(&[u8]) -> bool) -> Result<Bod
         } else if is(word, "DRYRUN") && !body.dryrun {
             w.next_word();
             body.dryrun = true;
+        } else if is(word, "MESSAGE") && body.message.is_none() {
+            w.next_word();
+            body.message = Some(notice::check_message(w.value("MESSAGE")?)?);
+        } else if is(word, "LINK") && body.link.is_none() {
+            w.next_word();
+            body.link = Some(notice::check_link(w.value("LINK")?)?);
+        } else if is(word, "GRACE") && body.grace.is_none() {
+            w.next_word();
+            body.grace = Some(Fraction::parse(&text(w.value("GRACE")?))?);
         } else {
             break;
         }
@@ -1027,6 +1115,7 @@ pub fn parse_body(w: &mut Words<'_>, stop: &dyn Fn(&[u8]) -> bool) -> Result<Bod
             )));
         }
     }
+    body.resolve_grace()?;
     Ok(body)
 }
 
@@ -1145,8 +1234,12 @@ impl Override {
             seen_body = true;
             o.body = parse_body(&mut w, &is_opt)?;
         }
-        if o.policy.is_none() && o.body.rule_count() == 0 && o.body.warn.is_none() && !o.body.dryrun
-        {
+        let options = o.body.warn.is_some()
+            || o.body.dryrun
+            || o.body.message.is_some()
+            || o.body.link.is_some()
+            || o.body.grace.is_some();
+        if o.policy.is_none() && o.body.rule_count() == 0 && !options {
             return Err(PolicyError::new(
                 "an override needs POLICY name or at least one rule",
             ));
@@ -1266,6 +1359,13 @@ pub fn join_words(words: &[String]) -> String {
         out.push('"');
     }
     out
+}
+
+/// The key marking that one rule's warning event fired for one identity in the current
+/// period (see [`crate::policy::notice`]): the rule's [`state_key`] with the rule name
+/// `rule#warned` (`#` never occurs in a rule name, so it collides with no rule's state).
+pub fn warn_key(policy: &str, scope: Option<&str>, rule: &str, identity: &[u8]) -> Bytes {
+    state_key(policy, scope, &format!("{rule}#warned"), identity)
 }
 
 /// The keyspace key holding one rule's state for one identity:
