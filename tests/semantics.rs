@@ -491,3 +491,134 @@ async fn grace_admits_past_the_limit_as_overage_and_never_further() {
     assert_eq!((admitted, overage), (110, 10));
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_breaker_rule_refuses_while_its_breaker_is_open_and_admits_half_open_probes() {
+    let server = TestServer::start().await;
+    let mut con = server.redis(true).await;
+    ok(query(
+        &mut con,
+        &[
+            "POLICY.SET",
+            "up",
+            "RATE",
+            "100/1m",
+            "BREAKER",
+            "payments",
+            "THRESHOLD",
+            "2",
+            "COOLDOWN",
+            "30s",
+        ],
+    )
+    .await);
+    let V::Map(p) = query(&mut con, &["POLICY.GET", "up"]).await else {
+        panic!("a map")
+    };
+    let def = p
+        .iter()
+        .find(|(k, _)| matches!(k, V::BulkString(b) if b == b"definition"))
+        .map(|(_, v)| format!("{v:?}"))
+        .unwrap();
+    assert!(
+        def.contains("BREAKER payments THRESHOLD 2 WINDOW 1m COOLDOWN 30s PROBES 1"),
+        "{def}"
+    );
+    let r = check(&mut con, &["LIMIT.CHECK", "up", "u1"]).await;
+    assert!(flag(&r, "allowed"));
+    assert_eq!(
+        int(&rules(&r)[1], "charged"),
+        0,
+        "a breaker charges nothing"
+    );
+    let report = [
+        "BREAKER.REPORT",
+        "payments",
+        "FAILURE",
+        "THRESHOLD",
+        "2",
+        "COOLDOWN",
+        "30s",
+    ];
+    query(&mut con, &report).await;
+    query(&mut con, &report).await;
+    let r = check(&mut con, &["LIMIT.CHECK", "up", "u1"]).await;
+    assert!(!flag(&r, "allowed"), "the breaker is open");
+    assert_eq!(text(&r, "denied_by").as_deref(), Some("breaker:payments"));
+    assert_eq!(int(&r, "retry_after_ms"), 30_000);
+    assert_eq!(
+        int(&rules(&r)[0], "remaining"),
+        99,
+        "the refused check charged no rule"
+    );
+    // Half-open after the cooldown: one probe is admitted, the next check is refused.
+    server.clock.advance(Duration::from_secs(30));
+    assert!(flag(
+        &check(&mut con, &["LIMIT.CHECK", "up", "u2"]).await,
+        "allowed"
+    ));
+    let r = check(&mut con, &["LIMIT.CHECK", "up", "u3"]).await;
+    assert_eq!(text(&r, "denied_by").as_deref(), Some("breaker:payments"));
+    let ok_report = [
+        "BREAKER.REPORT",
+        "payments",
+        "SUCCESS",
+        "THRESHOLD",
+        "2",
+        "COOLDOWN",
+        "30s",
+    ];
+    query(&mut con, &ok_report).await;
+    assert!(
+        flag(
+            &check(&mut con, &["LIMIT.CHECK", "up", "u3"]).await,
+            "allowed"
+        ),
+        "closed again"
+    );
+    // LIMIT.RESET deletes the identity's usage, never the shared breaker.
+    query(
+        &mut con,
+        &[
+            "BREAKER.TRIP",
+            "payments",
+            "THRESHOLD",
+            "2",
+            "COOLDOWN",
+            "30s",
+        ],
+    )
+    .await;
+    assert_eq!(
+        query(&mut con, &["LIMIT.RESET", "u3"]).await,
+        V::Int(1),
+        "u3's rate only"
+    );
+    let r = check(&mut con, &["LIMIT.CHECK", "up", "u3"]).await;
+    assert_eq!(text(&r, "denied_by").as_deref(), Some("breaker:payments"));
+    let e = query_err(&mut con, &["POLICY.SET", "x", "BREAKER", "a:b"]).await;
+    assert!(
+        e.to_string().contains("give this BREAKER rule a NAME"),
+        "{e}"
+    );
+    let e = query_err(
+        &mut con,
+        &[
+            "POLICY.SET",
+            "x",
+            "BREAKER",
+            "p",
+            "THRESHOLD",
+            "1",
+            "RATIO",
+            "50",
+        ],
+    )
+    .await;
+    assert!(
+        e.to_string()
+            .contains("THRESHOLD and RATIO exclude each other"),
+        "{e}"
+    );
+    server.stop().await.unwrap();
+}

@@ -27,7 +27,7 @@ use crate::policy::access::Entry as AccessEntry;
 use crate::policy::decide::{self, Demand, Mode, Outcome, RuleResult, RuleState};
 use crate::policy::events::Event;
 use crate::policy::headers::{headers, Headers};
-use crate::policy::model::{warn_key, Action, Applied, Measure};
+use crate::policy::model::{warn_key, Action, Applied, Limit, Measure};
 use crate::policy::notice;
 use crate::policy::registry::{Gate, PendingReservation, Resolved};
 use crate::policy::reserve::{reservation_key, Charge, Reservation};
@@ -345,7 +345,7 @@ impl Call<'_, '_> {
         let charge = kind != CheckKind::Status && !dryrun;
         let has_lease = rules
             .iter()
-            .any(|x| matches!(x.rule.limit, crate::policy::model::Limit::Lease { .. }));
+            .any(|x| matches!(x.rule.limit, Limit::Lease { .. }));
         let next_id = || engine.next_lease_id.fetch_add(1, Ordering::Relaxed);
         // A dry run acquires nothing, so it peeks with an id no lease has.
         let lease_id = LeaseId(if has_lease && charge {
@@ -478,7 +478,10 @@ impl Call<'_, '_> {
             .filter(|(_, r)| r.warned)
             .map(|(x, _)| scoped_name(x))
             .collect();
-        let denied_by = verdict.denied_by.map(|i| scoped_name(&rules[i]));
+        let denied_by = verdict.denied_by.map(|i| match &rules[i].rule.limit {
+            Limit::Breaker(b) => format!("breaker:{}", String::from_utf8_lossy(&b.key)),
+            _ => scoped_name(&rules[i]),
+        });
         // The rule whose words the reply shows: the blocking one, else the first warned one.
         let speaker = verdict
             .denied_by

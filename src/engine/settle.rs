@@ -310,7 +310,13 @@ impl Call<'_, '_> {
         let mut keys = Vec::new();
         for name in names {
             let r = t.rules_for(&name, identity, now)?;
-            keys.extend(keys_of(&r.key_policy.name, r.body.all(), identity));
+            // A BREAKER rule's key is the shared breaker, not this identity's usage.
+            let own = r
+                .body
+                .all()
+                .into_iter()
+                .filter(|x| !matches!(x.rule.limit, crate::policy::model::Limit::Breaker(_)));
+            keys.extend(keys_of(&r.key_policy.name, own, identity));
         }
         keys.sort();
         keys.dedup();

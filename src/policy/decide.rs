@@ -18,6 +18,7 @@
 //!   reaches `warn · limit`.
 
 use crate::clock::Nanos;
+use crate::limiter::breaker::{self, BreakerState};
 use crate::limiter::cost::{self, Amount, CostState};
 use crate::limiter::decision::Decision;
 use crate::limiter::gcra::{self, GcraState};
@@ -40,6 +41,8 @@ pub enum RuleState {
     Cost(CostState),
     /// LEASE.
     Lease(LeaseState),
+    /// BREAKER (the breaker's own key).
+    Breaker(BreakerState),
 }
 
 /// What to do to a rule's key.
@@ -280,6 +283,15 @@ fn take(
             let (o, s) = lease::acquire(&p, current.as_ref(), now, id);
             (o.decision, s.map(put_lease))
         }
+        Limit::Breaker(b) => {
+            // As BREAKER.ALLOW: only a half-open probe writes.
+            let (o, s) = breaker::allow(&b.params, state_as!(state, Breaker), now);
+            let w = s.map(|s| {
+                let at = Some(breaker::expires_at(&b.params, &s)).filter(|t| *t != Nanos::MAX);
+                StateWrite::Put(RuleState::Breaker(s), at)
+            });
+            (o.decision, w)
+        }
     }
 }
 
@@ -330,7 +342,12 @@ pub fn decide(
         let units = units(a.rule.measure, demand);
         let (mut decision, mut write) =
             take(&a.rule.limit, state, now, units, (lease_id, lease_ttl));
-        let mut charged = units;
+        // A breaker counts nothing: passing it is not a charge.
+        let mut charged = if matches!(a.rule.limit, Limit::Breaker(_)) {
+            0
+        } else {
+            units
+        };
         let mut overage = 0;
         if !decision.allowed {
             if let Some(g) = &a.rule.graced {
@@ -430,11 +447,12 @@ pub fn decide(
     }
     for (a, r) in rules.iter().zip(&mut out.rules) {
         let d = &r.decision;
-        r.warned = a
-            .rule
-            .warn
-            .or(warn)
-            .is_some_and(|f| f.reached(d.limit.saturating_sub(d.remaining), d.limit));
+        // A breaker's probes are no budget to warn about.
+        r.warned = !matches!(a.rule.limit, Limit::Breaker(_))
+            && a.rule
+                .warn
+                .or(warn)
+                .is_some_and(|f| f.reached(d.limit.saturating_sub(d.remaining), d.limit));
     }
     if out.allowed && !status {
         let granted = rules
@@ -481,6 +499,7 @@ pub fn adjust(
             let (_, s) = lease::release(current.as_ref(), now, id);
             s.map(put_lease)
         }
+        Limit::Breaker(_) => None,
         _ if delta == 0 => None,
         Limit::Rate { params, .. } => {
             match rate::adjust(params, gcra_state(params, state, now), now, delta) {

@@ -12,7 +12,8 @@
 //! counts 30 days), `qu` the quota unit when it is not requests (`"concurrent-requests"` for a
 //! LEASE rule, `"tokens"` for a TOKENS rule, which the draft's registry does not list and
 //! clients ignore); `r` is what remains and `t` the seconds until the rule is fresh again,
-//! rounded up. COST rules are left out: their decimal budgets are not integer quotas. Pure.
+//! rounded up. COST rules are left out: their decimal budgets are not integer quotas; so are BREAKER rules,
+//! which are no quota. Pure.
 
 use crate::clock::Nanos;
 use crate::policy::decide::Verdict;
@@ -67,7 +68,7 @@ pub fn headers(rules: &[Applied<'_>], verdict: &Verdict) -> Headers {
     let mut pol = String::new();
     let mut tightest: Option<usize> = None;
     for (i, (a, r)) in rules.iter().zip(&verdict.rules).enumerate() {
-        if matches!(a.rule.limit, Limit::Cost { .. }) {
+        if matches!(a.rule.limit, Limit::Cost { .. } | Limit::Breaker(_)) {
             continue;
         }
         let better = match tightest {

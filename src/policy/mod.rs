@@ -11,6 +11,7 @@
 //! - [`headers`]: the IETF RateLimit / RateLimit-Policy / Retry-After field values.
 //! - [`events`]: event payloads and their one delivery point.
 //! - [`suspend`]: suspensions of an identity (refused with a reason until lifted).
+//! - [`upstream`]: BREAKER rules (a circuit breaker in the atomic check).
 //! - [`notice`]: warning messages and links, once-per-period warnings, grace.
 //!
 //! Everything but [`events`] is pure (no store, no clock, no I/O); the command layer
@@ -26,5 +27,6 @@ pub mod notice;
 pub mod registry;
 pub mod reserve;
 pub mod suspend;
+pub mod upstream;
 
 pub use registry::Registry;

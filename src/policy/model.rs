@@ -18,6 +18,8 @@
 //!          | COST amount/period [TZ zone] [ANCHOR a]         decimal budget per calendar period
 //!          | COST amount/duration                            decimal budget per rolling window
 //!          | LEASE n [TTL duration]                          concurrency (default TTL 1m)
+//!          | BREAKER key [THRESHOLD n|RATIO p [MINCALLS n]] [WINDOW d] [COOLDOWN d] [PROBES n]
+//!                                                            refused while the breaker is open
 //! option  := NAME name | ACTION block|slowdown|log | MAXDELAY duration | WARN fraction
 //!          | MESSAGE text | LINK url | GRACE fraction         (GRACE: QUOTA, COST, TOKENS)
 //! fraction:= 0.8 | 80%                                       in (0, 1]
@@ -48,6 +50,7 @@ use crate::limiter::rate::RateParams;
 use crate::limiter::units::{self, Rate};
 use crate::limiter::window::WindowParams;
 use crate::policy::notice;
+use crate::policy::upstream::{self, BreakerOptions, BreakerRule};
 
 /// Longest policy or rule name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -238,6 +241,8 @@ pub enum Limit {
         /// The checked parameters.
         params: LeaseParams,
     },
+    /// A circuit breaker (`BREAKER`): refuses while the breaker at its key is open.
+    Breaker(BreakerRule),
 }
 
 impl Limit {
@@ -249,6 +254,7 @@ impl Limit {
             Limit::Quota { .. } => "quota",
             Limit::Cost { .. } => "cost",
             Limit::Lease { .. } => "lease",
+            Limit::Breaker(_) => "breaker",
         }
     }
 
@@ -265,6 +271,7 @@ impl Limit {
                 CostSpec::Rolling(w) => w.0.div_ceil(Nanos::PER_SEC),
             },
             Limit::Lease { ttl, .. } => ttl.0.div_ceil(Nanos::PER_SEC),
+            Limit::Breaker(b) => b.cooldown.0.div_ceil(Nanos::PER_SEC),
         }
     }
 
@@ -275,6 +282,7 @@ impl Limit {
             Limit::Quota { count, .. } => *count,
             Limit::Cost { cap, .. } => cap.0.unsigned_abs(),
             Limit::Lease { limit, .. } => *limit,
+            Limit::Breaker(b) => b.probes,
         }
     }
 }
@@ -595,6 +603,7 @@ impl Rule {
                     w.extend(["TTL".to_owned(), fmt_duration(*ttl)]);
                 }
             }
+            Limit::Breaker(b) => b.write_words(w, fmt_duration),
         }
         if self.named {
             w.extend(["NAME".to_owned(), self.name.clone()]);
@@ -720,9 +729,11 @@ fn is(w: &[u8], kw: &str) -> bool {
 
 /// Whether `w` starts a rule.
 fn is_family(w: &[u8]) -> bool {
-    ["RATE", "WINDOW", "QUOTA", "TOKENS", "COST", "LEASE"]
-        .iter()
-        .any(|k| is(w, k))
+    [
+        "RATE", "WINDOW", "QUOTA", "TOKENS", "COST", "LEASE", "BREAKER",
+    ]
+    .iter()
+    .any(|k| is(w, k))
 }
 
 fn unit_err(what: &str, arg: &[u8], e: impl std::fmt::Display) -> PolicyError {
@@ -752,6 +763,7 @@ struct RuleOptions<'a> {
     message: Option<&'a Bytes>,
     link: Option<&'a Bytes>,
     grace: Option<&'a Bytes>,
+    breaker: BreakerOptions<'a>,
 }
 
 /// The kind of limiter a family keyword (plus `TOKENS` sub-keyword) names.
@@ -762,6 +774,7 @@ enum Kind {
     Quota,
     Cost,
     Lease,
+    Breaker,
 }
 
 impl Kind {
@@ -773,6 +786,7 @@ impl Kind {
             Kind::Quota => &["TZ", "ANCHOR", "CARRY"],
             Kind::Cost => &["TZ", "ANCHOR"],
             Kind::Lease => &["TTL"],
+            Kind::Breaker => &upstream::OPTIONS,
         };
         allowed.iter().any(|k| is(opt, k))
     }
@@ -818,6 +832,8 @@ fn parse_rule(w: &mut Words<'_>) -> Result<Rule, PolicyError> {
             (Kind::Quota, Measure::Requests, "QUOTA")
         } else if is(family, "COST") {
             (Kind::Cost, Measure::Cost, "COST")
+        } else if is(family, "BREAKER") {
+            (Kind::Breaker, Measure::Requests, "BREAKER")
         } else {
             (Kind::Lease, Measure::Concurrency, "LEASE")
         };
@@ -825,8 +841,13 @@ fn parse_rule(w: &mut Words<'_>) -> Result<Rule, PolicyError> {
     };
     let mut o = RuleOptions::default();
     while let Some(opt) = w.peek() {
-        let slot = if kind.accepts(opt) {
-            match opt.to_ascii_uppercase().as_slice() {
+        let upper = opt.to_ascii_uppercase();
+        let slot = if kind == Kind::Breaker && kind.accepts(opt) {
+            o.breaker
+                .slot(&upper)
+                .expect("invariant: accepts() lists exactly the breaker slots")
+        } else if kind.accepts(opt) {
+            match upper.as_slice() {
                 b"BURST" => &mut o.burst,
                 b"TZ" => &mut o.tz,
                 b"ANCHOR" => &mut o.anchor,
@@ -990,7 +1011,17 @@ fn build_rule(
             let params = LeaseParams::new(limit, ttl).map_err(|e| unit_err("LEASE", spec, e))?;
             (Limit::Lease { limit, ttl, params }, "lease".to_owned())
         }
+        Kind::Breaker => {
+            let b = BreakerRule::new(spec, &o.breaker)?;
+            let name = b.derived_name().unwrap_or_default();
+            (Limit::Breaker(b), name)
+        }
     };
+    if derived.is_empty() && o.name.is_none() {
+        return Err(PolicyError::new(
+            "give this BREAKER rule a NAME (its key does not make a rule name)",
+        ));
+    }
     let (name, named) = match o.name {
         Some(n) => (check_name("rule name", n)?, true),
         None => (derived, false),
@@ -1090,7 +1121,7 @@ pub fn parse_body(w: &mut Words<'_>, stop: &dyn Fn(&[u8]) -> bool) -> Result<Bod
         }
         if !is_family(word) {
             return Err(PolicyError::new(format!(
-                "unexpected '{}' (a rule starts with RATE, WINDOW, QUOTA, TOKENS, COST or LEASE)",
+                "unexpected '{}' (a rule starts with RATE, WINDOW, QUOTA, TOKENS, COST, LEASE or BREAKER)",
                 text(word)
             )));
         }
@@ -1481,12 +1512,12 @@ mod tests {
         // (label, definition, error)
         let cases = [
             ("empty", "", "a policy needs at least one rule"),
-            ("unknown word", "RATE 1/1s FOO", "unexpected 'FOO' (a rule starts with RATE, WINDOW, QUOTA, TOKENS, COST or LEASE)"),
+            ("unknown word", "RATE 1/1s FOO", "unexpected 'FOO' (a rule starts with RATE, WINDOW, QUOTA, TOKENS, COST, LEASE or BREAKER)"),
             ("bad rate", "RATE 10/1x", "rule 1 (RATE): invalid rate '10/1x': unknown duration unit 'x' (use ms, s, m, h or d)"),
             ("missing value", "QUOTA", "rule 1 (QUOTA): QUOTA needs a value"),
             ("bad period", "QUOTA 5/fortnight", "rule 1 (QUOTA): invalid quota '5/fortnight': unknown period 'fortnight' (use minute, hour, day, week or month)"),
             ("duplicate", "RATE 1/1m RATE 2/1m", "rule 2 (RATE): a rule named 'rate-1m' already exists in this section (give one a NAME)"),
-            ("option of another family", "WINDOW 5/1s BURST 3", "unexpected 'BURST' (a rule starts with RATE, WINDOW, QUOTA, TOKENS, COST or LEASE)"),
+            ("option of another family", "WINDOW 5/1s BURST 3", "unexpected 'BURST' (a rule starts with RATE, WINDOW, QUOTA, TOKENS, COST, LEASE or BREAKER)"),
             ("repeated option", "RATE 5/1s BURST 1 BURST 2", "rule 1 (RATE): BURST given twice"),
             ("bad action", "RATE 5/1s ACTION maybe", "rule 1 (RATE): invalid ACTION 'maybe': use block, slowdown or log"),
             ("maxdelay without slowdown", "RATE 5/1s MAXDELAY 1s", "rule 1 (RATE): MAXDELAY needs ACTION slowdown"),

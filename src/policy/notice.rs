@@ -67,7 +67,7 @@ pub fn grace_applies(measure: Measure, limit: &Limit) -> bool {
     match limit {
         Limit::Quota { .. } | Limit::Cost { .. } => true,
         Limit::Rate { .. } | Limit::Window { .. } => measure == Measure::Tokens,
-        Limit::Lease { .. } => false,
+        Limit::Lease { .. } | Limit::Breaker(_) => false,
     }
 }
 
@@ -123,7 +123,11 @@ pub fn graced_limit(limit: &Limit, g: Fraction) -> Result<Limit, PolicyError> {
                     .map_err(|e| bad(&e))?,
             }
         }
-        Limit::Lease { .. } => return Err(PolicyError("GRACE does not apply to LEASE".into())),
+        Limit::Lease { .. } | Limit::Breaker(_) => {
+            return Err(PolicyError(
+                "GRACE applies to QUOTA, COST and TOKENS rules only".into(),
+            ))
+        }
     })
 }
 
@@ -142,6 +146,7 @@ pub fn warn_period(limit: &Limit, decision: &Decision) -> Nanos {
             ..
         } => *w,
         Limit::Lease { ttl, .. } => *ttl,
+        Limit::Breaker(b) => b.cooldown,
     };
     d.max(Nanos::from_millis(1))
 }
