@@ -622,3 +622,140 @@ async fn a_breaker_rule_refuses_while_its_breaker_is_open_and_admits_half_open_p
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_pool_keeps_its_reserve_for_high_priority_under_32_concurrent_clients() {
+    let server = TestServer::start().await;
+    let mut con = server.redis(true).await;
+    ok(query(
+        &mut con,
+        &[
+            "POLICY.SET",
+            "pool",
+            "LEASE",
+            "10",
+            "TTL",
+            "1m",
+            "RESERVE",
+            "3",
+            "FOR",
+            "high",
+        ],
+    )
+    .await);
+    let V::Map(p) = query(&mut con, &["POLICY.GET", "pool"]).await else {
+        panic!("a map")
+    };
+    assert!(format!("{p:?}").contains("LEASE 10 RESERVE 3"), "{p:?}");
+    drop(con);
+    let admitted = |replies: Vec<V>| {
+        replies
+            .into_iter()
+            .filter(|v| flag(&fields(v.clone(), true), "allowed"))
+            .count()
+    };
+    let low = ["LIMIT.CHECK", "pool", "team", "PRIORITY", "low"];
+    let high = ["LIMIT.CHECK", "pool", "team", "PRIORITY", "high"];
+    assert_eq!(
+        admitted(race(&server, true, 32, &low).await),
+        7,
+        "low stops at the reserve"
+    );
+    assert_eq!(admitted(race(&server, true, 32, &low).await), 0);
+    assert_eq!(
+        admitted(race(&server, true, 32, &high).await),
+        3,
+        "high takes the reserve"
+    );
+    assert_eq!(
+        admitted(race(&server, true, 32, &high).await),
+        0,
+        "never more than 10"
+    );
+    // After the leases lapse: everyone at once, still at most 10 held and 7 low.
+    server.clock.advance(Duration::from_secs(60));
+    let l = race_mixed(&server, &low, &high).await;
+    assert!(l.0 <= 7 && l.0 + l.1 == 10, "low {} + high {}", l.0, l.1);
+
+    // LEASE.ACQUIRE speaks the same priorities.
+    let mut con = server.redis(true).await;
+    let acq = |p: &'static str| {
+        [
+            "LEASE.ACQUIRE",
+            "k",
+            "LIMIT",
+            "2",
+            "TTL",
+            "2s",
+            "RESERVE",
+            "1",
+            "PRIORITY",
+            p,
+        ]
+    };
+    let f = fields(query(&mut con, &acq("low")).await, true);
+    assert!(flag(&f, "allowed"));
+    let f = fields(query(&mut con, &acq("low")).await, true);
+    assert!(!flag(&f, "allowed"), "the last slot is kept for high");
+    assert_eq!(int(&f, "retry_after_ms"), 2_000);
+    let f = fields(query(&mut con, &acq("high")).await, true);
+    assert!(flag(&f, "allowed"));
+    let e = query_err(
+        &mut con,
+        &[
+            "LEASE.ACQUIRE",
+            "k",
+            "LIMIT",
+            "2",
+            "TTL",
+            "2s",
+            "RESERVE",
+            "2",
+        ],
+    )
+    .await;
+    assert!(
+        e.to_string()
+            .contains("reserve must be less than the limit"),
+        "{e}"
+    );
+    let e = query_err(
+        &mut con,
+        &["LIMIT.CHECK", "pool", "t", "PRIORITY", "urgent"],
+    )
+    .await;
+    assert!(e.to_string().contains("invalid PRIORITY 'urgent'"), "{e}");
+    server.stop().await.unwrap();
+}
+
+/// 16 clients sending `low` and 16 sending `high`, all released at the same moment: the
+/// number of each admitted.
+async fn race_mixed(server: &TestServer, low: &[&str], high: &[&str]) -> (usize, usize) {
+    use std::sync::Arc;
+    let start = Arc::new(tokio::sync::Barrier::new(32));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..32 {
+        let url = server.url(true);
+        let start = start.clone();
+        let args: Vec<String> = if i % 2 == 0 { low } else { high }
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        tasks.spawn(async move {
+            let mut con = common::redis_connect(&url).await;
+            start.wait().await;
+            let words: Vec<&str> = args.iter().map(String::as_str).collect();
+            let f = fields(query(&mut con, &words).await, true);
+            (i % 2 == 0, flag(&f, "allowed"))
+        });
+    }
+    let (mut l, mut h) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        match r.expect("task does not panic") {
+            (true, true) => l += 1,
+            (false, true) => h += 1,
+            _ => {}
+        }
+    }
+    (l, h)
+}

@@ -21,7 +21,7 @@ use crate::engine::check::{CheckKind, CheckOutcome, CheckRequest, RuleReport};
 use crate::engine::settle::{Actual, Settled};
 use crate::error::CommandError;
 use crate::limiter::cost::Amount;
-use crate::limiter::lease::LeaseId;
+use crate::limiter::lease::{LeaseId, Priority};
 use crate::limiter::units::MAX_DURATION;
 use crate::policy::decide::Outcome;
 use crate::policy::model::{check_scope, Limit, Measure, PolicyError};
@@ -33,7 +33,7 @@ pub use crate::engine::check::DEFAULT_RESERVATION_TTL;
 const DEFAULT_EVENTS: usize = 10;
 
 const CHECK_ARGS: &str = "policy:string identity:string [SCOPE scope:string] \
-                          [TOKENS tokens:integer] [COST cost:string] [IP ip:string]";
+                          [TOKENS tokens:integer] [COST cost:string] [IP ip:string] [PRIORITY priority:string]";
 
 /// `LIMIT.*` commands.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -46,7 +46,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         since: "0.1.0",
         complexity: "O(N) where N is the number of rules",
         args: "policy:string identity:string [SCOPE scope:string] [TOKENS tokens:integer] \
-               [COST cost:string] [IP ip:string] [DRYRUN]",
+               [COST cost:string] [IP ip:string] [PRIORITY priority:string] [DRYRUN]",
         handler: limit_check,
         ..BASE
     },
@@ -71,7 +71,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         since: "0.1.0",
         complexity: "O(N) where N is the number of rules",
         args: "policy:string identity:string [SCOPE scope:string] [TOKENS tokens:integer] \
-               [COST cost:string] [IP ip:string] [TTL ttl:string]",
+               [COST cost:string] [IP ip:string] [PRIORITY priority:string] [TTL ttl:string]",
         handler: limit_reserve,
         ..BASE
     },
@@ -208,7 +208,7 @@ pub(crate) fn parse_check(
         identity: req[2].clone(),
         ..CheckRequest::default()
     };
-    let (mut tokens, mut cost) = (false, false);
+    let (mut tokens, mut cost, mut priority) = (false, false, false);
     let mut opts = Args::new(req, 3);
     while let Some(opt) = opts.next() {
         if is(opt, "SCOPE") && a.scope.is_none() {
@@ -219,6 +219,15 @@ pub(crate) fn parse_check(
         } else if is(opt, "COST") && !cost {
             cost = true;
             a.demand.cost = cost_arg(opts.value()?)?;
+        } else if is(opt, "PRIORITY") && !priority {
+            priority = true;
+            let v = opts.value()?;
+            a.demand.priority = Priority::parse(v).ok_or_else(|| {
+                CommandError::other(format!(
+                    "invalid PRIORITY '{}': use high, normal or low",
+                    args::text(v)
+                ))
+            })?;
         } else if is(opt, "IP") && a.ip.is_none() {
             let v = opts.value()?;
             a.ip = Some(

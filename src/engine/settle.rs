@@ -181,6 +181,7 @@ impl Call<'_, '_> {
         let demand = actual.map(|a| Demand {
             tokens: a.tokens.unwrap_or(r.tokens),
             cost: a.cost.unwrap_or(r.cost),
+            priority: Default::default(),
         });
         let mut lock = keys.clone();
         lock.push(key.clone());

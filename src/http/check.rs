@@ -64,6 +64,7 @@ struct Input {
     tokens: Option<String>,
     cost: Option<String>,
     ip: Option<String>,
+    priority: Option<String>,
     dry_run: bool,
     ttl: Option<String>,
     reservation: Option<String>,
@@ -72,7 +73,9 @@ struct Input {
 }
 
 /// Fields of a check or status.
-const CHECK_FIELDS: &[&str] = &["policy", "identity", "scope", "tokens", "cost", "ip"];
+const CHECK_FIELDS: &[&str] = &[
+    "policy", "identity", "scope", "tokens", "cost", "ip", "priority",
+];
 
 fn bad_request(message: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, message)
@@ -88,6 +91,7 @@ impl Input {
             "tokens" => "tokens",
             "cost" => "cost",
             "ip" => "ip",
+            "priority" => "priority",
             "dry_run" | "dryrun" => "dry_run",
             "ttl" => "ttl",
             "reservation" => "reservation",
@@ -112,6 +116,7 @@ impl Input {
             "tokens" => self.tokens = Some(text),
             "cost" => self.cost = Some(text),
             "ip" => self.ip = Some(text),
+            "priority" => self.priority = Some(text),
             "ttl" => self.ttl = Some(text),
             _ => self.reservation = Some(text),
         }
@@ -279,6 +284,7 @@ fn check_args(
         ("TOKENS", input.tokens),
         ("COST", input.cost),
         ("IP", input.ip),
+        ("PRIORITY", input.priority),
         ("TTL", input.ttl),
     ];
     for (name, value) in options {

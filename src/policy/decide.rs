@@ -22,7 +22,7 @@ use crate::limiter::breaker::{self, BreakerState};
 use crate::limiter::cost::{self, Amount, CostState};
 use crate::limiter::decision::Decision;
 use crate::limiter::gcra::{self, GcraState};
-use crate::limiter::lease::{self, Lease, LeaseId, LeaseParams, LeaseState};
+use crate::limiter::lease::{self, Lease, LeaseId, LeaseParams, LeaseState, Priority};
 use crate::limiter::quota::{self, QuotaState};
 use crate::limiter::rate;
 use crate::limiter::window::{self, WindowState};
@@ -61,6 +61,9 @@ pub struct Demand {
     pub tokens: u64,
     /// The request's `COST`.
     pub cost: Amount,
+    /// The request's `PRIORITY` (a LEASE rule with a reserve admits lower priorities only
+    /// above it).
+    pub priority: Priority,
 }
 
 /// How the decision is made.
@@ -241,7 +244,7 @@ fn take(
     state: Option<&RuleState>,
     now: Nanos,
     units: i64,
-    lease: (LeaseId, Option<Nanos>),
+    lease: (LeaseId, Option<Nanos>, Priority),
 ) -> (Decision, Option<StateWrite>) {
     let u = u64::try_from(units).unwrap_or(0);
     match limit {
@@ -273,12 +276,19 @@ fn take(
             (o.decision, s.map(|s| put_cost(params, s)))
         }
         Limit::Lease { params, .. } => {
-            let (id, ttl) = lease;
+            let (id, ttl, priority) = lease;
             let p = match ttl {
-                // The reservation's TTL passed lease::check_ttl when it was parsed.
-                Some(t) => LeaseParams::new(params.limit(), t).unwrap_or(*params),
+                // The reservation's TTL passed lease::check_ttl when it was parsed; the
+                // reserve passed with_reserve with the same limit.
+                Some(t) => LeaseParams::new(params.limit(), t)
+                    .and_then(|x| {
+                        let (n, f) = params.reserve();
+                        x.with_reserve(n, f)
+                    })
+                    .unwrap_or(*params),
                 None => *params,
-            };
+            }
+            .at_priority(priority);
             let current = state_as!(state, Lease);
             let (o, s) = lease::acquire(&p, current.as_ref(), now, id);
             (o.decision, s.map(put_lease))
@@ -306,7 +316,7 @@ fn view(limit: &Limit, state: Option<&RuleState>, now: Nanos) -> Decision {
                 .map_or(Nanos::ZERO, |s| lease::expires_at(s).saturating_sub(now));
             Decision::allow(params.limit(), params.limit().saturating_sub(held), reset)
         }
-        _ => take(limit, state, now, 0, (PEEK_ID, None)).0,
+        _ => take(limit, state, now, 0, (PEEK_ID, None, Priority::Normal)).0,
     }
 }
 
@@ -340,8 +350,13 @@ pub fn decide(
     for (i, a) in rules.iter().enumerate() {
         let state = states.get(i).and_then(Option::as_ref);
         let units = units(a.rule.measure, demand);
-        let (mut decision, mut write) =
-            take(&a.rule.limit, state, now, units, (lease_id, lease_ttl));
+        let (mut decision, mut write) = take(
+            &a.rule.limit,
+            state,
+            now,
+            units,
+            (lease_id, lease_ttl, demand.priority),
+        );
         // A breaker counts nothing: passing it is not a charge.
         let mut charged = if matches!(a.rule.limit, Limit::Breaker(_)) {
             0
@@ -353,7 +368,7 @@ pub fn decide(
             if let Some(g) = &a.rule.graced {
                 // The grace admits past the limit, up to the graced limit, on the rule's own
                 // state: the overage is what this leaves used beyond the limit.
-                let (gd, gw) = take(g, state, now, units, (lease_id, lease_ttl));
+                let (gd, gw) = take(g, state, now, units, (lease_id, lease_ttl, demand.priority));
                 if gd.allowed {
                     overage = gd
                         .limit
@@ -382,7 +397,13 @@ pub fn decide(
                 (Action::Slowdown, Some(wait)) if a.rule.max_delay.is_none_or(|m| wait <= m) => {
                     // Charged as of the end of the wait, when the request will go ahead.
                     let at = now.saturating_add(wait);
-                    let (later, w) = take(&a.rule.limit, state, at, units, (lease_id, lease_ttl));
+                    let (later, w) = take(
+                        &a.rule.limit,
+                        state,
+                        at,
+                        units,
+                        (lease_id, lease_ttl, demand.priority),
+                    );
                     if later.allowed {
                         write = w;
                         decision.remaining = later.remaining;
@@ -664,6 +685,7 @@ mod tests {
         let d = Demand {
             tokens: 60,
             cost: Amount(950_000),
+            priority: Default::default(),
         };
         let v = check(&p, &mut st, d, T0);
         assert!(v.allowed);
@@ -683,6 +705,7 @@ mod tests {
             Demand {
                 tokens: 10,
                 cost: Amount(1),
+                priority: Default::default(),
             },
             T0,
         );
@@ -713,6 +736,7 @@ mod tests {
             Demand {
                 tokens: 80,
                 cost: Amount(800_000),
+                priority: Default::default(),
             },
             T0,
         );
@@ -753,7 +777,7 @@ mod tests {
             for (dt, tokens, micros) in steps {
                 now = now.saturating_add(ms(dt));
                 let before = st.clone();
-                let v = check(&p, &mut st, Demand { tokens, cost: Amount(micros) }, now);
+                let v = check(&p, &mut st, Demand { tokens, cost: Amount(micros), priority: Default::default() }, now);
                 if !v.allowed {
                     prop_assert_eq!(&st, &before);
                     prop_assert!(v.rules.iter().all(|r| r.write.is_none() && r.charged == 0));

@@ -161,6 +161,7 @@ mod tests {
         let d = Demand {
             tokens: 10,
             cost: crate::limiter::cost::Amount(1),
+            priority: Default::default(),
         };
         let v = decide(&rules, &states, &d, now, mode, None);
         let h = headers(&rules, &v);

@@ -17,7 +17,9 @@
 //!          | TOKENS [RATE|WINDOW|QUOTA] n/(duration|period) ... the same over the TOKENS count
 //!          | COST amount/period [TZ zone] [ANCHOR a]         decimal budget per calendar period
 //!          | COST amount/duration                            decimal budget per rolling window
-//!          | LEASE n [TTL duration]                          concurrency (default TTL 1m)
+//!          | LEASE n [TTL duration] [RESERVE n [FOR high|normal]]
+//!                                                            concurrency (default TTL 1m); the
+//!                                                            reserve is for that priority and up
 //!          | BREAKER key [THRESHOLD n|RATIO p [MINCALLS n]] [WINDOW d] [COOLDOWN d] [PROBES n]
 //!                                                            refused while the breaker is open
 //! option  := NAME name | ACTION block|slowdown|log | MAXDELAY duration | WARN fraction
@@ -42,7 +44,7 @@ use bytes::Bytes;
 
 use crate::clock::Nanos;
 use crate::limiter::cost::{Amount, CostParams, CostPeriod};
-use crate::limiter::lease::LeaseParams;
+use crate::limiter::lease::{LeaseParams, Priority};
 use crate::limiter::quota::{
     parse_anchor, parse_quota, parse_zone, Anchor, Calendar, PeriodUnit, QuotaParams,
 };
@@ -238,7 +240,7 @@ pub enum Limit {
         limit: u64,
         /// Lease lifetime.
         ttl: Nanos,
-        /// The checked parameters.
+        /// The checked parameters (with the reserve).
         params: LeaseParams,
     },
     /// A circuit breaker (`BREAKER`): refuses while the breaker at its key is open.
@@ -597,10 +599,19 @@ impl Rule {
                     CostSpec::Rolling(d) => w.push(format!("{cap}/{}", fmt_duration(*d))),
                 }
             }
-            Limit::Lease { limit, ttl, .. } => {
+            Limit::Lease {
+                limit, ttl, params, ..
+            } => {
                 w.extend(["LEASE".to_owned(), limit.to_string()]);
                 if *ttl != DEFAULT_LEASE_TTL {
                     w.extend(["TTL".to_owned(), fmt_duration(*ttl)]);
+                }
+                let (n, for_) = params.reserve();
+                if n > 0 {
+                    w.extend(["RESERVE".to_owned(), n.to_string()]);
+                    if for_ != Priority::High {
+                        w.extend(["FOR".to_owned(), for_.name().to_owned()]);
+                    }
                 }
             }
             Limit::Breaker(b) => b.write_words(w, fmt_duration),
@@ -764,6 +775,8 @@ struct RuleOptions<'a> {
     link: Option<&'a Bytes>,
     grace: Option<&'a Bytes>,
     breaker: BreakerOptions<'a>,
+    reserve: Option<&'a Bytes>,
+    reserve_for: Option<&'a Bytes>,
 }
 
 /// The kind of limiter a family keyword (plus `TOKENS` sub-keyword) names.
@@ -785,7 +798,7 @@ impl Kind {
             Kind::Window => &[],
             Kind::Quota => &["TZ", "ANCHOR", "CARRY"],
             Kind::Cost => &["TZ", "ANCHOR"],
-            Kind::Lease => &["TTL"],
+            Kind::Lease => &["TTL", "RESERVE"],
             Kind::Breaker => &upstream::OPTIONS,
         };
         allowed.iter().any(|k| is(opt, k))
@@ -852,6 +865,7 @@ fn parse_rule(w: &mut Words<'_>) -> Result<Rule, PolicyError> {
                 b"TZ" => &mut o.tz,
                 b"ANCHOR" => &mut o.anchor,
                 b"CARRY" => &mut o.carry,
+                b"RESERVE" => &mut o.reserve,
                 _ => &mut o.ttl,
             }
         } else if is(opt, "NAME") {
@@ -876,6 +890,18 @@ fn parse_rule(w: &mut Words<'_>) -> Result<Rule, PolicyError> {
         let v = w.value(&key)?;
         if slot.replace(v).is_some() {
             return Err(PolicyError::new(format!("{key} given twice")));
+        }
+        // `RESERVE n FOR high|normal`: FOR belongs to the reserve only when a priority
+        // follows (an override's `FOR policy` comes before its rules in canonical words).
+        if key == "RESERVE" {
+            let for_prio = w.peek().is_some_and(|x| is(x, "FOR"))
+                && w.words
+                    .get(w.pos + 1)
+                    .is_some_and(|p| Priority::parse(p).is_some());
+            if for_prio {
+                w.next_word();
+                o.reserve_for = w.next_word();
+            }
         }
     }
     build_rule(kind, measure, spec, &o)
@@ -1008,7 +1034,21 @@ fn build_rule(
                 .map(|t| duration("TTL", t))
                 .transpose()?
                 .unwrap_or(DEFAULT_LEASE_TTL);
-            let params = LeaseParams::new(limit, ttl).map_err(|e| unit_err("LEASE", spec, e))?;
+            let mut params =
+                LeaseParams::new(limit, ttl).map_err(|e| unit_err("LEASE", spec, e))?;
+            if let Some(r) = o.reserve {
+                let n = count("RESERVE", r)?;
+                let for_ = o
+                    .reserve_for
+                    .and_then(|p| Priority::parse(p))
+                    .unwrap_or(Priority::High);
+                if for_ == Priority::Low {
+                    return Err(PolicyError::new("a reserve is FOR high or normal priority"));
+                }
+                params = params
+                    .with_reserve(n, for_)
+                    .map_err(|e| unit_err("RESERVE", r, e))?;
+            }
             (Limit::Lease { limit, ttl, params }, "lease".to_owned())
         }
         Kind::Breaker => {

@@ -204,7 +204,7 @@ mod tests {
             let mut now = T0;
             for (i, (dt, units)) in steps.into_iter().enumerate() {
                 now = now.saturating_add(Nanos::from_millis(dt));
-                let demand = Demand { tokens: units, cost: crate::limiter::cost::Amount(i64::try_from(units).unwrap() * 10_000) };
+                let demand = Demand { tokens: units, cost: crate::limiter::cost::Amount(i64::try_from(units).unwrap() * 10_000), priority: Default::default() };
                 let mode = Mode::Charge { lease_id: LeaseId(i as u64), lease_ttl: None };
                 let v = decide(&rules, &states, &demand, now, mode, None);
                 if v.allowed {
