@@ -150,6 +150,28 @@ async fn the_check_api_sends_x_ratelimit_headers() {
         assert!(h.contains(want), "{want} in {headers}");
     }
     assert!(body.contains("\"x-ratelimit-remaining\":1"), "{body}");
+    // A streaming settle over HTTP.
+    ok(query(&mut con, &["POLICY.SET", "ai", "TOKENS", "100/1m"]).await);
+    let r = check(&mut con, &["LIMIT.RESERVE", "ai", "u", "TOKENS", "10"]).await;
+    let id = int(&r, "reservation");
+    let settle = |tokens: u64| {
+        common::curl(
+            &format!("{base}/v1/settle"),
+            &[
+                "--data-binary",
+                &format!(r#"{{"reservation":{id},"tokens":{tokens},"partial":true}}"#),
+            ],
+        )
+        .unwrap()
+    };
+    let (code, body, _) = settle(50);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains(r#""action":"partial","exhausted":false"#),
+        "{body}"
+    );
+    let (_, body, _) = settle(100);
+    assert!(body.contains(r#""exhausted":true"#), "{body}");
     server.stop().await.unwrap();
 }
 
@@ -758,4 +780,114 @@ async fn race_mixed(server: &TestServer, low: &[&str], high: &[&str]) -> (usize,
         }
     }
     (l, h)
+}
+
+#[tokio::test]
+async fn a_streamed_response_is_charged_as_it_goes_and_stopped_when_exhausted() {
+    let server = TestServer::start().await;
+    let mut con = server.redis(true).await;
+    ok(query(
+        &mut con,
+        &[
+            "POLICY.SET",
+            "ai",
+            "TOKENS",
+            "1000/1m",
+            "COST",
+            "1.00/day",
+            "LEASE",
+            "4",
+        ],
+    )
+    .await);
+    let r = check(
+        &mut con,
+        &[
+            "LIMIT.RESERVE",
+            "ai",
+            "team",
+            "TOKENS",
+            "300",
+            "COST",
+            "0.05",
+        ],
+    )
+    .await;
+    let id = int(&r, "reservation").to_string();
+    let mut stopped_at = None;
+    for chunk in 1..=20u64 {
+        let total = (chunk * 60).to_string();
+        let p = check(
+            &mut con,
+            &["LIMIT.SETTLE", &id, "PARTIAL", "TOKENS", &total],
+        )
+        .await;
+        assert_eq!(text(&p, "action").as_deref(), Some("partial"));
+        let tokens = &rules(&p)[0];
+        let charged_before = (chunk - 1) * 60;
+        let want_adjusted = (chunk * 60).saturating_sub(charged_before.max(300)) as i64;
+        assert_eq!(
+            int(tokens, "adjusted"),
+            want_adjusted.min(60),
+            "chunk {chunk}"
+        );
+        if flag(&p, "exhausted") {
+            assert_eq!(int(tokens, "remaining"), 0);
+            stopped_at = Some(chunk);
+            break;
+        }
+        assert_eq!(
+            int(tokens, "remaining"),
+            1000 - (chunk * 60) as i64,
+            "chunk {chunk}"
+        );
+    }
+    assert_eq!(stopped_at, Some(17), "1020 tokens passed the 1000 budget");
+    // A retried partial charges nothing twice.
+    let p = check(
+        &mut con,
+        &["LIMIT.SETTLE", &id, "PARTIAL", "TOKENS", "1020"],
+    )
+    .await;
+    assert_eq!(int(&rules(&p)[0], "adjusted"), 0);
+    // The final settle reconciles to the actual total: 1020 charged in all, lease freed.
+    let s = check(
+        &mut con,
+        &["LIMIT.SETTLE", &id, "TOKENS", "1020", "COST", "0.04"],
+    )
+    .await;
+    let adjusted: Vec<String> = rules(&s)
+        .iter()
+        .map(|x| match get(x, "adjusted") {
+            V::Int(n) => n.to_string(),
+            V::BulkString(b) => String::from_utf8(b.clone()).unwrap(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        adjusted,
+        ["0", "-0.01", "-1"],
+        "tokens, cost, the lease released"
+    );
+    let st = check(&mut con, &["LIMIT.STATUS", "ai", "team"]).await;
+    let left: Vec<i64> = rules(&st)
+        .iter()
+        .map(|x| match get(x, "remaining") {
+            V::Int(n) => *n,
+            _ => -1,
+        })
+        .collect();
+    assert_eq!(
+        (left[0], left[2]),
+        (0, 4),
+        "1020 of 1000 tokens used; the lease is back"
+    );
+    let e = query_err(&mut con, &["LIMIT.SETTLE", &id, "PARTIAL", "TOKENS", "5"]).await;
+    assert!(e.to_string().contains("unknown reservation"), "{e}");
+    let e = query_err(&mut con, &["LIMIT.SETTLE", "1", "PARTIAL"]).await;
+    assert!(
+        e.to_string().contains("PARTIAL needs TOKENS or COST"),
+        "{e}"
+    );
+    server.stop().await.unwrap();
 }

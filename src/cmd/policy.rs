@@ -18,7 +18,7 @@ use super::{CommandSpec, Ctx, Shared, BASE};
 use crate::acl::user::{KEY_ALL, KEY_READ, KEY_WRITE};
 use crate::clock::Nanos;
 use crate::engine::check::{CheckKind, CheckOutcome, CheckRequest, RuleReport};
-use crate::engine::settle::{Actual, Settled};
+use crate::engine::settle::{Actual, Partial, Settled};
 use crate::error::CommandError;
 use crate::limiter::cost::Amount;
 use crate::limiter::lease::{LeaseId, Priority};
@@ -83,7 +83,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Settles a reservation at the actual amounts: refunds or charges the difference (even past a cap) and releases its lease.",
         since: "0.1.0",
         complexity: "O(N) where N is the number of rules",
-        args: "id:integer [TOKENS tokens:integer] [COST cost:string]",
+        args: "id:integer [PARTIAL] [TOKENS tokens:integer] [COST cost:string]",
         handler: limit_settle,
         ..BASE
     },
@@ -510,9 +510,65 @@ fn settle(ctx: &mut Ctx<'_>, id: u64, actual: Option<Actual>) -> Result<Frame, C
 /// `LIMIT.SETTLE id [TOKENS n] [COST x]`: records the actual amounts (an omitted one is taken
 /// as estimated), refunding or charging each rule the difference, releases the lease and
 /// deletes the reservation.
+///
+/// `LIMIT.SETTLE id PARTIAL [TOKENS n] [COST x]` (at least one): a streaming settle, `n` and
+/// `x` the stream's running totals; the reply says whether the stream is `exhausted`.
 fn limit_settle(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    if req.get(2).is_some_and(|w| is(w, "PARTIAL")) {
+        let mut rest: Vec<Bytes> = req[..2].to_vec();
+        rest.extend_from_slice(&req[3..]);
+        let (id, actual) = parse_settle(&rest, true)?;
+        let actual = actual.unwrap_or_default();
+        if actual.tokens.is_none() && actual.cost.is_none() {
+            return Err(CommandError::other("PARTIAL needs TOKENS or COST"));
+        }
+        let plan = ctx.call().plan_settle(id, Some(actual))?;
+        super::permissions::check_derived_keys(ctx, plan.keys(), KEY_ALL)?;
+        return Ok(partial_frame(ctx.call().execute_partial(plan)?));
+    }
     let (id, actual) = parse_settle(req, true)?;
     settle(ctx, id, actual)
+}
+
+/// The reply of a streaming settle: `reservation`, `action` (`partial`), `exhausted`,
+/// `tokens` and `cost` (the running totals counted, or nil), `rules` (per counted rule:
+/// `rule`, `scope`, `family`, `measure`, `adjusted` (charged by this call), `limit`,
+/// `remaining` (what the stream may still use), `reset_after_ms`).
+pub(crate) fn partial_frame(p: Partial) -> Frame {
+    let rules = p
+        .rules
+        .iter()
+        .map(|x| {
+            let d = &x.decision;
+            Frame::Map(vec![
+                (field("rule"), Frame::bulk(&x.name)),
+                (field("scope"), text_or_null(x.scope.as_deref())),
+                (field("family"), Frame::bulk(x.family)),
+                (field("measure"), Frame::bulk(x.measure.name())),
+                (
+                    field("adjusted"),
+                    match x.measure {
+                        Measure::Cost => decimal(x.adjusted),
+                        _ => Frame::Integer(x.adjusted),
+                    },
+                ),
+                (field("limit"), units(x.is_cost(), d.limit)),
+                (field("remaining"), units(x.is_cost(), d.remaining)),
+                (field("reset_after_ms"), Frame::Integer(d.reset_after_ms())),
+            ])
+        })
+        .collect();
+    Frame::Map(vec![
+        (field("reservation"), int(p.reservation.id)),
+        (field("action"), Frame::bulk("partial")),
+        (field("exhausted"), Frame::Boolean(p.exhausted)),
+        (field("tokens"), p.actual.tokens.map_or(Frame::Null, int)),
+        (
+            field("cost"),
+            p.actual.cost.map_or(Frame::Null, |c| decimal(c.0)),
+        ),
+        (field("rules"), Frame::Array(rules)),
+    ])
 }
 
 /// Parses `LIMIT.SETTLE id [TOKENS n] [COST x]` (actual amounts) or `LIMIT.CANCEL id` (`None`),

@@ -66,6 +66,7 @@ struct Input {
     ip: Option<String>,
     priority: Option<String>,
     dry_run: bool,
+    partial: bool,
     ttl: Option<String>,
     reservation: Option<String>,
     /// The fields given, by their canonical names, to refuse those a route does not take.
@@ -93,6 +94,7 @@ impl Input {
             "ip" => "ip",
             "priority" => "priority",
             "dry_run" | "dryrun" => "dry_run",
+            "partial" => "partial",
             "ttl" => "ttl",
             "reservation" => "reservation",
             _ => return Err(bad_request(format!("ERR unknown field '{name}'"))),
@@ -106,6 +108,10 @@ impl Input {
         self.given.push(canonical);
         if canonical == "dry_run" {
             self.dry_run = value.flag(canonical)?;
+            return Ok(());
+        }
+        if canonical == "partial" {
+            self.partial = value.flag(canonical)?;
             return Ok(());
         }
         let text = value.text(canonical)?;
@@ -590,7 +596,8 @@ async fn auth(
     Ok(response)
 }
 
-/// `POST /v1/settle`: `{"reservation": id, "tokens": n, "cost": "x"}`.
+/// `POST /v1/settle`: `{"reservation": id, "tokens": n, "cost": "x"}`, with `"partial": true`
+/// a streaming settle (`LIMIT.SETTLE id PARTIAL ...`: running totals, `exhausted`).
 async fn settle(
     State(shared): State<Arc<Shared>>,
     ext: Extensions,
@@ -598,7 +605,7 @@ async fn settle(
 ) -> Result<Response, Response> {
     let origin = Origin::of(&ext, "POST /v1/settle")?;
     let input = Input::from_json(body)?;
-    input.only(&["reservation", "tokens", "cost"], "/v1/settle")?;
+    input.only(&["reservation", "tokens", "cost", "partial"], "/v1/settle")?;
     run_settle(&shared, &origin, input, true).await
 }
 
@@ -626,6 +633,10 @@ async fn run_settle(
         .reservation
         .ok_or_else(|| bad_request("ERR missing reservation"))?;
     let mut args = vec![Bytes::from_static(spec.name.as_bytes()), Bytes::from(id)];
+    let partial = input.partial;
+    if partial {
+        args.push(Bytes::from_static(b"PARTIAL"));
+    }
     for (name, value) in [("TOKENS", input.tokens), ("COST", input.cost)] {
         if let Some(v) = value {
             args.push(Bytes::from_static(name.as_bytes()));
@@ -636,7 +647,17 @@ async fn run_settle(
     permissions::check_command_as(shared, &origin.user, spec, &args, &client)
         .map_err(command_error)?;
     writable(shared, spec)?;
-    let (id, actual) = policy::parse_settle(&args, settle).map_err(command_error)?;
+    // The options after PARTIAL parse as a settle's.
+    let mut plain = args.clone();
+    if partial {
+        plain.remove(2);
+    }
+    let (id, actual) = policy::parse_settle(&plain, settle).map_err(command_error)?;
+    if partial && actual.is_none_or(|a| a.tokens.is_none() && a.cost.is_none()) {
+        return Err(command_error(CommandError::other(
+            "PARTIAL needs TOKENS or COST",
+        )));
+    }
     let (mut stats, mut seq) = (LocalStats::default(), None);
     let now = shared.engine.clock.now();
     let settled = {
@@ -651,7 +672,11 @@ async fn run_settle(
                     KEY_ALL,
                     &client,
                 )?;
-                Ok(call.execute_settle(plan)?)
+                Ok(if partial {
+                    policy::partial_frame(call.execute_partial(plan)?)
+                } else {
+                    policy::settled_frame(call.execute_settle(plan)?)
+                })
             })
     };
     stats.commands += 1;
@@ -659,9 +684,9 @@ async fn run_settle(
         stats.errors += 1;
     }
     shared.metrics.flush(&mut stats);
-    let settled = settled.map_err(command_error)?;
+    let frame = settled.map_err(command_error)?;
     super::durable(shared, seq).await?;
-    Ok(json_reply(StatusCode::OK, &policy::settled_frame(settled)))
+    Ok(json_reply(StatusCode::OK, &frame))
 }
 
 #[cfg(test)]
