@@ -122,6 +122,8 @@ impl ReleasePlan {
 #[derive(Debug)]
 pub struct ResetPlan {
     keys: Vec<Bytes>,
+    /// The warning markers of the same rules (deleted, not counted).
+    marks: Vec<Bytes>,
 }
 
 impl ResetPlan {
@@ -420,6 +422,7 @@ impl Call<'_, '_> {
             }
         };
         let mut keys = Vec::new();
+        let mut marks = Vec::new();
         for name in names {
             let r = t.rules_for(&name, identity, now)?;
             // A BREAKER rule's key is the shared breaker, not this identity's usage.
@@ -428,18 +431,38 @@ impl Call<'_, '_> {
                 .all()
                 .into_iter()
                 .filter(|x| !matches!(x.rule.limit, crate::policy::model::Limit::Breaker(_)));
+            let own: Vec<_> = own.collect();
+            // The warning markers too, so the next warning of a reset customer fires again.
+            marks.extend(
+                own.iter()
+                    .filter(|x| x.rule.warn.or(r.body.warn).is_some())
+                    .map(|x| {
+                        crate::policy::model::warn_key(
+                            &r.key_policy.name,
+                            x.scope,
+                            &x.rule.name,
+                            identity,
+                        )
+                    }),
+            );
             keys.extend(keys_of(&r.key_policy.name, own, identity));
         }
         keys.sort();
         keys.dedup();
-        Ok(ResetPlan { keys })
+        marks.sort();
+        marks.dedup();
+        Ok(ResetPlan { keys, marks })
     }
 
     /// Step 2 of a reset: deletes the planned keys; returns how many held a state.
     pub fn execute_reset(&mut self, plan: ResetPlan) -> u64 {
         let now = self.now;
-        let keys = plan.keys;
-        let n = self.with_keys(&keys, |g| {
+        let ResetPlan { keys, marks } = plan;
+        let all: Vec<Bytes> = keys.iter().chain(&marks).cloned().collect();
+        let n = self.with_keys(&all, |g| {
+            for m in &marks {
+                g.shard(m).remove(m, now);
+            }
             keys.iter()
                 .filter(|k| g.shard(k).remove(k, now).is_some())
                 .count()
