@@ -138,9 +138,7 @@ fn record_len() -> usize {
 }
 
 fn value() -> Value {
-    Value::Gcra(GcraState {
-        tat: Nanos(1_790_000_000_123_456_789),
-    })
+    Value::Gcra(GcraState::at(Nanos(1_790_000_000_123_456_789)))
 }
 
 /// All queue benchmarks.

@@ -319,11 +319,18 @@ async fn replies_are_maps_in_resp3_and_flat_arrays_in_resp2() {
             "override",
             "dryrun",
             "warnings",
+            "warning",
+            "overage",
+            "message",
+            "link",
             "lease_id",
             "rules",
             "ratelimit",
             "ratelimit-policy",
-            "retry-after"
+            "retry-after",
+            "x-ratelimit-limit",
+            "x-ratelimit-remaining",
+            "x-ratelimit-reset"
         ]
     );
     assert_eq!(r2.get("allowed"), Some(&Reply::Int(1)));

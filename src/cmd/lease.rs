@@ -19,7 +19,7 @@ use super::{CommandSpec, Ctx, BASE};
 use crate::clock::Nanos;
 use crate::engine::families::Acquired;
 use crate::error::CommandError;
-use crate::limiter::lease::{self, LeaseId, LeaseParams};
+use crate::limiter::lease::{self, LeaseId, LeaseParamError, LeaseParams, Priority};
 use crate::protocol::{Frame, Scalar};
 
 /// LEASE commands.
@@ -35,7 +35,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Takes one of LIMIT concurrency slots for TTL; replies with the decision and the new lease id.",
         since: "0.1.0",
         complexity: "O(N) where N is the number of leases held on the key",
-        args: "key:key LIMIT limit:integer TTL ttl:string",
+        args: "key:key LIMIT limit:integer TTL ttl:string [RESERVE reserve:integer [FOR high|normal]] \
+               [PRIORITY high|normal|low]",
         handler: acquire,
         ..BASE
     },
@@ -108,27 +109,68 @@ const NONE: Scalar = Scalar::Int(-1);
 struct Options {
     limit: Option<u64>,
     ttl: Option<Nanos>,
+    /// `RESERVE n [FOR high|normal]`.
+    reserve: Option<(u64, Priority)>,
+    /// `FOR high|normal` of the reserve (default high).
+    reserve_for: Option<Priority>,
+    /// `PRIORITY high|normal|low`.
+    priority: Option<Priority>,
 }
 
 fn options(mut a: Args<'_>) -> Result<Options, CommandError> {
     let mut o = Options {
         limit: None,
         ttl: None,
+        reserve: None,
+        reserve_for: None,
+        priority: None,
+    };
+    let priority = |w: &[u8]| {
+        Priority::parse(w).ok_or_else(|| {
+            CommandError::other(format!(
+                "invalid priority '{}': use high, normal or low",
+                String::from_utf8_lossy(w)
+            ))
+        })
     };
     while let Some(word) = a.next() {
         if is(word, "LIMIT") && o.limit.is_none() {
             o.limit = Some(super::limiter::count("LIMIT", a.value()?)?);
         } else if is(word, "TTL") && o.ttl.is_none() {
             o.ttl = Some(duration("TTL", a.value()?)?);
+        } else if is(word, "RESERVE") && o.reserve.is_none() {
+            let n = super::limiter::count("RESERVE", a.value()?)?;
+            o.reserve = Some((n, o.reserve_for.unwrap_or(Priority::High)));
+        } else if is(word, "FOR") && o.reserve_for.is_none() {
+            let p = priority(a.value()?)?;
+            if p == Priority::Low {
+                return Err(CommandError::other(
+                    "a reserve is FOR high or normal priority",
+                ));
+            }
+            o.reserve_for = Some(p);
+            if let Some((n, _)) = o.reserve {
+                o.reserve = Some((n, p));
+            }
+        } else if is(word, "PRIORITY") && o.priority.is_none() {
+            o.priority = Some(priority(a.value()?)?);
         } else {
             return Err(CommandError::Syntax);
         }
     }
+    if o.reserve_for.is_some() && o.reserve.is_none() {
+        return Err(CommandError::other("FOR needs RESERVE"));
+    }
     Ok(o)
 }
 
-fn params(limit: u64, ttl: Nanos) -> Result<LeaseParams, CommandError> {
-    LeaseParams::new(limit, ttl).map_err(|e| CommandError::other(e.to_string()))
+fn params(limit: u64, ttl: Nanos, o: &Options) -> Result<LeaseParams, CommandError> {
+    let e = |e: LeaseParamError| CommandError::other(e.to_string());
+    let mut p = LeaseParams::new(limit, ttl).map_err(e)?;
+    if let Some((n, for_)) = o.reserve {
+        p = p.with_reserve(n, for_).map_err(e)?;
+    }
+    Ok(p.at_priority(o.priority.unwrap_or_default()))
 }
 
 /// A lease id argument: a non-negative integer.
@@ -156,7 +198,7 @@ fn acquire(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let (Some(limit), Some(ttl)) = (o.limit, o.ttl) else {
         return Err(CommandError::Syntax);
     };
-    let p = params(limit, ttl)?;
+    let p = params(limit, ttl, &o)?;
     let now = ctx.now;
     let Acquired { outcome, holders } = ctx.call().lease_acquire(&req[1], &p)?;
     let (lease_id, expires_at_ms, ttl_ms) = match outcome.lease {
@@ -198,7 +240,7 @@ fn peek(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     };
     // Without a TTL the new lease's own expiry is unknown; the shortest one never outlives
     // the current holders, and the reset below is taken from the current state instead.
-    let p = params(limit, o.ttl.unwrap_or(Nanos(1)))?;
+    let p = params(limit, o.ttl.unwrap_or(Nanos(1)), &o)?;
     let (decision, holders) = ctx.call().lease_peek(&req[1], &p, o.ttl.is_some())?;
     Ok(decision_reply(&decision, [("holders", int(holders))]))
 }

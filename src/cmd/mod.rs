@@ -45,6 +45,7 @@ pub mod set_algebra;
 pub mod sets;
 pub mod strings;
 pub mod substrings;
+pub mod suspend;
 pub mod window;
 pub mod zrange;
 pub mod zsets;
@@ -218,7 +219,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 33] {
+pub fn families() -> [&'static [CommandSpec]; 34] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -253,6 +254,7 @@ pub fn families() -> [&'static [CommandSpec]; 33] {
         policy::COMMANDS,
         scripting::COMMANDS,
         functions::COMMANDS,
+        suspend::COMMANDS,
     ]
 }
 

@@ -18,10 +18,10 @@ use super::{CommandSpec, Ctx, Shared, BASE};
 use crate::acl::user::{KEY_ALL, KEY_READ, KEY_WRITE};
 use crate::clock::Nanos;
 use crate::engine::check::{CheckKind, CheckOutcome, CheckRequest, RuleReport};
-use crate::engine::settle::{Actual, Settled};
+use crate::engine::settle::{Actual, Partial, Settled};
 use crate::error::CommandError;
 use crate::limiter::cost::Amount;
-use crate::limiter::lease::LeaseId;
+use crate::limiter::lease::{LeaseId, Priority};
 use crate::limiter::units::MAX_DURATION;
 use crate::policy::decide::Outcome;
 use crate::policy::model::{check_scope, Limit, Measure, PolicyError};
@@ -33,7 +33,7 @@ pub use crate::engine::check::DEFAULT_RESERVATION_TTL;
 const DEFAULT_EVENTS: usize = 10;
 
 const CHECK_ARGS: &str = "policy:string identity:string [SCOPE scope:string] \
-                          [TOKENS tokens:integer] [COST cost:string] [IP ip:string]";
+                          [TOKENS tokens:integer] [COST cost:string] [IP ip:string] [PRIORITY priority:string]";
 
 /// `LIMIT.*` commands.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -46,7 +46,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         since: "0.1.0",
         complexity: "O(N) where N is the number of rules",
         args: "policy:string identity:string [SCOPE scope:string] [TOKENS tokens:integer] \
-               [COST cost:string] [IP ip:string] [DRYRUN]",
+               [COST cost:string] [IP ip:string] [PRIORITY priority:string] [DRYRUN]",
         handler: limit_check,
         ..BASE
     },
@@ -71,7 +71,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         since: "0.1.0",
         complexity: "O(N) where N is the number of rules",
         args: "policy:string identity:string [SCOPE scope:string] [TOKENS tokens:integer] \
-               [COST cost:string] [IP ip:string] [TTL ttl:string]",
+               [COST cost:string] [IP ip:string] [PRIORITY priority:string] [TTL ttl:string]",
         handler: limit_reserve,
         ..BASE
     },
@@ -83,7 +83,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Settles a reservation at the actual amounts: refunds or charges the difference (even past a cap) and releases its lease.",
         since: "0.1.0",
         complexity: "O(N) where N is the number of rules",
-        args: "id:integer [TOKENS tokens:integer] [COST cost:string]",
+        args: "id:integer [PARTIAL] [TOKENS tokens:integer] [COST cost:string]",
         handler: limit_settle,
         ..BASE
     },
@@ -208,7 +208,7 @@ pub(crate) fn parse_check(
         identity: req[2].clone(),
         ..CheckRequest::default()
     };
-    let (mut tokens, mut cost) = (false, false);
+    let (mut tokens, mut cost, mut priority) = (false, false, false);
     let mut opts = Args::new(req, 3);
     while let Some(opt) = opts.next() {
         if is(opt, "SCOPE") && a.scope.is_none() {
@@ -219,6 +219,15 @@ pub(crate) fn parse_check(
         } else if is(opt, "COST") && !cost {
             cost = true;
             a.demand.cost = cost_arg(opts.value()?)?;
+        } else if is(opt, "PRIORITY") && !priority {
+            priority = true;
+            let v = opts.value()?;
+            a.demand.priority = Priority::parse(v).ok_or_else(|| {
+                CommandError::other(format!(
+                    "invalid PRIORITY '{}': use high, normal or low",
+                    args::text(v)
+                ))
+            })?;
         } else if is(opt, "IP") && a.ip.is_none() {
             let v = opts.value()?;
             a.ip = Some(
@@ -286,12 +295,13 @@ fn rule_frame(r: RuleReport) -> Frame {
             },
         ),
         (field("warning"), Frame::Boolean(r.warned)),
+        (field("overage"), units(cost, r.overage)),
     ])
 }
 
 /// The reply of a check, status or reserve (the HTTP check API renders it as JSON).
 pub(crate) fn check_frame(o: CheckOutcome) -> Frame {
-    let mut m: Vec<(Frame, Frame)> = Vec::with_capacity(22);
+    let mut m: Vec<(Frame, Frame)> = Vec::with_capacity(30);
     m.push((field("allowed"), Frame::Boolean(o.allowed)));
     match (o.tightest_rule(), o.decision()) {
         (Some(r), Some(d)) => {
@@ -303,7 +313,10 @@ pub(crate) fn check_frame(o: CheckOutcome) -> Frame {
         _ => {
             m.push((field("limit"), Frame::Integer(-1)));
             m.push((field("remaining"), Frame::Integer(-1)));
-            m.push((field("retry_after_ms"), Frame::Integer(-1)));
+            m.push((
+                field("retry_after_ms"),
+                o.suspended_retry.map_or(Frame::Integer(-1), ms),
+            ));
             m.push((field("reset_after_ms"), Frame::Integer(0)));
         }
     }
@@ -317,6 +330,10 @@ pub(crate) fn check_frame(o: CheckOutcome) -> Frame {
         field("warnings"),
         Frame::Array(o.warnings.iter().map(Frame::bulk).collect()),
     ));
+    m.push((field("warning"), Frame::Boolean(o.warning)));
+    m.push((field("overage"), Frame::Boolean(o.overage)));
+    m.push((field("message"), text_or_null(o.message.as_deref())));
+    m.push((field("link"), text_or_null(o.link.as_deref())));
     m.push((
         field("lease_id"),
         o.lease.map_or(Frame::Integer(-1), |(id, _)| int(id.0)),
@@ -340,6 +357,19 @@ pub(crate) fn check_frame(o: CheckOutcome) -> Frame {
     m.push((
         field("retry-after"),
         o.headers.retry_after.map_or(Frame::Null, int),
+    ));
+    let legacy = o.headers.legacy;
+    m.push((
+        field("x-ratelimit-limit"),
+        legacy.map_or(Frame::Null, |l| int(l.limit)),
+    ));
+    m.push((
+        field("x-ratelimit-remaining"),
+        legacy.map_or(Frame::Null, |l| int(l.remaining)),
+    ));
+    m.push((
+        field("x-ratelimit-reset"),
+        legacy.map_or(Frame::Null, |l| int(l.reset)),
     ));
     Frame::Map(m)
 }
@@ -483,9 +513,65 @@ fn settle(ctx: &mut Ctx<'_>, id: u64, actual: Option<Actual>) -> Result<Frame, C
 /// `LIMIT.SETTLE id [TOKENS n] [COST x]`: records the actual amounts (an omitted one is taken
 /// as estimated), refunding or charging each rule the difference, releases the lease and
 /// deletes the reservation.
+///
+/// `LIMIT.SETTLE id PARTIAL [TOKENS n] [COST x]` (at least one): a streaming settle, `n` and
+/// `x` the stream's running totals; the reply says whether the stream is `exhausted`.
 fn limit_settle(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    if req.get(2).is_some_and(|w| is(w, "PARTIAL")) {
+        let mut rest: Vec<Bytes> = req[..2].to_vec();
+        rest.extend_from_slice(&req[3..]);
+        let (id, actual) = parse_settle(&rest, true)?;
+        let actual = actual.unwrap_or_default();
+        if actual.tokens.is_none() && actual.cost.is_none() {
+            return Err(CommandError::other("PARTIAL needs TOKENS or COST"));
+        }
+        let plan = ctx.call().plan_settle(id, Some(actual))?;
+        super::permissions::check_derived_keys(ctx, plan.keys(), KEY_ALL)?;
+        return Ok(partial_frame(ctx.call().execute_partial(plan)?));
+    }
     let (id, actual) = parse_settle(req, true)?;
     settle(ctx, id, actual)
+}
+
+/// The reply of a streaming settle: `reservation`, `action` (`partial`), `exhausted`,
+/// `tokens` and `cost` (the running totals counted, or nil), `rules` (per counted rule:
+/// `rule`, `scope`, `family`, `measure`, `adjusted` (charged by this call), `limit`,
+/// `remaining` (what the stream may still use), `reset_after_ms`).
+pub(crate) fn partial_frame(p: Partial) -> Frame {
+    let rules = p
+        .rules
+        .iter()
+        .map(|x| {
+            let d = &x.decision;
+            Frame::Map(vec![
+                (field("rule"), Frame::bulk(&x.name)),
+                (field("scope"), text_or_null(x.scope.as_deref())),
+                (field("family"), Frame::bulk(x.family)),
+                (field("measure"), Frame::bulk(x.measure.name())),
+                (
+                    field("adjusted"),
+                    match x.measure {
+                        Measure::Cost => decimal(x.adjusted),
+                        _ => Frame::Integer(x.adjusted),
+                    },
+                ),
+                (field("limit"), units(x.is_cost(), d.limit)),
+                (field("remaining"), units(x.is_cost(), d.remaining)),
+                (field("reset_after_ms"), Frame::Integer(d.reset_after_ms())),
+            ])
+        })
+        .collect();
+    Frame::Map(vec![
+        (field("reservation"), int(p.reservation.id)),
+        (field("action"), Frame::bulk("partial")),
+        (field("exhausted"), Frame::Boolean(p.exhausted)),
+        (field("tokens"), p.actual.tokens.map_or(Frame::Null, int)),
+        (
+            field("cost"),
+            p.actual.cost.map_or(Frame::Null, |c| decimal(c.0)),
+        ),
+        (field("rules"), Frame::Array(rules)),
+    ])
 }
 
 /// Parses `LIMIT.SETTLE id [TOKENS n] [COST x]` (actual amounts) or `LIMIT.CANCEL id` (`None`),

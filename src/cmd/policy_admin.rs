@@ -239,6 +239,7 @@ fn window_text(l: &Limit) -> String {
             CostSpec::Rolling(d) => fmt_duration(*d),
         },
         Limit::Lease { ttl, .. } => fmt_duration(*ttl),
+        Limit::Breaker(b) => fmt_duration(b.cooldown),
     }
 }
 

@@ -17,6 +17,7 @@ use crate::persist::Record;
 use crate::policy::access::Entry as AccessEntry;
 use crate::policy::events::Event;
 use crate::policy::model::{Override, Policy};
+use crate::policy::suspend::{Suspension, EVERY_POLICY};
 
 use super::{Call, Engine, Error};
 
@@ -149,7 +150,83 @@ impl Call<'_, '_> {
     }
 }
 
+impl Call<'_, '_> {
+    /// Suspends `identity` (replacing its suspension of the same policy) and emits a `set`
+    /// `suspension` event. Errors: an unknown policy (other than `*`).
+    pub fn suspend(&mut self, identity: Bytes, s: Suspension) -> Result<(), Error> {
+        let engine = self.engine;
+        let mut t = engine.policies.write();
+        if s.policy != EVERY_POLICY && !t.policies.contains_key(&s.policy) {
+            return Err(Error::Policy(format!("unknown policy '{}'", s.policy)));
+        }
+        self.journal(&Record::Suspend {
+            identity: identity.clone(),
+            words: s.words(),
+        });
+        let s = Arc::new(s);
+        t.set_suspension(identity.clone(), s.clone());
+        drop(t);
+        engine.emit(&Event::Suspension {
+            at: self.now,
+            identity: &identity,
+            policy: Some(s.policy.as_str()),
+            change: "set",
+            reason: s.reason.as_deref(),
+        });
+        Ok(())
+    }
+
+    /// Lifts `identity`'s suspension of `policy` (or `*`); true if one was in force (it
+    /// emits a `del` event). An expired one is removed too, silently.
+    pub fn unsuspend(&mut self, identity: &[u8], policy: &str) -> bool {
+        let engine = self.engine;
+        let mut t = engine.policies.write();
+        let Some(s) = t.remove_suspension(identity, policy) else {
+            return false;
+        };
+        self.journal(&Record::Unsuspend {
+            identity: Bytes::copy_from_slice(identity),
+            policy: Bytes::copy_from_slice(policy.as_bytes()),
+        });
+        drop(t);
+        let live = s.is_live(self.now);
+        if live {
+            engine.emit(&Event::Suspension {
+                at: self.now,
+                identity,
+                policy: Some(s.policy.as_str()),
+                change: "del",
+                reason: s.reason.as_deref(),
+            });
+        }
+        live
+    }
+}
+
 impl Engine {
+    /// The suspensions in force at `now`, of `identity` or of everyone, sorted by identity.
+    pub fn suspensions(
+        &self,
+        identity: Option<&[u8]>,
+        now: Nanos,
+    ) -> Vec<(Bytes, Arc<Suspension>)> {
+        let t = self.policies.read();
+        let live = |(id, list): (&Bytes, &Vec<Arc<Suspension>>)| {
+            list.iter()
+                .filter(|s| s.is_live(now))
+                .map(|s| (id.clone(), s.clone()))
+                .collect::<Vec<_>>()
+        };
+        match identity {
+            Some(id) => t
+                .suspensions
+                .get_key_value(id)
+                .map(live)
+                .unwrap_or_default(),
+            None => t.suspensions.iter().flat_map(live).collect(),
+        }
+    }
+
     /// The policy names, sorted.
     pub fn policy_names(&self) -> Vec<String> {
         self.policies.read().policies.keys().cloned().collect()

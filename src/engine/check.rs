@@ -15,6 +15,7 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use bytes::Bytes;
 
@@ -26,9 +27,11 @@ use crate::policy::access::Entry as AccessEntry;
 use crate::policy::decide::{self, Demand, Mode, Outcome, RuleResult, RuleState};
 use crate::policy::events::Event;
 use crate::policy::headers::{headers, Headers};
-use crate::policy::model::{Action, Applied, Measure};
+use crate::policy::model::{warn_key, Action, Applied, Limit, Measure};
+use crate::policy::notice;
 use crate::policy::registry::{Gate, PendingReservation, Resolved};
 use crate::policy::reserve::{reservation_key, Charge, Reservation};
+use crate::policy::suspend::Suspension;
 use crate::store::{Entry, Value};
 
 use super::rules::{keys_of, read_state, write_state};
@@ -109,6 +112,7 @@ pub struct CheckPlan {
 #[derive(Debug)]
 enum Planned {
     Listed { allow: bool, entry: AccessEntry },
+    Suspended(Arc<Suspension>),
     Rules(Resolved),
 }
 
@@ -146,6 +150,8 @@ pub struct RuleReport {
     pub charged: i64,
     /// Whether it passed its warning threshold.
     pub warned: bool,
+    /// Units admitted past its limit by its grace (micro-units for a COST rule).
+    pub overage: u64,
 }
 
 impl RuleReport {
@@ -178,6 +184,17 @@ pub struct CheckOutcome {
     pub dryrun: bool,
     /// The rules past their warning threshold.
     pub warnings: Vec<String>,
+    /// Whether any rule is past its warning threshold.
+    pub warning: bool,
+    /// Whether a rule admitted the request past its limit by its grace.
+    pub overage: bool,
+    /// The `MESSAGE` of the rule that refused or warned (the blocking rule, else the first
+    /// warned one), else the policy's; `None` when nothing refused or warned.
+    pub message: Option<String>,
+    /// The `LINK` chosen the same way.
+    pub link: Option<String>,
+    /// For a suspended identity with an expiring suspension: the wait until it lapses.
+    pub suspended_retry: Option<Nanos>,
     /// The lease granted by a LEASE rule and when it ends.
     pub lease: Option<(LeaseId, Nanos)>,
     /// Every applicable rule, defaults first.
@@ -214,6 +231,11 @@ impl CheckOutcome {
             overridden: None,
             dryrun: false,
             warnings: Vec::new(),
+            warning: false,
+            overage: false,
+            message: None,
+            link: None,
+            suspended_retry: None,
             lease: None,
             rules: Vec::new(),
             headers: Headers::default(),
@@ -241,6 +263,7 @@ fn report(a: &Applied<'_>, r: &RuleResult) -> RuleReport {
         decision: r.decision,
         charged: r.charged,
         warned: r.warned,
+        overage: r.overage,
     }
 }
 
@@ -271,6 +294,7 @@ impl Call<'_, '_> {
                 },
                 Vec::new(),
             ),
+            Gate::Suspended(s) => (Planned::Suspended(s), Vec::new()),
             Gate::Check(r) => {
                 let rules = r.body.applicable_iter(request.scope.as_deref());
                 let keys = keys_of(&r.key_policy.name, rules, &request.identity);
@@ -296,6 +320,7 @@ impl Call<'_, '_> {
         } = plan;
         match gate {
             Planned::Listed { allow, entry } => self.listed(&request, kind, allow, &entry),
+            Planned::Suspended(s) => self.suspended(&request, kind, &s),
             Planned::Rules(resolved) => self.decide_rules(&request, kind, resolved, keys),
         }
     }
@@ -313,14 +338,14 @@ impl Call<'_, '_> {
             asked,
             body,
             overridden,
-            ..
+            key_policy,
         } = resolved;
         let rules = body.applicable(a.scope.as_deref());
         let dryrun = a.dryrun || body.dryrun;
         let charge = kind != CheckKind::Status && !dryrun;
         let has_lease = rules
             .iter()
-            .any(|x| matches!(x.rule.limit, crate::policy::model::Limit::Lease { .. }));
+            .any(|x| matches!(x.rule.limit, Limit::Lease { .. }));
         let next_id = || engine.next_lease_id.fetch_add(1, Ordering::Relaxed);
         // A dry run acquires nothing, so it peeks with an id no lease has.
         let lease_id = LeaseId(if has_lease && charge {
@@ -401,6 +426,13 @@ impl Call<'_, '_> {
             });
             (v, reservation)
         });
+        let mut verdict = verdict;
+        if !charge {
+            // A dry run (or a status) charges nothing, whatever the rules would have taken.
+            for r in &mut verdict.rules {
+                r.charged = 0;
+            }
+        }
         if kind != CheckKind::Status {
             self.count_outcome(verdict.allowed);
             let pc = &asked.counters;
@@ -454,7 +486,22 @@ impl Call<'_, '_> {
             .filter(|(_, r)| r.warned)
             .map(|(x, _)| scoped_name(x))
             .collect();
-        let denied_by = verdict.denied_by.map(|i| scoped_name(&rules[i]));
+        let denied_by = verdict.denied_by.map(|i| match &rules[i].rule.limit {
+            Limit::Breaker(b) => format!("breaker:{}", String::from_utf8_lossy(&b.key)),
+            _ => scoped_name(&rules[i]),
+        });
+        // The rule whose words the reply shows: the blocking one, else the first warned one.
+        let speaker = verdict
+            .denied_by
+            .or_else(|| verdict.rules.iter().position(|r| r.warned))
+            .map(|i| rules[i].rule);
+        let message = speaker.and_then(|r| r.message.as_deref().or(body.message.as_deref()));
+        let link = speaker.and_then(|r| r.link.as_deref().or(body.link.as_deref()));
+        let first_warnings = if charge && verdict.allowed && !warnings.is_empty() {
+            self.mark_warnings(&key_policy.name, &a.identity, &rules, &verdict.rules)
+        } else {
+            Vec::new()
+        };
         if kind != CheckKind::Status {
             let scope = a.scope.as_deref();
             if let Some(rule) = &denied_by {
@@ -466,15 +513,38 @@ impl Call<'_, '_> {
                     rule: Some(rule),
                     retry_after_ms: verdict.retry_after.map_or(-1, millis_i64),
                     reason: "limit",
+                    message,
+                    link,
                 });
             }
-            if verdict.allowed && !warnings.is_empty() {
+            if !first_warnings.is_empty() {
+                let names: Vec<String> = first_warnings
+                    .iter()
+                    .map(|&i| scoped_name(&rules[i]))
+                    .collect();
                 engine.emit(&Event::Warning {
                     at: now,
                     policy: &a.policy,
                     identity: &a.identity,
                     scope,
-                    rules: warnings.iter().map(String::as_str).collect(),
+                    rules: names.iter().map(String::as_str).collect(),
+                    message,
+                    link,
+                });
+            }
+            if charge && verdict.allowed && verdict.rules.iter().any(|r| r.overage > 0) {
+                let over: Vec<(String, u64, bool)> = rules
+                    .iter()
+                    .zip(&verdict.rules)
+                    .filter(|(_, r)| r.overage > 0)
+                    .map(|(x, r)| (scoped_name(x), r.overage, x.rule.measure == Measure::Cost))
+                    .collect();
+                engine.emit(&Event::Overage {
+                    at: now,
+                    policy: &a.policy,
+                    identity: &a.identity,
+                    scope,
+                    rules: over.iter().map(|(n, o, c)| (n.as_str(), *o, *c)).collect(),
                 });
             }
             if verdict.allowed && engine.sample_allowed() {
@@ -506,7 +576,12 @@ impl Call<'_, '_> {
             reason: None,
             overridden: overridden.map(|o| o.reason.clone().unwrap_or_else(|| "override".into())),
             dryrun,
+            warning: !warnings.is_empty(),
             warnings,
+            overage: verdict.rules.iter().any(|r| r.overage > 0),
+            message: message.map(str::to_owned),
+            link: link.map(str::to_owned),
+            suspended_retry: None,
             lease: verdict
                 .lease
                 .filter(|_| charge)
@@ -519,6 +594,74 @@ impl Call<'_, '_> {
             headers,
             reservation: reservation.map(|r| (r.id, r.expires_at)),
         }
+    }
+
+    /// Marks the warned rules' periods (one marker key per rule and identity, expiring when
+    /// the rule's period ends, journaled like any key) and returns the indexes of the rules
+    /// whose marker was not set yet: their warning event fires now, once per period. Runs
+    /// only when a charged check warned, under its own locks: two racing checks still fire
+    /// one event, since the test and the set are atomic.
+    fn mark_warnings(
+        &mut self,
+        policy: &str,
+        identity: &[u8],
+        rules: &[Applied<'_>],
+        results: &[RuleResult],
+    ) -> Vec<usize> {
+        let now = self.now;
+        let marks: Vec<(usize, Bytes, Nanos)> = rules
+            .iter()
+            .zip(results)
+            .enumerate()
+            .filter(|(_, (_, r))| r.warned)
+            .map(|(i, (x, r))| {
+                let key = warn_key(policy, x.scope, &x.rule.name, identity);
+                let until = now.saturating_add(notice::warn_period(&x.rule.limit, &r.decision));
+                (i, key, until)
+            })
+            .collect();
+        let keys: Vec<Bytes> = marks.iter().map(|(_, k, _)| k.clone()).collect();
+        self.with_keys(&keys, |g| {
+            marks
+                .iter()
+                .filter(|(_, k, until)| {
+                    let shard = g.shard(k);
+                    if shard.get_live(k, now).is_some() {
+                        return false;
+                    }
+                    shard.insert(k, Entry::with_expiry(Value::Int(1), Some(*until)));
+                    true
+                })
+                .map(|(i, _, _)| *i)
+                .collect()
+        })
+    }
+
+    /// A suspended identity: refused with the suspension's reason, no rule checked or
+    /// charged; a retry can pass when the suspension expires (never without an expiry).
+    fn suspended(&mut self, a: &CheckRequest, kind: CheckKind, s: &Suspension) -> CheckOutcome {
+        let now = self.now;
+        let retry = s.expires_at.map(|at| at.saturating_sub(now));
+        if kind != CheckKind::Status {
+            self.count_outcome(false);
+            self.engine.emit(&Event::Denied {
+                at: now,
+                policy: &a.policy,
+                identity: &a.identity,
+                scope: a.scope.as_deref(),
+                rule: None,
+                retry_after_ms: retry.map_or(-1, millis_i64),
+                reason: "suspended",
+                message: s.reason.as_deref(),
+                link: None,
+            });
+        }
+        let mut o = CheckOutcome::listed(false, &AccessEntry::parse(b"suspended"), None);
+        o.denied_by = Some("suspended".to_owned());
+        o.reason = Some(s.reason.clone().unwrap_or_else(|| "suspended".to_owned()));
+        o.headers.retry_after = retry.map(|r| r.0.div_ceil(Nanos::PER_SEC));
+        o.suspended_retry = retry;
+        o
     }
 
     /// An allow- or deny-listed identity: no rule is checked or charged. A reserve by an
@@ -580,6 +723,8 @@ impl Call<'_, '_> {
                     rule: None,
                     retry_after_ms: -1,
                     reason: "denylist",
+                    message: None,
+                    link: None,
                 });
             }
         }

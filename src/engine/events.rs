@@ -31,7 +31,7 @@ impl Engine {
         self.policies.sample_allowed(ppm)
     }
 
-    /// Publishes the lapse of reservations and overrides due at `now`: called by the server's
+    /// Publishes the lapse of reservations, overrides and suspensions due at `now`: called by the server's
     /// background tick and before `LIMIT.EVENTS` reads the ring. Expired overrides are dropped
     /// from memory (replay drops them by their absolute expiry, so nothing is journaled).
     pub fn tick(&self, now: Nanos) {
@@ -61,6 +61,25 @@ impl Engine {
                     change: "expired",
                     policy: o.policy.as_deref(),
                     reason: o.reason.as_deref(),
+                });
+            }
+        }
+        let any_lapsed = self
+            .policies
+            .read()
+            .suspensions
+            .values()
+            .flatten()
+            .any(|s| !s.is_live(now));
+        if any_lapsed {
+            let gone = self.policies.write().drop_expired_suspensions(now);
+            for (identity, s) in gone {
+                self.emit(&Event::Suspension {
+                    at: s.expires_at.unwrap_or(now),
+                    identity: &identity,
+                    policy: Some(s.policy.as_str()),
+                    change: "expired",
+                    reason: s.reason.as_deref(),
                 });
             }
         }

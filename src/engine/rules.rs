@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use crate::clock::Nanos;
 use crate::policy::decide::{RuleState, StateWrite};
-use crate::policy::model::{state_key, Applied};
+use crate::policy::model::{state_key, Applied, Limit};
 use crate::store::{Entry, Shard, Value};
 
 /// The state a rule key holds, if it is a limiter state; anything else reads as fresh (the
@@ -17,6 +17,7 @@ pub(super) fn read_state(shard: &mut Shard, key: &[u8], now: Nanos) -> Option<Ru
         Value::Quota(s) => Some(RuleState::Quota(*s)),
         Value::Cost(s) => Some(RuleState::Cost(*s)),
         Value::Lease(s) => Some(RuleState::Lease(s.clone())),
+        Value::Breaker(s) => Some(RuleState::Breaker(*s)),
         _ => None,
     }
 }
@@ -37,13 +38,16 @@ pub(super) fn write_state(shard: &mut Shard, key: &[u8], w: StateWrite, now: Nan
                 RuleState::Quota(s) => Value::Quota(s),
                 RuleState::Cost(s) => Value::Cost(s),
                 RuleState::Lease(s) => Value::Lease(s),
+                RuleState::Breaker(s) => Value::Breaker(s),
             };
             shard.insert(key, Entry::with_expiry(value, at));
         }
     }
 }
 
-/// The keys of `rules` for `identity`, under policy `policy`.
+/// The keys of `rules` for `identity`, under policy `policy`: each rule's per-identity
+/// [`state_key`], except a BREAKER rule's, which is the breaker's own key (shared by every
+/// identity and by the `BREAKER.*` commands).
 pub(super) fn keys_of<'a>(
     policy: &str,
     rules: impl IntoIterator<Item = Applied<'a>>,
@@ -51,6 +55,9 @@ pub(super) fn keys_of<'a>(
 ) -> Vec<Bytes> {
     rules
         .into_iter()
-        .map(|a| state_key(policy, a.scope, &a.rule.name, identity))
+        .map(|a| match &a.rule.limit {
+            Limit::Breaker(b) => b.key.clone(),
+            _ => state_key(policy, a.scope, &a.rule.name, identity),
+        })
         .collect()
 }

@@ -87,6 +87,21 @@ pub struct Settled {
     pub rules: Vec<SettledRule>,
 }
 
+/// A streaming settle's answer (`LIMIT.SETTLE id PARTIAL ...`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Partial {
+    /// The reservation after the partial settle (still pending).
+    pub reservation: Reservation,
+    /// The stream's running totals as given.
+    pub actual: Actual,
+    /// Whether a rule the stream counts has nothing left for it: stop the stream.
+    pub exhausted: bool,
+    /// The rules the partial counted: `adjusted` is what this call charged past what was
+    /// charged before, and `decision.remaining` what the stream may still use (its reserved
+    /// headroom plus what the rule has left).
+    pub rules: Vec<SettledRule>,
+}
+
 /// What [`Call::plan_release`] found: the LEASE rules' keys.
 #[derive(Debug)]
 pub struct ReleasePlan {
@@ -107,6 +122,8 @@ impl ReleasePlan {
 #[derive(Debug)]
 pub struct ResetPlan {
     keys: Vec<Bytes>,
+    /// The warning markers of the same rules (deleted, not counted).
+    marks: Vec<Bytes>,
 }
 
 impl ResetPlan {
@@ -181,6 +198,7 @@ impl Call<'_, '_> {
         let demand = actual.map(|a| Demand {
             tokens: a.tokens.unwrap_or(r.tokens),
             cost: a.cost.unwrap_or(r.cost),
+            priority: Default::default(),
         });
         let mut lock = keys.clone();
         lock.push(key.clone());
@@ -232,6 +250,102 @@ impl Call<'_, '_> {
             settled: actual.is_some(),
             tokens,
             cost,
+            rules,
+        })
+    }
+
+    /// Step 2 of a streaming settle (`LIMIT.SETTLE id PARTIAL TOKENS n [COST x]`, planned
+    /// with [`Call::plan_settle`]): `n` and `x` are the stream's running totals so far. Each
+    /// rule counting what the partial gives is charged, even past its cap, whatever the total
+    /// passes the reservation's charge by (nothing while within the estimate; a retried or
+    /// smaller total charges nothing), the reservation records the new charges (so the final
+    /// settle or a cancel reconciles exactly) and keeps the higher total as what an omitted
+    /// amount settles at. `exhausted` says the stream has used everything a rule allows it.
+    /// Errors: the reservation was settled since the plan.
+    pub fn execute_partial(&mut self, plan: SettlePlan) -> Result<Partial, Error> {
+        let now = self.now;
+        let SettlePlan {
+            reservation: r,
+            key,
+            actual,
+            resolved,
+            keys,
+        } = plan;
+        let actual = actual.unwrap_or_default();
+        let empty = Body::default();
+        let body = resolved.as_ref().map_or(&empty, |x| &*x.body);
+        let rules = body.applicable(r.scope.as_deref());
+        let counted = |m: Measure| match m {
+            Measure::Tokens => actual.tokens.map(|t| i64::try_from(t).unwrap_or(i64::MAX)),
+            Measure::Cost => actual.cost.map(|c| c.0),
+            Measure::Requests | Measure::Concurrency => None,
+        };
+        let mut lock = keys.clone();
+        lock.push(key.clone());
+        let outcome = self.with_keys(&lock, |g| {
+            let entry = g.shard(&key).get_live(&key, now)?;
+            let expires_at = entry.expires_at;
+            match &entry.value {
+                Value::Reservation(cur) if **cur == *r => {}
+                _ => return None,
+            }
+            let mut next = (*r).clone();
+            let mut out = Vec::new();
+            let mut exhausted = false;
+            for (i, a) in rules.iter().enumerate() {
+                let Some(real) = counted(a.rule.measure) else {
+                    continue;
+                };
+                let Some(charge) = next.charges.iter_mut().find(|c| c.key == keys[i]) else {
+                    continue;
+                };
+                let state = read_state(g.shard(&keys[i]), &keys[i], now);
+                let delta = (real - charge.units).max(0);
+                let w = decide::adjust(&a.rule.limit, state.as_ref(), now, delta, None, false);
+                let new = decide::after(state.as_ref(), w.as_ref()).cloned();
+                if let Some(w) = w {
+                    write_state(g.shard(&keys[i]), &keys[i], w, now);
+                }
+                charge.units += delta;
+                let mut d = decide::look(&a.rule.limit, new.as_ref(), now);
+                // The stream may still use its reserved headroom and what the rule has left.
+                let headroom = u64::try_from(charge.units - real).unwrap_or(0);
+                d.remaining = d.remaining.saturating_add(headroom);
+                exhausted |= d.remaining == 0;
+                out.push((i, delta, d));
+            }
+            next.tokens = next.tokens.max(actual.tokens.unwrap_or(0));
+            next.cost = next.cost.max(actual.cost.unwrap_or(Amount(0)));
+            if next != *r {
+                g.shard(&key).insert(
+                    &key,
+                    crate::store::Entry::with_expiry(
+                        Value::Reservation(Box::new(next.clone())),
+                        expires_at,
+                    ),
+                );
+            }
+            Some((next, exhausted, out))
+        });
+        let (next, exhausted, out) = outcome.ok_or_else(|| unknown_reservation(r.id))?;
+        let rules = out
+            .into_iter()
+            .map(|(i, delta, d)| {
+                let a = &rules[i];
+                SettledRule {
+                    name: a.rule.name.clone(),
+                    scope: a.scope.map(str::to_owned),
+                    family: a.rule.limit.family(),
+                    measure: a.rule.measure,
+                    adjusted: delta,
+                    decision: d,
+                }
+            })
+            .collect();
+        Ok(Partial {
+            reservation: next,
+            actual,
+            exhausted,
             rules,
         })
     }
@@ -308,20 +422,47 @@ impl Call<'_, '_> {
             }
         };
         let mut keys = Vec::new();
+        let mut marks = Vec::new();
         for name in names {
             let r = t.rules_for(&name, identity, now)?;
-            keys.extend(keys_of(&r.key_policy.name, r.body.all(), identity));
+            // A BREAKER rule's key is the shared breaker, not this identity's usage.
+            let own = r
+                .body
+                .all()
+                .into_iter()
+                .filter(|x| !matches!(x.rule.limit, crate::policy::model::Limit::Breaker(_)));
+            let own: Vec<_> = own.collect();
+            // The warning markers too, so the next warning of a reset customer fires again.
+            marks.extend(
+                own.iter()
+                    .filter(|x| x.rule.warn.or(r.body.warn).is_some())
+                    .map(|x| {
+                        crate::policy::model::warn_key(
+                            &r.key_policy.name,
+                            x.scope,
+                            &x.rule.name,
+                            identity,
+                        )
+                    }),
+            );
+            keys.extend(keys_of(&r.key_policy.name, own, identity));
         }
         keys.sort();
         keys.dedup();
-        Ok(ResetPlan { keys })
+        marks.sort();
+        marks.dedup();
+        Ok(ResetPlan { keys, marks })
     }
 
     /// Step 2 of a reset: deletes the planned keys; returns how many held a state.
     pub fn execute_reset(&mut self, plan: ResetPlan) -> u64 {
         let now = self.now;
-        let keys = plan.keys;
-        let n = self.with_keys(&keys, |g| {
+        let ResetPlan { keys, marks } = plan;
+        let all: Vec<Bytes> = keys.iter().chain(&marks).cloned().collect();
+        let n = self.with_keys(&all, |g| {
+            for m in &marks {
+                g.shard(m).remove(m, now);
+            }
             keys.iter()
                 .filter(|k| g.shard(k).remove(k, now).is_some())
                 .count()

@@ -35,7 +35,6 @@ use super::auth::HttpUser;
 use super::error;
 use crate::acl::user::KEY_ALL;
 use crate::acl::User;
-use crate::cmd::limiter::field;
 use crate::cmd::{flags, permissions, policy, CommandSpec, Shared};
 use crate::engine::{Call, CheckKind, CheckOutcome};
 use crate::error::CommandError;
@@ -65,7 +64,9 @@ struct Input {
     tokens: Option<String>,
     cost: Option<String>,
     ip: Option<String>,
+    priority: Option<String>,
     dry_run: bool,
+    partial: bool,
     ttl: Option<String>,
     reservation: Option<String>,
     /// The fields given, by their canonical names, to refuse those a route does not take.
@@ -73,7 +74,9 @@ struct Input {
 }
 
 /// Fields of a check or status.
-const CHECK_FIELDS: &[&str] = &["policy", "identity", "scope", "tokens", "cost", "ip"];
+const CHECK_FIELDS: &[&str] = &[
+    "policy", "identity", "scope", "tokens", "cost", "ip", "priority",
+];
 
 fn bad_request(message: impl Into<String>) -> Response {
     error(StatusCode::BAD_REQUEST, message)
@@ -89,7 +92,9 @@ impl Input {
             "tokens" => "tokens",
             "cost" => "cost",
             "ip" => "ip",
+            "priority" => "priority",
             "dry_run" | "dryrun" => "dry_run",
+            "partial" => "partial",
             "ttl" => "ttl",
             "reservation" => "reservation",
             _ => return Err(bad_request(format!("ERR unknown field '{name}'"))),
@@ -105,6 +110,10 @@ impl Input {
             self.dry_run = value.flag(canonical)?;
             return Ok(());
         }
+        if canonical == "partial" {
+            self.partial = value.flag(canonical)?;
+            return Ok(());
+        }
         let text = value.text(canonical)?;
         match canonical {
             "policy" => self.policy = Some(text),
@@ -113,6 +122,7 @@ impl Input {
             "tokens" => self.tokens = Some(text),
             "cost" => self.cost = Some(text),
             "ip" => self.ip = Some(text),
+            "priority" => self.priority = Some(text),
             "ttl" => self.ttl = Some(text),
             _ => self.reservation = Some(text),
         }
@@ -280,6 +290,7 @@ fn check_args(
         ("TOKENS", input.tokens),
         ("COST", input.cost),
         ("IP", input.ip),
+        ("PRIORITY", input.priority),
         ("TTL", input.ttl),
     ];
     for (name, value) in options {
@@ -350,7 +361,8 @@ async fn run_check(
     Ok(outcome)
 }
 
-/// Adds the `RateLimit`, `RateLimit-Policy` and `Retry-After` fields that are set.
+/// Adds the `RateLimit`, `RateLimit-Policy`, `Retry-After` and `X-RateLimit-*` fields that
+/// are set.
 fn add_headers(response: &mut Response, h: &Headers) {
     let fields = response.headers_mut();
     let mut put = |name: &'static str, value: Option<HeaderValue>| {
@@ -362,21 +374,20 @@ fn add_headers(response: &mut Response, h: &Headers) {
     put("ratelimit", text(&h.ratelimit));
     put("ratelimit-policy", text(&h.policy));
     put("retry-after", h.retry_after.map(HeaderValue::from));
+    if let Some(l) = h.legacy {
+        put("x-ratelimit-limit", Some(HeaderValue::from(l.limit)));
+        put(
+            "x-ratelimit-remaining",
+            Some(HeaderValue::from(l.remaining)),
+        );
+        put("x-ratelimit-reset", Some(HeaderValue::from(l.reset)));
+    }
 }
 
-/// A check's answer: `status`, the rate-limit headers and the reply as JSON, with `warning`
-/// (any rule past its warning threshold) after `warnings`.
+/// A check's answer: `status`, the rate-limit headers and the reply as JSON.
 fn check_reply(o: CheckOutcome, status: StatusCode) -> Response {
-    let warning = !o.warnings.is_empty() || o.rules.iter().any(|r| r.warned);
     let headers = o.headers.clone();
-    let mut frame = policy::check_frame(o);
-    if let Frame::Map(pairs) = &mut frame {
-        let at = pairs
-            .iter()
-            .position(|(k, _)| *k == field("warnings"))
-            .map_or(pairs.len(), |i| i + 1);
-        pairs.insert(at, (field("warning"), Frame::Boolean(warning)));
-    }
+    let frame = policy::check_frame(o);
     let mut response = json_reply(status, &frame);
     add_headers(&mut response, &headers);
     response
@@ -585,7 +596,8 @@ async fn auth(
     Ok(response)
 }
 
-/// `POST /v1/settle`: `{"reservation": id, "tokens": n, "cost": "x"}`.
+/// `POST /v1/settle`: `{"reservation": id, "tokens": n, "cost": "x"}`, with `"partial": true`
+/// a streaming settle (`LIMIT.SETTLE id PARTIAL ...`: running totals, `exhausted`).
 async fn settle(
     State(shared): State<Arc<Shared>>,
     ext: Extensions,
@@ -593,7 +605,7 @@ async fn settle(
 ) -> Result<Response, Response> {
     let origin = Origin::of(&ext, "POST /v1/settle")?;
     let input = Input::from_json(body)?;
-    input.only(&["reservation", "tokens", "cost"], "/v1/settle")?;
+    input.only(&["reservation", "tokens", "cost", "partial"], "/v1/settle")?;
     run_settle(&shared, &origin, input, true).await
 }
 
@@ -621,6 +633,10 @@ async fn run_settle(
         .reservation
         .ok_or_else(|| bad_request("ERR missing reservation"))?;
     let mut args = vec![Bytes::from_static(spec.name.as_bytes()), Bytes::from(id)];
+    let partial = input.partial;
+    if partial {
+        args.push(Bytes::from_static(b"PARTIAL"));
+    }
     for (name, value) in [("TOKENS", input.tokens), ("COST", input.cost)] {
         if let Some(v) = value {
             args.push(Bytes::from_static(name.as_bytes()));
@@ -631,7 +647,17 @@ async fn run_settle(
     permissions::check_command_as(shared, &origin.user, spec, &args, &client)
         .map_err(command_error)?;
     writable(shared, spec)?;
-    let (id, actual) = policy::parse_settle(&args, settle).map_err(command_error)?;
+    // The options after PARTIAL parse as a settle's.
+    let mut plain = args.clone();
+    if partial {
+        plain.remove(2);
+    }
+    let (id, actual) = policy::parse_settle(&plain, settle).map_err(command_error)?;
+    if partial && actual.is_none_or(|a| a.tokens.is_none() && a.cost.is_none()) {
+        return Err(command_error(CommandError::other(
+            "PARTIAL needs TOKENS or COST",
+        )));
+    }
     let (mut stats, mut seq) = (LocalStats::default(), None);
     let now = shared.engine.clock.now();
     let settled = {
@@ -646,7 +672,11 @@ async fn run_settle(
                     KEY_ALL,
                     &client,
                 )?;
-                Ok(call.execute_settle(plan)?)
+                Ok(if partial {
+                    policy::partial_frame(call.execute_partial(plan)?)
+                } else {
+                    policy::settled_frame(call.execute_settle(plan)?)
+                })
             })
     };
     stats.commands += 1;
@@ -654,14 +684,15 @@ async fn run_settle(
         stats.errors += 1;
     }
     shared.metrics.flush(&mut stats);
-    let settled = settled.map_err(command_error)?;
+    let frame = settled.map_err(command_error)?;
     super::durable(shared, seq).await?;
-    Ok(json_reply(StatusCode::OK, &policy::settled_frame(settled)))
+    Ok(json_reply(StatusCode::OK, &frame))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cmd::limiter::field;
 
     #[test]
     fn replies_are_written_as_json_objects() {

@@ -179,6 +179,39 @@ impl GcraParams {
 pub struct GcraState {
     /// Theoretical arrival time; the state is fresh again (and may be deleted) at this instant.
     pub tat: Nanos,
+    /// The emission interval the TAT was scheduled under, when the owner records it (a policy
+    /// rule, so that a plan change can re-read the debt under the new interval, see
+    /// [`rescale`]); zero when not recorded (`CL.THROTTLE`, `GCRA`, `RATE.*`). [`take`] and
+    /// [`adjust`] ignore it and return states with it zero.
+    pub emission: Nanos,
+}
+
+impl GcraState {
+    /// A state at `tat` without a recorded emission interval.
+    pub fn at(tat: Nanos) -> GcraState {
+        GcraState {
+            tat,
+            emission: Nanos::ZERO,
+        }
+    }
+}
+
+/// The debt of `state` (its TAT ahead of `now`), scheduled under `state.emission`, re-read
+/// under `emission`: the same number of units (fractions included, rounded down) now spaced
+/// by the new interval. A plan change that shortens the interval (an upgrade) therefore keeps
+/// the units counted instead of multiplying them. A state without a recorded interval, or
+/// already under `emission`, is returned unchanged.
+pub fn rescale(state: GcraState, now: Nanos, emission: Nanos) -> GcraState {
+    if state.emission == Nanos::ZERO || state.emission == emission || state.tat <= now {
+        return state;
+    }
+    let debt = u128::from(state.tat.0 - now.0);
+    // debt < 2^64 and emission < 2^64: the product fits u128.
+    let units_ns = debt * u128::from(emission.0) / u128::from(state.emission.0);
+    GcraState {
+        tat: Nanos(u64::try_from(u128::from(now.0) + units_ns).unwrap_or(u64::MAX)),
+        emission,
+    }
 }
 
 /// The outcome of one [`take`], with everything both reply shapes need.
@@ -233,9 +266,7 @@ pub fn take(
     } else {
         // allow_at <= now, so new_tat <= now + tolerance <= u64::MAX + 2^62; saturating only
         // matters centuries past any wall clock.
-        let new_state = (quantity > 0).then(|| GcraState {
-            tat: to_nanos(new_tat),
-        });
+        let new_state = (quantity > 0).then(|| GcraState::at(to_nanos(new_tat)));
         (true, None, new_tat - now_i, new_state)
     };
 
@@ -270,9 +301,7 @@ pub fn adjust(
     let tat = state.map_or(now_i, |s| i128::from(s.tat.0)).max(now_i);
     // |emission · delta| < 2^62 · 2^63, far inside i128.
     let new_tat = tat + i128::from(params.emission.0) * i128::from(delta);
-    (new_tat > now_i).then(|| GcraState {
-        tat: to_nanos(new_tat),
-    })
+    (new_tat > now_i).then(|| GcraState::at(to_nanos(new_tat)))
 }
 
 /// A non-negative i128 as [`Nanos`], saturating at [`Nanos::MAX`].
@@ -361,9 +390,7 @@ mod tests {
         // 1 unit per second, burst 2.
         let p = GcraParams::new(Nanos::PER_SEC, 1).unwrap();
         let t0 = Nanos(1_000 * Nanos::PER_SEC);
-        let s = |secs: u64| GcraState {
-            tat: Nanos((1_000 + secs) * Nanos::PER_SEC),
-        };
+        let s = |secs: u64| GcraState::at(Nanos((1_000 + secs) * Nanos::PER_SEC));
         // (label, state, delta, result)
         let cases = [
             ("charge on a fresh key", None, 3, Some(s(3))),
@@ -455,12 +482,7 @@ mod tests {
         assert_eq!(p.tolerance(), secs(32));
         let (d, state) = take(&p, None, T0, 1);
         assert_eq!(cell_reply(&d, &p), [0, 16, 15, -1, 2]);
-        assert_eq!(
-            state,
-            Some(GcraState {
-                tat: T0.saturating_add(secs(2))
-            })
-        );
+        assert_eq!(state, Some(GcraState::at(T0.saturating_add(secs(2)))));
     }
 
     #[test]
@@ -596,7 +618,7 @@ mod tests {
     #[test]
     fn stale_state_reads_as_a_full_bucket() {
         let p = GcraParams::new(Nanos::PER_SEC, 4).unwrap();
-        let old = Some(GcraState { tat: T0 });
+        let old = Some(GcraState::at(T0));
         let later = T0.saturating_add(secs(100));
         // redis-cell would report a negative reset and remaining above the limit here.
         let (d, _) = take(&p, old, later, 6);
@@ -861,7 +883,7 @@ mod tests {
             q: u64,
         ) {
             if let Ok(p) = GcraParams::new(emission, burst) {
-                let (d, new) = take(&p, tat.map(|t| GcraState { tat: Nanos(t) }), Nanos(now), q);
+                let (d, new) = take(&p, tat.map(|t| GcraState::at(Nanos(t))), Nanos(now), q);
                 prop_assert!(d.remaining <= p.limit());
                 let _ = (cell_reply(&d, &p), redis_gcra_reply(&d, &p), new);
             }

@@ -56,6 +56,39 @@ pub enum LeaseParamError {
     /// TTL was zero or too long.
     #[error("ttl: {0}")]
     Ttl(UnitError),
+    /// RESERVE was not below LIMIT.
+    #[error("reserve must be less than the limit")]
+    ReserveTooLarge,
+}
+
+/// A request's priority for a pool with a reserve (see [`LeaseParams::with_reserve`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Hash)]
+pub enum Priority {
+    /// Batch work: uses only what is left above a reserve for normal or high.
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+    /// Interactive or paid work.
+    High,
+}
+
+impl Priority {
+    /// The lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+        }
+    }
+
+    /// Parses `high`, `normal` or `low` (any case).
+    pub fn parse(w: &[u8]) -> Option<Priority> {
+        [Priority::Low, Priority::Normal, Priority::High]
+            .into_iter()
+            .find(|p| w.eq_ignore_ascii_case(p.name().as_bytes()))
+    }
 }
 
 /// Checked ACQUIRE parameters.
@@ -63,6 +96,11 @@ pub enum LeaseParamError {
 pub struct LeaseParams {
     limit: u64,
     ttl: Nanos,
+    /// Slots only `reserved_for` and higher priorities may take (0: none).
+    reserve: u64,
+    reserved_for: Priority,
+    /// The priority of the request these parameters decide.
+    priority: Priority,
 }
 
 impl LeaseParams {
@@ -75,7 +113,47 @@ impl LeaseParams {
         Ok(LeaseParams {
             limit,
             ttl: check_ttl(ttl)?,
+            reserve: 0,
+            reserved_for: Priority::High,
+            priority: Priority::Normal,
         })
+    }
+
+    /// The same pool keeping `reserve` of its slots for requests of priority `reserved_for`
+    /// or higher: a lower-priority request is admitted only while fewer than
+    /// `limit - reserve` leases are held. Errors: `reserve >= limit`.
+    pub fn with_reserve(
+        mut self,
+        reserve: u64,
+        reserved_for: Priority,
+    ) -> Result<LeaseParams, LeaseParamError> {
+        if reserve >= self.limit {
+            return Err(LeaseParamError::ReserveTooLarge);
+        }
+        self.reserve = reserve;
+        self.reserved_for = reserved_for;
+        Ok(self)
+    }
+
+    /// The same parameters deciding a request of `priority`.
+    pub fn at_priority(mut self, priority: Priority) -> LeaseParams {
+        self.priority = priority;
+        self
+    }
+
+    /// The reserve and whom it is for.
+    pub fn reserve(&self) -> (u64, Priority) {
+        (self.reserve, self.reserved_for)
+    }
+
+    /// The slots the request's priority may fill: the limit, or `limit - reserve` below the
+    /// reserve's priority.
+    pub fn cap(&self) -> u64 {
+        if self.priority < self.reserved_for {
+            self.limit - self.reserve
+        } else {
+            self.limit
+        }
     }
 
     /// The limit.
@@ -163,7 +241,9 @@ pub fn acquire(
     let held = live(state, now).find(|l| l.id == id).map(|l| l.expires_at);
     let others = live(state, now).filter(|l| l.id != id).count() as u64;
     let last_expiry = |s: &LeaseState| expires_at(s).saturating_sub(now);
-    if held.is_some() || others < params.limit {
+    // The slots this request's priority may fill (a reserve keeps the rest for others).
+    let cap = params.cap();
+    if held.is_some() || others < cap {
         // As with RENEW, a retried ACQUIRE never shortens the lease.
         let lease = Lease {
             id,
@@ -174,7 +254,7 @@ pub fn acquire(
         let new = rebuild(state, now, id, Some(lease));
         let decision = Decision::allow(
             params.limit,
-            params.limit.saturating_sub(others + 1),
+            cap.saturating_sub(others + 1),
             last_expiry(&new),
         );
         (
@@ -185,11 +265,11 @@ pub fn acquire(
             Some(new),
         )
     } else {
-        // One more fits once `others - limit + 1` leases have expired: the
-        // (others - limit)-th earliest expiry, counting from zero.
+        // One more fits once `others - cap + 1` leases have expired: the
+        // (others - cap)-th earliest expiry, counting from zero.
         let mut expiries: Vec<Nanos> = live(state, now).map(|l| l.expires_at).collect();
         expiries.sort_unstable();
-        let free_at = expiries[(others - params.limit) as usize];
+        let free_at = expiries[(others - cap) as usize];
         let decision = Decision::deny(
             params.limit,
             0,
@@ -263,6 +343,50 @@ fn change(
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    proptest! {
+        /// A pool with a reserve never holds more than its limit, and a request below the
+        /// reserve's priority is admitted only while more than the reserve is free.
+        #[test]
+        fn a_reserve_is_never_eaten_by_lower_priorities(
+            limit in 1u64..12,
+            reserve_frac in 0u64..100,
+            normal_reserve in any::<bool>(),
+            ops in proptest::collection::vec((0u8..4, 0u64..1_500), 1..80),
+        ) {
+            let reserve = (limit - 1) * reserve_frac / 100;
+            let for_ = if normal_reserve { Priority::Normal } else { Priority::High };
+            let base = LeaseParams::new(limit, Nanos::from_secs(2))
+                .unwrap()
+                .with_reserve(reserve, for_)
+                .unwrap();
+            let mut state: Option<LeaseState> = None;
+            let mut now = Nanos::from_secs(1_000);
+            let mut next = 1;
+            let mut held_ids: Vec<LeaseId> = Vec::new();
+            for (op, dt) in ops {
+                now = now.saturating_add(Nanos::from_millis(dt));
+                if op == 3 {
+                    if let Some(id) = held_ids.pop() {
+                        state = release(state.as_ref(), now, id).1.or(state);
+                    }
+                    continue;
+                }
+                let prio = [Priority::Low, Priority::Normal, Priority::High][op as usize];
+                let before = count(state.as_ref(), now);
+                let id = LeaseId(next);
+                next += 1;
+                let (o, new) = acquire(&base.at_priority(prio), state.as_ref(), now, id);
+                if o.lease.is_some() {
+                    held_ids.push(id);
+                    let cap = if prio < for_ { limit - reserve } else { limit };
+                    prop_assert!(before < cap, "{prio:?} admitted with {before} held, cap {cap}");
+                    state = new;
+                }
+                prop_assert!(count(state.as_ref(), now) <= limit);
+            }
+        }
+    }
 
     const T0: Nanos = Nanos(1_700_000_000 * Nanos::PER_SEC);
 

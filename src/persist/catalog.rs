@@ -10,6 +10,7 @@ use crate::clock::Nanos;
 use crate::persist::{Catalog, PersistError, Record};
 use crate::policy::access::Entry;
 use crate::policy::model::{Override, Policy, PolicyError};
+use crate::policy::suspend::Suspension;
 use crate::policy::Registry;
 
 /// Policy records as replay applies them and a rewrite writes them.
@@ -47,6 +48,18 @@ impl Catalog for Registry {
                     list.remove(&e);
                 }
             }
+            Record::Suspend { identity, words } => {
+                let s = Suspension::parse(&words, now).map_err(|e| bad("suspension", e))?;
+                // A suspension that lapsed while the server was down is gone.
+                if s.is_live(now) {
+                    t.set_suspension(identity, Arc::new(s));
+                } else {
+                    t.remove_suspension(&identity, &s.policy);
+                }
+            }
+            Record::Unsuspend { identity, policy } => {
+                t.remove_suspension(&identity, &String::from_utf8_lossy(&policy));
+            }
             other => {
                 return Err(PersistError::Config(format!(
                     "not a policy record: {other:?}"
@@ -76,6 +89,16 @@ impl Catalog for Registry {
                     words: words(o.words()),
                 }),
         );
+        for (identity, list) in &t.suspensions {
+            out.extend(
+                list.iter()
+                    .filter(|s| s.is_live(now))
+                    .map(|s| Record::Suspend {
+                        identity: identity.clone(),
+                        words: s.words(),
+                    }),
+            );
+        }
         for (deny, list) in [(false, &t.allow), (true, &t.deny)] {
             out.extend(list.entries().map(|e| Record::Access {
                 deny,

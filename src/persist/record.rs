@@ -51,6 +51,8 @@ mod op {
     pub const OVERRIDE_SET: u8 = 12;
     pub const OVERRIDE_DEL: u8 = 13;
     pub const ACCESS: u8 = 14;
+    pub const SUSPEND: u8 = 15;
+    pub const UNSUSPEND: u8 = 16;
 }
 
 /// Selector bytes of [`Record::ScriptsFlush`].
@@ -92,6 +94,8 @@ mod tag {
 /// Version byte that follows a limiter-state tag, so one family's state layout can change
 /// without a new file format version.
 const GCRA_STATE_VERSION: u8 = 1;
+/// State version of a [`Value::Gcra`] that records its emission interval (a policy rule's).
+const GCRA_STATE_VERSION_EMISSION: u8 = 2;
 /// State version of [`Value::Window`].
 const WINDOW_STATE_VERSION: u8 = 1;
 /// State version of [`Value::Quota`].
@@ -232,6 +236,21 @@ pub enum Record {
         /// The entry as given.
         entry: Bytes,
     },
+    /// `identity` is now suspended (the canonical words of the suspension: policy or `*`,
+    /// `REASON`, `SINCE`, absolute `EXPIREAT`).
+    Suspend {
+        /// The identity.
+        identity: Bytes,
+        /// The words after the identity.
+        words: Vec<Bytes>,
+    },
+    /// `identity`'s suspension of `policy` (or `*`) was lifted.
+    Unsuspend {
+        /// The identity.
+        identity: Bytes,
+        /// The policy, or `*`.
+        policy: Bytes,
+    },
 }
 
 impl Record {
@@ -244,6 +263,8 @@ impl Record {
                 | Record::OverrideSet { .. }
                 | Record::OverrideDel { .. }
                 | Record::Access { .. }
+                | Record::Suspend { .. }
+                | Record::Unsuspend { .. }
         )
     }
 }
@@ -479,6 +500,16 @@ pub fn encode_payload(record: &Record, out: &mut Vec<u8>) {
             out.push(u8::from(*add));
             put_bytes(out, entry);
         }
+        Record::Suspend { identity, words } => {
+            out.push(op::SUSPEND);
+            put_bytes(out, identity);
+            put_words(out, words);
+        }
+        Record::Unsuspend { identity, policy } => {
+            out.push(op::UNSUSPEND);
+            put_bytes(out, identity);
+            put_bytes(out, policy);
+        }
     }
 }
 
@@ -512,8 +543,14 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
         }
         Value::Gcra(s) => {
             out.push(tag::GCRA);
-            out.push(GCRA_STATE_VERSION);
-            put_u64(out, s.tat.0);
+            if s.emission == Nanos::ZERO {
+                out.push(GCRA_STATE_VERSION);
+                put_u64(out, s.tat.0);
+            } else {
+                out.push(GCRA_STATE_VERSION_EMISSION);
+                put_u64(out, s.tat.0);
+                put_u64(out, s.emission.0);
+            }
         }
         Value::Window(s) => {
             out.push(tag::WINDOW);
@@ -782,6 +819,14 @@ pub fn decode_payload(payload: &[u8]) -> Result<Record, CorruptReason> {
             add: c.flag("access change")?,
             entry: c.bytes("access entry")?,
         },
+        op::SUSPEND => Record::Suspend {
+            identity: c.bytes("suspended identity")?,
+            words: c.words("suspension words")?,
+        },
+        op::UNSUSPEND => Record::Unsuspend {
+            identity: c.bytes("suspended identity")?,
+            policy: c.bytes("suspension policy")?,
+        },
         other => return Err(CorruptReason::UnknownOp(other)),
     };
     if !c.buf.is_empty() {
@@ -794,12 +839,19 @@ fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
     Ok(match c.u8("value tag")? {
         tag::STR => Value::Str(c.bytes("string value")?),
         tag::INT => Value::Int(c.u64("integer value")? as i64),
-        tag::GCRA => {
-            c.state_version(tag::GCRA, GCRA_STATE_VERSION, "gcra state version")?;
-            Value::Gcra(GcraState {
+        tag::GCRA => match c.u8("gcra state version")? {
+            GCRA_STATE_VERSION => Value::Gcra(GcraState::at(c.nanos("gcra tat")?)),
+            GCRA_STATE_VERSION_EMISSION => Value::Gcra(GcraState {
                 tat: c.nanos("gcra tat")?,
-            })
-        }
+                emission: c.nanos("gcra emission")?,
+            }),
+            version => {
+                return Err(CorruptReason::UnknownStateVersion {
+                    tag: tag::GCRA,
+                    version,
+                })
+            }
+        },
         tag::WINDOW => {
             c.state_version(tag::WINDOW, WINDOW_STATE_VERSION, "window state version")?;
             Value::Window(WindowState {
@@ -1113,7 +1165,11 @@ mod tests {
         prop_oneof![
             proptest::collection::vec(any::<u8>(), 0..64).prop_map(|v| Value::Str(v.into())),
             any::<i64>().prop_map(Value::Int),
-            nanos().prop_map(|tat| Value::Gcra(GcraState { tat })),
+            nanos().prop_map(|tat| Value::Gcra(GcraState::at(tat))),
+            (nanos(), 1u64..u64::MAX).prop_map(|(tat, e)| Value::Gcra(GcraState {
+                tat,
+                emission: Nanos(e)
+            })),
             (nanos(), any::<u64>(), any::<u64>())
                 .prop_map(|(start, prev, curr)| Value::Window(WindowState { start, prev, curr })),
             (period(), any::<u64>(), any::<u64>()).prop_map(|(period, used, carry)| {
@@ -1211,6 +1267,10 @@ mod tests {
             (element(), proptest::collection::vec(element(), 0..6))
                 .prop_map(|(identity, words)| Record::OverrideSet { identity, words }),
             element().prop_map(|identity| Record::OverrideDel { identity }),
+            (element(), proptest::collection::vec(element(), 0..4))
+                .prop_map(|(identity, words)| Record::Suspend { identity, words }),
+            (element(), element())
+                .prop_map(|(identity, policy)| Record::Unsuspend { identity, policy }),
             (any::<bool>(), any::<bool>(), element())
                 .prop_map(|(deny, add, entry)| Record::Access { deny, add, entry }),
             element().prop_map(|body| Record::Script { body }),
@@ -1291,7 +1351,7 @@ mod tests {
         let r = Record::Put {
             db: 0,
             key: Bytes::from_static(b"k"),
-            value: Value::Gcra(GcraState { tat: Nanos(0x0102) }),
+            value: Value::Gcra(GcraState::at(Nanos(0x0102))),
             expires_at: Some(Nanos(7)),
         };
         let mut p = Vec::new();
@@ -1538,8 +1598,8 @@ mod tests {
 
     #[test]
     fn unknown_state_versions_and_kinds_are_named() {
-        for t in [4u8, 5, 6, 7, 8] {
-            for version in [0u8, 2, 0xff] {
+        for t in [3u8, 4, 5, 6, 7, 8] {
+            for version in [0u8, 3, 0xff] {
                 let p = put_with_value(&[t, version, 0, 0, 0, 0, 0, 0, 0, 0]);
                 assert_eq!(
                     decode_payload(&p),
@@ -1617,8 +1677,8 @@ mod tests {
                 CorruptReason::UnknownValueTag(0x7f),
             ),
             (
-                &[1, 0, 0, 0, 0, 0, 0, 0, 0, 3, 2],
-                CorruptReason::UnknownStateVersion { tag: 3, version: 2 },
+                &[1, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3],
+                CorruptReason::UnknownStateVersion { tag: 3, version: 3 },
             ),
             (&[3, 0], CorruptReason::Malformed("trailing bytes")),
             (&[], CorruptReason::Malformed("op")),

@@ -750,7 +750,7 @@ mod tests {
                             None => now,
                         };
                         let tat = tat.saturating_add(Nanos(period));
-                        let value = Value::Gcra(GcraState { tat });
+                        let value = Value::Gcra(GcraState::at(tat));
                         sh.insert(&[k], Entry::with_expiry(value.clone(), Some(tat)));
                         Some(Record::Put { db: 0, key: Bytes::copy_from_slice(&[k]), value, expires_at: Some(tat) })
                     }),

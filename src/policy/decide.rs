@@ -18,10 +18,11 @@
 //!   reaches `warn · limit`.
 
 use crate::clock::Nanos;
+use crate::limiter::breaker::{self, BreakerState};
 use crate::limiter::cost::{self, Amount, CostState};
 use crate::limiter::decision::Decision;
-use crate::limiter::gcra::GcraState;
-use crate::limiter::lease::{self, Lease, LeaseId, LeaseParams, LeaseState};
+use crate::limiter::gcra::{self, GcraState};
+use crate::limiter::lease::{self, Lease, LeaseId, LeaseParams, LeaseState, Priority};
 use crate::limiter::quota::{self, QuotaState};
 use crate::limiter::rate;
 use crate::limiter::window::{self, WindowState};
@@ -40,6 +41,8 @@ pub enum RuleState {
     Cost(CostState),
     /// LEASE.
     Lease(LeaseState),
+    /// BREAKER (the breaker's own key).
+    Breaker(BreakerState),
 }
 
 /// What to do to a rule's key.
@@ -58,6 +61,9 @@ pub struct Demand {
     pub tokens: u64,
     /// The request's `COST`.
     pub cost: Amount,
+    /// The request's `PRIORITY` (a LEASE rule with a reserve admits lower priorities only
+    /// above it).
+    pub priority: Priority,
 }
 
 /// How the decision is made.
@@ -103,6 +109,8 @@ pub struct RuleResult {
     pub write: Option<StateWrite>,
     /// Whether the rule passed its warning threshold.
     pub warned: bool,
+    /// Units admitted past the rule's limit by its grace (0 within the limit).
+    pub overage: u64,
 }
 
 /// The decision for the whole request.
@@ -184,11 +192,24 @@ macro_rules! state_as {
     };
 }
 
-/// How a state write expires, per family.
-pub fn put_gcra(s: GcraState) -> StateWrite {
+/// How a state write expires, per family. A GCRA state records the emission interval it
+/// was scheduled under, so that a later plan change re-reads its debt ([`gcra_state`]).
+pub fn put_gcra(params: &rate::RateParams, mut s: GcraState) -> StateWrite {
+    s.emission = params.gcra().emission();
     // A TAT of u64::MAX (a saturated schedule) is kept forever rather than expired at once.
     let at = Some(s.tat).filter(|t| *t != Nanos::MAX);
     StateWrite::Put(RuleState::Gcra(s), at)
+}
+
+/// A RATE rule's stored state as the rule now reads it: the units counted under the interval
+/// it was written with, spaced by the rule's current interval (the used count carries over a
+/// plan change; see docs/policies.md, "Changing a plan keeps what was counted").
+fn gcra_state(
+    params: &rate::RateParams,
+    state: Option<&RuleState>,
+    now: Nanos,
+) -> Option<GcraState> {
+    state_as!(state, Gcra).map(|s| gcra::rescale(s, now, params.gcra().emission()))
 }
 
 fn put_cost(params: &cost::CostParams, s: CostState) -> StateWrite {
@@ -223,13 +244,13 @@ fn take(
     state: Option<&RuleState>,
     now: Nanos,
     units: i64,
-    lease: (LeaseId, Option<Nanos>),
+    lease: (LeaseId, Option<Nanos>, Priority),
 ) -> (Decision, Option<StateWrite>) {
     let u = u64::try_from(units).unwrap_or(0);
     match limit {
         Limit::Rate { params, .. } => {
-            let (d, s) = rate::take(params, state_as!(state, Gcra), now, u);
-            (d, s.map(put_gcra))
+            let (d, s) = rate::take(params, gcra_state(params, state, now), now, u);
+            (d, s.map(|s| put_gcra(params, s)))
         }
         Limit::Window { params, .. } => {
             let (d, s) = window::take(params, state_as!(state, Window), now, u);
@@ -255,15 +276,31 @@ fn take(
             (o.decision, s.map(|s| put_cost(params, s)))
         }
         Limit::Lease { params, .. } => {
-            let (id, ttl) = lease;
+            let (id, ttl, priority) = lease;
             let p = match ttl {
-                // The reservation's TTL passed lease::check_ttl when it was parsed.
-                Some(t) => LeaseParams::new(params.limit(), t).unwrap_or(*params),
+                // The reservation's TTL passed lease::check_ttl when it was parsed; the
+                // reserve passed with_reserve with the same limit.
+                Some(t) => LeaseParams::new(params.limit(), t)
+                    .and_then(|x| {
+                        let (n, f) = params.reserve();
+                        x.with_reserve(n, f)
+                    })
+                    .unwrap_or(*params),
                 None => *params,
-            };
+            }
+            .at_priority(priority);
             let current = state_as!(state, Lease);
             let (o, s) = lease::acquire(&p, current.as_ref(), now, id);
             (o.decision, s.map(put_lease))
+        }
+        Limit::Breaker(b) => {
+            // As BREAKER.ALLOW: only a half-open probe writes.
+            let (o, s) = breaker::allow(&b.params, state_as!(state, Breaker), now);
+            let w = s.map(|s| {
+                let at = Some(breaker::expires_at(&b.params, &s)).filter(|t| *t != Nanos::MAX);
+                StateWrite::Put(RuleState::Breaker(s), at)
+            });
+            (o.decision, w)
         }
     }
 }
@@ -279,7 +316,7 @@ fn view(limit: &Limit, state: Option<&RuleState>, now: Nanos) -> Decision {
                 .map_or(Nanos::ZERO, |s| lease::expires_at(s).saturating_sub(now));
             Decision::allow(params.limit(), params.limit().saturating_sub(held), reset)
         }
-        _ => take(limit, state, now, 0, (PEEK_ID, None)).0,
+        _ => take(limit, state, now, 0, (PEEK_ID, None, Priority::Normal)).0,
     }
 }
 
@@ -313,9 +350,41 @@ pub fn decide(
     for (i, a) in rules.iter().enumerate() {
         let state = states.get(i).and_then(Option::as_ref);
         let units = units(a.rule.measure, demand);
-        let (mut decision, mut write) =
-            take(&a.rule.limit, state, now, units, (lease_id, lease_ttl));
-        let mut charged = units;
+        let (mut decision, mut write) = take(
+            &a.rule.limit,
+            state,
+            now,
+            units,
+            (lease_id, lease_ttl, demand.priority),
+        );
+        // A breaker counts nothing: passing it is not a charge.
+        let mut charged = if matches!(a.rule.limit, Limit::Breaker(_)) {
+            0
+        } else {
+            units
+        };
+        let mut overage = 0;
+        if !decision.allowed {
+            if let Some(g) = &a.rule.graced {
+                // The grace admits past the limit, up to the graced limit, on the rule's own
+                // state: the overage is what this leaves used beyond the limit.
+                let (gd, gw) = take(g, state, now, units, (lease_id, lease_ttl, demand.priority));
+                if gd.allowed {
+                    overage = gd
+                        .limit
+                        .saturating_sub(gd.remaining)
+                        .saturating_sub(decision.limit);
+                    decision = Decision {
+                        allowed: true,
+                        limit: decision.limit,
+                        remaining: 0,
+                        retry_after: None,
+                        reset_after: gd.reset_after,
+                    };
+                    write = gw;
+                }
+            }
+        }
         let outcome = if decision.allowed {
             Outcome::Pass
         } else {
@@ -328,7 +397,13 @@ pub fn decide(
                 (Action::Slowdown, Some(wait)) if a.rule.max_delay.is_none_or(|m| wait <= m) => {
                     // Charged as of the end of the wait, when the request will go ahead.
                     let at = now.saturating_add(wait);
-                    let (later, w) = take(&a.rule.limit, state, at, units, (lease_id, lease_ttl));
+                    let (later, w) = take(
+                        &a.rule.limit,
+                        state,
+                        at,
+                        units,
+                        (lease_id, lease_ttl, demand.priority),
+                    );
                     if later.allowed {
                         write = w;
                         decision.remaining = later.remaining;
@@ -372,6 +447,7 @@ pub fn decide(
             },
             write,
             warned: false,
+            overage: if status { 0 } else { overage },
         });
     }
     if !out.allowed {
@@ -387,15 +463,17 @@ pub fn decide(
             }
             r.write = None;
             r.charged = 0;
+            r.overage = 0;
         }
     }
     for (a, r) in rules.iter().zip(&mut out.rules) {
         let d = &r.decision;
-        r.warned = a
-            .rule
-            .warn
-            .or(warn)
-            .is_some_and(|f| f.reached(d.limit.saturating_sub(d.remaining), d.limit));
+        // A breaker's probes are no budget to warn about.
+        r.warned = !matches!(a.rule.limit, Limit::Breaker(_))
+            && a.rule
+                .warn
+                .or(warn)
+                .is_some_and(|f| f.reached(d.limit.saturating_sub(d.remaining), d.limit));
     }
     if out.allowed && !status {
         let granted = rules
@@ -442,10 +520,11 @@ pub fn adjust(
             let (_, s) = lease::release(current.as_ref(), now, id);
             s.map(put_lease)
         }
+        Limit::Breaker(_) => None,
         _ if delta == 0 => None,
         Limit::Rate { params, .. } => {
-            match rate::adjust(params, state_as!(state, Gcra), now, delta) {
-                Some(s) => Some(put_gcra(s)),
+            match rate::adjust(params, gcra_state(params, state, now), now, delta) {
+                Some(s) => Some(put_gcra(params, s)),
                 None => gone(),
             }
         }
@@ -606,6 +685,7 @@ mod tests {
         let d = Demand {
             tokens: 60,
             cost: Amount(950_000),
+            priority: Default::default(),
         };
         let v = check(&p, &mut st, d, T0);
         assert!(v.allowed);
@@ -625,6 +705,7 @@ mod tests {
             Demand {
                 tokens: 10,
                 cost: Amount(1),
+                priority: Default::default(),
             },
             T0,
         );
@@ -655,6 +736,7 @@ mod tests {
             Demand {
                 tokens: 80,
                 cost: Amount(800_000),
+                priority: Default::default(),
             },
             T0,
         );
@@ -695,7 +777,7 @@ mod tests {
             for (dt, tokens, micros) in steps {
                 now = now.saturating_add(ms(dt));
                 let before = st.clone();
-                let v = check(&p, &mut st, Demand { tokens, cost: Amount(micros) }, now);
+                let v = check(&p, &mut st, Demand { tokens, cost: Amount(micros), priority: Default::default() }, now);
                 if !v.allowed {
                     prop_assert_eq!(&st, &before);
                     prop_assert!(v.rules.iter().all(|r| r.write.is_none() && r.charged == 0));

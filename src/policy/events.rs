@@ -8,9 +8,11 @@
 //!
 //! | channel | event | fields |
 //! |---|---|---|
-//! | `limitkv:events:denied` | `denied` | `policy`, `identity`, `scope`, `rule`, `retry_after_ms`, `reason` |
+//! | `limitkv:events:denied` | `denied` | `policy`, `identity`, `scope`, `rule`, `retry_after_ms`, `reason`, `message`, `link` |
 //! | `limitkv:events:allowed` | `allowed` (sampled) | `policy`, `identity`, `scope`, `action`, `delay_ms` |
-//! | `limitkv:events:warning` | `warning` | `policy`, `identity`, `scope`, `rules` (array) |
+//! | `limitkv:events:warning` | `warning` | `policy`, `identity`, `scope`, `rules` (array), `message`, `link` |
+//! | `limitkv:events:overage` | `overage` | `policy`, `identity`, `scope`, `rules` (array of `{"rule","overage"}`) |
+//! | `limitkv:events:suspension` | `suspension` | `identity`, `policy`, `change` (`set`, `del`, `expired`), `reason` |
 //! | `limitkv:events:override` | `override` | `identity`, `change` (`set`, `del`, `expired`), `policy`, `reason` |
 //! | `limitkv:events:reservation` | `reservation` | `id`, `change` (`expired`), `policy`, `identity`, `tokens`, `cost` |
 //! | `limitkv:events:breaker` | `breaker` | `key`, `from`, `to` (`closed`, `open`, `half_open`) |
@@ -36,6 +38,10 @@ pub const OVERRIDE: &str = "limitkv:events:override";
 pub const RESERVATION: &str = "limitkv:events:reservation";
 /// Channel of circuit breaker transitions.
 pub const BREAKER: &str = "limitkv:events:breaker";
+/// Channel of `overage` events (grace used).
+pub const OVERAGE: &str = "limitkv:events:overage";
+/// Channel of `suspension` events.
+pub const SUSPENSION: &str = "limitkv:events:suspension";
 
 /// One event.
 #[derive(Debug, Clone)]
@@ -54,8 +60,12 @@ pub enum Event<'a> {
         rule: Option<&'a str>,
         /// The wait before a retry can pass, -1 for never.
         retry_after_ms: i64,
-        /// `limit` or `denylist`.
+        /// `limit`, `denylist` or `suspended`.
         reason: &'a str,
+        /// The plan's `MESSAGE` (for a suspension: its reason).
+        message: Option<&'a str>,
+        /// The plan's `LINK`.
+        link: Option<&'a str>,
     },
     /// A check was admitted (sampled).
     Allowed {
@@ -82,8 +92,39 @@ pub enum Event<'a> {
         identity: &'a [u8],
         /// The scope, if any.
         scope: Option<&'a str>,
-        /// The rules.
+        /// The rules that passed their threshold for the first time in their period.
         rules: Vec<&'a str>,
+        /// The plan's `MESSAGE`.
+        message: Option<&'a str>,
+        /// The plan's `LINK`.
+        link: Option<&'a str>,
+    },
+    /// An admitted check used a rule's grace (one event per such check: each is billable).
+    Overage {
+        /// When.
+        at: Nanos,
+        /// The policy checked.
+        policy: &'a str,
+        /// Who.
+        identity: &'a [u8],
+        /// The scope, if any.
+        scope: Option<&'a str>,
+        /// Each rule past its limit and by how much (units; micro-units when `.2` is set,
+        /// a COST rule, rendered as a decimal string).
+        rules: Vec<(&'a str, u64, bool)>,
+    },
+    /// An identity was suspended, unsuspended, or its suspension lapsed.
+    Suspension {
+        /// When.
+        at: Nanos,
+        /// Who.
+        identity: &'a [u8],
+        /// The policy (`None`: every policy, `*`).
+        policy: Option<&'a str>,
+        /// `set`, `del` or `expired`.
+        change: &'a str,
+        /// The suspension's reason.
+        reason: Option<&'a str>,
     },
     /// An override was set, deleted or lapsed.
     Override {
@@ -212,6 +253,8 @@ pub fn render(event: &Event<'_>) -> (&'static str, Bytes) {
             rule,
             retry_after_ms,
             reason,
+            message,
+            link,
         } => {
             let mut j = Json::new("denied", *at);
             j.str("policy", Some(policy));
@@ -220,6 +263,8 @@ pub fn render(event: &Event<'_>) -> (&'static str, Bytes) {
             j.str("rule", *rule);
             j.int("retry_after_ms", *retry_after_ms);
             j.str("reason", Some(reason));
+            j.str("message", *message);
+            j.str("link", *link);
             (DENIED, j.finish())
         }
         Event::Allowed {
@@ -244,6 +289,8 @@ pub fn render(event: &Event<'_>) -> (&'static str, Bytes) {
             identity,
             scope,
             rules,
+            message,
+            link,
         } => {
             let mut j = Json::new("warning", *at);
             j.str("policy", Some(policy));
@@ -258,7 +305,54 @@ pub fn render(event: &Event<'_>) -> (&'static str, Bytes) {
             }
             arr.push(']');
             j.raw("rules", &arr);
+            j.str("message", *message);
+            j.str("link", *link);
             (WARNING, j.finish())
+        }
+        Event::Overage {
+            at,
+            policy,
+            identity,
+            scope,
+            rules,
+        } => {
+            let mut j = Json::new("overage", *at);
+            j.str("policy", Some(policy));
+            j.bytes("identity", identity);
+            j.str("scope", *scope);
+            let mut arr = String::from("[");
+            for (i, (r, n, cost)) in rules.iter().enumerate() {
+                if i > 0 {
+                    arr.push(',');
+                }
+                arr.push_str("{\"rule\":");
+                quote(&mut arr, r);
+                arr.push_str(",\"overage\":");
+                if *cost {
+                    let a = Amount(i64::try_from(*n).unwrap_or(i64::MAX));
+                    quote(&mut arr, &a.to_string());
+                } else {
+                    arr.push_str(itoa::Buffer::new().format(*n));
+                }
+                arr.push('}');
+            }
+            arr.push(']');
+            j.raw("rules", &arr);
+            (OVERAGE, j.finish())
+        }
+        Event::Suspension {
+            at,
+            identity,
+            policy,
+            change,
+            reason,
+        } => {
+            let mut j = Json::new("suspension", *at);
+            j.bytes("identity", identity);
+            j.str("policy", *policy);
+            j.str("change", Some(change));
+            j.str("reason", *reason);
+            (SUSPENSION, j.finish())
         }
         Event::Override {
             at,
@@ -316,11 +410,13 @@ mod tests {
             rule: Some("rate-1m"),
             retry_after_ms: 250,
             reason: "limit",
+            message: None,
+            link: Some("https://x.test/up"),
         });
         assert_eq!(ch, DENIED);
         assert_eq!(
             &msg[..],
-            br#"{"event":"denied","time_ms":1500,"policy":"free","identity":"a\"b\n","scope":null,"rule":"rate-1m","retry_after_ms":250,"reason":"limit"}"#
+            br#"{"event":"denied","time_ms":1500,"policy":"free","identity":"a\"b\n","scope":null,"rule":"rate-1m","retry_after_ms":250,"reason":"limit","message":null,"link":"https://x.test/up"}"#
         );
         let (_, msg) = render(&Event::Warning {
             at: Nanos::ZERO,
@@ -328,10 +424,36 @@ mod tests {
             identity: b"i",
             scope: Some("POST /x"),
             rules: vec!["a", "b"],
+            message: Some("80% used"),
+            link: None,
         });
         assert_eq!(
             &msg[..],
-            br#"{"event":"warning","time_ms":0,"policy":"p","identity":"i","scope":"POST /x","rules":["a","b"]}"#
+            br#"{"event":"warning","time_ms":0,"policy":"p","identity":"i","scope":"POST /x","rules":["a","b"],"message":"80% used","link":null}"#
+        );
+        let (ch, msg) = render(&Event::Overage {
+            at: Nanos::ZERO,
+            policy: "p",
+            identity: b"i",
+            scope: None,
+            rules: vec![("quota-day", 3, false), ("cost-day", 50_000, true)],
+        });
+        assert_eq!(ch, OVERAGE);
+        assert_eq!(
+            &msg[..],
+            br#"{"event":"overage","time_ms":0,"policy":"p","identity":"i","scope":null,"rules":[{"rule":"quota-day","overage":3},{"rule":"cost-day","overage":"0.05"}]}"#
+        );
+        let (ch, msg) = render(&Event::Suspension {
+            at: Nanos::ZERO,
+            identity: b"bob",
+            policy: None,
+            change: "set",
+            reason: Some("chargeback"),
+        });
+        assert_eq!(ch, SUSPENSION);
+        assert_eq!(
+            &msg[..],
+            br#"{"event":"suspension","time_ms":0,"identity":"bob","policy":null,"change":"set","reason":"chargeback"}"#
         );
         let (ch, msg) = render(&Event::Reservation {
             at: Nanos::ZERO,

@@ -12,7 +12,8 @@
 //! counts 30 days), `qu` the quota unit when it is not requests (`"concurrent-requests"` for a
 //! LEASE rule, `"tokens"` for a TOKENS rule, which the draft's registry does not list and
 //! clients ignore); `r` is what remains and `t` the seconds until the rule is fresh again,
-//! rounded up. COST rules are left out: their decimal budgets are not integer quotas. Pure.
+//! rounded up. COST rules are left out: their decimal budgets are not integer quotas; so are BREAKER rules,
+//! which are no quota. Pure.
 
 use crate::clock::Nanos;
 use crate::policy::decide::Verdict;
@@ -27,6 +28,21 @@ pub struct Headers {
     pub policy: Option<String>,
     /// `Retry-After`, in seconds: set for a refusal that a wait can cure.
     pub retry_after: Option<u64>,
+    /// `X-RateLimit-Limit`, `-Remaining`, `-Reset` of the tightest rule in `RateLimit` (the
+    /// blocking rule if it is there, else the smallest fraction left): the rule's limit, what
+    /// it has left, and the seconds until it is fresh again (delta seconds, as `t`).
+    pub legacy: Option<Legacy>,
+}
+
+/// The `X-RateLimit-*` values many gateways and SDKs read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Legacy {
+    /// `X-RateLimit-Limit`.
+    pub limit: u64,
+    /// `X-RateLimit-Remaining`.
+    pub remaining: u64,
+    /// `X-RateLimit-Reset`, seconds from now (rounded up).
+    pub reset: u64,
 }
 
 /// Appends an sf-string.
@@ -50,9 +66,23 @@ fn sf_string(out: &mut String, s: &str) {
 pub fn headers(rules: &[Applied<'_>], verdict: &Verdict) -> Headers {
     let mut rl = String::new();
     let mut pol = String::new();
-    for (a, r) in rules.iter().zip(&verdict.rules) {
-        if matches!(a.rule.limit, Limit::Cost { .. }) {
+    let mut tightest: Option<usize> = None;
+    for (i, (a, r)) in rules.iter().zip(&verdict.rules).enumerate() {
+        if matches!(a.rule.limit, Limit::Cost { .. } | Limit::Breaker(_)) {
             continue;
+        }
+        let better = match tightest {
+            None => true,
+            Some(_) if verdict.denied_by == Some(i) => true,
+            Some(t) if verdict.denied_by == Some(t) => false,
+            Some(t) => {
+                let (d, e) = (&r.decision, &verdict.rules[t].decision);
+                u128::from(d.remaining) * u128::from(e.limit.max(1))
+                    < u128::from(e.remaining) * u128::from(d.limit.max(1))
+            }
+        };
+        if better {
+            tightest = Some(i);
         }
         if !rl.is_empty() {
             rl.push_str(", ");
@@ -88,6 +118,14 @@ pub fn headers(rules: &[Applied<'_>], verdict: &Verdict) -> Headers {
         } else {
             verdict.retry_after.map(ceil_secs)
         },
+        legacy: tightest.map(|i| {
+            let d = &verdict.rules[i].decision;
+            Legacy {
+                limit: d.limit,
+                remaining: d.remaining,
+                reset: ceil_secs(d.reset_after),
+            }
+        }),
     }
 }
 
@@ -123,6 +161,7 @@ mod tests {
         let d = Demand {
             tokens: 10,
             cost: crate::limiter::cost::Amount(1),
+            priority: Default::default(),
         };
         let v = decide(&rules, &states, &d, now, mode, None);
         let h = headers(&rules, &v);
@@ -142,5 +181,14 @@ mod tests {
             )
         );
         assert_eq!(h.retry_after, None);
+        // The smallest fraction left: the lease rule, 1 of 2.
+        assert_eq!(
+            h.legacy,
+            Some(Legacy {
+                limit: 2,
+                remaining: 1,
+                reset: 60
+            })
+        );
     }
 }

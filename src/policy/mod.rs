@@ -10,6 +10,9 @@
 //!   reservations.
 //! - [`headers`]: the IETF RateLimit / RateLimit-Policy / Retry-After field values.
 //! - [`events`]: event payloads and their one delivery point.
+//! - [`suspend`]: suspensions of an identity (refused with a reason until lifted).
+//! - [`upstream`]: BREAKER rules (a circuit breaker in the atomic check).
+//! - [`notice`]: warning messages and links, once-per-period warnings, grace.
 //!
 //! Everything but [`events`] is pure (no store, no clock, no I/O); the command layer
 //! (`cmd::policy`) locks the rule keys, reads their states, runs [`decide::decide`] and
@@ -20,7 +23,10 @@ pub mod decide;
 pub mod events;
 pub mod headers;
 pub mod model;
+pub mod notice;
 pub mod registry;
 pub mod reserve;
+pub mod suspend;
+pub mod upstream;
 
 pub use registry::Registry;

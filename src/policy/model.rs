@@ -8,7 +8,8 @@
 //!
 //! # Grammar
 //! ```text
-//! body    := [WARN fraction] [DRYRUN] rule* (SCOPE name [REPLACE] rule*)*
+//! body    := [WARN fraction] [MESSAGE text] [LINK url] [GRACE fraction] [DRYRUN]
+//!            rule* (SCOPE name [REPLACE] rule*)*
 //! rule    := family [option ...]
 //! family  := RATE n/duration [BURST n]                       requests, GCRA
 //!          | WINDOW n/duration                               requests, sliding window
@@ -16,8 +17,13 @@
 //!          | TOKENS [RATE|WINDOW|QUOTA] n/(duration|period) ... the same over the TOKENS count
 //!          | COST amount/period [TZ zone] [ANCHOR a]         decimal budget per calendar period
 //!          | COST amount/duration                            decimal budget per rolling window
-//!          | LEASE n [TTL duration]                          concurrency (default TTL 1m)
+//!          | LEASE n [TTL duration] [RESERVE n [FOR high|normal]]
+//!                                                            concurrency (default TTL 1m); the
+//!                                                            reserve is for that priority and up
+//!          | BREAKER key [THRESHOLD n|RATIO p [MINCALLS n]] [WINDOW d] [COOLDOWN d] [PROBES n]
+//!                                                            refused while the breaker is open
 //! option  := NAME name | ACTION block|slowdown|log | MAXDELAY duration | WARN fraction
+//!          | MESSAGE text | LINK url | GRACE fraction         (GRACE: QUOTA, COST, TOKENS)
 //! fraction:= 0.8 | 80%                                       in (0, 1]
 //! ```
 //! `TOKENS n/1m` (a duration) is `TOKENS RATE`, `TOKENS n/day` (a calendar period) is
@@ -38,13 +44,15 @@ use bytes::Bytes;
 
 use crate::clock::Nanos;
 use crate::limiter::cost::{Amount, CostParams, CostPeriod};
-use crate::limiter::lease::LeaseParams;
+use crate::limiter::lease::{LeaseParams, Priority};
 use crate::limiter::quota::{
     parse_anchor, parse_quota, parse_zone, Anchor, Calendar, PeriodUnit, QuotaParams,
 };
 use crate::limiter::rate::RateParams;
 use crate::limiter::units::{self, Rate};
 use crate::limiter::window::WindowParams;
+use crate::policy::notice;
+use crate::policy::upstream::{self, BreakerOptions, BreakerRule};
 
 /// Longest policy or rule name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -232,9 +240,11 @@ pub enum Limit {
         limit: u64,
         /// Lease lifetime.
         ttl: Nanos,
-        /// The checked parameters.
+        /// The checked parameters (with the reserve).
         params: LeaseParams,
     },
+    /// A circuit breaker (`BREAKER`): refuses while the breaker at its key is open.
+    Breaker(BreakerRule),
 }
 
 impl Limit {
@@ -246,6 +256,7 @@ impl Limit {
             Limit::Quota { .. } => "quota",
             Limit::Cost { .. } => "cost",
             Limit::Lease { .. } => "lease",
+            Limit::Breaker(_) => "breaker",
         }
     }
 
@@ -262,6 +273,7 @@ impl Limit {
                 CostSpec::Rolling(w) => w.0.div_ceil(Nanos::PER_SEC),
             },
             Limit::Lease { ttl, .. } => ttl.0.div_ceil(Nanos::PER_SEC),
+            Limit::Breaker(b) => b.cooldown.0.div_ceil(Nanos::PER_SEC),
         }
     }
 
@@ -272,6 +284,7 @@ impl Limit {
             Limit::Quota { count, .. } => *count,
             Limit::Cost { cap, .. } => cap.0.unsigned_abs(),
             Limit::Lease { limit, .. } => *limit,
+            Limit::Breaker(b) => b.probes,
         }
     }
 }
@@ -320,6 +333,15 @@ pub struct Rule {
     pub max_delay: Option<Nanos>,
     /// Warning threshold (else the policy's).
     pub warn: Option<Fraction>,
+    /// `MESSAGE` shown with a warning or refusal by this rule (else the policy's).
+    pub message: Option<String>,
+    /// `LINK` shown with a warning or refusal by this rule (else the policy's).
+    pub link: Option<String>,
+    /// `GRACE` of this rule (else the policy's, for a rule it applies to).
+    pub grace: Option<Fraction>,
+    /// The limiter raised by the grace in force (the rule's or the policy's), set by
+    /// [`Body::resolve_grace`]; `None` without a grace.
+    pub graced: Option<Arc<Limit>>,
     /// Outcome counters.
     pub counters: Arc<RuleCounters>,
 }
@@ -340,6 +362,12 @@ pub struct Scope {
 pub struct Body {
     /// Default warning threshold for every rule.
     pub warn: Option<Fraction>,
+    /// Default `MESSAGE` of warnings and refusals.
+    pub message: Option<String>,
+    /// Default `LINK` of warnings and refusals.
+    pub link: Option<String>,
+    /// Default `GRACE` of every QUOTA, COST and TOKENS rule.
+    pub grace: Option<Fraction>,
     /// Decide and report, never charge.
     pub dryrun: bool,
     /// Rules for every check.
@@ -434,12 +462,44 @@ impl Body {
                 .filter(|o| !self.scopes.iter().any(|s| s.name == o.name))
                 .cloned(),
         );
-        Body {
+        let mut body = Body {
             warn: over.warn.or(self.warn),
+            message: over.message.clone().or_else(|| self.message.clone()),
+            link: over.link.clone().or_else(|| self.link.clone()),
+            grace: over.grace.or(self.grace),
             dryrun: self.dryrun || over.dryrun,
             rules: merge_rules(&self.rules, &over.rules),
             scopes,
+        };
+        if over.grace.is_some() {
+            // Validated when `over` was parsed against its own rules; a plan's rule it
+            // cannot raise keeps no grace rather than failing the check.
+            let _ = body.resolve_grace();
         }
+        body
+    }
+
+    /// Computes every rule's graced limiter from its own `GRACE` or the body's (for the rules
+    /// a grace applies to). Errors: a grace that cannot raise a rule's limit.
+    pub fn resolve_grace(&mut self) -> Result<(), PolicyError> {
+        let default = self.grace;
+        let sections =
+            std::iter::once(&mut self.rules).chain(self.scopes.iter_mut().map(|s| &mut s.rules));
+        for rules in sections {
+            for r in rules.iter_mut() {
+                let g = r
+                    .grace
+                    .or(default.filter(|_| notice::grace_applies(r.measure, &r.limit)));
+                r.graced = match g {
+                    Some(g) => Some(Arc::new(
+                        notice::graced_limit(&r.limit, g)
+                            .map_err(|e| PolicyError(format!("rule '{}': {e}", r.name)))?,
+                    )),
+                    None => None,
+                };
+            }
+        }
+        Ok(())
     }
 
     /// Number of rules over all sections.
@@ -452,6 +512,11 @@ impl Body {
         let mut w = Vec::new();
         if let Some(f) = self.warn {
             w.extend(["WARN".to_owned(), f.to_string()]);
+        }
+        push_opt(&mut w, "MESSAGE", &self.message);
+        push_opt(&mut w, "LINK", &self.link);
+        if let Some(g) = self.grace {
+            w.extend(["GRACE".to_owned(), g.to_string()]);
         }
         if self.dryrun {
             w.push("DRYRUN".to_owned());
@@ -535,12 +600,22 @@ impl Rule {
                     CostSpec::Rolling(d) => w.push(format!("{cap}/{}", fmt_duration(*d))),
                 }
             }
-            Limit::Lease { limit, ttl, .. } => {
+            Limit::Lease {
+                limit, ttl, params, ..
+            } => {
                 w.extend(["LEASE".to_owned(), limit.to_string()]);
                 if *ttl != DEFAULT_LEASE_TTL {
                     w.extend(["TTL".to_owned(), fmt_duration(*ttl)]);
                 }
+                let (n, for_) = params.reserve();
+                if n > 0 {
+                    w.extend(["RESERVE".to_owned(), n.to_string()]);
+                    if for_ != Priority::High {
+                        w.extend(["FOR".to_owned(), for_.name().to_owned()]);
+                    }
+                }
             }
+            Limit::Breaker(b) => b.write_words(w, fmt_duration),
         }
         if self.named {
             w.extend(["NAME".to_owned(), self.name.clone()]);
@@ -553,6 +628,11 @@ impl Rule {
         }
         if let Some(f) = self.warn {
             w.extend(["WARN".to_owned(), f.to_string()]);
+        }
+        push_opt(w, "MESSAGE", &self.message);
+        push_opt(w, "LINK", &self.link);
+        if let Some(g) = self.grace {
+            w.extend(["GRACE".to_owned(), g.to_string()]);
         }
     }
 }
@@ -661,9 +741,11 @@ fn is(w: &[u8], kw: &str) -> bool {
 
 /// Whether `w` starts a rule.
 fn is_family(w: &[u8]) -> bool {
-    ["RATE", "WINDOW", "QUOTA", "TOKENS", "COST", "LEASE"]
-        .iter()
-        .any(|k| is(w, k))
+    [
+        "RATE", "WINDOW", "QUOTA", "TOKENS", "COST", "LEASE", "BREAKER",
+    ]
+    .iter()
+    .any(|k| is(w, k))
 }
 
 fn unit_err(what: &str, arg: &[u8], e: impl std::fmt::Display) -> PolicyError {
@@ -690,6 +772,12 @@ struct RuleOptions<'a> {
     action: Option<&'a Bytes>,
     max_delay: Option<&'a Bytes>,
     warn: Option<&'a Bytes>,
+    message: Option<&'a Bytes>,
+    link: Option<&'a Bytes>,
+    grace: Option<&'a Bytes>,
+    breaker: BreakerOptions<'a>,
+    reserve: Option<&'a Bytes>,
+    reserve_for: Option<&'a Bytes>,
 }
 
 /// The kind of limiter a family keyword (plus `TOKENS` sub-keyword) names.
@@ -700,6 +788,7 @@ enum Kind {
     Quota,
     Cost,
     Lease,
+    Breaker,
 }
 
 impl Kind {
@@ -710,7 +799,8 @@ impl Kind {
             Kind::Window => &[],
             Kind::Quota => &["TZ", "ANCHOR", "CARRY"],
             Kind::Cost => &["TZ", "ANCHOR"],
-            Kind::Lease => &["TTL"],
+            Kind::Lease => &["TTL", "RESERVE"],
+            Kind::Breaker => &upstream::OPTIONS,
         };
         allowed.iter().any(|k| is(opt, k))
     }
@@ -756,6 +846,8 @@ fn parse_rule(w: &mut Words<'_>) -> Result<Rule, PolicyError> {
             (Kind::Quota, Measure::Requests, "QUOTA")
         } else if is(family, "COST") {
             (Kind::Cost, Measure::Cost, "COST")
+        } else if is(family, "BREAKER") {
+            (Kind::Breaker, Measure::Requests, "BREAKER")
         } else {
             (Kind::Lease, Measure::Concurrency, "LEASE")
         };
@@ -763,12 +855,18 @@ fn parse_rule(w: &mut Words<'_>) -> Result<Rule, PolicyError> {
     };
     let mut o = RuleOptions::default();
     while let Some(opt) = w.peek() {
-        let slot = if kind.accepts(opt) {
-            match opt.to_ascii_uppercase().as_slice() {
+        let upper = opt.to_ascii_uppercase();
+        let slot = if kind == Kind::Breaker && kind.accepts(opt) {
+            o.breaker
+                .slot(&upper)
+                .expect("invariant: accepts() lists exactly the breaker slots")
+        } else if kind.accepts(opt) {
+            match upper.as_slice() {
                 b"BURST" => &mut o.burst,
                 b"TZ" => &mut o.tz,
                 b"ANCHOR" => &mut o.anchor,
                 b"CARRY" => &mut o.carry,
+                b"RESERVE" => &mut o.reserve,
                 _ => &mut o.ttl,
             }
         } else if is(opt, "NAME") {
@@ -779,6 +877,12 @@ fn parse_rule(w: &mut Words<'_>) -> Result<Rule, PolicyError> {
             &mut o.max_delay
         } else if is(opt, "WARN") {
             &mut o.warn
+        } else if is(opt, "MESSAGE") {
+            &mut o.message
+        } else if is(opt, "LINK") {
+            &mut o.link
+        } else if is(opt, "GRACE") {
+            &mut o.grace
         } else {
             break;
         };
@@ -787,6 +891,18 @@ fn parse_rule(w: &mut Words<'_>) -> Result<Rule, PolicyError> {
         let v = w.value(&key)?;
         if slot.replace(v).is_some() {
             return Err(PolicyError::new(format!("{key} given twice")));
+        }
+        // `RESERVE n FOR high|normal`: FOR belongs to the reserve only when a priority
+        // follows (an override's `FOR policy` comes before its rules in canonical words).
+        if key == "RESERVE" {
+            let for_prio = w.peek().is_some_and(|x| is(x, "FOR"))
+                && w.words
+                    .get(w.pos + 1)
+                    .is_some_and(|p| Priority::parse(p).is_some());
+            if for_prio {
+                w.next_word();
+                o.reserve_for = w.next_word();
+            }
         }
     }
     build_rule(kind, measure, spec, &o)
@@ -919,10 +1035,34 @@ fn build_rule(
                 .map(|t| duration("TTL", t))
                 .transpose()?
                 .unwrap_or(DEFAULT_LEASE_TTL);
-            let params = LeaseParams::new(limit, ttl).map_err(|e| unit_err("LEASE", spec, e))?;
+            let mut params =
+                LeaseParams::new(limit, ttl).map_err(|e| unit_err("LEASE", spec, e))?;
+            if let Some(r) = o.reserve {
+                let n = count("RESERVE", r)?;
+                let for_ = o
+                    .reserve_for
+                    .and_then(|p| Priority::parse(p))
+                    .unwrap_or(Priority::High);
+                if for_ == Priority::Low {
+                    return Err(PolicyError::new("a reserve is FOR high or normal priority"));
+                }
+                params = params
+                    .with_reserve(n, for_)
+                    .map_err(|e| unit_err("RESERVE", r, e))?;
+            }
             (Limit::Lease { limit, ttl, params }, "lease".to_owned())
         }
+        Kind::Breaker => {
+            let b = BreakerRule::new(spec, &o.breaker)?;
+            let name = b.derived_name().unwrap_or_default();
+            (Limit::Breaker(b), name)
+        }
     };
+    if derived.is_empty() && o.name.is_none() {
+        return Err(PolicyError::new(
+            "give this BREAKER rule a NAME (its key does not make a rule name)",
+        ));
+    }
     let (name, named) = match o.name {
         Some(n) => (check_name("rule name", n)?, true),
         None => (derived, false),
@@ -946,6 +1086,12 @@ fn build_rule(
         ));
     }
     let warn = o.warn.map(|f| Fraction::parse(&text(f))).transpose()?;
+    let grace = o.grace.map(|f| Fraction::parse(&text(f))).transpose()?;
+    if grace.is_some() && !notice::grace_applies(measure, &limit) {
+        return Err(PolicyError::new(
+            "GRACE applies to QUOTA, COST and TOKENS rules only",
+        ));
+    }
     Ok(Rule {
         name,
         named,
@@ -954,6 +1100,10 @@ fn build_rule(
         action,
         max_delay,
         warn,
+        message: o.message.map(|m| notice::check_message(m)).transpose()?,
+        link: o.link.map(|l| notice::check_link(l)).transpose()?,
+        grace,
+        graced: None,
         counters: Arc::default(),
     })
 }
@@ -970,6 +1120,15 @@ pub fn parse_body(w: &mut Words<'_>, stop: &dyn Fn(&[u8]) -> bool) -> Result<Bod
         } else if is(word, "DRYRUN") && !body.dryrun {
             w.next_word();
             body.dryrun = true;
+        } else if is(word, "MESSAGE") && body.message.is_none() {
+            w.next_word();
+            body.message = Some(notice::check_message(w.value("MESSAGE")?)?);
+        } else if is(word, "LINK") && body.link.is_none() {
+            w.next_word();
+            body.link = Some(notice::check_link(w.value("LINK")?)?);
+        } else if is(word, "GRACE") && body.grace.is_none() {
+            w.next_word();
+            body.grace = Some(Fraction::parse(&text(w.value("GRACE")?))?);
         } else {
             break;
         }
@@ -1003,7 +1162,7 @@ pub fn parse_body(w: &mut Words<'_>, stop: &dyn Fn(&[u8]) -> bool) -> Result<Bod
         }
         if !is_family(word) {
             return Err(PolicyError::new(format!(
-                "unexpected '{}' (a rule starts with RATE, WINDOW, QUOTA, TOKENS, COST or LEASE)",
+                "unexpected '{}' (a rule starts with RATE, WINDOW, QUOTA, TOKENS, COST, LEASE or BREAKER)",
                 text(word)
             )));
         }
@@ -1028,6 +1187,7 @@ pub fn parse_body(w: &mut Words<'_>, stop: &dyn Fn(&[u8]) -> bool) -> Result<Bod
             )));
         }
     }
+    body.resolve_grace()?;
     Ok(body)
 }
 
@@ -1146,8 +1306,12 @@ impl Override {
             seen_body = true;
             o.body = parse_body(&mut w, &is_opt)?;
         }
-        if o.policy.is_none() && o.body.rule_count() == 0 && o.body.warn.is_none() && !o.body.dryrun
-        {
+        let options = o.body.warn.is_some()
+            || o.body.dryrun
+            || o.body.message.is_some()
+            || o.body.link.is_some()
+            || o.body.grace.is_some();
+        if o.policy.is_none() && o.body.rule_count() == 0 && !options {
             return Err(PolicyError::new(
                 "an override needs POLICY name or at least one rule",
             ));
@@ -1269,6 +1433,13 @@ pub fn join_words(words: &[String]) -> String {
     out
 }
 
+/// The key marking that one rule's warning event fired for one identity in the current
+/// period (see [`crate::policy::notice`]): the rule's [`state_key`] with the rule name
+/// `rule#warned` (`#` never occurs in a rule name, so it collides with no rule's state).
+pub fn warn_key(policy: &str, scope: Option<&str>, rule: &str, identity: &[u8]) -> Bytes {
+    state_key(policy, scope, &format!("{rule}#warned"), identity)
+}
+
 /// The keyspace key holding one rule's state for one identity:
 /// `limitkv:{policy}:{scope}:{rule}:{identity}`, with `%` and `:` percent-escaped in the
 /// scope (empty for the defaults). Policy and rule names never contain `:`, so the key is
@@ -1382,12 +1553,12 @@ mod tests {
         // (label, definition, error)
         let cases = [
             ("empty", "", "a policy needs at least one rule"),
-            ("unknown word", "RATE 1/1s FOO", "unexpected 'FOO' (a rule starts with RATE, WINDOW, QUOTA, TOKENS, COST or LEASE)"),
+            ("unknown word", "RATE 1/1s FOO", "unexpected 'FOO' (a rule starts with RATE, WINDOW, QUOTA, TOKENS, COST, LEASE or BREAKER)"),
             ("bad rate", "RATE 10/1x", "rule 1 (RATE): invalid rate '10/1x': unknown duration unit 'x' (use ms, s, m, h or d)"),
             ("missing value", "QUOTA", "rule 1 (QUOTA): QUOTA needs a value"),
             ("bad period", "QUOTA 5/fortnight", "rule 1 (QUOTA): invalid quota '5/fortnight': unknown period 'fortnight' (use minute, hour, day, week or month)"),
             ("duplicate", "RATE 1/1m RATE 2/1m", "rule 2 (RATE): a rule named 'rate-1m' already exists in this section (give one a NAME)"),
-            ("option of another family", "WINDOW 5/1s BURST 3", "unexpected 'BURST' (a rule starts with RATE, WINDOW, QUOTA, TOKENS, COST or LEASE)"),
+            ("option of another family", "WINDOW 5/1s BURST 3", "unexpected 'BURST' (a rule starts with RATE, WINDOW, QUOTA, TOKENS, COST, LEASE or BREAKER)"),
             ("repeated option", "RATE 5/1s BURST 1 BURST 2", "rule 1 (RATE): BURST given twice"),
             ("bad action", "RATE 5/1s ACTION maybe", "rule 1 (RATE): invalid ACTION 'maybe': use block, slowdown or log"),
             ("maxdelay without slowdown", "RATE 5/1s MAXDELAY 1s", "rule 1 (RATE): MAXDELAY needs ACTION slowdown"),

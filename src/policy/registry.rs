@@ -18,6 +18,7 @@ use crate::clock::Nanos;
 use crate::limiter::cost::Amount;
 use crate::policy::access::{AccessList, Entry};
 use crate::policy::model::{Body, Override, Policy, PolicyError};
+use crate::policy::suspend::Suspension;
 
 /// How many published events the ring keeps.
 pub const EVENT_RING: usize = 1024;
@@ -33,6 +34,8 @@ pub struct Tables {
     pub allow: AccessList,
     /// Identities and networks that are refused.
     pub deny: AccessList,
+    /// Suspensions by identity, at most one per policy (expired ones are dropped lazily).
+    pub suspensions: BTreeMap<Bytes, Vec<Arc<Suspension>>>,
 }
 
 /// What a check runs against.
@@ -42,6 +45,8 @@ pub enum Gate {
     Allow(Entry),
     /// Deny-listed: refused.
     Deny(Entry),
+    /// Suspended: refused with the suspension's reason.
+    Suspended(Arc<Suspension>),
     /// Checked against these rules.
     Check(Resolved),
 }
@@ -107,8 +112,8 @@ impl Tables {
         })
     }
 
-    /// Deny list first (a denied identity stays denied even if also allowed), then the allow
-    /// list, then the rules.
+    /// Deny list first (a denied identity stays denied even if also allowed), then the
+    /// identity's suspension, then the allow list, then the rules.
     pub fn resolve(
         &self,
         policy: &str,
@@ -125,6 +130,9 @@ impl Tables {
                 .fetch_add(1, Ordering::Relaxed);
             return Ok(Gate::Deny(e.clone()));
         }
+        if let Some(s) = self.suspension_for(identity, policy, now) {
+            return Ok(Gate::Suspended(s.clone()));
+        }
         if let Some(e) = self.allow.matching(identity, ip) {
             resolved
                 .asked
@@ -134,6 +142,56 @@ impl Tables {
             return Ok(Gate::Allow(e.clone()));
         }
         Ok(Gate::Check(resolved))
+    }
+
+    /// The suspension of `identity` in force at `now` for checks of `policy`: the policy's
+    /// own, else the one from every policy.
+    pub fn suspension_for(
+        &self,
+        identity: &[u8],
+        policy: &str,
+        now: Nanos,
+    ) -> Option<&Arc<Suspension>> {
+        let list = self.suspensions.get(identity)?;
+        let live = |s: &&Arc<Suspension>| s.is_live(now) && s.applies_to(policy);
+        list.iter()
+            .filter(live)
+            .find(|s| s.policy == policy)
+            .or_else(|| list.iter().find(live))
+    }
+
+    /// Sets `s` for `identity`, replacing its suspension of the same policy.
+    pub fn set_suspension(&mut self, identity: Bytes, s: Arc<Suspension>) {
+        let list = self.suspensions.entry(identity).or_default();
+        list.retain(|x| x.policy != s.policy);
+        list.push(s);
+    }
+
+    /// Lifts `identity`'s suspension of `policy` (`*`: the one from every policy).
+    pub fn remove_suspension(&mut self, identity: &[u8], policy: &str) -> Option<Arc<Suspension>> {
+        let list = self.suspensions.get_mut(identity)?;
+        let at = list.iter().position(|x| x.policy == policy)?;
+        let gone = list.remove(at);
+        if list.is_empty() {
+            self.suspensions.remove(identity);
+        }
+        Some(gone)
+    }
+
+    /// Drops suspensions expired at `now`; returns them with their identities.
+    pub fn drop_expired_suspensions(&mut self, now: Nanos) -> Vec<(Bytes, Arc<Suspension>)> {
+        let mut gone = Vec::new();
+        self.suspensions.retain(|id, list| {
+            list.retain(|s| {
+                let live = s.is_live(now);
+                if !live {
+                    gone.push((id.clone(), s.clone()));
+                }
+                live
+            });
+            !list.is_empty()
+        });
+        gone
     }
 
     /// Sets `p`, keeping the counters of the rules it shares with the version it replaces.

@@ -133,6 +133,7 @@ mod tests {
             &Demand {
                 tokens: est,
                 cost: Amount(0),
+                priority: Default::default(),
             },
             now,
             Mode::Charge {
@@ -180,6 +181,7 @@ mod tests {
         let d = actual.map(|t| Demand {
             tokens: t,
             cost: Amount(0),
+            priority: Default::default(),
         });
         let writes = settle(r, &rules, &keys, st, d.as_ref(), now);
         apply(st, writes.into_iter().map(|(_, w)| w));
