@@ -25,6 +25,8 @@
 //!   conversion) and the recognition of the library scripts answered natively; `cmd::script_run`
 //!   runs scripts under the shard locks, `cmd::fastpath` runs the recognised ones natively.
 //! - [`version`]: the Redis release limitkv follows (reported by `INFO`, `HELLO` and Lua).
+//! - [`usage`]: the usage history: per-minute series per policy and per top identity (space-saving
+//!   sketches), and its snapshot format. Pure.
 //! - [`tls`]: the TLS port's rustls configuration (certificates, client verification), built
 //!   from the `tls-*` settings and swapped by `CONFIG SET`; no sockets.
 
@@ -49,4 +51,5 @@ pub mod script;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod usage;
 pub mod version;
