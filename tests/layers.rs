@@ -19,11 +19,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("store", &["limiter", "policy"]),
     ("persist", &["limiter", "policy", "store"]),
     ("acl", &[]),
+    ("usage", &[]),
     ("script", &[]),
     (
         "engine",
         &[
-            "limiter", "policy", "store", "persist", "pubsub", "config", "script",
+            "limiter", "policy", "store", "persist", "pubsub", "config", "script", "usage",
         ],
     ),
 ];

@@ -151,6 +151,14 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
             "policy-events-allowed-sample",
             crate::limiter::cost::Amount(i64::from(cfg.policy_events_sample_ppm)).to_string(),
         ),
+        (
+            "usage-history",
+            if cfg.usage_history { "yes" } else { "no" }.to_owned(),
+        ),
+        (
+            "usage-history-identities",
+            cfg.usage_history_identities.to_string(),
+        ),
         ("tls-port", cfg.tls_port.to_string()),
         ("http-port", cfg.http_port.to_string()),
         (
@@ -223,6 +231,7 @@ const MUTABLE: &[&str] = &[
     "tls-auth-clients",
     "tls-protocols",
     "http-identity-header",
+    "usage-history",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
@@ -327,6 +336,7 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         .engine
         .pubsub
         .set_limit(next.client_output_buffer_limit.pubsub);
+    ctx.shared.engine.usage.set_enabled(next.usage_history);
     *ctx.shared.engine.config.write() = next;
     if changed_level {
         if let Some(hook) = ctx.shared.on_loglevel.lock().as_ref() {

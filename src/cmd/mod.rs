@@ -44,6 +44,7 @@ pub mod set_algebra;
 pub mod sets;
 pub mod strings;
 pub mod substrings;
+pub mod usage;
 pub mod window;
 pub mod zrange;
 pub mod zsets;
@@ -217,7 +218,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 33] {
+pub fn families() -> [&'static [CommandSpec]; 34] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -252,6 +253,7 @@ pub fn families() -> [&'static [CommandSpec]; 33] {
         policy::COMMANDS,
         scripting::COMMANDS,
         functions::COMMANDS,
+        usage::COMMANDS,
     ]
 }
 

@@ -32,7 +32,8 @@
 //! check of the planned keys in between.
 //!
 //! Depends on `store`, `persist`, `policy`, `limiter`, `pubsub`, `config`, `clock`; never on
-//! `cmd`, `server`, `http` or `script`.
+//! `cmd`, `server`, `http` or `script`. The usage history's data structures are [`crate::usage`];
+//! [`usage`] feeds and saves them.
 
 mod api;
 mod call;
@@ -45,6 +46,7 @@ mod open;
 mod policy_api;
 mod rules;
 pub mod settle;
+pub mod usage;
 #[cfg(test)]
 mod tests;
 
@@ -83,6 +85,8 @@ pub struct Engine {
     pub pubsub: PubSub,
     /// Policies, overrides, access lists, policy events and pending reservations.
     pub policies: Registry,
+    /// The usage history (`LIMIT.TOP`, `LIMIT.HISTORY`, the dashboard).
+    pub usage: usage::Usage,
 }
 
 impl Engine {
@@ -95,6 +99,7 @@ impl Engine {
                 .map(|_| Store::new(config.shards))
                 .collect(),
             pubsub: PubSub::new(config.client_output_buffer_limit.pubsub, clock.clone()),
+            usage: usage::Usage::new(config.usage_history, config.usage_history_identities),
             config: RwLock::new(config),
             clock,
             aof: OnceLock::new(),
