@@ -2,6 +2,7 @@
 //!
 //! Module map (dependencies flow one way: server → cmd → store → limiter → clock;
 //! `protocol`, `error` and `config` are leaves):
+//! - [`cli`]: client subcommands of the binary (`limitkv top`), talking RESP to a server.
 //! - [`acl`]: ACL users, rules, categories, the ACL file and `ACL LOG` (Redis 7 semantics).
 //! - [`http`]: the HTTP listener (`http-port`): router, ACL authentication, health routes.
 //! - [`server`]: sockets, the accept loop, connections, shutdown. The only networking code.
@@ -34,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod acl;
+pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod config;

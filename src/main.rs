@@ -1,6 +1,7 @@
 //! The `limitkv` binary: parse the configuration, set up logging, bind, and serve until
 //! SIGINT/SIGTERM or `SHUTDOWN`. `limitkv aof check|repair FILE` inspects or repairs an
-//! append-only file instead.
+//! append-only file instead; `limitkv top` shows the top denied identities of a running server
+//! (`limitkv::cli::top`).
 
 use std::sync::Arc;
 
@@ -55,6 +56,9 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if args.get(1).is_some_and(|a| a == "aof") {
         return aof_tool(&args[2..]);
+    }
+    if args.get(1).is_some_and(|a| a == "top") {
+        return Ok(limitkv::cli::top::run(&args[2..]));
     }
     let config = Config::from_args(args).context("invalid configuration")?;
     let filter = EnvFilter::try_from_default_env()

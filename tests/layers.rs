@@ -20,6 +20,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("persist", &["limiter", "policy", "store"]),
     ("acl", &[]),
     ("usage", &[]),
+    ("cli", &[]),
     ("script", &[]),
     (
         "engine",
