@@ -5,8 +5,9 @@
 //! stripe (a small buffer behind an uncontended mutex, picked once per thread), and a stripe
 //! is folded into the [`History`] — the one shared lock — once it holds [`FLUSH_AT`] samples,
 //! and by every reader and every background tick before they read. A sample costs a push and
-//! two reference-count increments (the policy and the identity), no allocation once the
-//! buffer has grown.
+//! two reference-count increments (the policy and the identity); the buffer keeps its
+//! capacity, so nothing is allocated once it has grown (tests/allocations.rs holds
+//! LIMIT.CHECK to its budget with the history on).
 //!
 //! With `appendonly yes` the history is saved to `dir/usage-history.bin`
 //! ([`crate::usage::snapshot`]) whenever a minute ends (by the background tick) and at
@@ -111,17 +112,19 @@ impl Usage {
             counts,
         };
         let i = STRIPE.with(|s| *s);
-        let full = {
-            let mut stripe = self.stripes[i].lock();
-            stripe.push(sample);
-            (stripe.len() >= FLUSH_AT).then(|| std::mem::take(&mut *stripe))
-        };
-        if let Some(batch) = full {
-            self.fold(batch, minute_of(now.0));
+        let mut stripe = self.stripes[i].lock();
+        if stripe.capacity() == 0 {
+            stripe.reserve_exact(FLUSH_AT);
+        }
+        stripe.push(sample);
+        if stripe.len() >= FLUSH_AT {
+            // Folded in place (the stripe's lock, then the history's, the order readers take
+            // them in too), so the buffer keeps its capacity: no allocation per batch.
+            self.fold(stripe.drain(..), minute_of(now.0));
         }
     }
 
-    fn fold(&self, batch: Vec<Sample>, now_minute: u32) {
+    fn fold(&self, batch: impl Iterator<Item = Sample>, now_minute: u32) {
         let mut h = self.history.lock();
         for s in batch {
             h.record(
@@ -138,9 +141,9 @@ impl Usage {
     pub fn read<R>(&self, now: Nanos, f: impl FnOnce(&History) -> R) -> R {
         let now_minute = minute_of(now.0);
         for stripe in self.stripes.iter() {
-            let batch = std::mem::take(&mut *stripe.lock());
-            if !batch.is_empty() {
-                self.fold(batch, now_minute);
+            let mut stripe = stripe.lock();
+            if !stripe.is_empty() {
+                self.fold(stripe.drain(..), now_minute);
             }
         }
         let mut h = self.history.lock();
