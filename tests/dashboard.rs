@@ -27,9 +27,17 @@ async fn traffic(server: &TestServer, pass: Option<&str>) {
         None => server.url(false),
     };
     let mut con = redis_connect(&url).await;
-    query(&mut con, &["POLICY.SET", "free", "RATE", "5/1m", "QUOTA", "1000/day"]).await;
+    query(
+        &mut con,
+        &["POLICY.SET", "free", "RATE", "5/1m", "QUOTA", "1000/day"],
+    )
+    .await;
     query(&mut con, &["POLICY.SET", "pro", "RATE", "100/1m"]).await;
-    for (who, policy, n) in [("mallory", "free", 30), ("alice", "free", 4), ("bob", "pro", 20)] {
+    for (who, policy, n) in [
+        ("mallory", "free", 30),
+        ("alice", "free", 4),
+        ("bob", "pro", 20),
+    ] {
         for _ in 0..n {
             query(&mut con, &["LIMIT.CHECK", policy, who]).await;
         }
@@ -46,7 +54,12 @@ async fn the_dashboard_and_its_routes_need_credentials_once_a_password_is_set() 
         return;
     };
     assert_eq!(status, 401);
-    assert!(headers.to_ascii_lowercase().contains("www-authenticate: basic"), "{headers}");
+    assert!(
+        headers
+            .to_ascii_lowercase()
+            .contains("www-authenticate: basic"),
+        "{headers}"
+    );
     let (status, _, _) = curl(&format!("{base}/v1/usage/overview"), &[]).unwrap();
     assert_eq!(status, 401);
     let basic = ["-u", "default:s3cret"];
@@ -84,10 +97,16 @@ async fn the_usage_routes_answer_bad_input_with_a_json_4xx() {
     else {
         return;
     };
-    assert_eq!((status, body.as_str()), (400, r#"{"error":"missing 'identity'"}"#));
+    assert_eq!(
+        (status, body.as_str()),
+        (400, r#"{"error":"missing 'identity'"}"#)
+    );
     for (path, want) in [
         ("/v1/usage/history?policy=nope", "ERR unknown policy 'nope'"),
-        ("/v1/usage/top?window=3d", "ERR invalid WINDOW '3d': must be between 1m and 48h"),
+        (
+            "/v1/usage/top?window=3d",
+            "ERR invalid WINDOW '3d': must be between 1m and 48h",
+        ),
         ("/v1/usage/overview?window=7d", "window must be 1h or 24h"),
     ] {
         let (status, body, _) = curl(&format!("{base}{path}"), &[]).unwrap();
@@ -173,15 +192,24 @@ async fn headless_chromium_shows_the_policies_and_their_denials() {
         "the page loaded its data: {}\n{dom}",
         String::from_utf8_lossy(&dump.stderr)
     );
-    assert!(dom.contains(r#"<span class="policy-name">free</span>"#), "{dom}");
-    assert!(dom.contains(r#"<span class="policy-name">pro</span>"#), "{dom}");
+    assert!(
+        dom.contains(r#"<span class="policy-name">free</span>"#),
+        "{dom}"
+    );
+    assert!(
+        dom.contains(r#"<span class="policy-name">pro</span>"#),
+        "{dom}"
+    );
     assert_eq!(text_of(&dom, "total-denied"), "25");
     assert!(dom.contains("<td>mallory</td>"), "{dom}");
     assert!(dom.contains(r#"class="state-open">open<"#), "{dom}");
 
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/dashboard");
     std::fs::create_dir_all(&out_dir).unwrap();
-    for (name, size) in [("dashboard.png", "1280,1100"), ("dashboard-phone.png", "390,1600")] {
+    for (name, size) in [
+        ("dashboard.png", "1280,1100"),
+        ("dashboard-phone.png", "390,1600"),
+    ] {
         let path = out_dir.join(name);
         let _ = std::fs::remove_file(&path);
         let shot = format!("--screenshot={}", path.display());

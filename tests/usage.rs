@@ -43,7 +43,11 @@ fn identities(v: Value, resp3: bool) -> Vec<(String, i64)> {
 async fn inspection_replies_are_maps_in_resp3_and_flat_arrays_in_resp2() {
     let server = TestServer::start().await;
     let mut con = server.redis(false).await;
-    query(&mut con, &["POLICY.SET", "free", "RATE", "2/1m", "QUOTA", "100/day"]).await;
+    query(
+        &mut con,
+        &["POLICY.SET", "free", "RATE", "2/1m", "QUOTA", "100/day"],
+    )
+    .await;
     traffic(&mut con, "alice", 6).await;
     traffic(&mut con, "bob", 3).await;
     for resp3 in [false, true] {
@@ -54,20 +58,30 @@ async fn inspection_replies_are_maps_in_resp3_and_flat_arrays_in_resp2() {
             [("alice".to_owned(), 4), ("bob".to_owned(), 1)],
             "resp3: {resp3}"
         );
-        let usage = fields(query(&mut con, &["LIMIT.USAGE", "free", "alice"]).await, resp3);
+        let usage = fields(
+            query(&mut con, &["LIMIT.USAGE", "free", "alice"]).await,
+            resp3,
+        );
         let rules = &usage.iter().find(|(k, _)| k == "rules").unwrap().1;
         let Value::Array(rules) = rules else {
             panic!("rules is an array")
         };
         let quota = fields(rules[1].clone(), resp3);
-        assert!(quota.contains(&("used".to_owned(), Value::Int(2))), "{quota:?}");
-        let Value::Array(series) = query(&mut con, &["LIMIT.HISTORY", "free", "WINDOW", "3m"]).await
+        assert!(
+            quota.contains(&("used".to_owned(), Value::Int(2))),
+            "{quota:?}"
+        );
+        let Value::Array(series) =
+            query(&mut con, &["LIMIT.HISTORY", "free", "WINDOW", "3m"]).await
         else {
             panic!("LIMIT.HISTORY is an array")
         };
         assert_eq!(series.len(), 3);
         let now = fields(series[2].clone(), resp3);
-        assert!(now.contains(&("denied".to_owned(), Value::Int(5))), "{now:?}");
+        assert!(
+            now.contains(&("denied".to_owned(), Value::Int(5))),
+            "{now:?}"
+        );
     }
     let err = query_err(&mut con, &["LIMIT.TOP", "POLICY", "paid"]).await;
     assert!(err.to_string().contains("unknown policy 'paid'"), "{err}");
@@ -79,10 +93,11 @@ async fn inspection_replies_are_maps_in_resp3_and_flat_arrays_in_resp2() {
 }
 
 fn aof_config(dir: &std::path::Path) -> Config {
-    let mut c = Config::default();
-    c.appendonly = true;
-    c.dir = dir.to_owned();
-    c
+    Config {
+        appendonly: true,
+        dir: dir.to_owned(),
+        ..Config::default()
+    }
 }
 
 #[tokio::test]
@@ -185,7 +200,10 @@ fn top(port: u16, extra: &[&str]) -> std::process::Output {
     let port = port.to_string();
     let mut args = vec!["top", "--port", &port, "--once"];
     args.extend_from_slice(extra);
-    Command::new(BIN).args(&args).output().expect("run limitkv top")
+    Command::new(BIN)
+        .args(&args)
+        .output()
+        .expect("run limitkv top")
 }
 
 #[test]
@@ -200,13 +218,21 @@ fn limitkv_top_once_json_names_the_identity_denied_most() {
     };
     run(&["POLICY.SET", "free", "RATE", "5/1m"]);
     run(&["POLICY.SET", "pro", "RATE", "50/1m"]);
-    for (who, policy, n) in [("alice", "free", 8), ("mallory", "free", 40), ("bob", "pro", 60)] {
+    for (who, policy, n) in [
+        ("alice", "free", 8),
+        ("mallory", "free", 40),
+        ("bob", "pro", 60),
+    ] {
         for _ in 0..n {
             run(&["LIMIT.CHECK", policy, who]);
         }
     }
     let out = top(port, &["--json", "--pass", "s3cret"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
     let first = &v["top_denied"][0];
     assert_eq!(first["identity"], "mallory", "{v}");
@@ -225,18 +251,27 @@ fn limitkv_top_once_json_names_the_identity_denied_most() {
     let csv = top(port, &["--csv", "--pass", "s3cret", "--policy", "free"]);
     let csv = String::from_utf8(csv.stdout).unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "policy,identity,denied,allowed,decisions,tokens,cost");
+    assert_eq!(
+        lines[0],
+        "policy,identity,denied,allowed,decisions,tokens,cost"
+    );
     assert_eq!(lines[1], "free,mallory,35,5,40,0,0");
     assert_eq!(lines.len(), 3, "{csv}");
 
     let table = top(port, &["--pass", "s3cret"]);
     let table = String::from_utf8(table.stdout).unwrap();
-    assert!(table.contains("mallory") && table.contains("DENIALS/S"), "{table}");
+    assert!(
+        table.contains("mallory") && table.contains("DENIALS/S"),
+        "{table}"
+    );
 
     let refused = top(port, &["--json"]);
     assert_eq!(refused.status.code(), Some(1));
     let err = String::from_utf8_lossy(&refused.stderr);
-    assert!(err.contains("NOAUTH") || err.contains("Authentication"), "{err}");
+    assert!(
+        err.contains("NOAUTH") || err.contains("Authentication"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -245,5 +280,8 @@ fn limitkv_top_reports_an_unreachable_server() {
     let out = top(port, &["--json"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains(&format!("Could not connect to limitkv at 127.0.0.1:{port}")), "{err}");
+    assert!(
+        err.contains(&format!("Could not connect to limitkv at 127.0.0.1:{port}")),
+        "{err}"
+    );
 }

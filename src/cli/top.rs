@@ -163,10 +163,7 @@ fn connect(a: &TopArgs) -> Result<redis::Connection, String> {
     };
     let url = format!("redis://{auth}{host}:{}/", a.port);
     let fail = |e: redis::RedisError| {
-        format!(
-            "Could not connect to limitkv at {}:{}: {e}",
-            a.host, a.port
-        )
+        format!("Could not connect to limitkv at {}:{}: {e}", a.host, a.port)
     };
     let client = redis::Client::open(url.as_str()).map_err(fail)?;
     client
@@ -275,7 +272,11 @@ pub fn parse_p99(info: &str) -> BTreeMap<String, f64> {
     out
 }
 
-fn sample(con: &mut redis::Connection, a: &TopArgs, prev: Option<&Sample>) -> Result<Sample, String> {
+fn sample(
+    con: &mut redis::Connection,
+    a: &TopArgs,
+    prev: Option<&Sample>,
+) -> Result<Sample, String> {
     let info = text(&query(con, &["INFO", "policies"])?);
     let counters = parse_policy_counters(&info);
     let latency = query(con, &["INFO", "latencystats"])
@@ -457,7 +458,8 @@ fn to_table(a: &TopArgs, s: &Sample, tty: bool) -> String {
         "\n{:<4} {:<32} {:<16} {:>10} {:>10} {:>12} {:>12}",
         "#", "IDENTITY", "POLICY", "DENIED", "ALLOWED", "TOKENS", "COST"
     );
-    let cell = |e: &BTreeMap<String, Json>, k: &str| csv_cell(e.get(k)).trim_matches('"').to_owned();
+    let cell =
+        |e: &BTreeMap<String, Json>, k: &str| csv_cell(e.get(k)).trim_matches('"').to_owned();
     for (i, e) in s.top.iter().enumerate() {
         let _ = writeln!(
             o,

@@ -181,7 +181,10 @@ fn limit_top(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                     Rank::Denied => e.denied_estimate,
                     _ => e.usage_estimate,
                 };
-                m.push((field("estimate"), est.map_or(Frame::Integer(-1), |x| int(x.count))));
+                m.push((
+                    field("estimate"),
+                    est.map_or(Frame::Integer(-1), |x| int(x.count)),
+                ));
                 m.push((
                     field("estimate_error"),
                     est.map_or(Frame::Integer(-1), |x| int(x.error)),
@@ -250,7 +253,10 @@ fn limit_usage(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
             };
             rules.push(Frame::Map(vec![
                 (field("rule"), Frame::bulk(&r.name)),
-                (field("scope"), r.scope.as_deref().map_or(Frame::Null, Frame::bulk)),
+                (
+                    field("scope"),
+                    r.scope.as_deref().map_or(Frame::Null, Frame::bulk),
+                ),
                 (field("family"), Frame::bulk(r.family)),
                 (field("measure"), Frame::bulk(r.measure.name())),
                 (field("used"), units(used)),
@@ -265,12 +271,14 @@ fn limit_usage(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
         }
     }
     let (hour, day) = (window(ctx.now, 60), window(ctx.now, 24 * 60));
-    let (tracked, last_hour, last_day) = ctx.shared.engine.usage.read(ctx.now, |h| {
-        match h.identity(&policy, &identity) {
-            Some(s) => (true, s.sum(hour.0, hour.1), s.sum(day.0, day.1)),
-            None => (false, Counts::default(), Counts::default()),
-        }
-    });
+    let (tracked, last_hour, last_day) =
+        ctx.shared
+            .engine
+            .usage
+            .read(ctx.now, |h| match h.identity(&policy, &identity) {
+                Some(s) => (true, s.sum(hour.0, hour.1), s.sum(day.0, day.1)),
+                None => (false, Counts::default(), Counts::default()),
+            });
     if !used_any && !tracked && reason.is_none() {
         return Ok(Frame::Map(Vec::new()));
     }
@@ -282,7 +290,10 @@ fn limit_usage(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
     Ok(Frame::Map(vec![
         (field("policy"), Frame::bulk(&policy)),
         (field("identity"), Frame::Bulk(identity)),
-        (field("reason"), reason.map_or(Frame::Null, Frame::bulk_string)),
+        (
+            field("reason"),
+            reason.map_or(Frame::Null, Frame::bulk_string),
+        ),
         (
             field("override"),
             overridden.map_or(Frame::Null, Frame::bulk_string),
@@ -307,9 +318,7 @@ fn limit_usage(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
 fn limit_history(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let policy = args::text(&req[1]);
     let (identity, rest) = match req.get(2) {
-        Some(w) if !is(w, "WINDOW") || req.len() == 3 || req.len() == 5 => {
-            (Some(w.clone()), 3)
-        }
+        Some(w) if !is(w, "WINDOW") || req.len() == 3 || req.len() == 5 => (Some(w.clone()), 3),
         _ => (None, 2),
     };
     let mut minutes = None;

@@ -49,9 +49,8 @@ fn top_looks_only_at_its_window() {
     checks(&mut h, "old", 3, "");
     h.clock.advance(Duration::from_secs(2 * 3600));
     checks(&mut h, "new", 2, "");
-    let who = |f: Frame| -> Vec<String> {
-        items(f).iter().map(|e| text(&get(e, "identity"))).collect()
-    };
+    let who =
+        |f: Frame| -> Vec<String> { items(f).iter().map(|e| text(&get(e, "identity"))).collect() };
     assert_eq!(who(h.run(&["LIMIT.TOP"])), ["new"]);
     assert_eq!(who(h.run(&["LIMIT.TOP", "WINDOW", "3h"])), ["old", "new"]);
     h.clock.advance(Duration::from_secs(47 * 3600));
@@ -102,11 +101,17 @@ fn history_is_one_entry_per_minute() {
     checks(&mut h, "u", 1, "");
     let series = items(h.run(&["LIMIT.HISTORY", "p", "WINDOW", "5m"]));
     assert_eq!(series.len(), 5);
-    let per_minute: Vec<_> = series.iter().map(|m| int_of(&get(m, "decisions"))).collect();
+    let per_minute: Vec<_> = series
+        .iter()
+        .map(|m| int_of(&get(m, "decisions")))
+        .collect();
     assert_eq!(per_minute, [0, 0, 3, 0, 1]);
     let denied: Vec<_> = series.iter().map(|m| int_of(&get(m, "denied"))).collect();
     assert_eq!(denied, [0, 0, 1, 0, 1]);
-    let starts: Vec<_> = series.iter().map(|m| int_of(&get(m, "minute_ms"))).collect();
+    let starts: Vec<_> = series
+        .iter()
+        .map(|m| int_of(&get(m, "minute_ms")))
+        .collect();
     assert!(starts.windows(2).all(|w| w[1] - w[0] == 60_000));
     let mine = items(h.run(&["LIMIT.HISTORY", "p", "u", "WINDOW", "5m"]));
     assert_eq!(mine, series, "one identity: the same series");
@@ -119,9 +124,15 @@ fn bad_input_gets_a_clear_error() {
     let mut h = Harness::new();
     run(&mut h, "POLICY.SET p RATE 2/1h");
     for (cmd, want) in [
-        (&["LIMIT.TOP", "POLICY", "nope"][..], "ERR unknown policy 'nope'"),
+        (
+            &["LIMIT.TOP", "POLICY", "nope"][..],
+            "ERR unknown policy 'nope'",
+        ),
         (&["LIMIT.HISTORY", "nope"][..], "ERR unknown policy 'nope'"),
-        (&["LIMIT.USAGE", "nope", "u"][..], "ERR unknown policy 'nope'"),
+        (
+            &["LIMIT.USAGE", "nope", "u"][..],
+            "ERR unknown policy 'nope'",
+        ),
         (
             &["LIMIT.TOP", "WINDOW", "49h"][..],
             "ERR invalid WINDOW '49h': must be between 1m and 48h",
@@ -131,7 +142,10 @@ fn bad_input_gets_a_clear_error() {
             "ERR COUNT must be between 1 and 10000",
         ),
         (&["LIMIT.TOP", "DENIED", "USAGE"][..], "ERR syntax error"),
-        (&["LIMIT.HISTORY", "p", "u", "SINCE", "1h"][..], "ERR syntax error"),
+        (
+            &["LIMIT.HISTORY", "p", "u", "SINCE", "1h"][..],
+            "ERR syntax error",
+        ),
         (
             &["LIMIT.USAGE", "p"][..],
             "ERR wrong number of arguments for 'limit.usage' command",

@@ -442,7 +442,11 @@ impl Call<'_, '_> {
                     decisions: 1,
                     denials: u64::from(!verdict.allowed),
                     warnings: u64::from(verdict.allowed && verdict.rules.iter().any(|r| r.warned)),
-                    tokens: if charged { tokens_i64(demand.tokens) } else { 0 },
+                    tokens: if charged {
+                        tokens_i64(demand.tokens)
+                    } else {
+                        0
+                    },
                     cost: if charged { demand.cost.0 } else { 0 },
                 },
             );
@@ -578,7 +582,11 @@ impl Call<'_, '_> {
                     decisions: 1,
                     denials: u64::from(!allow),
                     warnings: 0,
-                    tokens: if allow { tokens_i64(a.demand.tokens) } else { 0 },
+                    tokens: if allow {
+                        tokens_i64(a.demand.tokens)
+                    } else {
+                        0
+                    },
                     cost: if allow { a.demand.cost.0 } else { 0 },
                 },
             );

@@ -46,9 +46,9 @@ mod open;
 mod policy_api;
 mod rules;
 pub mod settle;
-pub mod usage;
 #[cfg(test)]
 mod tests;
+pub mod usage;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};

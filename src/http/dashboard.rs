@@ -151,7 +151,11 @@ async fn one(shared: Arc<Shared>, ext: &Extensions, words: &[&str]) -> Response 
 async fn top(State(shared): State<Arc<Shared>>, ext: Extensions, q: Params) -> Response {
     let by = param(&q, "by").unwrap_or("denied");
     let mut words = vec!["LIMIT.TOP", by];
-    for (name, word) in [("window", "WINDOW"), ("count", "COUNT"), ("policy", "POLICY")] {
+    for (name, word) in [
+        ("window", "WINDOW"),
+        ("count", "COUNT"),
+        ("policy", "POLICY"),
+    ] {
         if let Some(v) = param(&q, name) {
             words.extend([word, v]);
         }
@@ -236,14 +240,12 @@ async fn build_overview(
     use serde_json::json;
     let window = param(q, "window").unwrap_or("1h");
     if window != "1h" && window != "24h" {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            "window must be 1h or 24h",
-        ));
+        return Err(error(StatusCode::BAD_REQUEST, "window must be 1h or 24h"));
     }
-    let usage_bytes = shared.engine.usage.read(shared.engine.clock.now(), |h| {
-        (h.memory(), h.tracked())
-    });
+    let usage_bytes = shared
+        .engine
+        .usage
+        .read(shared.engine.clock.now(), |h| (h.memory(), h.tracked()));
     let mut c = Client::open(shared, ext)?;
     let names: Vec<String> = items(run(&mut c, &["POLICY.LIST"]).await?)
         .iter()
@@ -281,7 +283,11 @@ async fn build_overview(
     let mut cursor = "0".to_owned();
     for _ in 0..8 {
         let reply = items(
-            run(&mut c, &["SCAN", &cursor, "TYPE", "breaker", "COUNT", "1000"]).await?,
+            run(
+                &mut c,
+                &["SCAN", &cursor, "TYPE", "breaker", "COUNT", "1000"],
+            )
+            .await?,
         );
         let mut parts = reply.into_iter();
         cursor = parts.next().map(|f| text(&f)).unwrap_or_else(|| "0".into());

@@ -294,7 +294,11 @@ mod tests {
         for i in 0..50 {
             h.record("p", &b(&format!("u{i}")), 100, &c(1, 1), 100);
         }
-        assert!(h.tracked() <= 4, "at most 2 × capacity series: {}", h.tracked());
+        assert!(
+            h.tracked() <= 4,
+            "at most 2 × capacity series: {}",
+            h.tracked()
+        );
     }
 
     #[test]

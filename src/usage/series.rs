@@ -200,7 +200,10 @@ mod tests {
         s.add(102, &one(1, 1), 102);
         s.add(101, &one(2, 0), 102);
         s.add(100, &one(1, 0), 102);
-        let got: Vec<_> = s.range(0, u32::MAX).map(|(m, c)| (m, c.decisions)).collect();
+        let got: Vec<_> = s
+            .range(0, u32::MAX)
+            .map(|(m, c)| (m, c.decisions))
+            .collect();
         assert_eq!(got, [(100, 2), (101, 2), (102, 1)]);
         assert_eq!(s.sum(101, 102), one(3, 1));
     }
@@ -209,7 +212,11 @@ mod tests {
     fn minutes_past_the_retention_are_dropped() {
         let mut s = Series::new();
         s.add(10, &one(1, 0), 10);
-        s.add(10 + RETENTION_MINUTES - 1, &one(1, 0), 10 + RETENTION_MINUTES - 1);
+        s.add(
+            10 + RETENTION_MINUTES - 1,
+            &one(1, 0),
+            10 + RETENTION_MINUTES - 1,
+        );
         assert_eq!(s.len(), 2, "the 48th hour still holds the first minute");
         s.prune(10 + RETENTION_MINUTES);
         assert_eq!(s.len(), 1);

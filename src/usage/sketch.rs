@@ -65,10 +65,14 @@ impl<K: Eq + Hash + Ord + Clone> SpaceSaving<K> {
             return None;
         }
         // Invariant: the sketch is full (capacity > 0), so there is a smallest counter.
-        let (min, evicted) = self.by_count.pop_first().expect("a full sketch has a minimum");
+        let (min, evicted) = self
+            .by_count
+            .pop_first()
+            .expect("a full sketch has a minimum");
         self.items.remove(&evicted);
         let count = min.saturating_add(weight);
-        self.items.insert(item.clone(), Estimate { count, error: min });
+        self.items
+            .insert(item.clone(), Estimate { count, error: min });
         self.by_count.insert((count, item.clone()));
         Some(evicted)
     }

@@ -234,7 +234,10 @@ mod tests {
         assert_eq!(back.policies, h.policies);
         assert_eq!(back.identities, h.identities);
         for rank in [Rank::Denied, Rank::Usage] {
-            assert_eq!(back.top(rank, 0, 200, None, 9), h.top(rank, 0, 200, None, 9));
+            assert_eq!(
+                back.top(rank, 0, 200, None, 9),
+                h.top(rank, 0, 200, None, 9)
+            );
         }
     }
 
@@ -248,7 +251,10 @@ mod tests {
         );
         bytes[20] ^= 1;
         assert_eq!(decode(&bytes, 3, 110).unwrap_err(), SnapshotError::Corrupt);
-        assert_eq!(decode(b"nope", 3, 110).unwrap_err(), SnapshotError::BadHeader);
+        assert_eq!(
+            decode(b"nope", 3, 110).unwrap_err(),
+            SnapshotError::BadHeader
+        );
     }
 
     #[test]
