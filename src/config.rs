@@ -158,6 +158,13 @@ pub struct Config {
     /// Share of admitted policy checks published as `allowed` events, in parts per million
     /// (`policy-events-allowed-sample`, given as a fraction 0..1).
     pub policy_events_sample_ppm: u32,
+    /// Record the usage history (`usage-history yes|no`): per-minute counts per policy and
+    /// per top identity for 48 hours (see docs/operations.md).
+    pub usage_history: bool,
+    /// Counters of each of the history's two top-identity sketches (by denials, by usage):
+    /// at most twice this many identities have a per-minute series (`usage-history-identities`;
+    /// 0 keeps the per-policy series only).
+    pub usage_history_identities: usize,
     /// TLS port (0 = no TLS listener). With `port 0` the server listens on TLS only.
     pub tls_port: u16,
     /// Port of the HTTP listener (`/healthz`, `/readyz`; the check API, metrics and dashboard
@@ -226,6 +233,8 @@ impl Default for Config {
             policies: Vec::new(),
             policy_files: Vec::new(),
             policy_events_sample_ppm: 0,
+            usage_history: true,
+            usage_history_identities: 100,
             tls_port: 0,
             http_port: 0,
             http_tls: false,
@@ -341,6 +350,9 @@ pub struct Cli {
     // `--client-output-buffer-limit normal 64mb 16mb 60`), and every other config key, are
     // taken by `split_args` as redis-server takes them, not by clap.
 }
+
+/// Largest `usage-history-identities` (each tracked identity may hold 48 h of minutes).
+pub const MAX_USAGE_IDENTITIES: usize = 1_000_000;
 
 /// Parses a Redis memory amount: `1024`, `64kb`, `512mb`, `1g` (k/m/g are powers of 1000,
 /// kb/mb/gb powers of 1024, as in Redis).
@@ -668,6 +680,13 @@ impl Config {
                 self.maxmemory_samples = u32::try_from(num(value)?)
                     .ok()
                     .filter(|n| (1..=64).contains(n))
+                    .ok_or_else(bad)?
+            }
+            "usage-history" => self.usage_history = parse_yes_no(value).ok_or_else(bad)?,
+            "usage-history-identities" => {
+                self.usage_history_identities = usize::try_from(num(value)?)
+                    .ok()
+                    .filter(|n| *n <= MAX_USAGE_IDENTITIES)
                     .ok_or_else(bad)?
             }
             n if EncodingLimits::knows(n) => self.encoding.set(n, value)?,

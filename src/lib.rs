@@ -2,6 +2,7 @@
 //!
 //! Module map (dependencies flow one way: server → cmd → store → limiter → clock;
 //! `protocol`, `error` and `config` are leaves):
+//! - [`cli`]: client subcommands of the binary (`limitkv top`), talking RESP to a server.
 //! - [`acl`]: ACL users, rules, categories, the ACL file and `ACL LOG` (Redis 7 semantics).
 //! - [`http`]: the HTTP listener (`http-port`): router, ACL authentication, health routes.
 //! - [`server`]: sockets, the accept loop, connections, shutdown. The only networking code.
@@ -25,6 +26,8 @@
 //!   conversion) and the recognition of the library scripts answered natively; `cmd::script_run`
 //!   runs scripts under the shard locks, `cmd::fastpath` runs the recognised ones natively.
 //! - [`version`]: the Redis release limitkv follows (reported by `INFO`, `HELLO` and Lua).
+//! - [`usage`]: the usage history: per-minute series per policy and per top identity (space-saving
+//!   sketches), and its snapshot format. Pure.
 //! - [`tls`]: the TLS port's rustls configuration (certificates, client verification), built
 //!   from the `tls-*` settings and swapped by `CONFIG SET`; no sockets.
 
@@ -32,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod acl;
+pub mod cli;
 pub mod clock;
 pub mod cmd;
 pub mod config;
@@ -49,4 +53,5 @@ pub mod script;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod usage;
 pub mod version;

@@ -1,6 +1,7 @@
 //! The `limitkv` binary: parse the configuration, set up logging, bind, and serve until
 //! SIGINT/SIGTERM or `SHUTDOWN`; or run one of the subcommands ([`Tool`]: `limitkv aof
-//! check|repair FILE` inspects or repairs an append-only file).
+//! check|repair FILE` inspects or repairs an append-only file; `limitkv top` shows the top
+//! denied identities of a running server, `limitkv::cli::top`).
 
 use std::sync::Arc;
 
@@ -67,6 +68,15 @@ enum Tool {
         #[command(subcommand)]
         action: AofAction,
     },
+    /// Live view of a running server's top denied identities and per-policy rates
+    /// (`limitkv top --help` for its options).
+    #[command(disable_help_flag = true)]
+    Top {
+        /// `limitkv top`'s own options, parsed by `limitkv::cli::top` (`-h` is the host there,
+        /// as in redis-cli).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -97,6 +107,7 @@ fn names_a_tool(args: &[std::ffi::OsString]) -> bool {
 fn run_tool(tool: Tool) -> anyhow::Result<std::process::ExitCode> {
     match tool {
         Tool::Aof { action } => aof_tool(action),
+        Tool::Top { args } => Ok(limitkv::cli::top::run(&args)),
     }
 }
 

@@ -19,11 +19,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("store", &["limiter", "policy"]),
     ("persist", &["limiter", "policy", "store"]),
     ("acl", &[]),
+    ("usage", &[]),
+    ("cli", &[]),
     ("script", &[]),
     (
         "engine",
         &[
-            "limiter", "policy", "store", "persist", "pubsub", "config", "script",
+            "limiter", "policy", "store", "persist", "pubsub", "config", "script", "usage",
         ],
     ),
 ];

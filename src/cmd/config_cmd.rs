@@ -152,6 +152,14 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
             "policy-events-allowed-sample",
             crate::limiter::cost::Amount(i64::from(cfg.policy_events_sample_ppm)).to_string(),
         ),
+        (
+            "usage-history",
+            if cfg.usage_history { "yes" } else { "no" }.to_owned(),
+        ),
+        (
+            "usage-history-identities",
+            cfg.usage_history_identities.to_string(),
+        ),
         ("tls-port", cfg.tls_port.to_string()),
         ("http-port", cfg.http_port.to_string()),
         (
@@ -227,6 +235,7 @@ const MUTABLE: &[&str] = &[
     "maxmemory",
     "maxmemory-policy",
     "maxmemory-samples",
+    "usage-history",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
@@ -333,6 +342,7 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         .pubsub
         .set_limit(next.client_output_buffer_limit.pubsub);
     let maxmemory = next.maxmemory;
+    ctx.shared.engine.usage.set_enabled(next.usage_history);
     *ctx.shared.engine.config.write() = next;
     let before = ctx
         .shared

@@ -46,6 +46,7 @@ pub mod sets;
 pub mod strings;
 pub mod substrings;
 pub mod suspend;
+pub mod usage;
 pub mod window;
 pub mod zrange;
 pub mod zsets;
@@ -219,7 +220,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 34] {
+pub fn families() -> [&'static [CommandSpec]; 35] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -255,6 +256,7 @@ pub fn families() -> [&'static [CommandSpec]; 34] {
         scripting::COMMANDS,
         functions::COMMANDS,
         suspend::COMMANDS,
+        usage::COMMANDS,
     ]
 }
 

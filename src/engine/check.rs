@@ -35,7 +35,9 @@ use crate::policy::suspend::Suspension;
 use crate::store::{Entry, Value};
 
 use super::rules::{keys_of, read_state, write_state};
+use super::usage::PolicyName;
 use super::{Call, Error};
+use crate::usage::Counts;
 
 /// How long a reservation lives when `LIMIT.RESERVE` gives no `TTL`.
 pub const DEFAULT_RESERVATION_TTL: Nanos = Nanos(5 * 60 * Nanos::PER_SEC);
@@ -267,6 +269,10 @@ fn report(a: &Applied<'_>, r: &RuleResult) -> RuleReport {
     }
 }
 
+fn tokens_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 fn millis_i64(n: Nanos) -> i64 {
     i64::try_from(n.as_millis_ceil()).unwrap_or(i64::MAX)
 }
@@ -467,6 +473,23 @@ impl Call<'_, '_> {
                     c.warned.fetch_add(1, Ordering::Relaxed);
                 }
             }
+            let charged = verdict.allowed && charge;
+            engine.record_usage(
+                PolicyName::Policy(asked.clone()),
+                &a.identity,
+                now,
+                Counts {
+                    decisions: 1,
+                    denials: u64::from(!verdict.allowed),
+                    warnings: u64::from(verdict.allowed && verdict.rules.iter().any(|r| r.warned)),
+                    tokens: if charged {
+                        tokens_i64(demand.tokens)
+                    } else {
+                        0
+                    },
+                    cost: if charged { demand.cost.0 } else { 0 },
+                },
+            );
         }
         if let Some(r) = &reservation {
             engine.policies.track_reservation(
@@ -702,6 +725,22 @@ impl Call<'_, '_> {
         }
         if kind != CheckKind::Status {
             self.count_outcome(allow);
+            engine.record_usage(
+                PolicyName::Name(std::sync::Arc::from(a.policy.as_str())),
+                &a.identity,
+                now,
+                Counts {
+                    decisions: 1,
+                    denials: u64::from(!allow),
+                    warnings: 0,
+                    tokens: if allow {
+                        tokens_i64(a.demand.tokens)
+                    } else {
+                        0
+                    },
+                    cost: if allow { a.demand.cost.0 } else { 0 },
+                },
+            );
             let scope = a.scope.as_deref();
             if allow {
                 if engine.sample_allowed() {

@@ -35,6 +35,7 @@ impl Engine {
     /// background tick and before `LIMIT.EVENTS` reads the ring. Expired overrides are dropped
     /// from memory (replay drops them by their absolute expiry, so nothing is journaled).
     pub fn tick(&self, now: Nanos) {
+        self.tick_usage(now);
         for (id, at, r) in self.policies.expired_reservations(now) {
             self.emit(&Event::Reservation {
                 at,

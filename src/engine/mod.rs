@@ -32,7 +32,8 @@
 //! check of the planned keys in between.
 //!
 //! Depends on `store`, `persist`, `policy`, `limiter`, `pubsub`, `config`, `clock`; never on
-//! `cmd`, `server`, `http` or `script`.
+//! `cmd`, `server`, `http` or `script`. The usage history's data structures are [`crate::usage`];
+//! [`usage`] feeds and saves them.
 
 mod api;
 mod call;
@@ -47,6 +48,7 @@ mod rules;
 pub mod settle;
 #[cfg(test)]
 mod tests;
+pub mod usage;
 
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock};
@@ -83,6 +85,8 @@ pub struct Engine {
     pub pubsub: PubSub,
     /// Policies, overrides, access lists, policy events and pending reservations.
     pub policies: Registry,
+    /// The usage history (`LIMIT.TOP`, `LIMIT.HISTORY`, the dashboard).
+    pub usage: usage::Usage,
 }
 
 impl Engine {
@@ -95,6 +99,7 @@ impl Engine {
                 .map(|_| Store::new(config.shards))
                 .collect(),
             pubsub: PubSub::new(config.client_output_buffer_limit.pubsub, clock.clone()),
+            usage: usage::Usage::new(config.usage_history, config.usage_history_identities),
             config: RwLock::new(config),
             clock,
             aof: OnceLock::new(),

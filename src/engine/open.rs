@@ -84,6 +84,7 @@ impl Engine {
             path = %path.display(),
             "AOF loaded"
         );
+        self.load_usage();
         let sink = persist::FileSink::open_at(&path, report.good_bytes)?
             .with_preallocation(cfg.aof_preallocate);
         let writer = persist::Writer::start(Box::new(sink), cfg.appendfsync, self.clock.clone())?;
@@ -158,9 +159,10 @@ impl Engine {
         Ok(())
     }
 
-    /// Flushes and closes the append-only file (if any): every record appended so far is on
-    /// disk when this returns. Further changes are no longer journaled durably.
+    /// Saves the usage history, then flushes and closes the append-only file (if any): every
+    /// record appended so far is on disk when this returns. Further changes are no longer journaled durably.
     pub fn shutdown(&self) -> io::Result<()> {
+        self.save_usage()?;
         match self.aof.get() {
             Some(w) => w.shutdown().map_err(|e| io::Error::other(e.to_string())),
             None => Ok(()),

@@ -7,6 +7,8 @@
 //! execute step that locks the keys and makes the change. The RESP commands check the plan's
 //! keys against the user's ACL between the two.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::limiter::cost::Amount;
@@ -19,7 +21,9 @@ use crate::policy::reserve::{self, reservation_key, Reservation};
 use crate::store::Value;
 
 use super::rules::{keys_of, read_state, write_state};
+use super::usage::PolicyName;
 use super::{Call, Error};
+use crate::usage::Counts;
 
 /// The actual amounts a settle records; an omitted one is taken as estimated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -245,6 +249,18 @@ impl Call<'_, '_> {
             })
             .collect();
         let (tokens, cost) = demand.map_or((0, Amount(0)), |d| (d.tokens, d.cost));
+        // The reserve counted the estimate; the history gets the difference.
+        let signed = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.engine.record_usage(
+            PolicyName::Name(Arc::from(r.policy.as_str())),
+            &r.identity,
+            now,
+            Counts {
+                tokens: signed(tokens).saturating_sub(signed(r.tokens)),
+                cost: cost.0.saturating_sub(r.cost.0),
+                ..Counts::default()
+            },
+        );
         Ok(Settled {
             reservation: *r,
             settled: actual.is_some(),

@@ -6,14 +6,16 @@
 //! append-only file is loaded, which is before the listener opens), the check API ([`check`]:
 //! `/v1/check`, `/v1/status`, `/v1/reserve`, `/v1/settle`, `/v1/cancel`, `/v1/auth`) and the
 //! Upstash-compatible REST API ([`upstash`]: `/`, `/pipeline`, `/multi-exec`,
-//! `/<command>/<args>...`; see `docs/http.md`). Every route but `/healthz` needs credentials
+//! `/<command>/<args>...`; see `docs/http.md`) and the dashboard ([`dashboard`]: `/dashboard`,
+//! `/v1/usage/...`). Every route but `/healthz` needs credentials
 //! while the `default` user needs a password: `Authorization: Bearer <password>` for the
 //! default user, `Bearer <user>:<password>` or `Basic` for any user. `GET /metrics` serves
-//! Prometheus metrics ([`metrics`]); the dashboard will attach to this router. Errors are JSON bodies with a 4xx status. A surface like `server`: it calls into
+//! Prometheus metrics ([`metrics`]). Errors are JSON bodies with a 4xx status. A surface like `server`: it calls into
 //! `cmd::Shared` and `acl`, nothing below imports it.
 
 pub mod auth;
 pub mod check;
+pub mod dashboard;
 pub mod metrics;
 pub mod upstash;
 
@@ -76,6 +78,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics::metrics))
         .merge(check::routes())
+        .merge(dashboard::routes())
         .merge(upstash::routes())
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not found") })
         .method_not_allowed_fallback(|| async {

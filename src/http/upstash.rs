@@ -352,14 +352,14 @@ fn percent_decode(s: &str) -> Bytes {
 }
 
 /// A request's client: its session for the request's ACL user, registered in the client list
-/// until dropped.
-struct Client {
+/// until dropped. The dashboard's JSON routes run their commands through one too.
+pub(crate) struct Client {
     shared: Arc<Shared>,
     session: Session,
 }
 
 impl Client {
-    fn open(shared: Arc<Shared>, ext: &Extensions) -> Result<Client, Response> {
+    pub(crate) fn open(shared: Arc<Shared>, ext: &Extensions) -> Result<Client, Response> {
         let user = HttpUser::of(ext)?;
         let addr = |a: Option<SocketAddr>| a.map(|a| a.to_string()).unwrap_or_default();
         let peer = addr(ext.get::<ConnectInfo<SocketAddr>>().map(|c| c.0));
@@ -378,7 +378,7 @@ impl Client {
     }
 
     /// Runs one command from the request, or refuses it.
-    async fn run(&mut self, req: &[Bytes]) -> Frame {
+    pub(crate) async fn run(&mut self, req: &[Bytes]) -> Frame {
         if let Some(e) = refusal(&req[0]) {
             self.session.stats.commands += 1;
             self.session.stats.errors += 1;

@@ -236,6 +236,9 @@ impl Server {
             tracing::warn!("some connections did not finish within {DRAIN_TIMEOUT:?}");
             conns.abort_all();
         }
+        if let Err(e) = shared.engine.save_usage() {
+            tracing::error!(error = %e, "usage history not saved at shutdown");
+        }
         if let Some(w) = shared.engine.aof.get() {
             match w.shutdown() {
                 Ok(()) => tracing::info!("AOF flushed and synced"),
