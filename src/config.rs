@@ -182,6 +182,14 @@ pub struct Config {
     pub tls_protocols: String,
     /// Redis's encoding thresholds (reported and settable; no storage effect).
     pub encoding: EncodingLimits,
+    /// Speak the Redis Cluster protocol (`cluster-enabled`; docs/cluster.md). Fixed at start.
+    pub cluster_enabled: bool,
+    /// With some slot unassigned, refuse every keyed command (`-CLUSTERDOWN The cluster is
+    /// down`) rather than only those of the unassigned slots (`cluster-require-full-coverage`).
+    pub cluster_require_full_coverage: bool,
+    /// File in `dir` keeping this node's id and the pushed topology across restarts
+    /// (`cluster-config-file`, default `nodes.conf`).
+    pub cluster_config_file: String,
 }
 
 impl Default for Config {
@@ -229,6 +237,9 @@ impl Default for Config {
             tls_auth_clients: TlsAuthClients::Yes,
             tls_protocols: String::new(),
             encoding: EncodingLimits::default(),
+            cluster_enabled: false,
+            cluster_require_full_coverage: true,
+            cluster_config_file: "nodes.conf".to_owned(),
         }
     }
 }
@@ -648,6 +659,13 @@ impl Config {
                 self.client_query_buffer_limit = parse_memory(value).ok_or_else(bad)?
             }
             "policy-file" => self.policy_files.push(PathBuf::from(value)),
+            "cluster-enabled" => self.cluster_enabled = parse_yes_no(value).ok_or_else(bad)?,
+            "cluster-require-full-coverage" => {
+                self.cluster_require_full_coverage = parse_yes_no(value).ok_or_else(bad)?
+            }
+            "cluster-config-file" if !value.trim().is_empty() && !value.contains('/') => {
+                self.cluster_config_file = value.trim().to_owned()
+            }
             n if EncodingLimits::knows(n) => self.encoding.set(n, value)?,
             "policy-events-allowed-sample" => {
                 let f: f64 = value.trim().parse().map_err(|_| bad())?;

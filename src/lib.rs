@@ -13,6 +13,8 @@
 //! - [`limiter`]: pure limiter algorithms, `(params, state, now, cost) -> (decision, state)`.
 //! - [`protocol`]: pure RESP2/RESP3 framing (decode requests, encode replies).
 //! - [`clock`]: the injected time source.
+//! - [`cluster`]: Redis Cluster's hash slots, the pushed topology and a node's routing state
+//!   (pure; no cluster bus).
 //! - [`config`]: every setting, from defaults, a config file and flags.
 //! - [`error`]: every wire error text.
 //! - [`metrics`]: counters for INFO.
@@ -33,6 +35,7 @@
 
 pub mod acl;
 pub mod clock;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod engine;

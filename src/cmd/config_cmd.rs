@@ -137,7 +137,20 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("lua-time-limit", cfg.busy_reply_threshold.to_string()),
         ("maxmemory", "0".to_owned()),
         ("maxmemory-policy", "noeviction".to_owned()),
-        ("cluster-enabled", "no".to_owned()),
+        (
+            "cluster-enabled",
+            if cfg.cluster_enabled { "yes" } else { "no" }.to_owned(),
+        ),
+        (
+            "cluster-require-full-coverage",
+            if cfg.cluster_require_full_coverage {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_owned(),
+        ),
+        ("cluster-config-file", cfg.cluster_config_file.clone()),
         ("notify-keyspace-events", String::new()),
         (
             "client-output-buffer-limit",

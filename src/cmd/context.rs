@@ -51,6 +51,8 @@ pub struct Shared {
     pub acl: crate::acl::Acl,
     /// The TLS configuration new connections on the TLS port get (`CONFIG SET` replaces it).
     pub tls: crate::tls::Tls,
+    /// Cluster mode's routing state (`cluster-enabled`; docs/cluster.md).
+    pub cluster: crate::cluster::Cluster,
 }
 
 /// Applies a new log level to the process's logger.
@@ -66,7 +68,13 @@ impl Shared {
         }
         let tcp_port = AtomicU32::new(u32::from(config.port));
         let started_at = clock.now();
+        let cluster = crate::cluster::Cluster::new(
+            config.cluster_enabled,
+            random_hex(40),
+            config.cluster_require_full_coverage,
+        );
         Shared {
+            cluster,
             engine: Engine::new(config, clock),
             tcp_port,
             metrics: Metrics::default(),
@@ -320,6 +328,10 @@ pub struct Session {
     /// Recognised scripts this connection found loaded, with the script cache's flush count
     /// then (see `cmd::scripting::seen_loaded`).
     pub loaded_scripts: Vec<(crate::script::Sha, u64)>,
+    /// Cluster mode: `READONLY` was sent (reads of a replica's master's slots run here).
+    pub cluster_readonly: bool,
+    /// Cluster mode: `ASKING` was the previous command.
+    pub cluster_asking: bool,
 }
 
 /// A key named in `WATCH`.
@@ -359,6 +371,8 @@ impl Session {
             watch_flag: WatchFlag::default(),
             watched: Vec::new(),
             loaded_scripts: Vec::new(),
+            cluster_readonly: false,
+            cluster_asking: false,
         }
     }
 }

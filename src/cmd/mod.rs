@@ -10,6 +10,7 @@ pub mod acl;
 pub mod admin;
 pub mod args;
 pub mod breaker;
+pub mod cluster;
 pub mod config_cmd;
 pub mod connection;
 pub mod context;
@@ -217,7 +218,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 33] {
+pub fn families() -> [&'static [CommandSpec]; 34] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -252,6 +253,7 @@ pub fn families() -> [&'static [CommandSpec]; 33] {
         policy::COMMANDS,
         scripting::COMMANDS,
         functions::COMMANDS,
+        cluster::COMMANDS,
     ]
 }
 
@@ -469,6 +471,11 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             };
             return Err(reject(ctx, spec, e));
         }
+    }
+    // Cluster mode: redirect, or refuse cross-slot keys, before queueing or running (EXEC
+    // checks its queue; commands inside EXEC were checked when queued). One branch when off.
+    if ctx.shared.cluster.is_enabled() && ctx.locked.is_none() {
+        cluster::check(ctx, spec, req)?;
     }
     if ctx.session.multi.is_some() && !spec.has(flags::TX_CONTROL) {
         return multi::queue(ctx, spec, req);

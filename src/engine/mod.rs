@@ -37,6 +37,7 @@
 mod api;
 mod call;
 mod catalog;
+mod cluster_keys;
 pub mod check;
 mod error;
 mod events;
@@ -83,6 +84,9 @@ pub struct Engine {
     pub pubsub: PubSub,
     /// Policies, overrides, access lists, policy events and pending reservations.
     pub policies: Registry,
+    /// Rule keys carry the identity's hash tag (`cluster-enabled yes`, fixed at start; see
+    /// [`crate::policy::model::tagged_state_key`] and `Engine::retag_rule_keys`).
+    pub cluster_keys: bool,
 }
 
 impl Engine {
@@ -91,6 +95,7 @@ impl Engine {
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Engine {
         let now = clock.now();
         Engine {
+            cluster_keys: config.cluster_enabled,
             dbs: (0..config.databases.max(1))
                 .map(|_| Store::new(config.shards))
                 .collect(),

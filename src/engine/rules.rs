@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use crate::clock::Nanos;
 use crate::policy::decide::{RuleState, StateWrite};
-use crate::policy::model::{state_key, Applied};
+use crate::policy::model::{state_key, tagged_state_key, Applied};
 use crate::store::{Entry, Shard, Value};
 
 /// The state a rule key holds, if it is a limiter state; anything else reads as fresh (the
@@ -43,14 +43,22 @@ pub(super) fn write_state(shard: &mut Shard, key: &[u8], w: StateWrite, now: Nan
     }
 }
 
-/// The keys of `rules` for `identity`, under policy `policy`.
+/// The keys of `rules` for `identity`, under policy `policy`: in cluster mode (`tagged`) with
+/// the identity's hash tag, so they share its slot. An identity no tag can express keeps the
+/// plain keys (`cmd::cluster` refuses such identities before they get here).
 pub(super) fn keys_of<'a>(
+    tagged: bool,
     policy: &str,
     rules: impl IntoIterator<Item = Applied<'a>>,
     identity: &[u8],
 ) -> Vec<Bytes> {
     rules
         .into_iter()
-        .map(|a| state_key(policy, a.scope, &a.rule.name, identity))
+        .map(|a| {
+            tagged
+                .then(|| tagged_state_key(policy, a.scope, &a.rule.name, identity))
+                .flatten()
+                .unwrap_or_else(|| state_key(policy, a.scope, &a.rule.name, identity))
+        })
         .collect()
 }
