@@ -3,6 +3,7 @@
 //! Module map (dependencies flow one way: server → cmd → store → limiter → clock;
 //! `protocol`, `error` and `config` are leaves):
 //! - [`acl`]: ACL users, rules, categories, the ACL file and `ACL LOG` (Redis 7 semantics).
+//! - [`cli`]: subcommands of the binary that act on running servers (`limitkv cluster apply`).
 //! - [`http`]: the HTTP listener (`http-port`): router, ACL authentication, health routes.
 //! - [`server`]: sockets, the accept loop, connections, shutdown. The only networking code.
 //! - [`cmd`]: the command table, argument parsing and every command family: parse, call the
@@ -34,6 +35,7 @@
 #![warn(missing_docs)]
 
 pub mod acl;
+pub mod cli;
 pub mod clock;
 pub mod cluster;
 pub mod cmd;

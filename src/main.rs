@@ -56,6 +56,20 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
     if args.get(1).is_some_and(|a| a == "aof") {
         return aof_tool(&args[2..]);
     }
+    if args.get(1).is_some_and(|a| a == "cluster") {
+        let usage = "usage: limitkv cluster apply TOPOLOGY.toml";
+        let (Some(a), Some(file), None) = (args.get(2), args.get(3), args.get(4)) else {
+            anyhow::bail!(usage);
+        };
+        anyhow::ensure!(a == "apply", usage);
+        let ok =
+            limitkv::cli::cluster::apply(std::path::Path::new(file)).map_err(anyhow::Error::msg)?;
+        return Ok(if ok {
+            std::process::ExitCode::SUCCESS
+        } else {
+            std::process::ExitCode::FAILURE
+        });
+    }
     let config = Config::from_args(args).context("invalid configuration")?;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(config.loglevel.tracing_filter()));

@@ -72,7 +72,12 @@ mod tests {
             k.extend_from_slice(tag);
             k.extend_from_slice(b"}:p::r:");
             k.extend_from_slice(id);
-            assert_eq!(key_slot(&k), key_slot(id), "{}", String::from_utf8_lossy(id));
+            assert_eq!(
+                key_slot(&k),
+                key_slot(id),
+                "{}",
+                String::from_utf8_lossy(id)
+            );
         }
         assert_eq!(identity_tag(b"a}b"), None);
         assert_eq!(identity_tag(b"{}x"), None);

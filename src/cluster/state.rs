@@ -325,7 +325,11 @@ mod tests {
                 current: 5
             })
         );
-        assert_eq!(c.install(map(5)), Ok(()), "the same map again is idempotent");
+        assert_eq!(
+            c.install(map(5)),
+            Ok(()),
+            "the same map again is idempotent"
+        );
         let mut other = map(5);
         other.nodes[1].port = 7010;
         assert!(c.install(other).is_err(), "one epoch names one map");
@@ -343,8 +347,14 @@ mod tests {
         let c = Cluster::new(true, id('c'), true);
         c.install(map(1)).expect("fresh map");
         assert_eq!(c.route(1, false, true), Route::Local);
-        assert!(matches!(c.route(1, true, true), Route::Moved { port: 7001, .. }));
-        assert!(matches!(c.route(1, false, false), Route::Moved { port: 7001, .. }));
+        assert!(matches!(
+            c.route(1, true, true),
+            Route::Moved { port: 7001, .. }
+        ));
+        assert!(matches!(
+            c.route(1, false, false),
+            Route::Moved { port: 7001, .. }
+        ));
     }
 
     #[test]
@@ -353,11 +363,17 @@ mod tests {
         m.nodes[1].slots = vec![[8192, 16000]];
         let strict = Cluster::new(true, id('a'), true);
         strict.install(m.clone()).expect("accepted");
-        assert_eq!(strict.route(1, true, false), Route::Down("The cluster is down"));
+        assert_eq!(
+            strict.route(1, true, false),
+            Route::Down("The cluster is down")
+        );
         let lenient = Cluster::new(true, id('a'), false);
         lenient.install(m).expect("accepted");
         assert_eq!(lenient.route(1, true, false), Route::Local);
-        assert_eq!(lenient.route(16001, true, false), Route::Down("Hash slot not served"));
+        assert_eq!(
+            lenient.route(16001, true, false),
+            Route::Down("Hash slot not served")
+        );
     }
 
     #[test]

@@ -103,8 +103,11 @@ impl Topology {
         }
         let mut ids: Vec<&str> = Vec::new();
         let all = self.nodes.iter().flat_map(|n| {
-            std::iter::once((n.id.as_str(), n.host.as_str(), n.port))
-                .chain(n.replicas.iter().map(|r| (r.id.as_str(), r.host.as_str(), r.port)))
+            std::iter::once((n.id.as_str(), n.host.as_str(), n.port)).chain(
+                n.replicas
+                    .iter()
+                    .map(|r| (r.id.as_str(), r.host.as_str(), r.port)),
+            )
         });
         for (id, host, port) in all {
             if id.len() != 40 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -536,7 +536,8 @@ fn routing_keys<'r>(spec: &CommandSpec, req: &'r [Bytes]) -> &'r [Bytes] {
         return &[];
     }
     let last = if spec.last_key < 0 {
-        req.len().saturating_sub(spec.last_key.unsigned_abs() as usize)
+        req.len()
+            .saturating_sub(spec.last_key.unsigned_abs() as usize)
     } else {
         (spec.last_key as usize).min(req.len() - 1)
     };
@@ -550,7 +551,11 @@ fn routing_keys<'r>(spec: &CommandSpec, req: &'r [Bytes]) -> &'r [Bytes] {
 fn slot_of(spec: &CommandSpec, req: &[Bytes], slot: &mut Option<u16>) -> Result<(), CommandError> {
     let keys = routing_keys(spec, req);
     let step = usize::try_from(spec.key_step.max(1)).unwrap_or(1);
-    let step = if super::numkeys_index(spec).is_some() { 1 } else { step };
+    let step = if super::numkeys_index(spec).is_some() {
+        1
+    } else {
+        step
+    };
     for key in keys.iter().step_by(step) {
         let s = key_slot(key);
         match *slot {
@@ -639,7 +644,9 @@ fn route(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, req: &[Bytes]) -> Result
     };
     match cluster.route(slot, write, ctx.session.cluster_readonly) {
         Route::Local => Ok(()),
-        Route::Moved { slot, host, port } => Err(CommandError::Moved(slot, format!("{host}:{port}"))),
+        Route::Moved { slot, host, port } => {
+            Err(CommandError::Moved(slot, format!("{host}:{port}")))
+        }
         Route::Down(text) => Err(CommandError::ClusterDown(text)),
     }
 }

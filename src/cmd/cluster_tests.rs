@@ -35,7 +35,12 @@ fn three(me: &str, epoch: u64, policy_version: u64) -> String {
 #[test]
 fn cluster_commands_are_refused_when_cluster_mode_is_off() {
     let mut h = Harness::new();
-    for cmd in [&["CLUSTER", "INFO"][..], &["READONLY"], &["ASKING"], &["READWRITE"]] {
+    for cmd in [
+        &["CLUSTER", "INFO"][..],
+        &["READONLY"],
+        &["ASKING"],
+        &["READWRITE"],
+    ] {
         assert_eq!(
             h.run(cmd),
             err("ERR This instance has cluster support disabled"),
@@ -55,7 +60,12 @@ fn emulated_mode_owns_every_slot_at_the_connected_address() {
         Frame::Array(vec![Frame::Array(vec![
             int(0),
             int(16383),
-            Frame::Array(vec![bulk("127.0.0.1"), int(6379), bulk(&id), Frame::Map(vec![])]),
+            Frame::Array(vec![
+                bulk("127.0.0.1"),
+                int(6379),
+                bulk(&id),
+                Frame::Map(vec![])
+            ]),
         ])])
     );
     assert_eq!(
@@ -98,14 +108,20 @@ fn emulated_mode_owns_every_slot_at_the_connected_address() {
     );
     assert_eq!(h.run(&["CLUSTER", "LINKS"]), Frame::Array(vec![]));
     assert_eq!(h.run(&["SET", "a", "1"]), simple("OK"));
-    assert_eq!(h.run(&["MSET", "x", "1", "y", "2"]), err("CROSSSLOT Keys in request don't hash to the same slot"));
+    assert_eq!(
+        h.run(&["MSET", "x", "1", "y", "2"]),
+        err("CROSSSLOT Keys in request don't hash to the same slot")
+    );
 }
 
 #[test]
 fn keyslot_and_keys_in_slot() {
     let mut h = node();
     assert_eq!(h.run(&["CLUSTER", "KEYSLOT", "foo"]), int(12182));
-    assert_eq!(h.run(&["CLUSTER", "KEYSLOT", "{user1000}.following"]), int(3443));
+    assert_eq!(
+        h.run(&["CLUSTER", "KEYSLOT", "{user1000}.following"]),
+        int(3443)
+    );
     h.run(&["SET", "{u}a", "1"]);
     h.run(&["SET", "{u}b", "1"]);
     h.run(&["SET", "foo", "1"]);
@@ -115,7 +131,10 @@ fn keyslot_and_keys_in_slot() {
         panic!("array")
     };
     assert_eq!(keys.len(), 1);
-    assert_eq!(h.run(&["CLUSTER", "COUNTKEYSINSLOT", "16384"]), err("ERR Invalid slot"));
+    assert_eq!(
+        h.run(&["CLUSTER", "COUNTKEYSINSLOT", "16384"]),
+        err("ERR Invalid slot")
+    );
     assert_eq!(
         h.run(&["CLUSTER", "GETKEYSINSLOT", "1", "-1"]),
         err("ERR Invalid slot or number of keys")
@@ -134,16 +153,25 @@ fn keyslot_and_keys_in_slot() {
 fn select_other_than_zero_is_refused_in_cluster_mode() {
     let mut h = node();
     assert_eq!(h.run(&["SELECT", "0"]), simple("OK"));
-    assert_eq!(h.run(&["SELECT", "1"]), err("ERR SELECT is not allowed in cluster mode"));
+    assert_eq!(
+        h.run(&["SELECT", "1"]),
+        err("ERR SELECT is not allowed in cluster mode")
+    );
 }
 
 #[test]
 fn a_pushed_map_redirects_and_refuses_cross_slot_requests() {
     let mut h = node();
     let me = myid(&mut h);
-    assert_eq!(h.run(&["CLUSTER", "SETCONFIG", &three(&me, 1, 0)]), simple("OK"));
+    assert_eq!(
+        h.run(&["CLUSTER", "SETCONFIG", &three(&me, 1, 0)]),
+        simple("OK")
+    );
     // foo is slot 12182 (C), bar 5061 (here), hello 866 (here).
-    assert_eq!(h.run(&["SET", "foo", "1"]), err("MOVED 12182 127.0.0.1:7003"));
+    assert_eq!(
+        h.run(&["SET", "foo", "1"]),
+        err("MOVED 12182 127.0.0.1:7003")
+    );
     assert_eq!(h.run(&["GET", "foo"]), err("MOVED 12182 127.0.0.1:7003"));
     assert_eq!(h.run(&["SET", "bar", "1"]), simple("OK"));
     assert_eq!(
@@ -156,7 +184,10 @@ fn a_pushed_map_redirects_and_refuses_cross_slot_requests() {
         h.run(&["DEL", "bar", "hello"]),
         err("CROSSSLOT Keys in request don't hash to the same slot")
     );
-    assert_eq!(h.run(&["CL.THROTTLE", "foo", "1", "1", "1"]), err("MOVED 12182 127.0.0.1:7003"));
+    assert_eq!(
+        h.run(&["CL.THROTTLE", "foo", "1", "1", "1"]),
+        err("MOVED 12182 127.0.0.1:7003")
+    );
     // The identity is LIMIT.CHECK's key.
     assert_eq!(
         h.run(&["LIMIT.CHECK", "free", "foo"]),
@@ -185,10 +216,7 @@ fn transactions_check_every_queued_key_at_exec() {
     h.run(&["MULTI"]);
     assert_eq!(h.run(&["SET", "{bar}1", "1"]), simple("QUEUED"));
     assert_eq!(h.run(&["INCR", "{bar}2"]), simple("QUEUED"));
-    assert_eq!(
-        h.run(&["EXEC"]),
-        Frame::Array(vec![simple("OK"), int(1)])
-    );
+    assert_eq!(h.run(&["EXEC"]), Frame::Array(vec![simple("OK"), int(1)]));
     h.run(&["MULTI"]);
     h.run(&["SET", "bar", "1"]);
     h.run(&["SET", "hello", "1"]);
@@ -198,7 +226,10 @@ fn transactions_check_every_queued_key_at_exec() {
     );
     assert_eq!(h.run(&["EXEC"]), err("ERR EXEC without MULTI"), "discarded");
     h.run(&["MULTI"]);
-    assert_eq!(h.run(&["SET", "foo", "1"]), err("MOVED 12182 127.0.0.1:7003"));
+    assert_eq!(
+        h.run(&["SET", "foo", "1"]),
+        err("MOVED 12182 127.0.0.1:7003")
+    );
     assert_eq!(
         h.run(&["EXEC"]),
         err("EXECABORT Transaction discarded because of previous errors.")
@@ -209,10 +240,16 @@ fn transactions_check_every_queued_key_at_exec() {
 fn bad_stale_and_foreign_maps_are_refused_and_the_map_stays() {
     let mut h = node();
     let me = myid(&mut h);
-    assert_eq!(h.run(&["CLUSTER", "SETCONFIG", &three(&me, 5, 0)]), simple("OK"));
+    assert_eq!(
+        h.run(&["CLUSTER", "SETCONFIG", &three(&me, 5, 0)]),
+        simple("OK")
+    );
     let before = h.run(&["CLUSTER", "SLOTS"]);
     let cases = [
-        (three(&me, 4, 0), "ERR cluster topology epoch 4 is not newer than the current epoch 5"),
+        (
+            three(&me, 4, 0),
+            "ERR cluster topology epoch 4 is not newer than the current epoch 5",
+        ),
         (
             three(&me, 5, 0).replace("7002", "7009"),
             "ERR cluster topology epoch 5 is not newer than the current epoch 5",
@@ -225,11 +262,18 @@ fn bad_stale_and_foreign_maps_are_refused_and_the_map_stays() {
             three(&me, 6, 0).replace("[[5461,10922]]", "[[5000,10922]]"),
             &format!("ERR invalid cluster topology: slot 5000 is assigned to both {me} and {B}"),
         ),
-        ("{\"epoch\":7,".to_owned(), "ERR invalid cluster topology: EOF while parsing a value at line 1 column 11"),
+        (
+            "{\"epoch\":7,".to_owned(),
+            "ERR invalid cluster topology: EOF while parsing a value at line 1 column 11",
+        ),
     ];
     for (map, want) in cases {
         assert_eq!(h.run(&["CLUSTER", "SETCONFIG", &map]), err(want), "{map}");
-        assert_eq!(h.run(&["CLUSTER", "SLOTS"]), before, "{map}: the map in force changed");
+        assert_eq!(
+            h.run(&["CLUSTER", "SLOTS"]),
+            before,
+            "{map}: the map in force changed"
+        );
     }
     assert_eq!(
         h.run(&["CLUSTER", "SETCONFIG", &three(&me, 5, 0)]),
@@ -244,7 +288,10 @@ fn uncovered_slots_take_the_cluster_down_as_redis() {
     let me = myid(&mut h);
     let partial = three(&me, 1, 0).replace("[[10923,16383]]", "[[10923,16000]]");
     h.run(&["CLUSTER", "SETCONFIG", &partial]);
-    assert_eq!(h.run(&["GET", "bar"]), err("CLUSTERDOWN The cluster is down"));
+    assert_eq!(
+        h.run(&["GET", "bar"]),
+        err("CLUSTERDOWN The cluster is down")
+    );
     let Frame::Verbatim(_, info) = h.run(&["CLUSTER", "INFO"]) else {
         panic!("verbatim")
     };
@@ -263,14 +310,25 @@ fn uncovered_slots_take_the_cluster_down_as_redis() {
         .map(|i| format!("k{i}"))
         .find(|k| crate::cluster::key_slot(k.as_bytes()) > 16000)
         .expect("some key");
-    assert_eq!(lenient.run(&["GET", &key]), err("CLUSTERDOWN Hash slot not served"));
+    assert_eq!(
+        lenient.run(&["GET", &key]),
+        err("CLUSTERDOWN Hash slot not served")
+    );
 }
 
 #[test]
 fn limit_commands_declare_the_identity_and_tag_their_rule_keys() {
     let mut h = node();
     assert_eq!(
-        h.run(&["COMMAND", "GETKEYS", "LIMIT.CHECK", "free", "customer-42", "TOKENS", "3"]),
+        h.run(&[
+            "COMMAND",
+            "GETKEYS",
+            "LIMIT.CHECK",
+            "free",
+            "customer-42",
+            "TOKENS",
+            "3"
+        ]),
         Frame::Array(vec![bulk("customer-42")])
     );
     assert_eq!(
@@ -302,7 +360,10 @@ fn a_node_behind_the_cluster_policy_version_refuses_decisions() {
     let mut h = node();
     let me = myid(&mut h);
     h.run(&["POLICY.SET", "free", "RATE", "2/1m"]);
-    assert_eq!(h.run(&["CLUSTER", "SETCONFIG", &three(&me, 1, 2)]), simple("OK"));
+    assert_eq!(
+        h.run(&["CLUSTER", "SETCONFIG", &three(&me, 1, 2)]),
+        simple("OK")
+    );
     let stale = "STALEPOLICY this node has applied policy version 0 but the cluster map requires 2; push the policies again (limitkv cluster apply)";
     assert_eq!(h.run(&["LIMIT.CHECK", "free", "bar"]), err(stale));
     assert_eq!(
@@ -310,13 +371,29 @@ fn a_node_behind_the_cluster_policy_version_refuses_decisions() {
         err("ERR in cluster mode catalog changes reach every node through CLUSTER POLICY <version> POLICY.SET ... (limitkv cluster apply)")
     );
     assert_eq!(
-        h.run(&["CLUSTER", "POLICY", "2", "POLICY.SET", "free", "RATE", "3/1m"]),
+        h.run(&[
+            "CLUSTER",
+            "POLICY",
+            "2",
+            "POLICY.SET",
+            "free",
+            "RATE",
+            "3/1m"
+        ]),
         simple("OK")
     );
     let a = h.run(&["LIMIT.CHECK", "free", "bar"]);
     assert_eq!(get(&a, "allowed"), Frame::Boolean(true), "{a:?}");
     assert_eq!(
-        h.run(&["CLUSTER", "POLICY", "1", "POLICY.SET", "free", "RATE", "9/1m"]),
+        h.run(&[
+            "CLUSTER",
+            "POLICY",
+            "1",
+            "POLICY.SET",
+            "free",
+            "RATE",
+            "9/1m"
+        ]),
         err("ERR policy version 1 is older than the applied version 2")
     );
     assert_eq!(

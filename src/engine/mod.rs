@@ -37,8 +37,8 @@
 mod api;
 mod call;
 mod catalog;
-mod cluster_keys;
 pub mod check;
+mod cluster_keys;
 mod error;
 mod events;
 pub mod families;

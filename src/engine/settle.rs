@@ -152,7 +152,12 @@ impl Call<'_, '_> {
             .ok();
         let keys = resolved.as_ref().map_or_else(Vec::new, |x| {
             let rules = x.body.applicable_iter(reservation.scope.as_deref());
-            keys_of(self.engine.cluster_keys, &x.key_policy.name, rules, &reservation.identity)
+            keys_of(
+                self.engine.cluster_keys,
+                &x.key_policy.name,
+                rules,
+                &reservation.identity,
+            )
         });
         Ok(SettlePlan {
             reservation,
@@ -252,7 +257,12 @@ impl Call<'_, '_> {
             .read()
             .rules_for(policy, identity, self.now)?;
         let rules = lease_rules(&resolved.body, scope.as_deref());
-        let keys = keys_of(self.engine.cluster_keys, &resolved.key_policy.name, rules.iter().copied(), identity);
+        let keys = keys_of(
+            self.engine.cluster_keys,
+            &resolved.key_policy.name,
+            rules.iter().copied(),
+            identity,
+        );
         Ok(ReleasePlan {
             resolved,
             scope,
@@ -310,7 +320,12 @@ impl Call<'_, '_> {
         let mut keys = Vec::new();
         for name in names {
             let r = t.rules_for(&name, identity, now)?;
-            keys.extend(keys_of(self.engine.cluster_keys, &r.key_policy.name, r.body.all(), identity));
+            keys.extend(keys_of(
+                self.engine.cluster_keys,
+                &r.key_policy.name,
+                r.body.all(),
+                identity,
+            ));
         }
         keys.sort();
         keys.dedup();

@@ -1368,8 +1368,16 @@ mod tests {
             let plain = state_key("free", Some("GET /a:b"), "rate-1m", id);
             let tagged = tagged_state_key("free", Some("GET /a:b"), "rate-1m", id).expect("tag");
             assert_eq!(key_slot(&tagged), key_slot(id), "{tagged:?}");
-            assert_eq!(retag_state_key(&plain, true).as_ref(), Some(&tagged), "{plain:?}");
-            assert_eq!(retag_state_key(&tagged, false).as_ref(), Some(&plain), "{tagged:?}");
+            assert_eq!(
+                retag_state_key(&plain, true).as_ref(),
+                Some(&tagged),
+                "{plain:?}"
+            );
+            assert_eq!(
+                retag_state_key(&tagged, false).as_ref(),
+                Some(&plain),
+                "{tagged:?}"
+            );
             assert_eq!(retag_state_key(&tagged, true), None, "already tagged");
             assert_eq!(retag_state_key(&plain, false), None, "already plain");
         }
