@@ -107,6 +107,10 @@ fn emulated_mode_owns_every_slot_at_the_connected_address() {
         ])])
     );
     assert_eq!(h.run(&["CLUSTER", "LINKS"]), Frame::Array(vec![]));
+    assert_eq!(
+        h.run(&["CONFIG", "GET", "cluster-enabled"]),
+        Frame::Map(vec![(bulk("cluster-enabled"), bulk("yes"))])
+    );
     assert_eq!(h.run(&["SET", "a", "1"]), simple("OK"));
     assert_eq!(
         h.run(&["MSET", "x", "1", "y", "2"]),
