@@ -663,9 +663,11 @@ impl Config {
             "cluster-require-full-coverage" => {
                 self.cluster_require_full_coverage = parse_yes_no(value).ok_or_else(bad)?
             }
+            // A file name inside `dir`, as Redis's `cluster-config-file`.
             "cluster-config-file" if !value.trim().is_empty() && !value.contains('/') => {
                 self.cluster_config_file = value.trim().to_owned()
             }
+            "cluster-config-file" => return Err(bad()),
             n if EncodingLimits::knows(n) => self.encoding.set(n, value)?,
             "policy-events-allowed-sample" => {
                 let f: f64 = value.trim().parse().map_err(|_| bad())?;

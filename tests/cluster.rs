@@ -271,3 +271,61 @@ async fn a_restarted_node_keeps_its_id_and_map() {
     );
     second.stop().await.expect("stop");
 }
+
+/// Admitted checks among `n` LIMIT.CHECKs of `identity`.
+async fn admitted_checks(raw: &mut Raw, identity: &str, n: usize) -> usize {
+    let mut admitted = 0;
+    for _ in 0..n {
+        let r = raw.cmd(&["LIMIT.CHECK", "free", identity]).await;
+        if r.get("allowed") == Some(&Reply::Int(1)) {
+            admitted += 1;
+        }
+    }
+    admitted
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turning_cluster_mode_on_and_off_keeps_every_limit() {
+    let dir = temp_dir();
+    let config = |cluster_enabled| Config {
+        cluster_enabled,
+        appendonly: true,
+        dir: dir.path().to_owned(),
+        ..Config::default()
+    };
+    let plain = TestServer::with_config(config(false)).await;
+    let mut raw = plain.raw().await;
+    assert_eq!(
+        raw.cmd(&["POLICY.SET", "free", "RATE", "5/1m"])
+            .await
+            .text(),
+        "OK"
+    );
+    assert_eq!(admitted_checks(&mut raw, "customer-42", 2).await, 2);
+    assert_eq!(
+        raw.cmd(&["EXISTS", "limitkv:free::rate-1m:customer-42"])
+            .await,
+        Reply::Int(1)
+    );
+    plain.stop().await.expect("stop");
+
+    let clustered = TestServer::with_config(config(true)).await;
+    let mut raw = clustered.raw().await;
+    assert_eq!(
+        raw.cmd(&["EXISTS", "limitkv:{customer-42}:free::rate-1m:customer-42"])
+            .await,
+        Reply::Int(1),
+        "the rule key moved to the tagged format"
+    );
+    assert_eq!(admitted_checks(&mut raw, "customer-42", 2).await, 2);
+    clustered.stop().await.expect("stop");
+
+    let plain = TestServer::with_config(config(false)).await;
+    let mut raw = plain.raw().await;
+    assert_eq!(
+        admitted_checks(&mut raw, "customer-42", 3).await,
+        1,
+        "4 of 5 were used before the two restarts"
+    );
+    plain.stop().await.expect("stop");
+}

@@ -66,6 +66,8 @@ pub struct Cluster {
     slots: Box<[AtomicU8]>,
     /// Some slot is unassigned and full coverage is required: keyed commands are refused.
     down: AtomicBool,
+    /// A map has been pushed (`map` is `Some`), readable without the lock.
+    pushed: AtomicBool,
     /// `None` while emulating a one-node cluster (no map pushed yet).
     map: RwLock<Option<Arc<Topology>>>,
     policy_version: AtomicU64,
@@ -95,6 +97,7 @@ impl Cluster {
                 .map(|_| AtomicU8::new(SlotState::Mine as u8))
                 .collect(),
             down: AtomicBool::new(false),
+            pushed: AtomicBool::new(false),
             map: RwLock::new(None),
             policy_version: AtomicU64::new(0),
             required_policy_version: AtomicU64::new(0),
@@ -129,6 +132,12 @@ impl Cluster {
     /// The pushed map, `None` in the emulated one-node mode.
     pub fn topology(&self) -> Option<Arc<Topology>> {
         self.map.read().clone()
+    }
+
+    /// True once a map has been pushed (no longer the emulated one-node cluster); one relaxed
+    /// load, for the dispatcher's hot path.
+    pub fn is_pushed(&self) -> bool {
+        self.pushed.load(Ordering::Relaxed)
     }
 
     /// The epoch in force (0 before any push).
@@ -192,6 +201,7 @@ impl Cluster {
         self.required_policy_version
             .store(t.policy_version, Ordering::Relaxed);
         *map = Some(Arc::new(t));
+        self.pushed.store(true, Ordering::Relaxed);
         Ok(())
     }
 

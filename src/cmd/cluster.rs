@@ -117,7 +117,7 @@ const SUBCOMMANDS: &[CommandSpec] = &[
         flags: LOADING | STALE,
         summary: "Returns the ID of a node.",
         since: "3.0.0",
-        handler: |ctx, _| Ok(Frame::bulk(&ctx.shared.cluster.myid())),
+        handler: |ctx, _| Ok(Frame::bulk(ctx.shared.cluster.myid())),
         ..BASE
     },
     CommandSpec {
@@ -614,7 +614,11 @@ fn route(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, req: &[Bytes]) -> Result
         }
     }
     if spec.has(WRITE)
-        && cluster.topology().is_some()
+        && matches!(
+            spec.name.as_bytes().first(),
+            Some(b'P' | b'O' | b'A' | b'D')
+        )
+        && cluster.is_pushed()
         && super::policy_admin::COMMANDS
             .iter()
             .any(|s| s.name == spec.name)
