@@ -567,7 +567,8 @@ fn slot_of(spec: &CommandSpec, req: &[Bytes], slot: &mut Option<u16>) -> Result<
     Ok(())
 }
 
-/// Checks a request in cluster mode before it runs or is queued, as Redis's `getNodeByQuery`:
+/// Checks a request in cluster mode before it runs or is queued, as Redis's `getNodeByQuery`
+/// (`spec`: the subcommand's spec for a container command such as `OBJECT ENCODING key`):
 /// every key in one slot (for `EXEC`, every key of the transaction), that slot served here,
 /// the cluster up; `LIMIT.*` decisions also need the policy version the map requires, and
 /// catalog writes go through `CLUSTER POLICY` once a map is pushed. A refused `EXEC` discards
@@ -635,7 +636,10 @@ fn route(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, req: &[Bytes]) -> Result
             return Ok(());
         };
         for q in queue {
-            if let Some(s) = super::lookup(&q[0]) {
+            if let Some(mut s) = super::lookup(&q[0]) {
+                if let Some(sub) = q.get(1).and_then(|n| super::lookup_sub(s, n)) {
+                    s = sub;
+                }
                 write |= s.has(WRITE);
                 slot_of(s, q, &mut slot)?;
             }

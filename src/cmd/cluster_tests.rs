@@ -197,6 +197,11 @@ fn a_pushed_map_redirects_and_refuses_cross_slot_requests() {
         h.run(&["LIMIT.CHECK", "free", "foo"]),
         err("MOVED 12182 127.0.0.1:7003")
     );
+    // A container's subcommand is routed by its own key positions.
+    assert_eq!(
+        h.run(&["OBJECT", "ENCODING", "foo"]),
+        err("MOVED 12182 127.0.0.1:7003")
+    );
     // Keyless commands run anywhere.
     assert_eq!(h.run(&["PING"]), simple("PONG"));
     let Frame::Verbatim(_, nodes) = h.run(&["CLUSTER", "NODES"]) else {

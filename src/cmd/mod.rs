@@ -475,7 +475,7 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     // Cluster mode: redirect, or refuse cross-slot keys, before queueing or running (EXEC
     // checks its queue; commands inside EXEC were checked when queued). One branch when off.
     if ctx.shared.cluster.is_enabled() && ctx.locked.is_none() {
-        cluster::check(ctx, spec, req)?;
+        cluster::check(ctx, checked, req)?;
     }
     if ctx.session.multi.is_some() && !spec.has(flags::TX_CONTROL) {
         return multi::queue(ctx, spec, req);
