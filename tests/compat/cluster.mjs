@@ -2,6 +2,7 @@
 // Usage: node cluster.mjs PORT1 PORT2 PORT3 (slots 0-5460, 5461-10922, 10923-16383; policy
 // `free RATE 3/1m QUOTA 5/day` pushed by `limitkv cluster apply`). Exits non-zero on a mismatch.
 import Redis from 'ioredis';
+import { RateLimiterRedis } from 'rate-limiter-flexible';
 import assert from 'node:assert/strict';
 
 const ports = process.argv.slice(2, 5).map(Number);
@@ -37,5 +38,20 @@ for (let i = 0; i < 4; i++) tx.call('CL.THROTTLE', '{acct-9}:api', '2', '10', '6
 const results = await tx.exec();
 assert.equal(results[0][1], 1, 'MULTI incr');
 assert.equal(results.slice(1).filter(([, r]) => r[0] === 0).length, 3, 'MULTI admitted');
+// rate-limiter-flexible on the cluster client: 5 points per 60 s for each of 6 users spread
+// over the nodes, the 6th to 8th consume of each rejected.
+const rl = new RateLimiterRedis({ storeClient: cluster, points: 5, duration: 60, keyPrefix: `rlf${Date.now()}` });
+let consumed = 0;
+for (let u = 0; u < 6; u++) {
+  for (let i = 0; i < 8; i++) {
+    try {
+      await rl.consume(`user-${u}`);
+      consumed++;
+    } catch (e) {
+      if (!(e && typeof e.msBeforeNext === 'number')) throw e;
+    }
+  }
+}
+assert.equal(consumed, 30, 'rate-limiter-flexible consumed');
 await cluster.quit();
 console.log('all cluster checks passed');

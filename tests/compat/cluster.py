@@ -63,4 +63,17 @@ try:
     check("CROSSSLOT", "no error", "error")
 except redis.ResponseError as e:
     check("CROSSSLOT", str(e), "Keys in request don't hash to the same slot")
+# The `limits` library on its Redis Cluster storage: 5 per minute for each of 6 identities.
+import time
+
+from limits import RateLimitItemPerMinute
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+
+storage = storage_from_string(f"redis+cluster://127.0.0.1:{ports[0]}", key_prefix=f"lim{time.time_ns()}")
+for strategy in (FixedWindowRateLimiter, MovingWindowRateLimiter):
+    limiter = strategy(storage)
+    item = RateLimitItemPerMinute(5)
+    hits = sum(limiter.hit(item, strategy.__name__, f"id-{i}") for i in range(6) for _ in range(8))
+    check(f"limits {strategy.__name__}", hits, 30)
 print("all cluster checks passed")
