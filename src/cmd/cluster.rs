@@ -1,6 +1,6 @@
 //! Cluster mode (`cluster-enabled yes`; docs/cluster.md): the `CLUSTER` container command in
 //! Redis 7.0's formats, `READONLY` / `READWRITE` / `ASKING`, the pushed topology
-//! (`CLUSTER SETCONFIG`) and cluster-wide policy versions (`CLUSTER POLICY`), and [`check`],
+//! (`CLUSTER SETCONFIG`) and cluster-wide policy versions (`CLUSTER POLICY`), and `check`,
 //! which the dispatcher calls before a command runs or is queued: redirect (`-MOVED`), refuse
 //! keys of several slots (`-CROSSSLOT`), unserved slots (`-CLUSTERDOWN`) and decisions under
 //! a stale policy version (`-STALEPOLICY`). The routing state itself is [`crate::cluster`].
