@@ -29,17 +29,16 @@ wait_up() {
   echo "server on port $1 did not start" >&2
   exit 1
 }
-start() { # dir args... -> port
-  local dir=$1 port
+start() { # dir args...: starts a server, sets PORT (not run in $(...), so the pid is kept)
+  local dir=$1
   shift
-  port=$(free_port)
+  PORT=$(free_port)
   mkdir -p "$dir"
-  "$BIN" --port "$port" --bind 127.0.0.1 --dir "$dir" "$@" >/dev/null 2>&1 &
+  "$BIN" --port "$PORT" --bind 127.0.0.1 --dir "$dir" "$@" >/dev/null 2>&1 &
   pids+=($!)
-  wait_up "$port"
-  echo "$port"
+  wait_up "$PORT"
 }
-stop_all() { cleanup; for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done; pids=(); }
+stop_all() { cleanup; for p in "${pids[@]+"${pids[@]}"}"; do wait "$p" 2>/dev/null || true; done; pids=(); }
 bench() { # name redis-benchmark-args... -> "name requests/s"
   local name=$1
   shift
@@ -49,15 +48,22 @@ bench() { # name redis-benchmark-args... -> "name requests/s"
 
 for ((rep = 1; rep <= REPS; rep++)); do
   for mode in off on; do
-    port=$(start "$OUT/r$rep-$mode" --cluster-enabled "$( [ $mode = on ] && echo yes || echo no)")
-    redis-cli -p "$port" POLICY.SET bench RATE 30/1m QUOTA 1000/day >/dev/null
-    bench "one-node-cluster-$mode PING" -p "$port" PING
-    bench "one-node-cluster-$mode CL.THROTTLE" -p "$port" CL.THROTTLE 'user:__rand_int__' 15 30 60
-    bench "one-node-cluster-$mode LIMIT.CHECK" -p "$port" LIMIT.CHECK bench 'user:__rand_int__'
+    enabled=no
+    [ "$mode" = on ] && enabled=yes
+    start "$OUT/r$rep-$mode" --cluster-enabled "$enabled"
+    redis-cli -p "$PORT" POLICY.SET bench RATE 30/1m QUOTA 1000/day >/dev/null
+    {
+      bench "one-node-cluster-$mode PING" -p "$PORT" PING
+      bench "one-node-cluster-$mode CL.THROTTLE" -p "$PORT" CL.THROTTLE 'user:__rand_int__' 15 30 60
+      bench "one-node-cluster-$mode LIMIT.CHECK" -p "$PORT" LIMIT.CHECK bench 'user:__rand_int__'
+    } | tee -a "$OUT/runs"
     stop_all
-  done | tee -a "$OUT/runs"
+  done
   ports=()
-  for n in 1 2 3; do ports+=("$(start "$OUT/r$rep-c$n" --cluster-enabled yes)"); done
+  for n in 1 2 3; do
+    start "$OUT/r$rep-c$n" --cluster-enabled yes
+    ports+=("$PORT")
+  done
   cat >"$OUT/topology.toml" <<TOML
 epoch = 1
 [[node]]
@@ -71,9 +77,8 @@ address = "127.0.0.1:${ports[2]}"
 slots = ["10923-16383"]
 TOML
   "$BIN" cluster apply "$OUT/topology.toml" >/dev/null
-  {
-    bench "three-nodes CL.THROTTLE" --cluster -p "${ports[0]}" CL.THROTTLE 'user:{tag}:__rand_int__' 15 30 60
-  } | tee -a "$OUT/runs"
+  bench "three-nodes CL.THROTTLE" --cluster -p "${ports[0]}" CL.THROTTLE 'user:{tag}:__rand_int__' 15 30 60 \
+    | tee -a "$OUT/runs"
   stop_all
 done
 
