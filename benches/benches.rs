@@ -5,6 +5,7 @@
 
 use criterion::{criterion_group, criterion_main};
 
+mod cluster;
 mod codec;
 mod limiter;
 mod protocol;
@@ -40,6 +41,7 @@ impl XorShift64 {
 
 criterion_group!(
     benches,
+    cluster::benches,
     codec::benches,
     limiter::benches,
     protocol::benches,

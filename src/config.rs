@@ -197,6 +197,14 @@ pub struct Config {
     pub maxmemory_policy: MaxmemoryPolicy,
     /// Keys sampled per eviction (`maxmemory-samples`, 1..=64, as Redis).
     pub maxmemory_samples: u32,
+    /// Speak the Redis Cluster protocol (`cluster-enabled`; docs/cluster.md). Fixed at start.
+    pub cluster_enabled: bool,
+    /// With some slot unassigned, refuse every keyed command (`-CLUSTERDOWN The cluster is
+    /// down`) rather than only those of the unassigned slots (`cluster-require-full-coverage`).
+    pub cluster_require_full_coverage: bool,
+    /// File in `dir` keeping this node's id and the pushed topology across restarts
+    /// (`cluster-config-file`, default `nodes.conf`).
+    pub cluster_config_file: String,
 }
 
 impl Default for Config {
@@ -249,6 +257,9 @@ impl Default for Config {
             maxmemory: 0,
             maxmemory_policy: MaxmemoryPolicy::NoEviction,
             maxmemory_samples: 5,
+            cluster_enabled: false,
+            cluster_require_full_coverage: true,
+            cluster_config_file: "nodes.conf".to_owned(),
         }
     }
 }
@@ -689,6 +700,15 @@ impl Config {
                     .filter(|n| *n <= MAX_USAGE_IDENTITIES)
                     .ok_or_else(bad)?
             }
+            "cluster-enabled" => self.cluster_enabled = parse_yes_no(value).ok_or_else(bad)?,
+            "cluster-require-full-coverage" => {
+                self.cluster_require_full_coverage = parse_yes_no(value).ok_or_else(bad)?
+            }
+            // A file name inside `dir`, as Redis's `cluster-config-file`.
+            "cluster-config-file" if !value.trim().is_empty() && !value.contains('/') => {
+                self.cluster_config_file = value.trim().to_owned()
+            }
+            "cluster-config-file" => return Err(bad()),
             n if EncodingLimits::knows(n) => self.encoding.set(n, value)?,
             "policy-events-allowed-sample" => {
                 let f: f64 = value.trim().parse().map_err(|_| bad())?;

@@ -143,6 +143,18 @@ pub enum CommandError {
     /// An error line with its own code (e.g. `NOPROTO ...`); holds the full text.
     #[error("{0}")]
     Coded(String),
+    /// Cluster mode: another node serves the keys' slot (slot, `host:port`).
+    #[error("MOVED {0} {1}")]
+    Moved(u16, String),
+    /// Cluster mode: the keys of a request (or of a transaction) hash to several slots.
+    #[error("CROSSSLOT Keys in request don't hash to the same slot")]
+    CrossSlot,
+    /// Cluster mode: the slot is unassigned, or the cluster is down; holds Redis's text.
+    #[error("CLUSTERDOWN {0}")]
+    ClusterDown(&'static str),
+    /// Cluster mode: this node's applied policy version is older than the map requires.
+    #[error("STALEPOLICY this node has applied policy version {0} but the cluster map requires {1}; push the policies again (limitkv cluster apply)")]
+    StalePolicy(u64, u64),
 }
 
 impl CommandError {

@@ -4,6 +4,7 @@
 //! `protocol`, `error` and `config` are leaves):
 //! - [`cli`]: client subcommands of the binary (`limitkv top`), talking RESP to a server.
 //! - [`acl`]: ACL users, rules, categories, the ACL file and `ACL LOG` (Redis 7 semantics).
+//! - [`cli`]: subcommands of the binary that act on running servers (`limitkv cluster apply`).
 //! - [`http`]: the HTTP listener (`http-port`): router, ACL authentication, health routes.
 //! - [`server`]: sockets, the accept loop, connections, shutdown. The only networking code.
 //! - [`cmd`]: the command table, argument parsing and every command family: parse, call the
@@ -14,6 +15,8 @@
 //! - [`limiter`]: pure limiter algorithms, `(params, state, now, cost) -> (decision, state)`.
 //! - [`protocol`]: pure RESP2/RESP3 framing (decode requests, encode replies).
 //! - [`clock`]: the injected time source.
+//! - [`cluster`]: Redis Cluster's hash slots, the pushed topology and a node's routing state
+//!   (pure; no cluster bus).
 //! - [`config`]: every setting, from defaults, a config file and flags.
 //! - [`error`]: every wire error text.
 //! - [`metrics`]: counters for INFO.
@@ -37,6 +40,7 @@
 pub mod acl;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod engine;

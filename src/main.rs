@@ -77,6 +77,20 @@ enum Tool {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
         args: Vec<std::ffi::OsString>,
     },
+    /// Act on a cluster of limitkv nodes (docs/cluster.md).
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ClusterAction {
+    /// Push a topology (nodes, slot ranges, epoch, policies) to every node it names.
+    Apply {
+        /// The topology file (TOML).
+        topology: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -108,6 +122,16 @@ fn run_tool(tool: Tool) -> anyhow::Result<std::process::ExitCode> {
     match tool {
         Tool::Aof { action } => aof_tool(action),
         Tool::Top { args } => Ok(limitkv::cli::top::run(&args)),
+        Tool::Cluster {
+            action: ClusterAction::Apply { topology },
+        } => {
+            let ok = limitkv::cli::cluster::apply(&topology).map_err(anyhow::Error::msg)?;
+            Ok(if ok {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            })
+        }
     }
 }
 

@@ -1,7 +1,8 @@
-//! Client-side subcommands of the `limitkv` binary: programs that connect to a running server
-//! the way `redis-cli` does. [`top`] is `limitkv top`.
+//! Client-side subcommands of the `limitkv` binary: programs that connect to running servers
+//! the way `redis-cli` does. [`top`] is `limitkv top`, [`cluster`] is `limitkv cluster apply`.
 //!
-//! A client like any other: it speaks RESP through the `redis` crate and names nothing of the
-//! server's own modules (tests/layers.rs holds it to the leaves).
+//! Clients like any other: they speak RESP over TCP and read files, and name nothing of the
+//! server's own modules but the pure cluster map (tests/layers.rs).
 
+pub mod cluster;
 pub mod top;

@@ -138,7 +138,20 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("maxmemory", cfg.maxmemory.to_string()),
         ("maxmemory-policy", cfg.maxmemory_policy.name().to_owned()),
         ("maxmemory-samples", cfg.maxmemory_samples.to_string()),
-        ("cluster-enabled", "no".to_owned()),
+        (
+            "cluster-enabled",
+            if cfg.cluster_enabled { "yes" } else { "no" }.to_owned(),
+        ),
+        (
+            "cluster-require-full-coverage",
+            if cfg.cluster_require_full_coverage {
+                "yes"
+            } else {
+                "no"
+            }
+            .to_owned(),
+        ),
+        ("cluster-config-file", cfg.cluster_config_file.clone()),
         ("notify-keyspace-events", String::new()),
         (
             "client-output-buffer-limit",

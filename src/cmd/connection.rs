@@ -347,6 +347,9 @@ fn hello(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 
 fn select(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let n = args::parse_i64(&req[1]).ok_or(CommandError::NotAnInteger)?;
+    if n != 0 && ctx.shared.cluster.is_enabled() {
+        return Err(CommandError::other("SELECT is not allowed in cluster mode"));
+    }
     match usize::try_from(n) {
         Ok(db) if db < ctx.shared.engine.dbs.len() => {
             ctx.session.db = db;
@@ -364,6 +367,8 @@ fn reset(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
     ctx.session.multi = None;
     ctx.session.multi_error = false;
     super::multi::unwatch_all(ctx.shared, ctx.session);
+    ctx.session.cluster_readonly = false;
+    ctx.session.cluster_asking = false;
     ctx.session.resp = RespVersion::Resp2;
     ctx.session.info.resp.store(2, Ordering::Relaxed);
     *ctx.session.info.name.lock() = None;

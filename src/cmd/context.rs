@@ -51,6 +51,8 @@ pub struct Shared {
     pub acl: crate::acl::Acl,
     /// The TLS configuration new connections on the TLS port get (`CONFIG SET` replaces it).
     pub tls: crate::tls::Tls,
+    /// Cluster mode's routing state (`cluster-enabled`; docs/cluster.md).
+    pub cluster: crate::cluster::Cluster,
 }
 
 /// Applies a new log level to the process's logger.
@@ -70,7 +72,13 @@ impl Shared {
         metrics
             .maxmemory
             .store(config.maxmemory, std::sync::atomic::Ordering::Relaxed);
+        let cluster = crate::cluster::Cluster::new(
+            config.cluster_enabled,
+            random_hex(40),
+            config.cluster_require_full_coverage,
+        );
         Shared {
+            cluster,
             engine: Engine::new(config, clock),
             tcp_port,
             metrics,
@@ -327,6 +335,10 @@ pub struct Session {
     /// Recognised scripts this connection found loaded, with the script cache's flush count
     /// then (see `cmd::scripting::seen_loaded`).
     pub loaded_scripts: Vec<(crate::script::Sha, u64)>,
+    /// Cluster mode: `READONLY` was sent (reads of a replica's master's slots run here).
+    pub cluster_readonly: bool,
+    /// Cluster mode: `ASKING` was the previous command.
+    pub cluster_asking: bool,
 }
 
 /// A key named in `WATCH`.
@@ -367,6 +379,8 @@ impl Session {
             watch_flag: WatchFlag::default(),
             watched: Vec::new(),
             loaded_scripts: Vec::new(),
+            cluster_readonly: false,
+            cluster_asking: false,
         }
     }
 }

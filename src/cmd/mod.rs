@@ -10,6 +10,7 @@ pub mod acl;
 pub mod admin;
 pub mod args;
 pub mod breaker;
+pub mod cluster;
 pub mod config_cmd;
 pub mod connection;
 pub mod context;
@@ -220,7 +221,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 35] {
+pub fn families() -> [&'static [CommandSpec]; 36] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -257,6 +258,7 @@ pub fn families() -> [&'static [CommandSpec]; 35] {
         functions::COMMANDS,
         suspend::COMMANDS,
         usage::COMMANDS,
+        cluster::COMMANDS,
     ]
 }
 
@@ -514,6 +516,13 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes], stage: &mut Stage) -> Result<Frame, Com
             } else {
                 e
             };
+            return Err(reject(ctx, spec, e));
+        }
+    }
+    // Cluster mode: redirect, or refuse cross-slot keys, before queueing or running (EXEC
+    // checks its queue; commands inside EXEC were checked when queued). One branch when off.
+    if ctx.shared.cluster.is_enabled() && ctx.locked.is_none() {
+        if let Err(e) = cluster::check(ctx, checked, req) {
             return Err(reject(ctx, spec, e));
         }
     }

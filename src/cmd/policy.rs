@@ -35,7 +35,10 @@ const DEFAULT_EVENTS: usize = 10;
 const CHECK_ARGS: &str = "policy:string identity:string [SCOPE scope:string] \
                           [TOKENS tokens:integer] [COST cost:string] [IP ip:string] [PRIORITY priority:string]";
 
-/// `LIMIT.*` commands.
+/// `LIMIT.*` commands. The identity argument is declared as the key (first/last key, a key
+/// spec in `COMMAND INFO`, `COMMAND GETKEYS`) so that cluster clients route a check to the node
+/// of the identity's slot; the rule keys are derived from it server-side (`MOVABLEKEYS`: ACL
+/// rules check the derived keys, not the identity).
 pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "LIMIT.CHECK",
@@ -47,6 +50,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         complexity: "O(N) where N is the number of rules",
         args: "policy:string identity:string [SCOPE scope:string] [TOKENS tokens:integer] \
                [COST cost:string] [IP ip:string] [PRIORITY priority:string] [DRYRUN]",
+        first_key: 2,
+        last_key: 2,
+        key_step: 1,
         handler: limit_check,
         ..BASE
     },
@@ -59,6 +65,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         since: "0.1.0",
         complexity: "O(N) where N is the number of rules",
         args: CHECK_ARGS,
+        first_key: 2,
+        last_key: 2,
+        key_step: 1,
         handler: limit_status,
         ..BASE
     },
@@ -72,6 +81,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         complexity: "O(N) where N is the number of rules",
         args: "policy:string identity:string [SCOPE scope:string] [TOKENS tokens:integer] \
                [COST cost:string] [IP ip:string] [PRIORITY priority:string] [TTL ttl:string]",
+        first_key: 2,
+        last_key: 2,
+        key_step: 1,
         handler: limit_reserve,
         ..BASE
     },
@@ -108,6 +120,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         since: "0.1.0",
         complexity: "O(N) where N is the number of rules",
         args: "policy:string identity:string lease_id:integer [SCOPE scope:string]",
+        first_key: 2,
+        last_key: 2,
+        key_step: 1,
         handler: limit_release,
         ..BASE
     },
@@ -120,6 +135,9 @@ pub const COMMANDS: &[CommandSpec] = &[
         since: "0.1.0",
         complexity: "O(N) where N is the number of rules",
         args: "identity:string [policy:string]",
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
         handler: limit_reset,
         ..BASE
     },

@@ -194,3 +194,28 @@ fn validate_rejects_nonsense() {
     };
     assert!(cfg.validate().is_err());
 }
+
+#[test]
+fn cluster_settings_are_flags_and_directives() {
+    let cfg = Config::from_args(
+        [
+            "limitkv",
+            "--cluster-enabled",
+            "yes",
+            "--cluster-require-full-coverage",
+            "no",
+            "--cluster-config-file",
+            "nodes-7001.conf",
+        ]
+        .map(std::ffi::OsString::from),
+    )
+    .unwrap();
+    assert!(cfg.cluster_enabled);
+    assert!(!cfg.cluster_require_full_coverage);
+    assert_eq!(cfg.cluster_config_file, "nodes-7001.conf");
+    assert!(!Config::default().cluster_enabled);
+    let mut cfg = Config::default();
+    assert!(cfg.set("cluster-enabled", "maybe").is_err());
+    assert!(cfg.set("cluster-config-file", "../x").is_err());
+    assert!(cfg.set("cluster-config-file", "").is_err());
+}

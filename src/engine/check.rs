@@ -303,7 +303,12 @@ impl Call<'_, '_> {
             Gate::Suspended(s) => (Planned::Suspended(s), Vec::new()),
             Gate::Check(r) => {
                 let rules = r.body.applicable_iter(request.scope.as_deref());
-                let keys = keys_of(&r.key_policy.name, rules, &request.identity);
+                let keys = keys_of(
+                    self.engine.cluster_keys,
+                    &r.key_policy.name,
+                    rules,
+                    &request.identity,
+                );
                 (Planned::Rules(r), keys)
             }
         };

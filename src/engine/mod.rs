@@ -39,6 +39,7 @@ mod api;
 mod call;
 mod catalog;
 pub mod check;
+mod cluster_keys;
 mod error;
 mod events;
 pub mod families;
@@ -87,6 +88,9 @@ pub struct Engine {
     pub policies: Registry,
     /// The usage history (`LIMIT.TOP`, `LIMIT.HISTORY`, the dashboard).
     pub usage: usage::Usage,
+    /// Rule keys carry the identity's hash tag (`cluster-enabled yes`, fixed at start; see
+    /// [`crate::policy::model::tagged_state_key`] and `Engine::retag_rule_keys`).
+    pub cluster_keys: bool,
 }
 
 impl Engine {
@@ -95,6 +99,7 @@ impl Engine {
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Engine {
         let now = clock.now();
         Engine {
+            cluster_keys: config.cluster_enabled,
             dbs: (0..config.databases.max(1))
                 .map(|_| Store::new(config.shards))
                 .collect(),

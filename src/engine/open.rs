@@ -156,6 +156,14 @@ impl Engine {
         }
         self.next_lease_id
             .fetch_max(max_id.saturating_add(1), Ordering::Relaxed);
+        let moved = self.retag_rule_keys();
+        if moved > 0 {
+            tracing::info!(
+                keys = moved,
+                cluster = self.cluster_keys,
+                "rule keys carried over to this cluster mode's key format"
+            );
+        }
         Ok(())
     }
 

@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use crate::clock::Nanos;
 use crate::policy::decide::{RuleState, StateWrite};
-use crate::policy::model::{state_key, Applied, Limit};
+use crate::policy::model::{state_key, tagged_state_key, Applied, Limit};
 use crate::store::{Entry, Shard, Value};
 
 /// The state a rule key holds, if it is a limiter state; anything else reads as fresh (the
@@ -47,8 +47,11 @@ pub(super) fn write_state(shard: &mut Shard, key: &[u8], w: StateWrite, now: Nan
 
 /// The keys of `rules` for `identity`, under policy `policy`: each rule's per-identity
 /// [`state_key`], except a BREAKER rule's, which is the breaker's own key (shared by every
-/// identity and by the `BREAKER.*` commands).
+/// identity and by the `BREAKER.*` commands). In cluster mode (`tagged`) a rule key carries the
+/// identity's hash tag, so they share its slot; an identity no tag can express keeps the plain
+/// keys (`cmd::cluster` refuses such identities before they get here).
 pub(super) fn keys_of<'a>(
+    tagged: bool,
     policy: &str,
     rules: impl IntoIterator<Item = Applied<'a>>,
     identity: &[u8],
@@ -57,7 +60,10 @@ pub(super) fn keys_of<'a>(
         .into_iter()
         .map(|a| match &a.rule.limit {
             Limit::Breaker(b) => b.key.clone(),
-            _ => state_key(policy, a.scope, &a.rule.name, identity),
+            _ => tagged
+                .then(|| tagged_state_key(policy, a.scope, &a.rule.name, identity))
+                .flatten()
+                .unwrap_or_else(|| state_key(policy, a.scope, &a.rule.name, identity)),
         })
         .collect()
 }

@@ -173,7 +173,12 @@ impl Call<'_, '_> {
             .ok();
         let keys = resolved.as_ref().map_or_else(Vec::new, |x| {
             let rules = x.body.applicable_iter(reservation.scope.as_deref());
-            keys_of(&x.key_policy.name, rules, &reservation.identity)
+            keys_of(
+                self.engine.cluster_keys,
+                &x.key_policy.name,
+                rules,
+                &reservation.identity,
+            )
         });
         Ok(SettlePlan {
             reservation,
@@ -382,7 +387,12 @@ impl Call<'_, '_> {
             .read()
             .rules_for(policy, identity, self.now)?;
         let rules = lease_rules(&resolved.body, scope.as_deref());
-        let keys = keys_of(&resolved.key_policy.name, rules.iter().copied(), identity);
+        let keys = keys_of(
+            self.engine.cluster_keys,
+            &resolved.key_policy.name,
+            rules.iter().copied(),
+            identity,
+        );
         Ok(ReleasePlan {
             resolved,
             scope,
@@ -461,7 +471,12 @@ impl Call<'_, '_> {
                         )
                     }),
             );
-            keys.extend(keys_of(&r.key_policy.name, own, identity));
+            keys.extend(keys_of(
+                self.engine.cluster_keys,
+                &r.key_policy.name,
+                own,
+                identity,
+            ));
         }
         keys.sort();
         keys.dedup();

@@ -1465,9 +1465,102 @@ pub fn state_key(policy: &str, scope: Option<&str>, rule: &str, identity: &[u8])
     Bytes::from(k)
 }
 
+/// In cluster mode, [`state_key`] with the identity's hash tag after the prefix:
+/// `limitkv:{tag}:{policy}:{scope}:{rule}:{identity}`, so every rule key of one identity lies
+/// in the identity's own slot (the one a cluster client routes `LIMIT.CHECK policy identity`
+/// to). `None` when no tag can express the identity's slot ([`crate::cluster::identity_tag`]).
+pub fn tagged_state_key(
+    policy: &str,
+    scope: Option<&str>,
+    rule: &str,
+    identity: &[u8],
+) -> Option<Bytes> {
+    let tag = crate::cluster::identity_tag(identity)?;
+    let plain = state_key(policy, scope, rule, identity);
+    let mut k = Vec::with_capacity(plain.len() + tag.len() + 3);
+    k.extend_from_slice(b"limitkv:{");
+    k.extend_from_slice(tag);
+    k.extend_from_slice(b"}:");
+    k.extend_from_slice(&plain[b"limitkv:".len()..]);
+    Some(Bytes::from(k))
+}
+
+/// The identity at the end of a rule key in [`state_key`]'s format (after `limitkv:`, three
+/// `:`-terminated fields, the first a policy name), or `None` if `rest` is not one.
+fn plain_identity(rest: &[u8]) -> Option<&[u8]> {
+    let mut fields = rest.splitn(4, |&b| b == b':');
+    let policy = fields.next()?;
+    check_name("policy name", policy).ok()?;
+    let _scope = fields.next()?;
+    let rule = fields.next()?;
+    check_name("rule name", rule).ok()?;
+    fields.next()
+}
+
+/// A rule key in the other format: `tagged` = true turns a [`state_key`] into its
+/// [`tagged_state_key`], false the reverse. `None` for keys that are not rule keys of the
+/// other format (or whose identity no tag can express). Used at start to carry existing
+/// limits over when `cluster-enabled` changes, so no limit is ever reset.
+pub fn retag_state_key(key: &[u8], tagged: bool) -> Option<Bytes> {
+    let rest = key.strip_prefix(b"limitkv:")?;
+    if tagged {
+        if rest.first() == Some(&b'{') {
+            return None;
+        }
+        let identity = plain_identity(rest)?;
+        let tag = crate::cluster::identity_tag(identity)?;
+        let mut k = b"limitkv:{".to_vec();
+        k.extend_from_slice(tag);
+        k.extend_from_slice(b"}:");
+        k.extend_from_slice(rest);
+        Some(Bytes::from(k))
+    } else {
+        let inner = rest.strip_prefix(b"{")?;
+        let close = memchr::memchr(b'}', inner)?;
+        let (tag, after) = (&inner[..close], &inner[close + 1..]);
+        let plain = after.strip_prefix(b":")?;
+        let identity = plain_identity(plain)?;
+        if crate::cluster::identity_tag(identity) != Some(tag) {
+            return None;
+        }
+        let mut k = b"limitkv:".to_vec();
+        k.extend_from_slice(plain);
+        Some(Bytes::from(k))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tagged_keys_share_the_identity_slot_and_convert_both_ways() {
+        use crate::cluster::key_slot;
+        for id in [&b"customer-42"[..], b"{acct-7}:user-1", b"a{b", b"x:y:z"] {
+            let plain = state_key("free", Some("GET /a:b"), "rate-1m", id);
+            let tagged = tagged_state_key("free", Some("GET /a:b"), "rate-1m", id).expect("tag");
+            assert_eq!(key_slot(&tagged), key_slot(id), "{tagged:?}");
+            assert_eq!(
+                retag_state_key(&plain, true).as_ref(),
+                Some(&tagged),
+                "{plain:?}"
+            );
+            assert_eq!(
+                retag_state_key(&tagged, false).as_ref(),
+                Some(&plain),
+                "{tagged:?}"
+            );
+            assert_eq!(retag_state_key(&tagged, true), None, "already tagged");
+            assert_eq!(retag_state_key(&plain, false), None, "already plain");
+        }
+        assert_eq!(
+            &tagged_state_key("free", None, "quota-day", b"customer-42").expect("tag")[..],
+            b"limitkv:{customer-42}:free::quota-day:customer-42"
+        );
+        assert_eq!(tagged_state_key("free", None, "r", b"a}b"), None);
+        assert_eq!(retag_state_key(b"limitkv:events:denied", true), None);
+        assert_eq!(retag_state_key(b"user:1", true), None);
+    }
 
     fn words(s: &str) -> Vec<Bytes> {
         split_words(s)

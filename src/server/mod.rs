@@ -102,6 +102,9 @@ pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> io::Result<Server> {
             .configure(&cfg)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     }
+    if shared.cluster.is_enabled() {
+        cluster_config(&shared)?;
+    }
     open_aof(&shared)?;
     shared
         .engine
@@ -112,6 +115,64 @@ pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> io::Result<Server> {
         listeners,
         http,
     })
+}
+
+/// Cluster mode: this node's id and the last pushed map live in `dir/cluster-config-file`
+/// (JSON `{"myid": ..., "topology": ...}`), as Redis keeps them in `nodes.conf`: read at start
+/// (written with a new id the first time), rewritten (temporary file, fsync, rename) before a
+/// push is accepted. A file that cannot be read or parsed fails the start.
+fn cluster_config(shared: &Shared) -> io::Result<()> {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Saved {
+        myid: String,
+        topology: Option<crate::cluster::Topology>,
+    }
+    fn write(path: &std::path::Path, saved: &Saved) -> io::Result<()> {
+        let tmp = path.with_extension("tmp");
+        let text = serde_json::to_vec_pretty(saved).map_err(io::Error::other)?;
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            io::Write::write_all(&mut f, &text)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, path)
+    }
+    let path = {
+        let cfg = shared.engine.config.read();
+        cfg.dir.join(&cfg.cluster_config_file)
+    };
+    let bad = |e: String| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("cluster config file {}: {e}", path.display()),
+        )
+    };
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let saved: Saved = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+            shared
+                .cluster
+                .restore(saved.myid, saved.topology)
+                .map_err(|e| bad(e.to_string()))?;
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let saved = Saved {
+                myid: shared.cluster.myid(),
+                topology: None,
+            };
+            write(&path, &saved).map_err(|e| bad(e.to_string()))?;
+        }
+        Err(e) => return Err(bad(e.to_string())),
+    }
+    let saver_path = path.clone();
+    shared.cluster.set_saver(Box::new(move |myid, t| {
+        let saved = Saved {
+            myid: myid.to_owned(),
+            topology: Some(t.clone()),
+        };
+        write(&saver_path, &saved).map_err(|e| e.to_string())
+    }));
+    Ok(())
 }
 
 fn socket_addr(addr: &str, port: u16) -> io::Result<SocketAddr> {

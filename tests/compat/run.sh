@@ -24,6 +24,9 @@
 #   tls.py, tls.mjs            redis-py (ssl=True, rediss://), ioredis (tls option) and
 #                              node-redis (rediss://) against a third server with a TLS port,
 #                              certificates made with the openssl CLI (skipped without it)
+#   cluster.py, cluster.mjs    redis-py RedisCluster and ioredis Cluster against three limitkv
+#                              nodes in cluster mode, topology and policy pushed by `limitkv
+#                              cluster apply` (limitkv only; docs/cluster.md)
 #   scripts check              tests/compat/scripts/ is consistent (and, against redis-server,
 #                              holds every script the libraries sent, seen through MONITOR)
 # Scenarios that need EVAL print `SKIPPED ...: needs EVAL` on a server without it (checked with
@@ -91,6 +94,7 @@ cleanup() {
   "$here/server.sh" stop "$work/main" || true
   "$here/server.sh" stop "$work/aof" || true
   "$here/server.sh" stop "$work/tls" || true
+  for n in 1 2 3; do "$here/server.sh" stop "$work/cluster$n" || true; done
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -257,6 +261,26 @@ if [[ $has_eval == no || $against == redis || ${COMPAT_EMULATE_SCRIPTS:-} == 1 ]
   fi
   run_program limits_suite.py-emulated env COMPAT_EMULATE_SCRIPTS=1 "$py" "$here/limits_suite.py"
   run_program restart_limits.py-emulated env "${restart_env[@]}" COMPAT_EMULATE_SCRIPTS=1 "$py" "$here/restart_limits.py"
+fi
+
+# Cluster mode: three nodes, the topology and a policy pushed by `limitkv cluster apply`, then
+# the cluster clients of redis-py and ioredis (docs/cluster.md).
+if [[ $against == limitkv ]]; then
+  cluster_ports=()
+  topology=$work/topology.toml
+  printf 'epoch = 1\npolicy_version = 1\npolicies = ["free RATE 3/1m QUOTA 5/day"]\n' >"$topology"
+  ranges=(0-5460 5461-10922 10923-16383)
+  for n in 1 2 3; do
+    p=$(free_port)
+    cluster_ports+=("$p")
+    mkdir -p "$work/cluster$n"
+    "$here/server.sh" start "$work/cluster$n" "$p" "${server_cmd[@]}" --cluster-enabled yes --dir "$work/cluster$n"
+    printf '\n[[node]]\naddress = "127.0.0.1:%s"\nslots = ["%s"]\n' "$p" "${ranges[$((n - 1))]}" >>"$topology"
+  done
+  run_program cluster-apply "$bin" cluster apply "$topology"
+  run_program cluster.py "$py" "$here/cluster.py" "${cluster_ports[@]}"
+  ((have_node)) && run_program cluster.mjs node "$work/node/cluster.mjs" "${cluster_ports[@]}"
+  for n in 1 2 3; do "$here/server.sh" stop "$work/cluster$n"; done
 fi
 
 if [[ -n $monitor_pid ]]; then
