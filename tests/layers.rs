@@ -20,7 +20,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("persist", &["limiter", "policy", "store"]),
     ("acl", &[]),
     ("usage", &[]),
-    ("cli", &[]),
+    ("cli", &["policy"]),
     ("script", &[]),
     (
         "engine",
