@@ -140,6 +140,18 @@ pub enum CommandError {
     /// An error line with its own code (e.g. `NOPROTO ...`); holds the full text.
     #[error("{0}")]
     Coded(String),
+    /// A write on a read-only replica (`replica-read-only yes`).
+    #[error("READONLY You can't write against a read only replica.")]
+    ReadOnlyReplica,
+    /// A write while fewer replicas than `min-replicas-to-write` are in reach.
+    #[error("NOREPLICAS Not enough good replicas to write.")]
+    NoReplicas,
+    /// `PSYNC`/`SYNC` to a replica whose own link to its master is down.
+    #[error("NOMASTERLINK Can't SYNC while not connected with my master")]
+    NoMasterLink,
+    /// `WAIT` on a replica.
+    #[error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.")]
+    WaitOnReplica,
 }
 
 impl CommandError {

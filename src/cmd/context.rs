@@ -51,6 +51,8 @@ pub struct Shared {
     pub acl: crate::acl::Acl,
     /// The TLS configuration new connections on the TLS port get (`CONFIG SET` replaces it).
     pub tls: crate::tls::Tls,
+    /// Replication: role, ids, attached replicas, the link to the master.
+    pub repl: crate::repl::Repl,
 }
 
 /// Applies a new log level to the process's logger.
@@ -80,6 +82,7 @@ impl Shared {
             scripts: crate::script::Scripts::new(),
             acl,
             tls: crate::tls::Tls::default(),
+            repl: crate::repl::Repl::new(),
         }
     }
 
@@ -151,6 +154,8 @@ pub struct ClientInfo {
     /// Pub/Sub side of the connection: subscriptions, queued messages, and the wake-up the
     /// connection task waits on (also signalled by [`ClientInfo::kill`]).
     pub pubsub: Arc<Subscriber>,
+    /// The connection became a replica's link (`PSYNC`/`SYNC`): its type is `slave`.
+    pub is_replica: AtomicBool,
 }
 
 impl ClientInfo {
@@ -174,6 +179,7 @@ impl ClientInfo {
             user: Mutex::new(Arc::from("default")),
             output_limited: AtomicBool::new(false),
             pubsub: Arc::new(Subscriber::new(id)),
+            is_replica: AtomicBool::new(false),
         }
     }
 
@@ -320,6 +326,40 @@ pub struct Session {
     /// Recognised scripts this connection found loaded, with the script cache's flush count
     /// then (see `cmd::scripting::seen_loaded`).
     pub loaded_scripts: Vec<(crate::script::Sha, u64)>,
+    /// What a replica said in `REPLCONF` before `PSYNC`.
+    pub replconf: ReplConf,
+    /// Set by a command the connection must finish outside the dispatcher (`WAIT` blocks,
+    /// `PSYNC`/`SYNC` turn the connection into a replica link).
+    pub blocked: Option<Blocked>,
+}
+
+/// What a replica announced with `REPLCONF` (kept until its `PSYNC`).
+#[derive(Debug, Clone, Default)]
+pub struct ReplConf {
+    /// `REPLCONF listening-port`.
+    pub listening_port: u16,
+    /// `REPLCONF ip-address`.
+    pub ip_address: Option<String>,
+}
+
+/// A command the connection task finishes (see [`Session::blocked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocked {
+    /// `WAIT numreplicas timeout`: reply with the replicas that acknowledged the current
+    /// offset, once there are `numreplicas` of them or `timeout_ms` passed (0: no limit).
+    Wait {
+        /// Replicas wanted.
+        numreplicas: u64,
+        /// Milliseconds to wait at most; 0 waits without limit.
+        timeout_ms: u64,
+        /// The offset to be acknowledged.
+        offset: u64,
+    },
+    /// `PSYNC replid offset` (`None` for the old `SYNC`): serve this connection as a replica.
+    Sync {
+        /// The id and 1-based offset asked for.
+        psync: Option<(String, i64)>,
+    },
 }
 
 /// A key named in `WATCH`.
@@ -359,6 +399,8 @@ impl Session {
             watch_flag: WatchFlag::default(),
             watched: Vec::new(),
             loaded_scripts: Vec::new(),
+            replconf: ReplConf::default(),
+            blocked: None,
         }
     }
 }

@@ -36,6 +36,7 @@ pub mod pubsub;
 pub mod pubsub_introspection;
 pub mod quota;
 pub mod rate;
+pub mod repl;
 pub mod sampling;
 pub mod scan;
 pub mod script_run;
@@ -53,7 +54,7 @@ use std::sync::LazyLock;
 
 use bytes::Bytes;
 
-pub use context::{ClientInfo, ClientRegistry, Ctx, Session, Shared};
+pub use context::{Blocked, ClientInfo, ClientRegistry, Ctx, ReplConf, Session, Shared};
 
 use crate::error::CommandError;
 use crate::protocol::Frame;
@@ -217,7 +218,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 33] {
+pub fn families() -> [&'static [CommandSpec]; 34] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -252,6 +253,7 @@ pub fn families() -> [&'static [CommandSpec]; 33] {
         policy::COMMANDS,
         scripting::COMMANDS,
         functions::COMMANDS,
+        repl::COMMANDS,
     ]
 }
 
@@ -467,6 +469,12 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             } else {
                 e
             };
+            return Err(reject(ctx, spec, e));
+        }
+    }
+    if spec.has(flags::WRITE) {
+        // Like Redis, before queueing: a refused write inside MULTI makes EXEC abort.
+        if let Err(e) = ctx.shared.repl.check_write() {
             return Err(reject(ctx, spec, e));
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod connection;
 mod replies;
+mod replication;
 pub mod shutdown;
 
 use std::future::Future;
@@ -103,6 +104,12 @@ pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> io::Result<Server> {
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))?;
     }
     open_aof(&shared)?;
+    let repl_cfg = shared.engine.config.read().repl.clone();
+    shared.repl.apply_config(&shared.engine, &repl_cfg);
+    if let Some(master) = repl_cfg.replicaof.clone() {
+        tracing::info!("REPLICAOF {}:{} (configuration)", master.0, master.1);
+        shared.repl.set_master(&shared.engine, Some(master));
+    }
     shared
         .engine
         .start()
@@ -209,6 +216,8 @@ impl Server {
         }
         drop(accept_tx);
         let tick = tokio::spawn(background(shared.clone()));
+        tasks.spawn(crate::repl::replica::supervise(shared.clone()));
+        tasks.spawn(replication::ping_replicas(shared.clone()));
         let mut conns = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
