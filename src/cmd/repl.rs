@@ -341,6 +341,10 @@ pub fn info_section(shared: &Shared) -> String {
                     "master_link_down_since_seconds",
                     &link.down_since.elapsed().as_secs(),
                 );
+                // limitkv's own field: why the last attempt failed (Redis only logs it).
+                if let Some(e) = &link.last_error {
+                    w("master_link_last_error", &e.replace(['\r', '\n'], " "));
+                }
             }
             w("slave_priority", &cfg.replica_priority);
             w("slave_read_only", &u8::from(cfg.replica_read_only));
