@@ -26,6 +26,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "limiter", "policy", "store", "persist", "pubsub", "config", "script",
         ],
     ),
+    // Replication: the engine's feed, snapshots and the link to a master; reaches the server
+    // only through its `Host` trait.
+    ("repl", &["engine", "persist", "store", "config"]),
 ];
 
 const LEAVES: &[&str] = &["clock", "error", "glob", "protocol", "metrics", "version"];

@@ -152,13 +152,20 @@ async fn wait_counts_acknowledging_replicas_and_times_out() {
     throttle_remaining(&mut m, "k").await;
     let started = std::time::Instant::now();
     assert_eq!(int(&mut m, &["WAIT", "1", "150"]).await, 0);
-    assert!(started.elapsed() >= Duration::from_millis(140), "waited its timeout");
+    assert!(
+        started.elapsed() >= Duration::from_millis(140),
+        "waited its timeout"
+    );
     let replica = TestServer::with_config(replica_of(master.addr)).await;
     let mut r = replica.redis(false).await;
     until_field(&mut r, "replication", "master_link_status", "up").await;
     throttle_remaining(&mut m, "k").await;
     assert_eq!(int(&mut m, &["WAIT", "1", "0"]).await, 1);
-    assert_eq!(int(&mut m, &["WAIT", "2", "100"]).await, 1, "only one exists");
+    assert_eq!(
+        int(&mut m, &["WAIT", "2", "100"]).await,
+        1,
+        "only one exists"
+    );
     // ROLE lists it with its acknowledged offset.
     match query(&mut m, &["ROLE"]).await {
         redis::Value::Array(v) => {
@@ -239,7 +246,11 @@ async fn a_redis_server_master_is_refused_with_a_clear_error() {
     };
     eventually(WAIT, "redis-server to listen", || {
         let port = port.clone();
-        async move { tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await.ok() }
+        async move {
+            tokio::net::TcpStream::connect(format!("127.0.0.1:{port}"))
+                .await
+                .ok()
+        }
     })
     .await;
     let server = TestServer::start().await;
@@ -270,7 +281,9 @@ async fn fake_master(body: Vec<u8>) -> (SocketAddr, Arc<AtomicUsize>) {
                 let mut seen = Vec::new();
                 let mut answered = 0;
                 loop {
-                    let Ok(n) = s.read(&mut buf).await else { return };
+                    let Ok(n) = s.read(&mut buf).await else {
+                        return;
+                    };
                     if n == 0 {
                         return;
                     }
@@ -310,7 +323,11 @@ async fn a_master_gone_mid_transfer_or_a_truncated_snapshot_loads_nothing() {
     for (body, expect) in [
         // Declares the whole length, sends half, closes.
         (
-            [format!("${}\r\n", snap.len()).into_bytes(), snap[..half].to_vec()].concat(),
+            [
+                format!("${}\r\n", snap.len()).into_bytes(),
+                snap[..half].to_vec(),
+            ]
+            .concat(),
             "went away during the snapshot transfer",
         ),
         // Declares and sends a cut snapshot.
@@ -327,8 +344,16 @@ async fn a_master_gone_mid_transfer_or_a_truncated_snapshot_loads_nothing() {
         query(&mut s, &["REPLICAOF", "127.0.0.1", &port]).await;
         let e = link_error(&mut s, expect).await;
         assert!(e.contains("nothing was loaded"), "{e}");
-        assert_eq!(int(&mut s, &["EXISTS", "mine"]).await, 1, "{expect}: state kept");
-        assert_eq!(int(&mut s, &["EXISTS", "a"]).await, 0, "{expect}: nothing loaded");
+        assert_eq!(
+            int(&mut s, &["EXISTS", "mine"]).await,
+            1,
+            "{expect}: state kept"
+        );
+        assert_eq!(
+            int(&mut s, &["EXISTS", "a"]).await,
+            0,
+            "{expect}: nothing loaded"
+        );
         // It retries, with backoff.
         eventually(WAIT, "a retry", || async {
             (accepted.load(Ordering::SeqCst) >= 3).then_some(())
@@ -355,7 +380,8 @@ async fn sentinels_failover_transaction_runs_and_config_rewrite_keeps_the_file()
     // What Sentinel sends to reconfigure an instance (sentinelSendSlaveOf in Redis 7.0).
     let port = master.addr.port().to_string();
     let mut pipe = redis::pipe();
-    pipe.cmd("CLIENT").arg(&["SETNAME", "sentinel-abcd1234-cmd"]);
+    pipe.cmd("CLIENT")
+        .arg(&["SETNAME", "sentinel-abcd1234-cmd"]);
     pipe.cmd("MULTI");
     pipe.cmd("SLAVEOF").arg(&["127.0.0.1", port.as_str()]);
     pipe.cmd("CONFIG").arg("REWRITE");
@@ -372,7 +398,10 @@ async fn sentinels_failover_transaction_runs_and_config_rewrite_keeps_the_file()
         other => panic!("EXEC: {other:?}"),
     }
     let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.starts_with("# written by hand\nhz 10\npolicy api rate 5/m\n"), "{text}");
+    assert!(
+        text.starts_with("# written by hand\nhz 10\npolicy api rate 5/m\n"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("replicaof 127.0.0.1 {port}\n")),
         "{text}"
@@ -391,7 +420,8 @@ async fn sentinels_failover_transaction_runs_and_config_rewrite_keeps_the_file()
     let mut m = master.redis(false).await;
     let err = query_err(&mut m, &["CONFIG", "REWRITE"]).await;
     assert!(
-        err.to_string().contains("The server is running without a config file"),
+        err.to_string()
+            .contains("The server is running without a config file"),
         "{err}"
     );
     server.stop().await.unwrap();

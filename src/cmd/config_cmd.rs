@@ -197,9 +197,8 @@ fn config_rewrite(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Frame, CommandError>
     let defaults = config_params(&Config::default(), u32::from(Config::default().port));
     // Aliases (`lua-time-limit`, `slave-*`) and fixed values are not written: the canonical
     // name carries the value.
-    let skip = |n: &str| {
-        matches!(n, "lua-time-limit" | "appendfilename" | "save") || n.contains("slave")
-    };
+    let skip =
+        |n: &str| matches!(n, "lua-time-limit" | "appendfilename" | "save") || n.contains("slave");
     let mut current: Vec<(String, String, bool)> = config_params(&cfg, u32::from(cfg.port))
         .into_iter()
         .filter(|(n, _)| !skip(n) && !cfg.repl.params().iter().any(|(r, _)| r == n))

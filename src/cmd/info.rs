@@ -270,8 +270,14 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("total_error_replies", &get(&m.total_error_replies));
                 let rs = &shared.repl.stats;
                 w("sync_full", &rs.sync_full.load(Ordering::Relaxed));
-                w("sync_partial_ok", &rs.sync_partial_ok.load(Ordering::Relaxed));
-                w("sync_partial_err", &rs.sync_partial_err.load(Ordering::Relaxed));
+                w(
+                    "sync_partial_ok",
+                    &rs.sync_partial_ok.load(Ordering::Relaxed),
+                );
+                w(
+                    "sync_partial_err",
+                    &rs.sync_partial_err.load(Ordering::Relaxed),
+                );
                 w("limiter_allowed", &get(&m.limiter_allowed));
                 w("limiter_denied", &get(&m.limiter_denied));
             }

@@ -451,7 +451,11 @@ mod tests {
             h.run(&["CL.THROTTLE", "k", "4", "1", "60"]),
             Frame::Error("READONLY You can't write against a read only replica.".into())
         );
-        assert_eq!(h.run(&["EXISTS", "k"]), Frame::Integer(1), "reads are served");
+        assert_eq!(
+            h.run(&["EXISTS", "k"]),
+            Frame::Integer(1),
+            "reads are served"
+        );
         // In MULTI the write is refused when queued, and EXEC aborts.
         assert_eq!(h.run(&["MULTI"]), Frame::OK);
         assert!(matches!(h.run(&["SET", "a", "1"]), Frame::Error(_)));
@@ -490,10 +494,16 @@ mod tests {
             Frame::Error("NOMASTERLINK Can't SYNC while not connected with my master".into())
         );
         assert_eq!(h.run(&["REPLICAOF", "NO", "ONE"]), Frame::OK);
-        assert!(matches!(h.run(&["CL.THROTTLE", "k", "4", "1", "60"]), Frame::Array(_)));
+        assert!(matches!(
+            h.run(&["CL.THROTTLE", "k", "4", "1", "60"]),
+            Frame::Array(_)
+        ));
         let info = text(h.run(&["INFO", "replication"]));
         assert!(info.contains("role:master\r\n"), "{info}");
-        assert!(!info.contains("master_replid2:0000"), "promotion keeps replid2: {info}");
+        assert!(
+            !info.contains("master_replid2:0000"),
+            "promotion keeps replid2: {info}"
+        );
     }
 
     #[test]
@@ -516,7 +526,10 @@ mod tests {
             h.run(&["REPLCONF", "bogus", "1"]),
             Frame::Error("ERR Unrecognized REPLCONF option: bogus".into())
         );
-        assert_eq!(h.run(&["REPLCONF", "listening-port", "6380", "capa", "eof"]), Frame::OK);
+        assert_eq!(
+            h.run(&["REPLCONF", "listening-port", "6380", "capa", "eof"]),
+            Frame::OK
+        );
         assert_eq!(
             h.run(&["REPLICAOF", "host", "99999"]),
             Frame::Error("ERR Invalid master port".into())
@@ -526,13 +539,22 @@ mod tests {
     #[test]
     fn min_replicas_to_write_refuses_writes_without_replicas() {
         let mut h = Harness::new();
-        assert_eq!(h.run(&["CONFIG", "SET", "min-replicas-to-write", "1"]), Frame::OK);
+        assert_eq!(
+            h.run(&["CONFIG", "SET", "min-replicas-to-write", "1"]),
+            Frame::OK
+        );
         assert_eq!(
             h.run(&["CL.THROTTLE", "k", "4", "1", "60"]),
             Frame::Error("NOREPLICAS Not enough good replicas to write.".into())
         );
         assert_eq!(h.run(&["GET", "k"]), Frame::Null, "reads are served");
-        assert_eq!(h.run(&["CONFIG", "SET", "min-replicas-to-write", "0"]), Frame::OK);
-        assert!(matches!(h.run(&["CL.THROTTLE", "k", "4", "1", "60"]), Frame::Array(_)));
+        assert_eq!(
+            h.run(&["CONFIG", "SET", "min-replicas-to-write", "0"]),
+            Frame::OK
+        );
+        assert!(matches!(
+            h.run(&["CL.THROTTLE", "k", "4", "1", "60"]),
+            Frame::Array(_)
+        ));
     }
 }

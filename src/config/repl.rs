@@ -137,13 +137,15 @@ impl ReplConfig {
                     self.replica_announce_ip = text(value)
                 }
                 "replica-announce-port" | "slave-announce-port" => {
-                    self.replica_announce_port =
-                        u16::try_from(num(value)?).map_err(|_| bad())?
+                    self.replica_announce_port = u16::try_from(num(value)?).map_err(|_| bad())?
                 }
                 // Accepted with their only meaningful value for limitkv: the snapshot always
                 // goes over the socket, and there is no RDB to serve stale data from.
-                "repl-diskless-sync" | "repl-diskless-load" | "replica-serve-stale-data"
-                | "slave-serve-stale-data" | "repl-diskless-sync-delay" => {}
+                "repl-diskless-sync"
+                | "repl-diskless-load"
+                | "replica-serve-stale-data"
+                | "slave-serve-stale-data"
+                | "repl-diskless-sync-delay" => {}
                 _ => return Err(ConfigError::Invalid(String::new())),
             }
             Ok(())
@@ -171,8 +173,14 @@ impl ReplConfig {
                 "min-replicas-to-write",
                 self.min_replicas_to_write.to_string(),
             ),
-            ("min-slaves-to-write", self.min_replicas_to_write.to_string()),
-            ("min-replicas-max-lag", self.min_replicas_max_lag.to_string()),
+            (
+                "min-slaves-to-write",
+                self.min_replicas_to_write.to_string(),
+            ),
+            (
+                "min-replicas-max-lag",
+                self.min_replicas_max_lag.to_string(),
+            ),
             ("min-slaves-max-lag", self.min_replicas_max_lag.to_string()),
             (
                 "repl-ping-replica-period",

@@ -35,7 +35,10 @@ pub fn rewrite_text(old: &str, current: &[(String, String, bool)]) -> String {
         }
         Some(normalize(t.split_whitespace().next().unwrap_or("")))
     };
-    let keys: Vec<Option<String>> = lines.iter().map(|l| l.as_deref().and_then(key_of)).collect();
+    let keys: Vec<Option<String>> = lines
+        .iter()
+        .map(|l| l.as_deref().and_then(key_of))
+        .collect();
     let mut appended = Vec::new();
     for (name, value, is_default) in current {
         let norm = normalize(name);

@@ -238,7 +238,8 @@ impl Repl {
             .store(cfg.replica_read_only, Ordering::Release);
         self.min_to_write
             .store(cfg.min_replicas_to_write, Ordering::Release);
-        self.max_lag.store(cfg.min_replicas_max_lag, Ordering::Release);
+        self.max_lag
+            .store(cfg.min_replicas_max_lag, Ordering::Release);
         engine
             .feed
             .resize(usize::try_from(cfg.repl_backlog_size).unwrap_or(usize::MAX));
@@ -331,8 +332,8 @@ impl Repl {
         let asked = replid != "?";
         if let Some(from) = from.filter(|_| asked) {
             let same = replid == ids.replid;
-            let previous = replid == ids.replid2
-                && i64::try_from(from).is_ok_and(|f| f <= ids.second_offset);
+            let previous =
+                replid == ids.replid2 && i64::try_from(from).is_ok_and(|f| f <= ids.second_offset);
             if (same || previous) && engine.feed.holds(from) {
                 return PsyncDecision::Continue {
                     replid: ids.replid.clone(),
@@ -472,7 +473,10 @@ mod tests {
         let engine = Engine::in_memory();
         let repl = Repl::new();
         assert!(repl.set_master(&engine, Some(("h".into(), 1))));
-        assert!(!repl.set_master(&engine, Some(("h".into(), 1))), "same master");
+        assert!(
+            !repl.set_master(&engine, Some(("h".into(), 1))),
+            "same master"
+        );
         engine.feed.reset(0);
         engine.feed.push_upstream(b"abcdef");
         let old = repl.ids().replid;

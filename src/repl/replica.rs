@@ -171,12 +171,16 @@ async fn link_once<H: Host>(h: &H, master_host: &str, master_port: u16) -> Resul
     .to_string();
     let reply = c.command(&["REPLCONF", "listening-port", &port]).await?;
     if reply.starts_with('-') {
-        tracing::info!("(non critical) master does not understand REPLCONF listening-port: {reply}");
+        tracing::info!(
+            "(non critical) master does not understand REPLCONF listening-port: {reply}"
+        );
     }
     if let Some(ip) = &cfg.replica_announce_ip {
         let reply = c.command(&["REPLCONF", "ip-address", ip]).await?;
         if reply.starts_with('-') {
-            tracing::info!("(non critical) master does not understand REPLCONF ip-address: {reply}");
+            tracing::info!(
+                "(non critical) master does not understand REPLCONF ip-address: {reply}"
+            );
         }
     }
     let reply = c.command(&["REPLCONF", "runid", h.run_id()]).await?;
@@ -287,10 +291,7 @@ async fn full_sync<H: Host>(h: &H, c: &mut Conn, replid: &str, offset: u64) -> R
     });
     engine.feed.reset(offset);
     repl.replica_offset.store(offset, Ordering::Release);
-    tracing::info!(
-        keys,
-        "MASTER <-> REPLICA sync: Finished with success"
-    );
+    tracing::info!(keys, "MASTER <-> REPLICA sync: Finished with success");
     Ok(())
 }
 

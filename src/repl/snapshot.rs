@@ -66,7 +66,10 @@ impl std::fmt::Display for SnapshotError {
                  limitkv master can be replicated)"
             ),
             SnapshotError::Corrupt { offset, reason } => {
-                write!(f, "the master's snapshot is damaged at byte {offset}: {reason}")
+                write!(
+                    f,
+                    "the master's snapshot is damaged at byte {offset}: {reason}"
+                )
             }
             SnapshotError::Database(db) => write!(
                 f,
@@ -193,7 +196,8 @@ mod tests {
         let src = Engine::in_memory();
         let params = GcraParams::from_cell(4, 1, 60).unwrap();
         for k in 0..50u32 {
-            src.throttle(format!("k{k}").as_bytes(), &params, 1).unwrap();
+            src.throttle(format!("k{k}").as_bytes(), &params, 1)
+                .unwrap();
         }
         let now = src.clock.now();
         let bytes = build(&src, &[], now);
@@ -219,10 +223,7 @@ mod tests {
         let bytes = build(&src, &[], src.clock.now());
         for cut in [3, HEADER_LEN + 1, bytes.len() - 1] {
             assert!(
-                matches!(
-                    parse(&bytes[..cut], 16),
-                    Err(SnapshotError::Corrupt { .. })
-                ),
+                matches!(parse(&bytes[..cut], 16), Err(SnapshotError::Corrupt { .. })),
                 "cut at {cut}"
             );
         }

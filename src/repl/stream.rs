@@ -85,8 +85,7 @@ mod tests {
         // Every prefix either yields whole frames or asks for more; never an error.
         for cut in 0..bytes.len() {
             let mut at = 0;
-            while let Some((_, n)) = next_frame(&bytes[at..cut]).expect("a prefix is not corrupt")
-            {
+            while let Some((_, n)) = next_frame(&bytes[at..cut]).expect("a prefix is not corrupt") {
                 at += n;
             }
         }

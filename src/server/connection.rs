@@ -25,9 +25,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
+use super::replication;
 use super::replies::{output_limited, Replies, SocketReplies, StreamReplies};
 use crate::cmd::scripting::{batch_token, busy_gate, takes_token, BusyGate};
-use super::replication;
 use crate::cmd::{dispatch, Blocked, ClientInfo, Ctx, Session, Shared};
 use crate::config::OutputBufferLimit;
 use crate::metrics::add;

@@ -3,8 +3,8 @@
 //! served by [`connection`] (replies written by `replies`); commands never see a socket.
 
 pub mod connection;
-mod replies;
 mod replication;
+mod replies;
 pub mod shutdown;
 
 use std::future::Future;

@@ -237,7 +237,13 @@ pub(super) async fn wait_acks(
 /// seconds while replicas are attached (their link times out without traffic).
 pub(super) async fn ping_replicas(shared: Arc<Shared>) {
     loop {
-        let period = shared.engine.config.read().repl.repl_ping_replica_period.max(1);
+        let period = shared
+            .engine
+            .config
+            .read()
+            .repl
+            .repl_ping_replica_period
+            .max(1);
         tokio::time::sleep(Duration::from_secs(u64::from(period))).await;
         if !shared.repl.is_replica() && !shared.repl.replicas.lock().is_empty() {
             shared
