@@ -216,8 +216,10 @@ async fn pointed_at_itself_or_with_a_wrong_password_it_says_why_and_retries() {
     assert!(e.contains("cannot replicate itself"), "{e}");
     query(&mut s, &["REPLICAOF", "NO", "ONE"]).await;
 
-    let mut cfg = Config::default();
-    cfg.requirepass = Some("secret".into());
+    let cfg = Config {
+        requirepass: Some("secret".into()),
+        ..Config::default()
+    };
     let master = TestServer::with_config(cfg).await;
     let mut rc = replica_of(master.addr);
     rc.repl.masterauth = Some("wrong".into());

@@ -120,7 +120,7 @@ impl ReplConfig {
                 }
                 "repl-backlog-size" => {
                     self.repl_backlog_size = parse_memory(value)
-                        .filter(|&n| n >= 1 && n <= 1 << 40)
+                        .filter(|n| (1..=1 << 40).contains(n))
                         .ok_or_else(bad)?
                 }
                 "min-replicas-to-write" | "min-slaves-to-write" => {
