@@ -28,7 +28,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         group: "server",
         summary: "Configures a server as replica of another, or promotes it to a master.",
         since: "5.0.0",
-        args: "args=(host:string port:integer|no-one=(no:pure-token one:pure-token))",
+        args: "args=(host-port=(host:string port:integer)|no-one=(NO ONE))",
         handler: replicaof,
         ..BASE
     },
@@ -39,7 +39,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         group: "server",
         summary: "Sets a Redis server as a replica of another, or promotes it to being a master.",
         since: "1.0.0",
-        args: "args=(host:string port:integer|no-one=(no:pure-token one:pure-token))",
+        args: "args=(host-port=(host:string port:integer)|no-one=(NO ONE))",
         handler: replicaof,
         ..BASE
     },
