@@ -132,17 +132,17 @@ fn requester(s: &Session) -> String {
 /// ```text
 /// REPLICAOF host port | REPLICAOF NO ONE
 /// ```
-/// Reply: `+OK`, or `+OK Already connected to specified master`. Errors: a port that is not
-/// an integer in 1..65535.
+/// Reply: `+OK`, or `+OK Already connected to specified master`. Errors: `-ERR Invalid master
+/// port` for a port that is not an integer in 0..65535.
 fn replicaof(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let shared = ctx.shared;
     let master = if is(&req[1], "no") && is(&req[2], "one") {
         None
     } else {
-        let port = args::parse_i64(&req[2]).ok_or(CommandError::NotAnInteger)?;
-        let port = u16::try_from(port)
-            .ok()
-            .filter(|&p| p != 0)
+        // Redis 7.0's check and text: an integer in 0..=65535 (0 is accepted, and fails to
+        // connect like any closed port).
+        let port = args::parse_i64(&req[2])
+            .and_then(|p| u16::try_from(p).ok())
             .ok_or_else(|| CommandError::other("Invalid master port"))?;
         Some((args::text(&req[1]), port))
     };
