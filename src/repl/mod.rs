@@ -299,6 +299,8 @@ impl Repl {
                     engine.feed.reset(offset);
                 }
                 engine.feed.activate();
+                // Lease and reservation ids continue above the master's.
+                engine.track_keyspace_ids();
             }
             (Some(_), false) => {
                 // A master becoming a replica: its own writes stop feeding the stream; the
