@@ -259,6 +259,21 @@ mod tests {
     }
 
     #[test]
+    fn replicaof_is_a_flag_and_a_file_line_like_redis_servers() {
+        use crate::config::Config;
+        let args = ["limitkv", "--replicaof", "127.0.0.1 6380", "--masterauth", "pw"];
+        let c = Config::from_args(args.map(std::ffi::OsString::from)).unwrap();
+        assert_eq!(c.repl.replicaof, Some(("127.0.0.1".into(), 6380)));
+        assert_eq!(c.repl.masterauth.as_deref(), Some("pw"));
+        let mut c = Config::default();
+        c.load_str("slaveof 10.0.0.1 7000\nmin-slaves-to-write 2\n", "t.conf")
+            .unwrap();
+        assert_eq!(c.repl.replicaof, Some(("10.0.0.1".into(), 7000)));
+        assert_eq!(c.repl.min_replicas_to_write, 2);
+        assert!(c.load_str("replicaof 10.0.0.1\n", "t.conf").is_err());
+    }
+
+    #[test]
     fn aliases_and_sizes() {
         let mut c = ReplConfig::default();
         assert!(c.set("repl-backlog-size", "16mb").unwrap().is_ok());
