@@ -261,7 +261,13 @@ mod tests {
     #[test]
     fn replicaof_is_a_flag_and_a_file_line_like_redis_servers() {
         use crate::config::Config;
-        let args = ["limitkv", "--replicaof", "127.0.0.1 6380", "--masterauth", "pw"];
+        let args = [
+            "limitkv",
+            "--replicaof",
+            "127.0.0.1 6380",
+            "--masterauth",
+            "pw",
+        ];
         let c = Config::from_args(args.map(std::ffi::OsString::from)).unwrap();
         assert_eq!(c.repl.replicaof, Some(("127.0.0.1".into(), 6380)));
         assert_eq!(c.repl.masterauth.as_deref(), Some("pw"));
