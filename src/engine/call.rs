@@ -253,7 +253,10 @@ impl Engine {
 /// Appends effect records for changes made under a shard lock.
 struct Journal<'a> {
     writer: Option<&'a Arc<Writer>>,
-    feed: Option<&'a Feed>,
+    /// Checked when appending, under the shard lock, not when the journal is made: a full
+    /// sync activates the feed and then snapshots the shards, so a change made under a lock
+    /// taken after the snapshot visited that shard must see the feed active.
+    feed: &'a Feed,
     db: u32,
     now: Nanos,
 }
@@ -262,7 +265,7 @@ impl<'a> Journal<'a> {
     fn new(engine: &'a Engine, db: usize, now: Nanos) -> Journal<'a> {
         Journal {
             writer: engine.aof.get(),
-            feed: Some(&engine.feed).filter(|f| f.is_active()),
+            feed: &engine.feed,
             db: u32::try_from(db).expect("invariant: databases are capped at 1024"),
             now,
         }
@@ -271,7 +274,8 @@ impl<'a> Journal<'a> {
     /// Journals `key`'s state in `shard` as it is now: a `Put` of the live entry or a `Del`,
     /// encoded straight from the entry into the writer's queue.
     fn key(&self, shard: &Shard, key: &[u8], aof_seq: &mut Option<Seq>) {
-        if self.writer.is_none() && self.feed.is_none() {
+        let feed = self.feed.is_active();
+        if self.writer.is_none() && !feed {
             return;
         }
         let db = self.db;
@@ -283,8 +287,8 @@ impl<'a> Journal<'a> {
         if let Some(w) = self.writer {
             *aof_seq = Some(w.append_with(encode));
         }
-        if let Some(f) = self.feed {
-            f.append_with(encode);
+        if feed {
+            self.feed.append_with(encode);
         }
     }
 
@@ -292,8 +296,6 @@ impl<'a> Journal<'a> {
         if let Some(w) = self.writer {
             *aof_seq = Some(w.append(record));
         }
-        if let Some(f) = self.feed {
-            f.append_with(|out| record::encode(record, out));
-        }
+        self.feed.append_with(|out| record::encode(record, out));
     }
 }
