@@ -139,8 +139,23 @@ async fn a_short_disconnect_resumes_with_continue_not_a_full_sync() {
         field(&info(&mut r, "replication").await, "slave_repl_offset"),
     );
     assert_eq!(mo, ro, "same offset on both after the resync");
+    // A second away from its master (pointed at a closed port meanwhile), while the master
+    // takes four more decisions: back, it continues as well.
+    let closed = common::free_port().to_string();
+    query(&mut r, &["REPLICAOF", "127.0.0.1", &closed]).await;
+    until_field(&mut m, "replication", "connected_slaves", "0").await;
+    for _ in 0..4 {
+        throttle_remaining(&mut m, "k").await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let port = master.addr.port().to_string();
+    query(&mut r, &["REPLICAOF", "127.0.0.1", &port]).await;
+    until_field(&mut m, "stats", "sync_partial_ok", "2").await;
+    assert_eq!(int(&mut m, &["WAIT", "1", "5000"]).await, 1);
+    let mi = info(&mut m, "stats").await;
+    assert_eq!(field(&mi, "sync_full").as_deref(), Some("1"), "{mi}");
     query(&mut r, &["REPLICAOF", "NO", "ONE"]).await;
-    assert_eq!(throttle_remaining(&mut r, "k").await, 4);
+    assert_eq!(throttle_remaining(&mut r, "k").await, 0);
     master.stop().await.unwrap();
     replica.stop().await.unwrap();
 }
