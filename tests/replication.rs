@@ -253,8 +253,11 @@ async fn pointed_at_itself_or_with_a_wrong_password_it_says_why_and_retries() {
 #[tokio::test]
 async fn a_redis_server_master_is_refused_with_a_clear_error() {
     let port = common::free_port().to_string();
+    // Its full sync writes an RDB file: into a directory of the test's own.
+    let dir = common::temp_dir();
     let Ok(mut redis) = std::process::Command::new("redis-server")
         .args(["--port", &port, "--save", "", "--bind", "127.0.0.1"])
+        .args(["--dir", dir.path().to_str().unwrap()])
         .stdout(std::process::Stdio::null())
         .spawn()
     else {
