@@ -447,3 +447,51 @@ async fn sentinels_failover_transaction_runs_and_config_rewrite_keeps_the_file()
     server.stop().await.unwrap();
     master.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn leases_carry_over_a_promotion_with_their_absolute_expiry() {
+    let master = TestServer::start().await;
+    let replica = TestServer::with_config(replica_of(master.addr)).await;
+    let (mut m, mut r) = (master.redis(false).await, replica.redis(false).await);
+    until_field(&mut r, "replication", "master_link_status", "up").await;
+    let v = query(
+        &mut m,
+        &["LEASE.ACQUIRE", "jobs", "LIMIT", "2", "TTL", "30s"],
+    )
+    .await;
+    let f = common::fields(v, false);
+    let id = match f.iter().find(|(k, _)| k == "lease_id").unwrap().1 {
+        redis::Value::Int(n) => n,
+        ref other => panic!("{other:?}"),
+    };
+    assert_eq!(int(&mut m, &["WAIT", "1", "5000"]).await, 1);
+    // Ten seconds pass on both nodes' clocks.
+    for s in [&master, &replica] {
+        s.clock.advance(Duration::from_secs(10));
+    }
+    query(&mut r, &["REPLICAOF", "NO", "ONE"]).await;
+    assert_eq!(int(&mut r, &["LEASE.COUNT", "jobs"]).await, 1);
+    assert_eq!(
+        int(&mut r, &["PTTL", "jobs"]).await,
+        20_000,
+        "the same absolute expiry"
+    );
+    // New ids continue above the old master's; the old lease can be released here.
+    let v = query(
+        &mut r,
+        &["LEASE.ACQUIRE", "jobs", "LIMIT", "2", "TTL", "30s"],
+    )
+    .await;
+    let f = common::fields(v, false);
+    match f.iter().find(|(k, _)| k == "lease_id").unwrap().1 {
+        redis::Value::Int(n) => assert!(n > id, "{n} > {id}"),
+        ref other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        int(&mut r, &["LEASE.RELEASE", "jobs", &id.to_string()]).await,
+        1
+    );
+    assert_eq!(int(&mut r, &["LEASE.COUNT", "jobs"]).await, 1);
+    master.stop().await.unwrap();
+    replica.stop().await.unwrap();
+}
