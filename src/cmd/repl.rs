@@ -507,6 +507,24 @@ mod tests {
     }
 
     #[test]
+    fn promotion_inside_a_transaction_holding_shards_does_not_deadlock() {
+        let mut h = Harness::new();
+        assert_eq!(h.run(&["REPLICAOF", "127.0.0.1", "1"]), Frame::OK);
+        assert_eq!(h.run(&["MULTI"]), Frame::OK);
+        h.run(&["GET", "k"]);
+        h.run(&["SLAVEOF", "NO", "ONE"]);
+        h.run(&["EXISTS", "k"]);
+        assert_eq!(
+            h.run(&["EXEC"]),
+            Frame::Array(vec![Frame::Null, Frame::OK, Frame::Integer(0)])
+        );
+        assert!(matches!(
+            h.run(&["CL.THROTTLE", "k", "4", "1", "60"]),
+            Frame::Array(_)
+        ));
+    }
+
+    #[test]
     fn wait_and_replconf_errors() {
         let mut h = Harness::new();
         assert_eq!(h.run(&["WAIT", "0", "0"]), Frame::Integer(0));

@@ -299,8 +299,9 @@ impl Repl {
                     engine.feed.reset(offset);
                 }
                 engine.feed.activate();
-                // Lease and reservation ids continue above the master's.
-                engine.track_keyspace_ids();
+                // Lease and reservation ids already continue above the master's (see
+                // `note_ids`); the replica link's supervisor tracks the reservations' expiry
+                // (it cannot be done here: inside EXEC this caller may hold shard locks).
             }
             (Some(_), false) => {
                 // A master becoming a replica: its own writes stop feeding the stream; the
@@ -407,6 +408,26 @@ impl Repl {
             .cloned()
             .collect()
     }
+}
+
+/// Keeps the lease and reservation id source above the ids in `record` (a replica applying
+/// its master's records), so a promoted replica never hands out an id its master used.
+pub fn note_ids(engine: &Engine, record: &Record) {
+    use crate::store::Value;
+    let top = match record {
+        Record::Put {
+            value: Value::Lease(s),
+            ..
+        } => s.leases.iter().map(|l| l.id.0).max().unwrap_or(0),
+        Record::Put {
+            value: Value::Reservation(r),
+            ..
+        } => r.id.max(r.lease.map_or(0, |l| l.0)),
+        _ => return,
+    };
+    engine
+        .next_lease_id
+        .fetch_max(top.saturating_add(1), Ordering::Relaxed);
 }
 
 /// A random 40-hex-digit replication id.

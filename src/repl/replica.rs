@@ -29,9 +29,17 @@ const ACK_EVERY: Duration = Duration::from_secs(1);
 pub async fn supervise<H: Host>(host: Arc<H>) {
     let mut generation = host.repl().generation.subscribe();
     let mut stop = host.stopping();
+    let mut was_replica = false;
     loop {
         generation.borrow_and_update();
         let master = host.repl().ids().master;
+        if was_replica && master.is_none() {
+            // Promoted: the reservations that came from the old master are tracked (their
+            // expiry is reported), as at a start; off the runtime, it locks every shard.
+            let h = host.clone();
+            tokio::task::spawn_blocking(move || h.engine().track_keyspace_ids());
+        }
+        was_replica = master.is_some();
         let link = async {
             match master {
                 Some((h, p)) => keep_linked(&*host, &h, p).await,
@@ -317,6 +325,7 @@ async fn stream_loop<H: Host>(h: &H, c: &mut Conn) -> Result<Never, String> {
                     if let Some(w) = engine.aof.get() {
                         w.append_encoded(&bytes);
                     }
+                    super::note_ids(engine, &r);
                     if persist::is_script_record(&r) {
                         h.restore_script(r);
                     } else {

@@ -132,6 +132,7 @@ pub fn load(
     let mut catalog = Vec::new();
     let mut keys = Vec::new();
     for r in records {
+        super::note_ids(engine, &r);
         if crate::persist::is_script_record(&r) {
             restore_script(r);
         } else if r.is_catalog() {
