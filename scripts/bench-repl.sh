@@ -12,6 +12,7 @@
 #    divided by the time from the start of the benchmark until both replicas acknowledged the
 #    master's final offset (slave_repl_offset equal to master_repl_offset).
 # 3. A full sync of KEYS limiter keys: the master is loaded with KEYS distinct CL.THROTTLE keys
+#    (10 per hour, so none expires during the run)
 #    (redis-cli --pipe), a fresh replica attaches, and the time until its link is up, its DBSIZE
 #    and a peek (PTTL) of one key are printed.
 # Needs redis-cli, redis-benchmark and python3 on PATH.
@@ -75,7 +76,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
   echo "$alone $with $eps" >>"$OUT/nums"
   stop_all
 done
-python3 - "$OUT/nums" <<'PY'
+[ "$REPS" -gt 0 ] && python3 - "$OUT/nums" <<'PY'
 import statistics, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
 a = statistics.median(r[0] for r in rows); w = statistics.median(r[1] for r in rows)
@@ -83,14 +84,14 @@ e = statistics.median(r[2] for r in rows)
 print(f"median: alone {a:.0f} rps, with 2 replicas {w:.0f} rps, cost {100 * (1 - w / a):.1f}%, replication {e:.0f} effects/s")
 PY
 
-# 3. A full sync of KEYS keys.
+# 3. A full sync of KEYS keys (one per hour: they stay live for an hour).
 m=$(free_port); start "$m"
 python3 - "$KEYS" <<'PY' | redis-cli -p "$m" --pipe >"$OUT/pipe.log"
 import sys
 out = sys.stdout
 for i in range(int(sys.argv[1])):
     k = f"key:{i}"
-    out.write(f"*5\r\n$11\r\nCL.THROTTLE\r\n${len(k)}\r\n{k}\r\n$2\r\n10\r\n$2\r\n10\r\n$2\r\n60\r\n")
+    out.write(f"*5\r\n$11\r\nCL.THROTTLE\r\n${len(k)}\r\n{k}\r\n$2\r\n10\r\n$1\r\n1\r\n$4\r\n3600\r\n")
 PY
 echo "master: $(redis-cli -p "$m" DBSIZE) keys"
 r=$(free_port)
