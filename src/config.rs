@@ -9,7 +9,10 @@ use clap::Parser;
 use crate::persist::FsyncPolicy;
 use thiserror::Error;
 
+mod repl;
+pub mod rewrite;
 mod values;
+pub use repl::{parse_replicaof, ReplConfig, MUTABLE as REPL_MUTABLE};
 pub use values::{
     parse_tls_protocols, EncodingLimits, MaxmemoryPolicy, OutputBufferLimit, OutputBufferLimits,
     TlsAuthClients,
@@ -205,6 +208,8 @@ pub struct Config {
     /// File in `dir` keeping this node's id and the pushed topology across restarts
     /// (`cluster-config-file`, default `nodes.conf`).
     pub cluster_config_file: String,
+    /// Replication (`replicaof`, `masterauth`, `repl-backlog-size`, ...).
+    pub repl: ReplConfig,
 }
 
 impl Default for Config {
@@ -260,6 +265,7 @@ impl Default for Config {
             cluster_enabled: false,
             cluster_require_full_coverage: true,
             cluster_config_file: "nodes.conf".to_owned(),
+            repl: ReplConfig::default(),
         }
     }
 }
@@ -387,7 +393,7 @@ pub fn parse_memory(s: &str) -> Option<u64> {
     n.checked_mul(mul)
 }
 
-fn parse_yes_no(s: &str) -> Option<bool> {
+pub(crate) fn parse_yes_no(s: &str) -> Option<bool> {
     match s.to_ascii_lowercase().as_str() {
         "yes" => Some(true),
         "no" => Some(false),
@@ -599,6 +605,9 @@ impl Config {
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
         let bad = || ConfigError::Invalid(format!("argument '{value}' is invalid for '{name}'"));
         let num = |v: &str| v.trim().parse::<u64>().map_err(|_| bad());
+        if let Some(r) = self.repl.set(name, value) {
+            return r;
+        }
         match name {
             "port" => self.port = u16::try_from(num(value)?).map_err(|_| bad())?,
             "bind" => self.bind = value.split_whitespace().map(str::to_owned).collect(),

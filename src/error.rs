@@ -155,6 +155,18 @@ pub enum CommandError {
     /// Cluster mode: this node's applied policy version is older than the map requires.
     #[error("STALEPOLICY this node has applied policy version {0} but the cluster map requires {1}; push the policies again (limitkv cluster apply)")]
     StalePolicy(u64, u64),
+    /// A write on a read-only replica (`replica-read-only yes`).
+    #[error("READONLY You can't write against a read only replica.")]
+    ReadOnlyReplica,
+    /// A write while fewer replicas than `min-replicas-to-write` are in reach.
+    #[error("NOREPLICAS Not enough good replicas to write.")]
+    NoReplicas,
+    /// `PSYNC`/`SYNC` to a replica whose own link to its master is down.
+    #[error("NOMASTERLINK Can't SYNC while not connected with my master")]
+    NoMasterLink,
+    /// `WAIT` on a replica.
+    #[error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.")]
+    WaitOnReplica,
 }
 
 impl CommandError {

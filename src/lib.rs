@@ -53,6 +53,7 @@ pub mod persist;
 pub mod policy;
 pub mod protocol;
 pub mod pubsub;
+pub mod repl;
 pub mod script;
 pub mod server;
 pub mod store;

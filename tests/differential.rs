@@ -1124,6 +1124,25 @@ QUIT extra
 "#,
     ),
     (
+        "replication",
+        r#"
+ROLE
+ROLE extra
+WAIT 0 0
+WAIT x 0
+WAIT 1 -1
+WAIT 1 x
+WAIT 1
+REPLCONF bogus 1
+REPLCONF listening-port
+REPLCONF listening-port 6380 capa eof capa psync2
+REPLICAOF host notaport
+REPLICAOF NO ONE
+SLAVEOF NO ONE
+SLAVEOF a
+"#,
+    ),
+    (
         "scripting",
         r##"
 SCRIPT FLUSH

@@ -28,6 +28,9 @@ const ALLOWED: &[(&str, &[&str])] = &[
             "limiter", "policy", "store", "persist", "pubsub", "config", "script", "usage",
         ],
     ),
+    // Replication: the engine's feed, snapshots and the link to a master; reaches the server
+    // only through its `Host` trait.
+    ("repl", &["engine", "persist", "store", "config"]),
 ];
 
 const LEAVES: &[&str] = &[

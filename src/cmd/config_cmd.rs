@@ -50,6 +50,15 @@ const CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
+        name: "REWRITE",
+        arity: 2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        summary: "Persists the effective configuration to file.",
+        since: "2.8.0",
+        handler: config_rewrite,
+        ..BASE
+    },
+    CommandSpec {
         name: "RESETSTAT",
         arity: 2,
         flags: ADMIN | NOSCRIPT | LOADING | STALE,
@@ -73,6 +82,8 @@ const CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
                     "    Set the configuration <directive> to <value>.",
                     "RESETSTAT",
                     "    Reset statistics reported by the INFO command.",
+                    "REWRITE",
+                    "    Rewrite the configuration file.",
                 ],
             ))
         },
@@ -188,7 +199,48 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("tls-protocols", cfg.tls_protocols.clone()),
     ];
     params.extend(cfg.encoding.params());
+    params.extend(cfg.repl.params());
     params
+}
+
+/// `CONFIG REWRITE`: writes the running configuration into the file it was read from, as
+/// Redis does (comments and unmanaged lines kept, changed options updated in place, options
+/// that differ from their defaults appended; see `config::rewrite`).
+///
+/// Reply: `+OK`. Errors: `-ERR The server is running without a config file`; `-ERR Rewriting
+/// config file: <reason>` when the file cannot be written.
+fn config_rewrite(ctx: &mut Ctx<'_>, _: &[Bytes]) -> Result<Frame, CommandError> {
+    let cfg = ctx.shared.engine.config.read().clone();
+    let Some(path) = cfg.config_file.clone() else {
+        return Err(CommandError::other(
+            "The server is running without a config file",
+        ));
+    };
+    let defaults = config_params(&Config::default(), u32::from(Config::default().port));
+    // Aliases (`lua-time-limit`, `slave-*`) and fixed values are not written: the canonical
+    // name carries the value.
+    let skip =
+        |n: &str| matches!(n, "lua-time-limit" | "appendfilename" | "save") || n.contains("slave");
+    let mut current: Vec<(String, String, bool)> = config_params(&cfg, u32::from(cfg.port))
+        .into_iter()
+        .filter(|(n, _)| !skip(n) && !cfg.repl.params().iter().any(|(r, _)| r == n))
+        .map(|(n, v)| {
+            let default = defaults.iter().any(|(dn, dv)| *dn == n && *dv == v);
+            (n.to_owned(), v, default)
+        })
+        .collect();
+    current.extend(
+        cfg.repl
+            .rewrite_lines()
+            .into_iter()
+            .map(|(n, v, d)| (n.to_owned(), v, d)),
+    );
+    crate::config::rewrite::rewrite_file(&path, &current).map_err(|e| {
+        tracing::warn!(error = %e, path = %path.display(), "CONFIG REWRITE failed");
+        CommandError::other(format!("Rewriting config file: {e}"))
+    })?;
+    tracing::info!(path = %path.display(), "CONFIG REWRITE executed with success.");
+    Ok(Frame::OK)
 }
 
 fn path_or_empty(path: &Option<std::path::PathBuf>) -> String {
@@ -304,7 +356,10 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                  snapshots: only an empty save (none) can be set",
             ));
         }
-        if !MUTABLE.contains(&name.as_str()) && !crate::config::EncodingLimits::knows(&name) {
+        if !MUTABLE.contains(&name.as_str())
+            && !crate::config::EncodingLimits::knows(&name)
+            && !crate::config::REPL_MUTABLE.contains(&name.as_str())
+        {
             if known.contains(&name.as_str()) {
                 return Err(CommandError::other(format!(
                     "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
@@ -356,6 +411,7 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         .set_limit(next.client_output_buffer_limit.pubsub);
     let maxmemory = next.maxmemory;
     ctx.shared.engine.usage.set_enabled(next.usage_history);
+    ctx.shared.repl.apply_config(&ctx.shared.engine, &next.repl);
     *ctx.shared.engine.config.write() = next;
     let before = ctx
         .shared

@@ -340,7 +340,14 @@ fn hello(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         (b("proto"), Frame::Integer(i64::from(proto))),
         (b("id"), Frame::Integer(ctx.session.info.id as i64)),
         (b("mode"), b("standalone")),
-        (b("role"), b("master")),
+        (
+            b("role"),
+            b(if ctx.shared.repl.is_replica() {
+                "replica"
+            } else {
+                "master"
+            }),
+        ),
         (b("modules"), Frame::Array(vec![])),
     ]))
 }
@@ -408,8 +415,12 @@ fn client_setinfo(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandErro
 }
 
 /// A client's type for `CLIENT LIST TYPE` / `CLIENT KILL TYPE`: `pubsub` while subscribed to
-/// anything, else `normal` (limitkv has no masters or replicas).
+/// anything, `slave` (`replica`) for a replica's link, else `normal`. The link to this
+/// server's own master is not a client here, so no client has type `master`.
 fn client_type_is(c: &ClientInfo, wanted: &[u8]) -> bool {
+    if c.is_replica.load(Ordering::Relaxed) {
+        return is(wanted, "slave") || is(wanted, "replica");
+    }
     let pubsub = c.pubsub.total() > 0;
     (is(wanted, "pubsub") && pubsub) || (is(wanted, "normal") && !pubsub)
 }

@@ -53,6 +53,8 @@ pub struct Shared {
     pub tls: crate::tls::Tls,
     /// Cluster mode's routing state (`cluster-enabled`; docs/cluster.md).
     pub cluster: crate::cluster::Cluster,
+    /// Replication: role, ids, attached replicas, the link to the master.
+    pub repl: crate::repl::Repl,
 }
 
 /// Applies a new log level to the process's logger.
@@ -92,6 +94,7 @@ impl Shared {
             scripts: crate::script::Scripts::new(),
             acl,
             tls: crate::tls::Tls::default(),
+            repl: crate::repl::Repl::new(),
         }
     }
 
@@ -163,6 +166,8 @@ pub struct ClientInfo {
     /// Pub/Sub side of the connection: subscriptions, queued messages, and the wake-up the
     /// connection task waits on (also signalled by [`ClientInfo::kill`]).
     pub pubsub: Arc<Subscriber>,
+    /// The connection became a replica's link (`PSYNC`/`SYNC`): its type is `slave`.
+    pub is_replica: AtomicBool,
 }
 
 impl ClientInfo {
@@ -186,6 +191,7 @@ impl ClientInfo {
             user: Mutex::new(Arc::from("default")),
             output_limited: AtomicBool::new(false),
             pubsub: Arc::new(Subscriber::new(id)),
+            is_replica: AtomicBool::new(false),
         }
     }
 
@@ -339,6 +345,40 @@ pub struct Session {
     pub cluster_readonly: bool,
     /// Cluster mode: `ASKING` was the previous command.
     pub cluster_asking: bool,
+    /// What a replica said in `REPLCONF` before `PSYNC`.
+    pub replconf: ReplConf,
+    /// Set by a command the connection must finish outside the dispatcher (`WAIT` blocks,
+    /// `PSYNC`/`SYNC` turn the connection into a replica link).
+    pub blocked: Option<Blocked>,
+}
+
+/// What a replica announced with `REPLCONF` (kept until its `PSYNC`).
+#[derive(Debug, Clone, Default)]
+pub struct ReplConf {
+    /// `REPLCONF listening-port`.
+    pub listening_port: u16,
+    /// `REPLCONF ip-address`.
+    pub ip_address: Option<String>,
+}
+
+/// A command the connection task finishes (see [`Session::blocked`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Blocked {
+    /// `WAIT numreplicas timeout`: reply with the replicas that acknowledged the current
+    /// offset, once there are `numreplicas` of them or `timeout_ms` passed (0: no limit).
+    Wait {
+        /// Replicas wanted.
+        numreplicas: u64,
+        /// Milliseconds to wait at most; 0 waits without limit.
+        timeout_ms: u64,
+        /// The offset to be acknowledged.
+        offset: u64,
+    },
+    /// `PSYNC replid offset` (`None` for the old `SYNC`): serve this connection as a replica.
+    Sync {
+        /// The id and 1-based offset asked for.
+        psync: Option<(String, i64)>,
+    },
 }
 
 /// A key named in `WATCH`.
@@ -381,6 +421,8 @@ impl Session {
             loaded_scripts: Vec::new(),
             cluster_readonly: false,
             cluster_asking: false,
+            replconf: ReplConf::default(),
+            blocked: None,
         }
     }
 }

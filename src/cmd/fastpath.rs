@@ -44,8 +44,12 @@ pub fn run(
         return None;
     }
     if !known.read_only {
-        // Under MISCONF the Lua version gives the exact per-command error.
-        if read_only_call || ctx.shared.engine.aof.get().is_some_and(|w| !w.healthy()) {
+        // Under MISCONF, on a read-only replica or without enough replicas, the Lua version
+        // gives the exact per-command error.
+        if read_only_call
+            || ctx.shared.engine.aof.get().is_some_and(|w| !w.healthy())
+            || ctx.shared.repl.check_write().is_err()
+        {
             return None;
         }
     }

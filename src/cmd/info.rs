@@ -243,16 +243,20 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                         + get(&m.output_limit_disconnections)),
                 );
                 w("total_error_replies", &get(&m.total_error_replies));
+                let rs = &shared.repl.stats;
+                w("sync_full", &rs.sync_full.load(Ordering::Relaxed));
+                w(
+                    "sync_partial_ok",
+                    &rs.sync_partial_ok.load(Ordering::Relaxed),
+                );
+                w(
+                    "sync_partial_err",
+                    &rs.sync_partial_err.load(Ordering::Relaxed),
+                );
                 w("limiter_allowed", &get(&m.limiter_allowed));
                 w("limiter_denied", &get(&m.limiter_denied));
             }
-            "replication" => {
-                w("# Replication", &"");
-                w("role", &"master");
-                w("connected_slaves", &0);
-                w("master_replid", &shared.run_id);
-                w("master_repl_offset", &0);
-            }
+            "replication" => out.push_str(&super::repl::info_section(shared)),
             "cpu" => {
                 let (user, sys) = cpu_seconds();
                 w("# CPU", &"");

@@ -38,6 +38,7 @@ pub mod pubsub;
 pub mod pubsub_introspection;
 pub mod quota;
 pub mod rate;
+pub mod repl;
 pub mod sampling;
 pub mod scan;
 pub mod script_run;
@@ -57,7 +58,7 @@ use std::sync::LazyLock;
 
 use bytes::Bytes;
 
-pub use context::{ClientInfo, ClientRegistry, Ctx, Session, Shared};
+pub use context::{Blocked, ClientInfo, ClientRegistry, Ctx, ReplConf, Session, Shared};
 
 use crate::error::CommandError;
 use crate::protocol::Frame;
@@ -221,7 +222,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 36] {
+pub fn families() -> [&'static [CommandSpec]; 37] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -259,6 +260,7 @@ pub fn families() -> [&'static [CommandSpec]; 36] {
         suspend::COMMANDS,
         usage::COMMANDS,
         cluster::COMMANDS,
+        repl::COMMANDS,
     ]
 }
 
@@ -533,6 +535,12 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes], stage: &mut Stage) -> Result<Frame, Com
         }
     } else {
         ctx.session.over_maxmemory = false;
+    }
+    if spec.has(flags::WRITE) {
+        // Like Redis, before queueing: a refused write inside MULTI makes EXEC abort.
+        if let Err(e) = ctx.shared.repl.check_write() {
+            return Err(reject(ctx, spec, e));
+        }
     }
     if ctx.session.multi.is_some() && !spec.has(flags::TX_CONTROL) {
         let queued = multi::queue(ctx, spec, req);

@@ -106,6 +106,7 @@ pub(super) fn run_script(
             w.check_writable()
                 .map_err(|e| CommandError::Coded(e.to_string()))?;
         }
+        ctx.shared.repl.check_write()?;
         if ro {
             return Err(CommandError::other(
                 "Can not execute a script with write flag using *_ro command.",
@@ -210,6 +211,10 @@ fn call_from_script(
             if let Err(e) = w.check_writable() {
                 return CallOutcome::Rejected(format!("-{e}"));
             }
+        }
+        // A read-only replica, or too few replicas (min-replicas-to-write).
+        if let Err(e) = ctx.shared.repl.check_write() {
+            return CallOutcome::Rejected(format!("-{e}"));
         }
     }
     if let Some(outcome) = ensure_locked(ctx, state, spec, req) {

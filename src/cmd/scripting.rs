@@ -190,8 +190,9 @@ const SCRIPT_HELP: &[&str] = &[
 
 /// Appends `record` to the AOF, if it is on; the reply then waits for it like a write's.
 pub(super) fn journal(ctx: &mut Ctx<'_>, record: Record) {
-    if let Some(w) = ctx.shared.engine.aof.get() {
-        ctx.session.aof_seq = Some(w.append(&record));
+    let engine = &ctx.shared.engine;
+    if engine.aof.get().is_some() || engine.feed.is_active() {
+        engine.journal_record(&record, &mut ctx.session.aof_seq);
         ctx.session.stats.dirty += 1;
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use crate::clock::Nanos;
 use crate::metrics::LocalStats;
-use crate::persist::{record, Record, Seq, Writer};
+use crate::persist::{record, Feed, Record, Seq, Writer};
 use crate::store::{MultiGuard, Shard, Store};
 
 use super::Engine;
@@ -235,15 +235,28 @@ impl<'c, 'g> Call<'c, 'g> {
     /// is the order of the changes.
     pub fn journal(&mut self, record: &Record) {
         self.stats.dirty += 1;
-        if let Some(w) = self.engine.aof.get() {
-            *self.aof_seq = Some(w.append(record));
+        self.engine.journal_record(record, self.aof_seq);
+    }
+}
+
+impl Engine {
+    /// Appends a record that is not a key's effect (a script, a policy) to the AOF and the
+    /// replication stream; `aof_seq` gets its AOF position.
+    pub fn journal_record(&self, record: &Record, aof_seq: &mut Option<Seq>) {
+        if let Some(w) = self.aof.get() {
+            *aof_seq = Some(w.append(record));
         }
+        self.feed.append_with(|out| record::encode(record, out));
     }
 }
 
 /// Appends effect records for changes made under a shard lock.
 struct Journal<'a> {
     writer: Option<&'a Arc<Writer>>,
+    /// Checked when appending, under the shard lock, not when the journal is made: a full
+    /// sync activates the feed and then snapshots the shards, so a change made under a lock
+    /// taken after the snapshot visited that shard must see the feed active.
+    feed: &'a Feed,
     db: u32,
     now: Nanos,
 }
@@ -252,6 +265,7 @@ impl<'a> Journal<'a> {
     fn new(engine: &'a Engine, db: usize, now: Nanos) -> Journal<'a> {
         Journal {
             writer: engine.aof.get(),
+            feed: &engine.feed,
             db: u32::try_from(db).expect("invariant: databases are capped at 1024"),
             now,
         }
@@ -260,22 +274,28 @@ impl<'a> Journal<'a> {
     /// Journals `key`'s state in `shard` as it is now: a `Put` of the live entry or a `Del`,
     /// encoded straight from the entry into the writer's queue.
     fn key(&self, shard: &Shard, key: &[u8], aof_seq: &mut Option<Seq>) {
-        let Some(w) = self.writer else {
+        let feed = self.feed.is_active();
+        if self.writer.is_none() && !feed {
             return;
-        };
+        }
         let db = self.db;
-        let seq = match shard.get(key, self.now) {
-            Some(e) => w.append_with(|out| {
-                record::encode_put(db, key, &e.value, e.expires_at, out);
-            }),
-            None => w.append_with(|out| record::encode_del(db, key, out)),
+        let entry = shard.get(key, self.now);
+        let encode = |out: &mut Vec<u8>| match entry {
+            Some(e) => record::encode_put(db, key, &e.value, e.expires_at, out),
+            None => record::encode_del(db, key, out),
         };
-        *aof_seq = Some(seq);
+        if let Some(w) = self.writer {
+            *aof_seq = Some(w.append_with(encode));
+        }
+        if feed {
+            self.feed.append_with(encode);
+        }
     }
 
     fn record(&self, record: &Record, aof_seq: &mut Option<Seq>) {
         if let Some(w) = self.writer {
             *aof_seq = Some(w.append(record));
         }
+        self.feed.append_with(|out| record::encode(record, out));
     }
 }

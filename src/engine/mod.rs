@@ -58,7 +58,7 @@ use parking_lot::RwLock;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::Config;
-use crate::persist::Writer;
+use crate::persist::{Feed, Writer};
 use crate::policy::Registry;
 use crate::pubsub::PubSub;
 use crate::store::Store;
@@ -79,6 +79,9 @@ pub struct Engine {
     pub config: RwLock<Config>,
     /// The append-only file's writer, when `appendonly` is on (set once at start).
     pub aof: OnceLock<Arc<Writer>>,
+    /// The replication stream of the same effect records, with its backlog (inactive until
+    /// a replica attaches or this server replicates another).
+    pub feed: Feed,
     /// Source of lease and reservation ids: starts at the start time in microseconds, so ids
     /// stay unique across restarts, and only grows.
     pub next_lease_id: AtomicU64,
@@ -108,6 +111,7 @@ impl Engine {
             config: RwLock::new(config),
             clock,
             aof: OnceLock::new(),
+            feed: Feed::default(),
             next_lease_id: AtomicU64::new(now.as_nanos() / 1000),
             policies: Registry::default(),
         }

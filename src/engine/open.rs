@@ -125,6 +125,22 @@ impl Engine {
                 t.set_policy(p);
             }
         }
+        self.track_keyspace_ids();
+        let moved = self.retag_rule_keys();
+        if moved > 0 {
+            tracing::info!(
+                keys = moved,
+                cluster = self.cluster_keys,
+                "rule keys carried over to this cluster mode's key format"
+            );
+        }
+        Ok(())
+    }
+
+    /// Scans the keyspace for reservations (so that their expiry is reported) and raises the
+    /// lease and reservation id source above every id in use. Run at start, and when a
+    /// replica is promoted (its keyspace came from its master).
+    pub fn track_keyspace_ids(&self) {
         let now = self.clock.now();
         let mut max_id = 0u64;
         for db in self.dbs.iter() {
@@ -156,15 +172,6 @@ impl Engine {
         }
         self.next_lease_id
             .fetch_max(max_id.saturating_add(1), Ordering::Relaxed);
-        let moved = self.retag_rule_keys();
-        if moved > 0 {
-            tracing::info!(
-                keys = moved,
-                cluster = self.cluster_keys,
-                "rule keys carried over to this cluster mode's key format"
-            );
-        }
-        Ok(())
     }
 
     /// Saves the usage history, then flushes and closes the append-only file (if any): every

@@ -257,6 +257,8 @@ pub fn refusal(name: &[u8]) -> Option<CommandError> {
                 "PUNSUBSCRIBE",
                 "SUNSUBSCRIBE",
                 "MONITOR",
+                "PSYNC",
+                "SYNC",
             ],
             "it needs a connection that stays open; use the RESP port",
         ),

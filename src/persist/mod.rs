@@ -11,9 +11,11 @@
 //! - [`replay`](mod@replay): reading a file back, applying records to a store, torn-tail policy.
 //! - [`rewrite`](mod@rewrite): compaction from a store snapshot while appends continue.
 //! - [`check`]: `limitkv aof check|repair FILE`.
+//! - [`feed`]: the replication stream of the same records, and its backlog.
 
 pub mod catalog;
 pub mod check;
+pub mod feed;
 pub mod record;
 pub mod replay;
 pub mod rewrite;
@@ -23,6 +25,7 @@ use std::io;
 
 use thiserror::Error;
 
+pub use feed::Feed;
 pub use record::{CorruptReason, Record, ScriptsFlushTarget};
 pub use replay::{
     apply, apply_with, is_script_record, load_file, load_file_with, replay, OnCorruptTail,

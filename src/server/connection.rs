@@ -25,13 +25,14 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
+use super::replication;
 use super::replies::{output_limited, Replies, SocketReplies, StreamReplies};
 use crate::cmd::scripting::{batch_token, busy_gate, takes_token, BusyGate};
-use crate::cmd::{dispatch, ClientInfo, Ctx, Session, Shared};
+use crate::cmd::{dispatch, Blocked, ClientInfo, Ctx, Session, Shared};
 use crate::config::OutputBufferLimit;
 use crate::metrics::add;
 use crate::persist::{FsyncPolicy, Writer};
-use crate::protocol::{decode_request, encode, DecodeLimits, Request};
+use crate::protocol::{decode_request, encode, DecodeLimits, Frame, Request};
 
 use super::replies::READ_CHUNK;
 
@@ -170,14 +171,58 @@ where
                     out_limit.hard,
                 );
                 let mut failed = false;
-                while outcome == Batch::Wait {
+                while outcome == Batch::Wait || outcome == Batch::Blocked {
                     // The replies so far go out (or are held for the AOF) while this
-                    // connection waits for another connection's script.
-                    if !send_all(&shared, &mut session, &mut out, &mut wbuf, out_limit).await
-                        || !wait_for_script(&shared, &info, &mut stop).await
-                    {
+                    // connection waits for another connection's script, or for replicas.
+                    if !send_all(&shared, &mut session, &mut out, &mut wbuf, out_limit).await {
                         failed = true;
                         break;
+                    }
+                    if outcome == Batch::Wait {
+                        if !wait_for_script(&shared, &info, &mut stop).await {
+                            failed = true;
+                            break;
+                        }
+                    } else {
+                        match session.blocked.take() {
+                            Some(Blocked::Wait {
+                                numreplicas,
+                                timeout_ms,
+                                offset,
+                            }) => {
+                                let Some(n) = replication::wait_acks(
+                                    &shared,
+                                    &info,
+                                    numreplicas,
+                                    timeout_ms,
+                                    offset,
+                                    &mut stop,
+                                )
+                                .await
+                                else {
+                                    failed = true;
+                                    break;
+                                };
+                                encode(&Frame::Integer(n), session.resp, &mut wbuf);
+                            }
+                            Some(Blocked::Sync { psync }) => {
+                                // The connection is the replica's link from now on, until it
+                                // closes.
+                                replication::serve_replica(
+                                    &shared,
+                                    &mut rd,
+                                    &mut out,
+                                    &mut session,
+                                    psync,
+                                    &mut rbuf,
+                                    &mut stop,
+                                )
+                                .await;
+                                failed = true;
+                                break;
+                            }
+                            None => {}
+                        }
                     }
                     outcome = run_batch(
                         &shared,
@@ -299,6 +344,8 @@ enum Batch {
     Close,
     /// A request waits in `pending` for another connection's script.
     Wait,
+    /// A command left work for the task in `session.blocked` (`WAIT`, `PSYNC`).
+    Blocked,
     /// The replies reached the `normal` class's hard output buffer limit: close without them.
     OverLimit,
     /// An HTTP request reached the port: close at once, writing nothing more (not even the
@@ -388,6 +435,9 @@ fn run_batch(
                 let reply = dispatch(&mut Ctx::new(shared, &mut *session, now), &req);
                 if session.close_without_reply {
                     return Batch::Close;
+                }
+                if session.blocked.is_some() {
+                    return Batch::Blocked;
                 }
                 encode(&reply, session.resp, wbuf);
                 if session.close_after_reply {

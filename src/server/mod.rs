@@ -3,6 +3,7 @@
 //! served by [`connection`] (replies written by `replies`); commands never see a socket.
 
 pub mod connection;
+mod replication;
 mod replies;
 pub mod shutdown;
 
@@ -106,6 +107,12 @@ pub async fn bind(config: Config, clock: Arc<dyn Clock>) -> io::Result<Server> {
         cluster_config(&shared)?;
     }
     open_aof(&shared)?;
+    let repl_cfg = shared.engine.config.read().repl.clone();
+    shared.repl.apply_config(&shared.engine, &repl_cfg);
+    if let Some(master) = repl_cfg.replicaof.clone() {
+        tracing::info!("REPLICAOF {}:{} (configuration)", master.0, master.1);
+        shared.repl.set_master(&shared.engine, Some(master));
+    }
     shared
         .engine
         .start()
@@ -270,6 +277,8 @@ impl Server {
         }
         drop(accept_tx);
         let tick = tokio::spawn(background(shared.clone()));
+        tasks.spawn(crate::repl::replica::supervise(shared.clone()));
+        tasks.spawn(replication::ping_replicas(shared.clone()));
         let mut conns = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
