@@ -190,6 +190,11 @@ pub struct Config {
     pub maxmemory_policy: MaxmemoryPolicy,
     /// Keys sampled per eviction (`maxmemory-samples`, 1..=64, as Redis).
     pub maxmemory_samples: u32,
+    /// Commands that run at least this many microseconds go to the slow log
+    /// (`slowlog-log-slower-than`; negative: none; 0: all).
+    pub slowlog_log_slower_than: i64,
+    /// Entries the slow log keeps (`slowlog-max-len`).
+    pub slowlog_max_len: u64,
 }
 
 impl Default for Config {
@@ -240,6 +245,8 @@ impl Default for Config {
             maxmemory: 0,
             maxmemory_policy: MaxmemoryPolicy::NoEviction,
             maxmemory_samples: 5,
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
         }
     }
 }
@@ -660,6 +667,10 @@ impl Config {
             }
             "policy-file" => self.policy_files.push(PathBuf::from(value)),
             "maxmemory" => self.maxmemory = parse_memory(value).ok_or_else(bad)?,
+            "slowlog-log-slower-than" => {
+                self.slowlog_log_slower_than = value.trim().parse().map_err(|_| bad())?
+            }
+            "slowlog-max-len" => self.slowlog_max_len = num(value)?,
             "maxmemory-policy" => {
                 self.maxmemory_policy =
                     MaxmemoryPolicy::parse(value).map_err(ConfigError::Invalid)?

@@ -138,6 +138,11 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("maxmemory", cfg.maxmemory.to_string()),
         ("maxmemory-policy", cfg.maxmemory_policy.name().to_owned()),
         ("maxmemory-samples", cfg.maxmemory_samples.to_string()),
+        (
+            "slowlog-log-slower-than",
+            cfg.slowlog_log_slower_than.to_string(),
+        ),
+        ("slowlog-max-len", cfg.slowlog_max_len.to_string()),
         ("cluster-enabled", "no".to_owned()),
         ("notify-keyspace-events", String::new()),
         (
@@ -227,6 +232,8 @@ const MUTABLE: &[&str] = &[
     "maxmemory",
     "maxmemory-policy",
     "maxmemory-samples",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
@@ -240,6 +247,8 @@ fn redis_numeric(name: &str, value: &str) -> Result<String, String> {
         "proto-max-bulk-len" | "client-query-buffer-limit" => (1024 * 1024, i64::MAX, true),
         "auto-aof-rewrite-min-size" | "maxmemory" => (0, i64::MAX, true),
         "maxmemory-samples" => (1, 64, false),
+        "slowlog-log-slower-than" => (i64::MIN, i64::MAX, false),
+        "slowlog-max-len" => (0, i64::MAX, false),
         "busy-reply-threshold" | "lua-time-limit" => (0, i64::MAX, false),
         _ => return Ok(value.to_owned()),
     };
@@ -333,6 +342,9 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         .pubsub
         .set_limit(next.client_output_buffer_limit.pubsub);
     let maxmemory = next.maxmemory;
+    ctx.shared
+        .slowlog
+        .configure(next.slowlog_log_slower_than, next.slowlog_max_len);
     *ctx.shared.engine.config.write() = next;
     let before = ctx
         .shared

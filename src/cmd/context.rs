@@ -51,6 +51,8 @@ pub struct Shared {
     pub acl: crate::acl::Acl,
     /// The TLS configuration new connections on the TLS port get (`CONFIG SET` replaces it).
     pub tls: crate::tls::Tls,
+    /// `SLOWLOG`'s entries and settings.
+    pub slowlog: super::slowlog::Slowlog,
 }
 
 /// Applies a new log level to the process's logger.
@@ -66,6 +68,8 @@ impl Shared {
         }
         let tcp_port = AtomicU32::new(u32::from(config.port));
         let started_at = clock.now();
+        let slowlog =
+            super::slowlog::Slowlog::new(config.slowlog_log_slower_than, config.slowlog_max_len);
         let metrics = Metrics::default();
         metrics
             .maxmemory
@@ -84,6 +88,7 @@ impl Shared {
             scripts: crate::script::Scripts::new(),
             acl,
             tls: crate::tls::Tls::default(),
+            slowlog,
         }
     }
 
