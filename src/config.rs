@@ -210,6 +210,11 @@ pub struct Config {
     pub cluster_config_file: String,
     /// Replication (`replicaof`, `masterauth`, `repl-backlog-size`, ...).
     pub repl: ReplConfig,
+    /// Commands that run at least this many microseconds go to the slow log
+    /// (`slowlog-log-slower-than`; negative: none; 0: all).
+    pub slowlog_log_slower_than: i64,
+    /// Entries the slow log keeps (`slowlog-max-len`).
+    pub slowlog_max_len: u64,
 }
 
 impl Default for Config {
@@ -266,6 +271,8 @@ impl Default for Config {
             cluster_require_full_coverage: true,
             cluster_config_file: "nodes.conf".to_owned(),
             repl: ReplConfig::default(),
+            slowlog_log_slower_than: 10_000,
+            slowlog_max_len: 128,
         }
     }
 }
@@ -692,6 +699,10 @@ impl Config {
             }
             "policy-file" => self.policy_files.push(PathBuf::from(value)),
             "maxmemory" => self.maxmemory = parse_memory(value).ok_or_else(bad)?,
+            "slowlog-log-slower-than" => {
+                self.slowlog_log_slower_than = value.trim().parse().map_err(|_| bad())?
+            }
+            "slowlog-max-len" => self.slowlog_max_len = num(value)?,
             "maxmemory-policy" => {
                 self.maxmemory_policy =
                     MaxmemoryPolicy::parse(value).map_err(ConfigError::Invalid)?

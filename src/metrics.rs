@@ -134,6 +134,33 @@ pub const LATENCY_BUCKETS: [f64; 14] = [
     0.01, 0.025, 0.05, 0.1,
 ];
 
+/// [`LATENCY_BUCKETS`] in nanoseconds, for the hot path's integer compares.
+const LATENCY_BUCKETS_NS: [u64; LATENCY_BUCKETS.len()] = [
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    5_000_000,
+    10_000_000,
+    25_000_000,
+    50_000_000,
+    100_000_000,
+];
+
+/// The latency bucket of a duration of `nanos`: the first whose bound it does not exceed, or
+/// the last, unbounded one.
+pub fn bucket(nanos: u64) -> usize {
+    LATENCY_BUCKETS_NS
+        .iter()
+        .position(|&le| nanos <= le)
+        .unwrap_or(LATENCY_BUCKETS_NS.len())
+}
+
 /// One command's statistics: Redis's `cmdstat_*` fields, the limiter outcomes it produced and
 /// its latency histogram.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -171,12 +198,7 @@ impl CommandStat {
     pub fn record(&mut self, nanos: u64) {
         self.calls += 1;
         self.nanos += nanos;
-        let secs = nanos as f64 / 1e9;
-        let i = LATENCY_BUCKETS
-            .iter()
-            .position(|&le| secs <= le)
-            .unwrap_or(LATENCY_BUCKETS.len());
-        self.buckets[i] += 1;
+        self.buckets[bucket(nanos)] += 1;
     }
 }
 
@@ -259,6 +281,9 @@ pub struct LocalStats {
 impl Metrics {
     /// Adds a connection's tallies and resets them.
     pub fn flush(&self, local: &mut LocalStats) {
+        // The tally's vectors stay with the connection (zeroed), so counting allocates only
+        // the first time a connection runs a command.
+        let mut tally = std::mem::take(&mut local.tally);
         let l = std::mem::take(local);
         add(&self.total_commands_processed, l.commands);
         add(&self.keyspace_hits, l.hits);
@@ -267,21 +292,25 @@ impl Metrics {
         add(&self.limiter_allowed, l.allowed);
         add(&self.limiter_denied, l.denied);
         add(&self.dirty, l.dirty);
-        if !l.tally.is_empty() {
-            self.flush_tally(l.tally);
+        if !tally.is_empty() {
+            self.flush_tally(&mut tally);
         }
+        local.tally = tally;
     }
 
-    fn flush_tally(&self, tally: CommandTally) {
-        if !tally.commands.is_empty() {
+    fn flush_tally(&self, tally: &mut CommandTally) {
+        if tally.commands.iter().any(|(_, s)| s.calls + s.rejected > 0) {
             let mut all = self.commands.lock();
-            for (name, stat) in &tally.commands {
-                all.entry(*name).or_default().add(stat);
+            for (name, stat) in &mut tally.commands {
+                if stat.calls + stat.rejected > 0 {
+                    all.entry(*name).or_default().add(stat);
+                    *stat = CommandStat::default();
+                }
             }
         }
         if !tally.errors.is_empty() {
             let mut errors = self.errors.lock();
-            for (code, n) in tally.errors {
+            for (code, n) in tally.errors.drain(..) {
                 if errors.disabled {
                     break;
                 }
@@ -393,4 +422,20 @@ pub fn add(counter: &AtomicU64, n: u64) {
 /// Relaxed read.
 pub fn get(counter: &AtomicU64) -> u64 {
     counter.load(Ordering::Relaxed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_buckets_in_nanoseconds_match_the_exported_bounds() {
+        for (i, (&ns, &secs)) in LATENCY_BUCKETS_NS.iter().zip(&LATENCY_BUCKETS).enumerate() {
+            assert_eq!(ns, (secs * 1e9).round() as u64, "bucket {i}");
+            assert_eq!(bucket(ns), i, "a duration on a bound falls in that bucket");
+            assert_eq!(bucket(ns + 1), i + 1, "just past it, in the next");
+        }
+        assert_eq!(bucket(0), 0);
+        assert_eq!(bucket(u64::MAX), LATENCY_BUCKETS.len());
+    }
 }

@@ -181,6 +181,8 @@ async fn metrics_count_known_traffic_exactly_in_a_format_prometheus_parses() {
     assert_eq!(at("limitkv_error_replies_total{}"), 2.0);
     assert_eq!(at("limitkv_connected_clients{}"), 1.0);
     assert_eq!(at("limitkv_aof_enabled{}"), 0.0);
+    assert!(at("limitkv_memory_used_bytes{}") > 0.0);
+    assert_eq!(at("limitkv_memory_max_bytes{}"), 0.0);
     server.stop().await.unwrap();
 }
 

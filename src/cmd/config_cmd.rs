@@ -150,6 +150,11 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("maxmemory-policy", cfg.maxmemory_policy.name().to_owned()),
         ("maxmemory-samples", cfg.maxmemory_samples.to_string()),
         (
+            "slowlog-log-slower-than",
+            cfg.slowlog_log_slower_than.to_string(),
+        ),
+        ("slowlog-max-len", cfg.slowlog_max_len.to_string()),
+        (
             "cluster-enabled",
             if cfg.cluster_enabled { "yes" } else { "no" }.to_owned(),
         ),
@@ -301,6 +306,8 @@ const MUTABLE: &[&str] = &[
     "maxmemory-policy",
     "maxmemory-samples",
     "usage-history",
+    "slowlog-log-slower-than",
+    "slowlog-max-len",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
@@ -314,6 +321,8 @@ fn redis_numeric(name: &str, value: &str) -> Result<String, String> {
         "proto-max-bulk-len" | "client-query-buffer-limit" => (1024 * 1024, i64::MAX, true),
         "auto-aof-rewrite-min-size" | "maxmemory" => (0, i64::MAX, true),
         "maxmemory-samples" => (1, 64, false),
+        "slowlog-log-slower-than" => (i64::MIN, i64::MAX, false),
+        "slowlog-max-len" => (0, i64::MAX, false),
         "busy-reply-threshold" | "lua-time-limit" => (0, i64::MAX, false),
         _ => return Ok(value.to_owned()),
     };
@@ -412,6 +421,9 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let maxmemory = next.maxmemory;
     ctx.shared.engine.usage.set_enabled(next.usage_history);
     ctx.shared.repl.apply_config(&ctx.shared.engine, &next.repl);
+    ctx.shared
+        .slowlog
+        .configure(next.slowlog_log_slower_than, next.slowlog_max_len);
     *ctx.shared.engine.config.write() = next;
     let before = ctx
         .shared

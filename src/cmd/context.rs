@@ -55,6 +55,8 @@ pub struct Shared {
     pub cluster: crate::cluster::Cluster,
     /// Replication: role, ids, attached replicas, the link to the master.
     pub repl: crate::repl::Repl,
+    /// `SLOWLOG`'s entries and settings.
+    pub slowlog: super::slowlog::Slowlog,
 }
 
 /// Applies a new log level to the process's logger.
@@ -70,6 +72,8 @@ impl Shared {
         }
         let tcp_port = AtomicU32::new(u32::from(config.port));
         let started_at = clock.now();
+        let slowlog =
+            super::slowlog::Slowlog::new(config.slowlog_log_slower_than, config.slowlog_max_len);
         let metrics = Metrics::default();
         metrics
             .maxmemory
@@ -95,6 +99,7 @@ impl Shared {
             acl,
             tls: crate::tls::Tls::default(),
             repl: crate::repl::Repl::new(),
+            slowlog,
         }
     }
 

@@ -45,6 +45,7 @@ pub mod script_run;
 pub mod scripting;
 pub mod set_algebra;
 pub mod sets;
+pub mod slowlog;
 pub mod strings;
 pub mod substrings;
 pub mod suspend;
@@ -222,7 +223,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 37] {
+pub fn families() -> [&'static [CommandSpec]; 38] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -261,6 +262,7 @@ pub fn families() -> [&'static [CommandSpec]; 37] {
         usage::COMMANDS,
         cluster::COMMANDS,
         repl::COMMANDS,
+        slowlog::COMMANDS,
     ]
 }
 
@@ -568,11 +570,15 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes], stage: &mut Stage) -> Result<Frame, Com
     let (allowed, denied) = (ctx.session.stats.allowed, ctx.session.stats.denied);
     let started = std::time::Instant::now();
     let reply = (spec.handler)(ctx, req);
+    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    slowlog::offer(ctx, spec, req, nanos);
+    // Outcomes are a limiter command's own (EXEC and scripts run others, which count them).
+    let own = spec.group == "rate_limit";
     *stage = Stage::Ran {
         name,
-        nanos: u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
-        allowed: ctx.session.stats.allowed.saturating_sub(allowed),
-        denied: ctx.session.stats.denied.saturating_sub(denied),
+        nanos,
+        allowed: ctx.session.stats.allowed.saturating_sub(allowed) * u64::from(own),
+        denied: ctx.session.stats.denied.saturating_sub(denied) * u64::from(own),
     };
     reply
 }

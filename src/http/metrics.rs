@@ -320,6 +320,28 @@ impl Collector for Snapshot {
             i64::try_from(shared.uptime_ms() / 1000).unwrap_or(i64::MAX),
         )?;
 
+        // Memory.
+        let mem = crate::metrics::memory();
+        let bytes = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        gauge(
+            &mut e,
+            "limitkv_memory_used_bytes",
+            "Memory in use (INFO used_memory: mimalloc's committed bytes).",
+            bytes(mem.used),
+        )?;
+        gauge(
+            &mut e,
+            "limitkv_memory_rss_bytes",
+            "Resident set size (INFO used_memory_rss).",
+            bytes(mem.rss),
+        )?;
+        gauge(
+            &mut e,
+            "limitkv_memory_max_bytes",
+            "The maxmemory setting (0 = no limit).",
+            bytes(get(&m.maxmemory)),
+        )?;
+
         // The append-only file.
         let aof = shared.engine.aof.get().map(|w| w.stats());
         gauge(

@@ -1290,12 +1290,7 @@ impl Thread {
                 s.fsyncs += 1;
                 s.fsync_nanos = s.fsync_nanos.saturating_add(took);
                 s.fsync_max_nanos = s.fsync_max_nanos.max(took);
-                let secs = took as f64 / 1e9;
-                let i = crate::metrics::LATENCY_BUCKETS
-                    .iter()
-                    .position(|&le| secs <= le)
-                    .unwrap_or(crate::metrics::LATENCY_BUCKETS.len());
-                s.fsync_buckets[i] += 1;
+                s.fsync_buckets[crate::metrics::bucket(took)] += 1;
                 s.last_fsync_at = Some(self.last_sync_at);
                 true
             }
