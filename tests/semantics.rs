@@ -297,7 +297,10 @@ async fn warnings_fire_once_per_period_with_the_plans_message_and_link() {
     assert_eq!(events(&mut con, "limitkv:events:warning").await.len(), 3);
     // A reset customer starts over: its next warning fires again (the marker goes too,
     // uncounted: 2 rule states deleted).
-    assert_eq!(query(&mut con, &["LIMIT.RESET", "c1", "free"]).await, V::Int(2));
+    assert_eq!(
+        query(&mut con, &["LIMIT.RESET", "c1", "free"]).await,
+        V::Int(2)
+    );
     for _ in 0..8 {
         check(&mut con, &["LIMIT.CHECK", "free", "c1"]).await;
     }
