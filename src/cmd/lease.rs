@@ -35,8 +35,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Takes one of LIMIT concurrency slots for TTL; replies with the decision and the new lease id.",
         since: "0.1.0",
         complexity: "O(N) where N is the number of leases held on the key",
-        args: "key:key LIMIT limit:integer TTL ttl:string [RESERVE reserve:integer [FOR high|normal]] \
-               [PRIORITY high|normal|low]",
+        args: "key:key LIMIT limit:integer TTL ttl:string [RESERVE reserve:integer] \
+               [FOR reserved-for:string] [PRIORITY priority:string]",
         handler: acquire,
         ..BASE
     },
@@ -96,7 +96,8 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Replies the decision LEASE.ACQUIRE would get now and the holder count, changing nothing.",
         since: "0.1.0",
         complexity: "O(N) where N is the number of leases held on the key",
-        args: "key:key LIMIT limit:integer [TTL ttl:string]",
+        args: "key:key LIMIT limit:integer [TTL ttl:string] [RESERVE reserve:integer] \
+               [FOR reserved-for:string] [PRIORITY priority:string]",
         handler: peek,
         ..BASE
     },
