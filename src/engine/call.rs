@@ -266,7 +266,7 @@ impl<'a> Journal<'a> {
         let db = self.db;
         let seq = match shard.get(key, self.now) {
             Some(e) => w.append_with(|out| {
-                record::encode_put(db, key, &e.value, e.expires_at, out);
+                record::encode_put(db, key, &e.value, e.expires_at(), out);
             }),
             None => w.append_with(|out| record::encode_del(db, key, out)),
         };

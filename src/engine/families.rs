@@ -20,7 +20,7 @@ use crate::limiter::quota::{self, QuotaOutcome, QuotaParams, QuotaState};
 use crate::limiter::rate::{self, RateParams};
 use crate::limiter::window::{self, Counter, WindowParams, WindowState};
 use crate::policy::events::Event;
-use crate::store::{Entry, Value};
+use crate::store::{Change, Entry, Value};
 
 use super::{Call, Error};
 
@@ -61,14 +61,28 @@ macro_rules! state_kind {
             }
         }
     };
+    // States wider than 8 bytes are boxed in the keyspace (see `store::entry`).
+    ($ty:ty, $variant:ident, boxed) => {
+        impl StateKind for $ty {
+            fn from_value(v: &Value) -> Option<&Self> {
+                match v {
+                    Value::$variant(s) => Some(s),
+                    _ => None,
+                }
+            }
+            fn into_value(self) -> Value {
+                Value::$variant(Box::new(self))
+            }
+        }
+    };
 }
 
 state_kind!(GcraState, Gcra);
-state_kind!(WindowState, Window);
-state_kind!(QuotaState, Quota);
-state_kind!(CostState, Cost);
-state_kind!(LeaseState, Lease);
-state_kind!(BreakerState, Breaker);
+state_kind!(WindowState, Window, boxed);
+state_kind!(QuotaState, Quota, boxed);
+state_kind!(CostState, Cost, boxed);
+state_kind!(LeaseState, Lease, boxed);
+state_kind!(BreakerState, Breaker, boxed);
 
 /// What a transition does to the stored state.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,26 +166,27 @@ impl Call<'_, '_> {
         f: impl FnOnce(Option<&S>) -> (R, Write<S>),
     ) -> Result<R, Error> {
         let now = self.now;
+        // One lookup: the new state goes where the old one was read from.
         self.with_shard(key, |shard| {
-            let (result, write) = match shard.get_live(key, now) {
-                None => f(None),
-                Some(e) => f(Some(S::from_value(&e.value).ok_or(Error::WrongType)?)),
-            };
-            match write {
-                Write::Keep => {}
-                Write::Delete => {
-                    shard.remove(key, now);
-                }
-                // An expiry already reached means the state is fresh: nothing to keep.
-                Write::Put(_, Some(at)) if at <= now => {
-                    shard.remove(key, now);
-                }
-                // One hash lookup whether or not the key exists.
-                Write::Put(state, at) => {
-                    shard.insert(key, Entry::with_expiry(state.into_value(), at))
-                }
-            }
-            Ok(result)
+            shard.update(key, now, |e| {
+                let (result, write) = match e {
+                    None => f(None),
+                    Some(e) => match S::from_value(&e.value) {
+                        Some(s) => f(Some(s)),
+                        None => return (Err(Error::WrongType), Change::Keep),
+                    },
+                };
+                let change = match write {
+                    Write::Keep => Change::Keep,
+                    Write::Delete => Change::Remove,
+                    // An expiry already reached means the state is fresh: nothing to keep.
+                    Write::Put(_, Some(at)) if at <= now => Change::Remove,
+                    Write::Put(state, at) => {
+                        Change::Put(Entry::with_expiry(state.into_value(), at))
+                    }
+                };
+                (Ok(result), change)
+            })
         })
     }
 
@@ -185,21 +200,24 @@ impl Call<'_, '_> {
         quantity: u64,
     ) -> Result<GcraDecision, Error> {
         let now = self.now;
+        // One lookup: the new state overwrites the slot the old one was read from.
         let decision = self.with_shard(key, |s| {
-            let state = match s.get_live(key, now).map(|e| &e.value) {
-                None => None,
-                Some(Value::Gcra(state)) => Some(*state),
-                Some(_) => return Err(Error::WrongType),
-            };
-            let (decision, next) = gcra::take(params, state, now, quantity);
-            // Denials and peeks leave the shard untouched (nothing to journal).
-            if let Some(next) = next {
-                s.insert(
-                    key,
-                    Entry::with_expiry(Value::Gcra(next), gcra_expiry(&next)),
-                );
-            }
-            Ok(decision)
+            s.update(key, now, |e| {
+                let state = match e.map(|e| &e.value) {
+                    None => None,
+                    Some(Value::Gcra(state)) => Some(*state),
+                    Some(_) => return (Err(Error::WrongType), Change::Keep),
+                };
+                let (decision, next) = gcra::take(params, state, now, quantity);
+                // Denials and peeks leave the shard untouched (nothing to journal).
+                let change = match next {
+                    Some(next) => {
+                        Change::Put(Entry::with_expiry(Value::Gcra(next), gcra_expiry(&next)))
+                    }
+                    None => Change::Keep,
+                };
+                (Ok(decision), change)
+            })
         })?;
         if quantity > 0 {
             self.count_outcome(decision.allowed);

@@ -13,10 +13,12 @@ use crate::store::{Entry, Shard, Value};
 pub(super) fn read_state(shard: &mut Shard, key: &[u8], now: Nanos) -> Option<RuleState> {
     match &shard.get_live(key, now)?.value {
         Value::Gcra(s) => Some(RuleState::Gcra(*s)),
-        Value::Window(s) => Some(RuleState::Window(*s)),
-        Value::Quota(s) => Some(RuleState::Quota(*s)),
-        Value::Cost(s) => Some(RuleState::Cost(*s)),
-        Value::Lease(s) => Some(RuleState::Lease(s.clone())),
+        Value::Window(s) => Some(RuleState::Window(**s)),
+        Value::Quota(s) => Some(RuleState::Quota(**s)),
+        Value::Cost(s) => Some(RuleState::Cost(**s)),
+        Value::Lease(s) => Some(RuleState::Lease(crate::limiter::lease::LeaseState::clone(
+            s,
+        ))),
         _ => None,
     }
 }
@@ -33,10 +35,10 @@ pub(super) fn write_state(shard: &mut Shard, key: &[u8], w: StateWrite, now: Nan
         StateWrite::Put(s, at) => {
             let value = match s {
                 RuleState::Gcra(s) => Value::Gcra(s),
-                RuleState::Window(s) => Value::Window(s),
-                RuleState::Quota(s) => Value::Quota(s),
-                RuleState::Cost(s) => Value::Cost(s),
-                RuleState::Lease(s) => Value::Lease(s),
+                RuleState::Window(s) => Value::Window(Box::new(s)),
+                RuleState::Quota(s) => Value::Quota(Box::new(s)),
+                RuleState::Cost(s) => Value::Cost(Box::new(s)),
+                RuleState::Lease(s) => Value::Lease(Box::new(s)),
             };
             shard.insert(key, Entry::with_expiry(value, at));
         }

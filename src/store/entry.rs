@@ -1,6 +1,11 @@
 //! What the keyspace holds: an [`Entry`] is a [`Value`] plus an optional absolute expiry.
 //! Limiter states live here as their own value kinds, so a key created by one family cannot be
 //! misread by another (that is a `WRONGTYPE` error).
+//!
+//! Size matters here: every key of the keyspace holds one `Entry` (24 bytes). A [`Value`] is 16
+//! bytes: the 8-byte states (an integer, a GCRA TAT) are stored inline, every larger value is
+//! boxed so it does not widen the entries of the millions of limiter keys beside it. The
+//! expiry is one `u64` with a sentinel for "never" instead of an `Option<Nanos>` (16 bytes).
 
 use std::collections::VecDeque;
 
@@ -26,39 +31,45 @@ pub type HashValue = IndexMap<Bytes, Bytes, Hasher>;
 /// A set's members (order unspecified on the wire, as in Redis).
 pub type SetValue = IndexSet<Bytes, Hasher>;
 
-/// One stored value.
+/// One stored value. Values larger than 8 bytes are boxed (see the module docs); build them
+/// with [`Value::str`] and the families' `StateKind::into_value`, or `Box::new`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// A Redis string.
-    Str(Bytes),
+    Str(Box<Bytes>),
     /// A Redis string known to hold a canonical integer (the result of INCR and friends).
     Int(i64),
     /// A GCRA bucket (`CL.THROTTLE`, `GCRA`, `RATE.*`).
     Gcra(GcraState),
     /// A sliding window counter (`WINDOW.*`).
-    Window(WindowState),
+    Window(Box<WindowState>),
     /// A calendar quota (`QUOTA.*`).
-    Quota(QuotaState),
+    Quota(Box<QuotaState>),
     /// A decimal budget (`COST.*`).
-    Cost(CostState),
+    Cost(Box<CostState>),
     /// Concurrency leases (`LEASE.*`).
-    Lease(LeaseState),
+    Lease(Box<LeaseState>),
     /// A circuit breaker (`BREAKER.*`).
-    Breaker(BreakerState),
+    Breaker(Box<BreakerState>),
     /// A Redis list. Invariant (all collections): never empty in the keyspace; a command that
     /// removes the last element deletes the key.
-    List(VecDeque<Bytes>),
+    List(Box<VecDeque<Bytes>>),
     /// A Redis hash.
-    Hash(HashValue),
+    Hash(Box<HashValue>),
     /// A Redis set.
-    Set(SetValue),
+    Set(Box<SetValue>),
     /// A Redis sorted set.
-    ZSet(ZSet),
+    ZSet(Box<ZSet>),
     /// A policy reservation awaiting `LIMIT.SETTLE` (boxed: it is large and rare).
     Reservation(Box<Reservation>),
 }
 
 impl Value {
+    /// A Redis string value.
+    pub fn str(bytes: Bytes) -> Value {
+        Value::Str(Box::new(bytes))
+    }
+
     /// The name `TYPE` reports.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -77,6 +88,40 @@ impl Value {
         }
     }
 
+    /// Every name [`Value::type_name`] reports, indexed by [`Value::kind_index`].
+    pub const TYPE_NAMES: [&'static str; 12] = [
+        "string",
+        "gcra",
+        "window",
+        "quota",
+        "cost",
+        "lease",
+        "breaker",
+        "list",
+        "hash",
+        "set",
+        "zset",
+        "reservation",
+    ];
+
+    /// The position of this value's type name in [`Value::TYPE_NAMES`].
+    pub fn kind_index(&self) -> usize {
+        match self {
+            Value::Str(_) | Value::Int(_) => 0,
+            Value::Gcra(_) => 1,
+            Value::Window(_) => 2,
+            Value::Quota(_) => 3,
+            Value::Cost(_) => 4,
+            Value::Lease(_) => 5,
+            Value::Breaker(_) => 6,
+            Value::List(_) => 7,
+            Value::Hash(_) => 8,
+            Value::Set(_) => 9,
+            Value::ZSet(_) => 10,
+            Value::Reservation(_) => 11,
+        }
+    }
+
     /// True for the kinds Redis calls "string".
     pub fn is_string(&self) -> bool {
         matches!(self, Value::Str(_) | Value::Int(_))
@@ -85,7 +130,7 @@ impl Value {
     /// The string bytes, if this is a string (integers are formatted).
     pub fn string_bytes(&self) -> Option<Bytes> {
         match self {
-            Value::Str(b) => Some(b.clone()),
+            Value::Str(b) => Some(Bytes::clone(b)),
             Value::Int(n) => Some(Bytes::from(itoa::Buffer::new().format(*n).to_owned())),
             _ => None,
         }
@@ -93,16 +138,34 @@ impl Value {
 
     /// A rough count of heap bytes owned by the value, for memory reporting.
     pub fn heap_size(&self) -> usize {
+        use std::mem::size_of_val;
         match self {
-            Value::Str(b) => b.len(),
-            Value::Lease(l) => l.leases.len() * std::mem::size_of::<crate::limiter::lease::Lease>(),
-            Value::List(l) => l.iter().map(|e| e.len() + BYTES_OVERHEAD).sum(),
-            Value::Hash(h) => h
-                .iter()
-                .map(|(f, v)| f.len() + v.len() + 2 * BYTES_OVERHEAD + 8)
-                .sum(),
-            Value::Set(s) => s.iter().map(|m| m.len() + BYTES_OVERHEAD + 8).sum(),
-            Value::ZSet(z) => z.heap_size(),
+            Value::Str(b) => BYTES_OVERHEAD + b.len(),
+            Value::Int(_) | Value::Gcra(_) => 0,
+            Value::Window(s) => size_of_val(&**s),
+            Value::Quota(s) => size_of_val(&**s),
+            Value::Cost(s) => size_of_val(&**s),
+            Value::Breaker(s) => size_of_val(&**s),
+            Value::Lease(l) => {
+                size_of_val(&**l)
+                    + l.leases.len() * std::mem::size_of::<crate::limiter::lease::Lease>()
+            }
+            Value::List(l) => {
+                size_of_val(&**l) + l.iter().map(|e| e.len() + BYTES_OVERHEAD).sum::<usize>()
+            }
+            Value::Hash(h) => {
+                size_of_val(&**h)
+                    + h.iter()
+                        .map(|(f, v)| f.len() + v.len() + 2 * BYTES_OVERHEAD + 8)
+                        .sum::<usize>()
+            }
+            Value::Set(s) => {
+                size_of_val(&**s)
+                    + s.iter()
+                        .map(|m| m.len() + BYTES_OVERHEAD + 8)
+                        .sum::<usize>()
+            }
+            Value::ZSet(z) => size_of_val(&**z) + z.heap_size(),
             Value::Reservation(r) => {
                 std::mem::size_of::<Reservation>()
                     + r.policy.len()
@@ -110,7 +173,6 @@ impl Value {
                     + r.scope.as_ref().map_or(0, String::len)
                     + r.charges.iter().map(|c| c.key.len() + 16).sum::<usize>()
             }
-            _ => 0,
         }
     }
 }
@@ -118,13 +180,26 @@ impl Value {
 /// The size of a `Bytes` handle, counted per collection element by [`Value::heap_size`].
 const BYTES_OVERHEAD: usize = std::mem::size_of::<Bytes>();
 
+/// The stored form of "never expires". An expiry of exactly `Nanos::MAX` (the saturated end of
+/// time) is stored one nanosecond earlier, which no reply can tell apart.
+const NEVER: u64 = u64::MAX;
+
 /// A value and when it expires.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Entry {
     /// The stored value.
     pub value: Value,
-    /// Absolute expiry instant; `None` means the key never expires.
-    pub expires_at: Option<Nanos>,
+    /// Absolute expiry instant in ns since the epoch; [`NEVER`] means the key never expires.
+    expiry: u64,
+}
+
+impl std::fmt::Debug for Entry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Entry")
+            .field("value", &self.value)
+            .field("expires_at", &self.expires_at())
+            .finish()
+    }
 }
 
 impl Entry {
@@ -132,7 +207,7 @@ impl Entry {
     pub fn new(value: Value) -> Entry {
         Entry {
             value,
-            expires_at: None,
+            expiry: NEVER,
         }
     }
 
@@ -140,12 +215,77 @@ impl Entry {
     pub fn with_expiry(value: Value, at: Option<Nanos>) -> Entry {
         Entry {
             value,
-            expires_at: at,
+            expiry: encode_expiry(at),
         }
     }
 
+    /// The absolute expiry instant; `None` means the key never expires.
+    #[inline]
+    pub fn expires_at(&self) -> Option<Nanos> {
+        (self.expiry != NEVER).then_some(Nanos(self.expiry))
+    }
+
+    /// Sets (or, with `None`, removes) the expiry.
+    #[inline]
+    pub fn set_expires_at(&mut self, at: Option<Nanos>) {
+        self.expiry = encode_expiry(at);
+    }
+
     /// True when the entry is logically gone at `now`.
+    #[inline]
     pub fn is_expired(&self, now: Nanos) -> bool {
-        matches!(self.expires_at, Some(at) if at <= now)
+        // Stored instants are at most `NEVER - 1`, so capping `now` there keeps `NEVER` live.
+        self.expiry <= now.0.min(NEVER - 1)
+    }
+}
+
+#[inline]
+fn encode_expiry(at: Option<Nanos>) -> u64 {
+    match at {
+        None => NEVER,
+        Some(t) => t.0.min(NEVER - 1),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_index_names_the_type() {
+        let values = [
+            Value::Int(1),
+            Value::Gcra(GcraState { tat: Nanos(1) }),
+            Value::List(Box::default()),
+            Value::ZSet(Box::default()),
+        ];
+        for v in values {
+            assert_eq!(Value::TYPE_NAMES[v.kind_index()], v.type_name());
+        }
+    }
+
+    #[test]
+    fn entries_stay_small() {
+        assert_eq!(std::mem::size_of::<Value>(), 16);
+        assert_eq!(std::mem::size_of::<Entry>(), 24);
+    }
+
+    #[test]
+    fn expiry_round_trips_and_never_is_not_an_instant() {
+        let mut e = Entry::new(Value::Int(1));
+        assert_eq!(e.expires_at(), None);
+        assert!(!e.is_expired(Nanos::MAX));
+        e.set_expires_at(Some(Nanos(10)));
+        assert_eq!(e.expires_at(), Some(Nanos(10)));
+        assert!(!e.is_expired(Nanos(9)));
+        assert!(e.is_expired(Nanos(10)));
+        e.set_expires_at(Some(Nanos::MAX));
+        assert_eq!(e.expires_at(), Some(Nanos(u64::MAX - 1)));
+        e.set_expires_at(None);
+        assert_eq!(e.expires_at(), None);
+        assert_eq!(
+            Entry::with_expiry(Value::Int(1), Some(Nanos(0))).expires_at(),
+            Some(Nanos(0))
+        );
     }
 }
