@@ -180,16 +180,19 @@ impl Value {
 /// The size of a `Bytes` handle, counted per collection element by [`Value::heap_size`].
 const BYTES_OVERHEAD: usize = std::mem::size_of::<Bytes>();
 
-/// The stored form of "never expires". An expiry of exactly `Nanos::MAX` (the saturated end of
-/// time) is stored one nanosecond earlier, which no reply can tell apart.
-const NEVER: u64 = u64::MAX;
+/// The stored form of "never expires": 2^63, the one instant no expiry uses. Expiries given in
+/// milliseconds from 2^63 ns on (year 2262) are kept as `2^63 + ms` with `ms` at least
+/// 2^63 / 10^6 ([`Nanos::expiry_from_millis`]), so they never equal 2^63; nanosecond sums
+/// that land on exactly 2^63 are stored one nanosecond earlier, which no reply can tell apart
+/// (2^63 itself already reads back ambiguously through [`Nanos::expiry_millis`]).
+const NEVER: u64 = 1 << 63;
 
 /// A value and when it expires.
 #[derive(Clone, PartialEq)]
 pub struct Entry {
     /// The stored value.
     pub value: Value,
-    /// Absolute expiry instant in ns since the epoch; [`NEVER`] means the key never expires.
+    /// Absolute expiry instant as [`Nanos`] stores it; [`NEVER`] means the key never expires.
     expiry: u64,
 }
 
@@ -234,8 +237,7 @@ impl Entry {
     /// True when the entry is logically gone at `now`.
     #[inline]
     pub fn is_expired(&self, now: Nanos) -> bool {
-        // Stored instants are at most `NEVER - 1`, so capping `now` there keeps `NEVER` live.
-        self.expiry <= now.0.min(NEVER - 1)
+        self.expiry <= now.0 && self.expiry != NEVER
     }
 }
 
@@ -243,7 +245,8 @@ impl Entry {
 fn encode_expiry(at: Option<Nanos>) -> u64 {
     match at {
         None => NEVER,
-        Some(t) => t.0.min(NEVER - 1),
+        Some(t) if t.0 == NEVER => NEVER - 1,
+        Some(t) => t.0,
     }
 }
 
@@ -275,12 +278,22 @@ mod tests {
         let mut e = Entry::new(Value::Int(1));
         assert_eq!(e.expires_at(), None);
         assert!(!e.is_expired(Nanos::MAX));
+        assert!(!e.is_expired(Nanos(NEVER)));
         e.set_expires_at(Some(Nanos(10)));
         assert_eq!(e.expires_at(), Some(Nanos(10)));
         assert!(!e.is_expired(Nanos(9)));
         assert!(e.is_expired(Nanos(10)));
+        // The farthest expiry Redis accepts (i64::MAX ms) is kept exactly.
+        let far = Nanos::expiry_from_millis(i64::MAX as u64);
+        e.set_expires_at(Some(far));
+        assert_eq!(e.expires_at(), Some(far));
+        assert_eq!(far.expiry_millis(), i64::MAX as u64);
+        assert!(!e.is_expired(Nanos(1 << 62)));
         e.set_expires_at(Some(Nanos::MAX));
-        assert_eq!(e.expires_at(), Some(Nanos(u64::MAX - 1)));
+        assert_eq!(e.expires_at(), Some(Nanos::MAX));
+        assert!(e.is_expired(Nanos::MAX));
+        e.set_expires_at(Some(Nanos(NEVER)));
+        assert_eq!(e.expires_at(), Some(Nanos(NEVER - 1)));
         e.set_expires_at(None);
         assert_eq!(e.expires_at(), None);
         assert_eq!(
