@@ -209,8 +209,14 @@ enum Condition {
 }
 
 pub(super) fn copy_value(b: &[u8]) -> Value {
-    // Copied so the keyspace never pins a connection's read buffer.
-    Value::str(Bytes::copy_from_slice(b))
+    // A canonical integer (Redis's `string2ll` rules: what `GET` formats back byte for byte)
+    // is kept as an integer, as Redis's `int` encoding does: 8 bytes in the entry instead of
+    // a boxed string and its bytes. Anything else is copied, so the keyspace never pins a
+    // connection's read buffer.
+    match super::args::parse_i64(b) {
+        Some(n) => Value::Int(n),
+        None => Value::str(Bytes::copy_from_slice(b)),
+    }
 }
 
 fn set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
