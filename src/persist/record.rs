@@ -1412,7 +1412,7 @@ mod tests {
             [&[7u8, 1, 2, 0, 0, 0][..], &le(A), &le(B), &le(C), &le(D)].concat()
         );
         assert_eq!(
-            value_bytes(Value::Lease(Box::new(LeaseState::default()))),
+            value_bytes(Value::Lease(Box::default())),
             [7u8, 1, 0, 0, 0, 0]
         );
     }
