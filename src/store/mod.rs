@@ -1,6 +1,7 @@
 //! The keyspace: a fixed number of lock-sharded maps of key -> [`Entry`].
 //!
-//! Each shard is an insertion-ordered hash map behind a `parking_lot` mutex. Atomicity is per
+//! Each shard is a [`Table`] (dense 48-byte slots found through a small hash index; see
+//! [`table`] for the layout and why) behind a `parking_lot` mutex. Atomicity is per
 //! key: a command locks the key's shard, reads the entry, runs its (pure) transition and writes
 //! the result back before the lock drops. Multi-key commands lock every shard they touch in
 //! ascending order, so they cannot deadlock.
