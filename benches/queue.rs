@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput};
 use limitkv::clock::Nanos;
-use limitkv::limiter::gcra::GcraState;
 use limitkv::persist::record::encode_put;
 use limitkv::store::Value;
 use parking_lot::Mutex;
@@ -138,7 +137,7 @@ fn record_len() -> usize {
 }
 
 fn value() -> Value {
-    Value::Gcra(GcraState::at(Nanos(1_790_000_000_123_456_789)))
+    Value::Gcra(Nanos(1_790_000_000_123_456_789))
 }
 
 /// All queue benchmarks.

@@ -11,9 +11,15 @@
 # redis-server --save '' runs PING and `EVALSHA scripts/gcra.lua` (a Lua CL.THROTTLE). Prints
 # one line per run and, at the end, the median requests/s of every binary and case and each
 # binary's ratio to the first. Needs redis-server, redis-cli and redis-benchmark on PATH.
+#
+# RANGE=1000000 draws the random keys among a million (default 100,000). HOT=1 adds
+# CL.THROTTLE on one key (`CL.THROTTLE.hot`) for every server. REDIS_CELL_MODULE=path/to/
+# libredis_cell.so loads redis-cell into the reference redis-server, which then also runs
+# CL.THROTTLE itself (random and, with HOT=1, hot key) beside the Lua port.
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n 2,13p "$0"; exit 2; }
-REPS=${REPS:-3}; N=${N:-200000}; P=${P:-16}
+REPS=${REPS:-3}; N=${N:-200000}; P=${P:-16}; RANGE=${RANGE:-100000}; HOT=${HOT:-0}
+CELL=${REDIS_CELL_MODULE:-}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=$(mktemp -d /tmp/bench-ab.XXXX)
 POLICY=(POLICY.SET bench RATE 30/1m BURST 16 WINDOW 100/1m QUOTA 1000/day TOKENS 50000/1m)
@@ -21,7 +27,7 @@ POLICY=(POLICY.SET bench RATE 30/1m BURST 16 WINDOW 100/1m QUOTA 1000/day TOKENS
 bench() { # port name command... -> requests/s
   local port=$1 name=$2
   shift 2
-  timeout 300 redis-benchmark -p "$port" -n "$N" -c 50 -P "$P" -r 100000 --csv "$@" \
+  timeout 300 redis-benchmark -p "$port" -n "$N" -c 50 -P "$P" -r "$RANGE" --csv "$@" \
     | tail -1 | cut -d, -f2 | tr -d '"' | sed "s/^/$name /"
 }
 
@@ -46,6 +52,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
     {
       bench "$port" PING PING
       bench "$port" CL.THROTTLE CL.THROTTLE 'user:__rand_int__' 15 30 60
+      if [ "$HOT" = 1 ]; then bench "$port" CL.THROTTLE.hot CL.THROTTLE user:hot 15 30 60; fi
       bench "$port" GCRA GCRA 'user:__rand_int__' 15 30 60
       bench "$port" RATE.TAKE RATE.TAKE 'rate:__rand_int__' 30/1m BURST 16
       bench "$port" LIMIT.CHECK LIMIT.CHECK bench 'user:__rand_int__' TOKENS 10
@@ -54,20 +61,27 @@ for ((rep = 1; rep <= REPS; rep++)); do
     wait "$pid" 2>/dev/null || true
   done
   port=$(free_port)
-  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no >/dev/null 2>&1 &
+  redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
+    ${CELL:+--loadmodule "$CELL"} >/dev/null 2>&1 &
   pid=$!
   wait_up "$port"
   sha=$(redis-cli -p "$port" SCRIPT LOAD "$(cat "$ROOT/scripts/gcra.lua")")
   {
     bench "$port" PING PING
-    bench "$port" CL.THROTTLE EVALSHA "$sha" 1 'user:__rand_int__' 15 30 60 1
+    if [ -n "$CELL" ]; then
+      bench "$port" CL.THROTTLE CL.THROTTLE 'user:__rand_int__' 15 30 60
+      if [ "$HOT" = 1 ]; then bench "$port" CL.THROTTLE.hot CL.THROTTLE user:hot 15 30 60; fi
+      bench "$port" gcra.lua EVALSHA "$sha" 1 'user:__rand_int__' 15 30 60 1
+    else
+      bench "$port" CL.THROTTLE EVALSHA "$sha" 1 'user:__rand_int__' 15 30 60 1
+    fi
   } | sed "s|^|redis-server |" | tee -a "$OUT/runs"
   kill "$pid"
   wait "$pid" 2>/dev/null || true
 done
 
 echo
-echo "median requests/s over $REPS rounds (redis-benchmark -c 50 -P $P -n $N -r 100000):"
+echo "median requests/s over $REPS rounds (redis-benchmark -c 50 -P $P -n $N -r $RANGE):"
 first=$1
 awk -v first="$first" '
   { v[$1 " " $2] = v[$1 " " $2] " " $3; if (!($1 in seen)) { seen[$1] = 1; order[++n] = $1 }

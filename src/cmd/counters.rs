@@ -137,8 +137,8 @@ fn incr_by_float(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError
         }
         let text = Bytes::from(next.to_human());
         match s.get_mut(key, now) {
-            Some(e) => e.value = Value::Str(text.clone()),
-            None => s.insert(key, Entry::new(Value::Str(text.clone()))),
+            Some(e) => e.value = Value::str(text.clone()),
+            None => s.insert(key, Entry::new(Value::str(text.clone()))),
         }
         Ok(Frame::Bulk(text))
     })

@@ -107,7 +107,7 @@ fn held(ctx: &mut Ctx<'_>, key: &[u8]) -> Held {
             None => Held::Absent,
             Some(Value::Int(n)) => Held::Int(*n),
             Some(Value::Str(b)) => Held::Str {
-                bytes: b.clone(),
+                bytes: Bytes::clone(b),
                 // INCR's reading of the string, from INCR's own code.
                 int: current_int(e).ok(),
             },
@@ -126,7 +126,7 @@ fn get_and_pttl(ctx: &mut Ctx<'_>, key: &[u8]) -> Option<(Frame, i64)> {
         None => Some((Frame::Null, -2)),
         Some(e) => Some((
             Frame::Bulk(e.value.string_bytes()?),
-            pttl_of_live(e.expires_at, now),
+            pttl_of_live(e.expires_at(), now),
         )),
     })
 }
@@ -281,7 +281,7 @@ fn rlr_increment(ctx: &mut Ctx<'_>, sha: &str, keys: &[Bytes], argv: &[Bytes]) -
     // The PTTL and, for the INCR branch, the integer held: one lookup.
     let (ttl, int) = ctx.with_shard(key, |s| match s.get_live(key, now) {
         None => (-2, None),
-        Some(e) => (pttl_of_live(e.expires_at, now), current_int(Some(e)).ok()),
+        Some(e) => (pttl_of_live(e.expires_at(), now), current_int(Some(e)).ok()),
     });
     if ttl > 0 && int.is_none_or(|n| n == i64::MAX) {
         // INCR would fail: let Lua raise its error (nothing is counted or written yet).

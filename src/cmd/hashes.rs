@@ -159,7 +159,7 @@ fn read<'s>(
 /// a mutable access marks the key changed, and the caller must leave the hash non-empty.
 fn write<'s>(s: &'s mut Shard, key: &[u8], now: Nanos, exists: bool) -> &'s mut HashValue {
     if !exists {
-        s.insert(key, Entry::new(Value::Hash(HashValue::default())));
+        s.insert(key, Entry::new(Value::Hash(Box::default())));
     }
     match s.get_mut(key, now).map(|e| &mut e.value) {
         Some(Value::Hash(h)) => h,

@@ -14,6 +14,7 @@ use crate::error::CommandError;
 use crate::metrics::get;
 use crate::protocol::Frame;
 use crate::pubsub::ChannelKind;
+use crate::store::Value;
 use crate::version::REDIS_COMPAT_VERSION;
 
 /// The `INFO` command.
@@ -39,8 +40,23 @@ fn cpu_seconds() -> (f64, f64) {
     (ticks(11), ticks(12))
 }
 
-/// Per database: live keys, keys with an expiry, and their mean remaining TTL in ms.
-fn keyspace_summary(ctx: &mut Ctx<'_>) -> Vec<(usize, (usize, usize, u64))> {
+/// One database's `INFO keyspace` figures.
+#[derive(Debug, Default)]
+struct DbSummary {
+    keys: usize,
+    volatile: usize,
+    /// Mean remaining TTL of the keys with an expiry, in ms.
+    avg_ttl: u64,
+    /// Live keys per [`Value::TYPE_NAMES`] entry.
+    kinds: [usize; Value::TYPE_NAMES.len()],
+    /// Entries (live or not yet swept) and buckets of the shards' hash indexes.
+    entries: usize,
+    buckets: usize,
+}
+
+/// Per database: live keys, keys with an expiry, their mean remaining TTL, keys per type and
+/// the index's size.
+fn keyspace_summary(ctx: &mut Ctx<'_>) -> Vec<(usize, DbSummary)> {
     let selected = ctx.session.db;
     let mut out = Vec::new();
     for db in 0..ctx.shared.engine.dbs.len() {
@@ -60,26 +76,28 @@ fn keyspace_summary(ctx: &mut Ctx<'_>) -> Vec<(usize, (usize, usize, u64))> {
     out
 }
 
-fn db_summary(ctx: &mut Ctx<'_>) -> (usize, usize, u64) {
+fn db_summary(ctx: &mut Ctx<'_>) -> DbSummary {
     let now = ctx.now;
-    let (mut keys, mut volatile, mut ttl_sum) = (0usize, 0usize, 0u128);
+    let mut sum = DbSummary::default();
+    let mut ttl_sum = 0u128;
     for i in 0..ctx.shard_count() {
         ctx.with_shard_at(i, |s| {
+            sum.entries += s.len();
+            sum.buckets += s.index_buckets();
             for (_, e) in s.iter_live(now) {
-                keys += 1;
-                if let Some(at) = e.expires_at {
-                    volatile += 1;
+                sum.keys += 1;
+                sum.kinds[e.value.kind_index()] += 1;
+                if let Some(at) = e.expires_at() {
+                    sum.volatile += 1;
                     ttl_sum += u128::from(at.expiry_millis().saturating_sub(now.as_millis()));
                 }
             }
         });
     }
-    let avg = if volatile > 0 {
-        (ttl_sum / volatile as u128) as u64
-    } else {
-        0
-    };
-    (keys, volatile, avg)
+    if sum.volatile > 0 {
+        sum.avg_ttl = (ttl_sum / sum.volatile as u128) as u64;
+    }
+    sum
 }
 
 fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
@@ -265,11 +283,37 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             }
             "keyspace" => {
                 w("# Keyspace", &"");
-                for (db, (keys, expires, avg_ttl)) in keyspace_summary(ctx) {
-                    if keys > 0 {
+                let summaries = keyspace_summary(ctx);
+                for (db, d) in &summaries {
+                    if d.keys > 0 {
+                        let (keys, expires, avg_ttl) = (d.keys, d.volatile, d.avg_ttl);
                         w(
                             &format!("db{db}"),
                             &format!("keys={keys},expires={expires},avg_ttl={avg_ttl},subexpiry=0"),
+                        );
+                    }
+                }
+                // limitkv's own lines follow Redis's `dbN` lines under names no Redis field
+                // has, in the `name:k=v,k=v` shape INFO parsers already split (redis-py reads
+                // them as dicts): keys per type, and the hash index's size and load factor.
+                for (db, d) in &summaries {
+                    if d.keys > 0 {
+                        let kinds: Vec<String> = Value::TYPE_NAMES
+                            .iter()
+                            .zip(d.kinds)
+                            .filter(|(_, n)| *n > 0)
+                            .map(|(name, n)| format!("{name}={n}"))
+                            .collect();
+                        w(&format!("limitkv_types_db{db}"), &kinds.join(","));
+                    }
+                    if d.entries > 0 {
+                        let load = d.entries as f64 / d.buckets.max(1) as f64;
+                        w(
+                            &format!("limitkv_index_db{db}"),
+                            &format!(
+                                "entries={},buckets={},load_factor={load:.3}",
+                                d.entries, d.buckets
+                            ),
                         );
                     }
                 }
@@ -342,6 +386,15 @@ mod tests {
         ] {
             assert!(all.contains(field), "missing {field:?} in {all}");
         }
+        let keyspace = text(h.run(&["INFO", "keyspace"]));
+        assert!(
+            keyspace.contains("limitkv_types_db0:string=1\r\n"),
+            "{keyspace}"
+        );
+        assert!(
+            keyspace.contains("limitkv_index_db0:entries=1,buckets=4,load_factor=0.250\r\n"),
+            "{keyspace}"
+        );
         let stats = text(h.run(&["INFO", "stats"]));
         assert!(stats.starts_with("# Stats\r\n"), "{stats}");
         assert!(!stats.contains("# Server"));

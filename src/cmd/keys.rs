@@ -503,7 +503,7 @@ fn expire(
         let Some(e) = s.get_live(key, now) else {
             return false;
         };
-        let current = e.expires_at.map(|t| t.expiry_millis() as i64);
+        let current = e.expires_at().map(|t| t.expiry_millis() as i64);
         let allowed = match current {
             Some(c) => !(nx || (gt && when <= c) || (lt && when >= c)),
             // No TTL counts as an infinite one: GT never applies, LT always does.
@@ -515,7 +515,7 @@ fn expire(
         if when <= now.as_millis() as i64 {
             s.remove(key, now);
         } else if let Some(e) = s.get_mut(key, now) {
-            e.expires_at = Some(Nanos::expiry_from_millis(when as u64));
+            e.set_expires_at(Some(Nanos::expiry_from_millis(when as u64)));
         }
         true
     });
@@ -541,7 +541,9 @@ pub(super) fn pttl_of_live(at: Option<Nanos>, now: Nanos) -> i64 {
 
 fn ttl(ctx: &mut Ctx<'_>, req: &[Bytes], form: TtlForm) -> Result<Frame, CommandError> {
     let now = ctx.now;
-    let at = ctx.with_shard(&req[1], |s| s.get_live(&req[1], now).map(|e| e.expires_at));
+    let at = ctx.with_shard(&req[1], |s| {
+        s.get_live(&req[1], now).map(|e| e.expires_at())
+    });
     let n = match at {
         None => -2,
         Some(None) => -1,
@@ -564,12 +566,12 @@ fn persist(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let done = ctx.with_shard(&req[1], |s| {
         if s.get_live(&req[1], now)
-            .is_none_or(|e| e.expires_at.is_none())
+            .is_none_or(|e| e.expires_at().is_none())
         {
             return false;
         }
         if let Some(e) = s.get_mut(&req[1], now) {
-            e.expires_at = None;
+            e.set_expires_at(None);
         }
         true
     });

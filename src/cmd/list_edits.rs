@@ -265,7 +265,7 @@ fn lmove_between(
         }
         if read(g.shard(dst), dst, now)?.is_none() {
             g.shard(dst)
-                .insert(dst, Entry::new(Value::List(List::new())));
+                .insert(dst, Entry::new(Value::List(Box::default())));
         }
         let Some(v) = take(write(g.shard(src), src, now), from) else {
             unreachable!("invariant: a stored list is never empty");

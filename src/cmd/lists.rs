@@ -214,7 +214,7 @@ pub(super) fn push(
             if !create {
                 return Ok(Frame::Integer(0));
             }
-            s.insert(key, Entry::new(Value::List(List::new())));
+            s.insert(key, Entry::new(Value::List(Box::default())));
         }
         let l = write(s, key, now);
         for e in &req[2..] {

@@ -526,9 +526,8 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes], stage: &mut Stage) -> Result<Frame, Com
     // Cluster mode: redirect, or refuse cross-slot keys, before queueing or running (EXEC
     // checks its queue; commands inside EXEC were checked when queued). One branch when off.
     if ctx.shared.cluster.is_enabled() && ctx.locked.is_none() {
-        if let Err(e) = cluster::check(ctx, checked, req) {
-            return Err(reject(ctx, spec, e));
-        }
+        // It flags (or, for EXEC, discards) the transaction itself, as Redis does.
+        cluster::check(ctx, checked, req)?;
     }
     if checked.has(flags::DENYOOM) && ctx.shared.metrics.over_maxmemory() {
         ctx.session.over_maxmemory = true;

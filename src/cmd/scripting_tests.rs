@@ -687,7 +687,7 @@ fn scripts_and_libraries_are_journaled_and_their_effects_too() {
             Record::Put {
                 db: 0,
                 key: body("k"),
-                value: crate::store::Value::Str(body("v")),
+                value: crate::store::Value::str(body("v")),
                 expires_at: None,
             },
             Record::FunctionLibrary { code: body(LIB) },

@@ -177,7 +177,7 @@ fn store_op(ctx: &mut Ctx<'_>, req: &[Bytes], op: Op) -> Result<Frame, CommandEr
             return Ok(Frame::Integer(0));
         }
         let n = result.len();
-        shard.insert(dst, Entry::new(Value::Set(result)));
+        shard.insert(dst, Entry::new(Value::Set(Box::new(result))));
         Ok(Frame::Integer(n as i64))
     })
 }
@@ -191,7 +191,7 @@ fn sources<'g>(
     keys.iter()
         .map(|k| match g.shard_ref(k).get(k, now).map(|e| &e.value) {
             None => Ok(None),
-            Some(Value::Set(s)) => Ok(Some(s)),
+            Some(Value::Set(s)) => Ok(Some(&**s)),
             Some(_) => Err(CommandError::WrongType),
         })
         .collect()

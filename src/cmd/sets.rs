@@ -147,7 +147,7 @@ fn read<'s>(
 /// a mutable access marks the key changed, and the caller must leave the set non-empty.
 fn write<'s>(s: &'s mut Shard, key: &[u8], now: Nanos, exists: bool) -> &'s mut SetValue {
     if !exists {
-        s.insert(key, Entry::new(Value::Set(SetValue::default())));
+        s.insert(key, Entry::new(Value::Set(Box::default())));
     }
     match s.get_mut(key, now).map(|e| &mut e.value) {
         Some(Value::Set(m)) => m,

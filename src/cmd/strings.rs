@@ -209,8 +209,14 @@ enum Condition {
 }
 
 pub(super) fn copy_value(b: &[u8]) -> Value {
-    // Copied so the keyspace never pins a connection's read buffer.
-    Value::Str(Bytes::copy_from_slice(b))
+    // A canonical integer (Redis's `string2ll` rules: what `GET` formats back byte for byte)
+    // is kept as an integer, as Redis's `int` encoding does: 8 bytes in the entry instead of
+    // a boxed string and its bytes. Anything else is copied, so the keyspace never pins a
+    // connection's read buffer.
+    match super::args::parse_i64(b) {
+        Some(n) => Value::Int(n),
+        None => Value::str(Bytes::copy_from_slice(b)),
+    }
 }
 
 fn set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
@@ -263,7 +269,7 @@ fn set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             _ => None,
         };
         let old_ttl = if keepttl {
-            s.get(key, now).and_then(|e| e.expires_at)
+            s.get(key, now).and_then(|e| e.expires_at())
         } else {
             None
         };
@@ -449,14 +455,16 @@ fn getex(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             }
             TtlChange::At(ms, _) => {
                 if let Some(e) = s.get_mut(key, now) {
-                    e.expires_at = Some(Nanos::expiry_from_millis(ms as u64));
+                    e.set_expires_at(Some(Nanos::expiry_from_millis(ms as u64)));
                 }
             }
             TtlChange::Persist => {
                 // Only a key that had a TTL changes (and is journaled).
-                if s.get_live(key, now).is_some_and(|e| e.expires_at.is_some()) {
+                if s.get_live(key, now)
+                    .is_some_and(|e| e.expires_at().is_some())
+                {
                     if let Some(e) = s.get_mut(key, now) {
-                        e.expires_at = None;
+                        e.set_expires_at(None);
                     }
                 }
             }

@@ -179,7 +179,7 @@ fn edit_string(s: &mut Shard, key: &[u8], now: Nanos, f: impl FnOnce(&mut BytesM
     };
     f(&mut buf);
     let len = buf.len();
-    e.value = Value::Str(buf.freeze());
+    e.value = Value::str(buf.freeze());
     len
 }
 
@@ -231,7 +231,7 @@ fn setrange(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         if old.is_none() {
             let mut buf = vec![0u8; end];
             buf[start..].copy_from_slice(value);
-            s.insert(key, Entry::new(Value::Str(Bytes::from(buf))));
+            s.insert(key, Entry::new(Value::str(Bytes::from(buf))));
             return Ok(Frame::Integer(end as i64));
         }
         drop(old);
@@ -311,7 +311,7 @@ fn setbit(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             if on {
                 buf[byte] = mask;
             }
-            s.insert(key, Entry::new(Value::Str(Bytes::from(buf))));
+            s.insert(key, Entry::new(Value::str(Bytes::from(buf))));
             return Ok(Frame::Integer(0));
         };
         let was = old.get(byte).is_some_and(|b| b & mask != 0);

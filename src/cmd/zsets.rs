@@ -301,7 +301,7 @@ fn zadd(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         if outcomes.iter().any(changed) {
             let exists = existing.is_some();
             if !exists {
-                s.insert(key, Entry::new(Value::ZSet(ZSet::new())));
+                s.insert(key, Entry::new(Value::ZSet(Box::default())));
             }
             let z = write(s, key, now);
             for ((_, member), out) in pairs.iter().zip(&outcomes) {

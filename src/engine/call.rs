@@ -281,7 +281,7 @@ impl<'a> Journal<'a> {
         let db = self.db;
         let entry = shard.get(key, self.now);
         let encode = |out: &mut Vec<u8>| match entry {
-            Some(e) => record::encode_put(db, key, &e.value, e.expires_at, out),
+            Some(e) => record::encode_put(db, key, &e.value, e.expires_at(), out),
             None => record::encode_del(db, key, out),
         };
         if let Some(w) = self.writer {

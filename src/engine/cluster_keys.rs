@@ -26,6 +26,7 @@ impl Engine {
                     let rule_state = matches!(
                         e.value,
                         Value::Gcra(_)
+                            | Value::GcraRule(_)
                             | Value::Window(_)
                             | Value::Quota(_)
                             | Value::Cost(_)

@@ -6,6 +6,7 @@
 //!
 //! A key holding another kind of value is [`Error::WrongType`] and nothing changes.
 
+use std::borrow::Cow;
 use std::sync::atomic::Ordering;
 
 use crate::clock::Nanos;
@@ -20,7 +21,7 @@ use crate::limiter::quota::{self, QuotaOutcome, QuotaParams, QuotaState};
 use crate::limiter::rate::{self, RateParams};
 use crate::limiter::window::{self, Counter, WindowParams, WindowState};
 use crate::policy::events::Event;
-use crate::store::{Entry, Value};
+use crate::store::{Change, Entry, Value};
 
 use super::{Call, Error};
 
@@ -41,34 +42,46 @@ impl Take {
 
 /// A limiter state kind stored as one [`Value`] variant.
 pub trait StateKind: Clone {
-    /// The state inside `v`, or `None` if `v` is another kind (WRONGTYPE).
-    fn from_value(v: &Value) -> Option<&Self>;
+    /// The state inside `v` (borrowed where it is stored as itself), or `None` if `v` is
+    /// another kind (WRONGTYPE).
+    fn from_value(v: &Value) -> Option<Cow<'_, Self>>;
     /// Wraps the state for storage.
     fn into_value(self) -> Value;
 }
 
+// A GCRA state is stored as its bare TAT, or boxed with its emission interval (see
+// `store::entry::Value::gcra`): read by value.
+impl StateKind for GcraState {
+    fn from_value(v: &Value) -> Option<Cow<'_, Self>> {
+        v.as_gcra().map(Cow::Owned)
+    }
+    fn into_value(self) -> Value {
+        Value::gcra(self)
+    }
+}
+
 macro_rules! state_kind {
-    ($ty:ty, $variant:ident) => {
+    // States wider than 8 bytes are boxed in the keyspace (see `store::entry`).
+    ($ty:ty, $variant:ident, boxed) => {
         impl StateKind for $ty {
-            fn from_value(v: &Value) -> Option<&Self> {
+            fn from_value(v: &Value) -> Option<Cow<'_, Self>> {
                 match v {
-                    Value::$variant(s) => Some(s),
+                    Value::$variant(s) => Some(Cow::Borrowed(&**s)),
                     _ => None,
                 }
             }
             fn into_value(self) -> Value {
-                Value::$variant(self)
+                Value::$variant(Box::new(self))
             }
         }
     };
 }
 
-state_kind!(GcraState, Gcra);
-state_kind!(WindowState, Window);
-state_kind!(QuotaState, Quota);
-state_kind!(CostState, Cost);
-state_kind!(LeaseState, Lease);
-state_kind!(BreakerState, Breaker);
+state_kind!(WindowState, Window, boxed);
+state_kind!(QuotaState, Quota, boxed);
+state_kind!(CostState, Cost, boxed);
+state_kind!(LeaseState, Lease, boxed);
+state_kind!(BreakerState, Breaker, boxed);
 
 /// What a transition does to the stored state.
 #[derive(Debug, Clone, PartialEq)]
@@ -152,26 +165,27 @@ impl Call<'_, '_> {
         f: impl FnOnce(Option<&S>) -> (R, Write<S>),
     ) -> Result<R, Error> {
         let now = self.now;
+        // One lookup: the new state goes where the old one was read from.
         self.with_shard(key, |shard| {
-            let (result, write) = match shard.get_live(key, now) {
-                None => f(None),
-                Some(e) => f(Some(S::from_value(&e.value).ok_or(Error::WrongType)?)),
-            };
-            match write {
-                Write::Keep => {}
-                Write::Delete => {
-                    shard.remove(key, now);
-                }
-                // An expiry already reached means the state is fresh: nothing to keep.
-                Write::Put(_, Some(at)) if at <= now => {
-                    shard.remove(key, now);
-                }
-                // One hash lookup whether or not the key exists.
-                Write::Put(state, at) => {
-                    shard.insert(key, Entry::with_expiry(state.into_value(), at))
-                }
-            }
-            Ok(result)
+            shard.update(key, now, |e| {
+                let (result, write) = match e {
+                    None => f(None),
+                    Some(e) => match S::from_value(&e.value) {
+                        Some(s) => f(Some(&*s)),
+                        None => return (Err(Error::WrongType), Change::Keep),
+                    },
+                };
+                let change = match write {
+                    Write::Keep => Change::Keep,
+                    Write::Delete => Change::Remove,
+                    // An expiry already reached means the state is fresh: nothing to keep.
+                    Write::Put(_, Some(at)) if at <= now => Change::Remove,
+                    Write::Put(state, at) => {
+                        Change::Put(Entry::with_expiry(state.into_value(), at))
+                    }
+                };
+                (Ok(result), change)
+            })
         })
     }
 
@@ -185,21 +199,24 @@ impl Call<'_, '_> {
         quantity: u64,
     ) -> Result<GcraDecision, Error> {
         let now = self.now;
+        // One lookup: the new state overwrites the slot the old one was read from.
         let decision = self.with_shard(key, |s| {
-            let state = match s.get_live(key, now).map(|e| &e.value) {
-                None => None,
-                Some(Value::Gcra(state)) => Some(*state),
-                Some(_) => return Err(Error::WrongType),
-            };
-            let (decision, next) = gcra::take(params, state, now, quantity);
-            // Denials and peeks leave the shard untouched (nothing to journal).
-            if let Some(next) = next {
-                s.insert(
-                    key,
-                    Entry::with_expiry(Value::Gcra(next), gcra_expiry(&next)),
-                );
-            }
-            Ok(decision)
+            s.update(key, now, |e| {
+                let state = match e.map(|e| &e.value) {
+                    None => None,
+                    Some(v @ (Value::Gcra(_) | Value::GcraRule(_))) => v.as_gcra(),
+                    Some(_) => return (Err(Error::WrongType), Change::Keep),
+                };
+                let (decision, next) = gcra::take(params, state, now, quantity);
+                // Denials and peeks leave the shard untouched (nothing to journal).
+                let change = match next {
+                    Some(next) => {
+                        Change::Put(Entry::with_expiry(Value::gcra(next), gcra_expiry(&next)))
+                    }
+                    None => Change::Keep,
+                };
+                (Ok(decision), change)
+            })
         })?;
         if quantity > 0 {
             self.count_outcome(decision.allowed);

@@ -12,12 +12,14 @@ use crate::store::{Entry, Shard, Value};
 /// keys are the policy layer's own).
 pub(super) fn read_state(shard: &mut Shard, key: &[u8], now: Nanos) -> Option<RuleState> {
     match &shard.get_live(key, now)?.value {
-        Value::Gcra(s) => Some(RuleState::Gcra(*s)),
-        Value::Window(s) => Some(RuleState::Window(*s)),
-        Value::Quota(s) => Some(RuleState::Quota(*s)),
-        Value::Cost(s) => Some(RuleState::Cost(*s)),
-        Value::Lease(s) => Some(RuleState::Lease(s.clone())),
-        Value::Breaker(s) => Some(RuleState::Breaker(*s)),
+        v @ (Value::Gcra(_) | Value::GcraRule(_)) => v.as_gcra().map(RuleState::Gcra),
+        Value::Window(s) => Some(RuleState::Window(**s)),
+        Value::Quota(s) => Some(RuleState::Quota(**s)),
+        Value::Cost(s) => Some(RuleState::Cost(**s)),
+        Value::Lease(s) => Some(RuleState::Lease(crate::limiter::lease::LeaseState::clone(
+            s,
+        ))),
+        Value::Breaker(s) => Some(RuleState::Breaker(**s)),
         _ => None,
     }
 }
@@ -33,12 +35,12 @@ pub(super) fn write_state(shard: &mut Shard, key: &[u8], w: StateWrite, now: Nan
         }
         StateWrite::Put(s, at) => {
             let value = match s {
-                RuleState::Gcra(s) => Value::Gcra(s),
-                RuleState::Window(s) => Value::Window(s),
-                RuleState::Quota(s) => Value::Quota(s),
-                RuleState::Cost(s) => Value::Cost(s),
-                RuleState::Lease(s) => Value::Lease(s),
-                RuleState::Breaker(s) => Value::Breaker(s),
+                RuleState::Gcra(s) => Value::gcra(s),
+                RuleState::Window(s) => Value::Window(Box::new(s)),
+                RuleState::Quota(s) => Value::Quota(Box::new(s)),
+                RuleState::Cost(s) => Value::Cost(Box::new(s)),
+                RuleState::Lease(s) => Value::Lease(Box::new(s)),
+                RuleState::Breaker(s) => Value::Breaker(Box::new(s)),
             };
             shard.insert(key, Entry::with_expiry(value, at));
         }

@@ -305,7 +305,7 @@ impl Call<'_, '_> {
         lock.push(key.clone());
         let outcome = self.with_keys(&lock, |g| {
             let entry = g.shard(&key).get_live(&key, now)?;
-            let expires_at = entry.expires_at;
+            let expires_at = entry.expires_at();
             match &entry.value {
                 Value::Reservation(cur) if **cur == *r => {}
                 _ => return None,

@@ -541,7 +541,12 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
             out.push(tag::INT);
             out.extend_from_slice(&n.to_le_bytes());
         }
-        Value::Gcra(s) => {
+        Value::Gcra(tat) => {
+            out.push(tag::GCRA);
+            out.push(GCRA_STATE_VERSION);
+            put_u64(out, tat.0);
+        }
+        Value::GcraRule(s) => {
             out.push(tag::GCRA);
             if s.emission == Nanos::ZERO {
                 out.push(GCRA_STATE_VERSION);
@@ -565,7 +570,7 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::Cost(s) => {
             out.push(tag::COST);
             out.push(COST_STATE_VERSION);
-            match *s {
+            match **s {
                 CostState::Calendar { period, spent } => {
                     out.push(cost_kind::CALENDAR);
                     put_u64s(out, &[period.start.0, period.end.0, spent]);
@@ -591,7 +596,7 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::Breaker(s) => {
             out.push(tag::BREAKER);
             out.push(BREAKER_STATE_VERSION);
-            match *s {
+            match **s {
                 BreakerState::Closed {
                     start,
                     failures,
@@ -617,14 +622,14 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::List(l) => {
             out.extend_from_slice(&[tag::LIST, LIST_VERSION]);
             put_count(out, l.len());
-            for e in l {
+            for e in l.iter() {
                 put_bytes(out, e);
             }
         }
         Value::Hash(h) => {
             out.extend_from_slice(&[tag::HASH, HASH_VERSION]);
             put_count(out, h.len());
-            for (f, v) in h {
+            for (f, v) in h.iter() {
                 put_bytes(out, f);
                 put_bytes(out, v);
             }
@@ -632,7 +637,7 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
         Value::Set(s) => {
             out.extend_from_slice(&[tag::SET, SET_VERSION]);
             put_count(out, s.len());
-            for m in s {
+            for m in s.iter() {
                 put_bytes(out, m);
             }
         }
@@ -837,11 +842,11 @@ pub fn decode_payload(payload: &[u8]) -> Result<Record, CorruptReason> {
 
 fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
     Ok(match c.u8("value tag")? {
-        tag::STR => Value::Str(c.bytes("string value")?),
+        tag::STR => Value::str(c.bytes("string value")?),
         tag::INT => Value::Int(c.u64("integer value")? as i64),
         tag::GCRA => match c.u8("gcra state version")? {
-            GCRA_STATE_VERSION => Value::Gcra(GcraState::at(c.nanos("gcra tat")?)),
-            GCRA_STATE_VERSION_EMISSION => Value::Gcra(GcraState {
+            GCRA_STATE_VERSION => Value::Gcra(c.nanos("gcra tat")?),
+            GCRA_STATE_VERSION_EMISSION => Value::gcra(GcraState {
                 tat: c.nanos("gcra tat")?,
                 emission: c.nanos("gcra emission")?,
             }),
@@ -854,23 +859,23 @@ fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
         },
         tag::WINDOW => {
             c.state_version(tag::WINDOW, WINDOW_STATE_VERSION, "window state version")?;
-            Value::Window(WindowState {
+            Value::Window(Box::new(WindowState {
                 start: c.nanos("window start")?,
                 prev: c.u64("window prev")?,
                 curr: c.u64("window curr")?,
-            })
+            }))
         }
         tag::QUOTA => {
             c.state_version(tag::QUOTA, QUOTA_STATE_VERSION, "quota state version")?;
-            Value::Quota(QuotaState {
+            Value::Quota(Box::new(QuotaState {
                 period: c.period("quota period")?,
                 used: c.u64("quota used")?,
                 carry: c.u64("quota carry")?,
-            })
+            }))
         }
         tag::COST => {
             c.state_version(tag::COST, COST_STATE_VERSION, "cost state version")?;
-            Value::Cost(match c.u8("cost state kind")? {
+            Value::Cost(Box::new(match c.u8("cost state kind")? {
                 cost_kind::CALENDAR => CostState::Calendar {
                     period: c.period("cost period")?,
                     spent: c.u64("cost spent")?,
@@ -881,7 +886,7 @@ fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
                     curr: c.u64("cost window curr")?,
                 },
                 _ => return Err(CorruptReason::Malformed("cost state kind")),
-            })
+            }))
         }
         tag::LEASE => {
             c.state_version(tag::LEASE, LEASE_STATE_VERSION, "lease state version")?;
@@ -898,11 +903,11 @@ fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
                     expires_at: c.nanos("lease expiry")?,
                 });
             }
-            Value::Lease(LeaseState { leases })
+            Value::Lease(Box::new(LeaseState { leases }))
         }
         tag::BREAKER => {
             c.state_version(tag::BREAKER, BREAKER_STATE_VERSION, "breaker state version")?;
-            Value::Breaker(match c.u8("breaker state kind")? {
+            Value::Breaker(Box::new(match c.u8("breaker state kind")? {
                 breaker_kind::CLOSED => BreakerState::Closed {
                     start: c.nanos("breaker window start")?,
                     failures: (c.u64("breaker failures")?, c.u64("breaker failures")?),
@@ -917,7 +922,7 @@ fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
                     successes: c.u64("breaker probe successes")?,
                 },
                 _ => return Err(CorruptReason::Malformed("breaker state kind")),
-            })
+            }))
         }
         tag::LIST => {
             c.state_version(tag::LIST, LIST_VERSION, "list version")?;
@@ -926,7 +931,7 @@ fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
             for _ in 0..n {
                 l.push_back(c.bytes("list element")?);
             }
-            Value::List(l)
+            Value::List(Box::new(l))
         }
         tag::HASH => {
             c.state_version(tag::HASH, HASH_VERSION, "hash version")?;
@@ -939,7 +944,7 @@ fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
                     return Err(CorruptReason::Malformed("duplicate hash field"));
                 }
             }
-            Value::Hash(h)
+            Value::Hash(Box::new(h))
         }
         tag::SET => {
             c.state_version(tag::SET, SET_VERSION, "set version")?;
@@ -950,7 +955,7 @@ fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
                     return Err(CorruptReason::Malformed("duplicate set member"));
                 }
             }
-            Value::Set(s)
+            Value::Set(Box::new(s))
         }
         tag::ZSET => {
             c.state_version(tag::ZSET, ZSET_VERSION, "zset version")?;
@@ -965,7 +970,7 @@ fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
                     return Err(CorruptReason::Malformed("duplicate zset member"));
                 }
             }
-            Value::ZSet(z)
+            Value::ZSet(Box::new(z))
         }
         tag::RESERVATION => {
             c.state_version(tag::RESERVATION, RESERVATION_VERSION, "reservation version")?;
@@ -1163,25 +1168,26 @@ mod tests {
 
     fn value() -> impl Strategy<Value = Value> {
         prop_oneof![
-            proptest::collection::vec(any::<u8>(), 0..64).prop_map(|v| Value::Str(v.into())),
+            proptest::collection::vec(any::<u8>(), 0..64).prop_map(|v| Value::str(v.into())),
             any::<i64>().prop_map(Value::Int),
-            nanos().prop_map(|tat| Value::Gcra(GcraState::at(tat))),
-            (nanos(), 1u64..u64::MAX).prop_map(|(tat, e)| Value::Gcra(GcraState {
+            nanos().prop_map(Value::Gcra),
+            (nanos(), 1u64..u64::MAX).prop_map(|(tat, e)| Value::gcra(GcraState {
                 tat,
                 emission: Nanos(e)
             })),
-            (nanos(), any::<u64>(), any::<u64>())
-                .prop_map(|(start, prev, curr)| Value::Window(WindowState { start, prev, curr })),
+            (nanos(), any::<u64>(), any::<u64>()).prop_map(|(start, prev, curr)| Value::Window(
+                Box::new(WindowState { start, prev, curr })
+            )),
             (period(), any::<u64>(), any::<u64>()).prop_map(|(period, used, carry)| {
-                Value::Quota(QuotaState {
+                Value::Quota(Box::new(QuotaState {
                     period,
                     used,
                     carry,
-                })
+                }))
             }),
-            cost().prop_map(Value::Cost),
-            lease().prop_map(Value::Lease),
-            breaker().prop_map(Value::Breaker),
+            cost().prop_map(|s| Value::Cost(Box::new(s))),
+            lease().prop_map(|s| Value::Lease(Box::new(s))),
+            breaker().prop_map(|s| Value::Breaker(Box::new(s))),
             collection_value(),
             reservation(),
         ]
@@ -1228,17 +1234,17 @@ mod tests {
     fn collection_value() -> impl Strategy<Value = Value> {
         let score = any::<f64>().prop_filter("scores are never NaN", |s| !s.is_nan());
         prop_oneof![
-            proptest::collection::vec_deque(element(), 1..6).prop_map(Value::List),
+            proptest::collection::vec_deque(element(), 1..6).prop_map(|l| Value::List(Box::new(l))),
             proptest::collection::vec((element(), element()), 1..6)
-                .prop_map(|v| Value::Hash(v.into_iter().collect())),
+                .prop_map(|v| Value::Hash(Box::new(v.into_iter().collect()))),
             proptest::collection::vec(element(), 1..6)
-                .prop_map(|v| Value::Set(v.into_iter().collect())),
+                .prop_map(|v| Value::Set(Box::new(v.into_iter().collect()))),
             proptest::collection::vec((element(), score), 1..6).prop_map(|v| {
                 let mut z = ZSet::new();
                 for (m, s) in v {
                     z.insert(m, s);
                 }
-                Value::ZSet(z)
+                Value::ZSet(Box::new(z))
             }),
         ]
     }
@@ -1351,7 +1357,7 @@ mod tests {
         let r = Record::Put {
             db: 0,
             key: Bytes::from_static(b"k"),
-            value: Value::Gcra(GcraState::at(Nanos(0x0102))),
+            value: Value::Gcra(Nanos(0x0102)),
             expires_at: Some(Nanos(7)),
         };
         let mut p = Vec::new();
@@ -1401,11 +1407,11 @@ mod tests {
 
     #[test]
     fn window_layout_is_byte_exact() {
-        let v = Value::Window(WindowState {
+        let v = Value::Window(Box::new(WindowState {
             start: Nanos(A),
             prev: B,
             curr: C,
-        });
+        }));
         assert_eq!(
             value_bytes(v),
             [&[4u8, 1][..], &le(A), &le(B), &le(C)].concat()
@@ -1414,14 +1420,14 @@ mod tests {
 
     #[test]
     fn quota_layout_is_byte_exact() {
-        let v = Value::Quota(QuotaState {
+        let v = Value::Quota(Box::new(QuotaState {
             period: Period {
                 start: Nanos(A),
                 end: Nanos(B),
             },
             used: C,
             carry: D,
-        });
+        }));
         assert_eq!(
             value_bytes(v),
             [&[5u8, 1][..], &le(A), &le(B), &le(C), &le(D)].concat()
@@ -1430,22 +1436,22 @@ mod tests {
 
     #[test]
     fn cost_layout_is_byte_exact() {
-        let calendar = Value::Cost(CostState::Calendar {
+        let calendar = Value::Cost(Box::new(CostState::Calendar {
             period: Period {
                 start: Nanos(A),
                 end: Nanos(B),
             },
             spent: C,
-        });
+        }));
         assert_eq!(
             value_bytes(calendar),
             [&[6u8, 1, 0][..], &le(A), &le(B), &le(C)].concat()
         );
-        let rolling = Value::Cost(CostState::Rolling {
+        let rolling = Value::Cost(Box::new(CostState::Rolling {
             start: Nanos(A),
             prev: B,
             curr: C,
-        });
+        }));
         assert_eq!(
             value_bytes(rolling),
             [&[6u8, 1, 1][..], &le(A), &le(B), &le(C)].concat()
@@ -1454,7 +1460,7 @@ mod tests {
 
     #[test]
     fn lease_layout_is_byte_exact() {
-        let two = Value::Lease(LeaseState {
+        let two = Value::Lease(Box::new(LeaseState {
             leases: vec![
                 Lease {
                     id: LeaseId(A),
@@ -1465,42 +1471,42 @@ mod tests {
                     expires_at: Nanos(D),
                 },
             ],
-        });
+        }));
         assert_eq!(
             value_bytes(two),
             [&[7u8, 1, 2, 0, 0, 0][..], &le(A), &le(B), &le(C), &le(D)].concat()
         );
         assert_eq!(
-            value_bytes(Value::Lease(LeaseState::default())),
+            value_bytes(Value::Lease(Box::default())),
             [7u8, 1, 0, 0, 0, 0]
         );
     }
 
     #[test]
     fn breaker_layout_is_byte_exact() {
-        let closed = Value::Breaker(BreakerState::Closed {
+        let closed = Value::Breaker(Box::new(BreakerState::Closed {
             start: Nanos(A),
             failures: (B, C),
             calls: (D, E),
-        });
+        }));
         assert_eq!(
             value_bytes(closed),
             [&[8u8, 1, 0][..], &le(A), &le(B), &le(C), &le(D), &le(E)].concat()
         );
-        let open = Value::Breaker(BreakerState::Open { until: Nanos(A) });
+        let open = Value::Breaker(Box::new(BreakerState::Open { until: Nanos(A) }));
         assert_eq!(value_bytes(open), [&[8u8, 1, 1][..], &le(A)].concat());
         // The example in docs/aof-format.md.
         assert_eq!(
-            value_bytes(Value::Breaker(BreakerState::Open {
+            value_bytes(Value::Breaker(Box::new(BreakerState::Open {
                 until: Nanos(0x0102)
-            })),
+            }))),
             [8, 1, 1, 2, 1, 0, 0, 0, 0, 0, 0]
         );
-        let half_open = Value::Breaker(BreakerState::HalfOpen {
+        let half_open = Value::Breaker(Box::new(BreakerState::HalfOpen {
             since: Nanos(A),
             issued: B,
             successes: C,
-        });
+        }));
         assert_eq!(
             value_bytes(half_open),
             [&[8u8, 1, 2][..], &le(A), &le(B), &le(C)].concat()
@@ -1509,7 +1515,9 @@ mod tests {
 
     #[test]
     fn collection_layouts_are_byte_exact() {
-        let list = Value::List([&b"ab"[..], b""].map(Bytes::copy_from_slice).into());
+        let list = Value::List(Box::new(
+            [&b"ab"[..], b""].map(Bytes::copy_from_slice).into(),
+        ));
         assert_eq!(
             value_bytes(list),
             [9u8, 1, 2, 0, 0, 0, 2, 0, 0, 0, b'a', b'b', 0, 0, 0, 0]
@@ -1517,13 +1525,13 @@ mod tests {
         let mut h = HashValue::default();
         h.insert(Bytes::from_static(b"f"), Bytes::from_static(b"v"));
         assert_eq!(
-            value_bytes(Value::Hash(h)),
+            value_bytes(Value::Hash(Box::new(h))),
             [10u8, 1, 1, 0, 0, 0, 1, 0, 0, 0, b'f', 1, 0, 0, 0, b'v']
         );
         let mut s = SetValue::default();
         s.insert(Bytes::from_static(b"m"));
         assert_eq!(
-            value_bytes(Value::Set(s)),
+            value_bytes(Value::Set(Box::new(s))),
             [11u8, 1, 1, 0, 0, 0, 1, 0, 0, 0, b'm']
         );
         // The example in docs/aof-format.md: members in ascending score order.
@@ -1531,7 +1539,7 @@ mod tests {
         z.insert(Bytes::from_static(b"b"), 2.0);
         z.insert(Bytes::from_static(b"a"), 1.5);
         assert_eq!(
-            value_bytes(Value::ZSet(z)),
+            value_bytes(Value::ZSet(Box::new(z))),
             [
                 &[12u8, 1, 2, 0, 0, 0][..],
                 &1.5f64.to_bits().to_le_bytes(),
@@ -1650,7 +1658,7 @@ mod tests {
                 expires_at: Nanos(i),
             })
             .collect();
-        let bytes = value_bytes(Value::Lease(LeaseState { leases }));
+        let bytes = value_bytes(Value::Lease(Box::new(LeaseState { leases })));
         assert_eq!(bytes.len(), 6 + 16 * MAX_DECODED_LEASES as usize);
     }
 

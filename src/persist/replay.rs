@@ -620,7 +620,7 @@ mod tests {
         store.with_shard(b"live", |sh| {
             let e = sh.get(b"live", now).expect("live key");
             assert_eq!(e.value, Value::Int(5));
-            assert_eq!(e.expires_at, Some(Nanos(200)));
+            assert_eq!(e.expires_at(), Some(Nanos(200)));
         });
         apply(std::slice::from_ref(&store), Record::FlushAll, now).unwrap();
         assert!(store.is_empty());
@@ -718,7 +718,6 @@ mod tests {
         /// the store the live run ended with.
         #[test]
         fn replay_of_a_recorded_run_equals_the_live_store(ops in proptest::collection::vec(op(), 0..60)) {
-            use crate::limiter::gcra::GcraState;
             let store = Store::new(4);
             let mut log = header().to_vec();
             let mut now = Nanos(1_000);
@@ -732,12 +731,14 @@ mod tests {
                     Op::Set(k, v, ttl) => store.with_shard(&[k], |sh| {
                         let e = Entry::with_expiry(Value::Int(v), ttl.map(|t| now.saturating_add(Nanos(t))));
                         sh.insert(&[k], e.clone());
-                        Some(Record::Put { db: 0, key: Bytes::copy_from_slice(&[k]), value: e.value, expires_at: e.expires_at })
+                        Some(Record::Put { db: 0, key: Bytes::copy_from_slice(&[k]), expires_at: e.expires_at(), value: e.value })
                     }),
                     Op::Incr(k) => store.with_shard(&[k], |sh| {
                         let (n, exp) = match sh.get_mut(&[k], now) {
-                            Some(Entry { value: Value::Int(n), expires_at }) => (n.checked_add(1)?, *expires_at),
-                            Some(_) => return None,
+                            Some(e) => match e.value {
+                                Value::Int(n) => (n.checked_add(1)?, e.expires_at()),
+                                _ => return None,
+                            },
                             None => (1, None),
                         };
                         sh.insert(&[k], Entry::with_expiry(Value::Int(n), exp));
@@ -745,12 +746,12 @@ mod tests {
                     }),
                     Op::Take(k, period) => store.with_shard(&[k], |sh| {
                         let tat = match sh.get_mut(&[k], now) {
-                            Some(Entry { value: Value::Gcra(s), .. }) => s.tat.max(now),
+                            Some(Entry { value: Value::Gcra(tat), .. }) => (*tat).max(now),
                             Some(_) => return None,
                             None => now,
                         };
                         let tat = tat.saturating_add(Nanos(period));
-                        let value = Value::Gcra(GcraState::at(tat));
+                        let value = Value::Gcra(tat);
                         sh.insert(&[k], Entry::with_expiry(value.clone(), Some(tat)));
                         Some(Record::Put { db: 0, key: Bytes::copy_from_slice(&[k]), value, expires_at: Some(tat) })
                     }),

@@ -97,7 +97,7 @@ pub fn write_snapshot_with(
                             db,
                             key: bytes::Bytes::copy_from_slice(key),
                             value: entry.value.clone(),
-                            expires_at: entry.expires_at,
+                            expires_at: entry.expires_at(),
                         },
                         &mut buf,
                     );

@@ -36,7 +36,7 @@ impl Store {
                 }
                 let i = shard.sweep_cursor;
                 seen += 1;
-                if shard.map[i].is_expired(now) {
+                if shard.map.entry(i).is_expired(now) {
                     // The last entry moves into slot i; examine that slot again next.
                     shard.map.swap_remove_index(i);
                     shard.expired += 1;

@@ -1,6 +1,7 @@
 //! The keyspace: a fixed number of lock-sharded maps of key -> [`Entry`].
 //!
-//! Each shard is an insertion-ordered hash map behind a `parking_lot` mutex. Atomicity is per
+//! Each shard is a [`Table`] (dense 48-byte slots found through a small hash index; see
+//! [`table`] for the layout and why) behind a `parking_lot` mutex. Atomicity is per
 //! key: a command locks the key's shard, reads the entry, runs its (pure) transition and writes
 //! the result back before the lock drops. Multi-key commands lock every shard they touch in
 //! ascending order, so they cannot deadlock.
@@ -15,30 +16,26 @@
 
 pub mod entry;
 pub mod expire;
+pub mod table;
 pub mod watch;
 pub mod zset;
 
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use indexmap::IndexMap;
 use parking_lot::{Mutex, MutexGuard};
-use smallvec::SmallVec;
 
 use crate::clock::Nanos;
 pub use entry::{Entry, Value};
+pub use table::{Key, Table};
 pub use watch::{WatchFlag, Watchers};
 
 type Hasher = foldhash::fast::RandomState;
 
-/// A stored key. Keys up to 24 bytes (most limiter keys) live inline in the map's entry, so a
-/// lookup compares them without another pointer chase.
-pub type Key = SmallVec<[u8; 24]>;
-
-/// One shard: its map plus the active-expiry cursor.
+/// One shard: its table plus the active-expiry cursor.
 #[derive(Debug)]
 pub struct Shard {
-    map: IndexMap<Key, Entry, Hasher>,
+    map: Table,
     /// Where the active sweep resumes in `map`.
     sweep_cursor: usize,
     /// Keys expired under the current lock, not yet added to the store's total.
@@ -51,7 +48,7 @@ pub struct Shard {
 impl Shard {
     fn new(hasher: Hasher) -> Shard {
         Shard {
-            map: IndexMap::with_hasher(hasher),
+            map: Table::new(hasher),
             sweep_cursor: 0,
             expired: 0,
             dirty: false,
@@ -63,14 +60,14 @@ impl Shard {
     pub fn get_mut(&mut self, key: &[u8], now: Nanos) -> Option<&mut Entry> {
         let idx = self.live_index(key, now)?;
         self.dirty = true;
-        self.map.get_index_mut(idx).map(|(_, e)| e)
+        Some(self.map.entry_mut(idx))
     }
 
     /// The live entry for `key`, for reading; an expired entry is removed first (lazy
     /// expiry, which is not a change: the entry was already logically gone).
     pub fn get_live(&mut self, key: &[u8], now: Nanos) -> Option<&Entry> {
         let idx = self.live_index(key, now)?;
-        self.map.get_index(idx).map(|(_, e)| e)
+        Some(self.map.entry(idx))
     }
 
     /// Whether anything was modified since the last call; clears the flag.
@@ -84,8 +81,8 @@ impl Shard {
     }
 
     fn live_index(&mut self, key: &[u8], now: Nanos) -> Option<usize> {
-        let idx = self.map.get_index_of(key)?;
-        if self.map[idx].is_expired(now) {
+        let idx = self.map.index_of(key)?;
+        if self.map.entry(idx).is_expired(now) {
             self.map.swap_remove_index(idx);
             self.expired += 1;
             return None;
@@ -97,9 +94,7 @@ impl Shard {
     /// pins a network buffer.
     pub fn insert(&mut self, key: &[u8], entry: Entry) {
         self.dirty = true;
-        // One hash lookup: short keys are copied inline anyway, so building the owned key
-        // up front costs nothing extra.
-        self.map.insert(Key::from_slice(key), entry);
+        self.map.insert(key, entry);
     }
 
     /// Read-modify-write of `key`'s value with one hash lookup: `f` sees the live entry (`None`
@@ -112,32 +107,80 @@ impl Shard {
         now: Nanos,
         f: impl FnOnce(Option<&Entry>) -> Result<Value, E>,
     ) -> Result<(), E> {
-        match self.map.entry(Key::from_slice(key)) {
-            indexmap::map::Entry::Occupied(mut o) if !o.get().is_expired(now) => {
-                let value = f(Some(o.get()))?;
-                o.get_mut().value = value;
+        match self.map.index_of(key) {
+            Some(idx) if !self.map.entry(idx).is_expired(now) => {
+                let value = f(Some(self.map.entry(idx)))?;
+                self.map.entry_mut(idx).value = value;
             }
-            indexmap::map::Entry::Occupied(mut o) => {
+            Some(idx) => {
                 self.expired += 1;
                 match f(None) {
-                    Ok(value) => *o.get_mut() = Entry::new(value),
+                    Ok(value) => *self.map.entry_mut(idx) = Entry::new(value),
                     Err(e) => {
-                        o.swap_remove();
+                        self.map.swap_remove_index(idx);
                         return Err(e);
                     }
                 }
             }
-            indexmap::map::Entry::Vacant(v) => {
-                v.insert(Entry::new(f(None)?));
+            None => {
+                let value = f(None)?;
+                self.map.insert(key, Entry::new(value));
             }
         }
         self.dirty = true;
         Ok(())
     }
 
+    /// Read-then-write of `key` with one lookup (the limiters' hot path): `f` sees the live
+    /// entry (`None` when absent or expired; an expired one is removed first, as
+    /// [`Shard::get_live`] does) and returns its result and what to store. Only a
+    /// [`Change::Put`] or the removal of a live entry marks the shard dirty.
+    #[inline]
+    pub fn update<R>(
+        &mut self,
+        key: &[u8],
+        now: Nanos,
+        f: impl FnOnce(Option<&Entry>) -> (R, Change),
+    ) -> R {
+        let found = match self.map.find(key) {
+            Ok(idx) if self.map.entry(idx).is_expired(now) => {
+                self.map.swap_remove_index(idx);
+                self.expired += 1;
+                // Absent now; the second probe only recovers the hash for the insert (rare).
+                self.map.find(key)
+            }
+            other => other,
+        };
+        match found {
+            Ok(idx) => {
+                let (r, change) = f(Some(self.map.entry(idx)));
+                match change {
+                    Change::Keep => {}
+                    Change::Put(e) => {
+                        *self.map.entry_mut(idx) = e;
+                        self.dirty = true;
+                    }
+                    Change::Remove => {
+                        self.map.swap_remove_index(idx);
+                        self.dirty = true;
+                    }
+                }
+                r
+            }
+            Err(h) => {
+                let (r, change) = f(None);
+                if let Change::Put(e) = change {
+                    self.map.push_new(h, key, e);
+                    self.dirty = true;
+                }
+                r
+            }
+        }
+    }
+
     /// Removes `key`; returns the live entry it held (an expired one counts as absent).
     pub fn remove(&mut self, key: &[u8], now: Nanos) -> Option<Entry> {
-        let entry = self.map.swap_remove(key)?;
+        let entry = self.map.remove(key)?;
         if entry.is_expired(now) {
             self.expired += 1;
             return None;
@@ -149,7 +192,7 @@ impl Shard {
     /// The key of entry number `idx` (`0..len()`), if it is live; an expired entry there is
     /// removed (lazy expiry) and reads as none.
     pub fn key_at(&mut self, idx: usize, now: Nanos) -> Option<bytes::Bytes> {
-        let (k, e) = self.map.get_index(idx)?;
+        let (k, e) = self.map.slot(idx)?;
         if e.is_expired(now) {
             self.map.swap_remove_index(idx);
             self.expired += 1;
@@ -160,7 +203,7 @@ impl Shard {
 
     /// Whether `key` has an entry, live or expired but not yet removed.
     pub fn holds(&self, key: &[u8]) -> bool {
-        self.map.contains_key(key)
+        self.map.index_of(key).is_some()
     }
 
     /// Number of entries, including expired ones not yet swept (as Redis counts).
@@ -173,18 +216,20 @@ impl Shard {
         self.map.is_empty()
     }
 
+    /// Buckets of the shard's hash index (for the load factor `INFO keyspace` reports).
+    pub fn index_buckets(&self) -> usize {
+        self.map.buckets()
+    }
+
     /// Live keys with their entries.
     pub fn iter_live(&self, now: Nanos) -> impl Iterator<Item = (&[u8], &Entry)> {
-        self.map
-            .iter()
-            .filter(move |(_, e)| !e.is_expired(now))
-            .map(|(k, e)| (k.as_slice(), e))
+        self.map.iter().filter(move |(_, e)| !e.is_expired(now))
     }
 
     /// Number of live entries carrying an expiry.
     pub fn count_volatile(&self, now: Nanos) -> usize {
         self.iter_live(now)
-            .filter(|(_, e)| e.expires_at.is_some())
+            .filter(|(_, e)| e.expires_at().is_some())
             .count()
     }
 
@@ -192,9 +237,19 @@ impl Shard {
     pub fn clear(&mut self) {
         self.dirty |= !self.map.is_empty();
         self.map.clear();
-        self.map.shrink_to_fit();
         self.sweep_cursor = 0;
     }
+}
+
+/// What [`Shard::update`] stores.
+#[derive(Debug)]
+pub enum Change {
+    /// Nothing changes.
+    Keep,
+    /// Store this entry (insert or replace).
+    Put(Entry),
+    /// Remove the key.
+    Remove,
 }
 
 /// The sharded keyspace.
@@ -296,6 +351,12 @@ impl Store {
                 .map(|i| (i, self.lock_shard(i)))
                 .collect(),
         }
+    }
+
+    /// Runs `f` on shard `idx`, under its lock (tests walk the shards as `SCAN` does).
+    #[cfg(test)]
+    fn with_shard_at_for_test<R>(&self, idx: usize, f: impl FnOnce(&mut Shard) -> R) -> R {
+        f(&mut self.lock_shard(idx))
     }
 
     /// Runs `f` on the shard owning `key`, under its lock.
@@ -452,7 +513,7 @@ mod tests {
     use bytes::Bytes;
 
     fn s(b: &str) -> Value {
-        Value::Str(Bytes::copy_from_slice(b.as_bytes()))
+        Value::str(Bytes::copy_from_slice(b.as_bytes()))
     }
 
     #[test]
@@ -484,16 +545,21 @@ mod tests {
         assert!(sh.take_dirty());
         assert_eq!(sh.get(b"k", Nanos(1)).unwrap().value, Value::Int(1));
         // Live: the value changes, the expiry stays.
-        sh.get_mut(b"k", Nanos(1)).unwrap().expires_at = Some(Nanos(10));
+        sh.get_mut(b"k", Nanos(1))
+            .unwrap()
+            .set_expires_at(Some(Nanos(10)));
         sh.take_dirty();
         assert_eq!(sh.upsert(b"k", Nanos(5), bump), Ok(()));
         assert!(sh.take_dirty());
         let e = sh.get(b"k", Nanos(5)).unwrap();
-        assert_eq!((&e.value, e.expires_at), (&Value::Int(2), Some(Nanos(10))));
+        assert_eq!(
+            (&e.value, e.expires_at()),
+            (&Value::Int(2), Some(Nanos(10)))
+        );
         // Expired: read as absent, stored fresh without the old expiry.
         assert_eq!(sh.upsert(b"k", Nanos(10), bump), Ok(()));
         let e = sh.get(b"k", Nanos(1_000)).unwrap();
-        assert_eq!((&e.value, e.expires_at), (&Value::Int(1), None));
+        assert_eq!((&e.value, e.expires_at()), (&Value::Int(1), None));
         // A failure on a live entry stores nothing and is not a change.
         sh.insert(b"s", Entry::with_expiry(s("v"), Some(Nanos(20))));
         sh.take_dirty();
@@ -548,5 +614,134 @@ mod tests {
         }
         drop(g);
         assert_eq!(store.len(), 3);
+    }
+
+    mod model {
+        use super::*;
+        use proptest::prelude::*;
+        use std::collections::{HashMap, HashSet};
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Put(u16, Option<u64>),
+            Del(u16),
+            Persist(u16),
+            Sweep(usize),
+            Advance(u64),
+            ScanStep,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                5 => (0u16..400, proptest::option::of(1u64..50)).prop_map(|(k, t)| Op::Put(k, t)),
+                2 => (0u16..400).prop_map(Op::Del),
+                1 => (0u16..400).prop_map(Op::Persist),
+                1 => (1usize..40).prop_map(Op::Sweep),
+                1 => (1u64..10).prop_map(Op::Advance),
+                3 => Just(Op::ScanStep),
+            ]
+        }
+
+        fn key(k: u16) -> Vec<u8> {
+            if k % 4 == 0 {
+                format!("a-key-too-long-to-be-stored-inline:{k}").into_bytes()
+            } else {
+                format!("user:{k:012}").into_bytes()
+            }
+        }
+
+        proptest! {
+            /// The sharded store against a model map, with lazy and active expiry, and a SCAN
+            /// (one shard per step, as the command does) running across the changes: every
+            /// key present for the whole scan is returned, none twice, and none that never
+            /// existed.
+            #[test]
+            fn store_matches_a_model_map_under_scan_and_expiry(
+                ops in proptest::collection::vec(op(), 1..800)
+            ) {
+                let store = Store::new(8);
+                let mut model: HashMap<Vec<u8>, Option<u64>> = HashMap::new();
+                let mut now = 0u64;
+                let mut cursor = 0usize;
+                let mut returned: Vec<Vec<u8>> = Vec::new();
+                let mut ever: HashSet<Vec<u8>> = HashSet::new();
+                // Keys live since the scan started and not removed since.
+                let mut stable: HashSet<Vec<u8>> = model.keys().cloned().collect();
+                let live = |m: &HashMap<Vec<u8>, Option<u64>>, k: &[u8], now: u64| {
+                    m.get(k).is_some_and(|at| at.is_none_or(|at| at > now))
+                };
+                for op in ops {
+                    match op {
+                        Op::Put(k, ttl) => {
+                            let k = key(k);
+                            let at = ttl.map(|t| now + t);
+                            store.with_shard(&k, |s| {
+                                s.insert(&k, Entry::with_expiry(Value::Int(1), at.map(Nanos)))
+                            });
+                            model.insert(k.clone(), at);
+                            ever.insert(k.clone());
+                            if at.is_some() {
+                                stable.remove(&k);
+                            }
+                        }
+                        Op::Del(k) => {
+                            let k = key(k);
+                            let got = store.with_shard(&k, |s| s.remove(&k, Nanos(now)).is_some());
+                            prop_assert_eq!(got, live(&model, &k, now));
+                            model.remove(&k);
+                            stable.remove(&k);
+                        }
+                        Op::Persist(k) => {
+                            let k = key(k);
+                            store.with_shard(&k, |s| {
+                                if let Some(e) = s.get_mut(&k, Nanos(now)) {
+                                    e.set_expires_at(None);
+                                }
+                            });
+                            if live(&model, &k, now) {
+                                model.insert(k, None);
+                            }
+                        }
+                        Op::Sweep(budget) => {
+                            store.sweep(Nanos(now), budget);
+                        }
+                        Op::Advance(d) => {
+                            now += d;
+                            stable.retain(|k| live(&model, k, now));
+                        }
+                        Op::ScanStep => {
+                            store.with_shard_at_for_test(cursor, |s| {
+                                returned.extend(s.iter_live(Nanos(now)).map(|(k, _)| k.to_vec()));
+                            });
+                            cursor += 1;
+                            if cursor == store.shard_count() {
+                                let got: HashSet<_> = returned.iter().cloned().collect();
+                                prop_assert_eq!(got.len(), returned.len(), "a key returned twice");
+                                prop_assert!(got.is_subset(&ever), "a key that never existed");
+                                prop_assert!(stable.is_subset(&got), "a stable key was missed");
+                                cursor = 0;
+                                returned.clear();
+                                stable = model
+                                    .keys()
+                                    .filter(|k| live(&model, k, now))
+                                    .cloned()
+                                    .collect();
+                            }
+                        }
+                    }
+                    // Every operation leaves the store equal to the model's live keys.
+                    for (k, at) in &model {
+                        let got = store.with_shard(k, |s| s.get(k, Nanos(now)).map(|e| e.expires_at()));
+                        if live(&model, k, now) {
+                            prop_assert_eq!(got, Some(at.map(Nanos)));
+                        } else {
+                            prop_assert_eq!(got, None);
+                        }
+                    }
+                }
+                let (keys, _) = store.counts(Nanos(now));
+                prop_assert!(keys >= model.keys().filter(|k| live(&model, k, now)).count());
+            }
+        }
     }
 }
