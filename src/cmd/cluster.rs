@@ -578,8 +578,9 @@ pub(crate) fn check(
     spec: &'static CommandSpec,
     req: &[Bytes],
 ) -> Result<(), CommandError> {
-    let asking = std::mem::take(&mut ctx.session.cluster_asking);
-    let _ = asking; // No slot is ever importing (no migration yet): ASKING changes nothing.
+    // `ASKING` lasts one command (its own handler sets it again). No slot is ever importing
+    // yet (no migration), so it changes no routing decision.
+    ctx.session.cluster_asking = false;
     let result = route(ctx, spec, req);
     if let Err(e) = result {
         if spec.name == "EXEC" {
