@@ -18,7 +18,7 @@ use crate::script::known;
 use crate::script::Sha;
 
 // The connection loop's entry points, where it has always found them.
-pub use super::script_run::{batch_token, busy_gate, takes_token, BusyGate};
+pub use super::script_run::{batch_token, busy_gate, runs_lua, takes_token, BusyGate};
 use super::script_run::{err, NOSCRIPT_ERR};
 
 const EVAL_ARGS: &str = "script:string numkeys:integer [key:key...] [arg:string...]";

@@ -26,7 +26,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::TcpStream;
 
 use super::replies::{output_limited, Replies, SocketReplies, StreamReplies};
-use crate::cmd::scripting::{batch_token, busy_gate, takes_token, BusyGate};
+use crate::cmd::scripting::{batch_token, busy_gate, runs_lua, takes_token, BusyGate};
 use crate::cmd::{dispatch, ClientInfo, Ctx, Session, Shared};
 use crate::config::OutputBufferLimit;
 use crate::metrics::add;
@@ -168,25 +168,62 @@ where
                     &mut wbuf,
                     &mut pending,
                     out_limit.hard,
+                    false,
                 );
                 let mut failed = false;
-                while outcome == Batch::Wait {
-                    // The replies so far go out (or are held for the AOF) while this
-                    // connection waits for another connection's script.
-                    if !send_all(&shared, &mut session, &mut out, &mut wbuf, out_limit).await
-                        || !wait_for_script(&shared, &info, &mut stop).await
-                    {
-                        failed = true;
-                        break;
-                    }
-                    outcome = run_batch(
-                        &shared,
-                        &mut session,
-                        &mut rbuf,
-                        &mut wbuf,
-                        &mut pending,
-                        out_limit.hard,
-                    );
+                loop {
+                    outcome = match outcome {
+                        Batch::Lua => {
+                            // The rest of the batch runs on a blocking-pool thread: a script
+                            // (or a wait for the script token) never holds a worker, which
+                            // stays free to answer BUSY and serve SCRIPT KILL to others.
+                            let job = shared.clone();
+                            let hard = out_limit.hard;
+                            let ran = tokio::task::spawn_blocking(move || {
+                                let outcome = run_batch(
+                                    &job,
+                                    &mut session,
+                                    &mut rbuf,
+                                    &mut wbuf,
+                                    &mut pending,
+                                    hard,
+                                    true,
+                                );
+                                (session, rbuf, wbuf, pending, outcome)
+                            })
+                            .await;
+                            match ran {
+                                Ok(back) => {
+                                    (session, rbuf, wbuf, pending) = (back.0, back.1, back.2, back.3);
+                                    back.4
+                                }
+                                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                                // The runtime is shutting down.
+                                Err(_) => return,
+                            }
+                        }
+                        Batch::Wait => {
+                            // The replies so far go out (or are held for the AOF) while this
+                            // connection waits for another connection's script.
+                            if !send_all(&shared, &mut session, &mut out, &mut wbuf, out_limit)
+                                .await
+                                || !wait_for_script(&shared, &info, &mut stop).await
+                            {
+                                failed = true;
+                                break;
+                            }
+                            run_batch(
+                                &shared,
+                                &mut session,
+                                &mut rbuf,
+                                &mut wbuf,
+                                &mut pending,
+                                out_limit.hard,
+                                false,
+                            )
+                        }
+                        _ => break,
+                    };
                 }
                 if failed || outcome == Batch::Abort {
                     break;
@@ -275,6 +312,8 @@ async fn wait_for_script(
     tokio::pin!(notified);
     notified.as_mut().enable();
     if !run.is_running() || run.is_timed_out() {
+        // A script is starting (the command gate is closed for an instant) or just ended.
+        tokio::task::yield_now().await;
         return true;
     }
     tokio::select! {
@@ -299,6 +338,9 @@ enum Batch {
     Close,
     /// A request waits in `pending` for another connection's script.
     Wait,
+    /// A request in `pending` runs Lua or takes the script token: the batch goes on on a
+    /// blocking-pool thread.
+    Lua,
     /// The replies reached the `normal` class's hard output buffer limit: close without them.
     OverLimit,
     /// An HTTP request reached the port: close at once, writing nothing more (not even the
@@ -330,6 +372,14 @@ fn warn_http_request(session: &Session) {
 }
 
 /// Runs `pending` and then every complete request in `rbuf`, appending replies to `wbuf`.
+/// On a worker thread (`on_script_thread` false) it stops at the first request that runs Lua
+/// (see `cmd::scripting::runs_lua`), which the caller then runs with the rest of the batch on
+/// a blocking-pool thread.
+///
+/// A request that does not run Lua runs under the command gate (see
+/// `script::RunState::command_gate`), and waits without running while another connection's
+/// script runs: it could otherwise block this thread on the script's shard locks.
+#[allow(clippy::too_many_arguments)]
 fn run_batch(
     shared: &Shared,
     session: &mut Session,
@@ -337,6 +387,7 @@ fn run_batch(
     wbuf: &mut BytesMut,
     pending: &mut Option<Request>,
     out_hard: u64,
+    on_script_thread: bool,
 ) -> Batch {
     let mut ran = false;
     // Read once per batch: the config lock is shared by every connection.
@@ -365,8 +416,17 @@ fn run_batch(
                     warn_http_request(session);
                     return Batch::Abort;
                 }
-                if shared.scripts.run_state().is_running() {
+                let lua = runs_lua(session, &req);
+                if lua && !on_script_thread {
+                    *pending = Some(req);
+                    return Batch::Lua;
+                }
+                let run = shared.scripts.run_state();
+                let gate = if lua { None } else { run.command_gate() };
+                if (lua && run.is_running()) || (!lua && gate.is_none()) {
                     match busy_gate(shared, session, &req) {
+                        // A script runner queues for the token (on this script thread);
+                        // others here touch no key (allow_busy, unknown, wrong arity).
                         BusyGate::Run => {}
                         BusyGate::Wait => {
                             *pending = Some(req);
@@ -386,6 +446,7 @@ fn run_batch(
                     token = batch_token(shared);
                 }
                 let reply = dispatch(&mut Ctx::new(shared, &mut *session, now), &req);
+                drop(gate);
                 if session.close_without_reply {
                     return Batch::Close;
                 }
