@@ -440,6 +440,16 @@ impl<'a> Ctx<'a> {
         self.call().with_keys_writing(keys, written, f)
     }
 
+    /// [`Call::with_keys_reporting`]: every shard owning one of `keys` locked; only the keys
+    /// whose indices `f` returns journaled and signalled when something changed.
+    pub fn with_keys_reporting<K: AsRef<[u8]>, R>(
+        &mut self,
+        keys: &[K],
+        f: impl for<'g> FnOnce(&mut MultiGuard<'g>) -> (R, Vec<usize>),
+    ) -> R {
+        self.call().with_keys_reporting(keys, f)
+    }
+
     /// [`Call::with_all_shards`]: every shard of the selected database locked.
     pub fn with_all_shards<R>(
         &mut self,

@@ -138,6 +138,22 @@ impl<'c, 'g> Call<'c, 'g> {
         written: &[W],
         f: impl for<'x> FnOnce(&mut MultiGuard<'x>) -> R,
     ) -> R {
+        let written: Vec<usize> = written
+            .iter()
+            .filter_map(|w| keys.iter().position(|k| k.as_ref() == w.as_ref()))
+            .collect();
+        self.with_keys_reporting(keys, |g| (f(g), written))
+    }
+
+    /// [`Call::with_keys`] for a command that decides under the locks which keys it changed:
+    /// `f` returns, with its result, the indices in `keys` of the keys it changed, and only
+    /// those are journaled and signalled to their `WATCH`ers (`SMOVE` leaves a destination that
+    /// already holds the member untouched, as in Redis).
+    pub fn with_keys_reporting<K: AsRef<[u8]>, R>(
+        &mut self,
+        keys: &[K],
+        f: impl for<'x> FnOnce(&mut MultiGuard<'x>) -> (R, Vec<usize>),
+    ) -> R {
         let db = self.store();
         let journal = Journal::new(self.engine, self.db, self.now);
         let (stats, aof_seq, now) = (&mut *self.stats, &mut *self.aof_seq, self.now);
@@ -145,7 +161,7 @@ impl<'c, 'g> Call<'c, 'g> {
             for k in keys {
                 g.shard(k.as_ref()).take_dirty();
             }
-            let r = f(g);
+            let (r, written) = f(g);
             let mut changed = false;
             for k in keys {
                 changed |= g.shard(k.as_ref()).take_dirty();
@@ -154,7 +170,8 @@ impl<'c, 'g> Call<'c, 'g> {
                 // Which of the keys changed is not tracked per key; journaling each key's
                 // current state is exact either way, since records are full states.
                 stats.dirty += 1;
-                for k in written {
+                let written = written.iter().filter_map(|&i| keys.get(i));
+                for k in written.clone() {
                     journal.key(g.shard(k.as_ref()), k.as_ref(), aof_seq);
                 }
                 if db.watchers.active() {

@@ -10,7 +10,9 @@
 //!
 //! One VM serves the whole server, behind a reentrant mutex that doubles as the script token:
 //! whoever holds it may run Lua. It is taken before any shard lock (EXEC takes it first when
-//! its queue holds a script), which keeps the lock order total.
+//! its queue holds a script), which keeps the lock order total. Callers run scripts off the
+//! async runtime's worker threads (see `server::connection`); [`RunState`] holds the command
+//! gate that keeps ordinary commands from blocking on a running script's shards.
 
 pub mod bit;
 pub mod cjson;

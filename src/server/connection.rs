@@ -194,7 +194,8 @@ where
                             .await;
                             match ran {
                                 Ok(back) => {
-                                    (session, rbuf, wbuf, pending) = (back.0, back.1, back.2, back.3);
+                                    (session, rbuf, wbuf, pending) =
+                                        (back.0, back.1, back.2, back.3);
                                     back.4
                                 }
                                 Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
