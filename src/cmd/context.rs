@@ -47,6 +47,8 @@ pub struct Shared {
     pub rewrite_requested: AtomicBool,
     /// The Lua VM, script cache, function libraries and running-script state.
     pub scripts: crate::script::Scripts,
+    /// Clients blocked by BLPOP and the other blocking commands (see `cmd::blocking`).
+    pub blocked: super::blocking::Blocked,
     /// ACL users.
     pub acl: crate::acl::Acl,
     /// The TLS configuration new connections on the TLS port get (`CONFIG SET` replaces it).
@@ -78,6 +80,7 @@ impl Shared {
             started_at,
             rewrite_requested: AtomicBool::new(false),
             scripts: crate::script::Scripts::new(),
+            blocked: super::blocking::Blocked::default(),
             acl,
             tls: crate::tls::Tls::default(),
         }
@@ -304,6 +307,9 @@ pub struct Session {
     pub aof_seq: Option<Seq>,
     /// Commands queued since `MULTI`, or `None` outside a transaction.
     pub multi: Option<Vec<Vec<Bytes>>>,
+    /// Set by a blocking command that found nothing: the connection blocks the client on it
+    /// (see `cmd::blocking`).
+    pub block: Option<super::blocking::Block>,
     /// A command was refused while queuing: `EXEC` must abort.
     pub multi_error: bool,
     /// Subscribed to at least one channel, pattern or shard channel: Redis's Pub/Sub context,
@@ -353,6 +359,7 @@ impl Session {
             db: 0,
             aof_seq: None,
             multi: None,
+            block: None,
             multi_error: false,
             pubsub_mode: false,
             pubsub_used: false,

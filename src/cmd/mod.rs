@@ -9,6 +9,7 @@
 pub mod acl;
 pub mod admin;
 pub mod args;
+pub mod blocking;
 pub mod breaker;
 pub mod config_cmd;
 pub mod connection;
@@ -217,7 +218,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 33] {
+pub fn families() -> [&'static [CommandSpec]; 34] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -252,6 +253,7 @@ pub fn families() -> [&'static [CommandSpec]; 33] {
         policy::COMMANDS,
         scripting::COMMANDS,
         functions::COMMANDS,
+        blocking::COMMANDS,
     ]
 }
 

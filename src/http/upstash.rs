@@ -422,6 +422,11 @@ impl Client {
             u64::try_from(self.session.info.created.elapsed().as_millis()).unwrap_or(u64::MAX),
             std::sync::atomic::Ordering::Relaxed,
         );
+        // A blocking command (BLPOP, ...) that found nothing does not block over HTTP: it
+        // answers its timeout reply at once, as inside MULTI.
+        if let Some(block) = self.session.block.take() {
+            return block.timeout_reply();
+        }
         reply
     }
 

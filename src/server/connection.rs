@@ -223,6 +223,41 @@ where
                                 false,
                             )
                         }
+                        Batch::Blocked => {
+                            // The replies before the blocking command go out, then the client
+                            // waits for its reply (see `cmd::blocking`).
+                            if !send_all(&shared, &mut session, &mut out, &mut wbuf, out_limit)
+                                .await
+                            {
+                                failed = true;
+                                break;
+                            }
+                            let waited = wait_blocked(
+                                &shared,
+                                &info,
+                                &mut session,
+                                &mut rd,
+                                &mut rbuf,
+                                &mut stop,
+                                qbuf_limit,
+                            )
+                            .await;
+                            let Some((frame, seq)) = waited else {
+                                failed = true;
+                                break;
+                            };
+                            session.aof_seq = session.aof_seq.max(seq);
+                            encode(&frame, session.resp, &mut wbuf);
+                            run_batch(
+                                &shared,
+                                &mut session,
+                                &mut rbuf,
+                                &mut wbuf,
+                                &mut pending,
+                                out_limit.hard,
+                                false,
+                            )
+                        }
                         _ => break,
                     };
                 }
@@ -330,6 +365,65 @@ async fn wait_for_script(
     }
 }
 
+/// Waits, without a thread, until the client blocked by the command that left its block in
+/// `session` gets its reply: served by another client's write, its timeout, or `CLIENT
+/// UNBLOCK`. Bytes the client sends meanwhile are kept for after the reply, as Redis keeps a
+/// blocked client's pipeline. `None` if the connection must close instead (it closed, was
+/// killed, went over the query buffer limit, or the server stops).
+async fn wait_blocked<R: AsyncRead + Unpin>(
+    shared: &Shared,
+    info: &ClientInfo,
+    session: &mut Session,
+    rd: &mut R,
+    rbuf: &mut BytesMut,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    qbuf_limit: u64,
+) -> Option<(crate::protocol::Frame, Option<crate::persist::Seq>)> {
+    let block = session
+        .block
+        .take()
+        .expect("invariant: Batch::Blocked is returned with the session's block set");
+    let timeout_ms = block.timeout_ms;
+    let mut served = shared.blocked.register(session, block);
+    // A push may have come between the command's attempt and the registration.
+    if let Some(_gate) = shared.scripts.run_state().command_gate() {
+        crate::cmd::blocking::serve(shared, shared.engine.clock.now());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    let forget = |why| {
+        shared.blocked.forget(info.id);
+        why
+    };
+    loop {
+        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            rbuf.reserve(READ_CHUNK.max(rbuf.len()));
+        }
+        tokio::select! {
+            r = &mut served => return r.ok(),
+            _ = tokio::time::sleep_until(deadline), if timeout_ms > 0 => {
+                // Unless it was served meanwhile, the client gets its timeout reply.
+                shared.blocked.unblock(info.id, |b| b.timeout_reply());
+                return served.await.ok();
+            }
+            r = rd.read_buf(rbuf) => match r {
+                Ok(n) if n > 0 => {
+                    add(&shared.metrics.total_net_input_bytes, n as u64);
+                    if rbuf.len() as u64 > qbuf_limit {
+                        return forget(None);
+                    }
+                }
+                _ => return forget(None),
+            },
+            _ = info.pubsub.notified() => {
+                if info.killed.load(Ordering::Relaxed) || info.pubsub.is_closing() {
+                    return forget(None);
+                }
+            }
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return forget(None),
+        }
+    }
+}
+
 /// How a batch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Batch {
@@ -342,6 +436,8 @@ enum Batch {
     /// A request in `pending` runs Lua or takes the script token: the batch goes on on a
     /// blocking-pool thread.
     Lua,
+    /// A blocking command found nothing: the client waits (its reply is not written yet).
+    Blocked,
     /// The replies reached the `normal` class's hard output buffer limit: close without them.
     OverLimit,
     /// An HTTP request reached the port: close at once, writing nothing more (not even the
@@ -448,6 +544,16 @@ fn run_batch(
                 }
                 let reply = dispatch(&mut Ctx::new(shared, &mut *session, now), &req);
                 drop(gate);
+                if session.block.is_some() {
+                    return Batch::Blocked;
+                }
+                // Clients blocked on keys this command made ready are served before the next
+                // command (skipped while a script runs: its own connection serves after it).
+                if !shared.blocked.is_empty() {
+                    if let Some(_gate) = shared.scripts.run_state().command_gate() {
+                        crate::cmd::blocking::serve(shared, now);
+                    }
+                }
                 if session.close_without_reply {
                     return Batch::Close;
                 }
