@@ -191,17 +191,15 @@ async fn multi_does_not_block_and_exec_and_scripts_serve_after_they_finish() {
         Reply::Array(vec![Reply::Int(1), Reply::Int(2), Reply::Int(3)])
     );
     assert_eq!(waiter.read_reply().await, pair("q", "c"));
-    // Inside a script, a blocking command does not block; a script's push serves clients.
+    // As in Redis 7.0, scripts may not call BLPOP (noscript); BLMPOP does not block in them.
+    let pcall_blpop = "return redis.pcall('blpop', KEYS[1], 0)";
     assert_eq!(
-        c.cmd(&[
-            "EVAL",
-            "return redis.call('blpop', KEYS[1], 0)",
-            "1",
-            "none"
-        ])
-        .await,
-        Reply::Null
+        c.cmd(&["EVAL", pcall_blpop, "1", "none"]).await,
+        Reply::Error("ERR This Redis command is not allowed from script".into())
     );
+    let blmpop = "return redis.call('blmpop', 0, 1, KEYS[1], 'LEFT')";
+    assert_eq!(c.cmd(&["EVAL", blmpop, "1", "none"]).await, Reply::Null);
+    // A script's push serves clients.
     let mut waiter = block(&server, &["BRPOP", "s", "0"], 1).await;
     assert_eq!(
         c.cmd(&["EVAL", "return redis.call('rpush', KEYS[1], 'v')", "1", "s"])

@@ -45,7 +45,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "BLPOP",
         arity: -3,
-        flags: WRITE,
+        flags: WRITE | NOSCRIPT | BLOCKING,
         first_key: 1,
         last_key: -2,
         key_step: 1,
@@ -60,7 +60,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "BRPOP",
         arity: -3,
-        flags: WRITE,
+        flags: WRITE | NOSCRIPT | BLOCKING,
         first_key: 1,
         last_key: -2,
         key_step: 1,
@@ -75,7 +75,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "BLMOVE",
         arity: 6,
-        flags: WRITE | DENYOOM,
+        flags: WRITE | DENYOOM | NOSCRIPT | BLOCKING,
         first_key: 1,
         last_key: 2,
         key_step: 1,
@@ -96,7 +96,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "BRPOPLPUSH",
         arity: 4,
-        flags: WRITE | DENYOOM,
+        flags: WRITE | DENYOOM | NOSCRIPT | BLOCKING,
         first_key: 1,
         last_key: 2,
         key_step: 1,
@@ -110,7 +110,7 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "BLMPOP",
         arity: -5,
-        flags: WRITE | MOVABLEKEYS,
+        flags: WRITE | BLOCKING | MOVABLEKEYS,
         group: "list",
         summary: "Pops the first element from one of multiple lists. Blocks until an element is available otherwise. Deletes the list if the last element was popped.",
         since: "7.0.0",

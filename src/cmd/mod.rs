@@ -96,6 +96,8 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 14;
     /// May be called without any key (its keys are given by a count, possibly 0).
     pub const NO_MANDATORY_KEYS: u32 = 1 << 15;
+    /// May block the client (`BLPOP`, ...; see `cmd::blocking`).
+    pub const BLOCKING: u32 = 1 << 16;
     /// Internal (not reported): runs at once inside `MULTI` instead of being queued
     /// (`EXEC`, `DISCARD`, `MULTI`, `WATCH`, `QUIT`, `RESET`).
     pub const TX_CONTROL: u32 = 1 << 20;
@@ -127,6 +129,7 @@ pub mod flags {
         (ADMIN, "admin"),
         (PUBSUB, "pubsub"),
         (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
