@@ -305,3 +305,51 @@ async fn what_serving_a_client_changed_survives_a_restart() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn sorted_set_pops_block_and_are_served_like_lists() {
+    let server = TestServer::start().await;
+    let mut c = server.raw().await;
+    c.cmd(&["ZADD", "z", "1", "a", "2", "b"]).await;
+    // Not blocking: RESP2 scores are bulk strings.
+    assert_eq!(
+        c.cmd(&["BZPOPMAX", "none", "z", "0"]).await,
+        Reply::Array(vec![Reply::bulk("z"), Reply::bulk("b"), Reply::bulk("2")])
+    );
+    let mut min = block(&server, &["BZPOPMIN", "w", "0"], 1).await;
+    let mut multi = block(&server, &["BZMPOP", "0", "1", "w", "MAX", "COUNT", "5"], 2).await;
+    // A list on the key serves neither; a sorted set serves both, in order.
+    c.cmd(&["RPUSH", "w", "x"]).await;
+    c.cmd(&["DEL", "w"]).await;
+    assert_eq!(
+        c.cmd(&["ZADD", "w", "1", "p", "2", "q", "3", "r"]).await,
+        Reply::Int(3)
+    );
+    assert_eq!(
+        min.read_reply().await,
+        Reply::Array(vec![Reply::bulk("w"), Reply::bulk("p"), Reply::bulk("1")])
+    );
+    let pair = |m: &str, s: &str| Reply::Array(vec![Reply::bulk(m), Reply::bulk(s)]);
+    assert_eq!(
+        multi.read_reply().await,
+        Reply::Array(vec![
+            Reply::bulk("w"),
+            Reply::Array(vec![pair("r", "3"), pair("q", "2")])
+        ])
+    );
+    assert_eq!(c.cmd(&["EXISTS", "w"]).await, Reply::Int(0));
+    assert_eq!(
+        c.exchange(&common::resp(&["BZPOPMIN", "w", "0.01"]), 1)
+            .await,
+        b"*-1\r\n"
+    );
+    assert_eq!(
+        c.cmd(&["BZMPOP", "0", "1", "w", "LEFT"]).await,
+        Reply::Error("ERR syntax error".into())
+    );
+    assert_eq!(
+        c.cmd(&["BZPOPMIN", "w", "-1"]).await,
+        Reply::Error("ERR timeout is negative".into())
+    );
+    server.stop().await.unwrap();
+}

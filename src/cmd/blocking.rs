@@ -1,7 +1,7 @@
-//! Blocking list commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, with Redis 7.0's
-//! semantics, and the registry of blocked clients that serves them.
+//! Blocking commands: BLPOP, BRPOP, BLMOVE, BRPOPLPUSH, BLMPOP, BZPOPMIN, BZPOPMAX, BZMPOP, with
+//! Redis 7.0's semantics, and the registry of blocked clients that serves them.
 //!
-//! A blocking command first runs as its non-blocking form (`LMPOP`, `LMOVE`). If that finds
+//! A blocking command first runs as its non-blocking form (`LMPOP`, `LMOVE`, `ZMPOP`). If that finds
 //! nothing and the command runs at the top level of a connection (not inside `EXEC` or a
 //! script, where, as in Redis, it answers its timeout reply at once), the handler leaves a
 //! [`Block`] in the session and the connection task (see `server::connection`) registers the
@@ -10,7 +10,7 @@
 //!
 //! Serving. After every command a connection runs while clients are blocked, it calls
 //! [`serve`]: under the registry's lock, for each key with blocked clients that now holds a
-//! list, the clients blocked on it are served in the order they blocked (FIFO): each one's
+//! list or a sorted set, the clients blocked on it are served in the order they blocked (FIFO): each one's
 //! command runs on that key, as its non-blocking form, on the client's behalf (its database and
 //! protocol), and the reply is handed to its connection. So, as in Redis, blocked clients are
 //! served after the command (or the whole `EXEC`, or script) that made the key ready and before
@@ -119,6 +119,48 @@ pub const COMMANDS: &[CommandSpec] = &[
         handler: blmpop,
         ..BASE
     },
+    CommandSpec {
+        name: "BZPOPMIN",
+        arity: -3,
+        flags: WRITE | NOSCRIPT | FAST | BLOCKING,
+        first_key: 1,
+        last_key: -2,
+        key_step: 1,
+        group: "sorted_set",
+        summary: "Removes and returns the member with the lowest score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
+        since: "5.0.0",
+        complexity: "O(log(N)) with N being the number of elements in the sorted set.",
+        args: "key:key... timeout:double",
+        handler: |ctx, req| bzpop(ctx, req, "MIN"),
+        ..BASE
+    },
+    CommandSpec {
+        name: "BZPOPMAX",
+        arity: -3,
+        flags: WRITE | NOSCRIPT | FAST | BLOCKING,
+        first_key: 1,
+        last_key: -2,
+        key_step: 1,
+        group: "sorted_set",
+        summary: "Removes and returns the member with the highest score from one or more sorted sets. Blocks until a member available otherwise. Deletes the sorted set if the last element was popped.",
+        since: "5.0.0",
+        complexity: "O(log(N)) with N being the number of elements in the sorted set.",
+        args: "key:key... timeout:double",
+        handler: |ctx, req| bzpop(ctx, req, "MAX"),
+        ..BASE
+    },
+    CommandSpec {
+        name: "BZMPOP",
+        arity: -5,
+        flags: WRITE | BLOCKING | MOVABLEKEYS,
+        group: "sorted_set",
+        summary: "Removes and returns a member by score from one or more sorted sets. Blocks until a member is available otherwise. Deletes the sorted set if the last element was popped.",
+        since: "7.0.0",
+        complexity: "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped.",
+        args: "timeout:double numkeys:integer key:key... where=(MIN|MAX) [COUNT count:integer]",
+        handler: bzmpop,
+        ..BASE
+    },
 ];
 
 /// What a blocked client waits for: the keys, and how its command runs on a key that became
@@ -139,6 +181,10 @@ enum Op {
     MPop { side: Bytes, count: Option<Bytes> },
     /// BLMOVE / BRPOPLPUSH: the element.
     Move { dst: Bytes, from: Bytes, to: Bytes },
+    /// BZPOPMIN / BZPOPMAX: `[key, member, score]`.
+    ZPop { side: &'static str },
+    /// BZMPOP: `[key, [[member, score]...]]`.
+    ZMPop { side: Bytes, count: Option<Bytes> },
 }
 
 impl Block {
@@ -167,6 +213,19 @@ impl Block {
                 }
                 r
             }
+            Op::ZPop { side } => vec![
+                word(b"ZMPOP"),
+                word(b"1"),
+                key.clone(),
+                Bytes::from_static(side.as_bytes()),
+            ],
+            Op::ZMPop { side, count } => {
+                let mut r = vec![word(b"ZMPOP"), word(b"1"), key.clone(), side.clone()];
+                if let Some(c) = count {
+                    r.extend([word(b"COUNT"), c.clone()]);
+                }
+                r
+            }
             Op::Move { dst, from, to } => vec![
                 word(b"LMOVE"),
                 key.clone(),
@@ -186,6 +245,23 @@ impl Block {
                 match popped {
                     Some(Frame::Array(mut items)) if !items.is_empty() => {
                         Frame::Array(vec![key, items.swap_remove(0)])
+                    }
+                    _ => Frame::NullArray,
+                }
+            }
+            (Op::ZPop { .. }, Frame::Array(mut kv)) if kv.len() == 2 => {
+                let popped = kv.pop();
+                let key = kv.pop().unwrap_or(Frame::Null);
+                match popped {
+                    Some(Frame::Array(mut pairs)) if !pairs.is_empty() => {
+                        match pairs.swap_remove(0) {
+                            Frame::Array(ms) => {
+                                let mut out = vec![key];
+                                out.extend(ms);
+                                Frame::Array(out)
+                            }
+                            _ => Frame::NullArray,
+                        }
                     }
                     _ => Frame::NullArray,
                 }
@@ -313,6 +389,42 @@ fn blmpop(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     attempt(ctx, block, first)
 }
 
+fn bzpop(ctx: &mut Ctx<'_>, req: &[Bytes], side: &'static str) -> Result<Frame, CommandError> {
+    let timeout_ms = timeout_ms(&req[req.len() - 1])?;
+    let keys = req[1..req.len() - 1].to_vec();
+    let mut first = vec![
+        Bytes::from_static(b"ZMPOP"),
+        Bytes::from(keys.len().to_string()),
+    ];
+    first.extend(keys.iter().cloned());
+    first.push(Bytes::from_static(side.as_bytes()));
+    let block = Block {
+        keys,
+        timeout_ms,
+        op: Op::ZPop { side },
+    };
+    attempt(ctx, block, first)
+}
+
+fn bzmpop(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let timeout_ms = timeout_ms(&req[1])?;
+    let (keys, max, _) = super::zset_pops::parse_mpop(req, 2)?;
+    let first: Vec<Bytes> = std::iter::once(Bytes::from_static(b"ZMPOP"))
+        .chain(req[2..].iter().cloned())
+        .collect();
+    let where_at = 3 + keys.len();
+    let count = (req.len() > where_at + 2).then(|| req[where_at + 2].clone());
+    let block = Block {
+        keys: keys.to_vec(),
+        timeout_ms,
+        op: Op::ZMPop {
+            side: Bytes::from_static(if max { b"MAX" } else { b"MIN" }),
+            count,
+        },
+    };
+    attempt(ctx, block, first)
+}
+
 /// A blocked client's end of the registry: the reply, with the log position it depends on.
 pub type Served = oneshot::Receiver<(Frame, Option<Seq>)>;
 
@@ -427,7 +539,7 @@ pub fn serve(shared: &Shared, now: Nanos) {
         let mut progress = false;
         let slots: Vec<(usize, Bytes)> = inner.keys.keys().cloned().collect();
         for (db, key) in slots {
-            while is_list(shared, db, &key, now) {
+            while holds_collection(shared, db, &key, now) {
                 let Some(queue) = inner.keys.get(&(db, key.clone())) else {
                     break;
                 };
@@ -456,12 +568,16 @@ pub fn serve(shared: &Shared, now: Nanos) {
     }
 }
 
-fn is_list(shared: &Shared, db: usize, key: &[u8], now: Nanos) -> bool {
+/// True if `key` holds a list or a sorted set (what some blocked client may pop).
+fn holds_collection(shared: &Shared, db: usize, key: &[u8], now: Nanos) -> bool {
     let Some(store) = shared.engine.dbs.get(db) else {
         return false;
     };
     let shard = store.lock(key);
-    matches!(shard.get(key, now).map(|e| &e.value), Some(Value::List(_)))
+    matches!(
+        shard.get(key, now).map(|e| &e.value),
+        Some(Value::List(_) | Value::ZSet(_))
+    )
 }
 
 /// Runs waiter `w`'s command on `key` on its behalf; `None` leaves it blocked (nothing to pop,

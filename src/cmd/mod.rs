@@ -47,6 +47,7 @@ pub mod strings;
 pub mod substrings;
 pub mod window;
 pub mod zrange;
+pub mod zset_pops;
 pub mod zsets;
 
 use std::collections::HashMap;
@@ -221,7 +222,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 34] {
+pub fn families() -> [&'static [CommandSpec]; 35] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -257,6 +258,7 @@ pub fn families() -> [&'static [CommandSpec]; 34] {
         scripting::COMMANDS,
         functions::COMMANDS,
         blocking::COMMANDS,
+        zset_pops::COMMANDS,
     ]
 }
 

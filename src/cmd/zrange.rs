@@ -60,12 +60,32 @@ enum Selector {
     },
 }
 
+/// ZREVRANGE and ZREVRANGEBYSCORE (`by_score_cmd`): [`zrange`] in reverse, with no `REV`,
+/// `BYSCORE` or `BYLEX` option.
+pub(super) fn zrange_rev(
+    ctx: &mut Ctx<'_>,
+    req: &[Bytes],
+    by_score_cmd: bool,
+) -> Result<Frame, CommandError> {
+    zrange_with(ctx, req, by_score_cmd, true)
+}
+
 /// ZRANGE and ZRANGEBYSCORE (`by_score_cmd`), parsed as Redis's `zrangeGenericCommand` parses
 /// them: options in any order, then conflicts, then the range, then the key.
 fn zrange(ctx: &mut Ctx<'_>, req: &[Bytes], by_score_cmd: bool) -> Result<Frame, CommandError> {
+    zrange_with(ctx, req, by_score_cmd, false)
+}
+
+fn zrange_with(
+    ctx: &mut Ctx<'_>,
+    req: &[Bytes],
+    by_score_cmd: bool,
+    rev_cmd: bool,
+) -> Result<Frame, CommandError> {
+    let fixed = by_score_cmd || rev_cmd;
     let mut withscores = false;
     let mut limit: Option<(i64, i64)> = None;
-    let mut rev = false;
+    let mut rev = rev_cmd;
     let mut by_score = by_score_cmd;
     let mut a = args::Args::new(req, 4);
     while let Some(opt) = a.next() {
@@ -75,11 +95,11 @@ fn zrange(ctx: &mut Ctx<'_>, req: &[Bytes], by_score_cmd: bool) -> Result<Frame,
             let offset = a.int()?;
             let count = a.int()?;
             limit = Some((offset, count));
-        } else if !by_score_cmd && !rev && is(opt, "REV") {
+        } else if !fixed && !rev && is(opt, "REV") {
             rev = true;
-        } else if !by_score_cmd && !by_score && is(opt, "BYSCORE") {
+        } else if !fixed && !by_score && is(opt, "BYSCORE") {
             by_score = true;
-        } else if !by_score_cmd && !by_score && is(opt, "BYLEX") {
+        } else if !fixed && !by_score && is(opt, "BYLEX") {
             return Err(CommandError::other("BYLEX is not supported"));
         } else {
             return Err(CommandError::Syntax);
