@@ -353,3 +353,22 @@ async fn sorted_set_pops_block_and_are_served_like_lists() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_blmove_whose_destination_has_another_type_gets_wrongtype_and_the_element_stays() {
+    let server = TestServer::start().await;
+    let mut c = server.raw().await;
+    c.cmd(&["SET", "target", "nolist"]).await;
+    let mut mover = block(&server, &["BRPOPLPUSH", "blist", "target", "0"], 1).await;
+    assert_eq!(c.cmd(&["RPUSH", "blist", "a", "b", "c"]).await, Reply::Int(3));
+    assert_eq!(
+        mover.read_reply().await,
+        Reply::Error("WRONGTYPE Operation against a key holding the wrong kind of value".into())
+    );
+    blocked(&server, 0).await;
+    assert_eq!(
+        c.cmd(&["LRANGE", "blist", "0", "-1"]).await,
+        Reply::Array(vec![Reply::bulk("a"), Reply::bulk("b"), Reply::bulk("c")])
+    );
+    server.stop().await.unwrap();
+}

@@ -16,8 +16,9 @@
 //! served after the command (or the whole `EXEC`, or script) that made the key ready and before
 //! the writing client's next command, and a push of N elements serves up to N clients. A served
 //! `BLMOVE` pushes to its destination, which may serve further clients: serving repeats until
-//! nothing changes. A key that holds another type, or a `BLMOVE` whose destination holds
-//! another type, leaves the client blocked. The effects are journaled as the non-blocking
+//! nothing changes. A key that holds another type leaves the client blocked; a `BLMOVE` whose
+//! destination holds another type gets `WRONGTYPE` (the element stays in the source), as in
+//! Redis 7.0. The effects are journaled as the non-blocking
 //! commands' effects, so persistence and replay need nothing new.
 //!
 //! Lock order: the registry's lock, then shard locks. Nothing takes the registry's lock while
@@ -580,16 +581,35 @@ fn holds_collection(shared: &Shared, db: usize, key: &[u8], now: Nanos) -> bool 
     )
 }
 
-/// Runs waiter `w`'s command on `key` on its behalf; `None` leaves it blocked (nothing to pop,
-/// or an error such as a destination of another type).
+/// True if `key` holds a sorted set (`zset`) or a list.
+fn holds_kind(shared: &Shared, db: usize, key: &[u8], now: Nanos, zset: bool) -> bool {
+    let Some(store) = shared.engine.dbs.get(db) else {
+        return false;
+    };
+    let shard = store.lock(key);
+    match shard.get(key, now).map(|e| &e.value) {
+        Some(Value::List(_)) => !zset,
+        Some(Value::ZSet(_)) => zset,
+        _ => false,
+    }
+}
+
+/// Runs waiter `w`'s command on `key` on its behalf; `None` leaves it blocked (the key holds
+/// another kind, or nothing to pop).
 fn serve_one(shared: &Shared, w: &Waiter, key: &Bytes, now: Nanos) -> Option<(Frame, Option<Seq>)> {
+    // Only a key of the kind the client pops serves it (Redis's per-type readiness).
+    let zset = matches!(w.block.op, Op::ZPop { .. } | Op::ZMPop { .. });
+    if !holds_kind(shared, w.db, key, now, zset) {
+        return None;
+    }
     let mut session = Session::new(w.info.clone(), &shared.acl);
     session.db = w.db;
     session.resp = w.resp;
     let req = w.block.request(key);
     let reply = dispatch(&mut Ctx::new(shared, &mut session, now), &req);
     if reply.is_error() {
-        return None;
+        // As in Redis, an error (a BLMOVE destination of another kind) is the client's reply.
+        return Some((reply, session.aof_seq));
     }
     let shaped = w.block.shape(reply);
     if matches!(shaped, Frame::Null | Frame::NullArray) {
