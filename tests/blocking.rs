@@ -360,7 +360,10 @@ async fn a_blmove_whose_destination_has_another_type_gets_wrongtype_and_the_elem
     let mut c = server.raw().await;
     c.cmd(&["SET", "target", "nolist"]).await;
     let mut mover = block(&server, &["BRPOPLPUSH", "blist", "target", "0"], 1).await;
-    assert_eq!(c.cmd(&["RPUSH", "blist", "a", "b", "c"]).await, Reply::Int(3));
+    assert_eq!(
+        c.cmd(&["RPUSH", "blist", "a", "b", "c"]).await,
+        Reply::Int(3)
+    );
     assert_eq!(
         mover.read_reply().await,
         Reply::Error("WRONGTYPE Operation against a key holding the wrong kind of value".into())

@@ -190,6 +190,16 @@ const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
+        name: "REPLY",
+        arity: 3,
+        flags: NOSCRIPT | LOADING | STALE,
+        summary: "Instructs the server whether to reply to commands.",
+        since: "3.2.0",
+        args: "action=(ON|OFF|SKIP)",
+        handler: client_reply,
+        ..BASE
+    },
+    CommandSpec {
         name: "UNBLOCK",
         arity: -3,
         flags: ADMIN | NOSCRIPT | LOADING | STALE,
@@ -466,6 +476,23 @@ fn client_list(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
         out.push('\n');
     }
     Ok(Frame::Verbatim("txt", Bytes::from(out)))
+}
+
+/// `CLIENT REPLY ON|OFF|SKIP`: `OK` for `ON`; `OFF` and `SKIP` are not answered (the
+/// connection applies the mode, see `ReplyMode`).
+fn client_reply(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    use super::context::ReplyMode;
+    let mode = &req[2];
+    ctx.session.reply_mode = if super::args::is(mode, "ON") {
+        ReplyMode::On
+    } else if super::args::is(mode, "OFF") {
+        ReplyMode::Off
+    } else if super::args::is(mode, "SKIP") {
+        ReplyMode::SkipThisAndNext
+    } else {
+        return Err(CommandError::Syntax);
+    };
+    Ok(Frame::OK)
 }
 
 /// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: 1 if the client was blocked (it then gets its timeout

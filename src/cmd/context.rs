@@ -310,6 +310,8 @@ pub struct Session {
     /// Set by a blocking command that found nothing: the connection blocks the client on it
     /// (see `cmd::blocking`).
     pub block: Option<super::blocking::Block>,
+    /// `CLIENT REPLY`: whether this connection's replies are written.
+    pub reply_mode: ReplyMode,
     /// A command was refused while queuing: `EXEC` must abort.
     pub multi_error: bool,
     /// Subscribed to at least one channel, pattern or shard channel: Redis's Pub/Sub context,
@@ -360,12 +362,44 @@ impl Session {
             aof_seq: None,
             multi: None,
             block: None,
+            reply_mode: ReplyMode::On,
             multi_error: false,
             pubsub_mode: false,
             pubsub_used: false,
             watch_flag: WatchFlag::default(),
             watched: Vec::new(),
             loaded_scripts: Vec::new(),
+        }
+    }
+}
+
+/// `CLIENT REPLY ON|OFF|SKIP`: which replies the connection writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Every reply (the default).
+    On,
+    /// None, until `CLIENT REPLY ON`.
+    Off,
+    /// Not this command's (`CLIENT REPLY SKIP` itself), nor the next one's.
+    SkipThisAndNext,
+    /// Not the next command's.
+    SkipNext,
+}
+
+impl ReplyMode {
+    /// Whether the reply of the command that just ran is written, moving to the next state.
+    pub fn take(&mut self) -> bool {
+        match *self {
+            ReplyMode::On => true,
+            ReplyMode::Off => false,
+            ReplyMode::SkipThisAndNext => {
+                *self = ReplyMode::SkipNext;
+                false
+            }
+            ReplyMode::SkipNext => {
+                *self = ReplyMode::On;
+                false
+            }
         }
     }
 }

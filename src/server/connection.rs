@@ -247,7 +247,9 @@ where
                                 break;
                             };
                             session.aof_seq = session.aof_seq.max(seq);
-                            encode(&frame, session.resp, &mut wbuf);
+                            if session.reply_mode.take() {
+                                encode(&frame, session.resp, &mut wbuf);
+                            }
                             run_batch(
                                 &shared,
                                 &mut session,
@@ -557,7 +559,9 @@ fn run_batch(
                 if session.close_without_reply {
                     return Batch::Close;
                 }
-                encode(&reply, session.resp, wbuf);
+                if session.reply_mode.take() {
+                    encode(&reply, session.resp, wbuf);
+                }
                 if session.close_after_reply {
                     return Batch::Close;
                 }
