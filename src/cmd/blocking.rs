@@ -446,8 +446,12 @@ pub struct Blocked {
 
 #[derive(Default)]
 struct Inner {
-    keys: HashMap<(usize, Bytes), VecDeque<u64>>,
+    /// Per key: when a client first blocked on it (keys are served in that order), and the
+    /// clients blocked on it in the order they blocked.
+    keys: HashMap<(usize, Bytes), (u64, VecDeque<u64>)>,
     waiters: HashMap<u64, Waiter>,
+    /// Numbers the keys as clients first block on them.
+    next: u64,
 }
 
 impl Inner {
@@ -455,7 +459,7 @@ impl Inner {
         let w = self.waiters.remove(&id)?;
         for k in &w.block.keys {
             let slot = (w.db, k.clone());
-            if let Some(q) = self.keys.get_mut(&slot) {
+            if let Some((_, q)) = self.keys.get_mut(&slot) {
                 q.retain(|&c| c != id);
                 if q.is_empty() {
                     self.keys.remove(&slot);
@@ -488,8 +492,16 @@ impl Blocked {
         let (tx, rx) = oneshot::channel();
         let id = session.info.id;
         let mut inner = self.inner.lock();
+        let inner = &mut *inner;
         for k in &block.keys {
-            let q = inner.keys.entry((session.db, k.clone())).or_default();
+            let next = inner.next;
+            let (first, q) = inner
+                .keys
+                .entry((session.db, k.clone()))
+                .or_insert_with(|| (next, VecDeque::new()));
+            if *first == next {
+                inner.next += 1;
+            }
             if !q.contains(&id) {
                 q.push_back(id);
             }
@@ -538,10 +550,17 @@ pub fn serve(shared: &Shared, now: Nanos) {
     let mut inner = blocked.inner.lock();
     loop {
         let mut progress = false;
-        let slots: Vec<(usize, Bytes)> = inner.keys.keys().cloned().collect();
-        for (db, key) in slots {
+        // Keys in the order clients first blocked on them: with several keys ready at once
+        // (after an EXEC, say), a client blocked on all of them pops from the first it named.
+        let mut slots: Vec<(u64, usize, Bytes)> = inner
+            .keys
+            .iter()
+            .map(|((db, key), (first, _))| (*first, *db, key.clone()))
+            .collect();
+        slots.sort_unstable_by_key(|s| s.0);
+        for (_, db, key) in slots {
             while holds_collection(shared, db, &key, now) {
-                let Some(queue) = inner.keys.get(&(db, key.clone())) else {
+                let Some((_, queue)) = inner.keys.get(&(db, key.clone())) else {
                     break;
                 };
                 let mut served = None;
