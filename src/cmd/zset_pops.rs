@@ -1,6 +1,8 @@
 //! More sorted set commands, with Redis 7.0's replies and errors: ZPOPMIN, ZPOPMAX, ZMPOP
 //! (the forms the blocking BZPOPMIN, BZPOPMAX and BZMPOP of [`super::blocking`] run), ZINCRBY,
-//! ZRANK, ZREVRANK, ZMSCORE, ZREVRANGE and ZREVRANGEBYSCORE. The helpers they share with
+//! ZRANK, ZREVRANK, ZMSCORE, ZREVRANGE, ZREVRANGEBYSCORE, the lexicographical ranges
+//! (ZRANGEBYLEX, ZREVRANGEBYLEX, ZLEXCOUNT, ZREMRANGEBYLEX; meant for sets whose members all
+//! have the same score, and O(N) here) and ZREMRANGEBYRANK. The helpers they share with
 //! ZADD and ZRANGE are in [`super::zsets`] and [`super::zrange`].
 
 use bytes::Bytes;
@@ -148,7 +150,209 @@ pub const COMMANDS: &[CommandSpec] = &[
         handler: |ctx, req| super::zrange::zrange_rev(ctx, req, true),
         ..BASE
     },
+    CommandSpec {
+        name: "ZRANGEBYLEX",
+        arity: -4,
+        flags: READONLY,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "sorted_set",
+        summary: "Returns members in a sorted set within a lexicographical range.",
+        since: "2.8.9",
+        complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned.",
+        args: "key:key min:string max:string [LIMIT offset:integer count:integer]",
+        handler: |ctx, req| super::zrange::zrange_by_lex(ctx, req, false),
+        ..BASE
+    },
+    CommandSpec {
+        name: "ZREVRANGEBYLEX",
+        arity: -4,
+        flags: READONLY,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "sorted_set",
+        summary: "Returns members in a sorted set within a lexicographical range in reverse order.",
+        since: "2.8.9",
+        complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned.",
+        args: "key:key max:string min:string [LIMIT offset:integer count:integer]",
+        handler: |ctx, req| super::zrange::zrange_by_lex(ctx, req, true),
+        ..BASE
+    },
+    CommandSpec {
+        name: "ZLEXCOUNT",
+        arity: 4,
+        flags: READONLY | FAST,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "sorted_set",
+        summary: "Returns the number of members in a sorted set within a lexicographical range.",
+        since: "2.8.9",
+        complexity: "O(log(N)) with N being the number of elements in the sorted set.",
+        args: "key:key min:string max:string",
+        handler: zlexcount,
+        ..BASE
+    },
+    CommandSpec {
+        name: "ZREMRANGEBYLEX",
+        arity: 4,
+        flags: WRITE,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "sorted_set",
+        summary: "Removes members in a sorted set within a lexicographical range. Deletes the sorted set if all members were removed.",
+        since: "2.8.9",
+        complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.",
+        args: "key:key min:string max:string",
+        handler: zremrangebylex,
+        ..BASE
+    },
+    CommandSpec {
+        name: "ZREMRANGEBYRANK",
+        arity: 4,
+        flags: WRITE,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "sorted_set",
+        summary: "Removes members in a sorted set within a range of indexes. Deletes the sorted set if all members were removed.",
+        since: "2.0.0",
+        complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements removed by the operation.",
+        args: "key:key start:integer stop:integer",
+        handler: zremrangebyrank,
+        ..BASE
+    },
 ];
+
+/// One end of a lexicographical range: `-`, `+`, `[member` (inclusive), `(member`.
+#[derive(Debug, Clone)]
+pub(super) enum LexBound {
+    NegInf,
+    PosInf,
+    Incl(Bytes),
+    Excl(Bytes),
+}
+
+/// Both ends of a lexicographical range, or Redis's error.
+pub(super) fn parse_lex_range(
+    min: &Bytes,
+    max: &Bytes,
+) -> Result<(LexBound, LexBound), CommandError> {
+    let one = |a: &Bytes| match a.first() {
+        Some(b'-') if a.len() == 1 => Some(LexBound::NegInf),
+        Some(b'+') if a.len() == 1 => Some(LexBound::PosInf),
+        Some(b'[') => Some(LexBound::Incl(a.slice(1..))),
+        Some(b'(') => Some(LexBound::Excl(a.slice(1..))),
+        _ => None,
+    };
+    match (one(min), one(max)) {
+        (Some(a), Some(b)) => Ok((a, b)),
+        _ => Err(CommandError::other(
+            "min or max not valid string range item",
+        )),
+    }
+}
+
+/// True if `m` lies within `[min, max]` (each end as written).
+pub(super) fn in_lex(m: &[u8], min: &LexBound, max: &LexBound) -> bool {
+    let above = match min {
+        LexBound::NegInf => true,
+        LexBound::PosInf => false,
+        LexBound::Incl(b) => m >= b.as_ref(),
+        LexBound::Excl(b) => m > b.as_ref(),
+    };
+    let below = match max {
+        LexBound::NegInf => false,
+        LexBound::PosInf => true,
+        LexBound::Incl(b) => m <= b.as_ref(),
+        LexBound::Excl(b) => m < b.as_ref(),
+    };
+    above && below
+}
+
+/// `ZLEXCOUNT key min max`.
+fn zlexcount(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let (min, max) = parse_lex_range(&req[2], &req[3])?;
+    let (now, key) = (ctx.now, &req[1]);
+    ctx.with_shard(key, |s| {
+        let n = read(s, key, now)?.map_or(0, |z| {
+            z.iter().filter(|(m, _)| in_lex(m, &min, &max)).count()
+        });
+        Ok(Frame::Integer(n as i64))
+    })
+}
+
+/// `ZREMRANGEBYLEX key min max`: how many were removed.
+fn zremrangebylex(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let (min, max) = parse_lex_range(&req[2], &req[3])?;
+    let (now, key) = (ctx.now, &req[1]);
+    ctx.with_shard(key, |s| {
+        let Some(z) = read(s, key, now)? else {
+            return Ok(Frame::Integer(0));
+        };
+        let doomed: Vec<Bytes> = z
+            .iter()
+            .filter(|(m, _)| in_lex(m, &min, &max))
+            .map(|(m, _)| m.clone())
+            .collect();
+        remove_all(s, key, now, &doomed)
+    })
+}
+
+/// `ZREMRANGEBYRANK key start stop`: ranks as ZRANGE reads them; how many were removed.
+fn zremrangebyrank(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let (start, stop) = (args::int(&req[2])?, args::int(&req[3])?);
+    let (now, key) = (ctx.now, &req[1]);
+    ctx.with_shard(key, |s| {
+        let Some(z) = read(s, key, now)? else {
+            return Ok(Frame::Integer(0));
+        };
+        let len = z.len() as i64;
+        let start = if start < 0 {
+            len.saturating_add(start)
+        } else {
+            start
+        }
+        .max(0);
+        let stop = if stop < 0 {
+            len.saturating_add(stop)
+        } else {
+            stop
+        }
+        .min(len - 1);
+        if start > stop || start >= len {
+            return Ok(Frame::Integer(0));
+        }
+        let doomed: Vec<Bytes> = z
+            .iter()
+            .skip(start as usize)
+            .take((stop - start + 1) as usize)
+            .map(|(m, _)| m.clone())
+            .collect();
+        remove_all(s, key, now, &doomed)
+    })
+}
+
+/// Removes `doomed` from the set at `key` (deleting an emptied set); their count.
+fn remove_all(
+    s: &mut crate::store::Shard,
+    key: &[u8],
+    now: crate::clock::Nanos,
+    doomed: &[Bytes],
+) -> Result<Frame, CommandError> {
+    if doomed.is_empty() {
+        return Ok(Frame::Integer(0));
+    }
+    let z = write(s, key, now);
+    for m in doomed {
+        z.remove(m);
+    }
+    drop_if_empty(s, key, now);
+    Ok(Frame::Integer(doomed.len() as i64))
+}
 
 /// A member and its score as a pop returns them: flat in RESP2, the score a double in RESP3.
 fn member_score(m: Bytes, score: f64) -> [Frame; 2] {
@@ -391,6 +595,47 @@ mod tests {
         );
         assert_eq!(h.run(&["ZMPOP", "1", "z2", "UP"]), err("ERR syntax error"));
         assert_eq!(h.run(&["ZMPOP", "3", "z2", "MIN"]), err("ERR syntax error"));
+    }
+
+    #[test]
+    fn lexicographical_ranges_and_removal_by_rank() {
+        let mut h = Harness::new();
+        h.run(&[
+            "ZADD", "z", "0", "a", "0", "b", "0", "c", "0", "d", "0", "e",
+        ]);
+        let arr = |items: &[&str]| Frame::Array(items.iter().map(|s| bulk(s)).collect());
+        assert_eq!(
+            h.run(&["ZRANGEBYLEX", "z", "-", "[c"]),
+            arr(&["a", "b", "c"])
+        );
+        assert_eq!(
+            h.run(&["ZRANGEBYLEX", "z", "(b", "+", "LIMIT", "1", "2"]),
+            arr(&["d", "e"])
+        );
+        assert_eq!(
+            h.run(&["ZREVRANGEBYLEX", "z", "[d", "(a"]),
+            arr(&["d", "c", "b"])
+        );
+        assert_eq!(
+            h.run(&["ZRANGE", "z", "[b", "[c", "BYLEX"]),
+            arr(&["b", "c"])
+        );
+        assert_eq!(
+            h.run(&["ZRANGE", "z", "+", "(d", "BYLEX", "REV"]),
+            arr(&["e"])
+        );
+        assert_eq!(h.run(&["ZLEXCOUNT", "z", "-", "+"]), int(5));
+        assert_eq!(h.run(&["ZLEXCOUNT", "z", "(a", "(c"]), int(1));
+        assert_eq!(
+            h.run(&["ZRANGEBYLEX", "z", "a", "+"]),
+            err("ERR min or max not valid string range item")
+        );
+        assert_eq!(h.run(&["ZREMRANGEBYLEX", "z", "[a", "[b"]), int(2));
+        assert_eq!(h.run(&["ZREMRANGEBYRANK", "z", "-2", "-1"]), int(2));
+        assert_eq!(h.run(&["ZRANGE", "z", "0", "-1"]), arr(&["c"]));
+        assert_eq!(h.run(&["ZREMRANGEBYRANK", "z", "5", "10"]), int(0));
+        assert_eq!(h.run(&["ZREMRANGEBYRANK", "z", "0", "0"]), int(1));
+        assert_eq!(h.run(&["EXISTS", "z"]), int(0));
     }
 
     #[test]
