@@ -641,6 +641,31 @@ fn serve_one(shared: &Shared, w: &Waiter, key: &Bytes, now: Nanos) -> Option<(Fr
 #[cfg(test)]
 mod tests {
     use super::timeout_ms;
+    use crate::cmd::testing::*;
+    use crate::protocol::Frame;
+
+    #[test]
+    fn counted_keys_are_found_for_acl_cluster_and_transactions() {
+        let mut h = Harness::new();
+        let keys = |items: &[&str]| Frame::Array(items.iter().map(|k| bulk(k)).collect());
+        for (words, want) in [
+            (vec!["BLMPOP", "0", "2", "a", "b", "LEFT"], vec!["a", "b"]),
+            (
+                vec!["BZMPOP", "1.5", "1", "z", "MIN", "COUNT", "2"],
+                vec!["z"],
+            ),
+            (vec!["ZMPOP", "2", "x", "y", "MAX"], vec!["x", "y"]),
+            (vec!["BLPOP", "a", "b", "0"], vec!["a", "b"]),
+            (
+                vec!["BLMOVE", "s", "d", "LEFT", "RIGHT", "0"],
+                vec!["s", "d"],
+            ),
+        ] {
+            let mut req = vec!["COMMAND", "GETKEYS"];
+            req.extend(&words);
+            assert_eq!(h.run(&req), keys(&want), "{words:?}");
+        }
+    }
 
     #[test]
     fn timeouts_are_seconds_as_doubles_with_redis_errors() {

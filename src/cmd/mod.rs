@@ -373,7 +373,8 @@ pub fn numkeys_index(spec: &CommandSpec) -> Option<usize> {
     }
     match spec.group {
         "scripting" => Some(2),
-        _ if matches!(spec.name, "SINTERCARD" | "LMPOP") => Some(1),
+        _ if matches!(spec.name, "SINTERCARD" | "LMPOP" | "ZMPOP") => Some(1),
+        _ if matches!(spec.name, "BLMPOP" | "BZMPOP") => Some(2),
         _ => None,
     }
 }
