@@ -312,6 +312,13 @@ pub struct Session {
     pub block: Option<super::blocking::Block>,
     /// `CLIENT REPLY`: whether this connection's replies are written.
     pub reply_mode: ReplyMode,
+    /// Whether a command may run Lua where it is dispatched (true but on a runtime worker
+    /// thread, see `server::connection`). When false and a recognised library script's native
+    /// fast path leaves the decision to its Lua body, `EVALSHA` sets `lua_bounce` instead and
+    /// the connection runs the request again where Lua may run.
+    pub lua_inline: bool,
+    /// See `lua_inline`.
+    pub lua_bounce: bool,
     /// A command was refused while queuing: `EXEC` must abort.
     pub multi_error: bool,
     /// Subscribed to at least one channel, pattern or shard channel: Redis's Pub/Sub context,
@@ -363,6 +370,8 @@ impl Session {
             multi: None,
             block: None,
             reply_mode: ReplyMode::On,
+            lua_inline: true,
+            lua_bounce: false,
             multi_error: false,
             pubsub_mode: false,
             pubsub_used: false,

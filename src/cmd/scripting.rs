@@ -228,6 +228,12 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
                 if let Some(reply) = super::fastpath::run(ctx, known, keys, args, ro) {
                     return Ok(reply);
                 }
+                if !ctx.session.lua_inline {
+                    // On a runtime worker: the Lua body runs where scripts run (the
+                    // connection dispatches the request again there; nothing changed yet).
+                    ctx.session.lua_bounce = true;
+                    return Ok(Frame::Null);
+                }
             }
         }
     }

@@ -395,28 +395,38 @@ impl Client {
     /// thread, as on a RESP connection (see `server::connection`).
     async fn dispatch(&mut self, req: &[Bytes]) -> Frame {
         let lua = runs_lua(&self.session, req);
-        let reply = if lua {
-            self.dispatch_lua(req).await
+        let gated = if lua {
+            None
         } else {
             loop {
                 let shared = &*self.shared;
                 let run = shared.scripts.run_state();
                 if let Some(gate) = run.command_gate() {
                     let now = shared.engine.clock.now();
+                    self.session.lua_inline = false;
                     let reply = cmd::dispatch(&mut Ctx::new(shared, &mut self.session, now), req);
+                    self.session.lua_inline = true;
                     drop(gate);
-                    break reply;
+                    // A recognised script left it to its Lua body (nothing changed): `None`.
+                    break (!std::mem::take(&mut self.session.lua_bounce)).then_some(reply);
                 }
                 match busy_gate(shared, &mut self.session, req) {
                     BusyGate::Run => {
                         // allow_busy, unknown or wrong arity: touches no key.
                         let now = shared.engine.clock.now();
-                        break cmd::dispatch(&mut Ctx::new(shared, &mut self.session, now), req);
+                        break Some(cmd::dispatch(
+                            &mut Ctx::new(shared, &mut self.session, now),
+                            req,
+                        ));
                     }
                     BusyGate::Reply(frame) => return frame,
                     BusyGate::Wait => wait_for_script(run).await,
                 }
             }
+        };
+        let reply = match gated {
+            Some(reply) => reply,
+            None => self.dispatch_lua(req).await,
         };
         self.session.info.last_interaction_ms.store(
             u64::try_from(self.session.info.created.elapsed().as_millis()).unwrap_or(u64::MAX),

@@ -426,6 +426,11 @@ async fn wait_blocked<R: AsyncRead + Unpin>(
     }
 }
 
+/// `EVALSHA` or `EVALSHA_RO`.
+fn is_evalsha(req: &[bytes::Bytes]) -> bool {
+    req[0].eq_ignore_ascii_case(b"EVALSHA") || req[0].eq_ignore_ascii_case(b"EVALSHA_RO")
+}
+
 /// How a batch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Batch {
@@ -521,8 +526,11 @@ fn run_batch(
                     return Batch::Lua;
                 }
                 let run = shared.scripts.run_state();
-                let gate = if lua { None } else { run.command_gate() };
-                if (lua && run.is_running()) || (!lua && gate.is_none()) {
+                // On the script thread, EVALSHA of a recognised script may fall back to its
+                // Lua body, which must not run under the gate (a script closes it): no gate.
+                let ungated = lua || (on_script_thread && is_evalsha(&req));
+                let gate = if ungated { None } else { run.command_gate() };
+                if (ungated && run.is_running()) || (!ungated && gate.is_none()) {
                     match busy_gate(shared, session, &req) {
                         // A script runner queues for the token (on this script thread);
                         // others here touch no key (allow_busy, unknown, wrong arity).
@@ -544,8 +552,15 @@ fn run_batch(
                 if token.is_none() && takes_token(&req) {
                     token = batch_token(shared);
                 }
+                session.lua_inline = on_script_thread;
                 let reply = dispatch(&mut Ctx::new(shared, &mut *session, now), &req);
                 drop(gate);
+                if std::mem::take(&mut session.lua_bounce) {
+                    // A recognised script's fast path left it to Lua: run it on the script
+                    // thread (it changed nothing).
+                    *pending = Some(req);
+                    return Batch::Lua;
+                }
                 if session.block.is_some() {
                     return Batch::Blocked;
                 }
