@@ -154,11 +154,10 @@ fn aof_tool(action: AofAction) -> anyhow::Result<std::process::ExitCode> {
 /// `threads 0` means one worker per core but one: the remaining core serves the kernel's
 /// network stack and the AOF writer thread, which on larger machines measurably beats running a
 /// worker on every core. Never fewer than two by default, though: a second worker keeps serving
-/// while one runs a Lua script until it hands its queue off, or waits on an AOF fsync under
-/// `appendfsync always`. (`--threads 1` is allowed: a long script then hands the worker's core
-/// to a new thread with `block_in_place`, and `BUSY` and `SCRIPT KILL` still work. On two
-/// cores it brought `always` INCR level with redis-server but cost pipelined throughput:
-/// run U in docs/benchmarks.md.)
+/// while one waits on an AOF fsync under `appendfsync always`. (`--threads 1` is allowed: Lua
+/// scripts run on blocking-pool threads, never on a worker, so `BUSY` and `SCRIPT KILL` work
+/// with any number of workers. On two cores one worker brought `always` INCR level with
+/// redis-server but cost pipelined throughput: run U in docs/benchmarks.md.)
 fn worker_threads(configured: usize) -> usize {
     if configured > 0 {
         return configured;

@@ -527,3 +527,35 @@ async fn loops_in_coroutines_or_under_pcall_are_still_busy_and_killable() {
     }
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_recognised_script_that_falls_back_to_lua_answers_instead_of_hanging() {
+    // On a key of another kind the native fast path leaves the decision to the Lua body,
+    // which must run off the worker thread (it once deadlocked on the command gate there).
+    let server = TestServer::start().await;
+    let body = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/compat/scripts/rate-limiter-flexible-incr-ttl.lua"
+    ))
+    .unwrap();
+    let mut c = server.raw().await;
+    let sha = c.cmd(&["SCRIPT", "LOAD", &body]).await.text();
+    c.cmd(&["HSET", "h", "f", "v"]).await;
+    for _ in 0..3 {
+        let got = c
+            .cmd(&["EVALSHA", &sha, "1", "h", "1", "60", "10", "60"])
+            .await;
+        assert!(
+            matches!(&got, Reply::Error(e) if e.starts_with("WRONGTYPE")),
+            "{got:?}"
+        );
+        // The native path still answers on a key it handles.
+        assert_eq!(
+            c.cmd(&["EVALSHA", &sha, "1", "n", "1", "60", "10", "60"])
+                .await,
+            c.cmd(&["EVALSHA", &sha, "1", "n", "0", "60", "10", "60"])
+                .await
+        );
+    }
+    server.stop().await.unwrap();
+}

@@ -190,6 +190,27 @@ const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         ..BASE
     },
     CommandSpec {
+        name: "REPLY",
+        arity: 3,
+        flags: NOSCRIPT | LOADING | STALE,
+        summary: "Instructs the server whether to reply to commands.",
+        since: "3.2.0",
+        args: "action=(ON|OFF|SKIP)",
+        handler: client_reply,
+        ..BASE
+    },
+    CommandSpec {
+        name: "UNBLOCK",
+        arity: -3,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        summary: "Unblocks a client blocked by a blocking command from a different connection.",
+        since: "5.0.0",
+        complexity: "O(log N) where N is the number of client connections",
+        args: "client-id:integer [unblock-type=(TIMEOUT|ERROR)]",
+        handler: client_unblock,
+        ..BASE
+    },
+    CommandSpec {
         name: "NO-EVICT",
         arity: 3,
         flags: ADMIN | NOSCRIPT | LOADING | STALE,
@@ -471,6 +492,50 @@ fn client_list(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> 
         out.push('\n');
     }
     Ok(Frame::Verbatim("txt", Bytes::from(out)))
+}
+
+/// `CLIENT REPLY ON|OFF|SKIP`: `OK` for `ON`; `OFF` and `SKIP` are not answered (the
+/// connection applies the mode, see `ReplyMode`).
+fn client_reply(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    use super::context::ReplyMode;
+    let mode = &req[2];
+    ctx.session.reply_mode = if super::args::is(mode, "ON") {
+        ReplyMode::On
+    } else if super::args::is(mode, "OFF") {
+        ReplyMode::Off
+    } else if super::args::is(mode, "SKIP") {
+        ReplyMode::SkipThisAndNext
+    } else {
+        return Err(CommandError::Syntax);
+    };
+    Ok(Frame::OK)
+}
+
+/// `CLIENT UNBLOCK id [TIMEOUT|ERROR]`: 1 if the client was blocked (it then gets its timeout
+/// reply, or the `UNBLOCKED` error), else 0.
+fn client_unblock(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let id = super::args::int(&req[2])?;
+    let error = match req.get(3) {
+        None => false,
+        Some(w) if req.len() == 4 && super::args::is(w, "TIMEOUT") => false,
+        Some(w) if req.len() == 4 && super::args::is(w, "ERROR") => true,
+        Some(_) => {
+            return Err(CommandError::other(
+                "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ))
+        }
+    };
+    let Ok(id) = u64::try_from(id) else {
+        return Ok(Frame::Integer(0));
+    };
+    let done = ctx.shared.blocked.unblock(id, |block| {
+        if error {
+            Frame::error("UNBLOCKED client unblocked via CLIENT UNBLOCK")
+        } else {
+            block.timeout_reply()
+        }
+    });
+    Ok(Frame::Integer(i64::from(done)))
 }
 
 fn client_kill(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {

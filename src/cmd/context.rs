@@ -47,6 +47,8 @@ pub struct Shared {
     pub rewrite_requested: AtomicBool,
     /// The Lua VM, script cache, function libraries and running-script state.
     pub scripts: crate::script::Scripts,
+    /// Clients blocked by BLPOP and the other blocking commands (see `cmd::blocking`).
+    pub blocked: super::blocking::Blocked,
     /// ACL users.
     pub acl: crate::acl::Acl,
     /// The TLS configuration new connections on the TLS port get (`CONFIG SET` replaces it).
@@ -96,6 +98,7 @@ impl Shared {
             started_at,
             rewrite_requested: AtomicBool::new(false),
             scripts: crate::script::Scripts::new(),
+            blocked: super::blocking::Blocked::default(),
             acl,
             tls: crate::tls::Tls::default(),
             repl: crate::repl::Repl::new(),
@@ -330,6 +333,18 @@ pub struct Session {
     pub aof_seq: Option<Seq>,
     /// Commands queued since `MULTI`, or `None` outside a transaction.
     pub multi: Option<Vec<Vec<Bytes>>>,
+    /// Set by a blocking command that found nothing: the connection blocks the client on it
+    /// (see `cmd::blocking`).
+    pub block: Option<super::blocking::Block>,
+    /// `CLIENT REPLY`: whether this connection's replies are written.
+    pub reply_mode: ReplyMode,
+    /// Whether a command may run Lua where it is dispatched (true but on a runtime worker
+    /// thread, see `server::connection`). When false and a recognised library script's native
+    /// fast path leaves the decision to its Lua body, `EVALSHA` sets `lua_bounce` instead and
+    /// the connection runs the request again where Lua may run.
+    pub lua_inline: bool,
+    /// See `lua_inline`.
+    pub lua_bounce: bool,
     /// A command was refused while queuing: `EXEC` must abort.
     pub multi_error: bool,
     /// Subscribed to at least one channel, pattern or shard channel: Redis's Pub/Sub context,
@@ -418,6 +433,10 @@ impl Session {
             db: 0,
             aof_seq: None,
             multi: None,
+            block: None,
+            reply_mode: ReplyMode::On,
+            lua_inline: true,
+            lua_bounce: false,
             multi_error: false,
             pubsub_mode: false,
             pubsub_used: false,
@@ -428,6 +447,37 @@ impl Session {
             cluster_asking: false,
             replconf: ReplConf::default(),
             blocked: None,
+        }
+    }
+}
+
+/// `CLIENT REPLY ON|OFF|SKIP`: which replies the connection writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyMode {
+    /// Every reply (the default).
+    On,
+    /// None, until `CLIENT REPLY ON`.
+    Off,
+    /// Not this command's (`CLIENT REPLY SKIP` itself), nor the next one's.
+    SkipThisAndNext,
+    /// Not the next command's.
+    SkipNext,
+}
+
+impl ReplyMode {
+    /// Whether the reply of the command that just ran is written, moving to the next state.
+    pub fn take(&mut self) -> bool {
+        match *self {
+            ReplyMode::On => true,
+            ReplyMode::Off => false,
+            ReplyMode::SkipThisAndNext => {
+                *self = ReplyMode::SkipNext;
+                false
+            }
+            ReplyMode::SkipNext => {
+                *self = ReplyMode::On;
+                false
+            }
         }
     }
 }
@@ -507,6 +557,16 @@ impl<'a> Ctx<'a> {
         f: impl for<'g> FnOnce(&mut MultiGuard<'g>) -> R,
     ) -> R {
         self.call().with_keys_writing(keys, written, f)
+    }
+
+    /// [`Call::with_keys_reporting`]: every shard owning one of `keys` locked; only the keys
+    /// whose indices `f` returns journaled and signalled when something changed.
+    pub fn with_keys_reporting<K: AsRef<[u8]>, R>(
+        &mut self,
+        keys: &[K],
+        f: impl for<'g> FnOnce(&mut MultiGuard<'g>) -> (R, Vec<usize>),
+    ) -> R {
+        self.call().with_keys_reporting(keys, f)
     }
 
     /// [`Call::with_all_shards`]: every shard of the selected database locked.

@@ -179,7 +179,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("# Clients", &"");
                 w("connected_clients", &shared.clients.len());
                 w("maxclients", &cfg.maxclients);
-                w("blocked_clients", &0);
+                w("blocked_clients", &shared.blocked.len());
                 w("pubsub_clients", &shared.engine.pubsub.num_clients());
             }
             "memory" => {

@@ -9,6 +9,7 @@
 pub mod acl;
 pub mod admin;
 pub mod args;
+pub mod blocking;
 pub mod breaker;
 pub mod cluster;
 pub mod config_cmd;
@@ -52,6 +53,7 @@ pub mod suspend;
 pub mod usage;
 pub mod window;
 pub mod zrange;
+pub mod zset_pops;
 pub mod zsets;
 
 use std::collections::HashMap;
@@ -101,6 +103,8 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 14;
     /// May be called without any key (its keys are given by a count, possibly 0).
     pub const NO_MANDATORY_KEYS: u32 = 1 << 15;
+    /// May block the client (`BLPOP`, ...; see `cmd::blocking`).
+    pub const BLOCKING: u32 = 1 << 16;
     /// Internal (not reported): runs at once inside `MULTI` instead of being queued
     /// (`EXEC`, `DISCARD`, `MULTI`, `WATCH`, `QUIT`, `RESET`).
     pub const TX_CONTROL: u32 = 1 << 20;
@@ -132,6 +136,7 @@ pub mod flags {
         (ADMIN, "admin"),
         (PUBSUB, "pubsub"),
         (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
         (LOADING, "loading"),
         (STALE, "stale"),
         (SKIP_MONITOR, "skip_monitor"),
@@ -223,7 +228,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 38] {
+pub fn families() -> [&'static [CommandSpec]; 40] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -263,6 +268,8 @@ pub fn families() -> [&'static [CommandSpec]; 38] {
         cluster::COMMANDS,
         repl::COMMANDS,
         slowlog::COMMANDS,
+        blocking::COMMANDS,
+        zset_pops::COMMANDS,
     ]
 }
 
@@ -377,7 +384,8 @@ pub fn numkeys_index(spec: &CommandSpec) -> Option<usize> {
     }
     match spec.group {
         "scripting" => Some(2),
-        _ if matches!(spec.name, "SINTERCARD" | "LMPOP") => Some(1),
+        _ if matches!(spec.name, "SINTERCARD" | "LMPOP" | "ZMPOP") => Some(1),
+        _ if matches!(spec.name, "BLMPOP" | "BZMPOP") => Some(2),
         _ => None,
     }
 }

@@ -221,6 +221,16 @@ fn lock_for<'s>(store: &'s Store, queue: &[Vec<Bytes>]) -> MultiGuard<'s> {
     }
 }
 
+/// The script token an `EXEC` with queued scripts holds, with the server held in the running
+/// state (see `RunState::hold`) until it drops.
+struct HeldRun<'a>(crate::script::ScriptsGuard<'a>);
+
+impl Drop for HeldRun<'_> {
+    fn drop(&mut self) {
+        self.0.run_state().release();
+    }
+}
+
 fn exec(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
     let Some(queue) = ctx.session.multi.take() else {
         return Err(CommandError::other("EXEC without MULTI"));
@@ -237,11 +247,14 @@ fn exec(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
     let expired = watched_key_expired(shared, ctx.session, ctx.now);
     // Scripting commands take the script token; it comes before shard locks in the lock
     // order, so a transaction that holds any takes it first (see cmd::scripting).
-    let _token = queue
-        .iter()
-        .filter_map(|req| super::lookup(&req[0]))
-        .any(|spec| spec.group == "scripting")
-        .then(|| shared.scripts.lock());
+    // It also holds the server in the running state before taking its shards, so that no
+    // other connection blocks its thread on them while a queued script runs.
+    let _token = super::script_run::queue_runs_lua(&queue).then(|| {
+        let token = shared.scripts.lock();
+        let threshold = shared.engine.config.read().busy_reply_threshold;
+        shared.scripts.run_state().hold(threshold);
+        HeldRun(token)
+    });
     // SELECT is refused while queuing, so the whole transaction runs in this database.
     let guard = lock_for(ctx.db(), &queue);
     // Read under the transaction's locks: a change to a watched key either happened before

@@ -60,6 +60,41 @@ pub fn takes_token(req: &[Bytes]) -> bool {
     is("eval") || is("eval_ro") || is("fcall") || is("fcall_ro")
 }
 
+/// True if `req` runs Lua or takes the script token, so that a connection must run it off
+/// the runtime's worker threads (see `server::connection`): every scripting command except
+/// the `allow_busy` ones (`SCRIPT KILL`, `FUNCTION KILL`, `FUNCTION STATS`) and `EVALSHA` of a
+/// recognised library script (answered natively without the token), and an `EXEC` whose queue
+/// holds scripting commands. A worker thread therefore never waits for the token nor runs a
+/// script, and is always free to answer `BUSY` and serve `SCRIPT KILL`, whatever the number
+/// of workers.
+pub fn runs_lua(session: &Session, req: &[Bytes]) -> bool {
+    let Some(spec) = lookup(&req[0]) else {
+        return false;
+    };
+    if let Some(queue) = &session.multi {
+        return spec.name == "EXEC" && queue_runs_lua(queue);
+    }
+    if spec.group != "scripting" {
+        return false;
+    }
+    if SCRIPT_RUNNERS.contains(&spec.name) {
+        return takes_token(req);
+    }
+    let sub = (!spec.subcommands.is_empty() && req.len() >= 2)
+        .then(|| lookup_sub(spec, &req[1]))
+        .flatten();
+    !sub.is_some_and(|s| s.has(ALLOW_BUSY))
+}
+
+/// True if a transaction's queue holds a scripting command (its `EXEC` takes the script
+/// token, and holds the server in the running state, before its shard locks).
+pub(super) fn queue_runs_lua(queue: &[Vec<Bytes>]) -> bool {
+    queue
+        .iter()
+        .filter_map(|req| lookup(&req[0]))
+        .any(|spec| spec.group == "scripting")
+}
+
 /// Takes the script token for the rest of a batch (see [`takes_token`]), or `None` if a
 /// busy script holds it (the request then gets its `BUSY` reply from its own handler).
 /// Blocking here measured better than waiting asynchronously for a batch to let it go: the
@@ -123,6 +158,14 @@ pub(super) fn run_script(
         Target::Function(f) => token.engine().function(f).is_none_or(|f| f.whole_db),
     };
     loop {
+        let running = is_function.then(|| Running {
+            name: name.to_owned(),
+            command: req.to_vec(),
+            started: Instant::now(),
+        });
+        // Running before any shard is taken: a command that passed the command gate has
+        // finished, and later ones wait instead of blocking on these shards.
+        run.begin(running, threshold);
         if owns_locks {
             let db = ctx.db();
             ctx.locked = Some(if whole_db {
@@ -137,19 +180,13 @@ pub(super) fn run_script(
             declared: keys,
             undeclared: false,
         };
-        let running = is_function.then(|| Running {
-            name: name.to_owned(),
-            command: req.to_vec(),
-            started: Instant::now(),
-        });
-        run.begin(running, threshold);
         let outcome = token.engine().run(target, keys, args, &mut |call, resp3| {
             call_from_script(ctx, &mut state, &run, call, resp3)
         });
-        run.end();
         if owns_locks {
             ctx.locked = None;
         }
+        run.end();
         match outcome {
             None => return Err(err(NOSCRIPT_ERR.into())),
             Some(RunOutcome::Restart) => {
@@ -328,7 +365,9 @@ const SCRIPT_RUNNERS: &[&str] = &[
     "FCALL_RO",
 ];
 
-/// Redis's busy-script rule for one request of `session`, checked only while a script runs:
+/// Redis's busy-script rule for one request of `session`, checked only while a script runs
+/// (or, for a command that does not run Lua, while the command gate is closed; see
+/// `RunState::command_gate`; `Wait` if no script runs by now):
 /// before the busy threshold every request waits; after it, commands flagged `allow_busy`
 /// (`SCRIPT KILL`, `FUNCTION KILL`, `FUNCTION STATS`, `SHUTDOWN`, ...) run and the others get
 /// `BUSY`. Unknown commands and wrong arities run (they touch no key and answer their usual
@@ -336,7 +375,8 @@ const SCRIPT_RUNNERS: &[&str] = &[
 pub fn busy_gate(shared: &Shared, session: &mut Session, req: &[Bytes]) -> BusyGate {
     let run = shared.scripts.run_state();
     if !run.is_running() {
-        return BusyGate::Run;
+        // The caller found the command gate closed: a script is starting (or just ended).
+        return BusyGate::Wait;
     }
     let Some(spec) = lookup(&req[0]) else {
         return BusyGate::Run;
@@ -356,7 +396,7 @@ pub fn busy_gate(shared: &Shared, session: &mut Session, req: &[Bytes]) -> BusyG
         // microseconds; waiting asynchronously for each would cost far more), and gives up
         // with BUSY if the running script passes the threshold. Others wait without holding
         // the worker.
-        if SCRIPT_RUNNERS.contains(&spec.name) {
+        if SCRIPT_RUNNERS.contains(&spec.name) && takes_token(req) {
             return BusyGate::Run;
         }
         return BusyGate::Wait;

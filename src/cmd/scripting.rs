@@ -18,7 +18,7 @@ use crate::script::known;
 use crate::script::Sha;
 
 // The connection loop's entry points, where it has always found them.
-pub use super::script_run::{batch_token, busy_gate, takes_token, BusyGate};
+pub use super::script_run::{batch_token, busy_gate, runs_lua, takes_token, BusyGate};
 use super::script_run::{err, NOSCRIPT_ERR};
 
 const EVAL_ARGS: &str = "script:string numkeys:integer [key:key...] [arg:string...]";
@@ -228,6 +228,12 @@ fn eval(ctx: &mut Ctx<'_>, req: &[Bytes], by_sha: bool, ro: bool) -> Result<Fram
             if seen_loaded(ctx, &sha) {
                 if let Some(reply) = super::fastpath::run(ctx, known, keys, args, ro) {
                     return Ok(reply);
+                }
+                if !ctx.session.lua_inline {
+                    // On a runtime worker: the Lua body runs where scripts run (the
+                    // connection dispatches the request again there; nothing changed yet).
+                    ctx.session.lua_bounce = true;
+                    return Ok(Frame::Null);
                 }
             }
         }

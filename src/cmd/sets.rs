@@ -16,7 +16,7 @@ use crate::clock::Nanos;
 use crate::error::CommandError;
 use crate::protocol::Frame;
 use crate::store::entry::SetValue;
-use crate::store::{Entry, Shard, Value};
+use crate::store::{Entry, MultiGuard, Shard, Value};
 
 /// Set commands.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -244,23 +244,43 @@ fn smembers(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 fn smove(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let now = ctx.now;
     let (src, dst, member) = (&req[1], &req[2], &req[3]);
-    ctx.with_keys(&[src, dst], |g| {
-        let Some(from) = read(g.shard(src), src, now)? else {
-            return Ok(Frame::Integer(0));
-        };
-        let has = from.contains(member);
-        let dst_exists = read(g.shard(dst), dst, now)?.is_some();
-        if src == dst || !has {
-            return Ok(Frame::Integer(i64::from(has)));
+    ctx.with_keys_reporting(&[src, dst], |g| {
+        match smove_locked(g, src, dst, member, now) {
+            Ok((moved, written)) => (Ok(Frame::Integer(moved)), written),
+            Err(e) => (Err(e), Vec::new()),
         }
-        let from = write(g.shard(src), src, now, true);
-        from.swap_remove(member.as_ref());
-        if from.is_empty() {
-            g.shard(src).remove(src, now);
-        }
-        write(g.shard(dst), dst, now, dst_exists).insert(Bytes::copy_from_slice(member));
-        Ok(Frame::Integer(1))
     })
+}
+
+/// SMOVE under the locks: the reply, and the indices (0 = source, 1 = destination) of the
+/// keys it changed. As in Redis, a destination that already holds the member is not modified:
+/// no WATCH is invalidated and nothing is journaled for it.
+fn smove_locked(
+    g: &mut MultiGuard<'_>,
+    src: &Bytes,
+    dst: &Bytes,
+    member: &Bytes,
+    now: Nanos,
+) -> Result<(i64, Vec<usize>), CommandError> {
+    let Some(from) = read(g.shard(src), src, now)? else {
+        return Ok((0, Vec::new()));
+    };
+    let has = from.contains(member);
+    let to = read(g.shard(dst), dst, now)?;
+    let (dst_exists, dst_has) = (to.is_some(), to.is_some_and(|t| t.contains(member)));
+    if src == dst || !has {
+        return Ok((i64::from(has), Vec::new()));
+    }
+    let from = write(g.shard(src), src, now, true);
+    from.swap_remove(member.as_ref());
+    if from.is_empty() {
+        g.shard(src).remove(src, now);
+    }
+    if dst_has {
+        return Ok((1, vec![0]));
+    }
+    write(g.shard(dst), dst, now, dst_exists).insert(Bytes::copy_from_slice(member));
+    Ok((1, vec![0, 1]))
 }
 
 fn sintercard(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
@@ -403,6 +423,27 @@ mod tests {
             h.run(req);
         }
         assert_eq!(h.session.stats.dirty, before);
+    }
+
+    #[test]
+    fn smove_touches_a_destination_only_when_it_adds_the_member() {
+        let mut h = Harness::new();
+        h.run(&["SADD", "a", "x", "y", "z"]);
+        h.run(&["SADD", "b", "x"]);
+        // The member is already in the destination: Redis leaves it alone, WATCH holds.
+        h.run(&["WATCH", "b"]);
+        assert_eq!(h.run(&["SMOVE", "a", "b", "x"]), int(1));
+        h.run(&["MULTI"]);
+        h.run(&["PING"]);
+        assert_eq!(h.run(&["EXEC"]), Frame::Array(vec![simple("PONG")]));
+        assert_eq!(h.run(&["SISMEMBER", "a", "x"]), int(0));
+        // Added to the destination: a change, which aborts the transaction.
+        h.run(&["WATCH", "b"]);
+        assert_eq!(h.run(&["SMOVE", "a", "b", "y"]), int(1));
+        h.run(&["MULTI"]);
+        h.run(&["PING"]);
+        assert_eq!(h.run(&["EXEC"]), Frame::NullArray);
+        assert_eq!(h.run(&["SCARD", "b"]), int(2));
     }
 
     #[test]

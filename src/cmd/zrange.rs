@@ -48,6 +48,14 @@ pub const COMMANDS: &[CommandSpec] = &[
 
 /// How ZRANGE selects members.
 enum Selector {
+    /// Members within a lexicographical range (meant for sets whose scores are all equal),
+    /// then `offset` skipped and at most `count` returned.
+    Lex {
+        min: super::zset_pops::LexBound,
+        max: super::zset_pops::LexBound,
+        offset: i64,
+        count: i64,
+    },
     /// Ranks `start..=stop`, negative counting from the end.
     Rank(i64, i64),
     /// Scores within `[min, max]`, then `offset` skipped and at most `count` returned
@@ -60,12 +68,43 @@ enum Selector {
     },
 }
 
+/// ZREVRANGE and ZREVRANGEBYSCORE (`by_score_cmd`): [`zrange`] in reverse, with no `REV`,
+/// `BYSCORE` or `BYLEX` option.
+pub(super) fn zrange_rev(
+    ctx: &mut Ctx<'_>,
+    req: &[Bytes],
+    by_score_cmd: bool,
+) -> Result<Frame, CommandError> {
+    zrange_with(ctx, req, by_score_cmd, false, true)
+}
+
+/// ZRANGEBYLEX (`rev` false) and ZREVRANGEBYLEX.
+pub(super) fn zrange_by_lex(
+    ctx: &mut Ctx<'_>,
+    req: &[Bytes],
+    rev: bool,
+) -> Result<Frame, CommandError> {
+    zrange_with(ctx, req, false, true, rev)
+}
+
 /// ZRANGE and ZRANGEBYSCORE (`by_score_cmd`), parsed as Redis's `zrangeGenericCommand` parses
 /// them: options in any order, then conflicts, then the range, then the key.
 fn zrange(ctx: &mut Ctx<'_>, req: &[Bytes], by_score_cmd: bool) -> Result<Frame, CommandError> {
+    zrange_with(ctx, req, by_score_cmd, false, false)
+}
+
+fn zrange_with(
+    ctx: &mut Ctx<'_>,
+    req: &[Bytes],
+    by_score_cmd: bool,
+    by_lex_cmd: bool,
+    rev_cmd: bool,
+) -> Result<Frame, CommandError> {
+    let fixed = by_score_cmd || by_lex_cmd || rev_cmd;
+    let mut by_lex = by_lex_cmd;
     let mut withscores = false;
     let mut limit: Option<(i64, i64)> = None;
-    let mut rev = false;
+    let mut rev = rev_cmd;
     let mut by_score = by_score_cmd;
     let mut a = args::Args::new(req, 4);
     while let Some(opt) = a.next() {
@@ -75,23 +114,37 @@ fn zrange(ctx: &mut Ctx<'_>, req: &[Bytes], by_score_cmd: bool) -> Result<Frame,
             let offset = a.int()?;
             let count = a.int()?;
             limit = Some((offset, count));
-        } else if !by_score_cmd && !rev && is(opt, "REV") {
+        } else if !fixed && !rev && is(opt, "REV") {
             rev = true;
-        } else if !by_score_cmd && !by_score && is(opt, "BYSCORE") {
+        } else if !fixed && !by_score && !by_lex && is(opt, "BYSCORE") {
             by_score = true;
-        } else if !by_score_cmd && !by_score && is(opt, "BYLEX") {
-            return Err(CommandError::other("BYLEX is not supported"));
+        } else if !fixed && !by_score && !by_lex && is(opt, "BYLEX") {
+            by_lex = true;
         } else {
             return Err(CommandError::Syntax);
         }
     }
     // Redis tests the count against its "no LIMIT" default of -1, so `LIMIT 0 -1` passes.
-    if !by_score && limit.is_some_and(|(_, count)| count != -1) {
+    if !by_score && !by_lex && limit.is_some_and(|(_, count)| count != -1) {
         return Err(CommandError::other(
             "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
         ));
     }
-    let selector = if by_score {
+    let selector = if by_lex {
+        let (lo, hi) = if rev {
+            (&req[3], &req[2])
+        } else {
+            (&req[2], &req[3])
+        };
+        let (min, max) = super::zset_pops::parse_lex_range(lo, hi)?;
+        let (offset, count) = limit.unwrap_or((0, -1));
+        Selector::Lex {
+            min,
+            max,
+            offset,
+            count,
+        }
+    } else if by_score {
         // With REV the range is written max first.
         let (lo, hi) = if rev {
             (&req[3], &req[2])
@@ -130,6 +183,30 @@ fn zrange(ctx: &mut Ctx<'_>, req: &[Bytes], by_score_cmd: bool) -> Result<Frame,
                         z.iter().rev().skip(start).take(n).collect()
                     } else {
                         z.iter().skip(start).take(n).collect()
+                    }
+                }
+            }
+            Selector::Lex {
+                min,
+                max,
+                offset,
+                count,
+            } => {
+                if offset < 0 {
+                    Vec::new()
+                } else {
+                    let take = usize::try_from(count).unwrap_or(usize::MAX);
+                    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+                    let inside = |(m, _): &(&Bytes, f64)| super::zset_pops::in_lex(m, &min, &max);
+                    if rev {
+                        z.iter()
+                            .rev()
+                            .filter(inside)
+                            .skip(skip)
+                            .take(take)
+                            .collect()
+                    } else {
+                        z.iter().filter(inside).skip(skip).take(take).collect()
                     }
                 }
             }

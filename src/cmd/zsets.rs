@@ -125,7 +125,7 @@ pub(super) fn read<'s>(
 
 /// The sorted set at `key` for writing. Call only after [`read`] found one: a mutable access
 /// marks the key changed.
-fn write<'s>(s: &'s mut Shard, key: &[u8], now: Nanos) -> &'s mut ZSet {
+pub(super) fn write<'s>(s: &'s mut Shard, key: &[u8], now: Nanos) -> &'s mut ZSet {
     match s.get_mut(key, now).map(|e| &mut e.value) {
         Some(Value::ZSet(z)) => z,
         _ => unreachable!("invariant: read() found a sorted set under the same lock"),
@@ -133,7 +133,7 @@ fn write<'s>(s: &'s mut Shard, key: &[u8], now: Nanos) -> &'s mut ZSet {
 }
 
 /// Deletes `key` if the set it holds became empty (Redis never keeps an empty collection).
-fn drop_if_empty(s: &mut Shard, key: &[u8], now: Nanos) {
+pub(super) fn drop_if_empty(s: &mut Shard, key: &[u8], now: Nanos) {
     if s.get_live(key, now)
         .is_some_and(|e| matches!(&e.value, Value::ZSet(z) if z.is_empty()))
     {
@@ -144,7 +144,7 @@ fn drop_if_empty(s: &mut Shard, key: &[u8], now: Nanos) {
 /// A score as Redis's `getDoubleFromObject` reads it: [`args::parse_f64`], and also refused
 /// when `strtod` would report a range error, i.e. a written number that overflows to infinity
 /// (`1e400`) or a non-zero one that underflows to zero (`1e-400`).
-fn parse_score(arg: &[u8]) -> Result<f64, CommandError> {
+pub(super) fn parse_score(arg: &[u8]) -> Result<f64, CommandError> {
     let v = args::float(arg)?;
     // `inf` and `infinity` contain no digit, so a digit means a number that overflowed.
     let overflow = v.is_infinite() && arg.iter().any(u8::is_ascii_digit);

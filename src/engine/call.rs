@@ -138,6 +138,41 @@ impl<'c, 'g> Call<'c, 'g> {
         written: &[W],
         f: impl for<'x> FnOnce(&mut MultiGuard<'x>) -> R,
     ) -> R {
+        self.with_keys_then(
+            keys,
+            |g| (f(g), ()),
+            |(), visit| {
+                for w in written {
+                    visit(w.as_ref());
+                }
+            },
+        )
+    }
+
+    /// [`Call::with_keys`] for a command that decides under the locks which keys it changed:
+    /// `f` returns, with its result, the indices in `keys` of the keys it changed, and only
+    /// those are journaled and signalled to their `WATCH`ers (`SMOVE` leaves a destination that
+    /// already holds the member untouched, as in Redis).
+    pub fn with_keys_reporting<K: AsRef<[u8]>, R>(
+        &mut self,
+        keys: &[K],
+        f: impl for<'x> FnOnce(&mut MultiGuard<'x>) -> (R, Vec<usize>),
+    ) -> R {
+        self.with_keys_then(keys, f, |written, visit| {
+            for k in written.iter().filter_map(|&i| keys.get(i)) {
+                visit(k.as_ref());
+            }
+        })
+    }
+
+    /// Runs `f` with every shard owning one of `keys` locked; after a change, journals and
+    /// signals the keys `written` visits (given what `f` returned besides its result).
+    fn with_keys_then<K: AsRef<[u8]>, R, T>(
+        &mut self,
+        keys: &[K],
+        f: impl for<'x> FnOnce(&mut MultiGuard<'x>) -> (R, T),
+        written: impl Fn(&T, &mut dyn FnMut(&[u8])),
+    ) -> R {
         let db = self.store();
         let journal = Journal::new(self.engine, self.db, self.now);
         let (stats, aof_seq, now) = (&mut *self.stats, &mut *self.aof_seq, self.now);
@@ -145,7 +180,7 @@ impl<'c, 'g> Call<'c, 'g> {
             for k in keys {
                 g.shard(k.as_ref()).take_dirty();
             }
-            let r = f(g);
+            let (r, t) = f(g);
             let mut changed = false;
             for k in keys {
                 changed |= g.shard(k.as_ref()).take_dirty();
@@ -154,15 +189,14 @@ impl<'c, 'g> Call<'c, 'g> {
                 // Which of the keys changed is not tracked per key; journaling each key's
                 // current state is exact either way, since records are full states.
                 stats.dirty += 1;
-                for k in written {
-                    journal.key(g.shard(k.as_ref()), k.as_ref(), aof_seq);
-                }
-                if db.watchers.active() {
-                    for k in written {
-                        let live = g.shard(k.as_ref()).get(k.as_ref(), now).is_some();
-                        db.watchers.touch(k.as_ref(), live);
+                let watched = db.watchers.active();
+                written(&t, &mut |k| {
+                    journal.key(g.shard(k), k, aof_seq);
+                    if watched {
+                        let live = g.shard(k).get(k, now).is_some();
+                        db.watchers.touch(k, live);
                     }
-                }
+                });
             }
             r
         };

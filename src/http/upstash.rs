@@ -35,7 +35,7 @@ use serde_json::Value;
 
 use super::auth::HttpUser;
 use super::{error, LocalAddr};
-use crate::cmd::scripting::{busy_gate, BusyGate};
+use crate::cmd::scripting::{batch_token, busy_gate, runs_lua, takes_token, BusyGate};
 use crate::cmd::{self, ClientInfo, Ctx, Session, Shared};
 use crate::error::CommandError;
 use crate::protocol::encode::format_double;
@@ -393,36 +393,92 @@ impl Client {
     }
 
     /// Dispatches `req`, first waiting (without holding the worker) while another client's
-    /// script runs, as RESP connections do.
+    /// script runs, as RESP connections do; a request that runs Lua runs on a blocking-pool
+    /// thread, as on a RESP connection (see `server::connection`).
     async fn dispatch(&mut self, req: &[Bytes]) -> Frame {
-        let shared = &*self.shared;
-        loop {
-            let run = shared.scripts.run_state();
-            if !run.is_running() {
-                break;
-            }
-            match busy_gate(shared, &mut self.session, req) {
-                BusyGate::Run => break,
-                BusyGate::Reply(frame) => return frame,
-                BusyGate::Wait => {
-                    let notified = run.notify.notified();
-                    tokio::pin!(notified);
-                    notified.as_mut().enable();
-                    if !run.is_running() || run.is_timed_out() {
-                        continue;
+        let lua = runs_lua(&self.session, req);
+        let gated = if lua {
+            None
+        } else {
+            loop {
+                let shared = &*self.shared;
+                let run = shared.scripts.run_state();
+                if let Some(gate) = run.command_gate() {
+                    let now = shared.engine.clock.now();
+                    self.session.lua_inline = false;
+                    let reply = cmd::dispatch(&mut Ctx::new(shared, &mut self.session, now), req);
+                    self.session.lua_inline = true;
+                    drop(gate);
+                    // A recognised script left it to its Lua body (nothing changed): `None`.
+                    break (!std::mem::take(&mut self.session.lua_bounce)).then_some(reply);
+                }
+                match busy_gate(shared, &mut self.session, req) {
+                    BusyGate::Run => {
+                        // allow_busy, unknown or wrong arity: touches no key.
+                        let now = shared.engine.clock.now();
+                        break Some(cmd::dispatch(
+                            &mut Ctx::new(shared, &mut self.session, now),
+                            req,
+                        ));
                     }
-                    // Bounded: the state is checked again even if a wake-up was missed.
-                    let _ = tokio::time::timeout(Duration::from_millis(20), notified).await;
+                    BusyGate::Reply(frame) => return frame,
+                    BusyGate::Wait => wait_for_script(run).await,
                 }
             }
-        }
-        let now = shared.engine.clock.now();
-        let reply = cmd::dispatch(&mut Ctx::new(shared, &mut self.session, now), req);
+        };
+        let reply = match gated {
+            Some(reply) => reply,
+            None => self.dispatch_lua(req).await,
+        };
         self.session.info.last_interaction_ms.store(
             u64::try_from(self.session.info.created.elapsed().as_millis()).unwrap_or(u64::MAX),
             std::sync::atomic::Ordering::Relaxed,
         );
+        // A blocking command (BLPOP, ...) that found nothing does not block over HTTP: it
+        // answers its timeout reply at once, as inside MULTI.
+        if let Some(block) = self.session.block.take() {
+            return block.timeout_reply();
+        }
         reply
+    }
+
+    /// Runs a request that runs Lua on a blocking-pool thread, with the session moved there
+    /// and back.
+    async fn dispatch_lua(&mut self, req: &[Bytes]) -> Frame {
+        loop {
+            let run = self.shared.scripts.run_state();
+            if run.is_running() {
+                match busy_gate(&self.shared, &mut self.session, req) {
+                    BusyGate::Run => {}
+                    BusyGate::Reply(frame) => return frame,
+                    BusyGate::Wait => {
+                        wait_for_script(run).await;
+                        continue;
+                    }
+                }
+            }
+            break;
+        }
+        let placeholder = Session::new(self.session.info.clone(), &self.shared.acl);
+        let mut session = std::mem::replace(&mut self.session, placeholder);
+        let shared = self.shared.clone();
+        let req = req.to_vec();
+        let ran = tokio::task::spawn_blocking(move || {
+            let now = shared.engine.clock.now();
+            let token = takes_token(&req).then(|| batch_token(&shared)).flatten();
+            let reply = cmd::dispatch(&mut Ctx::new(&shared, &mut session, now), &req);
+            drop(token);
+            (session, reply)
+        })
+        .await;
+        match ran {
+            Ok((session, reply)) => {
+                self.session = session;
+                reply
+            }
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Frame::error("ERR the server is shutting down"),
+        }
     }
 
     /// Ends the request: under `appendfsync always`, waits until its AOF records are durable
@@ -432,6 +488,19 @@ impl Client {
         self.shared.metrics.flush(&mut self.session.stats);
         super::durable(&self.shared, self.session.aof_seq.take()).await
     }
+}
+
+/// Waits until the running script ends or turns busy (bounded: the state is checked again
+/// even if a wake-up was missed).
+async fn wait_for_script(run: &crate::script::RunState) {
+    let notified = run.notify.notified();
+    tokio::pin!(notified);
+    notified.as_mut().enable();
+    if !run.is_running() || run.is_timed_out() {
+        tokio::task::yield_now().await;
+        return;
+    }
+    let _ = tokio::time::timeout(Duration::from_millis(20), notified).await;
 }
 
 impl Drop for Client {

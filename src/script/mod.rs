@@ -10,7 +10,9 @@
 //!
 //! One VM serves the whole server, behind a reentrant mutex that doubles as the script token:
 //! whoever holds it may run Lua. It is taken before any shard lock (EXEC takes it first when
-//! its queue holds a script), which keeps the lock order total.
+//! its queue holds a script), which keeps the lock order total. Callers run scripts off the
+//! async runtime's worker threads (see `server::connection`); [`RunState`] holds the command
+//! gate that keeps ordinary commands from blocking on a running script's shards.
 
 pub mod bit;
 pub mod cjson;
@@ -24,6 +26,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use crossbeam_utils::sync::{ShardedLock, ShardedLockReadGuard};
 use parking_lot::{Mutex, ReentrantMutex, ReentrantMutexGuard};
 use tokio::sync::Notify;
 
@@ -154,6 +157,11 @@ impl ScriptsGuard<'_> {
         })
     }
 
+    /// The state of the running script.
+    pub fn run_state(&self) -> &RunState {
+        self.run
+    }
+
     /// The engine if it was ever built (without building it).
     pub fn existing(&self) -> Option<RefMut<'_, Engine>> {
         let slot = self.guard.try_borrow_mut().ok()?;
@@ -191,8 +199,13 @@ pub struct RunState {
     loading: AtomicBool,
     aborted: AtomicBool,
     hook_escalated: AtomicBool,
-    /// When (on [`RunState::now_us`]'s scale) the running script next hands its worker off.
-    next_hand_off_us: AtomicU64,
+    /// An `EXEC` whose queue holds scripts keeps the server in the running state for the
+    /// whole transaction (see [`RunState::hold`]).
+    held: AtomicBool,
+    /// The command gate (see [`RunState::command_gate`]): ordinary commands hold it shared
+    /// while they run; a script takes it exclusively for the instant it marks itself running,
+    /// so no command that passed the gate is still running when the script takes its locks.
+    gate: ShardedLock<()>,
     started_us: AtomicU64,
     threshold_ms: AtomicU64,
     current: Mutex<Option<Running>>,
@@ -224,72 +237,6 @@ impl std::fmt::Display for Interrupt {
 
 impl std::error::Error for Interrupt {}
 
-/// Makes sure another worker thread serves I/O while this one runs a long script. Called at
-/// the first count hook after the script ran for [`HAND_OFF_AFTER_US`], so short scripts
-/// never pay for it, and again every [`HAND_OFF_REPEAT_US`] while it runs.
-///
-/// Gives this worker's queued tasks and the I/O driver to another thread before a long script
-/// goes on, on the multi-thread runtime: `block_in_place` moves the task in the worker's LIFO
-/// slot (which no other worker may steal, and which can hold the very connection that would
-/// send `SCRIPT KILL`) into its stealable run queue and hands the core to a new thread. This
-/// thread then waits until some worker has run a task spawned from outside (so one is awake
-/// and steals what this core queued) before `block_in_place` may take the core back. A fixed
-/// 2 ms pause used to stand in for that wait; on a loaded machine the new thread sometimes
-/// had not started by then, the core came back with its queue, and a connection waited for
-/// the script to end. The wait has the same hole, only narrower: the worker that runs the
-/// probe may be the other one, already awake, and the core can still come back before the
-/// new thread takes it (a test hung about once in 24 runs). Hence the repeats: a core that
-/// came back is handed off again, and the woken worker steals what it queued.
-/// Elsewhere, [`wake_runtime`].
-fn hand_off_worker() {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
-            tokio::task::block_in_place(|| wait_for_a_worker(&h));
-        }
-        _ => wake_runtime(),
-    }
-}
-
-/// Spawns a no-op task from outside the workers (so it goes to the global queue and wakes a
-/// parked worker) and waits until a worker ran it, at most [`HAND_OFF_WAIT`].
-fn wait_for_a_worker(h: &tokio::runtime::Handle) {
-    let ran = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&ran);
-    drop(h.spawn(async move { flag.store(true, Ordering::Release) }));
-    let deadline = Instant::now() + HAND_OFF_WAIT;
-    while !ran.load(Ordering::Acquire) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_micros(200));
-    }
-}
-
-/// How long a script runs before its worker hands its queued tasks to another thread.
-const HAND_OFF_AFTER_US: u64 = 1_000;
-
-/// How often a long script hands its worker off again: `block_in_place` takes the core back
-/// if the thread meant to take it has not started by the time the wait ends (another worker
-/// may have run the probe first), and the core's queued tasks then wait for a worker to
-/// steal them. Each repeat hands the core off again if it came back, and wakes a parked
-/// worker, which steals what is queued. Costs the script about 0.2 ms each time.
-const HAND_OFF_REPEAT_US: u64 = 50_000;
-
-/// The longest a long script waits at its first hook for another worker to wake up.
-const HAND_OFF_WAIT: Duration = Duration::from_millis(200);
-
-/// [`hand_off_worker`] off the multi-thread runtime's workers.
-///
-/// A tokio worker that parked while this one held the I/O driver sleeps on a condition
-/// variable, and nothing wakes it while this thread stays busy in Lua: no socket would be
-/// read (not even `SCRIPT KILL`). A task spawned from outside the workers goes to the global
-/// queue and wakes a parked worker, which runs it and then parks again, this time on the now
-/// free driver. (Spawned from this worker, the task would sit in its own LIFO slot, which no
-/// other worker may steal, and might wake nobody.) So a blocking-pool thread spawns it.
-fn wake_runtime() {
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        let spawner = handle.clone();
-        drop(handle.spawn_blocking(move || drop(spawner.spawn(async {}))));
-    }
-}
-
 impl RunState {
     fn new() -> RunState {
         RunState {
@@ -305,7 +252,8 @@ impl RunState {
             loading: AtomicBool::new(false),
             aborted: AtomicBool::new(false),
             hook_escalated: AtomicBool::new(false),
-            next_hand_off_us: AtomicU64::new(u64::MAX),
+            held: AtomicBool::new(false),
+            gate: ShardedLock::new(()),
             started_us: AtomicU64::new(0),
             threshold_ms: AtomicU64::new(DEFAULT_BUSY_REPLY_THRESHOLD_MS),
             current: Mutex::new(None),
@@ -365,34 +313,85 @@ impl RunState {
         }
     }
 
+    /// Lets an ordinary command (one that does not run Lua) run, or `None` while a script
+    /// runs or is starting: the caller then consults `cmd::script_run::busy_gate` and, if it
+    /// must wait, waits without blocking its thread. The guard is held while the command runs
+    /// and dropped before anything that takes the script token.
+    ///
+    /// Why a gate and not only the running flag: a command that read the flag just before a
+    /// script began could otherwise go on to wait for a shard the script holds, blocking its
+    /// worker thread for as long as the script runs (forever, for a loop nobody can then
+    /// kill on a single worker). A script marks itself running under the exclusive side of
+    /// the gate, before it takes any shard, so every command either finished before or sees
+    /// the flag. The lock is sharded per thread, so the shared side costs a command one
+    /// uncontended lock.
+    pub fn command_gate(&self) -> Option<ShardedLockReadGuard<'_, ()>> {
+        let guard = self.gate.try_read().ok()?;
+        (!self.is_running()).then_some(guard)
+    }
+
+    /// Marks the server as running a script before an `EXEC` whose queue holds scripting
+    /// commands takes its shard locks, until [`RunState::release`]: the transaction's scripts
+    /// run inside it, and between them other connections still wait (they would block on the
+    /// transaction's shards).
+    pub fn hold(&self, threshold_ms: u64) {
+        let _gate = self
+            .gate
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.held.store(true, Ordering::Release);
+        self.mark_running(None, threshold_ms);
+    }
+
+    /// Ends [`RunState::hold`].
+    pub fn release(&self) {
+        self.held.store(false, Ordering::Release);
+        self.end();
+    }
+
     /// Marks a script as running; `function` describes a running function for `FUNCTION
     /// STATS` (EVAL scripts are never described there: it answers BUSY for them), `None` for
-    /// an EVAL script.
+    /// an EVAL script. Call it before taking the script's shard locks (see
+    /// [`RunState::command_gate`]); it waits for the ordinary commands still running.
     pub fn begin(&self, function: Option<Running>, threshold_ms: u64) {
+        if self.held.load(Ordering::Acquire) {
+            // Inside a held EXEC: the gate was closed by `hold`, and the transaction's shard
+            // locks may block commands that hold the gate's shared side.
+            self.mark_running(function, threshold_ms);
+            return;
+        }
+        let _gate = self
+            .gate
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.mark_running(function, threshold_ms);
+    }
+
+    fn mark_running(&self, function: Option<Running>, threshold_ms: u64) {
         self.kill.store(false, Ordering::Release);
         self.aborted.store(false, Ordering::Release);
         self.wrote.store(false, Ordering::Release);
         self.timed_out.store(false, Ordering::Release);
         self.function.store(function.is_some(), Ordering::Release);
         self.threshold_ms.store(threshold_ms, Ordering::Release);
-        let now = self.now_us();
-        self.next_hand_off_us
-            .store(now + HAND_OFF_AFTER_US, Ordering::Release);
-        self.started_us.store(now, Ordering::Release);
+        self.started_us.store(self.now_us(), Ordering::Release);
         if function.is_some() {
             *self.current.lock() = function;
         }
         self.running.store(true, Ordering::Release);
     }
 
-    /// Marks the script as ended and wakes the connections waiting for it.
+    /// Marks the script as ended and wakes the connections waiting for it (inside a held
+    /// `EXEC`, the server stays in the running state until [`RunState::release`]).
     pub fn end(&self) {
-        self.running.store(false, Ordering::Release);
+        self.running
+            .store(self.held.load(Ordering::Acquire), Ordering::Release);
         self.timed_out.store(false, Ordering::Release);
         self.kill.store(false, Ordering::Release);
         self.force_kill.store(false, Ordering::Release);
         if self.is_function() {
             *self.current.lock() = None;
+            self.function.store(false, Ordering::Release);
         }
         self.notify.notify_waiters();
     }
@@ -481,23 +480,14 @@ impl RunState {
         if self.aborted.load(Ordering::Acquire) {
             return Err(Interrupt::Aborted);
         }
-        // Only a script that has run for a while hands its worker off: the count hook also
-        // fires in short scripts (the instruction count carries over from run to run), and a
-        // hand-off there cost every few hundredth short script a pause under the token. It
-        // does so again every `HAND_OFF_REPEAT_US` while it runs (see `hand_off_worker`).
-        if self.is_running() && now_us >= self.next_hand_off_us.load(Ordering::Acquire) {
-            self.next_hand_off_us
-                .store(now_us + HAND_OFF_REPEAT_US, Ordering::Release);
-            hand_off_worker();
-        }
         if self.is_running()
             && !self.is_timed_out()
             && elapsed_ms >= self.threshold_ms.load(Ordering::Acquire)
         {
             self.timed_out.store(true, Ordering::Release);
-            // No notify here: a task woken from this (busy) worker thread would land in its
-            // LIFO slot, which no other worker may steal. Waiting connections re-check on
-            // their own short timer, served by another worker.
+            // Scripts run off the runtime's workers (see `server::connection`), so the
+            // waiting connections can be woken from here to answer BUSY at once.
+            self.notify.notify_waiters();
             tracing::warn!(
                 ms = elapsed_ms,
                 "slow script detected: still in execution after the busy threshold"

@@ -27,7 +27,7 @@ use tokio::net::TcpStream;
 
 use super::replication;
 use super::replies::{output_limited, Replies, SocketReplies, StreamReplies};
-use crate::cmd::scripting::{batch_token, busy_gate, takes_token, BusyGate};
+use crate::cmd::scripting::{batch_token, busy_gate, runs_lua, takes_token, BusyGate};
 use crate::cmd::{dispatch, Blocked, ClientInfo, Ctx, Session, Shared};
 use crate::config::OutputBufferLimit;
 use crate::metrics::add;
@@ -169,69 +169,160 @@ where
                     &mut wbuf,
                     &mut pending,
                     out_limit.hard,
+                    false,
                 );
                 let mut failed = false;
-                while outcome == Batch::Wait || outcome == Batch::Blocked {
-                    // The replies so far go out (or are held for the AOF) while this
-                    // connection waits for another connection's script, or for replicas.
-                    if !send_all(&shared, &mut session, &mut out, &mut wbuf, out_limit).await {
-                        failed = true;
-                        break;
-                    }
-                    if outcome == Batch::Wait {
-                        if !wait_for_script(&shared, &info, &mut stop).await {
-                            failed = true;
-                            break;
-                        }
-                    } else {
-                        match session.blocked.take() {
-                            Some(Blocked::Wait {
-                                numreplicas,
-                                timeout_ms,
-                                offset,
-                            }) => {
-                                let Some(n) = replication::wait_acks(
-                                    &shared,
-                                    &info,
-                                    numreplicas,
-                                    timeout_ms,
-                                    offset,
-                                    &mut stop,
-                                )
-                                .await
-                                else {
-                                    failed = true;
-                                    break;
-                                };
-                                encode(&Frame::Integer(n), session.resp, &mut wbuf);
-                            }
-                            Some(Blocked::Sync { psync }) => {
-                                // The connection is the replica's link from now on, until it
-                                // closes.
-                                replication::serve_replica(
-                                    &shared,
-                                    &mut rd,
-                                    &mut out,
+                loop {
+                    outcome = match outcome {
+                        Batch::Lua => {
+                            // The rest of the batch runs on a blocking-pool thread: a script
+                            // (or a wait for the script token) never holds a worker, which
+                            // stays free to answer BUSY and serve SCRIPT KILL to others.
+                            let job = shared.clone();
+                            let hard = out_limit.hard;
+                            let ran = tokio::task::spawn_blocking(move || {
+                                let outcome = run_batch(
+                                    &job,
                                     &mut session,
-                                    psync,
                                     &mut rbuf,
-                                    &mut stop,
-                                )
-                                .await;
+                                    &mut wbuf,
+                                    &mut pending,
+                                    hard,
+                                    true,
+                                );
+                                (session, rbuf, wbuf, pending, outcome)
+                            })
+                            .await;
+                            match ran {
+                                Ok(back) => {
+                                    (session, rbuf, wbuf, pending) =
+                                        (back.0, back.1, back.2, back.3);
+                                    back.4
+                                }
+                                Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                                // The runtime is shutting down.
+                                Err(_) => return,
+                            }
+                        }
+                        Batch::Wait => {
+                            // The replies so far go out (or are held for the AOF) while this
+                            // connection waits for another connection's script.
+                            if !send_all(&shared, &mut session, &mut out, &mut wbuf, out_limit)
+                                .await
+                                || !wait_for_script(&shared, &info, &mut stop).await
+                            {
                                 failed = true;
                                 break;
                             }
-                            None => {}
+                            run_batch(
+                                &shared,
+                                &mut session,
+                                &mut rbuf,
+                                &mut wbuf,
+                                &mut pending,
+                                out_limit.hard,
+                                false,
+                            )
                         }
-                    }
-                    outcome = run_batch(
-                        &shared,
-                        &mut session,
-                        &mut rbuf,
-                        &mut wbuf,
-                        &mut pending,
-                        out_limit.hard,
-                    );
+                        Batch::Blocked => {
+                            // The replies before the blocking command go out, then the client
+                            // waits for its reply (see `cmd::blocking`).
+                            if !send_all(&shared, &mut session, &mut out, &mut wbuf, out_limit)
+                                .await
+                            {
+                                failed = true;
+                                break;
+                            }
+                            let waited = wait_blocked(
+                                &shared,
+                                &info,
+                                &mut session,
+                                &mut rd,
+                                &mut rbuf,
+                                &mut stop,
+                                qbuf_limit,
+                            )
+                            .await;
+                            let Some((frame, seq)) = waited else {
+                                failed = true;
+                                break;
+                            };
+                            session.aof_seq = session.aof_seq.max(seq);
+                            if session.reply_mode.take() {
+                                encode(&frame, session.resp, &mut wbuf);
+                            }
+                            run_batch(
+                                &shared,
+                                &mut session,
+                                &mut rbuf,
+                                &mut wbuf,
+                                &mut pending,
+                                out_limit.hard,
+                                false,
+                            )
+                        }
+                        Batch::Task => {
+                            // The replies so far go out (or are held for the AOF), then the
+                            // task finishes what the command left it (`WAIT`, `PSYNC`).
+                            if !send_all(&shared, &mut session, &mut out, &mut wbuf, out_limit)
+                                .await
+                            {
+                                failed = true;
+                                break;
+                            }
+                            match session.blocked.take() {
+                                Some(Blocked::Wait {
+                                    numreplicas,
+                                    timeout_ms,
+                                    offset,
+                                }) => {
+                                    let Some(n) = replication::wait_acks(
+                                        &shared,
+                                        &info,
+                                        numreplicas,
+                                        timeout_ms,
+                                        offset,
+                                        &mut stop,
+                                    )
+                                    .await
+                                    else {
+                                        failed = true;
+                                        break;
+                                    };
+                                    if session.reply_mode.take() {
+                                        encode(&Frame::Integer(n), session.resp, &mut wbuf);
+                                    }
+                                }
+                                Some(Blocked::Sync { psync }) => {
+                                    // The connection is the replica's link from now on, until
+                                    // it closes.
+                                    replication::serve_replica(
+                                        &shared,
+                                        &mut rd,
+                                        &mut out,
+                                        &mut session,
+                                        psync,
+                                        &mut rbuf,
+                                        &mut stop,
+                                    )
+                                    .await;
+                                    failed = true;
+                                    break;
+                                }
+                                None => {}
+                            }
+                            run_batch(
+                                &shared,
+                                &mut session,
+                                &mut rbuf,
+                                &mut wbuf,
+                                &mut pending,
+                                out_limit.hard,
+                                false,
+                            )
+                        }
+                        _ => break,
+                    };
                 }
                 if failed || outcome == Batch::Abort {
                     break;
@@ -320,6 +411,8 @@ async fn wait_for_script(
     tokio::pin!(notified);
     notified.as_mut().enable();
     if !run.is_running() || run.is_timed_out() {
+        // A script is starting (the command gate is closed for an instant) or just ended.
+        tokio::task::yield_now().await;
         return true;
     }
     tokio::select! {
@@ -335,6 +428,70 @@ async fn wait_for_script(
     }
 }
 
+/// Waits, without a thread, until the client blocked by the command that left its block in
+/// `session` gets its reply: served by another client's write, its timeout, or `CLIENT
+/// UNBLOCK`. Bytes the client sends meanwhile are kept for after the reply, as Redis keeps a
+/// blocked client's pipeline. `None` if the connection must close instead (it closed, was
+/// killed, went over the query buffer limit, or the server stops).
+async fn wait_blocked<R: AsyncRead + Unpin>(
+    shared: &Shared,
+    info: &ClientInfo,
+    session: &mut Session,
+    rd: &mut R,
+    rbuf: &mut BytesMut,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+    qbuf_limit: u64,
+) -> Option<(crate::protocol::Frame, Option<crate::persist::Seq>)> {
+    let block = session
+        .block
+        .take()
+        .expect("invariant: Batch::Blocked is returned with the session's block set");
+    let timeout_ms = block.timeout_ms;
+    let mut served = shared.blocked.register(session, block);
+    // A push may have come between the command's attempt and the registration.
+    if let Some(_gate) = shared.scripts.run_state().command_gate() {
+        crate::cmd::blocking::serve(shared, shared.engine.clock.now());
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(timeout_ms);
+    let forget = |why| {
+        shared.blocked.forget(info.id);
+        why
+    };
+    loop {
+        if rbuf.capacity() - rbuf.len() < READ_CHUNK / 4 {
+            rbuf.reserve(READ_CHUNK.max(rbuf.len()));
+        }
+        tokio::select! {
+            r = &mut served => return r.ok(),
+            _ = tokio::time::sleep_until(deadline), if timeout_ms > 0 => {
+                // Unless it was served meanwhile, the client gets its timeout reply.
+                shared.blocked.unblock(info.id, |b| b.timeout_reply());
+                return served.await.ok();
+            }
+            r = rd.read_buf(rbuf) => match r {
+                Ok(n) if n > 0 => {
+                    add(&shared.metrics.total_net_input_bytes, n as u64);
+                    if rbuf.len() as u64 > qbuf_limit {
+                        return forget(None);
+                    }
+                }
+                _ => return forget(None),
+            },
+            _ = info.pubsub.notified() => {
+                if info.killed.load(Ordering::Relaxed) || info.pubsub.is_closing() {
+                    return forget(None);
+                }
+            }
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return forget(None),
+        }
+    }
+}
+
+/// `EVALSHA` or `EVALSHA_RO`.
+fn is_evalsha(req: &[bytes::Bytes]) -> bool {
+    req[0].eq_ignore_ascii_case(b"EVALSHA") || req[0].eq_ignore_ascii_case(b"EVALSHA_RO")
+}
+
 /// How a batch ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Batch {
@@ -345,6 +502,11 @@ enum Batch {
     /// A request waits in `pending` for another connection's script.
     Wait,
     /// A command left work for the task in `session.blocked` (`WAIT`, `PSYNC`).
+    Task,
+    /// A request in `pending` runs Lua or takes the script token: the batch goes on on a
+    /// blocking-pool thread.
+    Lua,
+    /// A blocking command found nothing: the client waits (its reply is not written yet).
     Blocked,
     /// The replies reached the `normal` class's hard output buffer limit: close without them.
     OverLimit,
@@ -377,6 +539,14 @@ fn warn_http_request(session: &Session) {
 }
 
 /// Runs `pending` and then every complete request in `rbuf`, appending replies to `wbuf`.
+/// On a worker thread (`on_script_thread` false) it stops at the first request that runs Lua
+/// (see `cmd::scripting::runs_lua`), which the caller then runs with the rest of the batch on
+/// a blocking-pool thread.
+///
+/// A request that does not run Lua runs under the command gate (see
+/// `script::RunState::command_gate`), and waits without running while another connection's
+/// script runs: it could otherwise block this thread on the script's shard locks.
+#[allow(clippy::too_many_arguments)]
 fn run_batch(
     shared: &Shared,
     session: &mut Session,
@@ -384,6 +554,7 @@ fn run_batch(
     wbuf: &mut BytesMut,
     pending: &mut Option<Request>,
     out_hard: u64,
+    on_script_thread: bool,
 ) -> Batch {
     let mut ran = false;
     // Read once per batch: the config lock is shared by every connection.
@@ -412,8 +583,20 @@ fn run_batch(
                     warn_http_request(session);
                     return Batch::Abort;
                 }
-                if shared.scripts.run_state().is_running() {
+                let lua = runs_lua(session, &req);
+                if lua && !on_script_thread {
+                    *pending = Some(req);
+                    return Batch::Lua;
+                }
+                let run = shared.scripts.run_state();
+                // On the script thread, EVALSHA of a recognised script may fall back to its
+                // Lua body, which must not run under the gate (a script closes it): no gate.
+                let ungated = lua || (on_script_thread && is_evalsha(&req));
+                let gate = if ungated { None } else { run.command_gate() };
+                if (ungated && run.is_running()) || (!ungated && gate.is_none()) {
                     match busy_gate(shared, session, &req) {
+                        // A script runner queues for the token (on this script thread);
+                        // others here touch no key (allow_busy, unknown, wrong arity).
                         BusyGate::Run => {}
                         BusyGate::Wait => {
                             *pending = Some(req);
@@ -432,14 +615,34 @@ fn run_batch(
                 if token.is_none() && takes_token(&req) {
                     token = batch_token(shared);
                 }
+                session.lua_inline = on_script_thread;
                 let reply = dispatch(&mut Ctx::new(shared, &mut *session, now), &req);
+                drop(gate);
+                if std::mem::take(&mut session.lua_bounce) {
+                    // A recognised script's fast path left it to Lua: run it on the script
+                    // thread (it changed nothing).
+                    *pending = Some(req);
+                    return Batch::Lua;
+                }
+                if session.block.is_some() {
+                    return Batch::Blocked;
+                }
+                // Clients blocked on keys this command made ready are served before the next
+                // command (skipped while a script runs: its own connection serves after it).
+                if !shared.blocked.is_empty() {
+                    if let Some(_gate) = shared.scripts.run_state().command_gate() {
+                        crate::cmd::blocking::serve(shared, now);
+                    }
+                }
                 if session.close_without_reply {
                     return Batch::Close;
                 }
                 if session.blocked.is_some() {
-                    return Batch::Blocked;
+                    return Batch::Task;
                 }
-                encode(&reply, session.resp, wbuf);
+                if session.reply_mode.take() {
+                    encode(&reply, session.resp, wbuf);
+                }
                 if session.close_after_reply {
                     return Batch::Close;
                 }

@@ -37,6 +37,10 @@ pub fn runtime(workers: usize) -> io::Result<(tokio::runtime::Runtime, persist::
         .worker_threads(workers)
         .enable_all()
         .thread_name("limitkv")
+        // Scripts run on the blocking-pool threads and convert nested replies (up to
+        // `script::convert::MAX_DEPTH` levels) recursively; tokio's 2 MiB default was too
+        // small for that in a debug build. The main thread's usual 8 MiB, reserved lazily.
+        .thread_stack_size(8 << 20)
         .on_thread_park({
             let idle_commit = idle_commit.clone();
             move || idle_commit.on_park()
