@@ -193,7 +193,7 @@ macro_rules! state_as {
 }
 
 /// How a state write expires, per family. A GCRA state records the emission interval it
-/// was scheduled under, so that a later plan change re-reads its debt ([`gcra_state`]).
+/// was scheduled under, so that a later plan change re-reads its debt (`gcra_state`).
 pub fn put_gcra(params: &rate::RateParams, mut s: GcraState) -> StateWrite {
     s.emission = params.gcra().emission();
     // A TAT of u64::MAX (a saturated schedule) is kept forever rather than expired at once.
