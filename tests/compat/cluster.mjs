@@ -9,11 +9,12 @@ const ports = process.argv.slice(2, 5).map(Number);
 const cluster = new Redis.Cluster([{ host: '127.0.0.1', port: ports[0] }]);
 
 // CL.THROTTLE key 4 10 60: 5 of 8 quick calls admitted per key; ioredis does not know the
-// command's key, so it sends it anywhere and follows MOVED.
+// command's key, so it sends it anywhere and follows MOVED. Keys and identities of their own:
+// run.sh runs cluster.py against the same three nodes first.
 let admitted = 0;
 for (let i = 0; i < 30; i++) {
   for (let j = 0; j < 8; j++) {
-    const r = await cluster.call('CL.THROTTLE', `user:${i}`, '4', '10', '60');
+    const r = await cluster.call('CL.THROTTLE', `io-user:${i}`, '4', '10', '60');
     if (r[0] === 0) admitted++;
   }
 }
@@ -25,7 +26,7 @@ assert.ok(sizes.every((n) => n > 0), `keys on every node: ${sizes}`);
 let allowed = 0;
 for (let i = 0; i < 12; i++) {
   for (let j = 0; j < 5; j++) {
-    const reply = await cluster.call('LIMIT.CHECK', 'free', `customer-${i}`);
+    const reply = await cluster.call('LIMIT.CHECK', 'free', `io-customer-${i}`);
     const fields = Object.fromEntries(reply.flatMap((v, k) => (k % 2 ? [] : [[v, reply[k + 1]]])));
     if (fields.allowed === 1) allowed++;
   }
