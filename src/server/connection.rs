@@ -204,79 +204,46 @@ where
                                 Err(_) => return,
                             }
                         }
-                        Batch::Wait => {
-                            // The replies so far go out (or are held for the AOF) while this
-                            // connection waits for another connection's script.
-                            if !send_all(&shared, &mut session, &mut out, &mut wbuf, out_limit)
-                                .await
-                                || !wait_for_script(&shared, &info, &mut stop).await
-                            {
-                                failed = true;
-                                break;
-                            }
-                            run_batch(
-                                &shared,
-                                &mut session,
-                                &mut rbuf,
-                                &mut wbuf,
-                                &mut pending,
-                                out_limit.hard,
-                                false,
-                            )
-                        }
-                        Batch::Blocked => {
-                            // The replies before the blocking command go out, then the client
-                            // waits for its reply (see `cmd::blocking`).
+                        Batch::Wait | Batch::Blocked | Batch::Task => {
+                            // The replies so far go out (or are held for the AOF) first; then
+                            // the connection waits for another connection's script (`Wait`),
+                            // for its blocking command's reply (`Blocked`, see
+                            // `cmd::blocking`), or finishes what a command left the task
+                            // (`Task`: `WAIT`, `PSYNC`); then the batch goes on.
                             if !send_all(&shared, &mut session, &mut out, &mut wbuf, out_limit)
                                 .await
                             {
                                 failed = true;
                                 break;
                             }
-                            let waited = wait_blocked(
-                                &shared,
-                                &info,
-                                &mut session,
-                                &mut rd,
-                                &mut rbuf,
-                                &mut stop,
-                                qbuf_limit,
-                            )
-                            .await;
-                            let Some((frame, seq)) = waited else {
-                                failed = true;
-                                break;
-                            };
-                            session.aof_seq = session.aof_seq.max(seq);
-                            if session.reply_mode.take() {
-                                encode(&frame, session.resp, &mut wbuf);
-                            }
-                            run_batch(
-                                &shared,
-                                &mut session,
-                                &mut rbuf,
-                                &mut wbuf,
-                                &mut pending,
-                                out_limit.hard,
-                                false,
-                            )
-                        }
-                        Batch::Task => {
-                            // The replies so far go out (or are held for the AOF), then the
-                            // task finishes what the command left it (`WAIT`, `PSYNC`).
-                            if !send_all(&shared, &mut session, &mut out, &mut wbuf, out_limit)
-                                .await
-                            {
-                                failed = true;
-                                break;
-                            }
-                            match session.blocked.take() {
-                                Some(Blocked::Wait {
-                                    numreplicas,
-                                    timeout_ms,
-                                    offset,
-                                }) => {
-                                    let Some(n) = replication::wait_acks(
+                            let resumed = match outcome {
+                                Batch::Wait => wait_for_script(&shared, &info, &mut stop).await,
+                                Batch::Blocked => {
+                                    let waited = wait_blocked(
+                                        &shared,
+                                        &info,
+                                        &mut session,
+                                        &mut rd,
+                                        &mut rbuf,
+                                        &mut stop,
+                                        qbuf_limit,
+                                    )
+                                    .await;
+                                    waited
+                                        .map(|(frame, seq)| {
+                                            session.aof_seq = session.aof_seq.max(seq);
+                                            if session.reply_mode.take() {
+                                                encode(&frame, session.resp, &mut wbuf);
+                                            }
+                                        })
+                                        .is_some()
+                                }
+                                _ => match session.blocked.take() {
+                                    Some(Blocked::Wait {
+                                        numreplicas,
+                                        timeout_ms,
+                                        offset,
+                                    }) => replication::wait_acks(
                                         &shared,
                                         &info,
                                         numreplicas,
@@ -285,31 +252,33 @@ where
                                         &mut stop,
                                     )
                                     .await
-                                    else {
-                                        failed = true;
-                                        break;
-                                    };
-                                    if session.reply_mode.take() {
-                                        encode(&Frame::Integer(n), session.resp, &mut wbuf);
+                                    .map(|n| {
+                                        if session.reply_mode.take() {
+                                            encode(&Frame::Integer(n), session.resp, &mut wbuf);
+                                        }
+                                    })
+                                    .is_some(),
+                                    Some(Blocked::Sync { psync }) => {
+                                        // The connection is the replica's link from now on,
+                                        // until it closes.
+                                        replication::serve_replica(
+                                            &shared,
+                                            &mut rd,
+                                            &mut out,
+                                            &mut session,
+                                            psync,
+                                            &mut rbuf,
+                                            &mut stop,
+                                        )
+                                        .await;
+                                        false
                                     }
-                                }
-                                Some(Blocked::Sync { psync }) => {
-                                    // The connection is the replica's link from now on, until
-                                    // it closes.
-                                    replication::serve_replica(
-                                        &shared,
-                                        &mut rd,
-                                        &mut out,
-                                        &mut session,
-                                        psync,
-                                        &mut rbuf,
-                                        &mut stop,
-                                    )
-                                    .await;
-                                    failed = true;
-                                    break;
-                                }
-                                None => {}
+                                    None => true,
+                                },
+                            };
+                            if !resumed {
+                                failed = true;
+                                break;
                             }
                             run_batch(
                                 &shared,
