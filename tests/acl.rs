@@ -323,10 +323,7 @@ fn redis_cli_authenticates_as_a_user_of_the_binary() {
         "user default on nopass ~* &* +@all\nuser app on >pw +@limiter ~app:*\n",
     )
     .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let mut child = Command::new(env!("CARGO_BIN_EXE_limitkv"))
         .args(["--port", &port.to_string(), "--aclfile"])
         .arg(&aclfile)

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::free_port;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -23,13 +25,6 @@ impl Drop for Proc {
             let _ = self.child.wait();
         }
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("find a free port")
-        .port()
 }
 
 /// Sends `request` and reads one reply line (enough for the simple replies used here).

@@ -4,13 +4,12 @@
 
 mod common;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Raw, Reply};
+use common::{free_port, Raw, Reply};
 
 const BIN: &str = env!("CARGO_BIN_EXE_limitkv");
 const CLIENTS: usize = 50;
@@ -24,13 +23,6 @@ impl Drop for Proc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
 
 async fn start(dir: &std::path::Path, policy: &str) -> (Proc, u16) {

@@ -6,12 +6,12 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{parse_reply, Raw, Reply};
+use common::{free_port, parse_reply, Raw, Reply};
 use limitkv::clock::{Clock, SystemClock};
 use limitkv::config::Config;
 use tokio::sync::oneshot;
@@ -37,11 +37,6 @@ fn redis_server_on_path() -> bool {
         .status()
         .map(|s| s.success())
         .unwrap_or(false)
-}
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local address").port()
 }
 
 async fn start_redis(extra: &[&str]) -> Option<Redis> {

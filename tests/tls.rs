@@ -7,10 +7,10 @@
 
 mod common;
 
+use common::free_port;
 use common::pki::{Pki, CLIENT_EXT, SERVER_EXT};
 
 use std::io::Read;
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
@@ -57,17 +57,9 @@ impl Proc {
         }
     }
 }
-
-fn free_port() -> u16 {
-    free_ports::<1>()[0]
-}
-
-/// `N` distinct free ports (held open together while they are picked).
+/// `N` distinct free ports (see [`common::free_port`]: successive calls never repeat one).
 fn free_ports<const N: usize>() -> [u16; N] {
-    let held: Vec<TcpListener> = (0..N)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("find a free port"))
-        .collect();
-    std::array::from_fn(|i| held[i].local_addr().expect("a bound port").port())
+    std::array::from_fn(|_| free_port())
 }
 
 /// Starts the binary with `args` and waits (at most 10 s) until `port` accepts connections.

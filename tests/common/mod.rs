@@ -163,12 +163,39 @@ impl Drop for TestServer {
     }
 }
 
-/// A port that was free a moment ago (for settings where 0 does not mean "pick one").
+/// A free loopback port for settings where 0 does not mean "pick one" (`http-port`, a child
+/// process's `--port`).
+///
+/// Ports are taken from below the kernel's ephemeral range (`ip_local_port_range`), which
+/// `bind(0)` and outgoing connections never pick: a port found free here cannot be taken by
+/// another test's server on port 0 or by a client's local port before the caller binds it (the
+/// race a port freed straight back into the ephemeral range had). Successive calls in one
+/// process walk a shared cursor, so two tests never get the same port; the cursor starts at an
+/// offset drawn from the process id, so test binaries run side by side start apart.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("find a free port")
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static CURSOR: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 10_000;
+    let high = ephemeral_low().max(LOW + 1_000);
+    let span = high - LOW;
+    let start = std::process::id().wrapping_mul(7_919) % span;
+    for _ in 0..span {
+        let step = CURSOR.fetch_add(1, Ordering::Relaxed);
+        let port = LOW + (start + step) % span;
+        let port = u16::try_from(port).expect("ports below the ephemeral range fit in u16");
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in [{LOW}, {high})");
+}
+
+/// The first port of the kernel's ephemeral range (32768 when it cannot be read).
+fn ephemeral_low() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768)
 }
 
 /// Opens a multiplexed `redis` crate connection to `url`.

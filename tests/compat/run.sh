@@ -99,8 +99,23 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A free loopback port below the kernel's ephemeral range, which bind(0) and outgoing
+# connections never pick, so nothing else takes it before the server binds it.
 free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+  python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for port in random.sample(range(10000, max(low, 11000)), 200):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+PY
 }
 
 # --- libraries, cached per lockfile -----------------------------------------------------------

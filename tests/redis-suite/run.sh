@@ -107,27 +107,39 @@ done
 if [ -n "$logdir" ]; then mkdir -p "$logdir" || usage "cannot create $logdir"; else logdir="$scratch/logs"; fi
 logdir="$(cd "$logdir" && pwd)"
 
+# A free loopback port below the kernel's ephemeral range, which bind(0) and outgoing
+# connections never pick, so nothing else takes it before the server binds it.
 free_port() {
-    printf '%s\n' 'set s [socket -server {} -myaddr 127.0.0.1 0]' \
-        'puts [lindex [fconfigure $s -sockname] 2]' 'close $s' | tclsh
+    python3 - <<'PY'
+import random, socket
+low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+for port in random.sample(range(10000, max(low, 11000)), 200):
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    finally:
+        s.close()
+    print(port)
+    break
+PY
 }
 
 # start_server LOG: a limitkv on a free loopback port; sets server_pid and port.
 start_server() {
-    local log="$1" try i
-    for try in 1 2 3; do
-        port="$(free_port)"
-        (cd "$scratch/srv" && exec "$bin" --port "$port" --bind 127.0.0.1 --dir "$scratch/srv") \
-            >>"$log" 2>&1 &
-        server_pid=$!
-        for i in $(seq 100); do
-            if [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ]; then return 0; fi
-            kill -0 "$server_pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        echo "(start attempt $try on port $port failed)" >>"$log"
-        stop_server
+    local log="$1" i
+    port="$(free_port)"
+    (cd "$scratch/srv" && exec "$bin" --port "$port" --bind 127.0.0.1 --dir "$scratch/srv") \
+        >>"$log" 2>&1 &
+    server_pid=$!
+    for i in $(seq 100); do
+        if [ "$(redis-cli -h 127.0.0.1 -p "$port" ping 2>/dev/null)" = PONG ]; then return 0; fi
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
     done
+    echo "(limitkv did not answer PING on port $port; see above)" >>"$log"
+    stop_server
     return 1
 }
 
