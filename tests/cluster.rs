@@ -28,9 +28,13 @@ async fn node(dir: &tempfile::TempDir) -> TestServer {
 }
 
 fn topology(nodes: &[TestServer], epoch: u64) -> String {
+    topology_with(nodes, epoch, "'free RATE 3/1m QUOTA 5/day'")
+}
+
+/// The map of [`topology`] with `policies` (a TOML list's items).
+fn topology_with(nodes: &[TestServer], epoch: u64, policies: &str) -> String {
     let ranges = ["0-5460", "5461-10922", "10923-16383"];
-    let mut text =
-        format!("epoch = {epoch}\npolicy_version = 1\npolicies = ['free RATE 3/1m QUOTA 5/day']\n");
+    let mut text = format!("epoch = {epoch}\npolicy_version = 1\npolicies = [{policies}]\n");
     for (n, r) in nodes.iter().zip(ranges) {
         text.push_str(&format!(
             "\n[[node]]\naddress = \"{}\"\nslots = [\"{r}\"]\n",
@@ -328,4 +332,141 @@ async fn turning_cluster_mode_on_and_off_keeps_every_limit() {
         "4 of 5 were used before the two restarts"
     );
     plain.stop().await.expect("stop");
+}
+
+/// A field of a RESP2 map reply read by the raw client (a flat array of pairs).
+fn field(reply: &Reply, name: &str) -> Reply {
+    let Reply::Array(items) = reply else {
+        panic!("not a map: {reply:?}")
+    };
+    items
+        .chunks(2)
+        .find(|kv| kv[0].text() == name)
+        .map(|kv| kv[1].clone())
+        .unwrap_or_else(|| panic!("no field {name} in {reply:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reservations_warnings_and_http_checks_live_in_the_identitys_slot() {
+    let dirs: Vec<_> = (0..3).map(|_| temp_dir()).collect();
+    let mut nodes = Vec::new();
+    for d in &dirs {
+        nodes.push(
+            TestServer::with_config(Config {
+                cluster_enabled: true,
+                dir: d.path().to_owned(),
+                http_port: free_port(),
+                ..Config::default()
+            })
+            .await,
+        );
+    }
+    let toml = tempfile::NamedTempFile::new().expect("temp file");
+    std::fs::write(
+        toml.path(),
+        topology_with(&nodes, 1, "'ai WARN 0.5 TOKENS 1000/1m'"),
+    )
+    .expect("write topology");
+    let out = apply(toml.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = Cluster {
+        nodes,
+        _dirs: dirs,
+        toml,
+    };
+    let identity = "customer-9";
+    let home = owner(&c, identity);
+    let away = (home + 1) % 3;
+    let slot = limitkv::cluster::key_slot(identity.as_bytes());
+
+    // The reservation id carries the identity's tag: its slot is the identity's.
+    let mut raw = c.nodes[home].raw().await;
+    let reply = raw
+        .cmd(&["LIMIT.RESERVE", "ai", identity, "TOKENS", "400"])
+        .await;
+    let id = field(&reply, "reservation").text();
+    assert!(id.starts_with("{customer-9}"), "{reply:?}");
+    assert_eq!(limitkv::cluster::key_slot(id.as_bytes()), slot);
+    let keys = raw.cmd(&["COMMAND", "GETKEYS", "LIMIT.SETTLE", &id]).await;
+    assert_eq!(
+        keys,
+        Reply::Array(vec![Reply::Bulk(id.clone().into_bytes())])
+    );
+    // Sent to another node, the settle is moved to the reservation's node.
+    let mut wrong = c.nodes[away].raw().await;
+    let moved = wrong.cmd(&["LIMIT.SETTLE", &id, "TOKENS", "100"]).await;
+    assert_eq!(
+        moved,
+        Reply::Error(format!("MOVED {slot} {}", c.nodes[home].addr))
+    );
+    // A cluster client routes it by the id alone.
+    let client =
+        redis::cluster::ClusterClient::new(vec![format!("redis://{}/", c.nodes[away].addr)])
+            .expect("cluster client");
+    let mut con = client
+        .get_async_connection()
+        .await
+        .expect("cluster connection");
+    let settled: redis::Value = redis::cmd("LIMIT.SETTLE")
+        .arg(&id)
+        .arg("TOKENS")
+        .arg(100)
+        .query_async(&mut con)
+        .await
+        .expect("LIMIT.SETTLE through the cluster client");
+    let settled = fields(settled, false);
+    assert!(
+        settled
+            .iter()
+            .any(|(k, v)| k == "reservation"
+                && *v == redis::Value::BulkString(id.clone().into_bytes())),
+        "{settled:?}"
+    );
+    let again: redis::RedisResult<redis::Value> = redis::cmd("LIMIT.CANCEL")
+        .arg(&id)
+        .query_async(&mut con)
+        .await;
+    let err = again.expect_err("a settled reservation is gone");
+    assert!(err.to_string().contains("unknown reservation"), "{err}");
+
+    // A warning past 50% marks the identity in its own slot.
+    let reply = raw
+        .cmd(&["LIMIT.CHECK", "ai", identity, "TOKENS", "500"])
+        .await;
+    assert_eq!(field(&reply, "warning"), Reply::Int(1), "{reply:?}");
+    let Reply::Array(marks) = raw.cmd(&["KEYS", "*#warned*"]).await else {
+        panic!("KEYS")
+    };
+    assert_eq!(marks.len(), 1, "{marks:?}");
+    assert_eq!(limitkv::cluster::key_slot(marks[0].text().as_bytes()), slot);
+
+    // The HTTP check API routes as RESP does: 421 naming the node that serves the identity.
+    let body = format!(r#"{{"policy":"ai","identity":"{identity}","tokens":1}}"#);
+    let post = |node: usize| {
+        curl(
+            &format!("http://{}/v1/check", c.nodes[node].http.expect("http")),
+            &[
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                &body,
+            ],
+        )
+    };
+    if let Some((code, text, _)) = post(away) {
+        assert_eq!(code, 421, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(v["slot"], slot);
+        assert_eq!(v["node"], c.nodes[home].addr.to_string());
+        assert_eq!(v["error"], format!("MOVED {slot} {}", c.nodes[home].addr));
+        let (code, text, _) = post(home).expect("curl");
+        assert_eq!(code, 200, "{text}");
+    }
+    for n in c.nodes {
+        n.stop().await.expect("stop");
+    }
 }

@@ -595,8 +595,13 @@ pub(crate) fn check(
     Ok(())
 }
 
-fn route(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, req: &[Bytes]) -> Result<(), CommandError> {
-    let cluster = &ctx.shared.cluster;
+/// The checks of a `LIMIT.*` decision in cluster mode: the policy version the map requires,
+/// and an identity (or reservation id) whose slot a hash tag can express.
+fn limit_checks(
+    cluster: &crate::cluster::Cluster,
+    spec: &CommandSpec,
+    req: &[Bytes],
+) -> Result<(), CommandError> {
     if spec.group == "rate_limit" && spec.name.starts_with("LIMIT.") && spec.name != "LIMIT.EVENTS"
     {
         if let Some((have, need)) = cluster.stale_policy() {
@@ -615,6 +620,31 @@ fn route(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, req: &[Bytes]) -> Result
             }
         }
     }
+    Ok(())
+}
+
+/// Routes one request that arrived outside a RESP session (the HTTP check API, whose
+/// `/v1/check`, `/v1/reserve`, `/v1/settle` ... run `spec` with `req` as the RESP command
+/// would): the same checks and slot decision as [`check`], for a request that is neither in
+/// `MULTI` nor `READONLY`. Nothing to check without cluster mode.
+pub(crate) fn route_request(
+    shared: &super::Shared,
+    spec: &'static CommandSpec,
+    req: &[Bytes],
+) -> Result<(), CommandError> {
+    let cluster = &shared.cluster;
+    if !cluster.is_enabled() {
+        return Ok(());
+    }
+    limit_checks(cluster, spec, req)?;
+    let mut slot = None;
+    slot_of(spec, req, &mut slot)?;
+    slot.map_or(Ok(()), |slot| decide(cluster, slot, spec.has(WRITE), false))
+}
+
+fn route(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, req: &[Bytes]) -> Result<(), CommandError> {
+    let cluster = &ctx.shared.cluster;
+    limit_checks(cluster, spec, req)?;
     if spec.has(WRITE)
         && matches!(
             spec.name.as_bytes().first(),
@@ -651,7 +681,17 @@ fn route(ctx: &mut Ctx<'_>, spec: &'static CommandSpec, req: &[Bytes]) -> Result
     let Some(slot) = slot else {
         return Ok(());
     };
-    match cluster.route(slot, write, ctx.session.cluster_readonly) {
+    decide(cluster, slot, write, ctx.session.cluster_readonly)
+}
+
+/// Served here, `MOVED` to the slot's owner, or `CLUSTERDOWN`.
+fn decide(
+    cluster: &crate::cluster::Cluster,
+    slot: u16,
+    write: bool,
+    readonly: bool,
+) -> Result<(), CommandError> {
+    match cluster.route(slot, write, readonly) {
         Route::Local => Ok(()),
         Route::Moved { slot, host, port } => {
             Err(CommandError::Moved(slot, format!("{host}:{port}")))

@@ -25,6 +25,7 @@ use crate::limiter::lease::{LeaseId, Priority};
 use crate::limiter::units::MAX_DURATION;
 use crate::policy::decide::Outcome;
 use crate::policy::model::{check_scope, Limit, Measure, PolicyError};
+use crate::policy::reserve::ReservationId;
 use crate::protocol::Frame;
 
 pub use crate::engine::check::DEFAULT_RESERVATION_TTL;
@@ -95,7 +96,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Settles a reservation at the actual amounts: refunds or charges the difference (even past a cap) and releases its lease.",
         since: "0.1.0",
         complexity: "O(N) where N is the number of rules",
-        args: "id:integer [PARTIAL] [TOKENS tokens:integer] [COST cost:string]",
+        args: "id:string [PARTIAL] [TOKENS tokens:integer] [COST cost:string]",
+        // The id is the routing key: in cluster mode it carries the identity's hash tag
+        // (`{tag}17`), so a cluster client sends the settle to the node holding it.
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
         handler: limit_settle,
         ..BASE
     },
@@ -107,7 +113,12 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Cancels a reservation: refunds everything it charged and releases its lease.",
         since: "0.1.0",
         complexity: "O(N) where N is the number of rules",
-        args: "id:integer",
+        args: "id:string",
+        // The id is the routing key: in cluster mode it carries the identity's hash tag
+        // (`{tag}17`), so a cluster client sends the settle to the node holding it.
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
         handler: limit_cancel,
         ..BASE
     },
@@ -357,7 +368,7 @@ pub(crate) fn check_frame(o: CheckOutcome) -> Frame {
         o.lease.map_or(Frame::Integer(-1), |(id, _)| int(id.0)),
     ));
     if let Some((id, at)) = o.reservation {
-        m.push((field("reservation"), int(id)));
+        m.push((field("reservation"), reservation_frame(&id)));
         m.push((field("reservation_expires_at_ms"), int(at.as_millis())));
     }
     m.push((
@@ -473,10 +484,17 @@ fn limit_reserve(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError
     run_check(ctx, a, CheckKind::Reserve)
 }
 
-fn reservation_id(arg: &[u8]) -> Result<u64, CommandError> {
-    args::parse_i64(arg)
-        .and_then(|n| u64::try_from(n).ok())
+fn reservation_id(arg: &[u8]) -> Result<ReservationId, CommandError> {
+    ReservationId::parse(arg)
         .ok_or_else(|| CommandError::other(format!("invalid reservation id '{}'", args::text(arg))))
+}
+
+/// A reservation id in a reply: an integer, or in cluster mode (`{tag}17`) a bulk string.
+fn reservation_frame(id: &ReservationId) -> Frame {
+    match id.tag {
+        None => int(id.n),
+        Some(_) => Frame::Bulk(id.to_bytes()),
+    }
 }
 
 /// The reply of a settle or cancel (the HTTP check API renders it as JSON).
@@ -506,7 +524,7 @@ pub(crate) fn settled_frame(s: Settled) -> Frame {
         })
         .collect();
     Frame::Map(vec![
-        (field("reservation"), int(r.id)),
+        (field("reservation"), reservation_frame(&s.id)),
         (
             field("action"),
             Frame::bulk(if s.settled { "settle" } else { "cancel" }),
@@ -522,7 +540,11 @@ pub(crate) fn settled_frame(s: Settled) -> Frame {
 }
 
 /// Settles (`actual` given) or cancels (`None`) reservation `id`.
-fn settle(ctx: &mut Ctx<'_>, id: u64, actual: Option<Actual>) -> Result<Frame, CommandError> {
+fn settle(
+    ctx: &mut Ctx<'_>,
+    id: &ReservationId,
+    actual: Option<Actual>,
+) -> Result<Frame, CommandError> {
     let plan = ctx.call().plan_settle(id, actual)?;
     super::permissions::check_derived_keys(ctx, plan.keys(), KEY_ALL)?;
     Ok(settled_frame(ctx.call().execute_settle(plan)?))
@@ -543,12 +565,12 @@ fn limit_settle(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError>
         if actual.tokens.is_none() && actual.cost.is_none() {
             return Err(CommandError::other("PARTIAL needs TOKENS or COST"));
         }
-        let plan = ctx.call().plan_settle(id, Some(actual))?;
+        let plan = ctx.call().plan_settle(&id, Some(actual))?;
         super::permissions::check_derived_keys(ctx, plan.keys(), KEY_ALL)?;
         return Ok(partial_frame(ctx.call().execute_partial(plan)?));
     }
     let (id, actual) = parse_settle(req, true)?;
-    settle(ctx, id, actual)
+    settle(ctx, &id, actual)
 }
 
 /// The reply of a streaming settle: `reservation`, `action` (`partial`), `exhausted`,
@@ -580,7 +602,7 @@ pub(crate) fn partial_frame(p: Partial) -> Frame {
         })
         .collect();
     Frame::Map(vec![
-        (field("reservation"), int(p.reservation.id)),
+        (field("reservation"), reservation_frame(&p.id)),
         (field("action"), Frame::bulk("partial")),
         (field("exhausted"), Frame::Boolean(p.exhausted)),
         (field("tokens"), p.actual.tokens.map_or(Frame::Null, int)),
@@ -597,7 +619,7 @@ pub(crate) fn partial_frame(p: Partial) -> Frame {
 pub(crate) fn parse_settle(
     req: &[Bytes],
     settle: bool,
-) -> Result<(u64, Option<Actual>), CommandError> {
+) -> Result<(ReservationId, Option<Actual>), CommandError> {
     let id = reservation_id(req.get(1).ok_or(CommandError::Syntax)?)?;
     if !settle {
         if req.len() != 2 {
@@ -622,7 +644,7 @@ pub(crate) fn parse_settle(
 /// `LIMIT.CANCEL id`: refunds everything the reservation charged.
 fn limit_cancel(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let (id, actual) = parse_settle(req, false)?;
-    settle(ctx, id, actual)
+    settle(ctx, &id, actual)
 }
 
 /// `LIMIT.RELEASE policy identity lease_id [SCOPE scope]`: frees the lease a check granted in

@@ -604,7 +604,7 @@ fn reservation_ids_outlive_the_counter() {
             .saturating_add(crate::clock::Nanos::from_secs(60)),
         charges: vec![],
     };
-    let key = crate::policy::reserve::reservation_key(r.id);
+    let key = crate::policy::reserve::ReservationId::new(r.id, b"u", false).key();
     let at = Some(r.expires_at);
     h.shared.engine.dbs[0].with_shard(&key, |s| {
         s.insert(

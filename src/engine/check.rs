@@ -30,7 +30,7 @@ use crate::policy::headers::{headers, Headers};
 use crate::policy::model::{warn_key, Action, Applied, Limit, Measure};
 use crate::policy::notice;
 use crate::policy::registry::{Gate, PendingReservation, Resolved};
-use crate::policy::reserve::{reservation_key, Charge, Reservation};
+use crate::policy::reserve::{Charge, Reservation, ReservationId};
 use crate::policy::suspend::Suspension;
 use crate::store::{Entry, Value};
 
@@ -204,7 +204,7 @@ pub struct CheckOutcome {
     /// `RateLimit`, `RateLimit-Policy` and `Retry-After` values.
     pub headers: Headers,
     /// The reservation stored by an admitted `LIMIT.RESERVE`: its id and expiry.
-    pub reservation: Option<(u64, Nanos)>,
+    pub reservation: Option<(ReservationId, Nanos)>,
 }
 
 impl CheckOutcome {
@@ -218,7 +218,11 @@ impl CheckOutcome {
         self.tightest.and_then(|(i, _)| self.rules.get(i))
     }
 
-    fn listed(allow: bool, entry: &AccessEntry, reservation: Option<(u64, Nanos)>) -> Self {
+    fn listed(
+        allow: bool,
+        entry: &AccessEntry,
+        reservation: Option<(ReservationId, Nanos)>,
+    ) -> Self {
         let entry = String::from_utf8_lossy(&entry.to_bytes()).into_owned();
         CheckOutcome {
             allowed: allow,
@@ -378,7 +382,9 @@ impl Call<'_, '_> {
                 lease_ttl: Some(ttl),
             },
         };
-        let res_key = reservation_id.map(reservation_key);
+        let res_id =
+            reservation_id.map(|n| ReservationId::new(n, &a.identity, self.engine.cluster_keys));
+        let res_key = res_id.as_ref().map(ReservationId::key);
         // A reserve also locks its reservation's key; a check locks the rule keys only.
         let with_reservation: Vec<Bytes>;
         let lock: &[Bytes] = match &res_key {
@@ -620,7 +626,7 @@ impl Call<'_, '_> {
                 .map(|(x, r)| report(x, r))
                 .collect(),
             headers,
-            reservation: reservation.map(|r| (r.id, r.expires_at)),
+            reservation: reservation.zip(res_id).map(|(r, id)| (id, r.expires_at)),
         }
     }
 
@@ -643,7 +649,13 @@ impl Call<'_, '_> {
             .enumerate()
             .filter(|(_, (_, r))| r.warned)
             .map(|(i, (x, r))| {
-                let key = warn_key(policy, x.scope, &x.rule.name, identity);
+                let key = warn_key(
+                    self.engine.cluster_keys,
+                    policy,
+                    x.scope,
+                    &x.rule.name,
+                    identity,
+                );
                 let until = now.saturating_add(notice::warn_period(&x.rule.limit, &r.decision));
                 (i, key, until)
             })
@@ -708,7 +720,8 @@ impl Call<'_, '_> {
         if allow && kind == CheckKind::Reserve {
             let id = engine.next_lease_id.fetch_add(1, Ordering::Relaxed);
             let expires_at = now.saturating_add(a.ttl.unwrap_or(DEFAULT_RESERVATION_TTL));
-            let key = reservation_key(id);
+            let res_id = ReservationId::new(id, &a.identity, engine.cluster_keys);
+            let key = res_id.key();
             let r = Reservation {
                 id,
                 policy: a.policy.clone(),
@@ -726,7 +739,7 @@ impl Call<'_, '_> {
                     Entry::with_expiry(Value::Reservation(Box::new(r)), Some(expires_at)),
                 )
             });
-            reservation = Some((id, expires_at));
+            reservation = Some((res_id, expires_at));
         }
         if kind != CheckKind::Status {
             self.count_outcome(allow);

@@ -63,6 +63,7 @@ use crate::policy::Registry;
 use crate::pubsub::PubSub;
 use crate::store::Store;
 
+pub use crate::policy::reserve::ReservationId;
 pub use call::Call;
 pub use check::{CheckKind, CheckOutcome, CheckPlan, CheckRequest, RuleReport};
 pub use error::Error;

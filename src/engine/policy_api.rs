@@ -30,6 +30,7 @@ use crate::policy::model::{split_words, Policy};
 use super::check::{CheckKind, CheckOutcome, CheckRequest};
 use super::settle::{Actual, Settled};
 use super::{Engine, Error};
+use crate::policy::reserve::ReservationId;
 
 impl Engine {
     /// `LIMIT.CHECK`: decides `request` against every applicable rule of its policy at once;
@@ -63,7 +64,7 @@ impl Engine {
     /// estimated), refunding or charging each rule the difference, even past a cap; releases
     /// its lease and deletes it. Errors: an unknown (settled, cancelled or expired)
     /// reservation.
-    pub fn settle(&self, id: u64, actual: Actual) -> Result<Settled, Error> {
+    pub fn settle(&self, id: &ReservationId, actual: Actual) -> Result<Settled, Error> {
         self.call(0, |c| {
             let plan = c.plan_settle(id, Some(actual))?;
             c.execute_settle(plan)
@@ -72,7 +73,7 @@ impl Engine {
 
     /// `LIMIT.CANCEL`: refunds everything reservation `id` charged and releases its lease.
     /// Errors: an unknown reservation.
-    pub fn cancel(&self, id: u64) -> Result<Settled, Error> {
+    pub fn cancel(&self, id: &ReservationId) -> Result<Settled, Error> {
         self.call(0, |c| {
             let plan = c.plan_settle(id, None)?;
             c.execute_settle(plan)

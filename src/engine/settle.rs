@@ -17,7 +17,7 @@ use crate::limiter::lease::LeaseId;
 use crate::policy::decide::{self, Demand, RuleState};
 use crate::policy::model::{check_scope, Applied, Body, Limit, Measure};
 use crate::policy::registry::Resolved;
-use crate::policy::reserve::{self, reservation_key, Reservation};
+use crate::policy::reserve::{self, Reservation, ReservationId};
 use crate::store::Value;
 
 use super::rules::{keys_of, read_state, write_state};
@@ -38,6 +38,7 @@ pub struct Actual {
 #[derive(Debug)]
 pub struct SettlePlan {
     reservation: Box<Reservation>,
+    id: ReservationId,
     key: Bytes,
     actual: Option<Actual>,
     resolved: Option<Resolved>,
@@ -79,6 +80,8 @@ impl SettledRule {
 /// A settled or cancelled reservation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settled {
+    /// The reservation's id as clients name it.
+    pub id: ReservationId,
     /// The reservation (as it was before the settle; it is deleted now).
     pub reservation: Reservation,
     /// `true` for a settle, `false` for a cancel.
@@ -94,6 +97,8 @@ pub struct Settled {
 /// A streaming settle's answer (`LIMIT.SETTLE id PARTIAL ...`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Partial {
+    /// The reservation's id as clients name it.
+    pub id: ReservationId,
     /// The reservation after the partial settle (still pending).
     pub reservation: Reservation,
     /// The stream's running totals as given.
@@ -137,7 +142,7 @@ impl ResetPlan {
     }
 }
 
-fn unknown_reservation(id: u64) -> Error {
+fn unknown_reservation(id: &ReservationId) -> Error {
     Error::Policy(format!(
         "unknown reservation '{id}' (settled, cancelled or expired)"
     ))
@@ -154,16 +159,22 @@ impl Call<'_, '_> {
     /// Step 1 of a settle (`actual` given) or cancel (`None`) of reservation `id`: reads the
     /// reservation (changing nothing) and derives the keys of the policy's current rules.
     /// Errors: an unknown (settled, cancelled or expired) reservation.
-    pub fn plan_settle(&mut self, id: u64, actual: Option<Actual>) -> Result<SettlePlan, Error> {
+    pub fn plan_settle(
+        &mut self,
+        id: &ReservationId,
+        actual: Option<Actual>,
+    ) -> Result<SettlePlan, Error> {
         let now = self.now;
-        let key = reservation_key(id);
+        let key = id.key();
         let found = self.with_keys(std::slice::from_ref(&key), |g| {
             match g.shard(&key).get_live(&key, now).map(|e| &e.value) {
                 Some(Value::Reservation(r)) => Some(r.clone()),
                 _ => None,
             }
         });
-        let reservation = found.ok_or_else(|| unknown_reservation(id))?;
+        let reservation = found
+            .filter(|r| r.id == id.n)
+            .ok_or_else(|| unknown_reservation(id))?;
         // The policy as it is now; a deleted policy leaves nothing to adjust.
         let resolved = self
             .engine
@@ -182,6 +193,7 @@ impl Call<'_, '_> {
         });
         Ok(SettlePlan {
             reservation,
+            id: id.clone(),
             key,
             actual,
             resolved,
@@ -196,6 +208,7 @@ impl Call<'_, '_> {
         let now = self.now;
         let SettlePlan {
             reservation: r,
+            id,
             key,
             actual,
             resolved,
@@ -236,7 +249,7 @@ impl Call<'_, '_> {
             g.shard(&key).remove(&key, now);
             Some(after)
         });
-        let after = outcome.ok_or_else(|| unknown_reservation(r.id))?;
+        let after = outcome.ok_or_else(|| unknown_reservation(&id))?;
         self.engine.policies.untrack_reservation(r.expires_at, r.id);
         let charged: Vec<&[u8]> = r.charges.iter().map(|c| &c.key[..]).collect();
         let rules = rules
@@ -267,6 +280,7 @@ impl Call<'_, '_> {
             },
         );
         Ok(Settled {
+            id,
             reservation: *r,
             settled: actual.is_some(),
             tokens,
@@ -287,6 +301,7 @@ impl Call<'_, '_> {
         let now = self.now;
         let SettlePlan {
             reservation: r,
+            id,
             key,
             actual,
             resolved,
@@ -348,7 +363,7 @@ impl Call<'_, '_> {
             }
             Some((next, exhausted, out))
         });
-        let (next, exhausted, out) = outcome.ok_or_else(|| unknown_reservation(r.id))?;
+        let (next, exhausted, out) = outcome.ok_or_else(|| unknown_reservation(&id))?;
         let rules = out
             .into_iter()
             .map(|(i, delta, d)| {
@@ -364,6 +379,7 @@ impl Call<'_, '_> {
             })
             .collect();
         Ok(Partial {
+            id,
             reservation: next,
             actual,
             exhausted,
@@ -464,6 +480,7 @@ impl Call<'_, '_> {
                     .filter(|x| x.rule.warn.or(r.body.warn).is_some())
                     .map(|x| {
                         crate::policy::model::warn_key(
+                            self.engine.cluster_keys,
                             &r.key_policy.name,
                             x.scope,
                             &x.rule.name,

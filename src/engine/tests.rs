@@ -123,7 +123,7 @@ fn reserve_then_settle_or_cancel() {
     assert_eq!(r.rules[0].decision.remaining, 6000);
     let s = e
         .settle(
-            id,
+            &id,
             Actual {
                 tokens: Some(1234),
                 cost: None,
@@ -140,7 +140,7 @@ fn reserve_then_settle_or_cancel() {
     assert_eq!(s.rules[0].adjusted, 1234 - 4000);
     assert_eq!(s.rules[0].decision.remaining, 8766);
     assert_eq!(
-        e.cancel(id),
+        e.cancel(&id),
         Err(Error::Policy(format!(
             "unknown reservation '{id}' (settled, cancelled or expired)"
         )))
@@ -148,7 +148,7 @@ fn reserve_then_settle_or_cancel() {
     let r = e
         .reserve(&CheckRequest::new("ai", "v").with_tokens(500))
         .unwrap();
-    let c = e.cancel(r.reservation.unwrap().0).unwrap();
+    let c = e.cancel(&r.reservation.unwrap().0).unwrap();
     assert!(!c.settled);
     assert_eq!(
         c.rules[0].decision.remaining, 10000,

@@ -35,7 +35,7 @@ use super::auth::HttpUser;
 use super::error;
 use crate::acl::user::KEY_ALL;
 use crate::acl::User;
-use crate::cmd::{flags, permissions, policy, CommandSpec, Shared};
+use crate::cmd::{cluster, flags, permissions, policy, CommandSpec, Shared};
 use crate::engine::{Call, CheckKind, CheckOutcome};
 use crate::error::CommandError;
 use crate::metrics::LocalStats;
@@ -222,7 +222,16 @@ impl Origin {
 /// error's text.
 fn command_error(e: CommandError) -> Response {
     let text = e.to_string();
+    if let CommandError::Moved(slot, node) = &e {
+        // In cluster mode, an identity (or reservation) whose slot another node serves: 421
+        // Misdirected Request, naming that node's RESP address as `MOVED` does.
+        let body = serde_json::json!({ "error": text, "slot": slot, "node": node });
+        return (StatusCode::MISDIRECTED_REQUEST, axum::Json(body)).into_response();
+    }
     let status = match e {
+        CommandError::ClusterDown(_) | CommandError::StalePolicy(..) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         CommandError::NoPermCommand(_) | CommandError::NoPermKey | CommandError::NoPermChannel => {
             StatusCode::FORBIDDEN
         }
@@ -331,6 +340,7 @@ async fn run_check(
     let client = || origin.describe();
     permissions::check_command_as(shared, &origin.user, spec, &args, &client)
         .map_err(command_error)?;
+    cluster::route_request(shared, spec, &args).map_err(command_error)?;
     writable(shared, spec)?;
     let request = policy::parse_check(&args, kind == CheckKind::Check, kind == CheckKind::Reserve)
         .map_err(command_error)?;
@@ -646,6 +656,7 @@ async fn run_settle(
     let client = || origin.describe();
     permissions::check_command_as(shared, &origin.user, spec, &args, &client)
         .map_err(command_error)?;
+    cluster::route_request(shared, spec, &args).map_err(command_error)?;
     writable(shared, spec)?;
     // The options after PARTIAL parse as a settle's.
     let mut plain = args.clone();
@@ -662,7 +673,7 @@ async fn run_settle(
     let now = shared.engine.clock.now();
     let settled = {
         let mut call = Call::new(&shared.engine, 0, now, &mut stats, &mut seq);
-        call.plan_settle(id, actual)
+        call.plan_settle(&id, actual)
             .map_err(CommandError::from)
             .and_then(|plan| {
                 permissions::check_derived_keys_as(

@@ -1436,8 +1436,20 @@ pub fn join_words(words: &[String]) -> String {
 /// The key marking that one rule's warning event fired for one identity in the current
 /// period (see [`crate::policy::notice`]): the rule's [`state_key`] with the rule name
 /// `rule#warned` (`#` never occurs in a rule name, so it collides with no rule's state).
-pub fn warn_key(policy: &str, scope: Option<&str>, rule: &str, identity: &[u8]) -> Bytes {
-    state_key(policy, scope, &format!("{rule}#warned"), identity)
+/// `tagged` (cluster mode) gives it the identity's hash tag, as [`tagged_state_key`] does the
+/// rule keys, so it lives in the identity's slot beside them.
+pub fn warn_key(
+    tagged: bool,
+    policy: &str,
+    scope: Option<&str>,
+    rule: &str,
+    identity: &[u8],
+) -> Bytes {
+    let rule = format!("{rule}#warned");
+    tagged
+        .then(|| tagged_state_key(policy, scope, &rule, identity))
+        .flatten()
+        .unwrap_or_else(|| state_key(policy, scope, &rule, identity))
 }
 
 /// The keyspace key holding one rule's state for one identity:

@@ -25,6 +25,12 @@ pub struct Charge {
     pub units: i64,
 }
 
+impl std::fmt::Display for ReservationId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&String::from_utf8_lossy(&self.to_bytes()))
+    }
+}
+
 /// A stored reservation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
@@ -48,9 +54,69 @@ pub struct Reservation {
     pub charges: Vec<Charge>,
 }
 
-/// The keyspace key of reservation `id`.
-pub fn reservation_key(id: u64) -> Bytes {
-    Bytes::from(format!("limitkv-reservation:{id}"))
+/// How clients name a reservation: its number, preceded in cluster mode by its identity's hash
+/// tag (`{customer-42}17`), so that a cluster client, which routes `LIMIT.SETTLE` and
+/// `LIMIT.CANCEL` by their first argument, reaches the node that holds it (the identity's
+/// slot, where its rule keys live too). Without cluster mode it is the plain number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationId {
+    /// The number (unique per server; [`Reservation::id`]).
+    pub n: u64,
+    /// The identity's hash tag, in cluster mode.
+    pub tag: Option<Bytes>,
+}
+
+impl ReservationId {
+    /// The id of reservation `n` of `identity`: tagged when `cluster` is true and the identity
+    /// has a tag (an identity without one is refused in cluster mode before it gets here).
+    pub fn new(n: u64, identity: &[u8], cluster: bool) -> ReservationId {
+        let tag = cluster
+            .then(|| crate::cluster::identity_tag(identity))
+            .flatten()
+            .map(Bytes::copy_from_slice);
+        ReservationId { n, tag }
+    }
+
+    /// Reads an id as a client sends it back: `17` or `{tag}17`. `None` for anything else.
+    pub fn parse(arg: &[u8]) -> Option<ReservationId> {
+        let (tag, digits) = match arg.strip_prefix(b"{") {
+            Some(rest) => {
+                // A tag never holds `}` (see `identity_tag`): the first one closes it.
+                let end = memchr::memchr(b'}', rest)?;
+                if end == 0 {
+                    return None;
+                }
+                (Some(Bytes::copy_from_slice(&rest[..end])), &rest[end + 1..])
+            }
+            None => (None, arg),
+        };
+        let all_digits = !digits.is_empty() && digits.iter().all(u8::is_ascii_digit);
+        let n = std::str::from_utf8(digits).ok()?.parse().ok()?;
+        all_digits.then_some(ReservationId { n, tag })
+    }
+
+    /// The id as text: `17` or `{tag}17`.
+    pub fn to_bytes(&self) -> Bytes {
+        match &self.tag {
+            None => Bytes::from(self.n.to_string()),
+            Some(tag) => {
+                let mut out = Vec::with_capacity(tag.len() + 22);
+                out.push(b'{');
+                out.extend_from_slice(tag);
+                out.push(b'}');
+                out.extend_from_slice(self.n.to_string().as_bytes());
+                Bytes::from(out)
+            }
+        }
+    }
+
+    /// The keyspace key of the reservation: `limitkv-reservation:17`, or
+    /// `limitkv-reservation:{tag}17` in the identity's slot.
+    pub fn key(&self) -> Bytes {
+        let mut k = b"limitkv-reservation:".to_vec();
+        k.extend_from_slice(&self.to_bytes());
+        Bytes::from(k)
+    }
 }
 
 /// The per-rule writes that settle `r` at `actual` (`None`: cancel, refund everything).
@@ -252,6 +318,45 @@ mod tests {
                     settled_actual += a;
                 }
             }
+        }
+    }
+
+    #[test]
+    fn reservation_ids_round_trip_and_tagged_ones_share_the_identity_slot() {
+        let plain = ReservationId::new(17, b"customer-42", false);
+        assert_eq!(plain.to_bytes(), Bytes::from_static(b"17"));
+        assert_eq!(plain.key(), Bytes::from_static(b"limitkv-reservation:17"));
+        assert_eq!(ReservationId::parse(b"17"), Some(plain));
+        let tagged = ReservationId::new(17, b"customer-42", true);
+        assert_eq!(tagged.to_bytes(), Bytes::from_static(b"{customer-42}17"));
+        assert_eq!(
+            ReservationId::parse(b"{customer-42}17"),
+            Some(tagged.clone())
+        );
+        let slot = crate::cluster::key_slot(b"customer-42");
+        assert_eq!(crate::cluster::key_slot(&tagged.to_bytes()), slot);
+        assert_eq!(crate::cluster::key_slot(&tagged.key()), slot);
+        // An identity's own tag is kept: `{t}x` hashes as `t`.
+        let inner = ReservationId::new(3, b"{t}x", true);
+        assert_eq!(inner.to_bytes(), Bytes::from_static(b"{t}3"));
+        for bad in [
+            &b""[..],
+            b"-1",
+            b"+1",
+            b"1.5",
+            b"{}1",
+            b"{t}",
+            b"{t1",
+            b"x",
+            b"{t}1x",
+            b" 1",
+        ] {
+            assert_eq!(
+                ReservationId::parse(bad),
+                None,
+                "{:?}",
+                Bytes::copy_from_slice(bad)
+            );
         }
     }
 }

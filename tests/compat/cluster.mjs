@@ -1,8 +1,11 @@
-// ioredis's Cluster client against three limitkv nodes in cluster mode (docs/cluster.md).
+// ioredis's Cluster client, then node-redis's createCluster with rate-limit-redis, against three
+// limitkv nodes in cluster mode (docs/cluster.md).
 // Usage: node cluster.mjs PORT1 PORT2 PORT3 (slots 0-5460, 5461-10922, 10923-16383; policy
 // `free RATE 3/1m QUOTA 5/day` pushed by `limitkv cluster apply`). Exits non-zero on a mismatch.
 import Redis from 'ioredis';
 import { RateLimiterRedis } from 'rate-limiter-flexible';
+import { RedisStore } from 'rate-limit-redis';
+import { createCluster } from 'redis';
 import assert from 'node:assert/strict';
 
 const ports = process.argv.slice(2, 5).map(Number);
@@ -55,4 +58,33 @@ for (let u = 0; u < 6; u++) {
 }
 assert.equal(consumed, 30, 'rate-limiter-flexible consumed');
 await cluster.quit();
+
+// rate-limit-redis on node-redis's cluster client, as its README sets it up for a cluster
+// (sendCommandCluster routes each script load and EVALSHA by key): 5 hits per window for each
+// of 6 clients, the 6th to 8th hit of each over the limit.
+const nr = createCluster({ rootNodes: [{ url: `redis://127.0.0.1:${ports[1]}` }] });
+await nr.connect();
+const store = new RedisStore({
+  sendCommandCluster: ({ key, isReadOnly, command }) => nr.sendCommand(key, isReadOnly, command),
+  prefix: `rlr${Date.now()}:`,
+});
+await store.init({ windowMs: 60_000 });
+let within = 0;
+for (let u = 0; u < 6; u++) {
+  for (let i = 0; i < 8; i++) {
+    const { totalHits } = await store.increment(`client-${u}`);
+    if (totalHits <= 5) within++;
+  }
+}
+assert.equal(within, 30, 'rate-limit-redis hits within the limit');
+// A reservation through node-redis's cluster client: the tagged id routes the settle.
+const reserved = await nr.sendCommand('nr-reserver', false, ['LIMIT.RESERVE', 'free', 'nr-reserver']);
+const rfields = Object.fromEntries(
+  Array.isArray(reserved) ? reserved.flatMap((v, k) => (k % 2 ? [] : [[String(v), reserved[k + 1]]])) : Object.entries(reserved),
+);
+const rid = String(rfields.reservation);
+assert.ok(rid.startsWith('{nr-reserver}'), `tagged reservation id: ${rid}`);
+const settled = await nr.sendCommand(rid, false, ['LIMIT.SETTLE', rid]);
+assert.ok(JSON.stringify(settled).includes('settle'), `settled: ${JSON.stringify(settled)}`);
+await nr.close();
 console.log('all cluster checks passed');

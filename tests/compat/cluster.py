@@ -48,6 +48,20 @@ check("LIMIT.CHECK allowed", allowed, 12 * 3)
 status = rc.execute_command("LIMIT.STATUS", "free", "customer-0")
 check("LIMIT.STATUS on the identity's node", as_fields(status)["allowed"] in (0, False), True)
 
+# A reservation's id carries its identity's hash tag, so LIMIT.SETTLE (whose key is the id)
+# reaches the node holding it, wherever the client sends it.
+reply = as_fields(rc.execute_command("LIMIT.RESERVE", "free", "py-reserver"))
+rid = reply["reservation"]
+check("reservation id tagged", rid.startswith("{py-reserver}"), True)
+check("reservation slot", rc.keyslot(rid), rc.keyslot("py-reserver"))
+settled = as_fields(rc.execute_command("LIMIT.SETTLE", rid))
+check("LIMIT.SETTLE through RedisCluster", (settled["reservation"], settled["action"]), (rid, "settle"))
+try:
+    rc.execute_command("LIMIT.CANCEL", rid)
+    check("a settled reservation is gone", "no error", "error")
+except redis.ResponseError as e:
+    check("a settled reservation is gone", str(e).startswith("unknown reservation"), True)
+
 # A transaction on hash-tagged keys runs on the node of their slot.
 pipe = rc.pipeline(transaction=True)
 for _ in range(4):

@@ -24,9 +24,11 @@
 #   tls.py, tls.mjs            redis-py (ssl=True, rediss://), ioredis (tls option) and
 #                              node-redis (rediss://) against a third server with a TLS port,
 #                              certificates made with the openssl CLI (skipped without it)
-#   cluster.py, cluster.mjs    redis-py RedisCluster and ioredis Cluster against three limitkv
+#   cluster.py, cluster.mjs    redis-py RedisCluster, ioredis Cluster and node-redis
+#                              createCluster (with rate-limit-redis) against three limitkv
 #                              nodes in cluster mode, topology and policy pushed by `limitkv
-#                              cluster apply` (limitkv only; docs/cluster.md)
+#                              cluster apply`; reservations settled through each client by
+#                              their tagged ids (limitkv only; docs/cluster.md)
 #   scripts check              tests/compat/scripts/ is consistent (and, against redis-server,
 #                              holds every script the libraries sent, seen through MONITOR)
 # Scenarios that need EVAL print `SKIPPED ...: needs EVAL` on a server without it (checked with
