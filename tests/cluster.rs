@@ -433,6 +433,34 @@ async fn reservations_warnings_and_http_checks_live_in_the_identitys_slot() {
     let err = again.expect_err("a settled reservation is gone");
     assert!(err.to_string().contains("unknown reservation"), "{err}");
 
+    // A suspension is routed by its identity: the identity's node refuses its checks.
+    let _: () = redis::cmd("LIMIT.SUSPEND")
+        .arg("ai")
+        .arg("customer-77")
+        .arg("REASON")
+        .arg("unpaid")
+        .query_async(&mut con)
+        .await
+        .expect("LIMIT.SUSPEND through the cluster client");
+    let refused: redis::Value = redis::cmd("LIMIT.CHECK")
+        .arg("ai")
+        .arg("customer-77")
+        .query_async(&mut con)
+        .await
+        .expect("LIMIT.CHECK");
+    let refused = fields(refused, false);
+    assert!(
+        refused
+            .iter()
+            .any(|(k, v)| k == "denied_by" && *v == redis::Value::BulkString(b"suspended".to_vec())),
+        "{refused:?}"
+    );
+    let mut suspended_on = c.nodes[owner(&c, "customer-77")].raw().await;
+    let Reply::Array(listed) = suspended_on.cmd(&["LIMIT.SUSPENDED", "customer-77"]).await else {
+        panic!("LIMIT.SUSPENDED")
+    };
+    assert_eq!(listed.len(), 1, "{listed:?}");
+
     // A warning past 50% marks the identity in its own slot.
     let reply = raw
         .cmd(&["LIMIT.CHECK", "ai", identity, "TOKENS", "500"])

@@ -18,35 +18,50 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "LIMIT.SUSPEND",
         arity: -3,
-        flags: WRITE,
+        flags: WRITE | MOVABLEKEYS,
         group: "rate_limit",
         summary: "Suspends an identity for one policy or every policy (*): every check is refused with the reason until lifted or expired.",
         since: "0.1.0",
         args: "policy:string identity:string [REASON reason:string] \
                [EXPIRE duration:string|EXPIREAT unix-time-milliseconds:integer]",
+        // The identity routes it (cluster mode keeps a suspension on the node of the
+        // identity's slot, where its checks run); not a key for ACL key patterns.
+        first_key: 2,
+        last_key: 2,
+        key_step: 1,
         handler: limit_suspend,
         ..BASE
     },
     CommandSpec {
         name: "LIMIT.UNSUSPEND",
         arity: 3,
-        flags: WRITE,
+        flags: WRITE | MOVABLEKEYS,
         group: "rate_limit",
         summary: "Lifts an identity's suspension of one policy (or of every policy, *); replies 1 if one was in force.",
         since: "0.1.0",
         args: "policy:string identity:string",
+        // The identity routes it (cluster mode keeps a suspension on the node of the
+        // identity's slot, where its checks run); not a key for ACL key patterns.
+        first_key: 2,
+        last_key: 2,
+        key_step: 1,
         handler: limit_unsuspend,
         ..BASE
     },
     CommandSpec {
         name: "LIMIT.SUSPENDED",
         arity: -1,
-        flags: READONLY,
+        flags: READONLY | MOVABLEKEYS,
         group: "rate_limit",
         summary: "Lists the suspensions in force, of one identity or of everyone.",
         since: "0.1.0",
         complexity: "O(N) where N is the number of suspensions",
         args: "[identity:string]",
+        // The identity routes it (cluster mode keeps a suspension on the node of the
+        // identity's slot, where its checks run); not a key for ACL key patterns.
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
         handler: limit_suspended,
         ..BASE
     },
