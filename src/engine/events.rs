@@ -6,6 +6,7 @@ use bytes::Bytes;
 
 use crate::clock::Nanos;
 use crate::policy::events::{render, Event};
+use crate::policy::reserve::ReservationId;
 
 use super::Engine;
 
@@ -39,7 +40,7 @@ impl Engine {
         for (id, at, r) in self.policies.expired_reservations(now) {
             self.emit(&Event::Reservation {
                 at,
-                id,
+                id: &ReservationId::new(id, &r.identity, self.cluster_keys),
                 change: "expired",
                 policy: &r.policy,
                 identity: &r.identity,

@@ -25,6 +25,7 @@ use bytes::Bytes;
 use crate::clock::Nanos;
 use crate::limiter::breaker::Phase;
 use crate::limiter::cost::Amount;
+use crate::policy::reserve::ReservationId;
 
 /// Channel of `denied` events.
 pub const DENIED: &str = "limitkv:events:denied";
@@ -143,8 +144,8 @@ pub enum Event<'a> {
     Reservation {
         /// When it expired.
         at: Nanos,
-        /// Its id.
-        id: u64,
+        /// Its id (tagged in cluster mode, as clients were given it).
+        id: &'a ReservationId,
         /// `expired`.
         change: &'a str,
         /// The policy.
@@ -378,7 +379,10 @@ pub fn render(event: &Event<'_>) -> (&'static str, Bytes) {
             cost,
         } => {
             let mut j = Json::new("reservation", *at);
-            j.raw("id", &id.to_string());
+            match id.tag {
+                None => j.raw("id", &id.n.to_string()),
+                Some(_) => j.bytes("id", &id.to_bytes()),
+            }
             j.str("change", Some(change));
             j.str("policy", Some(policy));
             j.bytes("identity", identity);
@@ -457,7 +461,7 @@ mod tests {
         );
         let (ch, msg) = render(&Event::Reservation {
             at: Nanos::ZERO,
-            id: 9,
+            id: &ReservationId { n: 9, tag: None },
             change: "expired",
             policy: "ai",
             identity: b"u",
