@@ -323,6 +323,9 @@ pub struct Session {
     pub stats: LocalStats,
     /// Name of the last command run (mirrored into [`ClientInfo`] when it changes).
     pub last_cmd: &'static str,
+    /// The spec the last request's name was looked up as: a pipeline of one command (the
+    /// common case) compares the name instead of hashing it again.
+    pub last_spec: Option<&'static super::CommandSpec>,
     /// The command running was admitted although memory is over `maxmemory` (a limiter
     /// decision on existing keys): a policy check verifies its derived keys exist.
     pub over_maxmemory: bool,
@@ -429,6 +432,7 @@ impl Session {
             close_without_reply: false,
             stats: LocalStats::default(),
             last_cmd: "NULL",
+            last_spec: None,
             over_maxmemory: false,
             db: 0,
             aof_seq: None,

@@ -465,11 +465,18 @@ enum Stage {
 }
 
 fn run(ctx: &mut Ctx<'_>, req: &[Bytes], stage: &mut Stage) -> Result<Frame, CommandError> {
-    let Some(spec) = lookup(&req[0]) else {
-        if ctx.session.multi.is_some() {
-            ctx.session.multi_error = true;
+    let spec = match ctx.session.last_spec {
+        Some(last) if last.name.as_bytes().eq_ignore_ascii_case(&req[0]) => last,
+        _ => {
+            let Some(spec) = lookup(&req[0]) else {
+                if ctx.session.multi.is_some() {
+                    ctx.session.multi_error = true;
+                }
+                return Err(unknown_command(req));
+            };
+            ctx.session.last_spec = Some(spec);
+            spec
         }
-        return Err(unknown_command(req));
     };
     *stage = Stage::Rejected((spec.name, None));
     // Redis checks the arity before authentication, and queues inside MULTI after both.
