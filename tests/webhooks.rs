@@ -317,6 +317,16 @@ async fn a_receiver_failing_twice_gets_the_event_on_the_third_try() {
         ),
         "every attempt is the same delivery"
     );
+    // The same counters in the Prometheus exposition.
+    let metrics = limitkv::http::metrics::render(&server.shared).unwrap();
+    for line in [
+        r#"limitkv_webhook_deliveries_total{outcome="delivered"} 1"#,
+        r#"limitkv_webhook_deliveries_total{outcome="retried"} 2"#,
+        r#"limitkv_webhook_deliveries_total{outcome="failed"} 0"#,
+        "limitkv_webhook_queue_length 0",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in {metrics}");
+    }
     assert!(
         got[0].headers.get("x-limitkv-signature").is_none(),
         "no SECRET, no signature"
