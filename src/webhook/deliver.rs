@@ -111,6 +111,15 @@ fn backoff(base_ms: u64, retry: u32) -> Duration {
     Duration::from_millis(ms.min(3_600_000))
 }
 
+/// Aborts the task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// One POST.
 async fn attempt(job: &Job, retry: u32) -> Attempt {
     let h = &job.hook;
@@ -124,11 +133,11 @@ async fn attempt(job: &Job, retry: u32) -> Attempt {
         Ok(x) => x,
         Err(e) => return Attempt::Retry(format!("handshake: {e}")),
     };
-    // The connection task ends with the exchange (or when the attempt is dropped by its
-    // timeout, which drops the sender).
-    let conn = tokio::spawn(async move {
+    // The connection is driven by its own task, ended with the attempt: after the response's
+    // status line, or when the attempt is dropped (timed out, or the server stopping).
+    let _conn = AbortOnDrop(tokio::spawn(async move {
         let _ = conn.await;
-    });
+    }));
     let host = if h.host.contains(':') {
         format!("[{}]:{}", h.host, h.port)
     } else if h.port == 80 {
@@ -161,9 +170,7 @@ async fn attempt(job: &Job, retry: u32) -> Attempt {
             return Attempt::Refused(StatusCode::BAD_REQUEST);
         }
     };
-    let result = sender.send_request(req).await;
-    conn.abort();
-    match result {
+    match sender.send_request(req).await {
         Err(e) => Attempt::Retry(format!("request: {e}")),
         Ok(resp) => {
             let s = resp.status();
