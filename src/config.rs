@@ -12,11 +12,13 @@ use thiserror::Error;
 mod repl;
 pub mod rewrite;
 mod values;
+mod webhook;
 pub use repl::{parse_replicaof, ReplConfig, MUTABLE as REPL_MUTABLE};
 pub use values::{
     parse_tls_protocols, EncodingLimits, MaxmemoryPolicy, OutputBufferLimit, OutputBufferLimits,
     TlsAuthClients,
 };
+pub use webhook::{WebhookConfig, MUTABLE as WEBHOOK_MUTABLE};
 
 /// A configuration problem found at startup or by `CONFIG SET`.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -210,6 +212,8 @@ pub struct Config {
     pub cluster_config_file: String,
     /// Replication (`replicaof`, `masterauth`, `repl-backlog-size`, ...).
     pub repl: ReplConfig,
+    /// Webhook delivery (`webhook-queue-max`, `webhook-timeout`, ...).
+    pub webhook: WebhookConfig,
     /// Commands that run at least this many microseconds go to the slow log
     /// (`slowlog-log-slower-than`; negative: none; 0: all).
     pub slowlog_log_slower_than: i64,
@@ -271,6 +275,7 @@ impl Default for Config {
             cluster_require_full_coverage: true,
             cluster_config_file: "nodes.conf".to_owned(),
             repl: ReplConfig::default(),
+            webhook: WebhookConfig::default(),
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
         }
@@ -613,6 +618,9 @@ impl Config {
         let bad = || ConfigError::Invalid(format!("argument '{value}' is invalid for '{name}'"));
         let num = |v: &str| v.trim().parse::<u64>().map_err(|_| bad());
         if let Some(r) = self.repl.set(name, value) {
+            return r;
+        }
+        if let Some(r) = self.webhook.set(name, value) {
             return r;
         }
         match name {

@@ -33,6 +33,8 @@
 //!   sketches), and its snapshot format. Pure.
 //! - [`tls`]: the TLS port's rustls configuration (certificates, client verification), built
 //!   from the `tls-*` settings and swapped by `CONFIG SET`; no sockets.
+//! - [`webhook`]: the webhook delivery queue (bounded, never waited on) and the task that
+//!   POSTs, signs and retries.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -60,3 +62,4 @@ pub mod store;
 pub mod tls;
 pub mod usage;
 pub mod version;
+pub mod webhook;

@@ -10,12 +10,10 @@ mod common;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use common::replies::{check, count_events, flag, int, rule, text};
 use common::{fields, query, race, TestServer};
 use limitkv::config::Config;
-use redis::aio::MultiplexedConnection as Con;
 use redis::Value as V;
-
-type Fields = Vec<(String, V)>;
 
 fn examples() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/policies")
@@ -33,57 +31,6 @@ async fn server() -> TestServer {
         cfg.policy_files.push(examples().join(f));
     }
     TestServer::with_config(cfg).await
-}
-
-async fn check(con: &mut Con, args: &[&str]) -> Fields {
-    fields(query(con, args).await, true)
-}
-
-fn get<'a>(f: &'a Fields, name: &str) -> &'a V {
-    &f.iter()
-        .find(|(k, _)| k == name)
-        .unwrap_or_else(|| panic!("no field {name} in {f:?}"))
-        .1
-}
-
-fn int(f: &Fields, name: &str) -> i64 {
-    match get(f, name) {
-        V::Int(n) => *n,
-        other => panic!("{name} is not an integer: {other:?}"),
-    }
-}
-
-fn flag(f: &Fields, name: &str) -> bool {
-    match get(f, name) {
-        V::Boolean(b) => *b,
-        other => panic!("{name} is not a boolean: {other:?}"),
-    }
-}
-
-fn text(f: &Fields, name: &str) -> Option<String> {
-    match get(f, name) {
-        V::Nil => None,
-        V::BulkString(b) => Some(String::from_utf8(b.clone()).unwrap()),
-        other => panic!("{name} is not text: {other:?}"),
-    }
-}
-
-fn rule(f: &Fields, i: usize) -> Fields {
-    let V::Array(items) = get(f, "rules") else {
-        panic!("rules")
-    };
-    fields(items[i].clone(), true)
-}
-
-/// How many events of `channel` the server has kept.
-async fn count_events(con: &mut Con, channel: &str) -> usize {
-    let V::Array(items) = query(con, &["LIMIT.EVENTS", "1000"]).await else {
-        panic!("an array")
-    };
-    items
-        .iter()
-        .filter(|p| matches!(p, V::Array(x) if matches!(&x[0], V::BulkString(c) if c == channel.as_bytes())))
-        .count()
 }
 
 #[tokio::test]

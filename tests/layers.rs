@@ -22,10 +22,13 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("usage", &[]),
     ("cli", &["policy"]),
     ("script", &[]),
+    // Webhook delivery: the queue the engine pushes to and the task the server runs.
+    ("webhook", &["policy", "config"]),
     (
         "engine",
         &[
             "limiter", "policy", "store", "persist", "pubsub", "config", "script", "usage",
+            "webhook",
         ],
     ),
     // Replication: the engine's feed, snapshots and the link to a master; reaches the server

@@ -9,72 +9,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::replies::{check, events, flag, get, int, rules, text};
 use common::{fields, query, query_err, race, TestServer};
 use limitkv::config::Config;
 use limitkv::persist::FsyncPolicy;
 use redis::Value as V;
-
-type Fields = Vec<(String, V)>;
-
-async fn check(con: &mut redis::aio::MultiplexedConnection, args: &[&str]) -> Fields {
-    fields(query(con, args).await, true)
-}
-
-fn get<'a>(f: &'a Fields, name: &str) -> &'a V {
-    &f.iter()
-        .find(|(k, _)| k == name)
-        .unwrap_or_else(|| panic!("no field {name} in {f:?}"))
-        .1
-}
-
-fn int(f: &Fields, name: &str) -> i64 {
-    match get(f, name) {
-        V::Int(n) => *n,
-        other => panic!("{name} is not an integer: {other:?}"),
-    }
-}
-
-fn flag(f: &Fields, name: &str) -> bool {
-    match get(f, name) {
-        V::Boolean(b) => *b,
-        other => panic!("{name} is not a boolean: {other:?}"),
-    }
-}
-
-fn text(f: &Fields, name: &str) -> Option<String> {
-    match get(f, name) {
-        V::Nil => None,
-        V::BulkString(b) => Some(String::from_utf8(b.clone()).unwrap()),
-        V::SimpleString(s) => Some(s.clone()),
-        other => panic!("{name} is not text: {other:?}"),
-    }
-}
-
-/// Every rule's map in `rules`.
-fn rules(f: &Fields) -> Vec<Fields> {
-    let V::Array(items) = get(f, "rules") else {
-        panic!("rules is not an array")
-    };
-    items.iter().map(|r| fields(r.clone(), true)).collect()
-}
-
-/// The JSON payloads of the newest events on `channel`.
-async fn events(con: &mut redis::aio::MultiplexedConnection, channel: &str) -> Vec<String> {
-    let V::Array(items) = query(con, &["LIMIT.EVENTS", "1000"]).await else {
-        panic!("LIMIT.EVENTS is an array")
-    };
-    items
-        .into_iter()
-        .filter_map(|pair| {
-            let V::Array(p) = pair else { return None };
-            let s = |v: &V| match v {
-                V::BulkString(b) => String::from_utf8(b.clone()).unwrap(),
-                other => panic!("{other:?}"),
-            };
-            (s(&p[0]) == channel).then(|| s(&p[1]))
-        })
-        .collect()
-}
 
 fn ok(v: V) {
     assert!(

@@ -205,6 +205,7 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
     ];
     params.extend(cfg.encoding.params());
     params.extend(cfg.repl.params());
+    params.extend(cfg.webhook.params());
     params
 }
 
@@ -368,6 +369,7 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         if !MUTABLE.contains(&name.as_str())
             && !crate::config::EncodingLimits::knows(&name)
             && !crate::config::REPL_MUTABLE.contains(&name.as_str())
+            && !crate::config::WEBHOOK_MUTABLE.contains(&name.as_str())
         {
             if known.contains(&name.as_str()) {
                 return Err(CommandError::other(format!(

@@ -111,6 +111,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         "cpu",
         "keyspace",
         "policies",
+        "webhooks",
     ];
     let mut wanted: Vec<String> = req[1..]
         .iter()
@@ -351,6 +352,12 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("# Policies", &"");
                 for (k, v) in super::policy::info(shared) {
                     w(&k, &v);
+                }
+            }
+            "webhooks" => {
+                w("# Webhooks", &"");
+                for (k, v) in shared.engine.webhooks.info() {
+                    w(k, &v);
                 }
             }
             _ => {}

@@ -18,7 +18,7 @@ use super::{CommandSpec, Ctx, Shared, BASE};
 use crate::acl::user::{KEY_ALL, KEY_READ, KEY_WRITE};
 use crate::clock::Nanos;
 use crate::engine::check::{CheckKind, CheckOutcome, CheckRequest, RuleReport};
-use crate::engine::settle::{Actual, Partial, Settled};
+use crate::engine::settle::{Actual, Partial, Settled, SettledRule};
 use crate::error::CommandError;
 use crate::limiter::cost::Amount;
 use crate::limiter::lease::{LeaseId, Priority};
@@ -497,32 +497,35 @@ fn reservation_frame(id: &ReservationId) -> Frame {
     }
 }
 
+/// The per-rule maps of a settle, a cancel or a streaming settle: `rule`, `scope`, `family`,
+/// `measure`, `adjusted` (charged, or refunded when negative), `limit`, `remaining`,
+/// `reset_after_ms`.
+fn settled_rules(rules: &[SettledRule]) -> Frame {
+    let map = |x: &SettledRule| {
+        let d = &x.decision;
+        Frame::Map(vec![
+            (field("rule"), Frame::bulk(&x.name)),
+            (field("scope"), text_or_null(x.scope.as_deref())),
+            (field("family"), Frame::bulk(x.family)),
+            (field("measure"), Frame::bulk(x.measure.name())),
+            (
+                field("adjusted"),
+                match x.measure {
+                    Measure::Cost => decimal(x.adjusted),
+                    _ => Frame::Integer(x.adjusted),
+                },
+            ),
+            (field("limit"), units(x.is_cost(), d.limit)),
+            (field("remaining"), units(x.is_cost(), d.remaining)),
+            (field("reset_after_ms"), Frame::Integer(d.reset_after_ms())),
+        ])
+    };
+    Frame::Array(rules.iter().map(map).collect())
+}
+
 /// The reply of a settle or cancel (the HTTP check API renders it as JSON).
 pub(crate) fn settled_frame(s: Settled) -> Frame {
     let r = &s.reservation;
-    let rules = s
-        .rules
-        .iter()
-        .map(|x| {
-            let d = &x.decision;
-            Frame::Map(vec![
-                (field("rule"), Frame::bulk(&x.name)),
-                (field("scope"), text_or_null(x.scope.as_deref())),
-                (field("family"), Frame::bulk(x.family)),
-                (field("measure"), Frame::bulk(x.measure.name())),
-                (
-                    field("adjusted"),
-                    match x.measure {
-                        Measure::Cost => decimal(x.adjusted),
-                        _ => Frame::Integer(x.adjusted),
-                    },
-                ),
-                (field("limit"), units(x.is_cost(), d.limit)),
-                (field("remaining"), units(x.is_cost(), d.remaining)),
-                (field("reset_after_ms"), Frame::Integer(d.reset_after_ms())),
-            ])
-        })
-        .collect();
     Frame::Map(vec![
         (field("reservation"), reservation_frame(&s.id)),
         (
@@ -535,7 +538,7 @@ pub(crate) fn settled_frame(s: Settled) -> Frame {
         (field("tokens"), int(s.tokens)),
         (field("estimated_cost"), decimal(r.cost.0)),
         (field("cost"), decimal(s.cost.0)),
-        (field("rules"), Frame::Array(rules)),
+        (field("rules"), settled_rules(&s.rules)),
     ])
 }
 
@@ -578,29 +581,6 @@ fn limit_settle(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError>
 /// `rule`, `scope`, `family`, `measure`, `adjusted` (charged by this call), `limit`,
 /// `remaining` (what the stream may still use), `reset_after_ms`).
 pub(crate) fn partial_frame(p: Partial) -> Frame {
-    let rules = p
-        .rules
-        .iter()
-        .map(|x| {
-            let d = &x.decision;
-            Frame::Map(vec![
-                (field("rule"), Frame::bulk(&x.name)),
-                (field("scope"), text_or_null(x.scope.as_deref())),
-                (field("family"), Frame::bulk(x.family)),
-                (field("measure"), Frame::bulk(x.measure.name())),
-                (
-                    field("adjusted"),
-                    match x.measure {
-                        Measure::Cost => decimal(x.adjusted),
-                        _ => Frame::Integer(x.adjusted),
-                    },
-                ),
-                (field("limit"), units(x.is_cost(), d.limit)),
-                (field("remaining"), units(x.is_cost(), d.remaining)),
-                (field("reset_after_ms"), Frame::Integer(d.reset_after_ms())),
-            ])
-        })
-        .collect();
     Frame::Map(vec![
         (field("reservation"), reservation_frame(&p.id)),
         (field("action"), Frame::bulk("partial")),
@@ -610,7 +590,7 @@ pub(crate) fn partial_frame(p: Partial) -> Frame {
             field("cost"),
             p.actual.cost.map_or(Frame::Null, |c| decimal(c.0)),
         ),
-        (field("rules"), Frame::Array(rules)),
+        (field("rules"), settled_rules(&p.rules)),
     ])
 }
 

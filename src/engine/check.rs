@@ -20,6 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use crate::clock::Nanos;
+use crate::limiter::breaker::Phase;
 use crate::limiter::cost::Amount;
 use crate::limiter::decision::Decision;
 use crate::limiter::lease::LeaseId;
@@ -32,6 +33,7 @@ use crate::policy::notice;
 use crate::policy::registry::{Gate, PendingReservation, Resolved};
 use crate::policy::reserve::{Charge, Reservation, ReservationId};
 use crate::policy::suspend::Suspension;
+use crate::policy::upstream;
 use crate::store::{Entry, Value};
 
 use super::rules::{keys_of, read_state, write_state};
@@ -395,6 +397,9 @@ impl Call<'_, '_> {
             None => &keys,
         };
         let demand = a.demand;
+        // Breakers this check moved (a half-open probe taken after the cooldown), published
+        // as BREAKER.ALLOW publishes them once the locks are dropped.
+        let mut breakers: Vec<(Bytes, Phase, Phase)> = Vec::new();
         let (verdict, reservation) = self.with_keys(lock, |g| {
             let states: Vec<Option<RuleState>> = keys
                 .iter()
@@ -405,8 +410,13 @@ impl Call<'_, '_> {
                 return (v, None);
             }
             if charge {
-                for (k, r) in keys.iter().zip(&mut v.rules) {
+                for (i, (k, r)) in keys.iter().zip(&mut v.rules).enumerate() {
                     if let Some(w) = r.write.take() {
+                        if let Some(change) =
+                            upstream::phase_change(rules[i].rule, states[i].as_ref(), &w)
+                        {
+                            breakers.push(change);
+                        }
                         write_state(g.shard(k), k, w, now);
                     }
                 }
@@ -536,6 +546,14 @@ impl Call<'_, '_> {
         } else {
             Vec::new()
         };
+        for (key, from, to) in &breakers {
+            engine.emit(&Event::Breaker {
+                at: now,
+                key,
+                from: *from,
+                to: *to,
+            });
+        }
         if kind != CheckKind::Status {
             let scope = a.scope.as_deref();
             if let Some(rule) = &denied_by {

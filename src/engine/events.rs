@@ -2,19 +2,84 @@
 //! admissions, override and reservation lapses, breaker transitions) is rendered once
 //! ([`crate::policy::events::render`]) and delivered here.
 
+use std::sync::Arc;
+
 use bytes::Bytes;
 
 use crate::clock::Nanos;
 use crate::policy::events::{render, Event};
+use crate::policy::model::Limit;
 use crate::policy::reserve::ReservationId;
+use crate::policy::webhook::Webhook;
 
 use super::Engine;
 
 impl Engine {
-    /// Renders `event` and publishes it.
+    /// Renders `event`, queues it for the webhooks that want it, and publishes it.
     pub fn emit(&self, event: &Event<'_>) {
         let (channel, message) = render(event);
+        self.queue_webhooks(event, &message);
         self.publish_event(channel.as_bytes(), message);
+    }
+
+    /// Queues `message` (the rendered `event`) for every policy webhook that wants it: the
+    /// policy the event names (for a suspension of every policy, or a breaker transition,
+    /// every policy it concerns: each with a BREAKER rule on that key). Never waits.
+    fn queue_webhooks(&self, event: &Event<'_>, message: &Bytes) {
+        let (kind, policy) = match event {
+            Event::Denied { policy, .. } => ("denied", Some(*policy)),
+            Event::Allowed { policy, .. } => ("allowed", Some(*policy)),
+            Event::Warning { policy, .. } => ("warning", Some(*policy)),
+            Event::Overage { policy, .. } => ("overage", Some(*policy)),
+            Event::Reservation { policy, .. } => ("reservation", Some(*policy)),
+            Event::Suspension { policy, .. } => ("suspension", *policy),
+            Event::Override { policy, .. } => ("override", *policy),
+            Event::Breaker { .. } => ("breaker", None),
+        };
+        let hooks: Vec<Arc<Webhook>> = {
+            let t = self.policies.read();
+            let wants =
+                |h: &Option<Arc<Webhook>>| h.as_ref().filter(|h| h.events.contains(kind)).cloned();
+            match (event, policy) {
+                (Event::Breaker { key, .. }, _) => {
+                    t.policies
+                        .values()
+                        .filter(|p| {
+                            p.body.all().iter().any(
+                                |a| matches!(&a.rule.limit, Limit::Breaker(b) if b.key == *key),
+                            )
+                        })
+                        .filter_map(|p| wants(&p.body.webhook))
+                        .collect()
+                }
+                (Event::Suspension { .. }, None) => t
+                    .policies
+                    .values()
+                    .filter_map(|p| wants(&p.body.webhook))
+                    .collect(),
+                (_, Some(name)) => t
+                    .policies
+                    .get(name)
+                    .and_then(|p| wants(&p.body.webhook))
+                    .into_iter()
+                    .collect(),
+                (_, None) => Vec::new(),
+            }
+        };
+        if hooks.is_empty() {
+            return;
+        }
+        // Policies sharing one webhook (same URL, events and secret) get one delivery.
+        let mut unique: Vec<Arc<Webhook>> = Vec::with_capacity(hooks.len());
+        for h in hooks {
+            if !unique.iter().any(|u| **u == *h) {
+                unique.push(h);
+            }
+        }
+        let max = self.config.read().webhook.queue_max;
+        for h in unique {
+            self.webhooks.enqueue(h, kind, message.clone(), max);
+        }
     }
 
     /// Delivers one event message: published on its Pub/Sub channel (`SUBSCRIBE

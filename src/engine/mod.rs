@@ -31,7 +31,7 @@
 //! decide and charge atomically) and [`settle`], which the `LIMIT.*` commands run with an ACL
 //! check of the planned keys in between.
 //!
-//! Depends on `store`, `persist`, `policy`, `limiter`, `pubsub`, `config`, `clock`; never on
+//! Depends on `store`, `persist`, `policy`, `limiter`, `pubsub`, `webhook`, `config`, `clock`; never on
 //! `cmd`, `server`, `http` or `script`. The usage history's data structures are [`crate::usage`];
 //! [`usage`] feeds and saves them.
 
@@ -92,6 +92,8 @@ pub struct Engine {
     pub policies: Registry,
     /// The usage history (`LIMIT.TOP`, `LIMIT.HISTORY`, the dashboard).
     pub usage: usage::Usage,
+    /// The webhook delivery queue (the server runs [`crate::webhook::deliver::run`] on it).
+    pub webhooks: Arc<crate::webhook::Webhooks>,
     /// Rule keys carry the identity's hash tag (`cluster-enabled yes`, fixed at start; see
     /// [`crate::policy::model::tagged_state_key`] and `Engine::retag_rule_keys`).
     pub cluster_keys: bool,
@@ -115,6 +117,7 @@ impl Engine {
             feed: Feed::default(),
             next_lease_id: AtomicU64::new(now.as_nanos() / 1000),
             policies: Registry::default(),
+            webhooks: Arc::new(crate::webhook::Webhooks::new(now)),
         }
     }
 

@@ -225,3 +225,81 @@ fn listed_identities_and_overrides_skip_or_change_the_rules() {
         "the override lapsed: 1 a minute"
     );
 }
+
+#[test]
+fn events_are_queued_for_the_webhooks_that_want_them() {
+    use crate::limiter::breaker::Phase;
+    use crate::policy::events::Event;
+
+    let (e, _) = engine();
+    e.policy_set("a", "WEBHOOK http://h/a EVENTS denied,suspension RATE 1/1s")
+        .unwrap();
+    // The same webhook on a second plan: one delivery per event.
+    e.policy_set("b", "WEBHOOK http://h/a EVENTS denied,suspension RATE 2/1s")
+        .unwrap();
+    e.policy_set(
+        "c",
+        "WEBHOOK http://h/c EVENTS breaker RATE 1/1s BREAKER pay",
+    )
+    .unwrap();
+    e.policy_set("d", "RATE 1/1s BREAKER pay").unwrap();
+    let drain = || {
+        std::iter::from_fn(|| e.webhooks.pop())
+            .map(|j| (j.hook.path.clone(), j.event))
+            .collect::<Vec<_>>()
+    };
+    let denied = |policy| Event::Denied {
+        at: T0,
+        policy,
+        identity: b"u",
+        scope: None,
+        rule: Some("rate-1s"),
+        retry_after_ms: 1000,
+        reason: "limit",
+        message: None,
+        link: None,
+    };
+    e.emit(&denied("a"));
+    e.emit(&denied("d"));
+    assert_eq!(
+        drain(),
+        [("/a".to_owned(), "denied")],
+        "a's own denial only"
+    );
+    e.emit(&Event::Warning {
+        at: T0,
+        policy: "a",
+        identity: b"u",
+        scope: None,
+        rules: vec!["rate-1s"],
+        message: None,
+        link: None,
+    });
+    assert_eq!(drain(), [], "a does not want warnings");
+    e.emit(&Event::Suspension {
+        at: T0,
+        identity: b"u",
+        policy: None,
+        change: "set",
+        reason: None,
+    });
+    assert_eq!(
+        drain(),
+        [("/a".to_owned(), "suspension")],
+        "every policy's suspension reaches a and b's shared webhook once"
+    );
+    let breaker = |key| Event::Breaker {
+        at: T0,
+        key,
+        from: Phase::Closed,
+        to: Phase::Open,
+    };
+    e.emit(&breaker(b"pay"));
+    e.emit(&breaker(b"other"));
+    assert_eq!(
+        drain(),
+        [("/c".to_owned(), "breaker")],
+        "a breaker reaches the policies with a rule on it"
+    );
+    assert_eq!(e.webhooks.info()[0], ("webhook_queued", 3));
+}

@@ -180,6 +180,33 @@ impl Collector for Snapshot {
             &check_rows,
         )?;
 
+        // Policy webhooks (INFO webhooks).
+        let hooks = shared.engine.webhooks.info();
+        let hook = |name: &str| hooks.iter().find(|(k, _)| *k == name).map_or(0, |x| x.1);
+        let hook_rows: Vec<(Labels<'_>, u64)> = [
+            ("queued", "webhook_queued"),
+            ("delivered", "webhook_delivered"),
+            ("failed", "webhook_failed"),
+            ("dropped", "webhook_dropped"),
+            ("retried", "webhook_retries"),
+        ]
+        .iter()
+        .map(|(outcome, field)| (vec![("outcome", *outcome)], hook(field)))
+        .collect();
+        counter(
+            &mut e,
+            "limitkv_webhook_deliveries",
+            "Policy webhook deliveries by outcome (queued, delivered, failed, dropped from a full \
+             queue; retried counts attempts after the first).",
+            &hook_rows,
+        )?;
+        gauge(
+            &mut e,
+            "limitkv_webhook_queue_length",
+            "Policy webhook deliveries waiting to be sent.",
+            i64::try_from(hook("webhook_queue_length")).unwrap_or(i64::MAX),
+        )?;
+
         // Commands.
         let stats = m.command_stats();
         let named: Vec<(String, &CommandStat, &'static str)> = stats

@@ -231,7 +231,9 @@ fn fresh(params: &BreakerParams, now: Nanos) -> BreakerState {
     }
 }
 
-fn phase_of(state: &BreakerState) -> Phase {
+/// The phase a stored state is in (not viewed at a time: an open state past its cooldown is
+/// still `Open` here).
+pub fn phase_of(state: &BreakerState) -> Phase {
     match state {
         BreakerState::Closed { .. } => Phase::Closed,
         BreakerState::Open { .. } => Phase::Open,

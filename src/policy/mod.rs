@@ -13,6 +13,7 @@
 //! - [`suspend`]: suspensions of an identity (refused with a reason until lifted).
 //! - [`upstream`]: BREAKER rules (a circuit breaker in the atomic check).
 //! - [`notice`]: warning messages and links, once-per-period warnings, grace.
+//! - [`webhook`]: a policy's WEBHOOK clause (where its events are POSTed).
 //!
 //! Everything but [`events`] is pure (no store, no clock, no I/O); the command layer
 //! (`cmd::policy`) locks the rule keys, reads their states, runs [`decide::decide`] and
@@ -28,5 +29,6 @@ pub mod registry;
 pub mod reserve;
 pub mod suspend;
 pub mod upstream;
+pub mod webhook;
 
 pub use registry::Registry;

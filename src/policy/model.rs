@@ -53,6 +53,7 @@ use crate::limiter::units::{self, Rate};
 use crate::limiter::window::WindowParams;
 use crate::policy::notice;
 use crate::policy::upstream::{self, BreakerOptions, BreakerRule};
+use crate::policy::webhook::Webhook;
 
 /// Longest policy or rule name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -73,7 +74,8 @@ const PPM: u32 = 1_000_000;
 pub struct PolicyError(pub String);
 
 impl PolicyError {
-    fn new(s: impl Into<String>) -> PolicyError {
+    /// An error with this text.
+    pub fn new(s: impl Into<String>) -> PolicyError {
         PolicyError(s.into())
     }
 }
@@ -370,6 +372,8 @@ pub struct Body {
     pub grace: Option<Fraction>,
     /// Decide and report, never charge.
     pub dryrun: bool,
+    /// Where the policy's events are POSTed (policies only; see [`crate::policy::webhook`]).
+    pub webhook: Option<Arc<Webhook>>,
     /// Rules for every check.
     pub rules: Vec<Rule>,
     /// Per-scope rules.
@@ -468,6 +472,8 @@ impl Body {
             link: over.link.clone().or_else(|| self.link.clone()),
             grace: over.grace.or(self.grace),
             dryrun: self.dryrun || over.dryrun,
+            // Events are routed by the policy asked for, whose webhook an override cannot set.
+            webhook: self.webhook.clone(),
             rules: merge_rules(&self.rules, &over.rules),
             scopes,
         };
@@ -520,6 +526,9 @@ impl Body {
         }
         if self.dryrun {
             w.push("DRYRUN".to_owned());
+        }
+        if let Some(h) = &self.webhook {
+            h.write_words(&mut w);
         }
         for r in &self.rules {
             r.write_words(&mut w);
@@ -1129,6 +1138,9 @@ pub fn parse_body(w: &mut Words<'_>, stop: &dyn Fn(&[u8]) -> bool) -> Result<Bod
         } else if is(word, "GRACE") && body.grace.is_none() {
             w.next_word();
             body.grace = Some(Fraction::parse(&text(w.value("GRACE")?))?);
+        } else if is(word, "WEBHOOK") && body.webhook.is_none() {
+            w.next_word();
+            body.webhook = Some(Arc::new(Webhook::parse(w)?));
         } else {
             break;
         }
@@ -1305,6 +1317,11 @@ impl Override {
             }
             seen_body = true;
             o.body = parse_body(&mut w, &is_opt)?;
+            if o.body.webhook.is_some() {
+                return Err(PolicyError::new(
+                    "WEBHOOK is a policy option: an override cannot set one",
+                ));
+            }
         }
         let options = o.body.warn.is_some()
             || o.body.dryrun

@@ -14,9 +14,10 @@
 use bytes::Bytes;
 
 use crate::clock::Nanos;
-use crate::limiter::breaker::{BreakerParams, TripRule};
+use crate::limiter::breaker::{self, BreakerParams, Phase, TripRule};
 use crate::limiter::units;
-use crate::policy::model::PolicyError;
+use crate::policy::decide::{RuleState, StateWrite};
+use crate::policy::model::{Limit, PolicyError, Rule};
 
 /// `THRESHOLD` when neither `THRESHOLD` nor `RATIO` is given (as `BREAKER.*`).
 pub const DEFAULT_THRESHOLD: u64 = 5;
@@ -184,4 +185,26 @@ impl BreakerRule {
             self.probes.to_string(),
         ]);
     }
+}
+
+/// The phase change a check's charged `write` makes to a BREAKER rule's breaker, as
+/// (key, from, to): the check publishes it as `BREAKER.ALLOW` does (a probe taken after the
+/// cooldown moves an open breaker to half-open). `None` for other rules and no change.
+pub fn phase_change(
+    rule: &Rule,
+    before: Option<&RuleState>,
+    write: &StateWrite,
+) -> Option<(Bytes, Phase, Phase)> {
+    let Limit::Breaker(b) = &rule.limit else {
+        return None;
+    };
+    let StateWrite::Put(RuleState::Breaker(after), _) = write else {
+        return None;
+    };
+    let from = match before {
+        Some(RuleState::Breaker(s)) => breaker::phase_of(s),
+        _ => Phase::Closed,
+    };
+    let to = breaker::phase_of(after);
+    (from != to).then(|| (b.key.clone(), from, to))
 }

@@ -281,6 +281,11 @@ impl Server {
         }
         drop(accept_tx);
         let tick = tokio::spawn(background(shared.clone()));
+        let settings = shared.clone();
+        tasks.spawn(crate::webhook::deliver::run(
+            shared.engine.webhooks.clone(),
+            Arc::new(move || settings.engine.config.read().webhook.clone()),
+        ));
         tasks.spawn(crate::repl::replica::supervise(shared.clone()));
         tasks.spawn(replication::ping_replicas(shared.clone()));
         let mut conns = JoinSet::new();

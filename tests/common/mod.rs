@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod pki;
+pub mod replies;
 
 use std::io;
 use std::net::SocketAddr;
