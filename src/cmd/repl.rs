@@ -325,7 +325,7 @@ fn waitaof(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 
 /// `REPLCONF option value ...`: what a replica tells its master before and after `PSYNC`.
 /// `listening-port`, `ip-address` are kept for `INFO`/`ROLE`; `capa`, `rdb-*` are accepted;
-/// `ack`/`getack` are handled on the replica link itself. limitkv replicas also send
+/// `ack` (with Redis 7.2's `fack`) and `getack` are handled on the replica link itself. limitkv replicas also send
 /// `runid <id>` so a server told to replicate itself refuses at once.
 fn replconf(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     if req.len() % 2 == 0 {
@@ -348,6 +348,7 @@ fn replconf(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             }
         } else if is(opt, "capa")
             || is(opt, "ack")
+            || is(opt, "fack")
             || is(opt, "getack")
             || is(opt, "rdb-only")
             || is(opt, "rdb-filter-only")
