@@ -281,6 +281,22 @@ async fn a_redis_server_master_is_refused_with_a_clear_error() {
     let e = link_error(&mut s, "not limitkv's").await;
     assert!(e.contains("nothing was loaded"), "{e}");
     assert_eq!(int(&mut s, &["EXISTS", "mine"]).await, 1, "no state lost");
+    // It tries again: Redis served it more than one full sync.
+    let rs = common::redis_connect(&format!("redis://127.0.0.1:{port}")).await;
+    eventually(WAIT, "a second attempt", || {
+        let mut rs = rs.clone();
+        async move {
+            let i = info(&mut rs, "stats").await;
+            let n: u64 = field(&i, "sync_full")?.parse().ok()?;
+            (n >= 2).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        int(&mut s, &["EXISTS", "mine"]).await,
+        1,
+        "still no state lost"
+    );
     let _ = redis.kill();
     let _ = redis.wait();
     server.stop().await.unwrap();
@@ -362,6 +378,7 @@ async fn a_master_gone_mid_transfer_or_a_truncated_snapshot_loads_nothing() {
         let mut s = server.redis(false).await;
         query(&mut s, &["SET", "mine", "1"]).await;
         let port = addr.port().to_string();
+        let asked = std::time::Instant::now();
         query(&mut s, &["REPLICAOF", "127.0.0.1", &port]).await;
         let e = link_error(&mut s, expect).await;
         assert!(e.contains("nothing was loaded"), "{e}");
@@ -375,11 +392,17 @@ async fn a_master_gone_mid_transfer_or_a_truncated_snapshot_loads_nothing() {
             0,
             "{expect}: nothing loaded"
         );
-        // It retries, with backoff.
+        // It retries, with backoff: three attempts take at least the first two waits
+        // (100 ms, then 200 ms); a fixed 100 ms would take 200 ms.
         eventually(WAIT, "a retry", || async {
             (accepted.load(Ordering::SeqCst) >= 3).then_some(())
         })
         .await;
+        assert!(
+            asked.elapsed() >= Duration::from_millis(300),
+            "{:?} for three attempts",
+            asked.elapsed()
+        );
         server.stop().await.unwrap();
     }
     donor.stop().await.unwrap();
@@ -544,10 +567,13 @@ async fn waitaof_counts_the_local_fsync_and_the_replicas_fsyncs() {
         until_field(&mut r, "replication", "master_link_status", "up").await;
         throttle_remaining(&mut m, "k").await;
         assert_eq!(int(&mut m, &["WAIT", "1", "5000"]).await, 1, "applied");
-        // The everysec side has not fsynced: its count stays 0 until the timeout.
+        // The `always` side has fsynced (waited for without a timeout); the everysec side
+        // has not, and its count stays 0 until the timeout.
         let missing = if master_fsync == FsyncPolicy::EverySec {
+            assert_eq!(waitaof(&mut m, &["0", "1", "0"]).await, (0, 1));
             (0, 1)
         } else {
+            assert_eq!(waitaof(&mut m, &["1", "0", "0"]).await, (1, 0));
             (1, 0)
         };
         assert_eq!(waitaof(&mut m, &["1", "1", "200"]).await, missing);
