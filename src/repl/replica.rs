@@ -287,9 +287,15 @@ async fn full_sync<H: Host>(h: &H, c: &mut Conn, replid: &str, offset: u64) -> R
             }
         }
     }
-    let bytes = c.buf.split_to(len);
-    let records = snapshot::parse(&bytes, engine.dbs.len())
-        .map_err(|e| format!("{e}; nothing was loaded"))?;
+    // Checked and decoded off the runtime's workers (a 1M-key snapshot is tens of MB): only
+    // the swap below holds the shards.
+    let bytes = c.buf.split_to(len).freeze();
+    let dbs = engine.dbs.len();
+    let records = tokio::task::spawn_blocking(move || {
+        snapshot::parse(&bytes, dbs).map_err(|e| format!("{e}; nothing was loaded"))
+    })
+    .await
+    .map_err(|e| format!("decoding the snapshot failed: {e}; nothing was loaded"))??;
     // The replica's own AOF restarts from the new contents: everything before is replaced.
     if let Some(w) = engine.aof.get() {
         w.append(&persist::Record::FlushAll);
