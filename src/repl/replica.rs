@@ -316,6 +316,9 @@ async fn full_sync<H: Host>(h: &H, c: &mut Conn, replid: &str, offset: u64) -> R
     Ok(())
 }
 
+/// Most (record, offset) marks a replica keeps while waiting for its AOF's fsync.
+const MAX_FSYNC_MARKS: usize = 4096;
+
 /// What the replica reports as `FACK` (Redis 7.2): the stream offset its own AOF has fsynced.
 /// Every applied record is appended to the AOF before the offset moves past it, so an offset
 /// is fsynced once the AOF's last sequence number at that moment is.
@@ -330,7 +333,14 @@ impl Fsynced {
     fn mark(&mut self, seq: persist::Seq, offset: u64) {
         match self.marks.back_mut() {
             Some(last) if last.0 == seq => last.1 = offset,
-            _ => self.marks.push_back((seq, offset)),
+            _ => {
+                if self.marks.len() >= MAX_FSYNC_MARKS {
+                    // Bounded (`appendfsync no` never fsyncs): the oldest offset is then
+                    // reported with the next one's fsync, later, never early.
+                    self.marks.pop_front();
+                }
+                self.marks.push_back((seq, offset));
+            }
         }
     }
 
@@ -479,5 +489,16 @@ mod tests {
         assert_eq!(f.advance(Seq(9)), 300);
         assert!(f.marks.is_empty());
         assert_eq!(f.advance(Seq(1)), 300, "never goes back");
+        // Bounded: the oldest marks go, and their offsets wait for a later fsync.
+        for i in 0..(MAX_FSYNC_MARKS as u64 + 10) {
+            f.mark(Seq(100 + i), 1000 + i);
+        }
+        assert_eq!(f.marks.len(), MAX_FSYNC_MARKS);
+        assert_eq!(
+            f.advance(Seq(105)),
+            300,
+            "dropped marks are not reported early"
+        );
+        assert_eq!(f.advance(Seq(110)), 1010);
     }
 }
