@@ -81,7 +81,7 @@ import statistics, sys
 rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
 a = statistics.median(r[0] for r in rows); w = statistics.median(r[1] for r in rows)
 e = statistics.median(r[2] for r in rows)
-print(f"median: alone {a:.0f} rps, with 2 replicas {w:.0f} rps, cost {100 * (1 - w / a):.1f}%, replication {e:.0f} effects/s")
+print(f"median: alone {a:.0f} rps, with 2 replicas {w:.0f} rps, ratio with/alone {w / a:.3f}, cost {100 * (1 - w / a):.1f}% (target <= 15%), replication {e:.0f} effects/s")
 PY
 
 # 3. A full sync of KEYS keys (one per hour: they stay live for an hour).

@@ -167,6 +167,12 @@ pub enum CommandError {
     /// `WAIT` on a replica.
     #[error("ERR WAIT cannot be used with replica instances. Please also note that since Redis 4.0 if a replica is configured to be writable (which is not the default) writes to replicas are just local and are not propagated.")]
     WaitOnReplica,
+    /// `WAITAOF` on a replica (Redis 7.2's text).
+    #[error("ERR WAITAOF cannot be used with replica instances. Please also note that writes to replicas are just local and are not propagated.")]
+    WaitAofOnReplica,
+    /// `WAITAOF` with `numlocal` 1 while `appendonly` is off.
+    #[error("ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.")]
+    WaitAofWithoutAof,
 }
 
 impl CommandError {

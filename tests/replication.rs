@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::{eventually, query, query_err, TestServer, WAIT};
 use limitkv::config::Config;
+use limitkv::persist::FsyncPolicy;
 use redis::aio::MultiplexedConnection;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -280,6 +281,22 @@ async fn a_redis_server_master_is_refused_with_a_clear_error() {
     let e = link_error(&mut s, "not limitkv's").await;
     assert!(e.contains("nothing was loaded"), "{e}");
     assert_eq!(int(&mut s, &["EXISTS", "mine"]).await, 1, "no state lost");
+    // It tries again: Redis served it more than one full sync.
+    let rs = common::redis_connect(&format!("redis://127.0.0.1:{port}")).await;
+    eventually(WAIT, "a second attempt", || {
+        let mut rs = rs.clone();
+        async move {
+            let i = info(&mut rs, "stats").await;
+            let n: u64 = field(&i, "sync_full")?.parse().ok()?;
+            (n >= 2).then_some(())
+        }
+    })
+    .await;
+    assert_eq!(
+        int(&mut s, &["EXISTS", "mine"]).await,
+        1,
+        "still no state lost"
+    );
     let _ = redis.kill();
     let _ = redis.wait();
     server.stop().await.unwrap();
@@ -361,6 +378,7 @@ async fn a_master_gone_mid_transfer_or_a_truncated_snapshot_loads_nothing() {
         let mut s = server.redis(false).await;
         query(&mut s, &["SET", "mine", "1"]).await;
         let port = addr.port().to_string();
+        let asked = std::time::Instant::now();
         query(&mut s, &["REPLICAOF", "127.0.0.1", &port]).await;
         let e = link_error(&mut s, expect).await;
         assert!(e.contains("nothing was loaded"), "{e}");
@@ -374,11 +392,17 @@ async fn a_master_gone_mid_transfer_or_a_truncated_snapshot_loads_nothing() {
             0,
             "{expect}: nothing loaded"
         );
-        // It retries, with backoff.
+        // It retries, with backoff: three attempts take at least the first two waits
+        // (100 ms, then 200 ms); a fixed 100 ms would take 200 ms.
         eventually(WAIT, "a retry", || async {
             (accepted.load(Ordering::SeqCst) >= 3).then_some(())
         })
         .await;
+        assert!(
+            asked.elapsed() >= Duration::from_millis(300),
+            "{:?} for three attempts",
+            asked.elapsed()
+        );
         server.stop().await.unwrap();
     }
     donor.stop().await.unwrap();
@@ -492,6 +516,220 @@ async fn leases_carry_over_a_promotion_with_their_absolute_expiry() {
         1
     );
     assert_eq!(int(&mut r, &["LEASE.COUNT", "jobs"]).await, 1);
+    master.stop().await.unwrap();
+    replica.stop().await.unwrap();
+}
+
+fn aof_config(dir: &tempfile::TempDir, fsync: FsyncPolicy) -> Config {
+    Config {
+        appendonly: true,
+        dir: dir.path().to_path_buf(),
+        appendfsync: fsync,
+        ..Config::default()
+    }
+}
+
+async fn waitaof(con: &mut MultiplexedConnection, args: &[&str]) -> (i64, i64) {
+    let mut cmd = vec!["WAITAOF"];
+    cmd.extend_from_slice(args);
+    match query(con, &cmd).await {
+        redis::Value::Array(v) => match v[..] {
+            [redis::Value::Int(l), redis::Value::Int(r)] => (l, r),
+            ref other => panic!("WAITAOF: {other:?}"),
+        },
+        other => panic!("WAITAOF: {other:?}"),
+    }
+}
+
+/// `WAITAOF` on real sockets, with the fsync policies of the master and the replica crossed:
+/// an `everysec` AOF on a manual clock fsyncs only once that clock has moved a second, so
+/// which side is still missing is known exactly.
+#[tokio::test]
+async fn waitaof_counts_the_local_fsync_and_the_replicas_fsyncs() {
+    for (master_fsync, replica_fsync) in [
+        (FsyncPolicy::Always, FsyncPolicy::EverySec),
+        (FsyncPolicy::EverySec, FsyncPolicy::Always),
+    ] {
+        let (mdir, rdir) = (common::temp_dir(), common::temp_dir());
+        let master = TestServer::with_config(aof_config(&mdir, master_fsync)).await;
+        let mut m = master.redis(false).await;
+        throttle_remaining(&mut m, "k").await;
+        // No replica: the replica count times out at 0.
+        let started = std::time::Instant::now();
+        let local = i64::from(master_fsync == FsyncPolicy::Always);
+        assert_eq!(waitaof(&mut m, &["0", "1", "100"]).await, (local, 0));
+        assert!(started.elapsed() >= Duration::from_millis(90), "waited");
+
+        let mut rc = aof_config(&rdir, replica_fsync);
+        rc.repl.replicaof = Some((master.addr.ip().to_string(), master.addr.port()));
+        let replica = TestServer::with_config(rc).await;
+        let mut r = replica.redis(false).await;
+        until_field(&mut r, "replication", "master_link_status", "up").await;
+        throttle_remaining(&mut m, "k").await;
+        assert_eq!(int(&mut m, &["WAIT", "1", "5000"]).await, 1, "applied");
+        // The `always` side has fsynced (waited for without a timeout); the everysec side
+        // has not, and its count stays 0 until the timeout.
+        let missing = if master_fsync == FsyncPolicy::EverySec {
+            assert_eq!(waitaof(&mut m, &["0", "1", "0"]).await, (0, 1));
+            (0, 1)
+        } else {
+            assert_eq!(waitaof(&mut m, &["1", "0", "0"]).await, (1, 0));
+            (1, 0)
+        };
+        assert_eq!(waitaof(&mut m, &["1", "1", "200"]).await, missing);
+        // A second passes on its clock: its writer fsyncs, and WAITAOF (no timeout) returns.
+        let late = if master_fsync == FsyncPolicy::EverySec {
+            &master
+        } else {
+            &replica
+        };
+        late.clock.advance(Duration::from_secs(2));
+        let got = tokio::time::timeout(WAIT, waitaof(&mut m, &["1", "1", "0"]))
+            .await
+            .expect("WAITAOF 1 1 0 returned");
+        assert_eq!(
+            got,
+            (1, 1),
+            "master {master_fsync:?}, replica {replica_fsync:?}"
+        );
+        let mi = info(&mut m, "replication").await;
+        assert!(field(&mi, "slave0").is_some(), "{mi}");
+        // A replica refuses it; inside MULTI it answers at once.
+        let err = query_err(&mut r, &["WAITAOF", "0", "0", "0"]).await;
+        assert!(
+            err.to_string()
+                .contains("WAITAOF cannot be used with replica instances"),
+            "{err}"
+        );
+        replica.stop().await.unwrap();
+        master.stop().await.unwrap();
+    }
+    // Without an AOF the local count cannot be asked for.
+    let plain = TestServer::start().await;
+    let mut p = plain.redis(false).await;
+    let err = query_err(&mut p, &["WAITAOF", "1", "0", "0"]).await;
+    assert!(
+        err.to_string()
+            .contains("WAITAOF cannot be used when numlocal is set but appendonly is disabled."),
+        "{err}"
+    );
+    assert_eq!(waitaof(&mut p, &["0", "1", "50"]).await, (0, 0));
+    plain.stop().await.unwrap();
+}
+
+/// A client on the replica that WATCHes a key sees its EXEC abort when the master changes
+/// that key (applied through the stream), as in Redis; an unrelated change does not abort it,
+/// and neither does a full resync that leaves a watched key absent.
+#[tokio::test]
+async fn a_change_from_the_master_aborts_a_watching_transaction_on_the_replica() {
+    let master = TestServer::start().await;
+    let mut m = master.redis(false).await;
+    throttle_remaining(&mut m, "w").await;
+    let replica = TestServer::with_config(replica_of(master.addr)).await;
+    let mut r = replica.redis(false).await;
+    until_field(&mut r, "replication", "master_link_status", "up").await;
+    let mut raw = replica.raw().await;
+    let run_watched = |keys: &'static [&'static str]| keys;
+    for (watched, changed, aborts) in [
+        (run_watched(&["w"]), "w", true),
+        (run_watched(&["w"]), "other", false),
+        (run_watched(&["gone"]), "w", false),
+    ] {
+        let mut watch = vec!["WATCH"];
+        watch.extend_from_slice(watched);
+        assert_eq!(raw.cmd(&watch).await, common::Reply::Simple("OK".into()));
+        throttle_remaining(&mut m, changed).await;
+        assert_eq!(int(&mut m, &["WAIT", "1", "5000"]).await, 1, "applied");
+        assert_eq!(
+            raw.cmd(&["MULTI"]).await,
+            common::Reply::Simple("OK".into())
+        );
+        raw.cmd(&["EXISTS", "w"]).await;
+        let exec = raw.cmd(&["EXEC"]).await;
+        if aborts {
+            assert_eq!(
+                exec,
+                common::Reply::Null,
+                "{watched:?} changed by {changed}"
+            );
+        } else {
+            assert_eq!(
+                exec,
+                common::Reply::Array(vec![common::Reply::Int(1)]),
+                "{watched:?} untouched by {changed}"
+            );
+        }
+    }
+    // A deletion and a FLUSHALL on the master abort too.
+    for change in [&["DEL", "w"][..], &["FLUSHALL"][..]] {
+        throttle_remaining(&mut m, "w").await;
+        assert_eq!(int(&mut m, &["WAIT", "1", "5000"]).await, 1);
+        assert_eq!(
+            raw.cmd(&["WATCH", "w"]).await,
+            common::Reply::Simple("OK".into())
+        );
+        query(&mut m, change).await;
+        assert_eq!(int(&mut m, &["WAIT", "1", "5000"]).await, 1);
+        raw.cmd(&["MULTI"]).await;
+        raw.cmd(&["EXISTS", "w"]).await;
+        assert_eq!(raw.cmd(&["EXEC"]).await, common::Reply::Null, "{change:?}");
+    }
+    replica.stop().await.unwrap();
+    master.stop().await.unwrap();
+}
+
+/// A replica of a master holding many limiter keys completes a full sync and serves peeks
+/// of them (50,000 keys here; the 1M-key run is scripts/bench-repl.sh, part 3).
+#[tokio::test]
+async fn a_replica_of_a_large_keyspace_syncs_and_serves_peeks() {
+    const KEYS: usize = 50_000;
+    let master = TestServer::start().await;
+    let mut m = master.redis(false).await;
+    // Loaded through a raw pipeline: no client-side response timeout on a loaded machine.
+    let mut loader = master.raw().await;
+    for chunk in (0..KEYS).collect::<Vec<_>>().chunks(5_000) {
+        let mut bytes = Vec::new();
+        for i in chunk {
+            bytes.extend(common::resp(&["RATE.TAKE", &format!("key:{i}"), "10/1h"]));
+        }
+        loader.send(&bytes).await;
+        let replies = loader.read_replies(chunk.len()).await;
+        assert!(replies.iter().all(|r| matches!(r, common::Reply::Array(_))));
+    }
+    assert_eq!(int(&mut m, &["DBSIZE"]).await, KEYS as i64);
+    let replica = TestServer::with_config(replica_of(master.addr)).await;
+    // The raw client waits for replies without the redis crate's response timeout: while
+    // the replica swaps the snapshot in, every shard is locked (a debug build takes a while).
+    let mut raw = replica.raw().await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while !raw
+        .cmd(&["INFO", "replication"])
+        .await
+        .text()
+        .contains("master_link_status:up")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no full sync in 120 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut r = replica.redis(false).await;
+    assert_eq!(int(&mut r, &["DBSIZE"]).await, KEYS as i64);
+    // Peeks answer from the master's states (one of 10 taken: a take would leave 8), the
+    // same as on the master (both clocks stand still).
+    for i in [0, 12_345, KEYS - 1] {
+        let k = format!("key:{i}");
+        let on_replica = query(&mut r, &["RATE.PEEK", &k, "10/1h"]).await;
+        assert_eq!(on_replica, query(&mut m, &["RATE.PEEK", &k, "10/1h"]).await);
+        let f = common::fields(on_replica, false);
+        let remaining = &f
+            .iter()
+            .find(|(n, _)| n == "remaining")
+            .expect("remaining")
+            .1;
+        assert_eq!(*remaining, redis::Value::Int(8), "{k}");
+    }
     master.stop().await.unwrap();
     replica.stop().await.unwrap();
 }

@@ -397,6 +397,21 @@ pub enum Blocked {
         /// The offset to be acknowledged.
         offset: u64,
     },
+    /// `WAITAOF numlocal numreplicas timeout`: reply `[local, replicas]` once the local AOF
+    /// fsynced record `seq` (if `numlocal` is 1) and `numreplicas` replicas reported `offset`
+    /// fsynced to theirs, or `timeout_ms` passed (0: no limit).
+    WaitAof {
+        /// 0 or 1: whether the local fsync is wanted.
+        numlocal: u64,
+        /// Replicas wanted.
+        numreplicas: u64,
+        /// Milliseconds to wait at most; 0 waits without limit.
+        timeout_ms: u64,
+        /// The replication offset the replicas must have fsynced.
+        offset: u64,
+        /// The local AOF record that must be fsynced.
+        seq: crate::persist::Seq,
+    },
     /// `PSYNC replid offset` (`None` for the old `SYNC`): serve this connection as a replica.
     Sync {
         /// The id and 1-based offset asked for.

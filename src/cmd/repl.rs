@@ -15,7 +15,7 @@ use super::flags::*;
 use super::{Blocked, CommandSpec, Ctx, Session, Shared, BASE};
 use crate::engine::Engine;
 use crate::error::CommandError;
-use crate::persist::Record;
+use crate::persist::{Record, Seq};
 use crate::protocol::Frame;
 use crate::repl::{Host, LinkState, Repl, NO_REPLID};
 
@@ -64,6 +64,19 @@ pub const COMMANDS: &[CommandSpec] = &[
         complexity: "O(1)",
         args: "numreplicas:integer timeout:integer",
         handler: wait,
+        ..BASE
+    },
+    CommandSpec {
+        name: "WAITAOF",
+        arity: 4,
+        flags: NOSCRIPT,
+        group: "generic",
+        summary: "Blocks until all of the preceding write commands sent by the connection are \
+                  written to the append-only file of the master and/or replicas.",
+        since: "7.2.0",
+        complexity: "O(1)",
+        args: "numlocal:integer numreplicas:integer timeout:integer",
+        handler: waitaof,
         ..BASE
     },
     CommandSpec {
@@ -247,9 +260,72 @@ fn wait(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     Ok(Frame::Null)
 }
 
+/// `WAITAOF numlocal numreplicas timeout` (Redis 7.2).
+///
+/// ```text
+/// WAITAOF numlocal numreplicas timeout
+/// ```
+/// Reply: `[local, replicas]`: 1 if the local AOF has fsynced every change made so far (0
+/// otherwise), and the replicas that reported fsyncing them to their own AOF. It waits until
+/// `local >= numlocal` and `replicas >= numreplicas`, or `timeout` milliseconds (0 waits
+/// without limit); inside a transaction, or when already satisfied, it answers at once.
+/// Errors: `numlocal` not 0 or 1, a negative `numreplicas` or `timeout`, `WAITAOF` on a
+/// replica, `numlocal` 1 with `appendonly no`.
+fn waitaof(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let shared = ctx.shared;
+    let numlocal = args::parse_i64(&req[1]).ok_or(CommandError::NotAnInteger)?;
+    if !(0..=1).contains(&numlocal) {
+        // Redis 7.2's text, grammar included.
+        return Err(CommandError::other(
+            "value is out of range, value must between 0 and 1",
+        ));
+    }
+    let numreplicas = args::parse_i64(&req[2]).ok_or(CommandError::NotAnInteger)?;
+    if numreplicas < 0 {
+        return Err(CommandError::other(
+            "value is out of range, must be positive",
+        ));
+    }
+    let timeout = args::parse_i64(&req[3])
+        .ok_or_else(|| CommandError::other("timeout is not an integer or out of range"))?;
+    if timeout < 0 {
+        return Err(CommandError::other("timeout is negative"));
+    }
+    if shared.repl.is_replica() {
+        return Err(CommandError::WaitAofOnReplica);
+    }
+    let writer = shared.engine.aof.get();
+    if numlocal > 0 && writer.is_none() {
+        return Err(CommandError::WaitAofWithoutAof);
+    }
+    // Like WAIT, the target is every change made so far (not only this connection's): the
+    // stream's offset for the replicas, the AOF's last record for the local file.
+    let offset = shared.engine.feed.offset();
+    let seq = writer.map_or(Seq(0), |w| w.last_seq());
+    let local = u64::from(writer.is_some_and(|w| w.synced() >= seq));
+    let acked = u64::try_from(shared.repl.count_aof_acked(offset)).unwrap_or(u64::MAX);
+    let numreplicas = u64::try_from(numreplicas).unwrap_or(0);
+    let numlocal = u64::try_from(numlocal).unwrap_or(0);
+    let in_exec = ctx.locked.is_some();
+    if (local >= numlocal && acked >= numreplicas) || in_exec {
+        return Ok(Frame::Array(vec![
+            Frame::Integer(i64::try_from(local).unwrap_or(0)),
+            Frame::Integer(i64::try_from(acked).unwrap_or(i64::MAX)),
+        ]));
+    }
+    ctx.session.blocked = Some(Blocked::WaitAof {
+        numlocal,
+        numreplicas,
+        timeout_ms: u64::try_from(timeout).unwrap_or(0),
+        offset,
+        seq,
+    });
+    Ok(Frame::Null)
+}
+
 /// `REPLCONF option value ...`: what a replica tells its master before and after `PSYNC`.
 /// `listening-port`, `ip-address` are kept for `INFO`/`ROLE`; `capa`, `rdb-*` are accepted;
-/// `ack`/`getack` are handled on the replica link itself. limitkv replicas also send
+/// `ack` (with Redis 7.2's `fack`) and `getack` are handled on the replica link itself. limitkv replicas also send
 /// `runid <id>` so a server told to replicate itself refuses at once.
 fn replconf(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     if req.len() % 2 == 0 {
@@ -272,6 +348,7 @@ fn replconf(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             }
         } else if is(opt, "capa")
             || is(opt, "ack")
+            || is(opt, "fack")
             || is(opt, "getack")
             || is(opt, "rdb-only")
             || is(opt, "rdb-filter-only")
@@ -551,6 +628,56 @@ mod tests {
         assert_eq!(
             h.run(&["REPLICAOF", "host", "99999"]),
             Frame::Error("ERR Invalid master port".into())
+        );
+    }
+
+    #[test]
+    fn waitaof_arguments_and_refusals_are_redis_7_2s() {
+        let mut h = Harness::new();
+        let pair = |l, r| Frame::Array(vec![Frame::Integer(l), Frame::Integer(r)]);
+        assert_eq!(h.run(&["WAITAOF", "0", "0", "0"]), pair(0, 0));
+        for (args, err) in [
+            (
+                ["1", "0", "0"],
+                "ERR WAITAOF cannot be used when numlocal is set but appendonly is disabled.",
+            ),
+            (
+                ["2", "0", "0"],
+                "ERR value is out of range, value must between 0 and 1",
+            ),
+            (
+                ["x", "0", "0"],
+                "ERR value is not an integer or out of range",
+            ),
+            (
+                ["0", "-1", "0"],
+                "ERR value is out of range, must be positive",
+            ),
+            (["0", "0", "-1"], "ERR timeout is negative"),
+            (
+                ["0", "0", "x"],
+                "ERR timeout is not an integer or out of range",
+            ),
+        ] {
+            let mut cmd = vec!["WAITAOF"];
+            cmd.extend_from_slice(&args);
+            assert_eq!(h.run(&cmd), Frame::Error(err.into()), "{args:?}");
+        }
+        // Inside a transaction it answers at once, even when not satisfied.
+        assert_eq!(h.run(&["MULTI"]), Frame::OK);
+        h.run(&["WAITAOF", "0", "1", "0"]);
+        assert_eq!(h.run(&["EXEC"]), Frame::Array(vec![pair(0, 0)]));
+        // Not from a script (NOSCRIPT), as in Redis.
+        let from_script = h.run(&["EVAL", "return redis.call('WAITAOF', '0', '0', '0')", "0"]);
+        assert!(
+            matches!(&from_script, Frame::Error(e)
+                if e.starts_with(b"ERR This Redis command is not allowed from script")),
+            "{from_script:?}"
+        );
+        assert_eq!(h.run(&["REPLICAOF", "127.0.0.1", "1"]), Frame::OK);
+        assert_eq!(
+            h.run(&["WAITAOF", "0", "0", "0"]),
+            Frame::Error("ERR WAITAOF cannot be used with replica instances. Please also note that writes to replicas are just local and are not propagated.".into())
         );
     }
 

@@ -279,21 +279,33 @@ pub fn apply(dbs: &[Store], record: Record, now: Nanos) -> Result<(), PersistErr
             expires_at,
         } => {
             let entry = Entry::with_expiry(value, expires_at);
-            db_of(dbs, db)?.with_shard(&key, |sh| {
-                if entry.is_expired(now) {
-                    sh.remove(&key, now);
-                } else {
+            let store = db_of(dbs, db)?;
+            store.with_shard(&key, |sh| {
+                let live = !entry.is_expired(now);
+                let changed = if live {
                     sh.insert(&key, entry);
+                    true
+                } else {
+                    sh.remove(&key, now).is_some()
+                };
+                // A replica applying its master's stream signals WATCH as a local write does,
+                // under the same lock, so an EXEC either sees the change and aborts, or runs
+                // before it.
+                if changed && store.watchers.active() {
+                    store.watchers.touch(&key, live);
                 }
             });
         }
         Record::Del { db, key } => {
-            db_of(dbs, db)?.with_shard(&key, |sh| {
-                sh.remove(&key, now);
+            let store = db_of(dbs, db)?;
+            store.with_shard(&key, |sh| {
+                if sh.remove(&key, now).is_some() && store.watchers.active() {
+                    store.watchers.touch(&key, false);
+                }
             });
         }
-        Record::FlushDb { db } => db_of(dbs, db)?.clear(),
-        Record::FlushAll => dbs.iter().for_each(Store::clear),
+        Record::FlushDb { db } => clear_touching(db_of(dbs, db)?, now),
+        Record::FlushAll => dbs.iter().for_each(|s| clear_touching(s, now)),
         Record::Script { .. }
         | Record::FunctionLibrary { .. }
         | Record::FunctionDelete { .. }
@@ -301,6 +313,25 @@ pub fn apply(dbs: &[Store], record: Record, now: Nanos) -> Result<(), PersistErr
         catalog => return ().apply(catalog, now),
     }
     Ok(())
+}
+
+/// Empties `store`; a watched key that held a value is signalled (as `FLUSHDB` does).
+fn clear_touching(store: &Store, now: Nanos) {
+    if !store.watchers.active() {
+        store.clear();
+        return;
+    }
+    let mut g = store.lock_all();
+    let live: Vec<_> = store
+        .watchers
+        .keys()
+        .into_iter()
+        .filter(|k| g.shard(k).get(k, now).is_some())
+        .collect();
+    g.shards().for_each(|s| s.clear());
+    for k in &live {
+        store.watchers.touch(k, false);
+    }
 }
 
 /// True for the records that restore the script cache and function libraries rather than

@@ -368,6 +368,10 @@ pub struct Seq(pub u64);
 pub struct Progress {
     /// Every record up to here is acknowledged under the policy.
     pub acked: Seq,
+    /// Every record up to here is fsynced, whatever the policy (`WAITAOF`): equal to
+    /// `acked` under `always`, up to a second behind under `everysec`, advanced only by
+    /// rewrites and the final flush under `no`.
+    pub synced: Seq,
     /// False while writes or fsyncs are failing.
     pub healthy: bool,
     /// False once the writer thread has exited.
@@ -606,6 +610,7 @@ impl Writer {
     ) -> io::Result<Writer> {
         let initial = Progress {
             acked: Seq(0),
+            synced: Seq(0),
             healthy: true,
             running: true,
         };
@@ -757,6 +762,16 @@ impl Writer {
             sh.wake.notify_one();
         }
         seq
+    }
+
+    /// The last sequence number handed out (0 before any append).
+    pub fn last_seq(&self) -> Seq {
+        Seq(self.shared.pending.lock().last_seq)
+    }
+
+    /// Every record up to this sequence number is fsynced (see [`Progress::synced`]).
+    pub fn synced(&self) -> Seq {
+        self.shared.progress.lock().synced
     }
 
     /// Queues one already framed record (from [`record::encode`]).
@@ -1035,6 +1050,29 @@ impl DurableWaiter {
         }
     }
 
+    /// Resolves when `seq` is fsynced ([`Progress::synced`]), or the writer stops (then
+    /// `WriterStopped`). A failing writer is waited out: `WAITAOF` keeps waiting, as Redis
+    /// does, until a retry succeeds or its timeout passes.
+    pub async fn wait_synced(&mut self, seq: Seq) -> Result<(), PersistError> {
+        struct Watching<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Watching<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
+            }
+        }
+        self.shared.watching.fetch_add(1, Ordering::SeqCst);
+        let _watching = Watching(&self.shared.watching);
+        match self
+            .rx
+            .wait_for(|p| p.synced >= seq || !p.running)
+            .await
+            .map(|p| *p)
+        {
+            Ok(p) if p.synced >= seq => Ok(()),
+            _ => Err(PersistError::WriterStopped),
+        }
+    }
+
     /// The latest published progress.
     pub fn progress(&self) -> Progress {
         *self.rx.borrow()
@@ -1056,6 +1094,8 @@ struct Thread {
     taken: u64,
     /// Highest sequence acknowledged.
     acked: u64,
+    /// Highest sequence fsynced.
+    synced: u64,
     healthy: bool,
     last_sync_at: Nanos,
     rewrite_buf: Vec<u8>,
@@ -1078,6 +1118,7 @@ impl Thread {
             dirty: false,
             taken: 0,
             acked: 0,
+            synced: 0,
             healthy: true,
             last_sync_at: now,
             rewrite_buf: Vec::new(),
@@ -1285,6 +1326,8 @@ impl Thread {
                 let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
                 self.committed_len = self.sink.len();
                 self.unsynced.clear();
+                // Everything taken so far was written before this fsync.
+                self.synced = self.taken;
                 self.last_sync_at = self.shared.clock.now();
                 let mut s = self.shared.stats.lock();
                 s.fsyncs += 1;
@@ -1339,6 +1382,7 @@ impl Thread {
                 self.unsynced.clear();
                 self.dirty = false;
                 self.acked = self.taken;
+                self.synced = self.taken;
                 self.healthy = true;
                 self.last_sync_at = self.shared.clock.now();
                 let mut s = self.shared.stats.lock();
@@ -1399,6 +1443,7 @@ impl Thread {
         }
         self.shared.publish(Progress {
             acked: Seq(self.acked),
+            synced: Seq(self.synced),
             healthy: self.healthy,
             running,
         });
@@ -1503,6 +1548,8 @@ mod tests {
             0,
             "no fsync before a second passes"
         );
+        assert_eq!(w.synced(), Seq(0), "acknowledged is not fsynced (WAITAOF)");
+        assert_eq!(w.last_seq(), Seq(2));
         clock.advance(Duration::from_millis(999));
         w.kick();
         eventually(&w, "kick handled", |s| s.pending_bytes == 0);
@@ -1514,6 +1561,14 @@ mod tests {
             records(&sink.state.lock().synced),
             vec![put("a", 1), put("b", 2)]
         );
+        // Published with the batch that fsynced.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut waiter = w.waiter();
+        rt.block_on(waiter.wait_synced(Seq(2))).unwrap();
+        assert_eq!(w.synced(), Seq(2));
         let st = w.stats();
         assert_eq!((st.unsynced_bytes, st.fsync_lag), (0, Nanos::ZERO));
     }

@@ -120,6 +120,9 @@ pub struct Replica {
     pub port: AtomicU32,
     /// The last offset it acknowledged (bytes processed).
     pub ack_offset: AtomicU64,
+    /// The last offset it reported fsynced to its own AOF (`REPLCONF ACK <o> FACK <aof>`,
+    /// Redis 7.2's `repl_aof_off`); 0 until it reports one.
+    pub aof_offset: AtomicU64,
     /// When it last acknowledged.
     pub ack_at: Mutex<Instant>,
     /// Past the snapshot: streaming.
@@ -356,6 +359,7 @@ impl Repl {
             ip,
             port: AtomicU32::new(u32::from(port)),
             ack_offset: AtomicU64::new(0),
+            aof_offset: AtomicU64::new(0),
             ack_at: Mutex::new(Instant::now()),
             online: AtomicBool::new(false),
             kill: Notify::new(),
@@ -371,9 +375,13 @@ impl Repl {
         self.acks.notify_waiters();
     }
 
-    /// Records an acknowledgement.
-    pub fn ack(&self, replica: &Replica, offset: u64) {
+    /// Records an acknowledgement: the offset processed, and the offset fsynced to the
+    /// replica's AOF when it reports one (`FACK`).
+    pub fn ack(&self, replica: &Replica, offset: u64, fsynced: Option<u64>) {
         replica.ack_offset.fetch_max(offset, Ordering::AcqRel);
+        if let Some(f) = fsynced {
+            replica.aof_offset.fetch_max(f, Ordering::AcqRel);
+        }
         *replica.ack_at.lock() = Instant::now();
         self.acks.notify_waiters();
     }
@@ -385,6 +393,17 @@ impl Repl {
             .iter()
             .filter(|r| {
                 r.online.load(Ordering::Acquire) && r.ack_offset.load(Ordering::Acquire) >= offset
+            })
+            .count()
+    }
+
+    /// Replicas online that reported `offset` fsynced to their AOF (`WAITAOF`).
+    pub fn count_aof_acked(&self, offset: u64) -> usize {
+        self.replicas
+            .lock()
+            .iter()
+            .filter(|r| {
+                r.online.load(Ordering::Acquire) && r.aof_offset.load(Ordering::Acquire) >= offset
             })
             .count()
     }

@@ -4,6 +4,7 @@
 //! at once on `GETACK`, and on any failure log why and retry with backoff (100 ms doubling to
 //! 2 s), continuing from its offset when the master still has it.
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -286,9 +287,15 @@ async fn full_sync<H: Host>(h: &H, c: &mut Conn, replid: &str, offset: u64) -> R
             }
         }
     }
-    let bytes = c.buf.split_to(len);
-    let records = snapshot::parse(&bytes, engine.dbs.len())
-        .map_err(|e| format!("{e}; nothing was loaded"))?;
+    // Checked and decoded off the runtime's workers (a 1M-key snapshot is tens of MB): only
+    // the swap below holds the shards.
+    let bytes = c.buf.split_to(len).freeze();
+    let dbs = engine.dbs.len();
+    let records = tokio::task::spawn_blocking(move || {
+        snapshot::parse(&bytes, dbs).map_err(|e| format!("{e}; nothing was loaded"))
+    })
+    .await
+    .map_err(|e| format!("decoding the snapshot failed: {e}; nothing was loaded"))??;
     // The replica's own AOF restarts from the new contents: everything before is replaced.
     if let Some(w) = engine.aof.get() {
         w.append(&persist::Record::FlushAll);
@@ -309,12 +316,68 @@ async fn full_sync<H: Host>(h: &H, c: &mut Conn, replid: &str, offset: u64) -> R
     Ok(())
 }
 
+/// Most (record, offset) marks a replica keeps while waiting for its AOF's fsync.
+const MAX_FSYNC_MARKS: usize = 4096;
+
+/// What the replica reports as `FACK` (Redis 7.2): the stream offset its own AOF has fsynced.
+/// Every applied record is appended to the AOF before the offset moves past it, so an offset
+/// is fsynced once the AOF's last sequence number at that moment is.
+struct Fsynced {
+    /// (the AOF's last sequence number, the stream offset) after each applied batch.
+    marks: VecDeque<(persist::Seq, u64)>,
+    /// The highest offset known fsynced.
+    offset: u64,
+}
+
+impl Fsynced {
+    fn mark(&mut self, seq: persist::Seq, offset: u64) {
+        match self.marks.back_mut() {
+            Some(last) if last.0 == seq => last.1 = offset,
+            _ => {
+                if self.marks.len() >= MAX_FSYNC_MARKS {
+                    // Bounded (`appendfsync no` never fsyncs): the oldest offset is then
+                    // reported with the next one's fsync, later, never early.
+                    self.marks.pop_front();
+                }
+                self.marks.push_back((seq, offset));
+            }
+        }
+    }
+
+    /// The offset fsynced once the AOF has fsynced up to `synced`.
+    fn advance(&mut self, synced: persist::Seq) -> u64 {
+        while let Some(&(seq, offset)) = self.marks.front() {
+            if seq > synced {
+                break;
+            }
+            self.offset = self.offset.max(offset);
+            self.marks.pop_front();
+        }
+        self.offset
+    }
+}
+
 /// Applies the stream until the link fails.
 async fn stream_loop<H: Host>(h: &H, c: &mut Conn) -> Result<Never, String> {
     let repl = h.repl();
     let engine = h.engine();
     let mut ack = tokio::time::interval(ACK_EVERY);
     ack.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let writer = engine.aof.get();
+    let mut waiter = writer.map(|w| w.waiter());
+    let mut fsynced = Fsynced {
+        marks: VecDeque::new(),
+        offset: 0,
+    };
+    if let Some(w) = writer {
+        // What came before the stream (a snapshot just loaded, or the history a partial
+        // resync continues) is in the AOF already.
+        fsynced.mark(w.last_seq(), engine.feed.offset());
+    }
+    // An acknowledgement asked for (GETACK) went out before the AOF fsynced everything: send
+    // another as soon as it has, so a `WAITAOF` on the master need not wait for the next
+    // second's acknowledgement.
+    let mut follow_up = false;
     loop {
         // Whatever complete frames are buffered are applied first.
         let mut want_ack = false;
@@ -348,13 +411,19 @@ async fn stream_loop<H: Host>(h: &H, c: &mut Conn) -> Result<Never, String> {
         if applied > 0 {
             repl.replica_offset
                 .store(engine.feed.offset(), Ordering::Release);
+            if let Some(w) = writer {
+                fsynced.mark(w.last_seq(), engine.feed.offset());
+            }
         }
         if want_ack {
-            send_ack(h, c).await?;
+            let fack = writer.map(|w| fsynced.advance(w.synced()));
+            send_ack(h, c, fack).await?;
+            follow_up = fack.is_some_and(|f| f < engine.feed.offset());
         }
         if c.buf.capacity() - c.buf.len() < 32 * 1024 {
             c.buf.reserve(64 * 1024);
         }
+        let last_mark = fsynced.marks.back().map(|m| m.0);
         tokio::select! {
             r = c.stream.read_buf(&mut c.buf) => match r {
                 Ok(0) => return Err("connection with master lost".into()),
@@ -366,13 +435,70 @@ async fn stream_loop<H: Host>(h: &H, c: &mut Conn) -> Result<Never, String> {
                 if quiet > c.timeout {
                     return Err("MASTER timeout: no data nor PING received".into());
                 }
-                send_ack(h, c).await?;
+                let fack = writer.map(|w| fsynced.advance(w.synced()));
+                send_ack(h, c, fack).await?;
+            }
+            Some(synced) = async {
+                match (waiter.as_mut(), last_mark) {
+                    (Some(w), Some(seq)) if follow_up => {
+                        w.wait_synced(seq).await.ok().map(|()| seq)
+                    }
+                    _ => std::future::pending().await,
+                }
+            } => {
+                follow_up = false;
+                let fack = fsynced.advance(synced);
+                send_ack(h, c, Some(fack)).await?;
             }
         }
     }
 }
 
-async fn send_ack<H: Host>(h: &H, c: &mut Conn) -> Result<(), String> {
+/// `REPLCONF ACK <offset>`, with `FACK <offset fsynced to the AOF>` when this replica has an
+/// AOF (as a Redis 7.2 replica sends it).
+async fn send_ack<H: Host>(h: &H, c: &mut Conn, fack: Option<u64>) -> Result<(), String> {
     let offset = h.repl().replica_offset.load(Ordering::Acquire).to_string();
-    c.send(&["REPLCONF", "ACK", &offset]).await
+    match fack {
+        Some(f) => {
+            c.send(&["REPLCONF", "ACK", &offset, "FACK", &f.to_string()])
+                .await
+        }
+        None => c.send(&["REPLCONF", "ACK", &offset]).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::persist::Seq;
+
+    #[test]
+    fn fack_is_the_last_offset_whose_records_are_fsynced() {
+        let mut f = Fsynced {
+            marks: VecDeque::new(),
+            offset: 0,
+        };
+        f.mark(Seq(3), 100);
+        f.mark(Seq(3), 120); // control frames only: same records, later offset
+        f.mark(Seq(5), 200);
+        f.mark(Seq(9), 300);
+        assert_eq!(f.marks.len(), 3);
+        assert_eq!(f.advance(Seq(2)), 0, "nothing fsynced yet");
+        assert_eq!(f.advance(Seq(4)), 120);
+        assert_eq!(f.advance(Seq(8)), 200, "record 9 is not fsynced");
+        assert_eq!(f.advance(Seq(9)), 300);
+        assert!(f.marks.is_empty());
+        assert_eq!(f.advance(Seq(1)), 300, "never goes back");
+        // Bounded: the oldest marks go, and their offsets wait for a later fsync.
+        for i in 0..(MAX_FSYNC_MARKS as u64 + 10) {
+            f.mark(Seq(100 + i), 1000 + i);
+        }
+        assert_eq!(f.marks.len(), MAX_FSYNC_MARKS);
+        assert_eq!(
+            f.advance(Seq(105)),
+            300,
+            "dropped marks are not reported early"
+        );
+        assert_eq!(f.advance(Seq(110)), 1010);
+    }
 }

@@ -148,6 +148,25 @@ pub fn load(
         }
     }
     let mut guards: Vec<MultiGuard<'_>> = engine.dbs.iter().map(|db| db.lock_all()).collect();
+    // Watched keys that held a value before the swap (`WATCH` on a replica): a key that held
+    // one before or holds one after is changed by the sync, as Redis's swap signals it.
+    let watched: Vec<Vec<(crate::store::Key, bool)>> = engine
+        .dbs
+        .iter()
+        .zip(guards.iter_mut())
+        .map(|(db, g)| {
+            if !db.watchers.active() {
+                return Vec::new();
+            }
+            let keys = db.watchers.keys();
+            keys.into_iter()
+                .map(|k| {
+                    let live = g.shard(&k).get(&k, now).is_some();
+                    (k, live)
+                })
+                .collect()
+        })
+        .collect();
     for g in guards.iter_mut() {
         g.shards().for_each(|s| s.clear());
     }
@@ -176,6 +195,14 @@ pub fn load(
                 }
             }
             _ => {}
+        }
+    }
+    for ((db, g), keys) in engine.dbs.iter().zip(guards.iter_mut()).zip(&watched) {
+        for (k, before) in keys {
+            let after = g.shard(k).get(k, now).is_some();
+            if *before || after {
+                db.watchers.touch(k, after);
+            }
         }
     }
     for g in guards.iter_mut() {

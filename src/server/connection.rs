@@ -258,6 +258,33 @@ where
                                         }
                                     })
                                     .is_some(),
+                                    Some(Blocked::WaitAof {
+                                        numlocal,
+                                        numreplicas,
+                                        timeout_ms,
+                                        offset,
+                                        seq,
+                                    }) => replication::wait_aof(
+                                        &shared,
+                                        &info,
+                                        numlocal,
+                                        numreplicas,
+                                        timeout_ms,
+                                        offset,
+                                        seq,
+                                        &mut stop,
+                                    )
+                                    .await
+                                    .map(|(local, replicas)| {
+                                        if session.reply_mode.take() {
+                                            let reply = Frame::Array(vec![
+                                                Frame::Integer(local),
+                                                Frame::Integer(replicas),
+                                            ]);
+                                            encode(&reply, session.resp, &mut wbuf);
+                                        }
+                                    })
+                                    .is_some(),
                                     Some(Blocked::Sync { psync }) => {
                                         // The connection is the replica's link from now on,
                                         // until it closes.

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use super::replies::Replies;
 use crate::cmd::{ClientInfo, Session, Shared};
 use crate::config::OutputBufferLimit;
+use crate::persist::Seq;
 use crate::protocol::{decode_request, DecodeLimits};
 use crate::repl::stream::{encode_control, OP_GETACK, OP_PING};
 use crate::repl::{snapshot, Host, PsyncDecision, Replica};
@@ -166,7 +167,14 @@ async fn serve<R: AsyncRead + Unpin, O: Replies>(
                 && req[1].eq_ignore_ascii_case(b"ACK");
             if is_ack {
                 if let Some(off) = crate::cmd::args::parse_i64(&req[2]) {
-                    shared.repl.ack(replica, u64::try_from(off).unwrap_or(0));
+                    // Redis 7.2 replicas add `FACK <offset fsynced to their AOF>`.
+                    let fack = (req.len() >= 5 && req[3].eq_ignore_ascii_case(b"FACK"))
+                        .then(|| crate::cmd::args::parse_i64(&req[4]))
+                        .flatten()
+                        .map(|f| u64::try_from(f).unwrap_or(0));
+                    shared
+                        .repl
+                        .ack(replica, u64::try_from(off).unwrap_or(0), fack);
                 }
             }
         }
@@ -223,6 +231,73 @@ pub(super) async fn wait_acks(
         tokio::select! {
             _ = notified => {}
             _ = until => return Some(repl.count_acked(offset) as i64),
+            _ = info.pubsub.notified() => {
+                if info.killed.load(Ordering::Relaxed) {
+                    return None;
+                }
+            }
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return None,
+        }
+    }
+}
+
+/// `WAITAOF`: asks every replica to acknowledge now, then waits until the local AOF has
+/// fsynced record `seq` (when `numlocal` is 1) and `numreplicas` replicas reported `offset`
+/// fsynced to theirs, or `timeout_ms` passed (0: no limit). Answers `[local, replicas]` as they
+/// are then. `None` if the connection must close first.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn wait_aof(
+    shared: &Shared,
+    info: &ClientInfo,
+    numlocal: u64,
+    numreplicas: u64,
+    timeout_ms: u64,
+    offset: u64,
+    seq: Seq,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<(i64, i64)> {
+    let repl = &shared.repl;
+    let wanted = usize::try_from(numreplicas).unwrap_or(usize::MAX);
+    let writer = shared.engine.aof.get();
+    let local = || i64::from(writer.is_some_and(|w| w.synced() >= seq));
+    if repl.count_aof_acked(offset) < wanted && !repl.replicas.lock().is_empty() {
+        shared
+            .engine
+            .feed
+            .append_with(|out| encode_control(OP_GETACK, out));
+    }
+    let deadline =
+        (timeout_ms > 0).then(|| tokio::time::Instant::now() + Duration::from_millis(timeout_ms));
+    let mut waiter = writer.map(|w| w.waiter());
+    loop {
+        let notified = repl.acks.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (l, count) = (local(), repl.count_aof_acked(offset));
+        if count >= wanted && l >= i64::try_from(numlocal).unwrap_or(i64::MAX) {
+            return Some((l, count as i64));
+        }
+        let until = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        // Only while the local fsync is still missing: a stopped writer never gets there.
+        let fsynced = async {
+            match waiter.as_mut() {
+                Some(w) if numlocal > 0 && l == 0 => {
+                    if w.wait_synced(seq).await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                _ => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = notified => {}
+            _ = fsynced => {}
+            _ = until => return Some((local(), repl.count_aof_acked(offset) as i64)),
             _ = info.pubsub.notified() => {
                 if info.killed.load(Ordering::Relaxed) {
                     return None;
