@@ -53,6 +53,7 @@ pub mod suspend;
 pub mod usage;
 pub mod window;
 pub mod zrange;
+pub mod zset_algebra;
 pub mod zset_pops;
 pub mod zsets;
 
@@ -228,7 +229,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 40] {
+pub fn families() -> [&'static [CommandSpec]; 41] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -270,6 +271,7 @@ pub fn families() -> [&'static [CommandSpec]; 40] {
         slowlog::COMMANDS,
         blocking::COMMANDS,
         zset_pops::COMMANDS,
+        zset_algebra::COMMANDS,
     ]
 }
 
@@ -352,14 +354,17 @@ fn unknown_command(req: &[Bytes]) -> CommandError {
 /// The positions of `req`'s key arguments: a script's declared keys (`EVAL script numkeys
 /// key...`), or the spec's first/last/step positions; none for channels in key positions
 /// (`NOT_KEY`) and for keys derived by the handler (other `MOVABLEKEYS` commands).
-pub fn key_positions(
-    spec: &CommandSpec,
-    req: &[Bytes],
-) -> std::iter::StepBy<std::ops::RangeInclusive<usize>> {
-    let none = std::ops::RangeInclusive::new(1, 0).step_by(1);
+pub fn key_positions(spec: &CommandSpec, req: &[Bytes]) -> impl Iterator<Item = usize> {
+    let empty = || std::ops::RangeInclusive::new(1, 0);
+    let none = empty().chain(empty()).step_by(1);
     if let Some(at) = numkeys_index(spec) {
         let n = counted_keys(req, at).len();
-        return (at + 1..=at + n).step_by(1);
+        // ZUNIONSTORE's destination, before the count.
+        let fixed = match leading_keys(spec, req).len() {
+            0 => empty(),
+            k => spec.first_key as usize..=spec.first_key as usize + k - 1,
+        };
+        return fixed.chain(at + 1..=at + n).step_by(1);
     }
     if spec.first_key <= 0 || spec.has(flags::NOT_KEY) || spec.has(flags::MOVABLEKEYS) {
         return none;
@@ -373,7 +378,9 @@ pub fn key_positions(
     let (Ok(first), Ok(last)) = (usize::try_from(spec.first_key), usize::try_from(last)) else {
         return none;
     };
-    (first..=last).step_by(usize::try_from(spec.key_step.max(1)).unwrap_or(1))
+    empty()
+        .chain(first..=last)
+        .step_by(usize::try_from(spec.key_step.max(1)).unwrap_or(1))
 }
 
 /// For commands whose keys follow a count (`EVAL script numkeys key...`, `SINTERCARD numkeys
@@ -384,9 +391,35 @@ pub fn numkeys_index(spec: &CommandSpec) -> Option<usize> {
     }
     match spec.group {
         "scripting" => Some(2),
-        _ if matches!(spec.name, "SINTERCARD" | "LMPOP" | "ZMPOP") => Some(1),
-        _ if matches!(spec.name, "BLMPOP" | "BZMPOP") => Some(2),
+        _ if matches!(
+            spec.name,
+            "SINTERCARD" | "LMPOP" | "ZMPOP" | "ZUNION" | "ZINTER" | "ZDIFF" | "ZINTERCARD"
+        ) =>
+        {
+            Some(1)
+        }
+        _ if matches!(
+            spec.name,
+            "BLMPOP" | "BZMPOP" | "ZUNIONSTORE" | "ZINTERSTORE" | "ZDIFFSTORE"
+        ) =>
+        {
+            Some(2)
+        }
         _ => None,
+    }
+}
+
+/// For a command whose keys follow a count: the keys at fixed positions before the count
+/// (`ZUNIONSTORE destination numkeys key...`'s destination, at `first_key..=last_key`).
+pub fn leading_keys<'r>(spec: &CommandSpec, req: &'r [Bytes]) -> &'r [Bytes] {
+    match (
+        usize::try_from(spec.first_key),
+        usize::try_from(spec.last_key),
+    ) {
+        (Ok(first), Ok(last)) if first >= 1 && numkeys_index(spec).is_some() => {
+            req.get(first..=last).unwrap_or(&[])
+        }
+        _ => &[],
     }
 }
 
