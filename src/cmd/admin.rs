@@ -344,6 +344,12 @@ fn command_getkeys(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandEr
         keys.push(Frame::Bulk(cmd[i as usize].clone()));
         i += i64::from(spec.key_step);
     }
+    keys.extend(
+        super::extra_keys(spec, cmd)
+            .iter()
+            .cloned()
+            .map(Frame::Bulk),
+    );
     Ok(Frame::Array(keys))
 }
 

@@ -558,7 +558,8 @@ fn slot_of(spec: &CommandSpec, req: &[Bytes], slot: &mut Option<u16>) -> Result<
     };
     // ZUNIONSTORE's destination, before its counted keys.
     let leading = super::leading_keys(spec, req);
-    for key in leading.iter().chain(keys.iter().step_by(step)) {
+    let extra = super::extra_keys(spec, req);
+    for key in leading.iter().chain(keys.iter().step_by(step)).chain(extra) {
         let s = key_slot(key);
         match *slot {
             None => *slot = Some(s),

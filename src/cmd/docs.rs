@@ -454,6 +454,7 @@ fn meta(name: &str) -> Meta {
         "sinter" | "sunion" | "sdiff" => (&["nondeterministic_output_order"], &[], &[]),
         "sinterstore" => (&[], &[&["RW", "update"], &["RO", "access"]], &[]),
         "sunionstore" | "sdiffstore" => (&[], &[&["OW", "update"], &["RO", "access"]], &[]),
+        "sort" => (&[], &[&["RO", "access"], &["OW", "update"]], &[]),
         "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" => {
             (&[], &[&["OW", "update"], &["RO", "access"]], &[])
         }

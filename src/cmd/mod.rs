@@ -47,6 +47,7 @@ pub mod scripting;
 pub mod set_algebra;
 pub mod sets;
 pub mod slowlog;
+pub mod sort;
 pub mod strings;
 pub mod substrings;
 pub mod suspend;
@@ -229,7 +230,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 41] {
+pub fn families() -> [&'static [CommandSpec]; 42] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -272,6 +273,7 @@ pub fn families() -> [&'static [CommandSpec]; 41] {
         blocking::COMMANDS,
         zset_pops::COMMANDS,
         zset_algebra::COMMANDS,
+        sort::COMMANDS,
     ]
 }
 
@@ -366,6 +368,9 @@ pub fn key_positions(spec: &CommandSpec, req: &[Bytes]) -> impl Iterator<Item = 
         };
         return fixed.chain(at + 1..=at + n).step_by(1);
     }
+    if let Some(dst) = sort_store_index(spec, req) {
+        return (1..=1).chain(dst..=dst).step_by(1);
+    }
     if spec.first_key <= 0 || spec.has(flags::NOT_KEY) || spec.has(flags::MOVABLEKEYS) {
         return none;
     }
@@ -381,6 +386,21 @@ pub fn key_positions(spec: &CommandSpec, req: &[Bytes]) -> impl Iterator<Item = 
     empty()
         .chain(first..=last)
         .step_by(usize::try_from(spec.key_step.max(1)).unwrap_or(1))
+}
+
+/// `SORT ... STORE destination`: the destination's position (SORT's other key is at 1).
+fn sort_store_index(spec: &CommandSpec, req: &[Bytes]) -> Option<usize> {
+    (spec.name == "SORT")
+        .then(|| sort::store_index(req))
+        .flatten()
+}
+
+/// Keys at positions the spec's first/last/step cannot express: SORT's `STORE` destination.
+pub fn extra_keys<'r>(spec: &CommandSpec, req: &'r [Bytes]) -> &'r [Bytes] {
+    match sort_store_index(spec, req) {
+        Some(i) => &req[i..=i],
+        None => &[],
+    }
 }
 
 /// For commands whose keys follow a count (`EVAL script numkeys key...`, `SINTERCARD numkeys
