@@ -45,7 +45,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.",
         since: "1.0.0",
         complexity: COMPLEXITY,
-        args: "key:key [BY pattern:pattern] [LIMIT offset:integer count:integer] [GET pattern:pattern...] [order=ASC|DESC] [sorting=ALPHA] [STORE destination:key]",
+        args: "key:key [BY pattern:pattern] [LIMIT offset:integer count:integer] [GET pattern:pattern...] order=[ASC|DESC] [ALPHA] [STORE destination:key]",
         handler: |ctx, req| sort(ctx, req, false),
         ..BASE
     },
@@ -60,7 +60,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Returns the sorted elements of a list, a set, or a sorted set.",
         since: "7.0.0",
         complexity: COMPLEXITY,
-        args: "key:key [BY pattern:pattern] [LIMIT offset:integer count:integer] [GET pattern:pattern...] [order=ASC|DESC] [sorting=ALPHA]",
+        args: "key:key [BY pattern:pattern] [LIMIT offset:integer count:integer] [GET pattern:pattern...] order=[ASC|DESC] [ALPHA]",
         handler: |ctx, req| sort(ctx, req, true),
         ..BASE
     },
