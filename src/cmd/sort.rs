@@ -6,8 +6,8 @@
 //! `BY pattern` sorts by the values of other keys: the first `*` of the pattern is replaced by
 //! the element, and `key->field` reads a hash field; a missing value sorts as 0 (numeric) or
 //! first (`ALPHA`). A `BY` pattern without `*` skips sorting: lists and sorted sets keep their
-//! order (reversed by `DESC`), sets theirs, except that a set stored with `STORE` is sorted by
-//! `ALPHA` so the stored list is deterministic. `GET pattern` (repeatable; `#` is the element
+//! order (reversed by `DESC`), sets theirs, except that a set stored with `STORE` or sorted
+//! from a script is sorted by `ALPHA` so the result is deterministic. `GET pattern` (repeatable; `#` is the element
 //! itself) replaces each element by the values looked up (nil for a missing one; an empty
 //! string when stored). `LIMIT offset count` clamps as Redis does. `STORE destination` (SORT
 //! only) replaces `destination` with a list of the output (and drops its TTL), or deletes it
@@ -98,6 +98,8 @@ struct Options {
     /// `BY` without `*`: keep the source's order.
     dontsort: bool,
     gets: Vec<Bytes>,
+    /// Called from a script.
+    in_script: bool,
 }
 
 fn parse(ctx: &Ctx<'_>, req: &[Bytes], readonly: bool) -> Result<Options, CommandError> {
@@ -109,6 +111,7 @@ fn parse(ctx: &Ctx<'_>, req: &[Bytes], readonly: bool) -> Result<Options, Comman
         by: None,
         dontsort: false,
         gets: Vec::new(),
+        in_script: ctx.session.in_script,
     };
     let cluster = ctx.shared.cluster.is_enabled();
     let all_keys = ctx.session.user.selector.all_keys();
@@ -221,11 +224,16 @@ fn run(g: &mut MultiGuard<'_>, src: &Bytes, o: &Options, now: Nanos) -> Attempt 
         patterns.extend(by);
     }
     let store = g.store();
-    let missing: Vec<Bytes> = elements
+    // One key per shard not held is enough to lock that shard next time.
+    let mut missing: Vec<(usize, Bytes)> = elements
         .iter()
         .flat_map(|e| patterns.iter().filter_map(move |p| pattern_key(p, e)))
-        .filter(|k| !g.holds(store.shard_of(k)))
+        .map(|k| (store.shard_of(&k), k))
+        .filter(|(shard, _)| !g.holds(*shard))
         .collect();
+    missing.sort_by_key(|(shard, _)| *shard);
+    missing.dedup_by_key(|(shard, _)| *shard);
+    let missing: Vec<Bytes> = missing.into_iter().map(|(_, k)| k).collect();
     if !missing.is_empty() {
         return Attempt::Need(missing);
     }
@@ -334,8 +342,9 @@ fn load<'o>(
         None => 0,
         Some(Value::List(l)) => l.len(),
         Some(Value::Set(s)) => {
-            // A set has no order of its own: stored, it is sorted so the result is stable.
-            if dontsort && o.store.is_some() {
+            // A set has no order of its own: stored or returned to a script, it is sorted so
+            // the result is the same on every replica.
+            if dontsort && (o.store.is_some() || o.in_script) {
                 dontsort = false;
                 alpha = true;
                 by = None;

@@ -171,3 +171,27 @@ fn store_keys_are_found_and_watch_sees_the_destination() {
         Frame::Array(vec![arr(&["5", "10", "20", "30"])])
     );
 }
+
+#[test]
+fn a_script_gets_an_unsortable_set_sorted() {
+    let mut h = setup();
+    assert_eq!(
+        h.run(&[
+            "EVAL",
+            "return redis.call('sort', KEYS[1], 'by', '_')",
+            "1",
+            "s"
+        ]),
+        arr(&["a", "b", "c"])
+    );
+    assert_eq!(
+        h.run(&[
+            "EVAL",
+            "return redis.call('sort', KEYS[1], 'by', 'w_*')",
+            "1",
+            "l"
+        ]),
+        arr(&["10", "2", "3", "1"]),
+        "patterns reach undeclared keys from a script"
+    );
+}
