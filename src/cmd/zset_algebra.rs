@@ -359,7 +359,9 @@ fn inter<'g>(srcs: &[Source<'g>], o: &Options, limit: u64) -> Vec<(&'g Bytes, f6
                 src.find(member)
             };
             match value {
-                Some(v) => o.aggregate.apply(&mut acc, weighted(w, v)),
+                // Unlike the first source's, these products are not NaN-checked before
+                // aggregating (Redis's order): a NaN sum becomes 0, a NaN MIN/MAX is ignored.
+                Some(v) => o.aggregate.apply(&mut acc, w * v),
                 None => continue 'members,
             }
         }

@@ -195,6 +195,28 @@ fn infinities_and_nan_follow_redis() {
         h.run(&["ZUNION", "1", "p", "WEIGHTS", "-1", "WITHSCORES"]),
         scored(&[("m", f64::NEG_INFINITY)])
     );
+    h.run(&["ZADD", "one", "5", "m"]);
+    assert_eq!(
+        h.run(&["ZINTER", "2", "one", "p", "WEIGHTS", "1", "0", "WITHSCORES"]),
+        scored(&[("m", 0.0)]),
+        "5 + (0 * inf) is NaN, which the sum turns into 0"
+    );
+    assert_eq!(
+        h.run(&[
+            "ZINTER",
+            "2",
+            "one",
+            "p",
+            "WEIGHTS",
+            "1",
+            "0",
+            "AGGREGATE",
+            "MIN",
+            "WITHSCORES"
+        ]),
+        scored(&[("m", 5.0)]),
+        "a NaN product is ignored by MIN"
+    );
     for bad in ["nan", "x", "1e400", ""] {
         assert_eq!(
             h.run(&["ZUNIONSTORE", "d", "1", "p", "WEIGHTS", bad]),
