@@ -195,3 +195,27 @@ fn a_script_gets_an_unsortable_set_sorted() {
         "patterns reach undeclared keys from a script"
     );
 }
+
+#[test]
+fn cluster_mode_refuses_patterns_as_redis() {
+    let mut h = Harness::with_config(crate::config::Config {
+        cluster_enabled: true,
+        ..crate::config::Config::default()
+    });
+    h.run(&["RPUSH", "{t}l", "2", "1"]);
+    assert_eq!(
+        h.run(&["SORT", "{t}l", "BY", "w_*"]),
+        err("ERR BY option of SORT denied in Cluster mode.")
+    );
+    assert_eq!(
+        h.run(&["SORT", "{t}l", "GET", "#"]),
+        err("ERR GET option of SORT denied in Cluster mode.")
+    );
+    assert_eq!(h.run(&["SORT", "{t}l", "BY", "nosort"]), arr(&["2", "1"]));
+    assert_eq!(h.run(&["SORT", "{t}l", "STORE", "{t}d"]), int(2));
+    assert_eq!(
+        h.run(&["SORT", "{t}l", "STORE", "other"]),
+        err("CROSSSLOT Keys in request don't hash to the same slot"),
+        "the STORE key is routed too"
+    );
+}
