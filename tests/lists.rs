@@ -154,3 +154,74 @@ async fn edits_and_moves_survive_a_restart() {
     );
     assert_eq!(c.cmd(&["EXISTS", "gone"]).await, Reply::Int(0));
 }
+
+#[tokio::test]
+async fn sort_reads_other_keys_and_its_stored_list_survives_a_restart() {
+    let dir = common::temp_dir();
+    let config = || Config {
+        appendonly: true,
+        dir: dir.path().to_path_buf(),
+        appendfsync: FsyncPolicy::Always,
+        ..Config::default()
+    };
+    let server = TestServer::with_config(config()).await;
+    let mut con = common::redis_connect(&server.url(true)).await;
+    let _: i64 = redis::cmd("RPUSH")
+        .arg(&["ids", "3", "1", "2"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    for (id, name, rank) in [("1", "ann", "20"), ("2", "bob", "10"), ("3", "cy", "30")] {
+        let _: i64 = redis::cmd("HSET")
+            .arg(format!("user:{id}"))
+            .arg(&["name", name, "rank", rank])
+            .query_async(&mut con)
+            .await
+            .unwrap();
+    }
+    let names: Vec<Option<String>> = redis::cmd("SORT")
+        .arg(&[
+            "ids",
+            "BY",
+            "user:*->rank",
+            "GET",
+            "user:*->name",
+            "GET",
+            "nope:*",
+        ])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(
+        names,
+        [
+            Some("bob".into()),
+            None,
+            Some("ann".into()),
+            None,
+            Some("cy".into()),
+            None
+        ]
+    );
+    let stored: i64 = redis::cmd("SORT")
+        .arg(&["ids", "DESC", "LIMIT", "0", "2", "STORE", "top"])
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(stored, 2);
+    let err = redis::cmd("SORT_RO")
+        .arg(&["ids", "STORE", "top"])
+        .query_async::<i64>(&mut con)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("syntax error"), "{err}");
+    server.stop().await.unwrap();
+
+    let server = TestServer::with_config(config()).await;
+    let mut c = server.raw().await;
+    assert_eq!(
+        c.cmd(&["LRANGE", "top", "0", "-1"]).await,
+        Reply::Array(vec![Reply::bulk("3"), Reply::bulk("2")])
+    );
+    server.stop().await.unwrap();
+}

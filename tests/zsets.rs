@@ -1,6 +1,7 @@
 //! Sorted sets over TCP: exact wire bytes in RESP2 and RESP3 (ZSCORE and ZADD INCR are doubles,
 //! ZRANGE WITHSCORES pairs become `[member, double]` arrays in RESP3), pipelined sliding-log
-//! batches, and a sorted set surviving a restart through the AOF.
+//! batches, a sorted set surviving a restart through the AOF, and the algebra (ZUNION & co.)
+//! through the `redis` crate and across a restart.
 
 mod common;
 
@@ -161,4 +162,120 @@ async fn a_sorted_set_survives_a_restart() {
     assert_eq!(c.cmd(&["TTL", "z"]).await, Reply::Int(100));
     assert_eq!(c.cmd(&["TYPE", "z"]).await, Reply::Simple("zset".into()));
     assert_eq!(c.cmd(&["EXISTS", "gone"]).await, Reply::Int(0));
+}
+
+#[tokio::test]
+async fn the_redis_crate_reads_the_algebra_in_both_protocols() {
+    let server = TestServer::start().await;
+    for resp3 in [false, true] {
+        let mut con = common::redis_connect(&server.url(resp3)).await;
+        let _: i64 = redis::cmd("DEL")
+            .arg(&["a", "b", "s"])
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let _: i64 = redis::cmd("ZADD")
+            .arg(&["a", "1", "x", "2", "y"])
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let _: i64 = redis::cmd("ZADD")
+            .arg(&["b", "10", "y", "20", "z"])
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let _: i64 = redis::cmd("SADD")
+            .arg(&["s", "x", "z"])
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        let union: Vec<(String, f64)> = redis::cmd("ZUNION")
+            .arg(&["3", "a", "b", "s", "WEIGHTS", "1", "0.5", "2", "WITHSCORES"])
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(
+            union,
+            [("x".into(), 3.0), ("y".into(), 7.0), ("z".into(), 12.0)],
+            "resp3 {resp3}"
+        );
+        let inter: Vec<String> = redis::cmd("ZINTER")
+            .arg(&["2", "a", "b", "AGGREGATE", "MAX"])
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(inter, ["y"]);
+        let card: i64 = redis::cmd("ZINTERCARD")
+            .arg(&["2", "a", "s"])
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert_eq!(card, 1);
+        let err = redis::cmd("ZUNIONSTORE")
+            .arg(&["d", "0", "a"])
+            .query_async::<i64>(&mut con)
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("at least 1 input key is needed for 'zunionstore' command"),
+            "{err}"
+        );
+    }
+    server.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn stored_algebra_results_survive_a_restart() {
+    let dir = common::temp_dir();
+    let config = || Config {
+        appendonly: true,
+        dir: dir.path().to_path_buf(),
+        appendfsync: FsyncPolicy::Always,
+        ..Config::default()
+    };
+    let server = TestServer::with_config(config()).await;
+    let mut c = server.raw().await;
+    c.cmd(&["ZADD", "a", "1", "x", "2", "y"]).await;
+    c.cmd(&["ZADD", "b", "3", "y", "4", "z"]).await;
+    c.cmd(&["SET", "u", "old"]).await;
+    c.cmd(&["EXPIRE", "u", "100"]).await;
+    assert_eq!(
+        c.cmd(&["ZUNIONSTORE", "u", "2", "a", "b", "WEIGHTS", "2", "1"])
+            .await,
+        Reply::Int(3)
+    );
+    assert_eq!(
+        c.cmd(&["ZINTERSTORE", "i", "2", "a", "b"]).await,
+        Reply::Int(1)
+    );
+    assert_eq!(
+        c.cmd(&["ZRANGESTORE", "r", "b", "0", "0"]).await,
+        Reply::Int(1)
+    );
+    c.cmd(&["ZADD", "gone", "1", "m"]).await;
+    assert_eq!(
+        c.cmd(&["ZDIFFSTORE", "gone", "2", "a", "a"]).await,
+        Reply::Int(0)
+    );
+    server.stop().await.unwrap();
+
+    let server = TestServer::with_config(config()).await;
+    let mut c = server.raw().await;
+    let scored = |items: &[&str]| Reply::Array(items.iter().map(|s| Reply::bulk(s)).collect());
+    assert_eq!(
+        c.cmd(&["ZRANGE", "u", "0", "-1", "WITHSCORES"]).await,
+        scored(&["x", "2", "z", "4", "y", "7"])
+    );
+    assert_eq!(c.cmd(&["TTL", "u"]).await, Reply::Int(-1));
+    assert_eq!(
+        c.cmd(&["ZRANGE", "i", "0", "-1", "WITHSCORES"]).await,
+        scored(&["y", "5"])
+    );
+    assert_eq!(
+        c.cmd(&["ZRANGE", "r", "0", "-1", "WITHSCORES"]).await,
+        scored(&["y", "3"])
+    );
+    assert_eq!(c.cmd(&["EXISTS", "gone"]).await, Reply::Int(0));
+    server.stop().await.unwrap();
 }

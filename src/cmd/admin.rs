@@ -325,10 +325,10 @@ fn command_getkeys(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandEr
         ));
     }
     if let Some(at) = super::numkeys_index(spec) {
-        let keys = super::counted_keys(cmd, at);
-        return Ok(Frame::Array(
-            keys.iter().cloned().map(Frame::Bulk).collect(),
-        ));
+        let keys = super::leading_keys(spec, cmd)
+            .iter()
+            .chain(super::counted_keys(cmd, at));
+        return Ok(Frame::Array(keys.cloned().map(Frame::Bulk).collect()));
     }
     if spec.first_key <= 0 || spec.has(NOT_KEY) {
         return Err(CommandError::other("The command has no key arguments"));
@@ -344,6 +344,12 @@ fn command_getkeys(_ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandEr
         keys.push(Frame::Bulk(cmd[i as usize].clone()));
         i += i64::from(spec.key_step);
     }
+    keys.extend(
+        super::extra_keys(spec, cmd)
+            .iter()
+            .cloned()
+            .map(Frame::Bulk),
+    );
     Ok(Frame::Array(keys))
 }
 

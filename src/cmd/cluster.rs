@@ -556,7 +556,10 @@ fn slot_of(spec: &CommandSpec, req: &[Bytes], slot: &mut Option<u16>) -> Result<
     } else {
         step
     };
-    for key in keys.iter().step_by(step) {
+    // ZUNIONSTORE's destination, before its counted keys.
+    let leading = super::leading_keys(spec, req);
+    let extra = super::extra_keys(spec, req);
+    for key in leading.iter().chain(keys.iter().step_by(step)).chain(extra) {
         let s = key_slot(key);
         match *slot {
             None => *slot = Some(s),

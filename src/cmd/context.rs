@@ -348,6 +348,9 @@ pub struct Session {
     pub lua_inline: bool,
     /// See `lua_inline`.
     pub lua_bounce: bool,
+    /// The command runs from a script (`redis.call`): Redis's `CLIENT_SCRIPT`, for the few
+    /// commands that answer differently there (SORT orders a set it would not sort).
+    pub in_script: bool,
     /// A command was refused while queuing: `EXEC` must abort.
     pub multi_error: bool,
     /// Subscribed to at least one channel, pattern or shard channel: Redis's Pub/Sub context,
@@ -456,6 +459,7 @@ impl Session {
             reply_mode: ReplyMode::On,
             lua_inline: true,
             lua_bounce: false,
+            in_script: false,
             multi_error: false,
             pubsub_mode: false,
             pubsub_used: false,

@@ -384,7 +384,7 @@ pub fn key_access(parent: Option<&CommandSpec>, spec: &CommandSpec) -> KeyAccess
         } else {
             KEY_ALL
         },
-        last_repeats: spec.last_key < 0,
+        last_repeats: spec.last_key < 0 || super::numkeys_index(spec).is_some(),
         reads_with_get: name == "set",
     }
 }
@@ -454,6 +454,10 @@ fn meta(name: &str) -> Meta {
         "sinter" | "sunion" | "sdiff" => (&["nondeterministic_output_order"], &[], &[]),
         "sinterstore" => (&[], &[&["RW", "update"], &["RO", "access"]], &[]),
         "sunionstore" | "sdiffstore" => (&[], &[&["OW", "update"], &["RO", "access"]], &[]),
+        "sort" => (&[], &[&["RO", "access"], &["OW", "update"]], &[]),
+        "zunionstore" | "zinterstore" | "zdiffstore" | "zrangestore" => {
+            (&[], &[&["OW", "update"], &["RO", "access"]], &[])
+        }
         "lpushx" | "rpushx" | "linsert" => (&[], &[&["RW", "insert"]], &[]),
         "lset" => (&[], &[&["RW", "overwrite"]], &[]),
         "lrem" => (&[], &[&["RW", "delete"]], &[]),
@@ -507,7 +511,14 @@ fn meta(name: &str) -> Meta {
 
 fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
     if let Some(at) = super::numkeys_index(spec) {
-        return vec![keynum_key_spec(spec, at)];
+        if spec.first_key > 0 {
+            // ZUNIONSTORE: the destination's range spec, then the sources read by count.
+            let dst: &[&str] = meta.key_flags.first().copied().unwrap_or(&["OW", "update"]);
+            let mut specs = range_key_specs(spec, meta, &[dst], 0, 1, |_| false);
+            specs.push(keynum_key_spec(spec, at, Some(&["RO", "access"])));
+            return specs;
+        }
+        return vec![keynum_key_spec(spec, at, None)];
     }
     if spec.first_key <= 0 {
         return vec![];
@@ -537,6 +548,19 @@ fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
     };
     let keystep = if single { spec.key_step } else { 1 };
     let open_end = |i: usize| !single && i + 1 == per_key.len() && spec.last_key < 0;
+    range_key_specs(spec, meta, &per_key, lastkey, keystep, open_end)
+}
+
+/// Range key specs, one per entry of `per_key` (its flags), the `i`th starting at
+/// `first_key + i`.
+fn range_key_specs(
+    spec: &CommandSpec,
+    meta: &Meta,
+    per_key: &[&[&str]],
+    lastkey: i32,
+    keystep: i32,
+    open_end: impl Fn(usize) -> bool,
+) -> Vec<Frame> {
     per_key
         .iter()
         .enumerate()
@@ -590,7 +614,7 @@ fn key_specs(spec: &CommandSpec, meta: &Meta) -> Vec<Frame> {
 
 /// The key spec of commands whose keys follow a count at argument `at` (`EVAL`, `SINTERCARD`,
 /// `LMPOP`).
-fn keynum_key_spec(spec: &CommandSpec, at: usize) -> Frame {
+fn keynum_key_spec(spec: &CommandSpec, at: usize, flags_of: Option<&[&str]>) -> Frame {
     let read_only = spec.has(flags::READONLY);
     let mut m = Vec::new();
     if spec.group == "scripting" && !spec.name.starts_with("EVALSHA") {
@@ -601,7 +625,9 @@ fn keynum_key_spec(spec: &CommandSpec, at: usize) -> Frame {
         };
         m.push((bulk("notes"), bulk(note)));
     }
-    let fl: &[&str] = if read_only {
+    let fl: &[&str] = if let Some(fl) = flags_of {
+        fl
+    } else if read_only {
         &["RO", "access"]
     } else if spec.name == "LMPOP" {
         &["RW", "access", "delete"]

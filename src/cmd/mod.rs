@@ -47,12 +47,14 @@ pub mod scripting;
 pub mod set_algebra;
 pub mod sets;
 pub mod slowlog;
+pub mod sort;
 pub mod strings;
 pub mod substrings;
 pub mod suspend;
 pub mod usage;
 pub mod window;
 pub mod zrange;
+pub mod zset_algebra;
 pub mod zset_pops;
 pub mod zsets;
 
@@ -228,7 +230,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 40] {
+pub fn families() -> [&'static [CommandSpec]; 42] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -270,6 +272,8 @@ pub fn families() -> [&'static [CommandSpec]; 40] {
         slowlog::COMMANDS,
         blocking::COMMANDS,
         zset_pops::COMMANDS,
+        zset_algebra::COMMANDS,
+        sort::COMMANDS,
     ]
 }
 
@@ -352,14 +356,20 @@ fn unknown_command(req: &[Bytes]) -> CommandError {
 /// The positions of `req`'s key arguments: a script's declared keys (`EVAL script numkeys
 /// key...`), or the spec's first/last/step positions; none for channels in key positions
 /// (`NOT_KEY`) and for keys derived by the handler (other `MOVABLEKEYS` commands).
-pub fn key_positions(
-    spec: &CommandSpec,
-    req: &[Bytes],
-) -> std::iter::StepBy<std::ops::RangeInclusive<usize>> {
-    let none = std::ops::RangeInclusive::new(1, 0).step_by(1);
+pub fn key_positions(spec: &CommandSpec, req: &[Bytes]) -> impl Iterator<Item = usize> {
+    let empty = || std::ops::RangeInclusive::new(1, 0);
+    let none = empty().chain(empty()).step_by(1);
     if let Some(at) = numkeys_index(spec) {
         let n = counted_keys(req, at).len();
-        return (at + 1..=at + n).step_by(1);
+        // ZUNIONSTORE's destination, before the count.
+        let fixed = match leading_keys(spec, req).len() {
+            0 => empty(),
+            k => spec.first_key as usize..=spec.first_key as usize + k - 1,
+        };
+        return fixed.chain(at + 1..=at + n).step_by(1);
+    }
+    if let Some(dst) = sort_store_index(spec, req) {
+        return (1..=1).chain(dst..=dst).step_by(1);
     }
     if spec.first_key <= 0 || spec.has(flags::NOT_KEY) || spec.has(flags::MOVABLEKEYS) {
         return none;
@@ -373,7 +383,24 @@ pub fn key_positions(
     let (Ok(first), Ok(last)) = (usize::try_from(spec.first_key), usize::try_from(last)) else {
         return none;
     };
-    (first..=last).step_by(usize::try_from(spec.key_step.max(1)).unwrap_or(1))
+    empty()
+        .chain(first..=last)
+        .step_by(usize::try_from(spec.key_step.max(1)).unwrap_or(1))
+}
+
+/// `SORT ... STORE destination`: the destination's position (SORT's other key is at 1).
+fn sort_store_index(spec: &CommandSpec, req: &[Bytes]) -> Option<usize> {
+    (spec.name == "SORT")
+        .then(|| sort::store_index(req))
+        .flatten()
+}
+
+/// Keys at positions the spec's first/last/step cannot express: SORT's `STORE` destination.
+pub fn extra_keys<'r>(spec: &CommandSpec, req: &'r [Bytes]) -> &'r [Bytes] {
+    match sort_store_index(spec, req) {
+        Some(i) => &req[i..=i],
+        None => &[],
+    }
 }
 
 /// For commands whose keys follow a count (`EVAL script numkeys key...`, `SINTERCARD numkeys
@@ -384,9 +411,35 @@ pub fn numkeys_index(spec: &CommandSpec) -> Option<usize> {
     }
     match spec.group {
         "scripting" => Some(2),
-        _ if matches!(spec.name, "SINTERCARD" | "LMPOP" | "ZMPOP") => Some(1),
-        _ if matches!(spec.name, "BLMPOP" | "BZMPOP") => Some(2),
+        _ if matches!(
+            spec.name,
+            "SINTERCARD" | "LMPOP" | "ZMPOP" | "ZUNION" | "ZINTER" | "ZDIFF" | "ZINTERCARD"
+        ) =>
+        {
+            Some(1)
+        }
+        _ if matches!(
+            spec.name,
+            "BLMPOP" | "BZMPOP" | "ZUNIONSTORE" | "ZINTERSTORE" | "ZDIFFSTORE"
+        ) =>
+        {
+            Some(2)
+        }
         _ => None,
+    }
+}
+
+/// For a command whose keys follow a count: the keys at fixed positions before the count
+/// (`ZUNIONSTORE destination numkeys key...`'s destination, at `first_key..=last_key`).
+pub fn leading_keys<'r>(spec: &CommandSpec, req: &'r [Bytes]) -> &'r [Bytes] {
+    match (
+        usize::try_from(spec.first_key),
+        usize::try_from(spec.last_key),
+    ) {
+        (Ok(first), Ok(last)) if first >= 1 && numkeys_index(spec).is_some() => {
+            req.get(first..=last).unwrap_or(&[])
+        }
+        _ => &[],
     }
 }
 

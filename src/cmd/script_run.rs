@@ -268,10 +268,12 @@ fn call_from_script(
         RespVersion::Resp2
     };
     ctx.session.stats.commands += 1;
+    ctx.session.in_script = true;
     let reply = match (spec.handler)(ctx, req) {
         Ok(frame) => frame,
         Err(e) => e.to_frame(),
     };
+    ctx.session.in_script = false;
     ctx.session.resp = saved;
     CallOutcome::Reply(reply)
 }

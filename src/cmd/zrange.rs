@@ -10,7 +10,8 @@ use super::zsets::{parse_range, read, render};
 use super::{CommandSpec, Ctx, BASE};
 use crate::error::CommandError;
 use crate::protocol::Frame;
-use crate::store::zset::ScoreBound;
+use crate::store::zset::{ScoreBound, ZSet};
+use crate::store::{Entry, Value};
 
 /// Sorted set range commands.
 pub const COMMANDS: &[CommandSpec] = &[
@@ -42,6 +43,21 @@ pub const COMMANDS: &[CommandSpec] = &[
         complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned.",
         args: "key:key min:double max:double [WITHSCORES] [LIMIT offset:integer count:integer]",
         handler: |ctx, req| zrange(ctx, req, true),
+        ..BASE
+    },
+    CommandSpec {
+        name: "ZRANGESTORE",
+        arity: -5,
+        flags: WRITE | DENYOOM,
+        first_key: 1,
+        last_key: 2,
+        key_step: 1,
+        group: "sorted_set",
+        summary: "Stores a range of members from sorted set in a key.",
+        since: "6.2.0",
+        complexity: "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements stored into the destination key.",
+        args: "dst:key src:key min:string max:string sortby=[BYSCORE|BYLEX] [REV] [LIMIT offset:integer count:integer]",
+        handler: zrangestore,
         ..BASE
     },
 ];
@@ -93,6 +109,48 @@ fn zrange(ctx: &mut Ctx<'_>, req: &[Bytes], by_score_cmd: bool) -> Result<Frame,
     zrange_with(ctx, req, by_score_cmd, false, false)
 }
 
+/// `ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT offset count]`: ZRANGE's
+/// selection (no `WITHSCORES`) stored in `dst` with its scores, replacing whatever `dst` held
+/// (and its TTL); an empty selection deletes `dst`. Answers the number of members stored.
+fn zrangestore(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let q = parse(&req[1..], false, false, false, true)?;
+    let now = ctx.now;
+    let (dst, src) = (&req[1], &req[2]);
+    let keys = [dst.clone(), src.clone()];
+    ctx.with_keys_writing(&keys, std::slice::from_ref(dst), |g| {
+        let z = {
+            let shard = g.shard_ref(src);
+            let source = match shard.get(src, now).map(|e| &e.value) {
+                None => None,
+                Some(Value::ZSet(z)) => Some(&**z),
+                Some(_) => return Err(CommandError::WrongType),
+            };
+            let mut out = ZSet::new();
+            if let Some(z) = source {
+                for (m, score) in select(z, &q.selector, q.rev) {
+                    out.insert(m.clone(), score);
+                }
+            }
+            out
+        };
+        let shard = g.shard(dst);
+        if z.is_empty() {
+            shard.remove(dst, now);
+            return Ok(Frame::Integer(0));
+        }
+        let n = z.len();
+        shard.insert(dst, Entry::new(Value::ZSet(Box::new(z))));
+        Ok(Frame::Integer(n as i64))
+    })
+}
+
+/// A parsed range request.
+struct Query {
+    selector: Selector,
+    rev: bool,
+    withscores: bool,
+}
+
 fn zrange_with(
     ctx: &mut Ctx<'_>,
     req: &[Bytes],
@@ -100,6 +158,32 @@ fn zrange_with(
     by_lex_cmd: bool,
     rev_cmd: bool,
 ) -> Result<Frame, CommandError> {
+    let q = parse(req, by_score_cmd, by_lex_cmd, rev_cmd, false)?;
+    let now = ctx.now;
+    let key = &req[1];
+    let resp3 = ctx.resp3();
+    ctx.with_shard(key, |s| {
+        let Some(z) = read(s, key, now)? else {
+            return Ok(Frame::Array(Vec::new()));
+        };
+        Ok(Frame::Array(render(
+            select(z, &q.selector, q.rev),
+            q.withscores,
+            resp3,
+        )))
+    })
+}
+
+/// Parses `req` (`[name] key min max options...`, the key at index 1) as Redis's
+/// `zrangeGenericCommand`: options in any order, then conflicts, then the range. `store` is
+/// ZRANGESTORE, which has no `WITHSCORES`.
+fn parse(
+    req: &[Bytes],
+    by_score_cmd: bool,
+    by_lex_cmd: bool,
+    rev_cmd: bool,
+    store: bool,
+) -> Result<Query, CommandError> {
     let fixed = by_score_cmd || by_lex_cmd || rev_cmd;
     let mut by_lex = by_lex_cmd;
     let mut withscores = false;
@@ -108,7 +192,7 @@ fn zrange_with(
     let mut by_score = by_score_cmd;
     let mut a = args::Args::new(req, 4);
     while let Some(opt) = a.next() {
-        if is(opt, "WITHSCORES") {
+        if !store && is(opt, "WITHSCORES") {
             withscores = true;
         } else if is(opt, "LIMIT") && a.remaining() >= 2 {
             let offset = a.int()?;
@@ -128,6 +212,11 @@ fn zrange_with(
     if !by_score && !by_lex && limit.is_some_and(|(_, count)| count != -1) {
         return Err(CommandError::other(
             "syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+        ));
+    }
+    if withscores && by_lex {
+        return Err(CommandError::other(
+            "syntax error, WITHSCORES not supported in combination with BYLEX",
         ));
     }
     let selector = if by_lex {
@@ -162,76 +251,76 @@ fn zrange_with(
     } else {
         Selector::Rank(args::int(&req[2])?, args::int(&req[3])?)
     };
-    let now = ctx.now;
-    let key = &req[1];
-    let resp3 = ctx.resp3();
-    ctx.with_shard(key, |s| {
-        let Some(z) = read(s, key, now)? else {
-            return Ok(Frame::Array(Vec::new()));
-        };
-        let picked: Vec<(&Bytes, f64)> = match selector {
-            Selector::Rank(start, stop) => {
-                let len = z.len() as i64;
-                let start = if start < 0 { len + start } else { start }.max(0);
-                let stop = if stop < 0 { len + stop } else { stop };
-                if start > stop || start >= len {
-                    Vec::new()
-                } else {
-                    let n = (stop.min(len - 1) - start + 1) as usize;
-                    let start = start as usize;
-                    if rev {
-                        z.iter().rev().skip(start).take(n).collect()
-                    } else {
-                        z.iter().skip(start).take(n).collect()
-                    }
-                }
-            }
-            Selector::Lex {
-                min,
-                max,
-                offset,
-                count,
-            } => {
-                if offset < 0 {
-                    Vec::new()
-                } else {
-                    let take = usize::try_from(count).unwrap_or(usize::MAX);
-                    let skip = usize::try_from(offset).unwrap_or(usize::MAX);
-                    let inside = |(m, _): &(&Bytes, f64)| super::zset_pops::in_lex(m, &min, &max);
-                    if rev {
-                        z.iter()
-                            .rev()
-                            .filter(inside)
-                            .skip(skip)
-                            .take(take)
-                            .collect()
-                    } else {
-                        z.iter().filter(inside).skip(skip).take(take).collect()
-                    }
-                }
-            }
-            Selector::Score {
-                min,
-                max,
-                offset,
-                count,
-            } => {
-                // Redis skips `offset` with a loop that a negative offset never ends: nothing.
-                if offset < 0 || offset as u64 >= z.len() as u64 {
-                    Vec::new()
-                } else {
-                    let take = usize::try_from(count).unwrap_or(usize::MAX);
-                    let skip = offset as usize;
-                    if rev {
-                        z.range(min, max).rev().skip(skip).take(take).collect()
-                    } else {
-                        z.range(min, max).skip(skip).take(take).collect()
-                    }
-                }
-            }
-        };
-        Ok(Frame::Array(render(picked, withscores, resp3)))
+    Ok(Query {
+        selector,
+        rev,
+        withscores,
     })
+}
+
+/// The members `selector` picks from `z`, in ascending order or, with `rev`, descending.
+fn select<'z>(z: &'z ZSet, selector: &Selector, rev: bool) -> Vec<(&'z Bytes, f64)> {
+    match *selector {
+        Selector::Rank(start, stop) => {
+            let len = z.len() as i64;
+            let start = if start < 0 { len + start } else { start }.max(0);
+            let stop = if stop < 0 { len + stop } else { stop };
+            if start > stop || start >= len {
+                Vec::new()
+            } else {
+                let n = (stop.min(len - 1) - start + 1) as usize;
+                let start = start as usize;
+                if rev {
+                    z.iter().rev().skip(start).take(n).collect()
+                } else {
+                    z.iter().skip(start).take(n).collect()
+                }
+            }
+        }
+        Selector::Lex {
+            ref min,
+            ref max,
+            offset,
+            count,
+        } => {
+            if offset < 0 {
+                Vec::new()
+            } else {
+                let take = usize::try_from(count).unwrap_or(usize::MAX);
+                let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+                let inside = |(m, _): &(&Bytes, f64)| super::zset_pops::in_lex(m, min, max);
+                if rev {
+                    z.iter()
+                        .rev()
+                        .filter(inside)
+                        .skip(skip)
+                        .take(take)
+                        .collect()
+                } else {
+                    z.iter().filter(inside).skip(skip).take(take).collect()
+                }
+            }
+        }
+        Selector::Score {
+            min,
+            max,
+            offset,
+            count,
+        } => {
+            // Redis skips `offset` with a loop that a negative offset never ends: nothing.
+            if offset < 0 || offset as u64 >= z.len() as u64 {
+                Vec::new()
+            } else {
+                let take = usize::try_from(count).unwrap_or(usize::MAX);
+                let skip = offset as usize;
+                if rev {
+                    z.range(min, max).rev().skip(skip).take(take).collect()
+                } else {
+                    z.range(min, max).skip(skip).take(take).collect()
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -303,5 +392,88 @@ mod tests {
             err("ERR syntax error")
         );
         assert_eq!(h.run(&["ZRANGE", "none", "0", "-1"]), arr(&[]));
+    }
+
+    #[test]
+    fn zrangestore_stores_the_selection_with_its_scores() {
+        let mut h = Harness::new();
+        h.run(&["ZADD", "z1", "1", "a", "2", "b", "3", "c", "4", "d"]);
+        let all = |h: &mut Harness, k: &str| h.run(&["ZRANGE", k, "0", "-1", "WITHSCORES"]);
+        let pairs = |items: &[(&str, f64)]| {
+            Frame::Array(
+                items
+                    .iter()
+                    .flat_map(|(m, s)| [bulk(m), double(*s)])
+                    .collect(),
+            )
+        };
+        assert_eq!(h.run(&["ZRANGESTORE", "z2", "z1", "0", "-1"]), int(4));
+        assert_eq!(
+            all(&mut h, "z2"),
+            pairs(&[("a", 1.0), ("b", 2.0), ("c", 3.0), ("d", 4.0)])
+        );
+        assert_eq!(h.run(&["ZRANGESTORE", "z2", "z1", "1", "2"]), int(2));
+        assert_eq!(all(&mut h, "z2"), pairs(&[("b", 2.0), ("c", 3.0)]));
+        assert_eq!(
+            h.run(&["ZRANGESTORE", "z2", "z1", "[b", "[c", "BYLEX"]),
+            int(2)
+        );
+        assert_eq!(all(&mut h, "z2"), pairs(&[("b", 2.0), ("c", 3.0)]));
+        assert_eq!(
+            h.run(&[
+                "ZRANGESTORE",
+                "z2",
+                "z1",
+                "5",
+                "0",
+                "BYSCORE",
+                "REV",
+                "LIMIT",
+                "0",
+                "2"
+            ]),
+            int(2)
+        );
+        assert_eq!(all(&mut h, "z2"), pairs(&[("c", 3.0), ("d", 4.0)]));
+        h.run(&["EXPIRE", "z2", "100"]);
+        assert_eq!(h.run(&["ZRANGESTORE", "z2", "z1", "0", "0"]), int(1));
+        assert_eq!(
+            h.run(&["TTL", "z2"]),
+            int(-1),
+            "the destination is replaced"
+        );
+        for empty in [
+            &["ZRANGESTORE", "z2", "z1", "5", "6"][..],
+            &["ZRANGESTORE", "z2", "z1", "[f", "[g", "BYLEX"],
+            &["ZRANGESTORE", "z2", "z1", "5", "6", "BYSCORE"],
+            &["ZRANGESTORE", "z2", "missing", "0", "-1"],
+        ] {
+            h.run(&["SET", "z2", "x"]);
+            assert_eq!(h.run(empty), int(0), "{empty:?}");
+            assert_eq!(h.run(&["EXISTS", "z2"]), int(0), "{empty:?} deletes dst");
+        }
+        h.run(&["SET", "str", "x"]);
+        h.run(&["ZADD", "z2", "1", "a"]);
+        assert_eq!(
+            h.run(&["ZRANGESTORE", "z2", "str", "0", "-1"]),
+            err("WRONGTYPE Operation against a key holding the wrong kind of value")
+        );
+        assert_eq!(h.run(&["ZRANGE", "z2", "0", "-1"]), arr(&["a"]));
+        assert_eq!(
+            h.run(&["ZRANGESTORE", "z2", "z1", "0", "-1", "WITHSCORES"]),
+            err("ERR syntax error")
+        );
+        assert_eq!(
+            h.run(&["ZRANGESTORE", "z2", "z1", "0", "-1", "LIMIT", "1", "2"]),
+            err("ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX")
+        );
+        assert_eq!(
+            h.run(&["ZRANGE", "z1", "[a", "[b", "BYLEX", "WITHSCORES"]),
+            err("ERR syntax error, WITHSCORES not supported in combination with BYLEX")
+        );
+        assert_eq!(
+            h.run(&["COMMAND", "GETKEYS", "ZRANGESTORE", "d", "s", "0", "1"]),
+            arr(&["d", "s"])
+        );
     }
 }

@@ -64,13 +64,27 @@ pub fn encode(frame: &Frame, version: RespVersion, out: &mut BytesMut) {
 }
 
 /// Formats a double the way Redis does for RESP3 `,` replies and RESP2 bulk doubles:
-/// `inf`, `-inf`, `nan`, otherwise the shortest representation that round-trips.
+/// `inf`, `-inf`, `nan`, otherwise the shortest representation that round-trips, in `%g`'s
+/// layout: an exponent (`1.7976931348623157e+308`, `1e-05`) when it is below -4 or at least 17.
 pub fn format_double(d: f64) -> String {
     if d.is_nan() {
         "nan".to_owned()
     } else if d.is_infinite() {
         if d > 0.0 { "inf" } else { "-inf" }.to_owned()
-    } else if d == d.trunc() && d.abs() < 1e17 {
+    } else if d != 0.0 && (d.abs() >= 1e17 || d.abs() < 1e-4) {
+        // Rust writes `1e-5`; `%g` writes a sign and at least two exponent digits.
+        let text = format!("{d:e}");
+        match text.split_once('e') {
+            Some((mantissa, exp)) => {
+                let (sign, digits) = match exp.strip_prefix('-') {
+                    Some(digits) => ('-', digits),
+                    None => ('+', exp),
+                };
+                format!("{mantissa}e{sign}{digits:0>2}")
+            }
+            None => text,
+        }
+    } else if d == d.trunc() {
         // Integral values print without a fractional part, as Redis's %.17g does.
         format!("{}", d as i64)
     } else {
@@ -307,6 +321,14 @@ mod tests {
         assert_eq!(enc(&Frame::Double(1.5), Resp3), ",1.5\r\n");
         assert_eq!(enc(&Frame::Double(3.0), Resp2), "$1\r\n3\r\n");
         assert_eq!(enc(&Frame::Double(f64::INFINITY), Resp3), ",inf\r\n");
+        assert_eq!(
+            enc(&Frame::Double(f64::MAX), Resp3),
+            ",1.7976931348623157e+308\r\n"
+        );
+        assert_eq!(format_double(1e17), "1e+17");
+        assert_eq!(format_double(-2.5e-7), "-2.5e-07");
+        assert_eq!(format_double(0.0001), "0.0001");
+        assert_eq!(format_double(123456789.5), "123456789.5");
     }
 
     #[test]
