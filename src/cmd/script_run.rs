@@ -273,6 +273,9 @@ fn call_from_script(
         Err(e) => e.to_frame(),
     };
     ctx.session.resp = saved;
+    if ctx.shared.monitors.is_active() && super::monitor::shown(checked) {
+        super::monitor::feed(ctx, req, super::monitor::Origin::Lua);
+    }
     CallOutcome::Reply(reply)
 }
 

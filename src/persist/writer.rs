@@ -485,12 +485,21 @@ struct Shared {
     has_pending: AtomicBool,
     /// `IDLE_COMMIT_FALLBACK`, in microseconds (tests lengthen it).
     idle_fallback_us: std::sync::atomic::AtomicU64,
+    /// Where slow writes (`aof-write`) and `always` fsyncs (`aof-fsync-always`) are sampled.
+    latency: std::sync::OnceLock<Arc<crate::latency::LatencyMonitor>>,
 }
 
 impl Shared {
     /// Whether workers commit `always` batches (see [`IdleCommit`]).
     fn idle_mode(&self) -> bool {
         self.policy == FsyncPolicy::Always && self.idle_commit.load(Ordering::Relaxed)
+    }
+
+    /// Samples `event` lasting `nanos` in the latency monitor, if one is attached.
+    fn sample_latency(&self, event: &'static str, nanos: u64) {
+        if let Some(m) = self.latency.get() {
+            m.sample(event, nanos, self.clock.now().as_secs());
+        }
     }
 
     fn idle_fallback(&self) -> Duration {
@@ -648,6 +657,7 @@ impl Writer {
             idle_commit: AtomicBool::new(false),
             has_pending: AtomicBool::new(false),
             idle_fallback_us: (IDLE_COMMIT_FALLBACK.as_micros() as u64).into(),
+            latency: std::sync::OnceLock::new(),
         });
         let state = Arc::new(Mutex::new(Thread::new(Arc::clone(&shared), sink)));
         let (thread_shared, thread_state) = (Arc::clone(&shared), Arc::clone(&state));
@@ -770,6 +780,12 @@ impl Writer {
     /// the calling thread: call this without holding a lock that `resolve` takes.
     pub fn defer(&self, seq: Seq, held: Arc<dyn Deferred>) {
         self.shared.hold(seq, held);
+    }
+
+    /// Attaches the latency monitor that slow writes (`aof-write`) and, under `always`,
+    /// fsyncs (`aof-fsync-always`) are sampled in (once; later calls are ignored).
+    pub fn set_latency_monitor(&self, monitor: Arc<crate::latency::LatencyMonitor>) {
+        let _ = self.shared.latency.set(monitor);
     }
 
     /// A handle for async callers to await acknowledgement.
@@ -1231,6 +1247,7 @@ impl Thread {
     /// applies the policy.
     fn flush(&mut self, new: usize) {
         let written_through = self.taken;
+        let started = std::time::Instant::now();
         let res = if self.dirty {
             let len = self.committed_len;
             self.sink
@@ -1250,6 +1267,8 @@ impl Thread {
         if self.dirty || new > 0 {
             self.dirty = false;
             self.shared.stats.lock().writes += 1;
+            let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.shared.sample_latency("aof-write", took);
         }
         match self.shared.policy {
             FsyncPolicy::Always => {
@@ -1283,6 +1302,9 @@ impl Thread {
         match self.sink.sync() {
             Ok(()) => {
                 let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                if self.shared.policy == FsyncPolicy::Always {
+                    self.shared.sample_latency("aof-fsync-always", took);
+                }
                 self.committed_len = self.sink.len();
                 self.unsynced.clear();
                 self.last_sync_at = self.shared.clock.now();
