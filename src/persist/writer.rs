@@ -1452,6 +1452,31 @@ mod tests {
         (w, clock)
     }
 
+    #[test]
+    fn slow_always_fsyncs_are_sampled_by_the_latency_monitor() {
+        let sink = MemSink::new();
+        sink.state.lock().sync_delay = Duration::from_millis(3);
+        let (w, clock) = start(&sink, FsyncPolicy::Always);
+        let monitor = Arc::new(crate::latency::LatencyMonitor::new(2));
+        w.set_latency_monitor(monitor.clone());
+        let seq = w.append(&put("a", 1));
+        w.wait_blocking(seq, LONG).expect("acknowledged");
+        let (_, s) = monitor
+            .series(b"aof-fsync-always")
+            .expect("a 3 ms fsync is over a 2 ms threshold");
+        assert_eq!(s.latest().time, clock.now().as_secs());
+        assert!(s.max_ms >= 3, "{s:?}");
+        // Under everysec the fsync event is not `aof-fsync-always`.
+        let sink = MemSink::new();
+        sink.state.lock().sync_delay = Duration::from_millis(3);
+        let (w, _) = start(&sink, FsyncPolicy::EverySec);
+        let quiet = Arc::new(crate::latency::LatencyMonitor::new(2));
+        w.set_latency_monitor(quiet.clone());
+        let seq = w.append(&put("a", 1));
+        w.wait_blocking(seq, LONG).expect("acknowledged");
+        assert!(quiet.series(b"aof-fsync-always").is_none());
+    }
+
     fn records(bytes: &[u8]) -> Vec<Record> {
         let mut out = Vec::new();
         let s = scan(bytes, |r| out.push(r)).unwrap();
