@@ -508,3 +508,72 @@ async fn memory_usage_estimates_a_key_in_the_store() {
         Reply::Simple("OK".into())
     );
 }
+
+/// `aof_fsyncs` and `aof_fsync_policy` from `INFO persistence`.
+async fn fsync_state(c: &mut Raw) -> (u64, String) {
+    let info = c.cmd(&["INFO", "persistence"]).await.text();
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap_or_else(|| panic!("no {name} in {info}"))
+            .trim()
+            .to_owned()
+    };
+    (
+        field("aof_fsyncs:").parse().expect("a count"),
+        field("aof_fsync_policy:"),
+    )
+}
+
+#[tokio::test]
+async fn config_set_appendfsync_switches_the_writer_live() {
+    let dir = common::temp_dir();
+    let config = limitkv::config::Config {
+        appendonly: true,
+        dir: dir.path().to_path_buf(),
+        appendfsync: limitkv::persist::FsyncPolicy::No,
+        ..Default::default()
+    };
+    let server = TestServer::with_config(config).await;
+    // Connected under `no`: its replies must still wait for durability once `always` is on.
+    let mut c = server.raw().await;
+    for i in 0..3 {
+        c.cmd(&["SET", "k", &i.to_string()]).await;
+    }
+    let (before, policy) = fsync_state(&mut c).await;
+    assert_eq!(policy, "no");
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "appendfsync", "always"]).await,
+        Reply::Simple("OK".into())
+    );
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "appendfsync"]).await,
+        Reply::Array(vec![Reply::bulk("appendfsync"), Reply::bulk("always")])
+    );
+    let mut last = before;
+    for i in 0..5 {
+        c.cmd(&["CL.THROTTLE", "user:1", "10", "5", "60"]).await;
+        c.cmd(&["SET", "k", &i.to_string()]).await;
+        // Each reply came after its record's fsync.
+        let (now, policy) = fsync_state(&mut c).await;
+        assert_eq!(policy, "always");
+        assert!(now > last, "an fsync before reply {i}: {last} -> {now}");
+        last = now;
+    }
+    assert_eq!(
+        c.cmd(&["CONFIG", "SET", "appendfsync", "no"]).await,
+        Reply::Simple("OK".into())
+    );
+    let (at_switch, _) = fsync_state(&mut c).await;
+    for i in 0..5 {
+        c.cmd(&["SET", "k", &i.to_string()]).await;
+    }
+    let (after, policy) = fsync_state(&mut c).await;
+    assert_eq!(policy, "no");
+    assert_eq!(after, at_switch, "no fsyncs under `no`");
+    assert!(matches!(
+        c.cmd(&["CONFIG", "SET", "appendfsync", "sometimes"]).await,
+        Reply::Error(e) if e.starts_with("ERR CONFIG SET failed (possibly related to argument 'appendfsync')")
+    ));
+    assert_eq!(c.cmd(&["GET", "k"]).await, Reply::bulk("4"));
+}

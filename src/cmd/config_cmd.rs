@@ -313,6 +313,7 @@ const MUTABLE: &[&str] = &[
     "slowlog-log-slower-than",
     "slowlog-max-len",
     "latency-monitor-threshold",
+    "appendfsync",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
@@ -433,6 +434,11 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         .engine
         .latency
         .set_threshold_ms(next.latency_monitor_threshold);
+    if let Some(w) = ctx.shared.engine.aof.get() {
+        // The writer's next batch follows the new policy; replies wait for durability
+        // while it is `always` (server::replies reads it per batch).
+        w.set_policy(next.appendfsync);
+    }
     *ctx.shared.engine.config.write() = next;
     let before = ctx
         .shared

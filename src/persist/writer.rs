@@ -349,6 +349,23 @@ pub enum FsyncPolicy {
 }
 
 impl FsyncPolicy {
+    /// The policy as a small code, for the writer's atomic.
+    fn code(self) -> u8 {
+        match self {
+            FsyncPolicy::Always => 0,
+            FsyncPolicy::EverySec => 1,
+            FsyncPolicy::No => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> FsyncPolicy {
+        match code {
+            0 => FsyncPolicy::Always,
+            1 => FsyncPolicy::EverySec,
+            _ => FsyncPolicy::No,
+        }
+    }
+
     /// The configuration name (`always`, `everysec`, `no`).
     pub fn name(self) -> &'static str {
         match self {
@@ -475,7 +492,8 @@ struct Shared {
     deferred: Mutex<DeferredList>,
     healthy: AtomicBool,
     stats: Mutex<WriterStats>,
-    policy: FsyncPolicy,
+    /// The `FsyncPolicy` code: changed at run time by `CONFIG SET appendfsync`.
+    policy: std::sync::atomic::AtomicU8,
     clock: Arc<dyn Clock>,
     /// Set by [`IdleCommit::attach`]: under `always`, the runtime's workers commit batches
     /// when they run out of work, and the thread only commits what they leave behind.
@@ -492,7 +510,12 @@ struct Shared {
 impl Shared {
     /// Whether workers commit `always` batches (see [`IdleCommit`]).
     fn idle_mode(&self) -> bool {
-        self.policy == FsyncPolicy::Always && self.idle_commit.load(Ordering::Relaxed)
+        self.policy() == FsyncPolicy::Always && self.idle_commit.load(Ordering::Relaxed)
+    }
+
+    /// The policy in force.
+    fn policy(&self) -> FsyncPolicy {
+        FsyncPolicy::from_code(self.policy.load(Ordering::Relaxed))
     }
 
     /// Samples `event` lasting `nanos` in the latency monitor, if one is attached.
@@ -652,7 +675,7 @@ impl Writer {
             }),
             healthy: AtomicBool::new(true),
             stats: Mutex::new(stats),
-            policy,
+            policy: policy.code().into(),
             clock,
             idle_commit: AtomicBool::new(false),
             has_pending: AtomicBool::new(false),
@@ -780,6 +803,35 @@ impl Writer {
     /// the calling thread: call this without holding a lock that `resolve` takes.
     pub fn defer(&self, seq: Seq, held: Arc<dyn Deferred>) {
         self.shared.hold(seq, held);
+    }
+
+    /// The fsync policy in force.
+    pub fn policy(&self) -> FsyncPolicy {
+        self.shared.policy()
+    }
+
+    /// Switches the fsync policy (`CONFIG SET appendfsync`). The next batch is written under
+    /// the new policy: switching to `always` fsyncs what is written but not yet durable with
+    /// that batch, and from then on every batch before it is acknowledged; switching away
+    /// from `always` acknowledges batches once written. (The workers' idle commit of `always`
+    /// batches, `IdleCommit`, is attached only to a writer started under `always`; a writer
+    /// switched to `always` commits on its own thread.)
+    pub fn set_policy(&self, policy: FsyncPolicy) {
+        let sh = &self.shared;
+        {
+            // Under the queue's lock, so an append sees either policy with its queue state.
+            let mut p = sh.pending.lock();
+            sh.policy.store(policy.code(), Ordering::Relaxed);
+            if sh.idle_mode() && !p.buf.is_empty() {
+                // Queued under the old policy: the workers' to commit from now on (as when
+                // `IdleCommit::attach` finds a queue).
+                p.pending_since = Some(std::time::Instant::now());
+                sh.has_pending.store(true, Ordering::Release);
+            }
+        }
+        sh.stats.lock().policy = policy;
+        // The thread may be gathering or asleep in its old mode: make it look again.
+        sh.wake.notify_one();
     }
 
     /// Attaches the latency monitor that slow writes (`aof-write`) and, under `always`,
@@ -995,7 +1047,7 @@ impl IdleCommit {
     /// with another policy is left alone. At most one writer is attached; later ones are
     /// ignored.
     pub fn attach(&self, writer: &Arc<Writer>) {
-        if writer.shared.policy == FsyncPolicy::Always && self.0.set(Arc::clone(writer)).is_ok() {
+        if writer.shared.policy() == FsyncPolicy::Always && self.0.set(Arc::clone(writer)).is_ok() {
             let sh = &writer.shared;
             let mut p = sh.pending.lock();
             sh.idle_commit.store(true, Ordering::Relaxed);
@@ -1026,6 +1078,11 @@ pub struct DurableWaiter {
 }
 
 impl DurableWaiter {
+    /// True while the writer's policy is `always` (replies then wait for their records).
+    pub fn is_always(&self) -> bool {
+        self.shared.policy() == FsyncPolicy::Always
+    }
+
     /// Resolves when `seq` is acknowledged under the policy. Errors with `Unhealthy` if the
     /// writer is failing first: the effect is applied in memory and may still reach the file
     /// when the writer recovers, so the client sees an error for a write that may persist
@@ -1207,7 +1264,7 @@ impl Thread {
         }
         // Under `everysec` and `no` nobody waits for the write: gather appends for a moment.
         // Under `always` the batch goes at once; what is queued during its fsync is the next.
-        if sh.policy != FsyncPolicy::Always
+        if sh.policy() != FsyncPolicy::Always
             && !p.buf.is_empty()
             && !p.shutdown
             && p.finish.is_none()
@@ -1270,7 +1327,7 @@ impl Thread {
             let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
             self.shared.sample_latency("aof-write", took);
         }
-        match self.shared.policy {
+        match self.shared.policy() {
             FsyncPolicy::Always => {
                 if !self.unsynced.is_empty() && !self.sync() {
                     return;
@@ -1302,7 +1359,7 @@ impl Thread {
         match self.sink.sync() {
             Ok(()) => {
                 let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-                if self.shared.policy == FsyncPolicy::Always {
+                if self.shared.policy() == FsyncPolicy::Always {
                     self.shared.sample_latency("aof-fsync-always", took);
                 }
                 self.committed_len = self.sink.len();
@@ -1450,6 +1507,32 @@ mod tests {
         let clock = Arc::new(ManualClock::new(Nanos::from_secs(1_000)));
         let w = Writer::start(Box::new(sink.clone()), policy, clock.clone()).unwrap();
         (w, clock)
+    }
+
+    #[test]
+    fn the_policy_switches_at_run_time() {
+        let sink = MemSink::new();
+        let (w, _) = start(&sink, FsyncPolicy::No);
+        let seq = w.append(&put("a", 1));
+        w.wait_blocking(seq, LONG)
+            .expect("acknowledged once written");
+        assert_eq!(sink.state.lock().syncs, 0, "no fsync under `no`");
+        w.set_policy(FsyncPolicy::Always);
+        assert_eq!(w.policy(), FsyncPolicy::Always);
+        assert_eq!(w.stats().policy, FsyncPolicy::Always);
+        let seq = w.append(&put("b", 2));
+        w.wait_blocking(seq, LONG)
+            .expect("acknowledged once durable");
+        let s = sink.state.lock();
+        assert!(s.syncs >= 1, "an fsync under `always`");
+        // Durable: both records, the one written under `no` too, are in the synced bytes.
+        assert_eq!(records(&s.synced), vec![put("a", 1), put("b", 2)]);
+        let syncs = s.syncs;
+        drop(s);
+        w.set_policy(FsyncPolicy::No);
+        let seq = w.append(&put("c", 3));
+        w.wait_blocking(seq, LONG).expect("acknowledged");
+        assert_eq!(sink.state.lock().syncs, syncs, "none after switching back");
     }
 
     #[test]

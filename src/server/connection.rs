@@ -31,7 +31,7 @@ use crate::cmd::scripting::{batch_token, busy_gate, runs_lua, takes_token, BusyG
 use crate::cmd::{dispatch, Blocked, ClientInfo, Ctx, Session, Shared};
 use crate::config::OutputBufferLimit;
 use crate::metrics::add;
-use crate::persist::{FsyncPolicy, Writer};
+use crate::persist::Writer;
 use crate::protocol::{decode_request, encode, DecodeLimits, Frame, Request};
 
 use super::replies::READ_CHUNK;
@@ -79,16 +79,12 @@ pub async fn serve_tls(
     out.shutdown().await;
 }
 
-/// The AOF writer whose commits replies must wait for: only under `appendfsync always`.
-/// Under `everysec` and `no` they do not wait (Redis's contract: a crash may lose about a
-/// second of acknowledged writes); the writer thread drains the queue continuously.
+/// The AOF writer whose commits replies wait for while its policy is `always` (it can change
+/// at run time: `CONFIG SET appendfsync`). Under `everysec` and `no` they do not wait (Redis's
+/// contract: a crash may lose about a second of acknowledged writes); the writer thread
+/// drains the queue continuously.
 fn always_writer(shared: &Shared) -> Option<Arc<Writer>> {
-    shared
-        .engine
-        .aof
-        .get()
-        .filter(|_| shared.engine.config.read().appendfsync == FsyncPolicy::Always)
-        .cloned()
+    shared.engine.aof.get().cloned()
 }
 
 /// The connection loop, shared by plain and TLS connections.
