@@ -219,6 +219,9 @@ pub struct Config {
     pub slowlog_log_slower_than: i64,
     /// Entries the slow log keeps (`slowlog-max-len`).
     pub slowlog_max_len: u64,
+    /// Milliseconds from which an event is sampled by the latency monitor (`LATENCY`;
+    /// `latency-monitor-threshold`, 0 = off).
+    pub latency_monitor_threshold: u64,
 }
 
 impl Default for Config {
@@ -278,6 +281,7 @@ impl Default for Config {
             webhook: WebhookConfig::default(),
             slowlog_log_slower_than: 10_000,
             slowlog_max_len: 128,
+            latency_monitor_threshold: 0,
         }
     }
 }
@@ -711,6 +715,7 @@ impl Config {
                 self.slowlog_log_slower_than = value.trim().parse().map_err(|_| bad())?
             }
             "slowlog-max-len" => self.slowlog_max_len = num(value)?,
+            "latency-monitor-threshold" => self.latency_monitor_threshold = num(value)?,
             "maxmemory-policy" => {
                 self.maxmemory_policy =
                     MaxmemoryPolicy::parse(value).map_err(ConfigError::Invalid)?

@@ -49,6 +49,7 @@ pub mod engine;
 pub mod error;
 pub mod glob;
 pub mod http;
+pub mod latency;
 pub mod limiter;
 pub mod metrics;
 pub mod persist;

@@ -44,6 +44,41 @@ fn mimalloc_memory() -> limitkv::metrics::MemoryStats {
     }
 }
 
+/// `MEMORY MALLOC-STATS`: mimalloc's process figures.
+fn mimalloc_report() -> String {
+    let (mut elapsed, mut user, mut system) = (0usize, 0usize, 0usize);
+    let (mut rss, mut peak_rss, mut commit, mut peak_commit, mut faults) =
+        (0usize, 0usize, 0usize, 0usize, 0usize);
+    // SAFETY: as in `mimalloc_memory`: eight pointers to live locals, nothing else required.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_process_info(
+            &mut elapsed,
+            &mut user,
+            &mut system,
+            &mut rss,
+            &mut peak_rss,
+            &mut commit,
+            &mut peak_commit,
+            &mut faults,
+        );
+    }
+    format!(
+        "mimalloc process info\nelapsed_ms: {elapsed}\nuser_ms: {user}\nsystem_ms: {system}\n\
+         current_rss: {rss}\npeak_rss: {peak_rss}\ncurrent_commit: {commit}\n\
+         peak_commit: {peak_commit}\npage_faults: {faults}\n"
+    )
+}
+
+/// `MEMORY PURGE`: mimalloc returns the unused pages it holds.
+fn mimalloc_purge() {
+    // SAFETY: mi_collect has no preconditions; it may be called from any thread.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_collect(true);
+    }
+}
+
 /// The binary's subcommands. `limitkv WORD ...` where WORD is neither an option, an existing
 /// file nor a name ending in `.conf` is parsed as one of these, so an unknown word gets clap's
 /// "unrecognized subcommand" error instead of being read as a config file path. Add a tool as
@@ -173,6 +208,10 @@ fn main() -> anyhow::Result<std::process::ExitCode> {
         return run_tool(ToolCli::parse_from(args).tool);
     }
     limitkv::metrics::install_memory_probe(mimalloc_memory, "mimalloc");
+    limitkv::metrics::install_allocator_tools(limitkv::metrics::AllocatorTools {
+        report: mimalloc_report,
+        purge: mimalloc_purge,
+    });
     let config = Config::from_args(args).context("invalid configuration")?;
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new(config.loglevel.tracing_filter()));

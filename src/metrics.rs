@@ -82,6 +82,35 @@ pub fn install_memory_probe(probe: MemoryProbe, allocator: &'static str) {
     let _ = MEMORY_PROBE.set((probe, allocator));
 }
 
+/// The allocator's report for `MEMORY MALLOC-STATS` and its purge for `MEMORY PURGE`.
+#[derive(Debug, Clone, Copy)]
+pub struct AllocatorTools {
+    /// A human-readable statistics report.
+    pub report: fn() -> String,
+    /// Returns unused memory to the system.
+    pub purge: fn(),
+}
+
+static ALLOCATOR_TOOLS: OnceLock<AllocatorTools> = OnceLock::new();
+
+/// Installs the allocator's report and purge (by the binary, which owns the allocator). Only
+/// the first call counts.
+pub fn install_allocator_tools(tools: AllocatorTools) {
+    let _ = ALLOCATOR_TOOLS.set(tools);
+}
+
+/// The allocator's statistics report, if the binary installed one.
+pub fn allocator_report() -> Option<String> {
+    ALLOCATOR_TOOLS.get().map(|t| (t.report)())
+}
+
+/// Asks the allocator to return unused memory to the system (nothing without installed tools).
+pub fn purge_memory() {
+    if let Some(t) = ALLOCATOR_TOOLS.get() {
+        (t.purge)();
+    }
+}
+
 /// The allocator `INFO memory` names.
 pub fn allocator_name() -> &'static str {
     MEMORY_PROBE.get().map_or("libc", |(_, name)| name)

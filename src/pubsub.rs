@@ -54,6 +54,10 @@ pub enum ChannelKind {
     Shard,
 }
 
+/// The kind of a `MONITOR` line queued with [`Subscriber::push_line`] (written as a status
+/// reply, not a push).
+const MONITOR_KIND: &str = "monitor";
+
 /// One delivery, as queued for one listener.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -70,6 +74,9 @@ impl Message {
     /// `[message, channel, payload]`, `[pmessage, pattern, channel, payload]` or
     /// `[smessage, channel, payload]`.
     pub fn frame(&self) -> Frame {
+        if self.kind == MONITOR_KIND {
+            return Frame::Simple(self.payload.clone());
+        }
         let mut items = Vec::with_capacity(4);
         items.push(Frame::Bulk(Bytes::from_static(self.kind.as_bytes())));
         if let Some(p) = &self.pattern {
@@ -241,6 +248,19 @@ impl Subscriber {
     /// The connection wrote everything it took: those bytes are no longer charged.
     pub fn written(&self) {
         self.queue.lock().taken = 0;
+    }
+
+    /// Queues a `MONITOR` line (`line` is written as `+line\r\n`; it must hold no CR or LF),
+    /// charged against `limit` like a message. Returns true if it took the queue over the
+    /// limit (the connection then closes).
+    pub fn push_line(&self, line: Bytes, limit: &OutputBufferLimit, clock: &dyn Clock) -> bool {
+        let msg = Message {
+            kind: MONITOR_KIND,
+            pattern: None,
+            channel: Bytes::new(),
+            payload: line,
+        };
+        self.push(msg, limit, clock)
     }
 
     fn take(&self) -> VecDeque<Message> {

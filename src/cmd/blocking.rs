@@ -624,6 +624,8 @@ fn serve_one(shared: &Shared, w: &Waiter, key: &Bytes, now: Nanos) -> Option<(Fr
     let mut session = Session::new(w.info.clone(), &shared.acl);
     session.db = w.db;
     session.resp = w.resp;
+    // Monitors saw the blocking command when it blocked.
+    session.unmonitored = true;
     let req = w.block.request(key);
     let reply = dispatch(&mut Ctx::new(shared, &mut session, now), &req);
     if reply.is_error() {

@@ -155,6 +155,10 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ),
         ("slowlog-max-len", cfg.slowlog_max_len.to_string()),
         (
+            "latency-monitor-threshold",
+            cfg.latency_monitor_threshold.to_string(),
+        ),
+        (
             "cluster-enabled",
             if cfg.cluster_enabled { "yes" } else { "no" }.to_owned(),
         ),
@@ -309,6 +313,8 @@ const MUTABLE: &[&str] = &[
     "usage-history",
     "slowlog-log-slower-than",
     "slowlog-max-len",
+    "latency-monitor-threshold",
+    "appendfsync",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
@@ -323,7 +329,7 @@ fn redis_numeric(name: &str, value: &str) -> Result<String, String> {
         "auto-aof-rewrite-min-size" | "maxmemory" => (0, i64::MAX, true),
         "maxmemory-samples" => (1, 64, false),
         "slowlog-log-slower-than" => (i64::MIN, i64::MAX, false),
-        "slowlog-max-len" => (0, i64::MAX, false),
+        "slowlog-max-len" | "latency-monitor-threshold" => (0, i64::MAX, false),
         "busy-reply-threshold" | "lua-time-limit" => (0, i64::MAX, false),
         _ => return Ok(value.to_owned()),
     };
@@ -426,6 +432,15 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     ctx.shared
         .slowlog
         .configure(next.slowlog_log_slower_than, next.slowlog_max_len);
+    ctx.shared
+        .engine
+        .latency
+        .set_threshold_ms(next.latency_monitor_threshold);
+    if let Some(w) = ctx.shared.engine.aof.get() {
+        // The writer's next batch follows the new policy; replies wait for durability
+        // while it is `always` (server::replies reads it per batch).
+        w.set_policy(next.appendfsync);
+    }
     *ctx.shared.engine.config.write() = next;
     let before = ctx
         .shared

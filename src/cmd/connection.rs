@@ -214,10 +214,29 @@ const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         name: "NO-EVICT",
         arity: 3,
         flags: ADMIN | NOSCRIPT | LOADING | STALE,
-        summary: "Sets the client eviction mode of the connection (accepted; limitkv never evicts clients).",
+        summary: "Sets the client eviction mode of the connection (recorded as flag e; limitkv never evicts clients).",
         since: "7.0.0",
         args: "enabled=(ON|OFF)",
-        handler: on_off,
+        handler: super::client_pause::client_no_evict,
+        ..BASE
+    },
+    CommandSpec {
+        name: "PAUSE",
+        arity: -3,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        summary: "Suspends commands processing.",
+        since: "3.0.0",
+        args: "timeout:integer [mode=(WRITE|ALL)]",
+        handler: super::client_pause::client_pause,
+        ..BASE
+    },
+    CommandSpec {
+        name: "UNPAUSE",
+        arity: 2,
+        flags: ADMIN | NOSCRIPT | LOADING | STALE,
+        summary: "Resumes processing commands from paused clients.",
+        since: "6.2.0",
+        handler: super::client_pause::client_unpause,
         ..BASE
     },
     CommandSpec {
@@ -244,7 +263,9 @@ const CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
                     "LIST [TYPE <type>] [ID <id> [<id> ...]]", "    Return information about client connections.",
                     "SETINFO <option> <value>", "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
                     "SETNAME <name>", "    Assign the name <name> to the current connection.",
-                    "NO-EVICT (ON|OFF)", "    Accepted for compatibility.",
+                    "NO-EVICT (ON|OFF)", "    Protect current client connection from eviction.",
+                    "PAUSE <timeout> [WRITE|ALL]", "    Suspend all, or just write, clients for <timeout> milliseconds.",
+                    "UNPAUSE", "    Stop the current client pause, resuming traffic.",
                     "NO-TOUCH (ON|OFF)", "    Accepted for compatibility.",
                 ],
             ))
@@ -389,6 +410,7 @@ fn select(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 }
 
 fn reset(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
+    super::monitor::leave(ctx);
     super::pubsub::leave(ctx);
     ctx.session.db = 0;
     ctx.session.info.db.store(0, Ordering::Relaxed);

@@ -59,6 +59,10 @@ pub struct Shared {
     pub repl: crate::repl::Repl,
     /// `SLOWLOG`'s entries and settings.
     pub slowlog: super::slowlog::Slowlog,
+    /// The connections in `MONITOR` mode.
+    pub monitors: super::monitor::Monitors,
+    /// `CLIENT PAUSE`.
+    pub pause: super::client_pause::Pause,
 }
 
 /// Applies a new log level to the process's logger.
@@ -103,6 +107,8 @@ impl Shared {
             tls: crate::tls::Tls::default(),
             repl: crate::repl::Repl::new(),
             slowlog,
+            monitors: super::monitor::Monitors::default(),
+            pause: super::client_pause::Pause::default(),
         }
     }
 
@@ -176,6 +182,10 @@ pub struct ClientInfo {
     pub pubsub: Arc<Subscriber>,
     /// The connection became a replica's link (`PSYNC`/`SYNC`): its type is `slave`.
     pub is_replica: AtomicBool,
+    /// In `MONITOR` mode (flag `O`).
+    pub monitor: AtomicBool,
+    /// `CLIENT NO-EVICT on` (flag `e`).
+    pub no_evict: AtomicBool,
 }
 
 impl ClientInfo {
@@ -200,6 +210,8 @@ impl ClientInfo {
             output_limited: AtomicBool::new(false),
             pubsub: Arc::new(Subscriber::new(id)),
             is_replica: AtomicBool::new(false),
+            monitor: AtomicBool::new(false),
+            no_evict: AtomicBool::new(false),
         }
     }
 
@@ -213,6 +225,11 @@ impl ClientInfo {
     pub fn kill(&self) {
         self.killed.store(true, Ordering::SeqCst);
         self.pubsub.wake();
+    }
+
+    /// True in `MONITOR` mode.
+    pub fn is_monitor(&self) -> bool {
+        self.monitor.load(Ordering::Relaxed)
     }
 
     /// Seconds since accept.
@@ -235,8 +252,21 @@ impl ClientInfo {
         };
         let (sub, psub, ssub) = self.pubsub.counts();
         let (oll, omem) = self.pubsub.backlog();
-        // Redis's flags: `P` for a client subscribed to anything, `N` for no flag.
-        let flags = if sub + psub + ssub > 0 { "P" } else { "N" };
+        // Redis's flags, in its order: `O` monitor, `P` subscribed to anything, `e` no-evict,
+        // `N` for no flag.
+        let mut flags = String::new();
+        if self.is_monitor() {
+            flags.push('O');
+        }
+        if sub + psub + ssub > 0 {
+            flags.push('P');
+        }
+        if self.no_evict.load(Ordering::Relaxed) {
+            flags.push('e');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
         format!(
             "id={} addr={} laddr={} fd={} name={} age={} idle={} flags={flags} db={} sub={sub} \
              psub={psub} ssub={ssub} multi=-1 watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 \
@@ -376,6 +406,9 @@ pub struct Session {
     /// Set by a command the connection must finish outside the dispatcher (`WAIT` blocks,
     /// `PSYNC`/`SYNC` turn the connection into a replica link).
     pub blocked: Option<Blocked>,
+    /// Not shown to `MONITOR` (a blocked client's command run again on its behalf when a key
+    /// serves it: Redis shows the blocking command once).
+    pub unmonitored: bool,
 }
 
 /// What a replica announced with `REPLCONF` (kept until its `PSYNC`).
@@ -470,6 +503,7 @@ impl Session {
             cluster_asking: false,
             replconf: ReplConf::default(),
             blocked: None,
+            unmonitored: false,
         }
     }
 }

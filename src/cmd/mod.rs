@@ -11,6 +11,7 @@ pub mod admin;
 pub mod args;
 pub mod blocking;
 pub mod breaker;
+pub mod client_pause;
 pub mod cluster;
 pub mod config_cmd;
 pub mod connection;
@@ -24,12 +25,15 @@ pub mod gcra;
 pub mod hashes;
 pub mod info;
 pub mod keys;
+pub mod latency;
 pub mod lease;
 pub mod limiter;
 pub mod list_edits;
 pub mod lists;
 pub mod longdouble;
 pub mod memory;
+pub mod memory_cmd;
+pub mod monitor;
 pub mod multi;
 pub mod object;
 pub mod permissions;
@@ -230,7 +234,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 42] {
+pub fn families() -> [&'static [CommandSpec]; 45] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -274,6 +278,9 @@ pub fn families() -> [&'static [CommandSpec]; 42] {
         zset_pops::COMMANDS,
         zset_algebra::COMMANDS,
         sort::COMMANDS,
+        monitor::COMMANDS,
+        latency::COMMANDS,
+        memory_cmd::COMMANDS,
     ]
 }
 
@@ -573,6 +580,14 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes], stage: &mut Stage) -> Result<Frame, Com
         };
         return Err(reject(ctx, spec, CommandError::SubscribedContext(name)));
     }
+    // Redis marks a monitor as a replica, which may not touch the keyspace.
+    if ctx.session.info.is_monitor()
+        && ctx.locked.is_none()
+        && (checked.has(flags::WRITE) || checked.has(flags::READONLY))
+    {
+        let err = CommandError::other("Replica can't interact with the keyspace");
+        return Err(reject(ctx, spec, err));
+    }
     if !ctx.session.user.selector.is_unrestricted() {
         // Queued in MULTI, or run by EXEC (which holds the transaction's shards): Redis checks
         // both times, in case the rules changed in between.
@@ -635,9 +650,27 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes], stage: &mut Stage) -> Result<Frame, Com
         _ => (spec.name, None),
     };
     let (allowed, denied) = (ctx.session.stats.allowed, ctx.session.stats.denied);
+    // Script runners (`skip_monitor`) are shown before the commands they run, the others
+    // after they ran (Redis 7.0's order: an EXEC's commands, then EXEC).
+    let monitored = ctx.shared.monitors.is_active() && monitor::shown(checked);
+    if monitored && checked.has(flags::SKIP_MONITOR) {
+        monitor::feed(ctx, req, monitor::Origin::Client);
+    }
     let started = std::time::Instant::now();
     let reply = (spec.handler)(ctx, req);
     let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    if monitored && !checked.has(flags::SKIP_MONITOR) {
+        monitor::feed(ctx, req, monitor::Origin::Client);
+    }
+    let event = if checked.has(flags::FAST) {
+        "fast-command"
+    } else {
+        "command"
+    };
+    ctx.shared
+        .engine
+        .latency
+        .sample(event, nanos, ctx.now.as_secs());
     slowlog::offer(ctx, spec, req, nanos);
     // Outcomes are a limiter command's own (EXEC and scripts run others, which count them).
     let own = spec.group == "rate_limit";

@@ -275,6 +275,9 @@ fn call_from_script(
     };
     ctx.session.in_script = false;
     ctx.session.resp = saved;
+    if ctx.shared.monitors.is_active() && super::monitor::shown(checked) {
+        super::monitor::feed(ctx, req, super::monitor::Origin::Lua);
+    }
     CallOutcome::Reply(reply)
 }
 

@@ -80,6 +80,8 @@ pub struct Engine {
     pub config: RwLock<Config>,
     /// The append-only file's writer, when `appendonly` is on (set once at start).
     pub aof: OnceLock<Arc<Writer>>,
+    /// The latency monitor (`LATENCY`), shared with the append-only file's writer.
+    pub latency: Arc<crate::latency::LatencyMonitor>,
     /// The replication stream of the same effect records, with its backlog (inactive until
     /// a replica attaches or this server replicates another).
     pub feed: Feed,
@@ -105,6 +107,9 @@ impl Engine {
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Engine {
         let now = clock.now();
         Engine {
+            latency: Arc::new(crate::latency::LatencyMonitor::new(
+                config.latency_monitor_threshold,
+            )),
             cluster_keys: config.cluster_enabled,
             dbs: (0..config.databases.max(1))
                 .map(|_| Store::new(config.shards))

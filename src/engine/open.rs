@@ -88,6 +88,7 @@ impl Engine {
         let sink = persist::FileSink::open_at(&path, report.good_bytes)?
             .with_preallocation(cfg.aof_preallocate);
         let writer = persist::Writer::start(Box::new(sink), cfg.appendfsync, self.clock.clone())?;
+        writer.set_latency_monitor(self.latency.clone());
         let _ = self.aof.set(Arc::new(writer));
         Ok(())
     }

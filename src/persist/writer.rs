@@ -349,6 +349,23 @@ pub enum FsyncPolicy {
 }
 
 impl FsyncPolicy {
+    /// The policy as a small code, for the writer's atomic.
+    fn code(self) -> u8 {
+        match self {
+            FsyncPolicy::Always => 0,
+            FsyncPolicy::EverySec => 1,
+            FsyncPolicy::No => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> FsyncPolicy {
+        match code {
+            0 => FsyncPolicy::Always,
+            1 => FsyncPolicy::EverySec,
+            _ => FsyncPolicy::No,
+        }
+    }
+
     /// The configuration name (`always`, `everysec`, `no`).
     pub fn name(self) -> &'static str {
         match self {
@@ -479,7 +496,8 @@ struct Shared {
     deferred: Mutex<DeferredList>,
     healthy: AtomicBool,
     stats: Mutex<WriterStats>,
-    policy: FsyncPolicy,
+    /// The `FsyncPolicy` code: changed at run time by `CONFIG SET appendfsync`.
+    policy: std::sync::atomic::AtomicU8,
     clock: Arc<dyn Clock>,
     /// Set by [`IdleCommit::attach`]: under `always`, the runtime's workers commit batches
     /// when they run out of work, and the thread only commits what they leave behind.
@@ -489,12 +507,26 @@ struct Shared {
     has_pending: AtomicBool,
     /// `IDLE_COMMIT_FALLBACK`, in microseconds (tests lengthen it).
     idle_fallback_us: std::sync::atomic::AtomicU64,
+    /// Where slow writes (`aof-write`) and `always` fsyncs (`aof-fsync-always`) are sampled.
+    latency: std::sync::OnceLock<Arc<crate::latency::LatencyMonitor>>,
 }
 
 impl Shared {
     /// Whether workers commit `always` batches (see [`IdleCommit`]).
     fn idle_mode(&self) -> bool {
-        self.policy == FsyncPolicy::Always && self.idle_commit.load(Ordering::Relaxed)
+        self.policy() == FsyncPolicy::Always && self.idle_commit.load(Ordering::Relaxed)
+    }
+
+    /// The policy in force.
+    fn policy(&self) -> FsyncPolicy {
+        FsyncPolicy::from_code(self.policy.load(Ordering::Relaxed))
+    }
+
+    /// Samples `event` lasting `nanos` in the latency monitor, if one is attached.
+    fn sample_latency(&self, event: &'static str, nanos: u64) {
+        if let Some(m) = self.latency.get() {
+            m.sample(event, nanos, self.clock.now().as_secs());
+        }
     }
 
     fn idle_fallback(&self) -> Duration {
@@ -648,11 +680,12 @@ impl Writer {
             }),
             healthy: AtomicBool::new(true),
             stats: Mutex::new(stats),
-            policy,
+            policy: policy.code().into(),
             clock,
             idle_commit: AtomicBool::new(false),
             has_pending: AtomicBool::new(false),
             idle_fallback_us: (IDLE_COMMIT_FALLBACK.as_micros() as u64).into(),
+            latency: std::sync::OnceLock::new(),
         });
         let state = Arc::new(Mutex::new(Thread::new(Arc::clone(&shared), sink)));
         let (thread_shared, thread_state) = (Arc::clone(&shared), Arc::clone(&state));
@@ -785,6 +818,41 @@ impl Writer {
     /// the calling thread: call this without holding a lock that `resolve` takes.
     pub fn defer(&self, seq: Seq, held: Arc<dyn Deferred>) {
         self.shared.hold(seq, held);
+    }
+
+    /// The fsync policy in force.
+    pub fn policy(&self) -> FsyncPolicy {
+        self.shared.policy()
+    }
+
+    /// Switches the fsync policy (`CONFIG SET appendfsync`). The next batch is written under
+    /// the new policy: switching to `always` fsyncs what is written but not yet durable with
+    /// that batch, and from then on every batch before it is acknowledged; switching away
+    /// from `always` acknowledges batches once written. (The workers' idle commit of `always`
+    /// batches, `IdleCommit`, is attached only to a writer started under `always`; a writer
+    /// switched to `always` commits on its own thread.)
+    pub fn set_policy(&self, policy: FsyncPolicy) {
+        let sh = &self.shared;
+        {
+            // Under the queue's lock, so an append sees either policy with its queue state.
+            let mut p = sh.pending.lock();
+            sh.policy.store(policy.code(), Ordering::Relaxed);
+            if sh.idle_mode() && !p.buf.is_empty() {
+                // Queued under the old policy: the workers' to commit from now on (as when
+                // `IdleCommit::attach` finds a queue).
+                p.pending_since = Some(std::time::Instant::now());
+                sh.has_pending.store(true, Ordering::Release);
+            }
+        }
+        sh.stats.lock().policy = policy;
+        // The thread may be gathering or asleep in its old mode: make it look again.
+        sh.wake.notify_one();
+    }
+
+    /// Attaches the latency monitor that slow writes (`aof-write`) and, under `always`,
+    /// fsyncs (`aof-fsync-always`) are sampled in (once; later calls are ignored).
+    pub fn set_latency_monitor(&self, monitor: Arc<crate::latency::LatencyMonitor>) {
+        let _ = self.shared.latency.set(monitor);
     }
 
     /// A handle for async callers to await acknowledgement.
@@ -994,7 +1062,7 @@ impl IdleCommit {
     /// with another policy is left alone. At most one writer is attached; later ones are
     /// ignored.
     pub fn attach(&self, writer: &Arc<Writer>) {
-        if writer.shared.policy == FsyncPolicy::Always && self.0.set(Arc::clone(writer)).is_ok() {
+        if writer.shared.policy() == FsyncPolicy::Always && self.0.set(Arc::clone(writer)).is_ok() {
             let sh = &writer.shared;
             let mut p = sh.pending.lock();
             sh.idle_commit.store(true, Ordering::Relaxed);
@@ -1025,6 +1093,11 @@ pub struct DurableWaiter {
 }
 
 impl DurableWaiter {
+    /// True while the writer's policy is `always` (replies then wait for their records).
+    pub fn is_always(&self) -> bool {
+        self.shared.policy() == FsyncPolicy::Always
+    }
+
     /// Resolves when `seq` is acknowledged under the policy. Errors with `Unhealthy` if the
     /// writer is failing first: the effect is applied in memory and may still reach the file
     /// when the writer recovers, so the client sees an error for a write that may persist
@@ -1232,7 +1305,7 @@ impl Thread {
         }
         // Under `everysec` and `no` nobody waits for the write: gather appends for a moment.
         // Under `always` the batch goes at once; what is queued during its fsync is the next.
-        if sh.policy != FsyncPolicy::Always
+        if sh.policy() != FsyncPolicy::Always
             && !p.buf.is_empty()
             && !p.shutdown
             && p.finish.is_none()
@@ -1272,6 +1345,7 @@ impl Thread {
     /// applies the policy.
     fn flush(&mut self, new: usize) {
         let written_through = self.taken;
+        let started = std::time::Instant::now();
         let res = if self.dirty {
             let len = self.committed_len;
             self.sink
@@ -1291,8 +1365,10 @@ impl Thread {
         if self.dirty || new > 0 {
             self.dirty = false;
             self.shared.stats.lock().writes += 1;
+            let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.shared.sample_latency("aof-write", took);
         }
-        match self.shared.policy {
+        match self.shared.policy() {
             FsyncPolicy::Always => {
                 if !self.unsynced.is_empty() && !self.sync() {
                     return;
@@ -1324,6 +1400,9 @@ impl Thread {
         match self.sink.sync() {
             Ok(()) => {
                 let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                if self.shared.policy() == FsyncPolicy::Always {
+                    self.shared.sample_latency("aof-fsync-always", took);
+                }
                 self.committed_len = self.sink.len();
                 self.unsynced.clear();
                 // Everything taken so far was written before this fsync.
@@ -1473,6 +1552,57 @@ mod tests {
         let clock = Arc::new(ManualClock::new(Nanos::from_secs(1_000)));
         let w = Writer::start(Box::new(sink.clone()), policy, clock.clone()).unwrap();
         (w, clock)
+    }
+
+    #[test]
+    fn the_policy_switches_at_run_time() {
+        let sink = MemSink::new();
+        let (w, _) = start(&sink, FsyncPolicy::No);
+        let seq = w.append(&put("a", 1));
+        w.wait_blocking(seq, LONG)
+            .expect("acknowledged once written");
+        assert_eq!(sink.state.lock().syncs, 0, "no fsync under `no`");
+        w.set_policy(FsyncPolicy::Always);
+        assert_eq!(w.policy(), FsyncPolicy::Always);
+        assert_eq!(w.stats().policy, FsyncPolicy::Always);
+        let seq = w.append(&put("b", 2));
+        w.wait_blocking(seq, LONG)
+            .expect("acknowledged once durable");
+        let s = sink.state.lock();
+        assert!(s.syncs >= 1, "an fsync under `always`");
+        // Durable: both records, the one written under `no` too, are in the synced bytes.
+        assert_eq!(records(&s.synced), vec![put("a", 1), put("b", 2)]);
+        let syncs = s.syncs;
+        drop(s);
+        w.set_policy(FsyncPolicy::No);
+        let seq = w.append(&put("c", 3));
+        w.wait_blocking(seq, LONG).expect("acknowledged");
+        assert_eq!(sink.state.lock().syncs, syncs, "none after switching back");
+    }
+
+    #[test]
+    fn slow_always_fsyncs_are_sampled_by_the_latency_monitor() {
+        let sink = MemSink::new();
+        sink.state.lock().sync_delay = Duration::from_millis(3);
+        let (w, clock) = start(&sink, FsyncPolicy::Always);
+        let monitor = Arc::new(crate::latency::LatencyMonitor::new(2));
+        w.set_latency_monitor(monitor.clone());
+        let seq = w.append(&put("a", 1));
+        w.wait_blocking(seq, LONG).expect("acknowledged");
+        let (_, s) = monitor
+            .series(b"aof-fsync-always")
+            .expect("a 3 ms fsync is over a 2 ms threshold");
+        assert_eq!(s.latest().time, clock.now().as_secs());
+        assert!(s.max_ms >= 3, "{s:?}");
+        // Under everysec the fsync event is not `aof-fsync-always`.
+        let sink = MemSink::new();
+        sink.state.lock().sync_delay = Duration::from_millis(3);
+        let (w, _) = start(&sink, FsyncPolicy::EverySec);
+        let quiet = Arc::new(crate::latency::LatencyMonitor::new(2));
+        w.set_latency_monitor(quiet.clone());
+        let seq = w.append(&put("a", 1));
+        w.wait_blocking(seq, LONG).expect("acknowledged");
+        assert!(quiet.series(b"aof-fsync-always").is_none());
     }
 
     fn records(bytes: &[u8]) -> Vec<Record> {

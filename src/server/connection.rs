@@ -31,7 +31,7 @@ use crate::cmd::scripting::{batch_token, busy_gate, runs_lua, takes_token, BusyG
 use crate::cmd::{dispatch, Blocked, ClientInfo, Ctx, Session, Shared};
 use crate::config::OutputBufferLimit;
 use crate::metrics::add;
-use crate::persist::{FsyncPolicy, Writer};
+use crate::persist::Writer;
 use crate::protocol::{decode_request, encode, DecodeLimits, Frame, Request};
 
 use super::replies::READ_CHUNK;
@@ -79,16 +79,12 @@ pub async fn serve_tls(
     out.shutdown().await;
 }
 
-/// The AOF writer whose commits replies must wait for: only under `appendfsync always`.
-/// Under `everysec` and `no` they do not wait (Redis's contract: a crash may lose about a
-/// second of acknowledged writes); the writer thread drains the queue continuously.
+/// The AOF writer whose commits replies wait for while its policy is `always` (it can change
+/// at run time: `CONFIG SET appendfsync`). Under `everysec` and `no` they do not wait (Redis's
+/// contract: a crash may lose about a second of acknowledged writes); the writer thread
+/// drains the queue continuously.
 fn always_writer(shared: &Shared) -> Option<Arc<Writer>> {
-    shared
-        .engine
-        .aof
-        .get()
-        .filter(|_| shared.engine.config.read().appendfsync == FsyncPolicy::Always)
-        .cloned()
+    shared.engine.aof.get().cloned()
 }
 
 /// The connection loop, shared by plain and TLS connections.
@@ -111,6 +107,13 @@ where
             let c = shared.engine.config.read();
             if session.pubsub_mode {
                 (0, c.client_query_buffer_limit, OutputBufferLimit::default())
+            } else if info.is_monitor() {
+                // A monitor is a replica to Redis: no idle timeout.
+                (
+                    0,
+                    c.client_query_buffer_limit,
+                    c.client_output_buffer_limit.normal,
+                )
             } else {
                 (
                     c.timeout,
@@ -204,7 +207,7 @@ where
                                 Err(_) => return,
                             }
                         }
-                        Batch::Wait | Batch::Blocked | Batch::Task => {
+                        Batch::Wait | Batch::Blocked | Batch::Task | Batch::Paused => {
                             // The replies so far go out (or are held for the AOF) first; then
                             // the connection waits for another connection's script (`Wait`),
                             // for its blocking command's reply (`Blocked`, see
@@ -218,6 +221,10 @@ where
                             }
                             let resumed = match outcome {
                                 Batch::Wait => wait_for_script(&shared, &info, &mut stop).await,
+                                Batch::Paused => {
+                                    wait_unpaused(&shared, &session, pending.as_ref(), &mut stop)
+                                        .await
+                                }
                                 Batch::Blocked => {
                                     let waited = wait_blocked(
                                         &shared,
@@ -424,6 +431,44 @@ async fn wait_for_script(
     }
 }
 
+/// Longest a paused request sleeps before it reads the server clock again (the pause's end is
+/// an instant of that clock, which tests move by hand).
+const PAUSE_TICK: Duration = Duration::from_millis(50);
+
+/// Waits until `req` may run: the `CLIENT PAUSE` that delays it ended or was lifted. False if
+/// the connection must close instead (killed, or the server stops).
+async fn wait_unpaused(
+    shared: &Shared,
+    session: &Session,
+    req: Option<&crate::protocol::Request>,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> bool {
+    let Some(req) = req else { return true };
+    let info = &session.info;
+    loop {
+        let changed = shared.pause.changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let now = shared.engine.clock.now();
+        if !shared.pause.blocks(session, req, now) {
+            return true;
+        }
+        let left = shared.pause.end_at(now).map_or(Duration::ZERO, |end| {
+            Duration::from_nanos(end.saturating_sub(now).as_nanos())
+        });
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep(left.min(PAUSE_TICK)) => {}
+            _ = info.pubsub.notified() => {
+                if info.killed.load(Ordering::Relaxed) || info.pubsub.is_closing() {
+                    return false;
+                }
+            }
+            _ = async { let _ = stop.wait_for(|s| *s).await; } => return false,
+        }
+    }
+}
+
 /// Waits, without a thread, until the client blocked by the command that left its block in
 /// `session` gets its reply: served by another client's write, its timeout, or `CLIENT
 /// UNBLOCK`. Bytes the client sends meanwhile are kept for after the reply, as Redis keeps a
@@ -504,6 +549,8 @@ enum Batch {
     Lua,
     /// A blocking command found nothing: the client waits (its reply is not written yet).
     Blocked,
+    /// The request in `pending` waits for the end of a `CLIENT PAUSE`.
+    Paused,
     /// The replies reached the `normal` class's hard output buffer limit: close without them.
     OverLimit,
     /// An HTTP request reached the port: close at once, writing nothing more (not even the
@@ -578,6 +625,11 @@ fn run_batch(
                 if crate::cmd::is_http_request(&req) {
                     warn_http_request(session);
                     return Batch::Abort;
+                }
+                // CLIENT PAUSE: the request waits (one atomic load when no pause is set).
+                if shared.pause.is_set() && shared.pause.blocks(session, &req, now) {
+                    *pending = Some(req);
+                    return Batch::Paused;
                 }
                 let lua = runs_lua(session, &req);
                 if lua && !on_script_thread {

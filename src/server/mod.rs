@@ -488,6 +488,7 @@ struct Registered {
 impl Drop for Registered {
     fn drop(&mut self) {
         self.shared.engine.pubsub.remove(&self.info.pubsub);
+        self.shared.monitors.remove(self.info.id);
         self.shared.clients.unregister(self.info.id);
     }
 }
@@ -499,7 +500,12 @@ async fn background(shared: Arc<Shared>) {
         tokio::time::sleep(Duration::from_millis(1000 / u64::from(hz))).await;
         let budget = shared.engine.config.read().active_expire_budget;
         let now = shared.engine.clock.now();
-        for db in shared.engine.dbs.iter() {
+        // As in Redis, no active expiry while clients are paused (CLIENT PAUSE): the data
+        // set, and what replicas receive, stay still. Reading the mode also lifts an expired
+        // pause.
+        let paused = shared.pause.mode_at(now) != crate::cmd::client_pause::PauseMode::Off;
+        let started = std::time::Instant::now();
+        for db in shared.engine.dbs.iter().filter(|_| !paused) {
             let stats = db.sweep(now, budget);
             if stats.removed > 0 {
                 tracing::debug!(
@@ -509,6 +515,11 @@ async fn background(shared: Arc<Shared>) {
                 );
             }
         }
+        let took = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        shared
+            .engine
+            .latency
+            .sample("expire-cycle", took, now.as_secs());
         shared.engine.tick(now);
         shared.metrics.sample(shared.uptime_ms());
         maybe_rewrite(&shared);

@@ -94,10 +94,12 @@ impl Replies for SocketReplies {
         limit: OutputBufferLimit,
     ) -> bool {
         let out = &self.outbox;
-        let held = self
-            .writer
-            .as_deref()
-            .is_some_and(|w| out.hold(wbuf, seq, w));
+        // Replies wait for their records only under `always` (the policy may change at run
+        // time); replies still held from before a switch keep later ones behind them.
+        let held = self.writer.as_deref().is_some_and(|w| {
+            let seq = seq.filter(|_| w.policy() == crate::persist::FsyncPolicy::Always);
+            out.hold(wbuf, seq, w)
+        });
         if !held && !wbuf.is_empty() {
             if !write_out(&out.wr, wbuf, &out.info, limit).await {
                 return false;
@@ -153,7 +155,8 @@ impl<W: AsyncWrite + Unpin> Replies for StreamReplies<W> {
         if wbuf.is_empty() {
             return true;
         }
-        if let (Some(seq), Some(waiter)) = (seq, self.waiter.as_mut()) {
+        let waiter = self.waiter.as_mut().filter(|w| w.is_always());
+        if let (Some(seq), Some(waiter)) = (seq, waiter) {
             if let Err(e) = waiter.wait(seq).await {
                 tracing::error!(client = self.info.id, error = %e, "AOF write failed: closing without replies");
                 return false;
