@@ -7,7 +7,10 @@
 # 1. The master's cost: per round, a fresh master alone, then a fresh master with two replicas
 #    attached (link up), each running redis-benchmark CL.THROTTLE (-c 50 -P P, random keys among
 #    100,000, burst 100 so nearly every call is an admission, i.e. a replicated effect). Prints
-#    requests/s of both and, at the end, the medians and the cost (1 - with/without).
+#    requests/s of both and, at the end, the medians and the cost (1 - with/without); and the
+#    master's CPU time per request (from /proc/PID/stat, until both replicas caught up) alone
+#    and with the replicas, which on a machine whose cores the replicas share is the master's
+#    own cost of feeding them.
 # 2. Replication throughput: in the rounds with replicas, the effects admitted (limiter_allowed)
 #    divided by the time from the start of the benchmark until both replicas acknowledged the
 #    master's final offset (slave_repl_offset equal to master_repl_offset).
@@ -52,15 +55,22 @@ bench() {
     CL.THROTTLE 'user:__rand_int__' 100 1000 60 | tail -1 | cut -d, -f2 | tr -d '"'
 }
 now() { date +%s.%N; }
+# The master's CPU time (user + system, clock ticks) from /proc: its cost per request does not
+# depend on what else shares the cores (here: the two replicas and redis-benchmark).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+us_per_req() { python3 -c "print(round(($2 - $1) / $HZ * 1e6 / $N, 3))"; }
 
 for ((rep = 1; rep <= REPS; rep++)); do
   m=$(free_port); start "$m"
+  c0=$(ticks "${PIDS[0]}")
   alone=$(bench "$m")
+  cpu_alone=$(us_per_req "$c0" "$(ticks "${PIDS[0]}")")
   stop_all
   m=$(free_port); r1=$(free_port); r2=$(free_port)
   start "$m"; start "$r1" "$m"; start "$r2" "$m"
   wait_link "$r1"; wait_link "$r2"
-  t0=$(now)
+  t0=$(now); c0=$(ticks "${PIDS[0]}")
   with=$(bench "$m")
   target=$(field "$m" replication master_repl_offset)
   for r in "$r1" "$r2"; do
@@ -69,11 +79,11 @@ for ((rep = 1; rep <= REPS; rep++)); do
       sleep 0.01
     done
   done
-  t1=$(now)
+  t1=$(now); cpu_with=$(us_per_req "$c0" "$(ticks "${PIDS[0]}")")
   effects=$(field "$m" stats limiter_allowed)
   eps=$(python3 -c "print(round($effects / ($t1 - $t0)))")
-  echo "round $rep: alone $alone rps, with 2 replicas $with rps, $effects effects replicated to both in $(python3 -c "print(round($t1 - $t0, 2))") s = $eps effects/s, stream $target bytes" | tee -a "$OUT/runs"
-  echo "$alone $with $eps" >>"$OUT/nums"
+  echo "round $rep: alone $alone rps, with 2 replicas $with rps, $effects effects replicated to both in $(python3 -c "print(round($t1 - $t0, 2))") s = $eps effects/s, stream $target bytes; master CPU per request alone $cpu_alone us, with 2 replicas $cpu_with us" | tee -a "$OUT/runs"
+  echo "$alone $with $eps $cpu_alone $cpu_with" >>"$OUT/nums"
   stop_all
 done
 [ "$REPS" -gt 0 ] && python3 - "$OUT/nums" <<'PY'
@@ -82,6 +92,8 @@ rows = [list(map(float, l.split())) for l in open(sys.argv[1])]
 a = statistics.median(r[0] for r in rows); w = statistics.median(r[1] for r in rows)
 e = statistics.median(r[2] for r in rows)
 print(f"median: alone {a:.0f} rps, with 2 replicas {w:.0f} rps, ratio with/alone {w / a:.3f}, cost {100 * (1 - w / a):.1f}% (target <= 15%), replication {e:.0f} effects/s")
+ca = statistics.median(r[3] for r in rows); cw = statistics.median(r[4] for r in rows)
+print(f"median master CPU per request: alone {ca:.3f} us, with 2 replicas {cw:.3f} us, the master's own cost {100 * (cw / ca - 1):.1f}% (target <= 15%)")
 PY
 
 # 3. A full sync of KEYS keys (one per hour: they stay live for an hour).
