@@ -135,6 +135,10 @@ async fn serve<R: AsyncRead + Unpin, O: Replies>(
     replica.online.store(true, Ordering::Release);
     tracing::info!("Synchronization with replica {name} succeeded");
     let limits = DecodeLimits::UNAUTHENTICATED;
+    // One timer for the whole link (a `sleep` per wake-up would insert and remove a timer
+    // for every batch of effects); it only bounds how long a quiet link waits.
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         if replica.killed.load(Ordering::Acquire) || info.killed.load(Ordering::Relaxed) {
             return "disconnected (role change or CLIENT KILL)".into();
@@ -142,6 +146,10 @@ async fn serve<R: AsyncRead + Unpin, O: Replies>(
         let notified = engine.feed.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
+        // Under load the feed grows with every decision: let the workers run the batches
+        // already woken before reading, so one write carries many effects (as Redis writes to
+        // its replicas once per event-loop turn) instead of one wake-up and one write each.
+        tokio::task::yield_now().await;
         loop {
             match engine.feed.read_from(pos, CHUNK) {
                 Err(_) => {
@@ -188,7 +196,7 @@ async fn serve<R: AsyncRead + Unpin, O: Replies>(
             _ = replica.kill.notified() => {}
             _ = info.pubsub.notified() => {}
             _ = async { let _ = stop.wait_for(|s| *s).await; } => return "shutdown".into(),
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tick.tick() => {}
         }
     }
 }
