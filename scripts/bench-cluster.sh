@@ -11,7 +11,9 @@
 # `redis-benchmark --cluster` CL.THROTTLE (`user:{tag}:__rand_int__`: redis-benchmark puts a tag
 # of each node's slots in the key), the aggregate figure. (redis-benchmark stops at the first
 # error reply, so it cannot time -MOVED answers; clients cache the map, so a steady load sees
-# none.) Prints every run and the medians. Needs redis-cli and redis-benchmark on PATH.
+# none.) Prints every run and the medians, then the one-node servers' CPU time per request
+# (from /proc/PID/stat), the cost of the slot check that sharing the cores does not blur (take
+# N=1000000 or more for it). Needs redis-cli and redis-benchmark on PATH.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${1:-$ROOT/target/release/limitkv}
@@ -46,16 +48,29 @@ bench() { # name redis-benchmark-args... -> "name requests/s"
     | grep '^"' | tail -1 | cut -d, -f2 | tr -d '"' | sed "s/^/$name /"
 }
 
+# The server's CPU time (user + system, clock ticks) from /proc: its cost per request, which
+# does not move with what else runs on the cores (use N of a million or more: a tick is 10 ms).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+HZ=$(getconf CLK_TCK)
+cpu_bench() { # name pid redis-benchmark-args... -> "name requests/s"; "name us" to $OUT/cpu
+  local name=$1 pid=$2 c0
+  shift 2
+  c0=$(ticks "$pid")
+  bench "$name" "$@"
+  python3 -c "print('$name', round(($(ticks "$pid") - $c0) / $HZ * 1e6 / $N, 3))" >>"$OUT/cpu"
+}
+
 for ((rep = 1; rep <= REPS; rep++)); do
   for mode in off on; do
     enabled=no
     [ "$mode" = on ] && enabled=yes
     start "$OUT/r$rep-$mode" --cluster-enabled "$enabled"
     redis-cli -p "$PORT" POLICY.SET bench RATE 30/1m QUOTA 1000/day >/dev/null
+    pid=${pids[-1]}
     {
-      bench "one-node-cluster-$mode PING" -p "$PORT" PING
-      bench "one-node-cluster-$mode CL.THROTTLE" -p "$PORT" CL.THROTTLE 'user:__rand_int__' 15 30 60
-      bench "one-node-cluster-$mode LIMIT.CHECK" -p "$PORT" LIMIT.CHECK bench 'user:__rand_int__'
+      cpu_bench "one-node-cluster-$mode PING" "$pid" -p "$PORT" PING
+      cpu_bench "one-node-cluster-$mode CL.THROTTLE" "$pid" -p "$PORT" CL.THROTTLE 'user:__rand_int__' 15 30 60
+      cpu_bench "one-node-cluster-$mode LIMIT.CHECK" "$pid" -p "$PORT" LIMIT.CHECK bench 'user:__rand_int__'
     } | tee -a "$OUT/runs"
     stop_all
   done
@@ -84,6 +99,13 @@ done
 
 echo "--- medians over $REPS rounds (requests/s), runs in $OUT/runs"
 awk '{ k = $1 " " $2; v[k] = v[k] " " $3 } END { for (k in v) print k, v[k] }' "$OUT/runs" \
+  | while read -r name cmd values; do
+    median=$(tr ' ' '\n' <<<"$values" | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+    printf '%-28s %-12s %10s   (%s)\n' "$name" "$cmd" "$median" "$values"
+  done | sort
+
+echo "--- server CPU per request, medians over $REPS rounds (microseconds)"
+awk '{ k = $1 " " $2; v[k] = v[k] " " $3 } END { for (k in v) print k, v[k] }' "$OUT/cpu" \
   | while read -r name cmd values; do
     median=$(tr ' ' '\n' <<<"$values" | grep -v '^$' | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
     printf '%-28s %-12s %10s   (%s)\n' "$name" "$cmd" "$median" "$values"
