@@ -325,6 +325,19 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     TABLE.by_name.get(upper(name, &mut buf)?).copied()
 }
 
+/// [`lookup`] through the session's one-entry cache ([`Session::last_spec`]): a pipeline of one
+/// command compares its name instead of uppercasing and hashing it for every request.
+pub fn lookup_for(session: &mut Session, name: &[u8]) -> Option<&'static CommandSpec> {
+    match session.last_spec {
+        Some(last) if last.name.as_bytes().eq_ignore_ascii_case(name) => Some(last),
+        _ => {
+            let spec = lookup(name)?;
+            session.last_spec = Some(spec);
+            Some(spec)
+        }
+    }
+}
+
 /// Finds a subcommand of `parent` by name, ignoring case.
 pub fn lookup_sub(parent: &'static CommandSpec, name: &[u8]) -> Option<&'static CommandSpec> {
     parent
@@ -525,18 +538,11 @@ enum Stage {
 }
 
 fn run(ctx: &mut Ctx<'_>, req: &[Bytes], stage: &mut Stage) -> Result<Frame, CommandError> {
-    let spec = match ctx.session.last_spec {
-        Some(last) if last.name.as_bytes().eq_ignore_ascii_case(&req[0]) => last,
-        _ => {
-            let Some(spec) = lookup(&req[0]) else {
-                if ctx.session.multi.is_some() {
-                    ctx.session.multi_error = true;
-                }
-                return Err(unknown_command(req));
-            };
-            ctx.session.last_spec = Some(spec);
-            spec
+    let Some(spec) = lookup_for(ctx.session, &req[0]) else {
+        if ctx.session.multi.is_some() {
+            ctx.session.multi_error = true;
         }
+        return Err(unknown_command(req));
     };
     *stage = Stage::Rejected((spec.name, None));
     // Redis checks the arity before authentication, and queues inside MULTI after both.

@@ -67,8 +67,8 @@ pub fn takes_token(req: &[Bytes]) -> bool {
 /// holds scripting commands. A worker thread therefore never waits for the token nor runs a
 /// script, and is always free to answer `BUSY` and serve `SCRIPT KILL`, whatever the number
 /// of workers.
-pub fn runs_lua(session: &Session, req: &[Bytes]) -> bool {
-    let Some(spec) = lookup(&req[0]) else {
+pub fn runs_lua(session: &mut Session, req: &[Bytes]) -> bool {
+    let Some(spec) = super::lookup_for(session, &req[0]) else {
         return false;
     };
     if let Some(queue) = &session.multi {

@@ -396,7 +396,7 @@ impl Client {
     /// script runs, as RESP connections do; a request that runs Lua runs on a blocking-pool
     /// thread, as on a RESP connection (see `server::connection`).
     async fn dispatch(&mut self, req: &[Bytes]) -> Frame {
-        let lua = runs_lua(&self.session, req);
+        let lua = runs_lua(&mut self.session, req);
         let gated = if lua {
             None
         } else {
