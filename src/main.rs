@@ -14,59 +14,70 @@ use limitkv::config::Config;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's process figures (`mi_process_info`), in its order: elapsed, user and system
+/// milliseconds, current and peak RSS, current and peak commit, page faults.
+struct ProcessInfo {
+    elapsed: usize,
+    user: usize,
+    system: usize,
+    rss: usize,
+    peak_rss: usize,
+    commit: usize,
+    peak_commit: usize,
+    faults: usize,
+}
+
+/// Reads [`ProcessInfo`]. This FFI call is the reason main.rs (not the library, which forbids
+/// unsafe code) reads the allocator's statistics.
+fn process_info() -> ProcessInfo {
+    let mut i = ProcessInfo {
+        elapsed: 0,
+        user: 0,
+        system: 0,
+        rss: 0,
+        peak_rss: 0,
+        commit: 0,
+        peak_commit: 0,
+        faults: 0,
+    };
+    // SAFETY: mi_process_info only writes through the eight pointers, each to a live field of
+    // the local `i`; it has no other preconditions.
+    #[allow(unsafe_code)]
+    unsafe {
+        libmimalloc_sys::mi_process_info(
+            &mut i.elapsed,
+            &mut i.user,
+            &mut i.system,
+            &mut i.rss,
+            &mut i.peak_rss,
+            &mut i.commit,
+            &mut i.peak_commit,
+            &mut i.faults,
+        );
+    }
+    i
+}
+
 /// mimalloc's own figures for `INFO memory` and `maxmemory`: the bytes it has committed for
 /// the program (`used_memory`, what it holds from the OS for live and reusable blocks) and
 /// their peak; the resident set size comes from /proc (`metrics::memory`).
 fn mimalloc_memory() -> limitkv::metrics::MemoryStats {
-    let (mut elapsed, mut user, mut system) = (0usize, 0usize, 0usize);
-    let (mut rss, mut peak_rss, mut commit, mut peak_commit, mut faults) =
-        (0usize, 0usize, 0usize, 0usize, 0usize);
-    // SAFETY: mi_process_info only writes through the eight pointers, each to a live local
-    // usize of this frame; it has no other preconditions. This FFI call is the reason main.rs
-    // (not the library, which forbids unsafe code) reads the allocator's statistics.
-    #[allow(unsafe_code)]
-    unsafe {
-        libmimalloc_sys::mi_process_info(
-            &mut elapsed,
-            &mut user,
-            &mut system,
-            &mut rss,
-            &mut peak_rss,
-            &mut commit,
-            &mut peak_commit,
-            &mut faults,
-        );
-    }
+    let i = process_info();
     limitkv::metrics::MemoryStats {
-        used: commit as u64,
-        peak: peak_commit as u64,
+        used: i.commit as u64,
+        peak: i.peak_commit as u64,
         rss: 0,
     }
 }
 
 /// `MEMORY MALLOC-STATS`: mimalloc's process figures.
 fn mimalloc_report() -> String {
-    let (mut elapsed, mut user, mut system) = (0usize, 0usize, 0usize);
-    let (mut rss, mut peak_rss, mut commit, mut peak_commit, mut faults) =
-        (0usize, 0usize, 0usize, 0usize, 0usize);
-    // SAFETY: as in `mimalloc_memory`: eight pointers to live locals, nothing else required.
-    #[allow(unsafe_code)]
-    unsafe {
-        libmimalloc_sys::mi_process_info(
-            &mut elapsed,
-            &mut user,
-            &mut system,
-            &mut rss,
-            &mut peak_rss,
-            &mut commit,
-            &mut peak_commit,
-            &mut faults,
-        );
-    }
+    let i = process_info();
     format!(
-        "mimalloc process info\nelapsed_ms: {elapsed}\nuser_ms: {user}\nsystem_ms: {system}\n\
-         current_rss: {rss}\npeak_rss: {peak_rss}\ncurrent_commit: {commit}\n\
-         peak_commit: {peak_commit}\npage_faults: {faults}\n"
+        "mimalloc process info\nelapsed_ms: {}\nuser_ms: {}\nsystem_ms: {}\n\
+         current_rss: {}\npeak_rss: {}\ncurrent_commit: {}\n\
+         peak_commit: {}\npage_faults: {}\n",
+        i.elapsed, i.user, i.system, i.rss, i.peak_rss, i.commit, i.peak_commit, i.faults
     )
 }
 
