@@ -107,23 +107,9 @@ done
 if [ -n "$logdir" ]; then mkdir -p "$logdir" || usage "cannot create $logdir"; else logdir="$scratch/logs"; fi
 logdir="$(cd "$logdir" && pwd)"
 
-# A free loopback port below the kernel's ephemeral range, which bind(0) and outgoing
-# connections never pick, so nothing else takes it before the server binds it.
+# A free loopback port that nothing else can take first (see tests/free_port.py).
 free_port() {
-    python3 - <<'PY'
-import random, socket
-low = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-for port in random.sample(range(10000, max(low, 11000)), 200):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", port))
-    except OSError:
-        continue
-    finally:
-        s.close()
-    print(port)
-    break
-PY
+    python3 "$root/tests/free_port.py"
 }
 
 # start_server LOG: a limitkv on a free loopback port; sets server_pid and port.
