@@ -5,7 +5,7 @@ use bytes::Bytes;
 
 use crate::clock::Nanos;
 use crate::policy::decide::{RuleState, StateWrite};
-use crate::policy::model::{state_key, tagged_state_key, Applied, Limit};
+use crate::policy::model::{rule_key, Applied, Limit};
 use crate::store::{Entry, Shard, Value};
 
 /// The state a rule key holds, if it is a limiter state; anything else reads as fresh (the
@@ -48,7 +48,7 @@ pub(super) fn write_state(shard: &mut Shard, key: &[u8], w: StateWrite, now: Nan
 }
 
 /// The keys of `rules` for `identity`, under policy `policy`: each rule's per-identity
-/// [`state_key`], except a BREAKER rule's, which is the breaker's own key (shared by every
+/// [`rule_key`], except a BREAKER rule's, which is the breaker's own key (shared by every
 /// identity and by the `BREAKER.*` commands). In cluster mode (`tagged`) a rule key carries the
 /// identity's hash tag, so they share its slot; an identity no tag can express keeps the plain
 /// keys (`cmd::cluster` refuses such identities before they get here).
@@ -62,10 +62,7 @@ pub(super) fn keys_of<'a>(
         .into_iter()
         .map(|a| match &a.rule.limit {
             Limit::Breaker(b) => b.key.clone(),
-            _ => tagged
-                .then(|| tagged_state_key(policy, a.scope, &a.rule.name, identity))
-                .flatten()
-                .unwrap_or_else(|| state_key(policy, a.scope, &a.rule.name, identity)),
+            _ => rule_key(tagged, policy, a.scope, &a.rule.name, identity),
         })
         .collect()
 }

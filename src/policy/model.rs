@@ -1462,11 +1462,22 @@ pub fn warn_key(
     rule: &str,
     identity: &[u8],
 ) -> Bytes {
-    let rule = format!("{rule}#warned");
+    rule_key(tagged, policy, scope, &format!("{rule}#warned"), identity)
+}
+
+/// One rule's state key in this mode's format: [`tagged_state_key`] when `tagged` (cluster
+/// mode) and the identity has a tag, else [`state_key`].
+pub fn rule_key(
+    tagged: bool,
+    policy: &str,
+    scope: Option<&str>,
+    rule: &str,
+    identity: &[u8],
+) -> Bytes {
     tagged
-        .then(|| tagged_state_key(policy, scope, &rule, identity))
+        .then(|| tagged_state_key(policy, scope, rule, identity))
         .flatten()
-        .unwrap_or_else(|| state_key(policy, scope, &rule, identity))
+        .unwrap_or_else(|| state_key(policy, scope, rule, identity))
 }
 
 /// The keyspace key holding one rule's state for one identity:
