@@ -176,6 +176,12 @@ fn sentinel_promotes_a_replica_and_no_acknowledged_decision_is_lost() {
         });
     }
     let sentinel_ports: Vec<u16> = (0..3).map(|_| common::free_port()).collect();
+    // down-after-milliseconds must be well above Sentinel's 1 s reconnect period: after a
+    // `+switch-master`, a Sentinel reconnects to the new master only 1 s after its last attempt
+    // to reach the dead one, yet counts the new master's silence from the switch. With 1000 ms
+    // the freshly promoted master can be marked down before its first PING is even sent, and a
+    // second failover follows (seen in CI: `+sdown` of the new master 1.002 s after
+    // `+switch-master`, `-sdown` 60 ms later). Redis's own Sentinel tests use 2000 ms.
     for (i, sp) in sentinel_ports.iter().enumerate() {
         let conf = dir.join(format!("sentinel{i}.conf"));
         std::fs::write(
@@ -183,7 +189,7 @@ fn sentinel_promotes_a_replica_and_no_acknowledged_decision_is_lost() {
             format!(
                 "port {sp}\nbind 127.0.0.1\ndir {}\n\
                  sentinel monitor mymaster 127.0.0.1 {m} 2\n\
-                 sentinel down-after-milliseconds mymaster 1000\n\
+                 sentinel down-after-milliseconds mymaster 3000\n\
                  sentinel failover-timeout mymaster 6000\n\
                  sentinel parallel-syncs mymaster 2\n",
                 dir.display()
