@@ -63,32 +63,44 @@ pub fn encode(frame: &Frame, version: RespVersion, out: &mut BytesMut) {
     }
 }
 
-/// Formats a double the way Redis does for RESP3 `,` replies and RESP2 bulk doubles:
-/// `inf`, `-inf`, `nan`, otherwise the shortest representation that round-trips, in `%g`'s
-/// layout: an exponent (`1.7976931348623157e+308`, `1e-05`) when it is below -4 or at least 17.
+/// Formats a double the way Redis 7.0 does for RESP3 `,` replies and RESP2 bulk doubles
+/// (`addReplyDouble`): `inf`, `-inf`, `nan`, otherwise C's `%.17g`: 17 significant digits,
+/// trailing zeros dropped, in fixed notation unless the exponent is below -4 or at least 17
+/// (`0.10000000000000001`, `1.5`, `3`, `1e+17`, `1.0000000000000001e-05`). Redis 7.2 prints
+/// the shortest round-trip text instead; Redis 7.0 is the reference here (its own test suite
+/// compares `ZSCORE` replies as text).
 pub fn format_double(d: f64) -> String {
     if d.is_nan() {
-        "nan".to_owned()
-    } else if d.is_infinite() {
-        if d > 0.0 { "inf" } else { "-inf" }.to_owned()
-    } else if d != 0.0 && (d.abs() >= 1e17 || d.abs() < 1e-4) {
-        // Rust writes `1e-5`; `%g` writes a sign and at least two exponent digits.
-        let text = format!("{d:e}");
-        match text.split_once('e') {
-            Some((mantissa, exp)) => {
-                let (sign, digits) = match exp.strip_prefix('-') {
-                    Some(digits) => ('-', digits),
-                    None => ('+', exp),
-                };
-                format!("{mantissa}e{sign}{digits:0>2}")
-            }
-            None => text,
-        }
-    } else if d == d.trunc() {
-        // Integral values print without a fractional part, as Redis's %.17g does.
-        format!("{}", d as i64)
+        return "nan".to_owned();
+    }
+    if d.is_infinite() {
+        return if d > 0.0 { "inf" } else { "-inf" }.to_owned();
+    }
+    // `{:.16e}` rounds to 17 significant digits exactly as C's `%.16e` does; `%g` takes its
+    // exponent from that conversion (so a value that rounds up to the next power of ten uses
+    // the rounded exponent).
+    let sci = format!("{d:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    if !(-4..17).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!(
+            "{}e{sign}{:02}",
+            trim_fraction(mantissa),
+            exp.unsigned_abs()
+        )
     } else {
-        format!("{d}")
+        let decimals = usize::try_from(16 - exp).unwrap_or(0);
+        trim_fraction(&format!("{d:.decimals$}")).to_owned()
+    }
+}
+
+/// `%g`'s removal of trailing zeros (and of a trailing decimal point) from a fraction.
+fn trim_fraction(text: &str) -> &str {
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        text
     }
 }
 
@@ -325,10 +337,34 @@ mod tests {
             enc(&Frame::Double(f64::MAX), Resp3),
             ",1.7976931348623157e+308\r\n"
         );
-        assert_eq!(format_double(1e17), "1e+17");
-        assert_eq!(format_double(-2.5e-7), "-2.5e-07");
-        assert_eq!(format_double(0.0001), "0.0001");
-        assert_eq!(format_double(123456789.5), "123456789.5");
+    }
+
+    #[test]
+    fn doubles_print_as_c_printf_percent_17g() {
+        // Expected texts printed by glibc's printf("%.17g") for the same doubles.
+        let cases: [(f64, &str); 18] = [
+            (0.1, "0.10000000000000001"),
+            (1.5, "1.5"),
+            (3.0, "3"),
+            (1e17, "1e+17"),
+            (-2.5e-7, "-2.4999999999999999e-07"),
+            (0.0001, "0.0001"),
+            (123456789.5, "123456789.5"),
+            (0.076761760319006514, "0.076761760319006514"),
+            (1e16, "10000000000000000"),
+            (12345678901234567.0, "12345678901234568"),
+            (99999999999999999.0, "1e+17"),
+            (-0.0, "-0"),
+            (f64::MAX, "1.7976931348623157e+308"),
+            (5e-324, "4.9406564584124654e-324"),
+            (0.3, "0.29999999999999999"),
+            (2.0 / 3.0, "0.66666666666666663"),
+            (1e-5, "1.0000000000000001e-05"),
+            (123.456, "123.456"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(format_double(d), want, "{d:e}");
+        }
     }
 
     #[test]
