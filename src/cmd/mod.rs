@@ -25,6 +25,7 @@ pub mod gcra;
 pub mod hashes;
 pub mod info;
 pub mod keys;
+pub mod keyspace_events;
 pub mod latency;
 pub mod lease;
 pub mod limiter;
@@ -663,7 +664,7 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes], stage: &mut Stage) -> Result<Frame, Com
         monitor::feed(ctx, req, monitor::Origin::Client);
     }
     let started = std::time::Instant::now();
-    let reply = (spec.handler)(ctx, req);
+    let reply = keyspace_events::run_handler(ctx, spec, req);
     let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     if monitored && !checked.has(flags::SKIP_MONITOR) {
         monitor::feed(ctx, req, monitor::Origin::Client);
