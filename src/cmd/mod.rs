@@ -22,6 +22,7 @@ pub mod docs;
 pub mod fastpath;
 pub mod functions;
 pub mod gcra;
+pub mod hash_fields;
 pub mod hashes;
 pub mod info;
 pub mod keys;
@@ -235,7 +236,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 45] {
+pub fn families() -> [&'static [CommandSpec]; 46] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -282,6 +283,7 @@ pub fn families() -> [&'static [CommandSpec]; 45] {
         monitor::COMMANDS,
         latency::COMMANDS,
         memory_cmd::COMMANDS,
+        hash_fields::COMMANDS,
     ]
 }
 
