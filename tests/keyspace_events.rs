@@ -360,3 +360,27 @@ async fn the_redis_crate_receives_keyspace_events_as_resp3_pushes() {
     );
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn move_publishes_in_both_databases() {
+    let server = TestServer::start().await;
+    let mut c = server.raw().await;
+    config_set(&mut c, "Eg").await;
+    c.cmd(&["SET", "k", "v"]).await;
+    let mut sub = subscriber(&server).await;
+    assert_eq!(c.cmd(&["MOVE", "k", "1"]).await, Reply::Int(1));
+    c.cmd(&["COPY", "k", "k", "DB", "0"]).await; // nothing in db 0 to copy: no event
+    c.cmd(&["SELECT", "1"]).await;
+    assert_eq!(c.cmd(&["COPY", "k", "k2", "DB", "0"]).await, Reply::Int(1));
+    expect(
+        &mut sub,
+        &mut c,
+        &[
+            ("__keyevent@0__:move_from", "k"),
+            ("__keyevent@1__:move_to", "k"),
+            ("__keyevent@0__:copy_to", "k2"),
+        ],
+    )
+    .await;
+    server.stop().await.unwrap();
+}

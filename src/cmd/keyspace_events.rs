@@ -66,6 +66,7 @@ fn moved(src: &Bytes, dst: &Bytes, from_left: bool, to_left: bool) -> EventSpec 
             (src.clone(), keep(N::LIST, pop)),
             (dst.clone(), keep(N::LIST, push)),
         ],
+        other_db: None,
     }
 }
 
@@ -122,10 +123,17 @@ pub fn spec_for(spec: &CommandSpec, req: &[Bytes]) -> EventSpec {
                 (req[1].clone(), same(N::GENERIC, "rename_from")),
                 (req[2].clone(), same(N::GENERIC, "rename_to")),
             ],
+            other_db: None,
         },
         "COPY" => S {
             all: None,
             by_key: vec![(req[2].clone(), same(N::GENERIC, "copy_to"))],
+            other_db: Some(same(N::GENERIC, "copy_to")),
+        },
+        "MOVE" => S {
+            all: None,
+            by_key: vec![(req[1].clone(), same(N::GENERIC, "move_from"))],
+            other_db: Some(same(N::GENERIC, "move_to")),
         },
         "SORT" => all(store(N::LIST, "sortstore")),
         "LPUSH" | "LPUSHX" => all(same(N::LIST, "lpush")),
@@ -159,6 +167,7 @@ pub fn spec_for(spec: &CommandSpec, req: &[Bytes]) -> EventSpec {
                 (req[1].clone(), keep(N::SET, "srem")),
                 (req[2].clone(), same(N::SET, "sadd")),
             ],
+            other_db: None,
         },
         "SINTERSTORE" => all(store(N::SET, "sinterstore")),
         "SUNIONSTORE" => all(store(N::SET, "sunionstore")),

@@ -18,6 +18,7 @@ pub mod connection;
 pub mod context;
 pub mod cost;
 pub mod counters;
+pub mod db_move;
 pub mod docs;
 pub mod fastpath;
 pub mod functions;
@@ -236,7 +237,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 46] {
+pub fn families() -> [&'static [CommandSpec]; 47] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -284,6 +285,7 @@ pub fn families() -> [&'static [CommandSpec]; 46] {
         latency::COMMANDS,
         memory_cmd::COMMANDS,
         hash_fields::COMMANDS,
+        db_move::COMMANDS,
     ]
 }
 

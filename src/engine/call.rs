@@ -12,7 +12,7 @@ use crate::metrics::LocalStats;
 use crate::persist::{record, Feed, Record, Seq, Writer};
 use crate::store::{MultiGuard, Shard, Store};
 
-use super::notify::EventSpec;
+use super::notify::{Change, EventSpec};
 use super::Engine;
 
 /// One command's access to the engine: which database, the time it runs at (read once), the
@@ -91,7 +91,12 @@ impl<'c, 'g> Call<'c, 'g> {
                 if let Some((spec, engine, db)) = notify {
                     report_expired(engine, db, shard);
                     let live = shard.get(key, now).is_some();
-                    spec.publish(engine, db, key, live, !existed);
+                    let change = Change {
+                        live,
+                        created: !existed,
+                        foreign: false,
+                    };
+                    spec.publish(engine, db, key, change);
                 }
             }
             r
@@ -131,8 +136,12 @@ impl<'c, 'g> Call<'c, 'g> {
             }
             if let Some(spec) = self.events {
                 report_expired(self.engine, db, &mut shard);
-                let live = shard.get(key, self.now).is_some();
-                spec.publish(self.engine, db, key, live, !existed);
+                let change = Change {
+                    live: shard.get(key, self.now).is_some(),
+                    created: !existed,
+                    foreign: db != self.db,
+                };
+                spec.publish(self.engine, db, key, change);
             }
         }
         Some(r)
@@ -234,7 +243,12 @@ impl<'c, 'g> Call<'c, 'g> {
                             .iter()
                             .position(|x| x.as_ref() == k)
                             .is_some_and(|i| !existed[i]);
-                        spec.publish(engine, dbi, k, live, created);
+                        let change = Change {
+                            live,
+                            created,
+                            foreign: false,
+                        };
+                        spec.publish(engine, dbi, k, change);
                     }
                 });
             }

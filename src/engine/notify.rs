@@ -77,6 +77,9 @@ pub struct EventSpec {
     pub all: Option<KeyEvents>,
     /// Per-key events; a key named twice publishes both, in order.
     pub by_key: Vec<(Bytes, KeyEvents)>,
+    /// The events of a key changed in another database than the command's (`MOVE`'s and
+    /// `COPY ... DB`'s destination); none when `None`.
+    pub other_db: Option<KeyEvents>,
 }
 
 impl EventSpec {
@@ -84,16 +87,28 @@ impl EventSpec {
     pub fn all(events: KeyEvents) -> EventSpec {
         EventSpec {
             all: Some(events),
-            by_key: Vec::new(),
+            ..EventSpec::default()
         }
     }
 
     /// Publishes the events of `key`, which the command changed; `live` tells whether it
-    /// holds a value now, `created` whether it held none before (`new`, with class `n`).
-    pub fn publish(&self, engine: &Engine, db: usize, key: &[u8], live: bool, created: bool) {
+    /// holds a value now, `created` whether it held none before (`new`, with class `n`),
+    /// `foreign` whether `db` is another database than the command's.
+    pub fn publish(&self, engine: &Engine, db: usize, key: &[u8], change: Change) {
         let flags = engine.notify_flags();
+        let Change {
+            live,
+            created,
+            foreign,
+        } = change;
         if created && live {
             publish(&engine.pubsub, flags, db, NotifyFlags::NEW, "new", key);
+        }
+        if foreign {
+            if let Some(ev) = &self.other_db {
+                publish_one(engine, flags, db, ev, key, live);
+            }
+            return;
         }
         let mut named = self.by_key.iter().filter(|(k, _)| k == key).peekable();
         if named.peek().is_some() {
@@ -104,6 +119,17 @@ impl EventSpec {
             publish_one(engine, flags, db, ev, key, live);
         }
     }
+}
+
+/// What became of a changed key, for [`EventSpec::publish`].
+#[derive(Debug, Clone, Copy)]
+pub struct Change {
+    /// The key holds a value now.
+    pub live: bool,
+    /// It held none before.
+    pub created: bool,
+    /// It is in another database than the command's.
+    pub foreign: bool,
 }
 
 fn publish_one(engine: &Engine, flags: u32, db: usize, ev: &KeyEvents, key: &[u8], live: bool) {
