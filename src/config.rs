@@ -9,10 +9,12 @@ use clap::Parser;
 use crate::persist::FsyncPolicy;
 use thiserror::Error;
 
+mod notify;
 mod repl;
 pub mod rewrite;
 mod values;
 mod webhook;
+pub use notify::NotifyFlags;
 pub use repl::{parse_replicaof, ReplConfig, MUTABLE as REPL_MUTABLE};
 pub use values::{
     parse_tls_protocols, EncodingLimits, MaxmemoryPolicy, OutputBufferLimit, OutputBufferLimits,
@@ -195,6 +197,8 @@ pub struct Config {
     pub tls_protocols: String,
     /// Redis's encoding thresholds (reported and settable; no storage effect).
     pub encoding: EncodingLimits,
+    /// Which keyspace notifications are published (`notify-keyspace-events`, default none).
+    pub notify_keyspace_events: NotifyFlags,
     /// Memory limit in bytes (0 = none): over it, commands that may grow memory are refused
     /// with `-OOM` (`maxmemory`).
     pub maxmemory: u64,
@@ -271,6 +275,7 @@ impl Default for Config {
             tls_auth_clients: TlsAuthClients::Yes,
             tls_protocols: String::new(),
             encoding: EncodingLimits::default(),
+            notify_keyspace_events: NotifyFlags::default(),
             maxmemory: 0,
             maxmemory_policy: MaxmemoryPolicy::NoEviction,
             maxmemory_samples: 5,
@@ -743,6 +748,7 @@ impl Config {
             }
             "cluster-config-file" => return Err(bad()),
             n if EncodingLimits::knows(n) => self.encoding.set(n, value)?,
+            "notify-keyspace-events" => self.notify_keyspace_events = NotifyFlags::parse(value)?,
             "policy-events-allowed-sample" => {
                 let f: f64 = value.trim().parse().map_err(|_| bad())?;
                 if !(0.0..=1.0).contains(&f) {

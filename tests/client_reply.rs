@@ -32,3 +32,26 @@ async fn client_reply_off_and_skip_suppress_replies_but_commands_run() {
     assert!(c.stays_silent(std::time::Duration::from_millis(20)).await);
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn pubsub_confirmations_and_messages_are_written_even_with_replies_off() {
+    let server = TestServer::start().await;
+    for resp3 in [false, true] {
+        let mut c = server.raw().await;
+        if resp3 {
+            c.cmd(&["HELLO", "3"]).await;
+        }
+        let mut publisher = server.raw().await;
+        // Redis 7.0 writes every Pub/Sub push whatever CLIENT REPLY says.
+        let mut batch = common::resp(&["CLIENT", "REPLY", "OFF"]);
+        batch.extend(common::resp(&["SUBSCRIBE", "ch"]));
+        let kind = if resp3 { ">" } else { "*" };
+        let confirm = format!("{kind}3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n");
+        assert_eq!(c.exchange(&batch, 1).await, confirm.as_bytes());
+        assert_eq!(publisher.cmd(&["PUBLISH", "ch", "hi"]).await, Reply::Int(1));
+        let message = format!("{kind}3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$2\r\nhi\r\n");
+        let got = c.read_replies_raw(1).await.1;
+        assert_eq!(got, message.as_bytes());
+    }
+    server.stop().await.unwrap();
+}

@@ -172,7 +172,10 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
             .to_owned(),
         ),
         ("cluster-config-file", cfg.cluster_config_file.clone()),
-        ("notify-keyspace-events", String::new()),
+        (
+            "notify-keyspace-events",
+            cfg.notify_keyspace_events.render(),
+        ),
         (
             "client-output-buffer-limit",
             cfg.client_output_buffer_limit.render(),
@@ -315,6 +318,7 @@ const MUTABLE: &[&str] = &[
     "slowlog-max-len",
     "latency-monitor-threshold",
     "appendfsync",
+    "notify-keyspace-events",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
@@ -441,6 +445,9 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
         // while it is `always` (server::replies reads it per batch).
         w.set_policy(next.appendfsync);
     }
+    ctx.shared
+        .engine
+        .set_notify_flags(next.notify_keyspace_events);
     *ctx.shared.engine.config.write() = next;
     let before = ctx
         .shared

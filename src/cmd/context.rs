@@ -364,6 +364,9 @@ pub struct Session {
     /// The last AOF record this connection's commands appended; replies wait until it is
     /// acknowledged.
     pub aof_seq: Option<Seq>,
+    /// The keyspace events of the write command running, while notifications are on
+    /// (set around the handler by [`super::keyspace_events::run_handler`]).
+    pub events: Option<Box<crate::engine::notify::EventSpec>>,
     /// Commands queued since `MULTI`, or `None` outside a transaction.
     pub multi: Option<Vec<Vec<Bytes>>>,
     /// Set by a blocking command that found nothing: the connection blocks the client on it
@@ -487,6 +490,7 @@ impl Session {
             over_maxmemory: false,
             db: 0,
             aof_seq: None,
+            events: None,
             multi: None,
             block: None,
             reply_mode: ReplyMode::On,
@@ -578,6 +582,7 @@ impl<'a> Ctx<'a> {
             locked: self.locked.as_mut(),
             stats: &mut self.session.stats,
             aof_seq: &mut self.session.aof_seq,
+            events: self.session.events.as_deref(),
         }
     }
 

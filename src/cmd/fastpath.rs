@@ -192,7 +192,7 @@ macro_rules! spec {
 fn call_args(ctx: &mut Ctx<'_>, spec: &CommandSpec, req: &[Bytes]) -> Frame {
     debug_assert!(spec.arity_ok(req.len()));
     ctx.session.stats.commands += 1;
-    match (spec.handler)(ctx, req) {
+    match super::keyspace_events::run_handler(ctx, spec, req) {
         Ok(f) => f,
         Err(e) => e.to_frame(),
     }

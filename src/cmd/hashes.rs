@@ -143,7 +143,7 @@ pub const COMMANDS: &[CommandSpec] = &[
 ];
 
 /// The hash at `key` for reading: `Ok(None)` if absent, `WrongType` for other kinds.
-fn read<'s>(
+pub(super) fn read<'s>(
     s: &'s mut Shard,
     key: &[u8],
     now: Nanos,
@@ -157,7 +157,12 @@ fn read<'s>(
 
 /// The hash at `key` for writing, created empty if absent. Call only after [`read`] succeeded:
 /// a mutable access marks the key changed, and the caller must leave the hash non-empty.
-fn write<'s>(s: &'s mut Shard, key: &[u8], now: Nanos, exists: bool) -> &'s mut HashValue {
+pub(super) fn write<'s>(
+    s: &'s mut Shard,
+    key: &[u8],
+    now: Nanos,
+    exists: bool,
+) -> &'s mut HashValue {
     if !exists {
         s.insert(key, Entry::new(Value::Hash(Box::default())));
     }
@@ -168,7 +173,7 @@ fn write<'s>(s: &'s mut Shard, key: &[u8], now: Nanos, exists: bool) -> &'s mut 
 }
 
 /// Copied so the keyspace never pins a connection's read buffer.
-fn owned(b: &[u8]) -> Bytes {
+pub(super) fn owned(b: &[u8]) -> Bytes {
     Bytes::copy_from_slice(b)
 }
 

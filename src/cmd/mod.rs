@@ -18,13 +18,16 @@ pub mod connection;
 pub mod context;
 pub mod cost;
 pub mod counters;
+pub mod db_move;
 pub mod docs;
 pub mod fastpath;
 pub mod functions;
 pub mod gcra;
+pub mod hash_fields;
 pub mod hashes;
 pub mod info;
 pub mod keys;
+pub mod keyspace_events;
 pub mod latency;
 pub mod lease;
 pub mod limiter;
@@ -234,7 +237,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 45] {
+pub fn families() -> [&'static [CommandSpec]; 47] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -281,6 +284,8 @@ pub fn families() -> [&'static [CommandSpec]; 45] {
         monitor::COMMANDS,
         latency::COMMANDS,
         memory_cmd::COMMANDS,
+        hash_fields::COMMANDS,
+        db_move::COMMANDS,
     ]
 }
 
@@ -663,7 +668,7 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes], stage: &mut Stage) -> Result<Frame, Com
         monitor::feed(ctx, req, monitor::Origin::Client);
     }
     let started = std::time::Instant::now();
-    let reply = (spec.handler)(ctx, req);
+    let reply = keyspace_events::run_handler(ctx, spec, req);
     let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
     if monitored && !checked.has(flags::SKIP_MONITOR) {
         monitor::feed(ctx, req, monitor::Origin::Client);

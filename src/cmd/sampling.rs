@@ -137,7 +137,7 @@ pub fn distinct(n: usize, k: usize) -> Vec<usize> {
 
 /// A count as SRANDMEMBER and ZRANDMEMBER read it: any integer but `i64::MIN`, negative meaning
 /// "with repetition".
-fn signed_count(arg: &[u8]) -> Result<i64, CommandError> {
+pub(super) fn signed_count(arg: &[u8]) -> Result<i64, CommandError> {
     match super::args::parse_i64(arg) {
         None => Err(CommandError::NotAnInteger),
         Some(i64::MIN) => Err(CommandError::other(
@@ -152,7 +152,7 @@ fn signed_count(arg: &[u8]) -> Result<i64, CommandError> {
 
 /// The indexes to return for `count` of `len` elements: distinct ones, all of them in order
 /// when `count >= len`, or independent draws for a negative count.
-fn picks(len: usize, count: i64) -> Vec<usize> {
+pub(super) fn picks(len: usize, count: i64) -> Vec<usize> {
     if count < 0 {
         let k = count.unsigned_abs() as usize; // at most MAX_REPEATED_DRAWS
         return (0..k).map(|_| below(len)).collect();

@@ -269,7 +269,7 @@ fn call_from_script(
     };
     ctx.session.stats.commands += 1;
     ctx.session.in_script = true;
-    let reply = match (spec.handler)(ctx, req) {
+    let reply = match super::keyspace_events::run_handler(ctx, spec, req) {
         Ok(frame) => frame,
         Err(e) => e.to_frame(),
     };

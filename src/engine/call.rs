@@ -7,10 +7,12 @@
 use std::sync::Arc;
 
 use crate::clock::Nanos;
+use crate::config::NotifyFlags;
 use crate::metrics::LocalStats;
 use crate::persist::{record, Feed, Record, Seq, Writer};
 use crate::store::{MultiGuard, Shard, Store};
 
+use super::notify::{Change, EventSpec};
 use super::Engine;
 
 /// One command's access to the engine: which database, the time it runs at (read once), the
@@ -29,6 +31,8 @@ pub struct Call<'c, 'g> {
     /// The last AOF record this call appended (a reply waits until it is durable under
     /// `appendfsync always`).
     pub aof_seq: &'c mut Option<Seq>,
+    /// The keyspace events of the command's changes, while notifications are on.
+    pub events: Option<&'c EventSpec>,
 }
 
 impl<'c, 'g> Call<'c, 'g> {
@@ -47,6 +51,7 @@ impl<'c, 'g> Call<'c, 'g> {
             locked: None,
             stats,
             aof_seq,
+            events: None,
         }
     }
 
@@ -72,14 +77,26 @@ impl<'c, 'g> Call<'c, 'g> {
         let db = self.store();
         let journal = Journal::new(self.engine, self.db, self.now);
         let (stats, aof_seq, now) = (&mut *self.stats, &mut *self.aof_seq, self.now);
+        let notify = self.events.map(|spec| (spec, self.engine, self.db));
         let run = |shard: &mut Shard| {
             shard.take_dirty();
+            let existed = notify.is_some() && shard.get(key, now).is_some();
             let r = f(shard);
             if shard.take_dirty() {
                 stats.dirty += 1;
                 journal.key(shard, key, aof_seq);
                 if db.watchers.active() {
                     db.watchers.touch(key, shard.get(key, now).is_some());
+                }
+                if let Some((spec, engine, db)) = notify {
+                    report_expired(engine, db, shard);
+                    let live = shard.get(key, now).is_some();
+                    let change = Change {
+                        live,
+                        created: !existed,
+                        foreign: false,
+                    };
+                    spec.publish(engine, db, key, change);
                 }
             }
             r
@@ -107,6 +124,7 @@ impl<'c, 'g> Call<'c, 'g> {
         let journal = Journal::new(self.engine, db, self.now);
         let mut shard = store.lock(key);
         shard.take_dirty();
+        let existed = self.events.is_some() && shard.get(key, self.now).is_some();
         let r = f(&mut shard);
         if shard.take_dirty() {
             self.stats.dirty += 1;
@@ -115,6 +133,15 @@ impl<'c, 'g> Call<'c, 'g> {
                 store
                     .watchers
                     .touch(key, shard.get(key, self.now).is_some());
+            }
+            if let Some(spec) = self.events {
+                report_expired(self.engine, db, &mut shard);
+                let change = Change {
+                    live: shard.get(key, self.now).is_some(),
+                    created: !existed,
+                    foreign: db != self.db,
+                };
+                spec.publish(self.engine, db, key, change);
             }
         }
         Some(r)
@@ -176,10 +203,19 @@ impl<'c, 'g> Call<'c, 'g> {
         let db = self.store();
         let journal = Journal::new(self.engine, self.db, self.now);
         let (stats, aof_seq, now) = (&mut *self.stats, &mut *self.aof_seq, self.now);
+        let notify = self.events.map(|spec| (spec, self.engine, self.db));
         let run = |g: &mut MultiGuard<'_>| {
             for k in keys {
                 g.shard(k.as_ref()).take_dirty();
             }
+            // With notifications on: which keys held a value before (for `new`).
+            let existed: Vec<bool> = match notify {
+                Some(_) => keys
+                    .iter()
+                    .map(|k| g.shard(k.as_ref()).get(k.as_ref(), now).is_some())
+                    .collect(),
+                None => Vec::new(),
+            };
             let (r, t) = f(g);
             let mut changed = false;
             for k in keys {
@@ -190,11 +226,29 @@ impl<'c, 'g> Call<'c, 'g> {
                 // current state is exact either way, since records are full states.
                 stats.dirty += 1;
                 let watched = db.watchers.active();
+                if let Some((_, engine, dbi)) = notify {
+                    for k in keys {
+                        report_expired(engine, dbi, g.shard(k.as_ref()));
+                    }
+                }
                 written(&t, &mut |k| {
                     journal.key(g.shard(k), k, aof_seq);
                     if watched {
                         let live = g.shard(k).get(k, now).is_some();
                         db.watchers.touch(k, live);
+                    }
+                    if let Some((spec, engine, dbi)) = notify {
+                        let live = g.shard(k).get(k, now).is_some();
+                        let created = keys
+                            .iter()
+                            .position(|x| x.as_ref() == k)
+                            .is_some_and(|i| !existed[i]);
+                        let change = Change {
+                            live,
+                            created,
+                            foreign: false,
+                        };
+                        spec.publish(engine, dbi, k, change);
                     }
                 });
             }
@@ -281,6 +335,14 @@ impl Engine {
             *aof_seq = Some(w.append(record));
         }
         self.feed.append_with(|out| record::encode(record, out));
+    }
+}
+
+/// Publishes `expired` for the keys `shard` expired under this lock (before the command's
+/// own events, as Redis's lazy expiry comes before the command's change).
+fn report_expired(engine: &Engine, db: usize, shard: &mut Shard) {
+    for key in shard.take_expired_keys() {
+        engine.notify_key(db, NotifyFlags::EXPIRED, "expired", &key);
     }
 }
 

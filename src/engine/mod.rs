@@ -43,6 +43,7 @@ mod cluster_keys;
 mod error;
 mod events;
 pub mod families;
+pub mod notify;
 mod open;
 mod policy_api;
 mod rules;
@@ -51,7 +52,7 @@ pub mod settle;
 mod tests;
 pub mod usage;
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::RwLock;
@@ -89,7 +90,10 @@ pub struct Engine {
     /// stay unique across restarts, and only grows.
     pub next_lease_id: AtomicU64,
     /// Pub/Sub subscriptions and delivery (`PUBLISH`, and the engine's events).
-    pub pubsub: PubSub,
+    pub pubsub: Arc<PubSub>,
+    /// The `notify-keyspace-events` bits in force, 0 when nothing would be published
+    /// (shared with each database's expiry listener; see [`notify`]).
+    pub notify: Arc<AtomicU32>,
     /// Policies, overrides, access lists, policy events and pending reservations.
     pub policies: Registry,
     /// The usage history (`LIMIT.TOP`, `LIMIT.HISTORY`, the dashboard).
@@ -106,15 +110,30 @@ impl Engine {
     /// time from `clock`. Nothing is loaded or started: see [`Engine::open`].
     pub fn new(config: Config, clock: Arc<dyn Clock>) -> Engine {
         let now = clock.now();
-        Engine {
+        let pubsub = Arc::new(PubSub::new(
+            config.client_output_buffer_limit.pubsub,
+            clock.clone(),
+        ));
+        let notify = Arc::new(AtomicU32::new(0));
+        let flags = config.notify_keyspace_events;
+        let engine = Engine {
             latency: Arc::new(crate::latency::LatencyMonitor::new(
                 config.latency_monitor_threshold,
             )),
             cluster_keys: config.cluster_enabled,
             dbs: (0..config.databases.max(1))
-                .map(|_| Store::new(config.shards))
+                .map(|db| {
+                    let store = Store::new(config.shards);
+                    store.set_expiry_listener(Arc::new(notify::ExpiredNotifier {
+                        db,
+                        flags: notify.clone(),
+                        pubsub: pubsub.clone(),
+                    }));
+                    store
+                })
                 .collect(),
-            pubsub: PubSub::new(config.client_output_buffer_limit.pubsub, clock.clone()),
+            pubsub,
+            notify,
             usage: usage::Usage::new(config.usage_history, config.usage_history_identities),
             config: RwLock::new(config),
             clock,
@@ -123,7 +142,9 @@ impl Engine {
             next_lease_id: AtomicU64::new(now.as_nanos() / 1000),
             policies: Registry::default(),
             webhooks: Arc::new(crate::webhook::Webhooks::new(now)),
-        }
+        };
+        engine.set_notify_flags(flags);
+        engine
     }
 
     /// An in-memory engine with the default settings on the system clock.

@@ -688,7 +688,9 @@ fn run_batch(
                 if session.blocked.is_some() {
                     return Batch::Task;
                 }
-                if session.reply_mode.take() {
+                // Pub/Sub confirmations are written even under `CLIENT REPLY OFF|SKIP`, as
+                // Redis 7.0 writes every Pub/Sub push (its `CLIENT_PUSHING`).
+                if session.reply_mode.take() || is_pubsub_push(&reply) {
                     encode(&reply, session.resp, wbuf);
                 }
                 if session.close_after_reply {
@@ -716,4 +718,13 @@ fn run_batch(
         );
     }
     Batch::Done
+}
+
+/// A (un)subscribe confirmation (a push, or several written back to back).
+fn is_pubsub_push(reply: &Frame) -> bool {
+    match reply {
+        Frame::Push(_) => true,
+        Frame::Seq(frames) => !frames.is_empty() && frames.iter().all(is_pubsub_push),
+        _ => false,
+    }
 }

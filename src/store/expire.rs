@@ -4,10 +4,19 @@
 //! stopped, so the time a shard stays locked is bounded whatever its size, and every entry is
 //! visited once per full pass. The server calls [`Store::sweep`] from a timer task; the sweep
 //! itself does no I/O and takes `now` from the caller.
+//!
+//! Expired keys, lazily or by the sweep, are also reported to the store's [`ExpiryListener`]
+//! while keyspace notifications want `expired` events: recorded under the shard lock and
+//! reported by the caller (a command, before its own events) or when the lock drops.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
 
 use crate::clock::Nanos;
 
-use super::Store;
+use super::{Shard, Store};
 
 /// What one sweep did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -18,7 +27,52 @@ pub struct SweepStats {
     pub removed: usize,
 }
 
+/// Told of each key that expires (lazily or by the sweep) while [`Store::set_log_expired`] is
+/// on: the engine publishes keyspace notifications (`expired`) through it.
+pub trait ExpiryListener: Send + Sync + std::fmt::Debug {
+    /// `key` expired and was removed.
+    fn expired(&self, key: &[u8]);
+}
+
+impl Shard {
+    /// Counts an expired key being removed and, while notifications want it, records it.
+    pub(super) fn note_expired(&mut self, key: &[u8]) {
+        self.expired += 1;
+        if self.log_expired.load(Ordering::Relaxed) {
+            self.expired_keys.push(Bytes::copy_from_slice(key));
+        }
+    }
+
+    /// The keys expired under this lock and not yet reported (the caller reports them).
+    pub fn take_expired_keys(&mut self) -> Vec<Bytes> {
+        std::mem::take(&mut self.expired_keys)
+    }
+}
+
 impl Store {
+    /// Sets who is told of expired keys (once, when the engine is built).
+    pub fn set_expiry_listener(&self, listener: Arc<dyn ExpiryListener>) {
+        let _ = self.expiry_listener.set(listener);
+    }
+
+    /// Turns the recording of expired keys for the listener on or off.
+    pub fn set_log_expired(&self, on: bool) {
+        self.log_expired.store(on, Ordering::Relaxed);
+    }
+
+    /// Reports the keys `shard` expired and nobody reported yet (a lock being released).
+    pub(super) fn tell_expired(&self, shard: &mut Shard) {
+        if shard.expired_keys.is_empty() {
+            return;
+        }
+        let keys = shard.take_expired_keys();
+        if let Some(l) = self.expiry_listener.get() {
+            for k in &keys {
+                l.expired(k);
+            }
+        }
+    }
+
     /// Examines up to `budget` entries in every shard and removes those expired at `now`.
     /// A shard someone else holds is skipped until the next sweep: the sweep runs on a worker
     /// thread and must not wait behind a long holder (a running Lua script holds its shards
@@ -38,8 +92,8 @@ impl Store {
                 seen += 1;
                 if shard.map.entry(i).is_expired(now) {
                     // The last entry moves into slot i; examine that slot again next.
-                    shard.map.swap_remove_index(i);
-                    shard.expired += 1;
+                    let (key, _) = shard.map.swap_remove_index(i);
+                    shard.note_expired(key.as_slice());
                     stats.removed += 1;
                 } else {
                     shard.sweep_cursor += 1;

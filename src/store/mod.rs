@@ -21,12 +21,14 @@ pub mod watch;
 pub mod zset;
 
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::{Mutex, MutexGuard};
 
 use crate::clock::Nanos;
 pub use entry::{Entry, Value};
+pub use expire::ExpiryListener;
 pub use table::{Key, Table};
 pub use watch::{WatchFlag, Watchers};
 
@@ -43,15 +45,21 @@ pub struct Shard {
     /// Set by every mutation under the current lock ([`Shard::take_dirty`] reads and clears
     /// it): lets the command layer journal and signal only real changes.
     dirty: bool,
+    /// The store's switch: record expired keys in `expired_keys` (keyspace notifications).
+    log_expired: Arc<AtomicBool>,
+    /// Keys expired under the current lock, for `expired` notifications (see [`expire`]).
+    expired_keys: Vec<bytes::Bytes>,
 }
 
 impl Shard {
-    fn new(hasher: Hasher) -> Shard {
+    fn new(hasher: Hasher, log_expired: Arc<AtomicBool>) -> Shard {
         Shard {
             map: Table::new(hasher),
             sweep_cursor: 0,
             expired: 0,
             dirty: false,
+            log_expired,
+            expired_keys: Vec::new(),
         }
     }
 
@@ -83,8 +91,8 @@ impl Shard {
     fn live_index(&mut self, key: &[u8], now: Nanos) -> Option<usize> {
         let idx = self.map.index_of(key)?;
         if self.map.entry(idx).is_expired(now) {
+            self.note_expired(key);
             self.map.swap_remove_index(idx);
-            self.expired += 1;
             return None;
         }
         Some(idx)
@@ -113,7 +121,7 @@ impl Shard {
                 self.map.entry_mut(idx).value = value;
             }
             Some(idx) => {
-                self.expired += 1;
+                self.note_expired(key);
                 match f(None) {
                     Ok(value) => *self.map.entry_mut(idx) = Entry::new(value),
                     Err(e) => {
@@ -144,8 +152,8 @@ impl Shard {
     ) -> R {
         let found = match self.map.find(key) {
             Ok(idx) if self.map.entry(idx).is_expired(now) => {
+                self.note_expired(key);
                 self.map.swap_remove_index(idx);
-                self.expired += 1;
                 // Absent now; the second probe only recovers the hash for the insert (rare).
                 self.map.find(key)
             }
@@ -182,7 +190,7 @@ impl Shard {
     pub fn remove(&mut self, key: &[u8], now: Nanos) -> Option<Entry> {
         let entry = self.map.remove(key)?;
         if entry.is_expired(now) {
-            self.expired += 1;
+            self.note_expired(key);
             return None;
         }
         self.dirty = true;
@@ -194,8 +202,9 @@ impl Shard {
     pub fn key_at(&mut self, idx: usize, now: Nanos) -> Option<bytes::Bytes> {
         let (k, e) = self.map.slot(idx)?;
         if e.is_expired(now) {
+            let k = bytes::Bytes::copy_from_slice(k);
             self.map.swap_remove_index(idx);
-            self.expired += 1;
+            self.note_expired(&k);
             return None;
         }
         Some(bytes::Bytes::copy_from_slice(k))
@@ -262,6 +271,10 @@ pub struct Store {
     expired_total: AtomicU64,
     /// Clients watching keys of this database (`WATCH`).
     pub watchers: Watchers,
+    /// Shared with every shard: record expired keys for the listener.
+    log_expired: Arc<AtomicBool>,
+    /// Told of every key that expires, when `log_expired` is on (keyspace notifications).
+    expiry_listener: OnceLock<Arc<dyn ExpiryListener>>,
 }
 
 impl Store {
@@ -269,8 +282,9 @@ impl Store {
     pub fn new(shards: usize) -> Store {
         let n = shards.max(1).next_power_of_two();
         let hasher = Hasher::default();
+        let log_expired = Arc::new(AtomicBool::new(false));
         let shards = (0..n)
-            .map(|_| Mutex::new(Shard::new(hasher.clone())))
+            .map(|_| Mutex::new(Shard::new(hasher.clone(), log_expired.clone())))
             .collect::<Vec<_>>()
             .into_boxed_slice();
         Store {
@@ -279,6 +293,8 @@ impl Store {
             shift: 64 - n.trailing_zeros(),
             expired_total: AtomicU64::new(0),
             watchers: Watchers::default(),
+            log_expired,
+            expiry_listener: OnceLock::new(),
         }
     }
 
@@ -307,7 +323,7 @@ impl Store {
     pub fn lock_shard(&self, idx: usize) -> ShardGuard<'_> {
         ShardGuard {
             guard: self.shards[idx].lock(),
-            expired_total: &self.expired_total,
+            store: self,
         }
     }
 
@@ -327,7 +343,7 @@ impl Store {
     pub fn try_lock_shard(&self, idx: usize) -> Option<ShardGuard<'_>> {
         Some(ShardGuard {
             guard: self.shards[idx].try_lock()?,
-            expired_total: &self.expired_total,
+            store: self,
         })
     }
 
@@ -339,7 +355,7 @@ impl Store {
     ) -> Option<ShardGuard<'_>> {
         Some(ShardGuard {
             guard: self.shards[idx].try_lock_for(timeout)?,
-            expired_total: &self.expired_total,
+            store: self,
         })
     }
 
@@ -427,7 +443,7 @@ impl MultiGuard<'_> {
 /// A locked shard. On drop, expirations it performed are added to the store's counter.
 pub struct ShardGuard<'a> {
     guard: MutexGuard<'a, Shard>,
-    expired_total: &'a AtomicU64,
+    store: &'a Store,
 }
 
 impl std::ops::Deref for ShardGuard<'_> {
@@ -502,7 +518,8 @@ impl Drop for ShardGuard<'_> {
     fn drop(&mut self) {
         let n = std::mem::take(&mut self.guard.expired);
         if n > 0 {
-            self.expired_total.fetch_add(n, Ordering::Relaxed);
+            self.store.expired_total.fetch_add(n, Ordering::Relaxed);
+            self.store.tell_expired(&mut self.guard);
         }
     }
 }
