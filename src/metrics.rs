@@ -45,11 +45,27 @@ pub struct Metrics {
     /// The last [`memory`] reading's `used` and when it was taken (µs since [`base`]).
     used_memory: AtomicU64,
     used_memory_at_us: AtomicU64,
+    /// Bytes eviction freed (estimated) that the allocator's reading may not show yet (see
+    /// [`Metrics::memory_over_max`]); mirrors `eviction_credit.pending` for a lock-free read.
+    evicted_bytes_pending: AtomicU64,
+    eviction_credit: Mutex<EvictionCredit>,
+    /// Keys removed by eviction (`evicted_keys`).
+    pub evicted_keys: AtomicU64,
     /// Per command (`INFO commandstats`), summed from the connections' tallies once per batch.
     commands: Mutex<BTreeMap<CommandName, CommandStat>>,
     /// Error replies per error code (`INFO errorstats`), disabled once more than
     /// [`ERROR_CODES_MAX`] codes were seen, until `CONFIG RESETSTAT`, as Redis does.
     errors: Mutex<ErrorStats>,
+}
+
+/// What eviction freed that the allocator's reading may not show yet, and the range the
+/// reading moved in since: growth past the highest reading means the freed space was reused,
+/// a drop below the lowest that the allocator gave it back; either uses the credit up.
+#[derive(Debug, Default)]
+struct EvictionCredit {
+    pending: u64,
+    high: u64,
+    low: u64,
 }
 
 #[derive(Debug, Default)]
@@ -365,9 +381,23 @@ impl Metrics {
     /// most once a millisecond (a reading costs a system call); in between, the last reading
     /// stands, so a burst may overshoot the limit by what it allocates in that time.
     pub fn over_maxmemory(&self) -> bool {
+        self.memory_over_max() > 0
+    }
+
+    /// How far the memory in use is over `maxmemory`, in bytes (0 when under it or unset).
+    ///
+    /// The memory in use is the allocator's reading less what eviction freed that the reading
+    /// may not show yet: mimalloc keeps freed blocks committed for reuse, a shard's table keeps
+    /// its slot and index capacity, so right after an eviction the reading barely moves, and
+    /// the next writes reuse the freed space without moving it either. Growth of the reading
+    /// past its highest value since the eviction is taken to use that credit up (the freed
+    /// space was reused), and so is a drop below its lowest (the allocator gave it back); the
+    /// reading's noise in between does not. So the estimate undercounts the memory in use by
+    /// at most one eviction's worth, until the space is reused.
+    pub fn memory_over_max(&self) -> u64 {
         let max = get(&self.maxmemory);
         if max == 0 {
-            return false;
+            return 0;
         }
         let now = u64::try_from(base().elapsed().as_micros()).unwrap_or(u64::MAX);
         let at = get(&self.used_memory_at_us);
@@ -375,11 +405,36 @@ impl Metrics {
             let used = memory().used;
             self.used_memory.store(used, Ordering::Relaxed);
             self.used_memory_at_us.store(now.max(1), Ordering::Relaxed);
+            if get(&self.evicted_bytes_pending) > 0 {
+                let mut c = self.eviction_credit.lock();
+                let moved = used.saturating_sub(c.high) + c.low.saturating_sub(used);
+                c.high = c.high.max(used);
+                c.low = c.low.min(used);
+                c.pending = c.pending.saturating_sub(moved);
+                self.evicted_bytes_pending
+                    .store(c.pending, Ordering::Relaxed);
+            }
             used
         } else {
             get(&self.used_memory)
         };
-        used > max
+        used.saturating_sub(get(&self.evicted_bytes_pending))
+            .saturating_sub(max)
+    }
+
+    /// Records an eviction of `keys` keys estimated to free `bytes`.
+    pub fn count_eviction(&self, keys: u64, bytes: u64) {
+        if keys == 0 {
+            return;
+        }
+        self.evicted_keys.fetch_add(keys, Ordering::Relaxed);
+        let mut c = self.eviction_credit.lock();
+        let reading = get(&self.used_memory);
+        c.pending = c.pending.saturating_add(bytes);
+        c.high = reading;
+        c.low = reading;
+        self.evicted_bytes_pending
+            .store(c.pending, Ordering::Relaxed);
     }
 
     /// Every command's statistics, sorted by name.
@@ -433,6 +488,7 @@ impl Metrics {
             &self.limiter_allowed,
             &self.limiter_denied,
             &self.output_limit_disconnections,
+            &self.evicted_keys,
         ] {
             c.store(0, Ordering::Relaxed);
         }

@@ -384,3 +384,39 @@ async fn move_publishes_in_both_databases() {
     .await;
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_evicting_policy_publishes_evicted_for_each_key_it_removes() {
+    let server = TestServer::start().await;
+    let mut c = server.raw().await;
+    for k in ["e1", "e2", "e3"] {
+        c.cmd(&["SET", k, "v"]).await;
+    }
+    config_set(&mut c, "Ee").await;
+    let mut sub = subscriber(&server).await;
+    let r = c
+        .cmd(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"])
+        .await;
+    assert_eq!(r, Reply::Simple("OK".into()));
+    // No process fits in one byte: every key is evicted, then the write is refused.
+    let r = c.cmd(&["CONFIG", "SET", "maxmemory", "1"]).await;
+    assert_eq!(r, Reply::Simple("OK".into()));
+    let r = c.cmd(&["SET", "new", "v"]).await;
+    assert!(
+        matches!(&r, Reply::Error(e) if e.starts_with("OOM")),
+        "{r:?}"
+    );
+    let mut evicted = Vec::new();
+    for _ in 0..3 {
+        match sub.read_reply().await {
+            Reply::Array(m) if m.len() == 4 && m[2] == b("__keyevent@0__:evicted") => {
+                evicted.push(m[3].clone())
+            }
+            other => panic!("expected an evicted event, got {other:?}"),
+        }
+    }
+    evicted.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(evicted, vec![b("e1"), b("e2"), b("e3")]);
+    c.cmd(&["CONFIG", "SET", "maxmemory", "0"]).await;
+    expect(&mut sub, &mut c, &[]).await;
+}

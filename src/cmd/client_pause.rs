@@ -26,6 +26,9 @@ use crate::clock::Nanos;
 use crate::error::CommandError;
 use crate::protocol::Frame;
 
+/// Longest a paused HTTP request sleeps before it reads the server clock again.
+const PAUSE_TICK: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// What a pause delays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
@@ -102,6 +105,57 @@ impl Pause {
     /// Resolves when the pause changes (lifted, extended or set).
     pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
         self.changed.notified()
+    }
+
+    /// Waits while `blocked(now)` holds for the pause in force (re-checked when the pause
+    /// changes, and every [`PAUSE_TICK`] since its end is an instant of `clock`, which tests
+    /// move by hand). For the surfaces without a RESP connection (the HTTP routes), whose
+    /// requests a pause delays as it delays a client's.
+    pub async fn wait_while(
+        &self,
+        clock: &dyn crate::clock::Clock,
+        blocked: impl Fn(&Pause, Nanos) -> bool,
+    ) {
+        loop {
+            let changed = self.changed();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            let now = clock.now();
+            if !self.is_set() || !blocked(self, now) {
+                return;
+            }
+            let left = self.end_at(now).map_or(std::time::Duration::ZERO, |end| {
+                std::time::Duration::from_nanos(end.saturating_sub(now).as_nanos())
+            });
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep(left.min(PAUSE_TICK)) => {}
+            }
+        }
+    }
+
+    /// Waits until the pause changes, or at most until its end or [`PAUSE_TICK`] (whichever
+    /// comes first): one round of a caller's own "while blocked" loop.
+    pub async fn tick(&self, clock: &dyn crate::clock::Clock) {
+        let now = clock.now();
+        let left = self.end_at(now).map_or(std::time::Duration::ZERO, |end| {
+            std::time::Duration::from_nanos(end.saturating_sub(now).as_nanos())
+        });
+        tokio::select! {
+            _ = self.changed() => {}
+            _ = tokio::time::sleep(left.min(PAUSE_TICK)) => {}
+        }
+    }
+
+    /// Waits while a pause delays a command of the HTTP check API: every one under `ALL`,
+    /// one that may write (`write`: a decision, a reservation, a settle) under `WRITE`.
+    pub async fn wait_for_http(&self, clock: &dyn crate::clock::Clock, write: bool) {
+        self.wait_while(clock, |p, now| match p.mode_at(now) {
+            PauseMode::Off => false,
+            PauseMode::Write => write,
+            PauseMode::All => true,
+        })
+        .await
     }
 
     /// Whether `session`'s request `req` must wait at `now`. Unknown commands, wrong arities

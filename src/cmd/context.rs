@@ -63,6 +63,9 @@ pub struct Shared {
     pub monitors: super::monitor::Monitors,
     /// `CLIENT PAUSE`.
     pub pause: super::client_pause::Pause,
+    /// The eviction sampler (`maxmemory-policy` other than `noeviction`); one eviction runs
+    /// at a time.
+    pub evictor: Mutex<crate::store::evict::Sampler>,
 }
 
 /// Applies a new log level to the process's logger.
@@ -109,6 +112,7 @@ impl Shared {
             slowlog,
             monitors: super::monitor::Monitors::default(),
             pause: super::client_pause::Pause::default(),
+            evictor: Mutex::default(),
         }
     }
 

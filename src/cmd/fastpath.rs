@@ -192,10 +192,15 @@ macro_rules! spec {
 fn call_args(ctx: &mut Ctx<'_>, spec: &CommandSpec, req: &[Bytes]) -> Frame {
     debug_assert!(spec.arity_ok(req.len()));
     ctx.session.stats.commands += 1;
-    match super::keyspace_events::run_handler(ctx, spec, req) {
+    let reply = match super::keyspace_events::run_handler(ctx, spec, req) {
         Ok(f) => f,
         Err(e) => e.to_frame(),
+    };
+    // Shown as the Lua version's `redis.call`s are: after the script's line, as `[0 lua]`.
+    if ctx.shared.monitors.is_active() && super::monitor::shown(spec) {
+        super::monitor::feed(ctx, req, super::monitor::Origin::Lua);
     }
+    reply
 }
 
 /// The integer of an integer reply. Every call whose reply is read this way was checked to

@@ -244,7 +244,7 @@ fn info(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
                 w("total_net_output_bytes", &get(&m.total_net_output_bytes));
                 w("rejected_connections", &get(&m.rejected_connections));
                 w("expired_keys", &shared.expired_total());
-                w("evicted_keys", &0);
+                w("evicted_keys", &get(&m.evicted_keys));
                 w("keyspace_hits", &get(&m.keyspace_hits));
                 w("keyspace_misses", &get(&m.keyspace_misses));
                 w(

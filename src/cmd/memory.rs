@@ -185,11 +185,27 @@ mod tests {
                     .into()
             )
         );
-        let r = h.run(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+        let r = h.run(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"]);
         assert!(
-            matches!(&r, Frame::Error(e) if e.starts_with(b"ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - maxmemory-policy 'allkeys-lru' is not supported")),
+            matches!(&r, Frame::Error(e) if e.starts_with(b"ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - maxmemory-policy 'allkeys-lfu' is not supported")),
             "{r:?}"
         );
+        for policy in [
+            "allkeys-lru",
+            "allkeys-random",
+            "volatile-lru",
+            "volatile-random",
+            "volatile-ttl",
+        ] {
+            assert_eq!(
+                h.run(&["CONFIG", "SET", "maxmemory-policy", policy]),
+                Frame::OK
+            );
+            assert_eq!(
+                h.run(&["CONFIG", "GET", "maxmemory-policy"]),
+                Frame::Map(vec![(bulk("maxmemory-policy"), bulk(policy))])
+            );
+        }
         let r = h.run(&["CONFIG", "SET", "maxmemory-policy", "sometimes"]);
         assert!(matches!(r, Frame::Error(_)), "{r:?}");
         assert_eq!(
@@ -212,6 +228,58 @@ mod tests {
             "mem_allocator:",
         ] {
             assert!(info.contains(field), "{field} in {info}");
+        }
+    }
+
+    fn evicted_keys(h: &mut Harness) -> u64 {
+        let info = match h.run(&["INFO", "stats"]) {
+            Frame::Verbatim(_, b) => String::from_utf8_lossy(&b).into_owned(),
+            other => panic!("{other:?}"),
+        };
+        info.lines()
+            .find_map(|l| l.strip_prefix("evicted_keys:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("evicted_keys in INFO stats")
+    }
+
+    #[test]
+    fn allkeys_lru_evicts_what_it_must_and_answers_oom_when_nothing_is_left() {
+        let mut h = Harness::new();
+        for i in 0..50 {
+            h.run(&["SET", &format!("k{i}"), "v"]);
+        }
+        h.run(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lru"]);
+        // No process fits in one byte: every key is evicted, then the write is refused.
+        assert_eq!(h.run(&["CONFIG", "SET", "maxmemory", "1"]), Frame::OK);
+        assert!(is_oom(&h.run(&["SET", "new", "v"])));
+        assert_eq!(h.run(&["DBSIZE"]), Frame::Integer(0));
+        assert_eq!(evicted_keys(&mut h), 50);
+        // Non-growing commands were never affected.
+        assert_eq!(h.run(&["GET", "k1"]), Frame::Null);
+        h.run(&["CONFIG", "SET", "maxmemory", "0"]);
+        h.run(&["CONFIG", "RESETSTAT"]);
+        assert_eq!(evicted_keys(&mut h), 0);
+    }
+
+    #[test]
+    fn volatile_policies_evict_only_keys_with_an_expiry() {
+        for policy in ["volatile-ttl", "volatile-lru", "volatile-random"] {
+            let mut h = Harness::new();
+            for i in 0..20 {
+                h.run(&["SET", &format!("p{i}"), "v"]);
+                h.run(&["SET", &format!("t{i}"), "v", "EX", "100"]);
+            }
+            h.run(&["CL.THROTTLE", "bucket", "5", "1", "60"]);
+            h.run(&["CONFIG", "SET", "maxmemory-policy", policy]);
+            h.run(&["CONFIG", "SET", "maxmemory", "1"]);
+            assert!(is_oom(&h.run(&["SET", "new", "v"])), "{policy}");
+            assert_eq!(h.run(&["DBSIZE"]), Frame::Integer(20), "{policy}");
+            assert_eq!(evicted_keys(&mut h), 21, "{policy}");
+            assert_eq!(
+                h.run(&["EXISTS", "p0", "p19"]),
+                Frame::Integer(2),
+                "{policy}"
+            );
         }
     }
 

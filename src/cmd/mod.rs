@@ -20,6 +20,7 @@ pub mod cost;
 pub mod counters;
 pub mod db_move;
 pub mod docs;
+pub mod evict;
 pub mod fastpath;
 pub mod functions;
 pub mod gcra;
@@ -623,7 +624,8 @@ fn run(ctx: &mut Ctx<'_>, req: &[Bytes], stage: &mut Stage) -> Result<Frame, Com
         // It flags (or, for EXEC, discards) the transaction itself, as Redis does.
         cluster::check(ctx, checked, req)?;
     }
-    if checked.has(flags::DENYOOM) && ctx.shared.metrics.over_maxmemory() {
+    if checked.has(flags::DENYOOM) && ctx.shared.metrics.over_maxmemory() && !evict::make_room(ctx)
+    {
         ctx.session.over_maxmemory = true;
         if !memory::may_run_over_maxmemory(ctx, checked, req) {
             return Err(reject(ctx, spec, CommandError::OutOfMemory));

@@ -137,24 +137,29 @@ pub(crate) fn feed(ctx: &Ctx<'_>, req: &[Bytes], origin: Origin) {
     if ctx.session.unmonitored {
         return;
     }
-    let line = Bytes::from(format_line(
-        ctx.now.as_nanos(),
-        ctx.session.db,
-        match origin {
-            Origin::Client => &ctx.session.info.addr,
-            Origin::Lua => "lua",
-        },
-        req,
-    ));
-    let limit = ctx
-        .shared
+    let peer = match origin {
+        Origin::Client => &ctx.session.info.addr,
+        Origin::Lua => "lua",
+    };
+    feed_line(ctx.shared, ctx.now.as_nanos(), ctx.session.db, peer, req);
+}
+
+/// Sends `req`, run at `now_ns` in database `db` by the client at `peer` (an address, or
+/// `lua`), to every monitor. The HTTP check API feeds its decisions through this with the
+/// request's peer address, as the command the route runs (`LIMIT.CHECK ...`).
+pub fn feed_line(shared: &super::Shared, now_ns: u64, db: usize, peer: &str, req: &[Bytes]) {
+    if !shared.monitors.is_active() {
+        return;
+    }
+    let line = Bytes::from(format_line(now_ns, db, peer, req));
+    let limit = shared
         .engine
         .config
         .read()
         .client_output_buffer_limit
         .normal;
-    let clock = &*ctx.shared.engine.clock;
-    for m in ctx.shared.monitors.list.read().iter() {
+    let clock = &*shared.engine.clock;
+    for m in shared.monitors.list.read().iter() {
         if m.pubsub.push_line(line.clone(), &limit, clock) {
             m.output_limited.store(true, Ordering::Relaxed);
         }

@@ -365,38 +365,52 @@ mod tests {
 
 /// `maxmemory-policy`: what limitkv does when memory in use goes over `maxmemory`.
 ///
-/// Only `noeviction` is offered: a rate limiter that evicts a key forgets that identity's
-/// spent budget and admits it afresh, so over the limit it refuses commands that may grow
-/// memory instead. Redis's evicting policies are recognised and refused with that reason.
+/// The default is `noeviction`: a rate limiter that evicts a key forgets that identity's spent
+/// budget and admits it afresh, so by default it refuses commands that may grow memory
+/// instead. The evicting policies are opt-in (docs/operations.md, "Memory"); eviction is
+/// approximated by sampling, as in Redis (`crate::store::evict`). The LFU policies are
+/// recognised and refused: limitkv keeps no access frequency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MaxmemoryPolicy {
     /// Refuse commands that may grow memory with `-OOM` (Redis's default).
     #[default]
     NoEviction,
+    /// Evict the least recently used of any keys (by the states' own timestamps).
+    AllKeysLru,
+    /// Evict random keys.
+    AllKeysRandom,
+    /// Evict the least recently used of the keys with an expiry.
+    VolatileLru,
+    /// Evict random keys with an expiry.
+    VolatileRandom,
+    /// Evict the keys with an expiry closest to expiring.
+    VolatileTtl,
 }
 
 impl MaxmemoryPolicy {
-    /// Redis's evicting policies, which limitkv refuses.
-    pub const EVICTING: &'static [&'static str] = &[
-        "volatile-lru",
-        "volatile-lfu",
-        "volatile-random",
-        "volatile-ttl",
-        "allkeys-lru",
-        "allkeys-lfu",
-        "allkeys-random",
+    /// Every policy limitkv offers, in Redis's spelling.
+    pub const ALL: &'static [MaxmemoryPolicy] = &[
+        MaxmemoryPolicy::NoEviction,
+        MaxmemoryPolicy::AllKeysLru,
+        MaxmemoryPolicy::AllKeysRandom,
+        MaxmemoryPolicy::VolatileLru,
+        MaxmemoryPolicy::VolatileRandom,
+        MaxmemoryPolicy::VolatileTtl,
     ];
+
+    /// Redis's LFU policies, which limitkv refuses (it keeps no access counter per key).
+    pub const REFUSED: &'static [&'static str] = &["volatile-lfu", "allkeys-lfu"];
 
     /// Parses a policy name (case-insensitive), explaining a refusal.
     pub fn parse(value: &str) -> Result<MaxmemoryPolicy, String> {
         let name = value.trim().to_ascii_lowercase();
-        if name == "noeviction" {
-            return Ok(MaxmemoryPolicy::NoEviction);
+        if let Some(p) = MaxmemoryPolicy::ALL.iter().find(|p| p.name() == name) {
+            return Ok(*p);
         }
-        if MaxmemoryPolicy::EVICTING.contains(&name.as_str()) {
+        if MaxmemoryPolicy::REFUSED.contains(&name.as_str()) {
             return Err(format!(
-                "maxmemory-policy '{name}' is not supported: evicting a limiter key forgets the \
-                 budget it spent, so limitkv only offers noeviction (see docs/operations.md)"
+                "maxmemory-policy '{name}' is not supported: limitkv keeps no access frequency \
+                 per key; use allkeys-lru or volatile-lru (see docs/operations.md)"
             ));
         }
         Err(format!(
@@ -408,6 +422,11 @@ impl MaxmemoryPolicy {
     pub fn name(self) -> &'static str {
         match self {
             MaxmemoryPolicy::NoEviction => "noeviction",
+            MaxmemoryPolicy::AllKeysLru => "allkeys-lru",
+            MaxmemoryPolicy::AllKeysRandom => "allkeys-random",
+            MaxmemoryPolicy::VolatileLru => "volatile-lru",
+            MaxmemoryPolicy::VolatileRandom => "volatile-random",
+            MaxmemoryPolicy::VolatileTtl => "volatile-ttl",
         }
     }
 }

@@ -210,6 +210,15 @@ impl Origin {
         })
     }
 
+    /// Shows the command a route ran (`args`, as on the RESP port) to `MONITOR`, with the
+    /// request's peer address as the client.
+    fn monitor(&self, shared: &Shared, now: crate::clock::Nanos, args: &[Bytes]) {
+        if shared.monitors.is_active() {
+            let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
+            crate::cmd::monitor::feed_line(shared, now.as_nanos(), 0, &peer, args);
+        }
+    }
+
     /// The `ACL LOG` entry's client info (as for a refused HTTP authentication).
     fn describe(&self) -> String {
         let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
@@ -344,6 +353,11 @@ async fn run_check(
     writable(shared, spec)?;
     let request = policy::parse_check(&args, kind == CheckKind::Check, kind == CheckKind::Reserve)
         .map_err(command_error)?;
+    // CLIENT PAUSE delays these as it delays the command on a RESP connection.
+    shared
+        .pause
+        .wait_for_http(&*shared.engine.clock, spec.has(flags::WRITE))
+        .await;
     let (mut stats, mut seq) = (LocalStats::default(), None);
     let now = shared.engine.clock.now();
     let outcome = {
@@ -366,6 +380,7 @@ async fn run_check(
         stats.errors += 1;
     }
     shared.metrics.flush(&mut stats);
+    origin.monitor(shared, now, &args);
     let outcome = outcome.map_err(command_error)?;
     super::durable(shared, seq).await?;
     Ok(outcome)
@@ -669,6 +684,10 @@ async fn run_settle(
             "PARTIAL needs TOKENS or COST",
         )));
     }
+    shared
+        .pause
+        .wait_for_http(&*shared.engine.clock, spec.has(flags::WRITE))
+        .await;
     let (mut stats, mut seq) = (LocalStats::default(), None);
     let now = shared.engine.clock.now();
     let settled = {
@@ -695,6 +714,7 @@ async fn run_settle(
         stats.errors += 1;
     }
     shared.metrics.flush(&mut stats);
+    origin.monitor(shared, now, &args);
     let frame = settled.map_err(command_error)?;
     super::durable(shared, seq).await?;
     Ok(json_reply(StatusCode::OK, &frame))

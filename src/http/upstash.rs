@@ -396,6 +396,14 @@ impl Client {
     /// script runs, as RESP connections do; a request that runs Lua runs on a blocking-pool
     /// thread, as on a RESP connection (see `server::connection`).
     async fn dispatch(&mut self, req: &[Bytes]) -> Frame {
+        // CLIENT PAUSE delays the request's commands as it delays a RESP client's.
+        // (The session is not held across the wait: it is not `Sync`.)
+        let clock = &*self.shared.engine.clock;
+        while self.shared.pause.is_set()
+            && self.shared.pause.blocks(&self.session, req, clock.now())
+        {
+            self.shared.pause.tick(clock).await;
+        }
         let lua = runs_lua(&mut self.session, req);
         let gated = if lua {
             None

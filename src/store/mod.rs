@@ -15,6 +15,7 @@
 //! `now`.
 
 pub mod entry;
+pub mod evict;
 pub mod expire;
 pub mod table;
 pub mod watch;

@@ -1,0 +1,72 @@
+//! Eviction on the command path: with memory over `maxmemory` and an evicting
+//! `maxmemory-policy`, a command that may grow memory first evicts keys until the memory in use
+//! is estimated under the limit, as Redis's `performEvictions` does before running it.
+//!
+//! The store's sampler chooses the keys ([`crate::store::evict`], which also says what "least
+//! recently used" means for each limiter family); this module removes them through the engine,
+//! so each eviction is journaled to the AOF and the replication stream as a deletion (a
+//! replica and a restart agree with the master), signalled to `WATCH`ers and counted in
+//! `evicted_keys`, and published as the `evicted` keyspace event (class `e`).
+
+use crate::config::NotifyFlags;
+use crate::store::evict::{footprint, Eviction};
+
+use super::Ctx;
+
+/// Evicts keys until the memory in use is estimated under `maxmemory`. True when it is (the
+/// command may run); false under `noeviction`, inside `EXEC` or a script (whose held shard
+/// locks eviction must not wait behind), on a replica, or when nothing evictable is left (the command then
+/// gets `-OOM`, as under `noeviction`).
+pub(crate) fn make_room(ctx: &mut Ctx<'_>) -> bool {
+    let (eviction, samples) = {
+        let cfg = ctx.shared.engine.config.read();
+        (
+            Eviction::of(cfg.maxmemory_policy),
+            cfg.maxmemory_samples as usize,
+        )
+    };
+    let Some(eviction) = eviction else {
+        return false;
+    };
+    // A replica's keyspace is the master's: it never evicts on its own (Redis's
+    // `replica-ignore-maxmemory yes`), the master's evictions reach it as deletions.
+    if ctx.locked.is_some() || ctx.shared.repl.is_replica() {
+        return false;
+    }
+    let shared = ctx.shared;
+    let mut sampler = shared.evictor.lock();
+    // Measured under the lock: another command may have made room while this one waited.
+    let mut to_free = shared.metrics.memory_over_max();
+    let now = ctx.now;
+    let (mut keys, mut bytes) = (0u64, 0u64);
+    while to_free > 0 {
+        let Some((db, key)) = sampler.next_victim(&shared.engine.dbs, eviction, samples, now)
+        else {
+            break;
+        };
+        // Checked again under the key's lock: it may have gone, or lost its expiry, since it
+        // was sampled.
+        let freed = ctx
+            .with_shard_in(db, &key, |s| {
+                let e = s.get(&key, now)?;
+                eviction.score(e, now, 0)?;
+                let size = footprint(&key, e);
+                s.remove(&key, now).map(|_| size)
+            })
+            .flatten();
+        if let Some(size) = freed {
+            // Redis publishes `evicted` (class `e`) for each key `performEvictions` removes.
+            shared
+                .engine
+                .notify_key(db, NotifyFlags::EVICTED, "evicted", &key);
+            keys += 1;
+            bytes += size;
+            to_free = to_free.saturating_sub(size);
+        }
+    }
+    shared.metrics.count_eviction(keys, bytes);
+    if keys > 0 {
+        tracing::debug!(keys, bytes, "evicted keys over maxmemory");
+    }
+    to_free == 0
+}
