@@ -11,10 +11,15 @@
 //! frames of the replication protocol (`repl` writes those); this module does not look inside
 //! them. No I/O happens here: replica connections read from the backlog at their own offset
 //! and wait on [`Feed::notified`].
+//!
+//! An append wakes the readers only when one of them found nothing left to read since the last
+//! wake-up ([`Feed::read_into`] notes it under the backlog's lock), so a busy master pays one
+//! wake-up per reader's turn, not one per change.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use bytes::BytesMut;
 use parking_lot::Mutex;
 use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
@@ -43,6 +48,8 @@ struct Backlog {
     /// Bytes ever appended: the offset of the next byte.
     offset: u64,
     scratch: Vec<u8>,
+    /// A reader found nothing to read and waits: the next append wakes the readers.
+    wanted: bool,
 }
 
 /// A read position that is no longer in the backlog (the reader fell too far behind, or asked
@@ -83,6 +90,7 @@ impl Feed {
                 size: size.max(1),
                 offset: 0,
                 scratch: Vec::new(),
+                wanted: false,
             }),
             notify: Notify::new(),
         }
@@ -115,8 +123,11 @@ impl Feed {
         let mut b = self.backlog.lock();
         b.push(bytes);
         self.offset.store(b.offset, Ordering::Release);
+        let wake = std::mem::take(&mut b.wanted);
         drop(b);
-        self.notify.notify_waiters();
+        if wake {
+            self.notify.notify_waiters();
+        }
     }
 
     /// Offset of the next byte (`master_repl_offset`).
@@ -136,8 +147,11 @@ impl Feed {
         b.push(&scratch);
         b.scratch = scratch;
         self.offset.store(b.offset, Ordering::Release);
+        let wake = std::mem::take(&mut b.wanted);
         drop(b);
-        self.notify.notify_waiters();
+        if wake {
+            self.notify.notify_waiters();
+        }
     }
 
     /// Appends `bytes` (whole frames). Does nothing while inactive.
@@ -148,20 +162,50 @@ impl Feed {
         let mut b = self.backlog.lock();
         b.push(bytes);
         self.offset.store(b.offset, Ordering::Release);
+        let wake = std::mem::take(&mut b.wanted);
         drop(b);
-        self.notify.notify_waiters();
+        if wake {
+            self.notify.notify_waiters();
+        }
     }
 
     /// Up to `max` bytes starting at offset `from`; empty when `from` is the current offset.
-    pub fn read_from(&self, from: u64, max: usize) -> Result<Vec<u8>, NotInBacklog> {
-        let b = self.backlog.lock();
+    #[cfg(test)]
+    fn read_from(&self, from: u64, max: usize) -> Result<Vec<u8>, NotInBacklog> {
+        let mut out = BytesMut::new();
+        self.read_into(from, max, &mut out)?;
+        Ok(out.to_vec())
+    }
+
+    /// Appends up to `max` bytes starting at offset `from` to `out` and returns how many (0
+    /// when `from` is the current offset). A reader that gets 0 is caught up: the next append
+    /// wakes the [`Feed::notified`] futures, so create (and `enable`) one before this call.
+    pub fn read_into(
+        &self,
+        from: u64,
+        max: usize,
+        out: &mut BytesMut,
+    ) -> Result<usize, NotInBacklog> {
+        let mut b = self.backlog.lock();
         let first = b.offset - b.buf.len() as u64;
         if from < first || from > b.offset {
             return Err(NotInBacklog);
         }
         let start = (from - first) as usize;
         let end = b.buf.len().min(start.saturating_add(max));
-        Ok(b.buf.range(start..end).copied().collect())
+        if start == end {
+            b.wanted = true;
+            return Ok(0);
+        }
+        let (front, back) = b.buf.as_slices();
+        let split = front.len();
+        if start < split {
+            out.extend_from_slice(&front[start..end.min(split)]);
+        }
+        if end > split {
+            out.extend_from_slice(&back[start.max(split) - split..end - split]);
+        }
+        Ok(end - start)
     }
 
     /// True if a reader at `from` can continue from the backlog.
@@ -189,6 +233,7 @@ impl Feed {
         let mut b = self.backlog.lock();
         b.buf.clear();
         b.offset = offset;
+        b.wanted = false;
         self.offset.store(offset, Ordering::Release);
         self.created.store(true, Ordering::Release);
         drop(b);
@@ -275,5 +320,72 @@ mod tests {
         assert_eq!(f.read_from(100, 10).unwrap(), b"ab");
         f.resize(1);
         assert_eq!(f.read_from(101, 10).unwrap(), b"b");
+    }
+
+    #[test]
+    fn read_into_appends_exactly_the_stream_across_the_ring_wrap() {
+        // A small backlog trimmed on every push wraps its ring buffer; every read of every
+        // offset still held must give the stream's bytes at that offset, appended to `out`.
+        let f = Feed::new(13);
+        f.activate();
+        let mut stream = Vec::new();
+        for i in 0..40u8 {
+            let chunk: Vec<u8> = (0..=(i % 5))
+                .map(|j| i.wrapping_mul(7).wrapping_add(j))
+                .collect();
+            f.append(&chunk);
+            stream.extend_from_slice(&chunk);
+            let i = f.info();
+            for from in i.first..=i.offset {
+                for max in [1, 3, 13, 100] {
+                    let mut out = BytesMut::from(&b"xy"[..]);
+                    let n = f.read_into(from, max, &mut out).unwrap();
+                    let want = &stream[from as usize..(from as usize + max).min(stream.len())];
+                    assert_eq!(n, want.len());
+                    assert_eq!(&out[..2], b"xy", "appends");
+                    assert_eq!(&out[2..], want, "from {from} max {max}");
+                }
+            }
+            let mut out = BytesMut::new();
+            assert_eq!(
+                f.read_into(i.first.wrapping_sub(1), 1, &mut out),
+                Err(NotInBacklog)
+            );
+            assert_eq!(f.read_into(i.offset + 1, 1, &mut out), Err(NotInBacklog));
+            assert!(out.is_empty());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_caught_up_reader_is_woken_by_the_next_append_of_any_kind() {
+        use std::future::Future;
+        use std::task::Context;
+        let f = Feed::new(64);
+        f.activate();
+        f.append(b"abc");
+        let poll = |n: &mut std::pin::Pin<&mut Notified<'_>>| {
+            let mut cx = Context::from_waker(std::task::Waker::noop());
+            n.as_mut().poll(&mut cx).is_ready()
+        };
+        type Append = fn(&Feed);
+        let appends: [Append; 3] = [
+            |f| f.append(b"d"),
+            |f| f.append_with(|out| out.push(b'e')),
+            |f| f.push_upstream(b"f"),
+        ];
+        let mut pos = 0;
+        for append in appends {
+            let n = f.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            let mut out = BytesMut::new();
+            // Reading what is there does not ask for a wake-up; reading nothing does.
+            pos += f.read_into(pos, 100, &mut out).unwrap() as u64;
+            assert_eq!(f.read_into(pos, 100, &mut out).unwrap(), 0);
+            assert!(!poll(&mut n));
+            append(&f);
+            assert!(poll(&mut n), "woken by the append after the empty read");
+        }
+        assert_eq!(f.read_from(0, 100).unwrap(), b"abcdef");
     }
 }
