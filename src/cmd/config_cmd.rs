@@ -321,6 +321,31 @@ const MUTABLE: &[&str] = &[
     "notify-keyspace-events",
 ];
 
+/// Redis 7.0's immutable parameters that limitkv has no counterpart for: `CONFIG SET` answers
+/// Redis's "can't set immutable config" for them, as Redis does, rather than "Unknown option".
+const REDIS_IMMUTABLE: &[&str] = &[
+    "daemonize",
+    "supervised",
+    "pidfile",
+    "logfile",
+    "syslog-enabled",
+    "syslog-ident",
+    "syslog-facility",
+    "unixsocket",
+    "unixsocketperm",
+    "io-threads",
+    "io-threads-do-reads",
+    "always-show-logo",
+    "set-proc-title",
+    "proc-title-template",
+    "disable-thp",
+    "tcp-backlog",
+    "enable-protected-configs",
+    "enable-debug-command",
+    "enable-module-command",
+    "cluster-port",
+];
+
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and
 /// texts) and returns the value to store; other parameters pass through.
 fn redis_numeric(name: &str, value: &str) -> Result<String, String> {
@@ -364,6 +389,21 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     // The first tls-* parameter set, if any: the TLS configuration is then rebuilt (even for
     // an unchanged file name, as Redis reloads it: the file's contents may have changed).
     let mut tls_param = None;
+    // Redis refuses a parameter named twice before setting anything.
+    let names: Vec<String> = req[2..]
+        .chunks_exact(2)
+        .map(|p| args::text(&p[0]).to_ascii_lowercase())
+        .collect();
+    if let Some((i, _)) = names
+        .iter()
+        .enumerate()
+        .find(|(i, n)| names[..*i].contains(n))
+    {
+        return Err(CommandError::other(format!(
+            "CONFIG SET failed (possibly related to argument '{}') - duplicate parameter",
+            args::text(&req[2 + i * 2])
+        )));
+    }
     for pair in req[2..].chunks_exact(2) {
         let name = args::text(&pair[0]).to_ascii_lowercase();
         if name.starts_with("tls-") && tls_param.is_none() {
@@ -381,7 +421,7 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             && !crate::config::REPL_MUTABLE.contains(&name.as_str())
             && !crate::config::WEBHOOK_MUTABLE.contains(&name.as_str())
         {
-            if known.contains(&name.as_str()) {
+            if known.contains(&name.as_str()) || REDIS_IMMUTABLE.contains(&name.as_str()) {
                 return Err(CommandError::other(format!(
                     "CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
                 )));
@@ -472,6 +512,24 @@ fn config_set(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 mod tests {
     use crate::cmd::testing::*;
     use crate::protocol::Frame;
+
+    #[test]
+    fn duplicate_and_immutable_parameters_are_refused_as_redis() {
+        let mut h = Harness::new();
+        assert_eq!(
+            h.run(&["CONFIG", "SET", "maxmemory", "10000001", "MAXMEMORY", "10000002"]),
+            err("ERR CONFIG SET failed (possibly related to argument 'MAXMEMORY') - duplicate parameter")
+        );
+        assert_eq!(
+            h.run(&["CONFIG", "GET", "maxmemory"]),
+            Frame::Map(vec![(bulk("maxmemory"), bulk("0"))]),
+            "nothing was set"
+        );
+        assert_eq!(
+            h.run(&["CONFIG", "SET", "daemonize", "yes"]),
+            err("ERR CONFIG SET failed (possibly related to argument 'daemonize') - can't set immutable config")
+        );
+    }
 
     #[test]
     fn config_get_and_set() {

@@ -1,5 +1,5 @@
-//! `MOVE key db`: moves a key (value and expiry) to another database, with Redis 7.0's replies
-//! and errors.
+//! Key commands kept apart from `keys.rs`: `MOVE key db`, which moves a key (value and expiry)
+//! to another database, and `TOUCH`, with Redis 7.0's replies and errors.
 //!
 //! The two databases have separate locks, and taking a second database's lock while holding
 //! one could deadlock against a `MOVE` the other way, so the move is three locked steps: check
@@ -16,22 +16,51 @@ use super::{CommandSpec, Ctx, BASE};
 use crate::error::CommandError;
 use crate::protocol::Frame;
 
-/// `MOVE`.
-pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
-    name: "MOVE",
-    arity: 3,
-    flags: WRITE | FAST,
-    first_key: 1,
-    last_key: 1,
-    key_step: 1,
-    group: "generic",
-    summary: "Moves a key to another database.",
-    since: "1.0.0",
-    complexity: "O(1)",
-    args: "key:key db:integer",
-    handler: move_key,
-    ..BASE
-}];
+/// `MOVE`, `TOUCH`.
+pub const COMMANDS: &[CommandSpec] = &[
+    CommandSpec {
+        name: "TOUCH",
+        arity: -2,
+        flags: READONLY | FAST,
+        first_key: 1,
+        last_key: -1,
+        key_step: 1,
+        group: "generic",
+        summary: "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
+        since: "3.2.1",
+        complexity: "O(N) where N is the number of keys that will be touched.",
+        args: "key:key...",
+        handler: touch,
+        ..BASE
+    },
+    CommandSpec {
+        name: "MOVE",
+        arity: 3,
+        flags: WRITE | FAST,
+        first_key: 1,
+        last_key: 1,
+        key_step: 1,
+        group: "generic",
+        summary: "Moves a key to another database.",
+        since: "1.0.0",
+        complexity: "O(1)",
+        args: "key:key db:integer",
+        handler: move_key,
+        ..BASE
+    },
+];
+
+/// `TOUCH key [key ...]`: the number of the keys that exist (a key named twice counts twice).
+/// limitkv keeps no access times (`OBJECT IDLETIME` is 0), so touching changes nothing else;
+/// an expired key found is removed, as any access does.
+fn touch(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let now = ctx.now;
+    let mut n = 0;
+    for key in &req[1..] {
+        n += i64::from(ctx.with_shard(key, |s| s.get_live(key, now).is_some()));
+    }
+    Ok(Frame::Integer(n))
+}
 
 fn move_key(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     if ctx.shared.cluster.is_enabled() {
@@ -86,6 +115,15 @@ fn move_key(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 #[cfg(test)]
 mod tests {
     use crate::cmd::testing::*;
+
+    #[test]
+    fn touch_counts_existing_keys() {
+        let mut h = Harness::new();
+        h.run(&["SET", "a", "1"]);
+        h.run(&["SET", "b", "1"]);
+        assert_eq!(h.run(&["TOUCH", "a", "b", "c", "a"]), int(3));
+        assert_eq!(h.run(&["TOUCH", "c"]), int(0));
+    }
 
     #[test]
     fn move_carries_value_and_expiry_and_refuses_as_redis() {
