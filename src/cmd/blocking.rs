@@ -186,9 +186,25 @@ enum Op {
     ZPop { side: &'static str },
     /// BZMPOP: `[key, [[member, score]...]]`.
     ZMPop { side: Bytes, count: Option<Bytes> },
+    /// XREAD / XREADGROUP (see `cmd::stream_read`): `prefix STREAMS key id` per stream, with
+    /// `$` resolved when the client blocked.
+    XRead {
+        prefix: Vec<Bytes>,
+        ids: Vec<(Bytes, Bytes)>,
+    },
 }
 
 impl Block {
+    /// A blocked XREAD / XREADGROUP: served by `prefix STREAMS key id` for the stream that
+    /// gets entries first.
+    pub fn stream(timeout_ms: u64, prefix: Vec<Bytes>, ids: Vec<(Bytes, Bytes)>) -> Block {
+        Block {
+            keys: ids.iter().map(|(k, _)| k.clone()).collect(),
+            timeout_ms,
+            op: Op::XRead { prefix, ids },
+        }
+    }
+
     /// The reply when the wait ends without an element (timeout, `CLIENT UNBLOCK ... TIMEOUT`).
     pub fn timeout_reply(&self) -> Frame {
         match self.op {
@@ -225,6 +241,15 @@ impl Block {
                 if let Some(c) = count {
                     r.extend([word(b"COUNT"), c.clone()]);
                 }
+                r
+            }
+            Op::XRead { prefix, ids } => {
+                let id = ids
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map_or_else(|| word(b"$"), |(_, id)| id.clone());
+                let mut r = prefix.clone();
+                r.extend([word(b"STREAMS"), key.clone(), id]);
                 r
             }
             Op::Move { dst, from, to } => vec![
@@ -596,19 +621,22 @@ fn holds_collection(shared: &Shared, db: usize, key: &[u8], now: Nanos) -> bool 
     let shard = store.lock(key);
     matches!(
         shard.get(key, now).map(|e| &e.value),
-        Some(Value::List(_) | Value::ZSet(_))
+        Some(Value::List(_) | Value::ZSet(_) | Value::Stream(_))
     )
 }
 
-/// True if `key` holds a sorted set (`zset`) or a list.
-fn holds_kind(shared: &Shared, db: usize, key: &[u8], now: Nanos, zset: bool) -> bool {
+/// True if `key` holds the kind `op` serves from: a list, a sorted set or a stream.
+fn holds_kind(shared: &Shared, db: usize, key: &[u8], now: Nanos, op: &Op) -> bool {
     let Some(store) = shared.engine.dbs.get(db) else {
         return false;
     };
     let shard = store.lock(key);
     match shard.get(key, now).map(|e| &e.value) {
-        Some(Value::List(_)) => !zset,
-        Some(Value::ZSet(_)) => zset,
+        Some(Value::ZSet(_)) => matches!(op, Op::ZPop { .. } | Op::ZMPop { .. }),
+        Some(Value::Stream(_)) => matches!(op, Op::XRead { .. }),
+        Some(Value::List(_)) => {
+            !matches!(op, Op::ZPop { .. } | Op::ZMPop { .. } | Op::XRead { .. })
+        }
         _ => false,
     }
 }
@@ -617,8 +645,7 @@ fn holds_kind(shared: &Shared, db: usize, key: &[u8], now: Nanos, zset: bool) ->
 /// another kind, or nothing to pop).
 fn serve_one(shared: &Shared, w: &Waiter, key: &Bytes, now: Nanos) -> Option<(Frame, Option<Seq>)> {
     // Only a key of the kind the client pops serves it (Redis's per-type readiness).
-    let zset = matches!(w.block.op, Op::ZPop { .. } | Op::ZMPop { .. });
-    if !holds_kind(shared, w.db, key, now, zset) {
+    if !holds_kind(shared, w.db, key, now, &w.block.op) {
         return None;
     }
     let mut session = Session::new(w.info.clone(), &shared.acl);

@@ -52,6 +52,10 @@ pub mod set_algebra;
 pub mod sets;
 pub mod slowlog;
 pub mod sort;
+pub mod stream_groups;
+pub mod stream_info;
+pub mod stream_read;
+pub mod streams;
 pub mod strings;
 pub mod substrings;
 pub mod suspend;
@@ -234,7 +238,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 45] {
+pub fn families() -> [&'static [CommandSpec]; 49] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -281,6 +285,10 @@ pub fn families() -> [&'static [CommandSpec]; 45] {
         monitor::COMMANDS,
         latency::COMMANDS,
         memory_cmd::COMMANDS,
+        streams::COMMANDS,
+        stream_read::COMMANDS,
+        stream_groups::COMMANDS,
+        stream_info::COMMANDS,
     ]
 }
 
@@ -390,6 +398,13 @@ pub fn key_positions(spec: &CommandSpec, req: &[Bytes]) -> impl Iterator<Item = 
     }
     if let Some(dst) = sort_store_index(spec, req) {
         return (1..=1).chain(dst..=dst).step_by(1);
+    }
+    if matches!(spec.name, "XREAD" | "XREADGROUP") {
+        let r = stream_read::keys_range(req);
+        if r.is_empty() {
+            return none;
+        }
+        return empty().chain(r.start..=r.end - 1).step_by(1);
     }
     if spec.first_key <= 0 || spec.has(flags::NOT_KEY) || spec.has(flags::MOVABLEKEYS) {
         return none;

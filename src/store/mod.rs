@@ -16,6 +16,7 @@
 
 pub mod entry;
 pub mod expire;
+pub mod stream;
 pub mod table;
 pub mod watch;
 pub mod zset;

@@ -1,0 +1,146 @@
+//! The AOF encoding of [`Value::Stream`] (tag 14, see `docs/aof-format.md`): the stream's
+//! counters, its entries with their insertion positions, and its consumer groups with their
+//! consumers and pending entries. A consumer's own PEL is rebuilt from the group's.
+
+use std::collections::BTreeSet;
+
+use super::{put_bytes, put_u64, put_u64s, tag, CorruptReason, Cursor};
+use crate::store::stream::{Consumer, Group, Pending, Stream, StreamEntry, StreamId};
+use crate::store::Value;
+
+/// Layout version of [`Value::Stream`].
+pub(super) const STREAM_VERSION: u8 = 1;
+
+/// Encoded size of one entry at least: id, position and field count.
+const MIN_ENTRY: usize = 28;
+/// Encoded size of one group at least: name length, last id, read flag, two counts.
+const MIN_GROUP: usize = 29;
+/// Encoded size of one consumer at least: name length and seen time.
+const MIN_CONSUMER: usize = 12;
+/// Encoded size of one pending entry at least: id, owner length, time and count.
+const MIN_PENDING: usize = 36;
+
+fn put_u32(out: &mut Vec<u8>, n: usize) {
+    let n = u32::try_from(n).expect("invariant: a stream part fits in a 512 MiB payload");
+    out.extend_from_slice(&n.to_le_bytes());
+}
+
+fn put_id(out: &mut Vec<u8>, id: StreamId) {
+    put_u64s(out, &[id.ms, id.seq]);
+}
+
+/// Appends the encoded stream (tag included).
+pub(super) fn encode(s: &Stream, out: &mut Vec<u8>) {
+    out.extend_from_slice(&[tag::STREAM, STREAM_VERSION]);
+    put_id(out, s.last_id);
+    put_id(out, s.max_deleted_id);
+    put_u64(out, s.entries_added);
+    put_u32(out, s.entries.len());
+    for (id, e) in &s.entries {
+        put_id(out, *id);
+        put_u64(out, e.pos);
+        put_u32(out, e.fields.len());
+        for f in e.fields.iter() {
+            put_bytes(out, f);
+        }
+    }
+    put_u32(out, s.groups.len());
+    for (name, g) in &s.groups {
+        put_bytes(out, name);
+        put_id(out, g.last_id);
+        match g.entries_read {
+            None => out.push(0),
+            Some(r) => {
+                out.push(1);
+                put_u64(out, r);
+            }
+        }
+        put_u32(out, g.consumers.len());
+        for (name, c) in &g.consumers {
+            put_bytes(out, name);
+            put_u64(out, c.seen_time);
+        }
+        put_u32(out, g.pel.len());
+        for (id, p) in &g.pel {
+            put_id(out, *id);
+            put_bytes(out, &p.consumer);
+            put_u64s(out, &[p.delivery_time, p.delivery_count]);
+        }
+    }
+}
+
+/// A count that may be zero, bounded by the bytes left.
+fn count(c: &mut Cursor<'_>, min_len: usize, what: &'static str) -> Result<usize, CorruptReason> {
+    let n = c.u32(what)? as usize;
+    if n > c.buf.len() / min_len {
+        return Err(CorruptReason::Malformed(what));
+    }
+    Ok(n)
+}
+
+fn id(c: &mut Cursor<'_>, what: &'static str) -> Result<StreamId, CorruptReason> {
+    Ok(StreamId::new(c.u64(what)?, c.u64(what)?))
+}
+
+/// Decodes a stream after its tag.
+pub(super) fn decode(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
+    c.state_version(tag::STREAM, STREAM_VERSION, "stream version")?;
+    let mut s = Stream {
+        last_id: id(c, "stream last id")?,
+        max_deleted_id: id(c, "stream max deleted id")?,
+        entries_added: c.u64("stream entries added")?,
+        ..Stream::default()
+    };
+    for _ in 0..count(c, MIN_ENTRY, "stream length")? {
+        let eid = id(c, "stream entry id")?;
+        let pos = c.u64("stream entry position")?;
+        let n = count(c, 4, "stream entry fields")?;
+        if n == 0 || n % 2 != 0 {
+            return Err(CorruptReason::Malformed("stream entry fields"));
+        }
+        let fields = (0..n)
+            .map(|_| c.bytes("stream entry field"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let fields = fields.into_boxed_slice();
+        if eid > s.last_id || s.entries.insert(eid, StreamEntry { fields, pos }).is_some() {
+            return Err(CorruptReason::Malformed("stream entry id"));
+        }
+    }
+    for _ in 0..count(c, MIN_GROUP, "stream groups")? {
+        let name = c.bytes("stream group name")?;
+        let mut g = Group::new(id(c, "stream group last id")?, None);
+        g.entries_read = match c.u8("stream group read flag")? {
+            0 => None,
+            1 => Some(c.u64("stream group entries read")?),
+            _ => return Err(CorruptReason::Malformed("stream group read flag")),
+        };
+        for _ in 0..count(c, MIN_CONSUMER, "stream consumers")? {
+            let name = c.bytes("stream consumer name")?;
+            let seen_time = c.u64("stream consumer seen time")?;
+            let pel = BTreeSet::new();
+            g.consumers.insert(name, Consumer { seen_time, pel });
+        }
+        for _ in 0..count(c, MIN_PENDING, "stream pending entries")? {
+            let pid = id(c, "stream pending id")?;
+            let consumer = c.bytes("stream pending consumer")?;
+            let delivery_time = c.u64("stream pending time")?;
+            let delivery_count = c.u64("stream pending count")?;
+            let Some(owner) = g.consumers.get_mut(&consumer) else {
+                return Err(CorruptReason::Malformed("stream pending consumer"));
+            };
+            owner.pel.insert(pid);
+            let p = Pending {
+                consumer,
+                delivery_time,
+                delivery_count,
+            };
+            if g.pel.insert(pid, p).is_some() {
+                return Err(CorruptReason::Malformed("stream pending id"));
+            }
+        }
+        if s.groups.insert(name, g).is_some() {
+            return Err(CorruptReason::Malformed("stream group name"));
+        }
+    }
+    Ok(Value::Stream(Box::new(s)))
+}
