@@ -574,3 +574,118 @@ async fn streams_and_their_groups_survive_a_restart_and_a_rewrite() {
     assert_eq!(c.cmd(&["XINFO", "STREAM", "s", "FULL"]).await, after);
     server.stop().await.unwrap();
 }
+
+/// Flattens a stream entry's fields into (name, value) text pairs.
+fn entry_fields(e: &Reply) -> Vec<(String, String)> {
+    let Reply::Array(parts) = e else {
+        panic!("an entry is an array: {e:?}")
+    };
+    let Reply::Array(fields) = &parts[1] else {
+        panic!("an entry's fields are an array")
+    };
+    fields
+        .chunks(2)
+        .map(|kv| (kv[0].text(), kv[1].text()))
+        .collect()
+}
+
+#[tokio::test]
+async fn limiter_events_are_appended_to_the_events_stream_for_late_readers() {
+    let server = TestServer::with_config(Config {
+        events_stream: "limitkv:events".into(),
+        ..Config::default()
+    })
+    .await;
+    let mut c = server.raw().await;
+    assert_eq!(
+        c.cmd(&["CONFIG", "GET", "events-stream*"]).await,
+        arr(vec![
+            b("events-stream"),
+            b("limitkv:events"),
+            b("events-stream-maxlen"),
+            b("10000"),
+        ])
+    );
+    assert_eq!(
+        c.cmd(&["POLICY.SET", "tiny", "WARN", "50%", "RATE", "2/1m"])
+            .await,
+        Reply::Simple("OK".into())
+    );
+    // Nobody subscribed or read: the first check warns, the third is denied.
+    for _ in 0..3 {
+        c.cmd(&["LIMIT.CHECK", "tiny", "bob"]).await;
+    }
+    // A consumer that was down reads everything from the start.
+    let mut late = server.redis(false).await;
+    let v = common::query(&mut late, &["XREAD", "STREAMS", "limitkv:events", "0"]).await;
+    assert!(matches!(v, redis::Value::Array(_)), "{v:?}");
+    let Reply::Array(streams) = c.cmd(&["XREAD", "STREAMS", "limitkv:events", "0"]).await else {
+        panic!("the events stream has entries")
+    };
+    let Reply::Array(kv) = &streams[0] else {
+        panic!("[key, entries]")
+    };
+    let Reply::Array(entries) = &kv[1] else {
+        panic!("entries")
+    };
+    let channels: Vec<String> = entries
+        .iter()
+        .map(|e| entry_fields(e)[0].1.clone())
+        .collect();
+    assert!(
+        channels.contains(&"limitkv:events:warning".to_string()),
+        "{channels:?}"
+    );
+    assert!(
+        channels.contains(&"limitkv:events:denied".to_string()),
+        "{channels:?}"
+    );
+    let denied = entries
+        .iter()
+        .map(entry_fields)
+        .find(|f| f[0].1 == "limitkv:events:denied")
+        .unwrap();
+    assert_eq!(denied[1].0, "event");
+    assert!(denied[1].1.contains("\"identity\":\"bob\""), "{denied:?}");
+    // Turned off live: later events stay on Pub/Sub only.
+    let before = c.cmd(&["XLEN", "limitkv:events"]).await;
+    c.cmd(&["CONFIG", "SET", "events-stream", ""]).await;
+    c.cmd(&["LIMIT.CHECK", "tiny", "bob"]).await;
+    assert_eq!(c.cmd(&["XLEN", "limitkv:events"]).await, before);
+    // And on again with a bound: MAXLEN ~ trims whole nodes only, so 1 keeps them all here.
+    c.cmd(&[
+        "CONFIG",
+        "SET",
+        "events-stream",
+        "ev2",
+        "events-stream-maxlen",
+        "1",
+    ])
+    .await;
+    c.cmd(&["LIMIT.CHECK", "tiny", "bob"]).await;
+    assert_eq!(c.cmd(&["XLEN", "ev2"]).await, Reply::Int(1));
+}
+
+#[tokio::test]
+async fn events_stream_entries_survive_a_restart() {
+    let dir = common::temp_dir();
+    let cfg = || Config {
+        events_stream: "ev".into(),
+        ..aof_config(dir.path())
+    };
+    let server = TestServer::with_config(cfg()).await;
+    let mut c = server.raw().await;
+    c.cmd(&["POLICY.SET", "tiny", "RATE", "1/1m"]).await;
+    c.cmd(&["LIMIT.CHECK", "tiny", "bob"]).await;
+    c.cmd(&["LIMIT.CHECK", "tiny", "bob"]).await;
+    let before = c.cmd(&["XRANGE", "ev", "-", "+"]).await;
+    assert!(
+        matches!(&before, Reply::Array(e) if e.len() == 1),
+        "{before:?}"
+    );
+    server.stop().await.unwrap();
+    let server = TestServer::with_config(cfg()).await;
+    let mut c = server.raw().await;
+    assert_eq!(c.cmd(&["XRANGE", "ev", "-", "+"]).await, before);
+    server.stop().await.unwrap();
+}

@@ -206,6 +206,8 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("tls-ca-cert-dir", path_or_empty(&cfg.tls_ca_cert_dir)),
         ("tls-auth-clients", cfg.tls_auth_clients.name().to_owned()),
         ("tls-protocols", cfg.tls_protocols.clone()),
+        ("events-stream", cfg.events_stream.clone()),
+        ("events-stream-maxlen", cfg.events_stream_maxlen.to_string()),
     ];
     params.extend(cfg.encoding.params());
     params.extend(cfg.repl.params());
@@ -315,6 +317,8 @@ const MUTABLE: &[&str] = &[
     "slowlog-max-len",
     "latency-monitor-threshold",
     "appendfsync",
+    "events-stream",
+    "events-stream-maxlen",
 ];
 
 /// Checks a numeric parameter the way Redis's `CONFIG SET` does (same parse, bounds and

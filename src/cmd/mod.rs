@@ -19,6 +19,7 @@ pub mod context;
 pub mod cost;
 pub mod counters;
 pub mod docs;
+pub mod event_stream;
 pub mod fastpath;
 pub mod functions;
 pub mod gcra;
