@@ -89,7 +89,7 @@ mod tag {
     pub const SET: u8 = 11;
     pub const ZSET: u8 = 12;
     pub const RESERVATION: u8 = 13;
-    pub const STREAM: u8 = 14;
+    pub const STREAM: u8 = 20;
 }
 
 /// Version byte that follows a limiter-state tag, so one family's state layout can change

@@ -1,4 +1,4 @@
-//! The AOF encoding of [`Value::Stream`] (tag 14, see `docs/aof-format.md`): the stream's
+//! The AOF encoding of [`Value::Stream`] (tag 20, see `docs/aof-format.md`): the stream's
 //! counters, its entries with their insertion positions, and its consumer groups with their
 //! consumers and pending entries. A consumer's own PEL is rebuilt from the group's.
 
@@ -143,4 +143,67 @@ pub(super) fn decode(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
         }
     }
     Ok(Value::Stream(Box::new(s)))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::super::{decode_value, encode_value, Cursor};
+    use crate::store::stream::{Group, Stream, StreamId};
+    use crate::store::Value;
+
+    fn sample() -> Stream {
+        let mut s = Stream::default();
+        for i in 1..=3 {
+            let fields = vec![Bytes::from_static(b"f"), Bytes::from(i.to_string())];
+            s.append(StreamId::new(i, 0), fields.into_boxed_slice());
+        }
+        s.delete(StreamId::new(2, 0));
+        let mut g = Group::new(StreamId::new(1, 0), Some(1));
+        g.assign(
+            StreamId::new(1, 0),
+            &Bytes::from_static(b"alice"),
+            77,
+            Some(3),
+        );
+        g.touch_consumer(b"bob", 80, false);
+        s.groups.insert(Bytes::from_static(b"g"), g);
+        s.groups.insert(
+            Bytes::from_static(b"empty"),
+            Group::new(StreamId::MIN, None),
+        );
+        s
+    }
+
+    #[test]
+    fn streams_round_trip_with_their_groups() {
+        for s in [Stream::default(), sample()] {
+            let v = Value::Stream(Box::new(s));
+            let mut out = Vec::new();
+            encode_value(&v, &mut out);
+            let mut c = Cursor { buf: &out };
+            assert_eq!(decode_value(&mut c).unwrap(), v);
+            assert!(c.buf.is_empty());
+        }
+    }
+
+    #[test]
+    fn truncated_or_inconsistent_streams_are_refused() {
+        let v = Value::Stream(Box::new(sample()));
+        let mut out = Vec::new();
+        encode_value(&v, &mut out);
+        for cut in [3, 20, out.len() / 2, out.len() - 1] {
+            assert!(
+                decode_value(&mut Cursor { buf: &out[..cut] }).is_err(),
+                "cut {cut}"
+            );
+        }
+        // An entry above the stream's last id.
+        let mut s = sample();
+        s.last_id = StreamId::new(1, 0);
+        let mut out = Vec::new();
+        encode_value(&Value::Stream(Box::new(s)), &mut out);
+        assert!(decode_value(&mut Cursor { buf: &out }).is_err());
+    }
 }
