@@ -33,7 +33,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Appends a new message to a stream. Creates the key if it doesn't exist.",
         since: "5.0.0",
         complexity: "O(1) when adding a new entry, O(N) when trimming where N being the number of entries evicted.",
-        args: "key:key [NOMKSTREAM] [trim=(strategy=(MAXLEN|MINID) [operator=(=|~)] threshold:string [LIMIT count:integer])] id-selector=(*|id:string) data=(field:string value:string)...",
+        args: "key:key [NOMKSTREAM] [trim=(strategy=(MAXLEN|MINID) [~] threshold:string [LIMIT count:integer])] id-selector=(*|id:string) data=(field:string value:string)...",
         handler: xadd,
         ..BASE
     },
@@ -107,7 +107,7 @@ pub const COMMANDS: &[CommandSpec] = &[
         summary: "Deletes messages from the beginning of a stream.",
         since: "5.0.0",
         complexity: "O(N), with N being the number of evicted entries. Constant times are very small however, since entries are organized in macro nodes containing multiple entries that can be released with a single deallocation.",
-        args: "key:key trim=(strategy=(MAXLEN|MINID) [operator=(=|~)] threshold:string [LIMIT count:integer])",
+        args: "key:key trim=(strategy=(MAXLEN|MINID) [~] threshold:string [LIMIT count:integer])",
         handler: xtrim,
         ..BASE
     },
