@@ -407,6 +407,17 @@ async fn consumer_groups_deliver_track_and_claim() {
         c.cmd(&["XGROUP", "SETID", "s", "nope", "0"]).await,
         err("NOGROUP No such consumer group 'nope' for key name 's'")
     );
+    // Containers inside a transaction lock what their subcommands touch.
+    c.cmd(&["MULTI"]).await;
+    c.cmd(&["XGROUP", "CREATECONSUMER", "s", "g", "erin"]).await;
+    c.cmd(&["XINFO", "GROUPS", "s"]).await;
+    c.cmd(&["XREADGROUP", "GROUP", "g", "erin", "STREAMS", "s", "0"])
+        .await;
+    let Reply::Array(replies) = c.cmd(&["EXEC"]).await else {
+        panic!("EXEC answers an array")
+    };
+    assert_eq!(replies[0], Reply::Int(1));
+    assert_eq!(replies[2], arr(vec![arr(vec![b("s"), arr(vec![])])]));
     assert_eq!(c.cmd(&["XGROUP", "DESTROY", "s", "g"]).await, Reply::Int(1));
     assert_eq!(c.cmd(&["XGROUP", "DESTROY", "s", "g"]).await, Reply::Int(0));
 }

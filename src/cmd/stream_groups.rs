@@ -17,7 +17,9 @@ pub const COMMANDS: &[CommandSpec] = &[
     CommandSpec {
         name: "XGROUP",
         arity: -2,
-        flags: 0,
+        // KEYSPACE (internal): the container has no key positions of its own, so EXEC locks
+    // every shard for it (as for OBJECT).
+    flags: super::flags::KEYSPACE,
         group: "stream",
         summary: "A container for consumer groups commands.",
         since: "5.0.0",

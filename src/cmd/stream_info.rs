@@ -20,7 +20,9 @@ use crate::store::stream::{Group, Stream, StreamId, NODE_MAX_ENTRIES};
 pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
     name: "XINFO",
     arity: -2,
-    flags: 0,
+    // KEYSPACE (internal): the container has no key positions of its own, so EXEC locks
+    // every shard for it (as for OBJECT).
+    flags: super::flags::KEYSPACE,
     group: "stream",
     summary: "A container for stream introspection commands.",
     since: "5.0.0",
