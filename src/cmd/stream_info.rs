@@ -14,7 +14,7 @@ use super::streams::{entry_frame, read};
 use super::{dispatch_sub, help_reply, CommandSpec, Ctx, BASE, HELP_SUBCOMMAND};
 use crate::error::CommandError;
 use crate::protocol::Frame;
-use crate::store::stream::{Group, Stream, StreamId, NODE_MAX_ENTRIES};
+use crate::store::stream::{Group, Stream, StreamId};
 
 /// XINFO.
 pub const COMMANDS: &[CommandSpec] = &[CommandSpec {
@@ -193,11 +193,7 @@ fn stream(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     }
     let limit = if count == 0 { usize::MAX } else { count };
     with_stream(ctx, req, |st, _| {
-        let nodes: BTreeSet<u64> = st
-            .entries
-            .values()
-            .map(|e| e.pos / NODE_MAX_ENTRIES)
-            .collect();
+        let nodes: BTreeSet<u64> = st.entries.values().map(|e| e.node).collect();
         let mut fields = vec![
             ("length", int(st.len())),
             ("radix-tree-keys", int(nodes.len())),

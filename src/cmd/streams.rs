@@ -214,7 +214,7 @@ struct AddArgs {
 }
 
 /// Redis's `streamParseAddOrTrimArgsOrReply`.
-fn parse_add_or_trim(req: &[Bytes], xadd: bool) -> Result<AddArgs, CommandError> {
+fn parse_add_or_trim(req: &[Bytes], xadd: bool, node_max: u64) -> Result<AddArgs, CommandError> {
     let mut out = AddArgs {
         trim: TrimArgs {
             trim: None,
@@ -301,13 +301,20 @@ fn parse_add_or_trim(req: &[Bytes], xadd: bool) -> Result<AddArgs, CommandError>
             ));
         }
     } else if out.trim.approx {
-        out.trim.limit = 100 * NODE_MAX_ENTRIES;
+        // As Redis: 100 nodes' worth, capped on both sides.
+        let limit = 100i64.saturating_mul(node_max as i64);
+        out.trim.limit = if limit <= 0 {
+            10_000
+        } else {
+            limit.min(1_000_000) as u64
+        };
     }
     Ok(out)
 }
 
 fn xadd(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let parsed = parse_add_or_trim(req, true)?;
+    let node_max = node_max(ctx);
+    let parsed = parse_add_or_trim(req, true, node_max)?;
     let field_pos = parsed.id_pos + 1;
     if req.len() < field_pos + 2 || (req.len() - field_pos) % 2 == 1 {
         return Err(CommandError::WrongArity("xadd".into()));
@@ -342,13 +349,22 @@ fn xadd(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             None => create(s, key, now),
         };
         let fields: Box<[Bytes]> = req[field_pos..].iter().map(|f| owned(f)).collect();
-        st.append(id, fields);
+        st.append(id, fields, node_max);
         // keyspace event: xadd
         if parsed.trim.apply(st) > 0 {
             // keyspace event: xtrim
         }
         Ok(Frame::Bulk(id.to_bytes()))
     })
+}
+
+/// `stream-node-max-entries`: entries per virtual node (0 = no limit).
+fn node_max(ctx: &Ctx<'_>) -> u64 {
+    let cfg = ctx.shared.engine.config.read();
+    cfg.encoding
+        .get("stream-node-max-entries")
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(NODE_MAX_ENTRIES)
 }
 
 /// Copied so the keyspace never pins a connection's read buffer.
@@ -440,7 +456,7 @@ fn xdel(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
 }
 
 fn xtrim(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let parsed = parse_add_or_trim(req, false)?;
+    let parsed = parse_add_or_trim(req, false, node_max(ctx))?;
     let now = ctx.now;
     let key = &req[1];
     ctx.with_shard(key, |s| {

@@ -34,11 +34,11 @@ pub(super) fn encode(s: &Stream, out: &mut Vec<u8>) {
     out.extend_from_slice(&[tag::STREAM, STREAM_VERSION]);
     put_id(out, s.last_id);
     put_id(out, s.max_deleted_id);
-    put_u64(out, s.entries_added);
+    put_u64s(out, &[s.entries_added, s.tail.0, s.tail.1]);
     put_u32(out, s.entries.len());
     for (id, e) in &s.entries {
         put_id(out, *id);
-        put_u64(out, e.pos);
+        put_u64(out, e.node);
         put_u32(out, e.fields.len());
         for f in e.fields.iter() {
             put_bytes(out, f);
@@ -89,11 +89,12 @@ pub(super) fn decode(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
         last_id: id(c, "stream last id")?,
         max_deleted_id: id(c, "stream max deleted id")?,
         entries_added: c.u64("stream entries added")?,
+        tail: (c.u64("stream tail node")?, c.u64("stream tail fill")?),
         ..Stream::default()
     };
     for _ in 0..count(c, MIN_ENTRY, "stream length")? {
         let eid = id(c, "stream entry id")?;
-        let pos = c.u64("stream entry position")?;
+        let node = c.u64("stream entry node")?;
         let n = count(c, 4, "stream entry fields")?;
         if n == 0 || n % 2 != 0 {
             return Err(CorruptReason::Malformed("stream entry fields"));
@@ -102,7 +103,11 @@ pub(super) fn decode(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
             .map(|_| c.bytes("stream entry field"))
             .collect::<Result<Vec<_>, _>>()?;
         let fields = fields.into_boxed_slice();
-        if eid > s.last_id || s.entries.insert(eid, StreamEntry { fields, pos }).is_some() {
+        if eid > s.last_id
+            || s.entries
+                .insert(eid, StreamEntry { fields, node })
+                .is_some()
+        {
             return Err(CorruptReason::Malformed("stream entry id"));
         }
     }
@@ -157,7 +162,7 @@ mod tests {
         let mut s = Stream::default();
         for i in 1..=3 {
             let fields = vec![Bytes::from_static(b"f"), Bytes::from(i.to_string())];
-            s.append(StreamId::new(i, 0), fields.into_boxed_slice());
+            s.append(StreamId::new(i, 0), fields.into_boxed_slice(), 2);
         }
         s.delete(StreamId::new(2, 0));
         let mut g = Group::new(StreamId::new(1, 0), Some(1));

@@ -6,15 +6,16 @@
 //!
 //! Redis keeps entries in listpack nodes of up to `stream-node-max-entries` (100) entries and
 //! its approximate trimming (`MAXLEN ~`, `MINID ~`) only removes whole nodes. An entry here
-//! remembers its insertion position (`pos`), and entries whose positions share
-//! `pos / NODE_MAX_ENTRIES` form one virtual node, so `~` trims exactly as much as Redis.
+//! remembers the virtual node it was appended to (`node`): a new node starts when the tail
+//! node has had `stream-node-max-entries` entries appended (deleted ones still count, as in a
+//! listpack), so `~` trims exactly as much as Redis.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use bytes::Bytes;
 
-/// Entries per (virtual) node: Redis's default `stream-node-max-entries`.
+/// Entries per (virtual) node by default: Redis's default `stream-node-max-entries`.
 pub const NODE_MAX_ENTRIES: u64 = 100;
 
 /// A stream entry id: milliseconds and a sequence number.
@@ -131,13 +132,13 @@ pub struct ParsedId {
     pub seq_given: bool,
 }
 
-/// One entry: its field/value pairs (flat) and its insertion position.
+/// One entry: its field/value pairs (flat) and its virtual node.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StreamEntry {
     /// Field, value, field, value...
     pub fields: Box<[Bytes]>,
-    /// Insertion position, which decides the entry's virtual node (see the module docs).
-    pub pos: u64,
+    /// The virtual node it was appended to (see the module docs).
+    pub node: u64,
 }
 
 /// A pending (delivered, not acknowledged) entry of a group.
@@ -295,6 +296,8 @@ pub struct Stream {
     pub entries_added: u64,
     /// Consumer groups by name.
     pub groups: BTreeMap<Bytes, Group>,
+    /// The tail virtual node's number and how many entries were appended to it.
+    pub tail: (u64, u64),
 }
 
 impl Stream {
@@ -336,10 +339,15 @@ impl Stream {
         Ok(id)
     }
 
-    /// Appends an entry with id `id` (from [`Stream::next_id`]).
-    pub fn append(&mut self, id: StreamId, fields: Box<[Bytes]>) {
-        let pos = self.entries_added;
-        self.entries.insert(id, StreamEntry { fields, pos });
+    /// Appends an entry with id `id` (from [`Stream::next_id`]) to the tail node, or to a new
+    /// one when the tail has had `node_max` entries (0 = no limit) or the stream is empty.
+    pub fn append(&mut self, id: StreamId, fields: Box<[Bytes]>, node_max: u64) {
+        if self.entries.is_empty() || (node_max != 0 && self.tail.1 >= node_max) {
+            self.tail = (self.tail.0 + 1, 0);
+        }
+        self.tail.1 += 1;
+        let node = self.tail.0;
+        self.entries.insert(id, StreamEntry { fields, node });
         self.entries_added += 1;
         self.last_id = id;
     }
@@ -364,10 +372,10 @@ impl Stream {
         }
         let mut it = self.entries.iter().peekable();
         while let Some((_, first)) = it.peek() {
-            let node = first.pos / NODE_MAX_ENTRIES;
+            let node = first.node;
             let (mut count, mut last) = (0u64, StreamId::MIN);
             while let Some((id, e)) = it.peek() {
-                if e.pos / NODE_MAX_ENTRIES != node {
+                if e.node != node {
                     break;
                 }
                 last = **id;
@@ -522,7 +530,7 @@ mod tests {
 
     fn add(s: &mut Stream, want: NewId, now: u64) -> Result<StreamId, AddError> {
         let id = s.next_id(want, now)?;
-        s.append(id, fields());
+        s.append(id, fields(), NODE_MAX_ENTRIES);
         Ok(id)
     }
 
