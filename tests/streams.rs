@@ -466,6 +466,29 @@ async fn a_blocked_xreadgroup_gets_the_new_entry_and_owns_it() {
             Reply::Int(1)
         ])])
     );
+    // Blocked again, then the stream is deleted: Redis 7.0's error.
+    reader
+        .send(&common::resp(&[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "c1",
+            "BLOCK",
+            "0",
+            "STREAMS",
+            "s",
+            ">",
+        ]))
+        .await;
+    common::eventually(Duration::from_secs(5), "the reader to block", || async {
+        (server.shared.blocked.len() == 1).then_some(())
+    })
+    .await;
+    writer.cmd(&["DEL", "s"]).await;
+    assert_eq!(
+        reader.read_reply().await,
+        err("UNBLOCKED the stream key no longer exists")
+    );
 }
 
 #[tokio::test]

@@ -205,6 +205,11 @@ impl Block {
         }
     }
 
+    /// True for a blocked XREADGROUP.
+    fn is_group_read(&self) -> bool {
+        matches!(&self.op, Op::XRead { prefix, .. } if prefix.first().is_some_and(|w| &w[..] == b"XREADGROUP"))
+    }
+
     /// The reply when the wait ends without an element (timeout, `CLIENT UNBLOCK ... TIMEOUT`).
     pub fn timeout_reply(&self) -> Frame {
         match self.op {
@@ -584,6 +589,27 @@ pub fn serve(shared: &Shared, now: Nanos) {
             .collect();
         slots.sort_unstable_by_key(|s| s.0);
         for (_, db, key) in slots {
+            // XREADGROUP needs its stream: blocked on one that is gone (deleted, replaced by
+            // another type, flushed), the client gets Redis 7.0's error.
+            if !holds_stream(shared, db, &key, now) {
+                let gone: Vec<u64> = inner
+                    .keys
+                    .get(&(db, key.clone()))
+                    .map(|(_, q)| {
+                        q.iter()
+                            .copied()
+                            .filter(|id| inner.waiters[id].block.is_group_read())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for id in gone {
+                    if let Some(w) = inner.remove(id) {
+                        let e = Frame::error("UNBLOCKED the stream key no longer exists");
+                        let _ = w.tx.send((e, None));
+                        progress = true;
+                    }
+                }
+            }
             while holds_collection(shared, db, &key, now) {
                 let Some((_, queue)) = inner.keys.get(&(db, key.clone())) else {
                     break;
@@ -611,6 +637,18 @@ pub fn serve(shared: &Shared, now: Nanos) {
             return;
         }
     }
+}
+
+/// True if `key` holds a stream.
+fn holds_stream(shared: &Shared, db: usize, key: &[u8], now: Nanos) -> bool {
+    let Some(store) = shared.engine.dbs.get(db) else {
+        return false;
+    };
+    let shard = store.lock(key);
+    matches!(
+        shard.get(key, now).map(|e| &e.value),
+        Some(Value::Stream(_))
+    )
 }
 
 /// True if `key` holds a list or a sorted set (what some blocked client may pop).
