@@ -165,6 +165,11 @@ pub struct Config {
     /// Share of admitted policy checks published as `allowed` events, in parts per million
     /// (`policy-events-allowed-sample`, given as a fraction 0..1).
     pub policy_events_sample_ppm: u32,
+    /// The stream every limiter event is also appended to (`events-stream`; empty = off),
+    /// in database 0, so a consumer that was down reads what it missed.
+    pub events_stream: String,
+    /// Entries the events stream keeps, about (`events-stream-maxlen`, trimmed `MAXLEN ~`).
+    pub events_stream_maxlen: u64,
     /// Record the usage history (`usage-history yes|no`): per-minute counts per policy and
     /// per top identity for 48 hours (see docs/operations.md).
     pub usage_history: bool,
@@ -262,6 +267,8 @@ impl Default for Config {
             policies: Vec::new(),
             policy_files: Vec::new(),
             policy_events_sample_ppm: 0,
+            events_stream: String::new(),
+            events_stream_maxlen: 10_000,
             usage_history: true,
             usage_history_identities: 100,
             tls_port: 0,
@@ -749,6 +756,8 @@ impl Config {
             "cluster-config-file" => return Err(bad()),
             n if EncodingLimits::knows(n) => self.encoding.set(n, value)?,
             "notify-keyspace-events" => self.notify_keyspace_events = NotifyFlags::parse(value)?,
+            "events-stream" => self.events_stream = value.trim().to_owned(),
+            "events-stream-maxlen" => self.events_stream_maxlen = num(value)?,
             "policy-events-allowed-sample" => {
                 let f: f64 = value.trim().parse().map_err(|_| bad())?;
                 if !(0.0..=1.0).contains(&f) {

@@ -420,3 +420,44 @@ async fn an_evicting_policy_publishes_evicted_for_each_key_it_removes() {
     c.cmd(&["CONFIG", "SET", "maxmemory", "0"]).await;
     expect(&mut sub, &mut c, &[]).await;
 }
+
+#[tokio::test]
+async fn stream_commands_publish_what_they_did_in_class_t() {
+    let server = TestServer::start().await;
+    let mut c = server.raw().await;
+    config_set(&mut c, "Kt").await;
+    let mut sub = subscriber(&server).await;
+    c.cmd(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"])
+        .await;
+    c.cmd(&["XGROUP", "CREATECONSUMER", "s", "g", "Bob"]).await;
+    let id = c.cmd(&["XADD", "s", "1", "f", "A"]).await;
+    let Reply::Bulk(id) = id else {
+        panic!("XADD id: {id:?}")
+    };
+    let id = String::from_utf8(id.to_vec()).unwrap();
+    c.cmd(&["XREADGROUP", "GROUP", "g", "Alice", "STREAMS", "s", ">"])
+        .await;
+    c.cmd(&["XCLAIM", "s", "g", "Mike", "0", &id, "FORCE"])
+        .await;
+    // No event: Lee does not exist, Bob does.
+    c.cmd(&["XGROUP", "DELCONSUMER", "s", "g", "Lee"]).await;
+    c.cmd(&["XAUTOCLAIM", "s", "g", "Bob", "0", &id]).await;
+    c.cmd(&["XGROUP", "DELCONSUMER", "s", "g", "Bob"]).await;
+    c.cmd(&["XADD", "s", "MAXLEN", "1", "*", "f", "B"]).await;
+    c.cmd(&["XDEL", "s", "0-1"]).await; // nothing deleted: no event
+    expect(
+        &mut sub,
+        &mut c,
+        &[
+            ("__keyspace@0__:s", "xgroup-create"),
+            ("__keyspace@0__:s", "xgroup-createconsumer"),
+            ("__keyspace@0__:s", "xadd"),
+            ("__keyspace@0__:s", "xgroup-createconsumer"),
+            ("__keyspace@0__:s", "xgroup-createconsumer"),
+            ("__keyspace@0__:s", "xgroup-delconsumer"),
+            ("__keyspace@0__:s", "xadd"),
+            ("__keyspace@0__:s", "xtrim"),
+        ],
+    )
+    .await;
+}

@@ -186,9 +186,30 @@ enum Op {
     ZPop { side: &'static str },
     /// BZMPOP: `[key, [[member, score]...]]`.
     ZMPop { side: Bytes, count: Option<Bytes> },
+    /// XREAD / XREADGROUP (see `cmd::stream_read`): `prefix STREAMS key id` per stream, with
+    /// `$` resolved when the client blocked.
+    XRead {
+        prefix: Vec<Bytes>,
+        ids: Vec<(Bytes, Bytes)>,
+    },
 }
 
 impl Block {
+    /// A blocked XREAD / XREADGROUP: served by `prefix STREAMS key id` for the stream that
+    /// gets entries first.
+    pub fn stream(timeout_ms: u64, prefix: Vec<Bytes>, ids: Vec<(Bytes, Bytes)>) -> Block {
+        Block {
+            keys: ids.iter().map(|(k, _)| k.clone()).collect(),
+            timeout_ms,
+            op: Op::XRead { prefix, ids },
+        }
+    }
+
+    /// True for a blocked XREADGROUP.
+    fn is_group_read(&self) -> bool {
+        matches!(&self.op, Op::XRead { prefix, .. } if prefix.first().is_some_and(|w| &w[..] == b"XREADGROUP"))
+    }
+
     /// The reply when the wait ends without an element (timeout, `CLIENT UNBLOCK ... TIMEOUT`).
     pub fn timeout_reply(&self) -> Frame {
         match self.op {
@@ -225,6 +246,15 @@ impl Block {
                 if let Some(c) = count {
                     r.extend([word(b"COUNT"), c.clone()]);
                 }
+                r
+            }
+            Op::XRead { prefix, ids } => {
+                let id = ids
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map_or_else(|| word(b"$"), |(_, id)| id.clone());
+                let mut r = prefix.clone();
+                r.extend([word(b"STREAMS"), key.clone(), id]);
                 r
             }
             Op::Move { dst, from, to } => vec![
@@ -559,6 +589,27 @@ pub fn serve(shared: &Shared, now: Nanos) {
             .collect();
         slots.sort_unstable_by_key(|s| s.0);
         for (_, db, key) in slots {
+            // XREADGROUP needs its stream: blocked on one that is gone (deleted, replaced by
+            // another type, flushed), the client gets Redis 7.0's error.
+            if !holds_stream(shared, db, &key, now) {
+                let gone: Vec<u64> = inner
+                    .keys
+                    .get(&(db, key.clone()))
+                    .map(|(_, q)| {
+                        q.iter()
+                            .copied()
+                            .filter(|id| inner.waiters[id].block.is_group_read())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for id in gone {
+                    if let Some(w) = inner.remove(id) {
+                        let e = Frame::error("UNBLOCKED the stream key no longer exists");
+                        let _ = w.tx.send((e, None));
+                        progress = true;
+                    }
+                }
+            }
             while holds_collection(shared, db, &key, now) {
                 let Some((_, queue)) = inner.keys.get(&(db, key.clone())) else {
                     break;
@@ -588,6 +639,18 @@ pub fn serve(shared: &Shared, now: Nanos) {
     }
 }
 
+/// True if `key` holds a stream.
+fn holds_stream(shared: &Shared, db: usize, key: &[u8], now: Nanos) -> bool {
+    let Some(store) = shared.engine.dbs.get(db) else {
+        return false;
+    };
+    let shard = store.lock(key);
+    matches!(
+        shard.get(key, now).map(|e| &e.value),
+        Some(Value::Stream(_))
+    )
+}
+
 /// True if `key` holds a list or a sorted set (what some blocked client may pop).
 fn holds_collection(shared: &Shared, db: usize, key: &[u8], now: Nanos) -> bool {
     let Some(store) = shared.engine.dbs.get(db) else {
@@ -596,19 +659,22 @@ fn holds_collection(shared: &Shared, db: usize, key: &[u8], now: Nanos) -> bool 
     let shard = store.lock(key);
     matches!(
         shard.get(key, now).map(|e| &e.value),
-        Some(Value::List(_) | Value::ZSet(_))
+        Some(Value::List(_) | Value::ZSet(_) | Value::Stream(_))
     )
 }
 
-/// True if `key` holds a sorted set (`zset`) or a list.
-fn holds_kind(shared: &Shared, db: usize, key: &[u8], now: Nanos, zset: bool) -> bool {
+/// True if `key` holds the kind `op` serves from: a list, a sorted set or a stream.
+fn holds_kind(shared: &Shared, db: usize, key: &[u8], now: Nanos, op: &Op) -> bool {
     let Some(store) = shared.engine.dbs.get(db) else {
         return false;
     };
     let shard = store.lock(key);
     match shard.get(key, now).map(|e| &e.value) {
-        Some(Value::List(_)) => !zset,
-        Some(Value::ZSet(_)) => zset,
+        Some(Value::ZSet(_)) => matches!(op, Op::ZPop { .. } | Op::ZMPop { .. }),
+        Some(Value::Stream(_)) => matches!(op, Op::XRead { .. }),
+        Some(Value::List(_)) => {
+            !matches!(op, Op::ZPop { .. } | Op::ZMPop { .. } | Op::XRead { .. })
+        }
         _ => false,
     }
 }
@@ -617,8 +683,7 @@ fn holds_kind(shared: &Shared, db: usize, key: &[u8], now: Nanos, zset: bool) ->
 /// another kind, or nothing to pop).
 fn serve_one(shared: &Shared, w: &Waiter, key: &Bytes, now: Nanos) -> Option<(Frame, Option<Seq>)> {
     // Only a key of the kind the client pops serves it (Redis's per-type readiness).
-    let zset = matches!(w.block.op, Op::ZPop { .. } | Op::ZMPop { .. });
-    if !holds_kind(shared, w.db, key, now, zset) {
+    if !holds_kind(shared, w.db, key, now, &w.block.op) {
         return None;
     }
     let mut session = Session::new(w.info.clone(), &shared.acl);

@@ -209,6 +209,8 @@ fn config_params(cfg: &Config, port: u32) -> Vec<(&'static str, String)> {
         ("tls-ca-cert-dir", path_or_empty(&cfg.tls_ca_cert_dir)),
         ("tls-auth-clients", cfg.tls_auth_clients.name().to_owned()),
         ("tls-protocols", cfg.tls_protocols.clone()),
+        ("events-stream", cfg.events_stream.clone()),
+        ("events-stream-maxlen", cfg.events_stream_maxlen.to_string()),
     ];
     params.extend(cfg.encoding.params());
     params.extend(cfg.repl.params());
@@ -319,6 +321,8 @@ const MUTABLE: &[&str] = &[
     "latency-monitor-threshold",
     "appendfsync",
     "notify-keyspace-events",
+    "events-stream",
+    "events-stream-maxlen",
 ];
 
 /// Redis 7.0's immutable parameters that limitkv has no counterpart for: `CONFIG SET` answers

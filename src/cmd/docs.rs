@@ -78,6 +78,10 @@ struct Parser {
 }
 
 fn is_token_word(w: &str) -> bool {
+    // The streams' symbolic tokens (`XADD key * ...`, `MAXLEN ~ n`, `XGROUP CREATE k g $`).
+    if matches!(w, "*" | "~" | "$") {
+        return true;
+    }
     !w.is_empty()
         && w.chars()
             .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '-' || c == '_')

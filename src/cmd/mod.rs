@@ -20,6 +20,7 @@ pub mod cost;
 pub mod counters;
 pub mod db_move;
 pub mod docs;
+pub mod event_stream;
 pub mod evict;
 pub mod fastpath;
 pub mod functions;
@@ -56,6 +57,10 @@ pub mod set_algebra;
 pub mod sets;
 pub mod slowlog;
 pub mod sort;
+pub mod stream_groups;
+pub mod stream_info;
+pub mod stream_read;
+pub mod streams;
 pub mod strings;
 pub mod substrings;
 pub mod suspend;
@@ -238,7 +243,7 @@ pub const HELP_SUBCOMMAND: CommandSpec = CommandSpec {
 };
 
 /// Every family's spec list.
-pub fn families() -> [&'static [CommandSpec]; 47] {
+pub fn families() -> [&'static [CommandSpec]; 51] {
     [
         connection::COMMANDS,
         acl::COMMANDS,
@@ -287,6 +292,10 @@ pub fn families() -> [&'static [CommandSpec]; 47] {
         memory_cmd::COMMANDS,
         hash_fields::COMMANDS,
         db_move::COMMANDS,
+        streams::COMMANDS,
+        stream_read::COMMANDS,
+        stream_groups::COMMANDS,
+        stream_info::COMMANDS,
     ]
 }
 
@@ -396,6 +405,13 @@ pub fn key_positions(spec: &CommandSpec, req: &[Bytes]) -> impl Iterator<Item = 
     }
     if let Some(dst) = sort_store_index(spec, req) {
         return (1..=1).chain(dst..=dst).step_by(1);
+    }
+    if matches!(spec.name, "XREAD" | "XREADGROUP") {
+        let r = stream_read::keys_range(req);
+        if r.is_empty() {
+            return none;
+        }
+        return empty().chain(r.start..=r.end - 1).step_by(1);
     }
     if spec.first_key <= 0 || spec.has(flags::NOT_KEY) || spec.has(flags::MOVABLEKEYS) {
         return none;

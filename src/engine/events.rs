@@ -14,6 +14,38 @@ use crate::policy::webhook::Webhook;
 
 use super::Engine;
 
+/// Events waiting to be appended to the `events-stream` key. An event is often emitted under
+/// a key's shard lock (a policy check, a breaker transition, a whole `EXEC`), where appending
+/// to another key could deadlock; the command layer appends the queue after the command
+/// (`cmd::event_stream`), as an XADD of its own, journaled like any other.
+#[derive(Debug, Default)]
+pub struct StreamEvents {
+    queued: parking_lot::Mutex<Vec<(Bytes, Bytes)>>,
+    pending: std::sync::atomic::AtomicBool,
+}
+
+impl StreamEvents {
+    /// Queues one event (its channel and message).
+    pub fn push(&self, channel: Bytes, message: Bytes) {
+        self.queued.lock().push((channel, message));
+        self.pending
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// True if events wait (one atomic load: checked after every command).
+    pub fn is_pending(&self) -> bool {
+        self.pending.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Takes every queued event, oldest first.
+    pub fn take(&self) -> Vec<(Bytes, Bytes)> {
+        let mut q = self.queued.lock();
+        self.pending
+            .store(false, std::sync::atomic::Ordering::Release);
+        std::mem::take(&mut *q)
+    }
+}
+
 impl Engine {
     /// Renders `event`, queues it for the webhooks that want it, and publishes it.
     pub fn emit(&self, event: &Event<'_>) {
@@ -87,6 +119,10 @@ impl Engine {
     /// ring for `LIMIT.EVENTS`. Returns the number of subscribers that received it.
     pub fn publish_event(&self, channel: &[u8], message: Bytes) -> usize {
         self.policies.record_event(channel, message.clone());
+        if !self.config.read().events_stream.is_empty() {
+            self.stream_events
+                .push(Bytes::copy_from_slice(channel), message.clone());
+        }
         self.pubsub.publish(channel, message)
     }
 

@@ -41,7 +41,7 @@ mod catalog;
 pub mod check;
 mod cluster_keys;
 mod error;
-mod events;
+pub mod events;
 pub mod families;
 pub mod notify;
 mod open;
@@ -103,6 +103,8 @@ pub struct Engine {
     /// Rule keys carry the identity's hash tag (`cluster-enabled yes`, fixed at start; see
     /// [`crate::policy::model::tagged_state_key`] and `Engine::retag_rule_keys`).
     pub cluster_keys: bool,
+    /// Events waiting for the `events-stream` key (see [`events::StreamEvents`]).
+    pub stream_events: events::StreamEvents,
 }
 
 impl Engine {
@@ -121,6 +123,7 @@ impl Engine {
                 config.latency_monitor_threshold,
             )),
             cluster_keys: config.cluster_enabled,
+            stream_events: events::StreamEvents::default(),
             dbs: (0..config.databases.max(1))
                 .map(|db| {
                     let store = Store::new(config.shards);

@@ -89,6 +89,7 @@ mod tag {
     pub const SET: u8 = 11;
     pub const ZSET: u8 = 12;
     pub const RESERVATION: u8 = 13;
+    pub const STREAM: u8 = 20;
 }
 
 /// Version byte that follows a limiter-state tag, so one family's state layout can change
@@ -674,6 +675,7 @@ fn encode_value(value: &Value, out: &mut Vec<u8>) {
                 put_u64(out, c.units as u64);
             }
         }
+        Value::Stream(s) => record_stream::encode(s, out),
     }
 }
 
@@ -1013,6 +1015,7 @@ fn decode_value(c: &mut Cursor<'_>) -> Result<Value, CorruptReason> {
                 charges,
             }))
         }
+        tag::STREAM => record_stream::decode(c)?,
         other => return Err(CorruptReason::UnknownValueTag(other)),
     })
 }
@@ -1110,6 +1113,9 @@ impl<'a> Cursor<'a> {
         }
     }
 }
+
+#[path = "record_stream.rs"]
+mod record_stream;
 
 #[cfg(test)]
 #[path = "record_tests.rs"]

@@ -675,6 +675,13 @@ fn run_batch(
                 if session.block.is_some() {
                     return Batch::Blocked;
                 }
+                // Limiter events the command emitted go to the `events-stream` key first, so
+                // clients blocked reading it are served below.
+                if shared.engine.stream_events.is_pending() {
+                    if let Some(_gate) = shared.scripts.run_state().command_gate() {
+                        crate::cmd::event_stream::flush(shared, now);
+                    }
+                }
                 // Clients blocked on keys this command made ready are served before the next
                 // command (skipped while a script runs: its own connection serves after it).
                 if !shared.blocked.is_empty() {

@@ -521,6 +521,13 @@ async fn background(shared: Arc<Shared>) {
             .latency
             .sample("expire-cycle", took, now.as_secs());
         shared.engine.tick(now);
+        // Events emitted outside a command (lapses found by the tick, HTTP checks).
+        if shared.engine.stream_events.is_pending() {
+            if let Some(_gate) = shared.scripts.run_state().command_gate() {
+                crate::cmd::event_stream::flush(&shared, now);
+                crate::cmd::blocking::serve(&shared, now);
+            }
+        }
         shared.metrics.sample(shared.uptime_ms());
         maybe_rewrite(&shared);
     }

@@ -20,6 +20,7 @@ use crate::limiter::lease::LeaseState;
 use crate::limiter::quota::QuotaState;
 use crate::limiter::window::WindowState;
 use crate::policy::reserve::Reservation;
+use crate::store::stream::Stream;
 use crate::store::zset::ZSet;
 
 type Hasher = foldhash::fast::RandomState;
@@ -67,6 +68,9 @@ pub enum Value {
     ZSet(Box<ZSet>),
     /// A policy reservation awaiting `LIMIT.SETTLE` (boxed: it is large and rare).
     Reservation(Box<Reservation>),
+    /// A Redis stream. Unlike the other collections it may be empty (`XDEL` of every entry,
+    /// `XGROUP CREATE ... MKSTREAM`), as in Redis.
+    Stream(Box<Stream>),
 }
 
 impl Value {
@@ -108,11 +112,12 @@ impl Value {
             Value::Set(_) => "set",
             Value::ZSet(_) => "zset",
             Value::Reservation(_) => "reservation",
+            Value::Stream(_) => "stream",
         }
     }
 
     /// Every name [`Value::type_name`] reports, indexed by [`Value::kind_index`].
-    pub const TYPE_NAMES: [&'static str; 12] = [
+    pub const TYPE_NAMES: [&'static str; 13] = [
         "string",
         "gcra",
         "window",
@@ -125,6 +130,7 @@ impl Value {
         "set",
         "zset",
         "reservation",
+        "stream",
     ];
 
     /// The position of this value's type name in [`Value::TYPE_NAMES`].
@@ -142,6 +148,7 @@ impl Value {
             Value::Set(_) => 9,
             Value::ZSet(_) => 10,
             Value::Reservation(_) => 11,
+            Value::Stream(_) => 12,
         }
     }
 
@@ -190,6 +197,7 @@ impl Value {
                         .sum::<usize>()
             }
             Value::ZSet(z) => size_of_val(&**z) + z.heap_size(),
+            Value::Stream(s) => s.heap_size(),
             Value::Reservation(r) => {
                 std::mem::size_of::<Reservation>()
                     + r.policy.len()
@@ -289,6 +297,7 @@ mod tests {
             }),
             Value::List(Box::default()),
             Value::ZSet(Box::default()),
+            Value::Stream(Box::default()),
         ];
         for v in values {
             assert_eq!(Value::TYPE_NAMES[v.kind_index()], v.type_name());

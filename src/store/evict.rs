@@ -130,7 +130,8 @@ pub fn settles_at(value: &Value) -> Option<Nanos> {
         | Value::List(_)
         | Value::Hash(_)
         | Value::Set(_)
-        | Value::ZSet(_) => None,
+        | Value::ZSet(_)
+        | Value::Stream(_) => None,
     }
 }
 

@@ -17,6 +17,7 @@
 pub mod entry;
 pub mod evict;
 pub mod expire;
+pub mod stream;
 pub mod table;
 pub mod watch;
 pub mod zset;
