@@ -43,15 +43,31 @@ impl<S: AsyncWrite + Unpin> State<S> {
         }
         self.out.clear();
         self.sent = 0;
+        if self.out.capacity() > MAX_PENDING {
+            self.out = Vec::new();
+        }
         Pin::new(&mut self.io).poll_flush(cx)
     }
 
-    /// Makes room before buffering more: drains when the buffer is full.
-    fn poll_room(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.out.len() - self.sent >= MAX_PENDING {
+    /// Buffers `bufs` (`len` bytes in all), or, when they would not fit under
+    /// [`MAX_PENDING`], sends what is buffered and then writes bufs of that size or more
+    /// straight to the socket (a large body is neither copied nor kept in the buffer).
+    fn poll_put(
+        &mut self,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        if self.out.len() - self.sent + len > MAX_PENDING {
             ready!(self.poll_drain(cx))?;
+            if len >= MAX_PENDING {
+                return Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+            }
         }
-        Poll::Ready(Ok(()))
+        for b in bufs {
+            self.out.extend_from_slice(b);
+        }
+        Poll::Ready(Ok(len))
     }
 }
 
@@ -93,10 +109,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        let mut s = self.state.lock();
-        ready!(s.poll_room(cx))?;
-        s.out.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
+        self.state
+            .lock()
+            .poll_put(cx, &[io::IoSlice::new(buf)], buf.len())
     }
 
     fn poll_write_vectored(
@@ -104,14 +119,8 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        let mut s = self.state.lock();
-        ready!(s.poll_room(cx))?;
-        let mut n = 0;
-        for b in bufs {
-            s.out.extend_from_slice(b);
-            n += b.len();
-        }
-        Poll::Ready(Ok(n))
+        let len = bufs.iter().map(|b| b.len()).sum();
+        self.state.lock().poll_put(cx, bufs, len)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -119,10 +128,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Coalesced<S> {
         true
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // Deferred to [`FlushOnIdle`], which sends before the task sleeps; a full buffer goes
-        // out now.
-        self.state.lock().poll_room(cx)
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // Deferred to [`FlushOnIdle`], which sends before the task sleeps (the buffer never
+        // holds more than MAX_PENDING).
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -248,6 +257,27 @@ mod tests {
         .await;
         assert!(stalled.is_err());
         assert!(written <= MAX_PENDING + 1024 + chunk.len(), "{written}");
+    }
+
+    #[tokio::test]
+    async fn a_large_body_goes_straight_out_and_is_not_kept() {
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let (mut io, _pending) = Coalesced::new(server);
+        let reader = tokio::spawn(async move {
+            let mut got = vec![0u8; 3 + (4 << 20)];
+            client.read_exact(&mut got).await.unwrap();
+            got
+        });
+        io.write_all(b"abc").await.unwrap();
+        let big = vec![b'z'; 4 << 20];
+        io.write_all(&big).await.unwrap();
+        assert!(io.state.lock().out.len() < MAX_PENDING);
+        // The tail under MAX_PENDING waits for the task to idle (here: the shutdown).
+        io.shutdown().await.unwrap();
+        let got = reader.await.unwrap();
+        assert_eq!(&got[..3], b"abc");
+        assert!(got[3..].iter().all(|&b| b == b'z'));
+        assert!(io.state.lock().out.capacity() <= MAX_PENDING);
     }
 
     #[tokio::test]
