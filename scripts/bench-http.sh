@@ -6,6 +6,7 @@
 #   scripts/bench-http.sh                      # 10 s per case, 2 wrk threads, 50 connections
 #   DURATION=30s CONNECTIONS=100 scripts/bench-http.sh
 #   NO_BUILD=1 scripts/bench-http.sh           # use the existing target/release/limitkv
+#   PIPELINE=16 (default) sets the depth of the last case (HTTP/1.1 pipelining)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,8 @@ if ! command -v wrk >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; t
     || { $SUDO apt-get update -qq && $SUDO DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk redis-tools >/dev/null; }
 fi
 
+# The binary under test (another build: LIMITKV=/path/to/limitkv NO_BUILD=1).
+LIMITKV=${LIMITKV:-target/release/limitkv}
 if [ -z "${NO_BUILD:-}" ]; then
   echo "--- cargo build --release" >&2
   cargo build --release --quiet
@@ -36,7 +39,7 @@ HTTP_PORT=$(free_port)
 OUT="bench-results/http-$(date -u +%Y%m%dT%H%M%SZ)"
 mkdir -p "$OUT"
 
-target/release/limitkv --port "$PORT" --http-port "$HTTP_PORT" --bind 127.0.0.1 \
+"$LIMITKV" --port "$PORT" --http-port "$HTTP_PORT" --bind 127.0.0.1 \
   --threads "$SERVER_THREADS" >"$OUT/limitkv.log" 2>&1 &
 SERVER=$!
 trap 'kill "$SERVER" 2>/dev/null || true; wait "$SERVER" 2>/dev/null || true' EXIT
@@ -67,28 +70,53 @@ request = function()
 end
 LUA
 
+cat >"$OUT/pipelined.lua" <<'LUA'
+-- HTTP/1.1 pipelining: PIPELINE GET /v1/check requests of one identity per write (wrk counts
+-- each answer).
+init = function(args)
+  local depth = tonumber(os.getenv("PIPELINE") or "16")
+  local batch = {}
+  for i = 1, depth do
+    batch[i] = wrk.format("GET", "/v1/check?policy=bench&id=u1")
+  end
+  req = table.concat(batch)
+end
+request = function() return req end
+LUA
+PIPELINE=${PIPELINE:-16}
+
 BASE="http://127.0.0.1:$HTTP_PORT"
+# The server's CPU time (user + system, clock ticks) from /proc: its cost per request holds
+# on a loaded machine where requests/s does not.
+ticks() { awk '{print $14 + $15}' "/proc/$SERVER/stat"; }
 run() {
   local slug=$1 name=$2
   shift 2
   echo "--- $name: wrk -t$THREADS -c$CONNECTIONS -d$DURATION $*" >&2
+  local t0 t1
+  t0=$(ticks)
   KEYSPACE=$KEYSPACE POLICY=${POLICY:-bench} wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "$@" \
     >"$OUT/$slug.txt" 2>&1
-  local rps p50 p99 non2xx
+  t1=$(ticks)
+  local rps p50 p99 non2xx requests cpu
+  requests=$(awk '/requests in/ {print $1}' "$OUT/$slug.txt")
+  cpu=$(awk -v t="$((t1 - t0))" -v n="$requests" -v hz="$(getconf CLK_TCK)" \
+    'BEGIN { printf "%.1f", t * 1e6 / hz / n }')
   rps=$(awk '/^Requests\/sec/ {print $2}' "$OUT/$slug.txt")
   p50=$(awk '$1 == "50%" {print $2}' "$OUT/$slug.txt")
   p99=$(awk '$1 == "99%" {print $2}' "$OUT/$slug.txt")
   non2xx=$(awk '/Non-2xx or 3xx responses/ {print $5}' "$OUT/$slug.txt")
-  printf '| %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "${non2xx:-0}"
+  printf '| %s | %s | %s | %s | %s | %s |\n' "$name" "$rps" "$p50" "$p99" "${non2xx:-0}" "$cpu"
 }
 
 echo "## HTTP check API ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, git $(git rev-parse --short HEAD 2>/dev/null || echo '?'))"
 echo
 echo "wrk -t$THREADS -c$CONNECTIONS -d$DURATION, keep-alive; KEYSPACE=$KEYSPACE; raw output in $OUT"
 echo
-echo "| case | requests/s | p50 | p99 | 429s (non-2xx) |"
-echo "| --- | --- | --- | --- | --- |"
+echo "| case | requests/s | p50 | p99 | 429s (non-2xx) | server CPU µs/request |"
+echo "| --- | --- | --- | --- | --- | --- |"
 run get-one "GET one identity (RATE 100/1m, mostly 429)" "$BASE/v1/check?policy=bench&id=u1"
 run get-random "GET random identities (RATE 100/1m)" -s "$OUT/random-ids.lua" "$BASE"
 POLICY=plan run get-random-3-rules "GET random identities (3 rules)" -s "$OUT/random-ids.lua" "$BASE"
 run post-random "POST JSON random identities (RATE 100/1m)" -s "$OUT/post-random-ids.lua" "$BASE"
+PIPELINE=$PIPELINE run get-one-pipelined "GET one identity, $PIPELINE pipelined per connection" -s "$OUT/pipelined.lua" "$BASE"

@@ -279,7 +279,7 @@ pub(crate) fn parse_check(
     Ok(a)
 }
 
-fn outcome_name(o: Outcome) -> &'static str {
+pub(crate) fn outcome_name(o: Outcome) -> &'static str {
     match o {
         Outcome::Pass => "pass",
         Outcome::Block => "block",

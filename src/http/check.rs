@@ -24,14 +24,15 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{header, Extensions, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::extract::{ConnectInfo, FromRequest, Query, Request, State};
+use axum::http::{header, Extensions, HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::Value;
 
 use super::auth::HttpUser;
+use super::check_json::{self, json_string};
 use super::error;
 use crate::acl::user::KEY_ALL;
 use crate::acl::User;
@@ -76,6 +77,10 @@ struct Input {
 /// Fields of a check or status.
 const CHECK_FIELDS: &[&str] = &[
     "policy", "identity", "scope", "tokens", "cost", "ip", "priority",
+];
+/// Fields of a check (and `/v1/auth`).
+const CHECK_AND_DRY_RUN: &[&str] = &[
+    "policy", "identity", "scope", "tokens", "cost", "ip", "priority", "dry_run",
 ];
 
 fn bad_request(message: impl Into<String>) -> Response {
@@ -386,35 +391,44 @@ async fn run_check(
     Ok(outcome)
 }
 
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+const RATELIMIT_POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const X_RATELIMIT_LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const X_RATELIMIT_REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const X_RATELIMIT_RESET: HeaderName = HeaderName::from_static("x-ratelimit-reset");
+const APPLICATION_JSON: HeaderValue = HeaderValue::from_static("application/json");
+
 /// Adds the `RateLimit`, `RateLimit-Policy`, `Retry-After` and `X-RateLimit-*` fields that
 /// are set.
-fn add_headers(response: &mut Response, h: &Headers) {
-    let fields = response.headers_mut();
-    let mut put = |name: &'static str, value: Option<HeaderValue>| {
-        if let Some(v) = value {
-            fields.insert(name, v);
-        }
-    };
+fn add_headers(fields: &mut HeaderMap, h: &Headers) {
     let text = |s: &Option<String>| s.as_deref().and_then(|s| HeaderValue::from_str(s).ok());
-    put("ratelimit", text(&h.ratelimit));
-    put("ratelimit-policy", text(&h.policy));
-    put("retry-after", h.retry_after.map(HeaderValue::from));
+    if let Some(v) = text(&h.ratelimit) {
+        fields.insert(RATELIMIT, v);
+    }
+    if let Some(v) = text(&h.policy) {
+        fields.insert(RATELIMIT_POLICY, v);
+    }
+    if let Some(s) = h.retry_after {
+        fields.insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
     if let Some(l) = h.legacy {
-        put("x-ratelimit-limit", Some(HeaderValue::from(l.limit)));
-        put(
-            "x-ratelimit-remaining",
-            Some(HeaderValue::from(l.remaining)),
-        );
-        put("x-ratelimit-reset", Some(HeaderValue::from(l.reset)));
+        fields.insert(X_RATELIMIT_LIMIT, HeaderValue::from(l.limit));
+        fields.insert(X_RATELIMIT_REMAINING, HeaderValue::from(l.remaining));
+        fields.insert(X_RATELIMIT_RESET, HeaderValue::from(l.reset));
     }
 }
 
-/// A check's answer: `status`, the rate-limit headers and the reply as JSON.
-fn check_reply(o: CheckOutcome, status: StatusCode) -> Response {
-    let headers = o.headers.clone();
-    let frame = policy::check_frame(o);
-    let mut response = json_reply(status, &frame);
-    add_headers(&mut response, &headers);
+/// A check's answer: `status`, the rate-limit headers and the reply as JSON (written straight
+/// from the outcome, [`super::check_json`]).
+fn check_reply(o: &CheckOutcome, status: StatusCode) -> Response {
+    let mut body = Vec::with_capacity(512 + 320 * o.rules.len());
+    check_json::write_check(o, &mut body);
+    let mut response = Response::new(axum::body::Body::from(body));
+    *response.status_mut() = status;
+    let fields = response.headers_mut();
+    fields.reserve(8);
+    fields.insert(header::CONTENT_TYPE, APPLICATION_JSON);
+    add_headers(fields, &o.headers);
     response
 }
 
@@ -422,21 +436,7 @@ fn check_reply(o: CheckOutcome, status: StatusCode) -> Response {
 fn json_reply(status: StatusCode, frame: &Frame) -> Response {
     let mut body = Vec::with_capacity(1024);
     write_json(frame, &mut body);
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
-}
-
-/// Appends `b` as a JSON string (invalid UTF-8 replaced by U+FFFD).
-fn json_string(b: &[u8], out: &mut Vec<u8>) {
-    // Writing into a Vec cannot fail, and a str always serializes.
-    let _ = serde_json::to_writer(&mut *out, &*String::from_utf8_lossy(b));
+    (status, [(header::CONTENT_TYPE, APPLICATION_JSON)], body).into_response()
 }
 
 /// Appends `frame` as JSON: maps as objects, booleans as booleans, nulls as `null`.
@@ -505,6 +505,19 @@ pub fn write_json(frame: &Frame, out: &mut Vec<u8>) {
     }
 }
 
+/// A JSON route's request taken apart without copying: who sent it (for `route`), its
+/// headers, and its body read under the router's body limit.
+async fn json_request(
+    mut req: Request,
+    route: &'static str,
+) -> Result<(Origin, HeaderMap, Result<Bytes, BytesRejection>), Response> {
+    let origin = Origin::of(req.extensions(), route)?;
+    // The body extractor needs only the extensions (the body limit), not the headers.
+    let headers = std::mem::take(req.headers_mut());
+    let body = Bytes::from_request(req, &()).await;
+    Ok((origin, headers, body))
+}
+
 /// 200 when admitted, 429 when refused.
 fn admitted(o: &CheckOutcome) -> StatusCode {
     if o.allowed {
@@ -515,27 +528,17 @@ fn admitted(o: &CheckOutcome) -> StatusCode {
 }
 
 /// `POST /v1/check`.
-async fn check_post(
-    State(shared): State<Arc<Shared>>,
-    ext: Extensions,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Response> {
-    let origin = Origin::of(&ext, "POST /v1/check")?;
+async fn check_post(State(shared): State<Arc<Shared>>, req: Request) -> Result<Response, Response> {
+    let (origin, headers, body) = json_request(req, "POST /v1/check").await?;
     let input = Input::from_json(body)?;
     check(&shared, &origin, &headers, input).await
 }
 
 /// `GET /v1/check?policy=..&id=..`.
-async fn check_get(
-    State(shared): State<Arc<Shared>>,
-    ext: Extensions,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, Response> {
-    let origin = Origin::of(&ext, "GET /v1/check")?;
-    let input = Input::from_query(&uri)?;
-    check(&shared, &origin, &headers, input).await
+async fn check_get(State(shared): State<Arc<Shared>>, req: Request) -> Result<Response, Response> {
+    let origin = Origin::of(req.extensions(), "GET /v1/check")?;
+    let input = Input::from_query(req.uri())?;
+    check(&shared, &origin, req.headers(), input).await
 }
 
 async fn check(
@@ -544,32 +547,24 @@ async fn check(
     headers: &HeaderMap,
     input: Input,
 ) -> Result<Response, Response> {
-    input.only(&[CHECK_FIELDS, &["dry_run"]].concat(), "/v1/check")?;
+    input.only(CHECK_AND_DRY_RUN, "/v1/check")?;
     let o = run_check(shared, origin, headers, input, CheckKind::Check).await?;
-    let status = admitted(&o);
-    Ok(check_reply(o, status))
+    Ok(check_reply(&o, admitted(&o)))
 }
 
 /// `GET /v1/status?policy=..&id=..`.
-async fn status_get(
-    State(shared): State<Arc<Shared>>,
-    ext: Extensions,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, Response> {
-    let origin = Origin::of(&ext, "GET /v1/status")?;
-    let input = Input::from_query(&uri)?;
-    status(&shared, &origin, &headers, input).await
+async fn status_get(State(shared): State<Arc<Shared>>, req: Request) -> Result<Response, Response> {
+    let origin = Origin::of(req.extensions(), "GET /v1/status")?;
+    let input = Input::from_query(req.uri())?;
+    status(&shared, &origin, req.headers(), input).await
 }
 
 /// `POST /v1/status`.
 async fn status_post(
     State(shared): State<Arc<Shared>>,
-    ext: Extensions,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: Request,
 ) -> Result<Response, Response> {
-    let origin = Origin::of(&ext, "POST /v1/status")?;
+    let (origin, headers, body) = json_request(req, "POST /v1/status").await?;
     let input = Input::from_json(body)?;
     status(&shared, &origin, &headers, input).await
 }
@@ -582,42 +577,31 @@ async fn status(
 ) -> Result<Response, Response> {
     input.only(CHECK_FIELDS, "/v1/status")?;
     let o = run_check(shared, origin, headers, input, CheckKind::Status).await?;
-    Ok(check_reply(o, StatusCode::OK))
+    Ok(check_reply(&o, StatusCode::OK))
 }
 
 /// `POST /v1/reserve`.
-async fn reserve(
-    State(shared): State<Arc<Shared>>,
-    ext: Extensions,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Response, Response> {
-    let origin = Origin::of(&ext, "POST /v1/reserve")?;
+async fn reserve(State(shared): State<Arc<Shared>>, req: Request) -> Result<Response, Response> {
+    let (origin, headers, body) = json_request(req, "POST /v1/reserve").await?;
     let input = Input::from_json(body)?;
     input.only(&[CHECK_FIELDS, &["ttl"]].concat(), "/v1/reserve")?;
     let o = run_check(&shared, &origin, &headers, input, CheckKind::Reserve).await?;
-    let status = admitted(&o);
-    Ok(check_reply(o, status))
+    Ok(check_reply(&o, admitted(&o)))
 }
 
 /// `GET /v1/auth?policy=..`: the check for `auth_request`: 200 or 403, headers, no body.
-async fn auth(
-    State(shared): State<Arc<Shared>>,
-    ext: Extensions,
-    headers: HeaderMap,
-    uri: Uri,
-) -> Result<Response, Response> {
-    let origin = Origin::of(&ext, "GET /v1/auth")?;
-    let input = Input::from_query(&uri)?;
-    input.only(&[CHECK_FIELDS, &["dry_run"]].concat(), "/v1/auth")?;
-    let o = run_check(&shared, &origin, &headers, input, CheckKind::Check).await?;
+async fn auth(State(shared): State<Arc<Shared>>, req: Request) -> Result<Response, Response> {
+    let origin = Origin::of(req.extensions(), "GET /v1/auth")?;
+    let input = Input::from_query(req.uri())?;
+    input.only(CHECK_AND_DRY_RUN, "/v1/auth")?;
+    let o = run_check(&shared, &origin, req.headers(), input, CheckKind::Check).await?;
     let status = if o.allowed {
         StatusCode::OK
     } else {
         StatusCode::FORBIDDEN
     };
     let mut response = status.into_response();
-    add_headers(&mut response, &o.headers);
+    add_headers(response.headers_mut(), &o.headers);
     Ok(response)
 }
 

@@ -15,6 +15,8 @@
 
 pub mod auth;
 pub mod check;
+pub mod check_json;
+pub mod coalesce;
 pub mod dashboard;
 pub mod metrics;
 pub mod upstash;
@@ -184,11 +186,14 @@ async fn connection<S>(
             req
         },
     ));
-    let served = hyper::server::conn::http1::Builder::new()
+    // Responses are sent when the connection's task idles: one send for a batch of
+    // pipelined requests (see `coalesce`).
+    let (io, pending) = coalesce::Coalesced::new(stream);
+    let conn = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+        .serve_connection(TokioIo::new(io), service);
+    let served = coalesce::FlushOnIdle::new(Box::pin(conn), pending).await;
     if let Err(e) = served {
         tracing::debug!(error = %e, "HTTP connection ended with an error");
     }
