@@ -225,9 +225,11 @@ async fn volatile_ttl_evicts_the_nearest_expiry_first_then_answers_oom() {
     }
     let alive = halfway.expect("half the volatile keys were evicted before the refusal");
     eprintln!("volatile keys left at halfway: {alive:?}");
+    // A short-TTL key survives only if no round sampled it: about (1 - 1/200)^500, 8%, so
+    // about 90% of the survivors are expected among the longer half; 75% is a wide margin.
     let among_longest = alive.iter().filter(|&&n| n >= 100).count();
     assert!(
-        among_longest * 10 >= alive.len() * 9,
+        among_longest * 4 >= alive.len() * 3,
         "survivors at halfway should be the longest TTLs: {alive:?}"
     );
     // Refused only once every volatile key was gone; nothing persistent was lost.

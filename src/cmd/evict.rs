@@ -8,8 +8,8 @@
 //! replica and a restart agree with the master), signalled to `WATCH`ers and counted in
 //! `evicted_keys`, and published as the `evicted` keyspace event (class `e`).
 
-use crate::config::NotifyFlags;
-use crate::store::evict::{footprint, Eviction};
+use crate::config::{MaxmemoryPolicy, NotifyFlags};
+use crate::store::evict::{footprint, Eviction, Rank};
 
 use super::Ctx;
 
@@ -21,7 +21,7 @@ pub(crate) fn make_room(ctx: &mut Ctx<'_>) -> bool {
     let (eviction, samples) = {
         let cfg = ctx.shared.engine.config.read();
         (
-            Eviction::of(cfg.maxmemory_policy),
+            eviction_of(cfg.maxmemory_policy),
             cfg.maxmemory_samples as usize,
         )
     };
@@ -69,4 +69,36 @@ pub(crate) fn make_room(ctx: &mut Ctx<'_>) -> bool {
         tracing::debug!(keys, bytes, "evicted keys over maxmemory");
     }
     to_free == 0
+}
+
+/// How `policy` chooses keys; `None` for `noeviction`.
+pub fn eviction_of(policy: MaxmemoryPolicy) -> Option<Eviction> {
+    let (volatile_only, rank) = match policy {
+        MaxmemoryPolicy::NoEviction => return None,
+        MaxmemoryPolicy::AllKeysLru => (false, Rank::Idle),
+        MaxmemoryPolicy::AllKeysRandom => (false, Rank::Random),
+        MaxmemoryPolicy::VolatileLru => (true, Rank::Idle),
+        MaxmemoryPolicy::VolatileRandom => (true, Rank::Random),
+        MaxmemoryPolicy::VolatileTtl => (true, Rank::Ttl),
+    };
+    Some(Eviction {
+        volatile_only,
+        rank,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policies_map_to_their_ranks() {
+        assert_eq!(eviction_of(MaxmemoryPolicy::NoEviction), None);
+        let lru = eviction_of(MaxmemoryPolicy::AllKeysLru).unwrap();
+        assert!(!lru.volatile_only && lru.rank == Rank::Idle);
+        let ttl = eviction_of(MaxmemoryPolicy::VolatileTtl).unwrap();
+        assert!(ttl.volatile_only && ttl.rank == Rank::Ttl);
+        let r = eviction_of(MaxmemoryPolicy::VolatileRandom).unwrap();
+        assert!(r.volatile_only && r.rank == Rank::Random);
+    }
 }

@@ -258,9 +258,18 @@ fn doctor(ctx: &mut Ctx<'_>, _req: &[Bytes]) -> Result<Frame, CommandError> {
         return Ok(Frame::Verbatim("txt", Bytes::from_static(text.as_bytes())));
     }
     if maxmemory > 0 && m.used * 10 > maxmemory * 9 {
+        let policy = ctx.shared.engine.config.read().maxmemory_policy;
+        let then = if policy == crate::config::MaxmemoryPolicy::NoEviction {
+            "commands that create keys will soon get -OOM".to_owned()
+        } else {
+            format!(
+                "keys will soon be evicted ({}), resetting their limits",
+                policy.name()
+            )
+        };
         issues.push(format!(
-            " * Memory use ({}) is over 90% of maxmemory ({}): commands that create keys will \
-             soon get -OOM. Raise maxmemory or shorten the limiter windows.",
+            " * Memory use ({}) is over 90% of maxmemory ({}): {then}. Raise maxmemory or \
+             shorten the limiter windows.",
             human_bytes(m.used),
             human_bytes(maxmemory)
         ));

@@ -368,7 +368,7 @@ mod tests {
 /// The default is `noeviction`: a rate limiter that evicts a key forgets that identity's spent
 /// budget and admits it afresh, so by default it refuses commands that may grow memory
 /// instead. The evicting policies are opt-in (docs/operations.md, "Memory"); eviction is
-/// approximated by sampling, as in Redis (`crate::store::evict`). The LFU policies are
+/// approximated by sampling, as in Redis (the store's `evict` module). The LFU policies are
 /// recognised and refused: limitkv keeps no access frequency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MaxmemoryPolicy {

@@ -340,6 +340,12 @@ impl Collector for Snapshot {
             "Keys removed because they expired.",
             &one(shared.expired_total()),
         )?;
+        counter(
+            &mut e,
+            "limitkv_evicted_keys",
+            "Keys removed by eviction over maxmemory (an evicting maxmemory-policy).",
+            &one(get(&m.evicted_keys)),
+        )?;
         gauge(
             &mut e,
             "limitkv_uptime_seconds",

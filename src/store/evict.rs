@@ -33,7 +33,6 @@
 use bytes::Bytes;
 
 use crate::clock::Nanos;
-use crate::config::MaxmemoryPolicy;
 use crate::limiter::breaker::BreakerState;
 use crate::limiter::cost::CostState;
 
@@ -74,22 +73,6 @@ pub struct Eviction {
 }
 
 impl Eviction {
-    /// How `policy` chooses keys; `None` for `noeviction`.
-    pub fn of(policy: MaxmemoryPolicy) -> Option<Eviction> {
-        let (volatile_only, rank) = match policy {
-            MaxmemoryPolicy::NoEviction => return None,
-            MaxmemoryPolicy::AllKeysLru => (false, Rank::Idle),
-            MaxmemoryPolicy::AllKeysRandom => (false, Rank::Random),
-            MaxmemoryPolicy::VolatileLru => (true, Rank::Idle),
-            MaxmemoryPolicy::VolatileRandom => (true, Rank::Random),
-            MaxmemoryPolicy::VolatileTtl => (true, Rank::Ttl),
-        };
-        Some(Eviction {
-            volatile_only,
-            rank,
-        })
-    }
-
     /// The eviction score of `entry` at `now` (higher goes first), or `None` when this policy
     /// may not evict it. `noise` is a random number, the score under [`Rank::Random`].
     pub fn score(self, entry: &Entry, now: Nanos, noise: u64) -> Option<i128> {
@@ -360,15 +343,6 @@ mod tests {
         volatile_only: true,
         rank: Rank::Ttl,
     };
-
-    #[test]
-    fn policies_map_to_their_ranks() {
-        assert_eq!(Eviction::of(MaxmemoryPolicy::NoEviction), None);
-        assert_eq!(Eviction::of(MaxmemoryPolicy::AllKeysLru), Some(LRU));
-        assert_eq!(Eviction::of(MaxmemoryPolicy::VolatileTtl), Some(TTL));
-        let r = Eviction::of(MaxmemoryPolicy::VolatileRandom).unwrap();
-        assert!(r.volatile_only && r.rank == Rank::Random);
-    }
 
     #[test]
     fn idle_ranks_settled_states_first_and_timeless_values_at_now() {
