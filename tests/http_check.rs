@@ -773,3 +773,37 @@ async fn nginx_auth_request_turns_the_101st_request_into_a_429_with_the_headers(
     assert_eq!(status["remaining"], json!(0));
     server.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn over_maxmemory_http_checks_answer_on_existing_keys_and_refuse_new_ones() {
+    let (server, base) = with_http(Config::default()).await;
+    let mut con = server.redis(true).await;
+    query(&mut con, &["POLICY.SET", "p", "RATE", "100/1m"]).await;
+    let check = |id: &str| post(&base, "/v1/check", &json!({"policy": "p", "identity": id}));
+    let Some((code, _, _)) = check("old") else {
+        return; // no curl: skipped with a printed reason
+    };
+    assert_eq!(code, 200);
+    // No process fits in one byte: every write that would grow memory is over the limit.
+    query(&mut con, &["CONFIG", "SET", "maxmemory", "1"]).await;
+    let (code, body, _) = check("old").unwrap();
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["allowed"], json!(true), "{body}");
+    let (code, body, _) = check("new").unwrap();
+    assert_eq!(code, 503, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.starts_with("OOM "), "{body}");
+    // Nothing was created, and the RESP side serves on.
+    assert_eq!(query(&mut con, &["DBSIZE"]).await, redis::Value::Int(1));
+    // An evicting policy makes room over HTTP as on RESP (here everything goes, and one byte
+    // is still too little, so the new identity is refused all the same).
+    query(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-random"],
+    )
+    .await;
+    assert_eq!(check("new").unwrap().0, 503);
+    assert_eq!(query(&mut con, &["DBSIZE"]).await, redis::Value::Int(0));
+    query(&mut con, &["CONFIG", "SET", "maxmemory", "0"]).await;
+    assert_eq!(check("new").unwrap().0, 200);
+}

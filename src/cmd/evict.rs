@@ -11,15 +11,26 @@
 use crate::config::{MaxmemoryPolicy, NotifyFlags};
 use crate::store::evict::{footprint, Eviction, Rank};
 
-use super::Ctx;
+use super::{Ctx, Shared};
+use crate::clock::Nanos;
+use crate::engine::Call;
 
 /// Evicts keys until the memory in use is estimated under `maxmemory`. True when it is (the
 /// command may run); false under `noeviction`, inside `EXEC` or a script (whose held shard
 /// locks eviction must not wait behind), on a replica, or when nothing evictable is left (the command then
 /// gets `-OOM`, as under `noeviction`).
 pub(crate) fn make_room(ctx: &mut Ctx<'_>) -> bool {
+    if ctx.locked.is_some() {
+        return false;
+    }
+    let (shared, now) = (ctx.shared, ctx.now);
+    make_room_with(shared, now, &mut ctx.call())
+}
+
+/// [`make_room`] for a caller without a connection (the HTTP check API), through its `call`.
+pub(crate) fn make_room_with(shared: &Shared, now: Nanos, call: &mut Call<'_, '_>) -> bool {
     let (eviction, samples) = {
-        let cfg = ctx.shared.engine.config.read();
+        let cfg = shared.engine.config.read();
         (
             eviction_of(cfg.maxmemory_policy),
             cfg.maxmemory_samples as usize,
@@ -30,14 +41,12 @@ pub(crate) fn make_room(ctx: &mut Ctx<'_>) -> bool {
     };
     // A replica's keyspace is the master's: it never evicts on its own (Redis's
     // `replica-ignore-maxmemory yes`), the master's evictions reach it as deletions.
-    if ctx.locked.is_some() || ctx.shared.repl.is_replica() {
+    if shared.repl.is_replica() {
         return false;
     }
-    let shared = ctx.shared;
     let mut sampler = shared.evictor.lock();
     // Measured under the lock: another command may have made room while this one waited.
     let mut to_free = shared.metrics.memory_over_max();
-    let now = ctx.now;
     let (mut keys, mut bytes) = (0u64, 0u64);
     while to_free > 0 {
         let Some((db, key)) = sampler.next_victim(&shared.engine.dbs, eviction, samples, now)
@@ -46,7 +55,7 @@ pub(crate) fn make_room(ctx: &mut Ctx<'_>) -> bool {
         };
         // Checked again under the key's lock: it may have gone, or lost its expiry, since it
         // was sampled.
-        let freed = ctx
+        let freed = call
             .with_shard_in(db, &key, |s| {
                 let e = s.get(&key, now)?;
                 eviction.score(e, now, 0)?;

@@ -36,7 +36,7 @@ use super::check_json::{self, json_string};
 use super::error;
 use crate::acl::user::KEY_ALL;
 use crate::acl::User;
-use crate::cmd::{cluster, flags, permissions, policy, CommandSpec, Shared};
+use crate::cmd::{cluster, evict, flags, permissions, policy, CommandSpec, Shared};
 use crate::engine::{Call, CheckKind, CheckOutcome};
 use crate::error::CommandError;
 use crate::metrics::LocalStats;
@@ -255,6 +255,8 @@ fn command_error(e: CommandError) -> Response {
             StatusCode::NOT_FOUND
         }
         _ if text.starts_with("MISCONF ") => StatusCode::INTERNAL_SERVER_ERROR,
+        // Memory over `maxmemory` (Redis's `-OOM`): the server cannot take the request now.
+        CommandError::OutOfMemory => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     };
     error(status, text)
@@ -367,6 +369,12 @@ async fn run_check(
     let now = shared.engine.clock.now();
     let outcome = {
         let mut call = Call::new(&shared.engine, 0, now, &mut stats, &mut seq);
+        // maxmemory as on the RESP port (`cmd::memory`): over the limit, an evicting policy
+        // makes room first; failing that, a check may still rewrite rule keys that all exist,
+        // and anything else that would grow memory is refused with `OOM`.
+        let over = spec.has(flags::DENYOOM)
+            && shared.metrics.over_maxmemory()
+            && !evict::make_room_with(shared, now, &mut call);
         call.plan_check(kind, request)
             .map_err(CommandError::from)
             .and_then(|plan| {
@@ -377,6 +385,15 @@ async fn run_check(
                     policy::key_need(kind),
                     &client,
                 )?;
+                if over
+                    && (kind != CheckKind::Check
+                        || !plan
+                            .keys()
+                            .iter()
+                            .all(|k| call.with_shard(k, |s| s.get_live(k, now).is_some())))
+                {
+                    return Err(CommandError::OutOfMemory);
+                }
                 Ok(call.execute_check(plan))
             })
     };
