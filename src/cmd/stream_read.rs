@@ -237,17 +237,8 @@ fn xread(ctx: &mut Ctx<'_>, req: &[Bytes], group_cmd: bool) -> Result<Frame, Com
                     else {
                         unreachable!("invariant: read() found a stream under the same lock");
                     };
-                    let mut created = false;
-                    let entries = serve_group(
-                        st,
-                        gname,
-                        consumer,
-                        *f,
-                        a.count,
-                        a.noack,
-                        now_ms,
-                        &mut created,
-                    );
+                    let (entries, created) =
+                        serve_group(st, gname, consumer, *f, a.count, a.noack, now_ms);
                     if created {
                         super::streams::notify(shared, db, "xgroup-createconsumer", key);
                     }
@@ -313,7 +304,8 @@ fn xread(ctx: &mut Ctx<'_>, req: &[Bytes], group_cmd: bool) -> Result<Frame, Com
     Ok(Frame::Null)
 }
 
-/// Serves XREADGROUP on one stream: new entries (`From::New`) or the consumer's history.
+/// Serves XREADGROUP on one stream: new entries (`From::New`) or the consumer's history; and
+/// whether the consumer was created on the way (it then publishes `xgroup-createconsumer`).
 fn serve_group(
     st: &mut Stream,
     gname: &Bytes,
@@ -322,13 +314,12 @@ fn serve_group(
     count: usize,
     noack: bool,
     now_ms: u64,
-    created: &mut bool,
-) -> Vec<Frame> {
+) -> (Vec<Frame>, bool) {
     let limit = if count == 0 { usize::MAX } else { count };
     let Some(mut g) = st.groups.remove(gname) else {
-        return Vec::new();
+        return (Vec::new(), false);
     };
-    *created = g.touch_consumer(consumer, now_ms, true);
+    let created = g.touch_consumer(consumer, now_ms, true);
     let consumer = g
         .consumers
         .get_key_value(&consumer[..])
@@ -355,7 +346,7 @@ fn serve_group(
         From::After(gt) => {
             let Some(start) = gt.next() else {
                 st.groups.insert(gname.clone(), g);
-                return Vec::new();
+                return (Vec::new(), created);
             };
             let ids: Vec<StreamId> = g.consumers[&consumer]
                 .pel
@@ -378,7 +369,7 @@ fn serve_group(
         }
     };
     st.groups.insert(gname.clone(), g);
-    out
+    (out, created)
 }
 
 /// [`Stream::advance_group`] for a group taken out of the stream.
