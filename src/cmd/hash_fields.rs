@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::flags::*;
 use super::hashes::{owned, read, write};
 use super::longdouble::LongDouble;
-use super::sampling::{below, picks, signed_count};
+use super::sampling::{below, picks, random_args};
 use super::{CommandSpec, Ctx, BASE};
 use crate::error::CommandError;
 use crate::protocol::Frame;
@@ -196,21 +196,7 @@ fn hincrbyfloat(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError>
 /// independent draws. With values: a flat field/value array in RESP2, `[field, value]` pairs
 /// in RESP3.
 fn hrandfield(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let mut count = None;
-    let mut withvalues = false;
-    if let Some(c) = req.get(2) {
-        let n = signed_count(c)?;
-        match req.get(3) {
-            _ if req.len() > 4 => return Err(CommandError::Syntax),
-            Some(w) if !super::args::is(w, "WITHVALUES") => return Err(CommandError::Syntax),
-            Some(_) => withvalues = true,
-            None => {}
-        }
-        if withvalues && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
-            return Err(CommandError::other("value is out of range"));
-        }
-        count = Some(n);
-    }
+    let (count, withvalues) = random_args(req, "WITHVALUES")?;
     let now = ctx.now;
     let resp3 = ctx.resp3();
     let key = &req[1];

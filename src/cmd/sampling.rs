@@ -290,23 +290,28 @@ fn zset_at(z: &ZSet, indexes: &[usize]) -> Vec<(Bytes, f64)> {
     out
 }
 
-fn zrandmember(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
-    let mut count = None;
-    let mut withscores = false;
-    if let Some(c) = req.get(2) {
-        let n = signed_count(c)?;
-        match req.get(3) {
-            _ if req.len() > 4 => return Err(CommandError::Syntax),
-            Some(w) if !super::args::is(w, "WITHSCORES") => return Err(CommandError::Syntax),
-            Some(_) => withscores = true,
-            None => {}
-        }
-        // Redis's guard against a doubled reply length overflowing.
-        if withscores && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
-            return Err(CommandError::other("value is out of range"));
-        }
-        count = Some(n);
+/// The arguments of `ZRANDMEMBER` / `HRANDFIELD`: `key [count [word]]` (`word` being
+/// `WITHSCORES` or `WITHVALUES`): the count, if given, and whether the word was.
+pub(super) fn random_args(req: &[Bytes], word: &str) -> Result<(Option<i64>, bool), CommandError> {
+    let Some(c) = req.get(2) else {
+        return Ok((None, false));
+    };
+    let n = signed_count(c)?;
+    let with = match req.get(3) {
+        _ if req.len() > 4 => return Err(CommandError::Syntax),
+        Some(w) if !super::args::is(w, word) => return Err(CommandError::Syntax),
+        Some(_) => true,
+        None => false,
+    };
+    // Redis's guard against a doubled reply length overflowing.
+    if with && !(-(i64::MAX / 2)..=i64::MAX / 2).contains(&n) {
+        return Err(CommandError::other("value is out of range"));
     }
+    Ok((Some(n), with))
+}
+
+fn zrandmember(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
+    let (count, withscores) = random_args(req, "WITHSCORES")?;
     let now = ctx.now;
     let resp3 = ctx.resp3();
     let key = &req[1];

@@ -6,7 +6,7 @@ use bytes::Bytes;
 
 use super::args;
 use super::flags::*;
-use super::streams::{create, entry_frame, notify, owned, read, strict_id, write};
+use super::streams::{create, entry_frame, interval_id, notify, owned, read, strict_id, write};
 use super::{dispatch_sub, help_reply, CommandSpec, Ctx, BASE, HELP_SUBCOMMAND};
 use crate::error::CommandError;
 use crate::protocol::Frame;
@@ -337,23 +337,6 @@ fn xack(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     })
 }
 
-/// An interval bound of XPENDING / XAUTOCLAIM (`(` makes it exclusive).
-fn bound(arg: &[u8], start: bool) -> Result<StreamId, CommandError> {
-    let missing = if start { 0 } else { u64::MAX };
-    if arg.len() > 1 && arg[0] == b'(' {
-        let id = strict_id(&arg[1..], missing)?;
-        let moved = if start { id.next() } else { id.prev() };
-        return moved.ok_or_else(|| {
-            CommandError::other(if start {
-                "invalid start ID for the interval"
-            } else {
-                "invalid end ID for the interval"
-            })
-        });
-    }
-    super::streams::any_id(arg, missing)
-}
-
 fn xpending(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let summary = req.len() == 3;
     if !summary && !(6..=9).contains(&req.len()) {
@@ -371,8 +354,8 @@ fn xpending(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
             at += 2;
         }
         count = args::int(&req[at + 2])?.max(0);
-        start = bound(&req[at], true)?;
-        end = bound(&req[at + 1], false)?;
+        start = interval_id(&req[at], true)?;
+        end = interval_id(&req[at + 1], false)?;
         consumer = req.get(at + 3);
     }
     let (now, now_ms) = (ctx.now, ctx.now.as_millis() as i64);
@@ -558,7 +541,7 @@ fn xautoclaim(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     let min_idle = args::parse_i64(&req[4])
         .ok_or_else(|| CommandError::other("Invalid min-idle-time argument for XAUTOCLAIM"))?
         .max(0);
-    let start = bound(&req[5], true)?;
+    let start = interval_id(&req[5], true)?;
     let (mut count, mut justid) = (100i64, false);
     let mut j = 6;
     while j < req.len() {

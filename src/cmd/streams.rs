@@ -393,9 +393,9 @@ fn xlen(ctx: &mut Ctx<'_>, req: &[Bytes]) -> Result<Frame, CommandError> {
     })
 }
 
-/// An interval bound (`(` makes it exclusive); `start` bounds take missing sequence 0, end
-/// bounds the largest.
-fn interval_id(arg: &[u8], start: bool) -> Result<StreamId, CommandError> {
+/// An interval bound of XRANGE, XPENDING and XAUTOCLAIM (`(` makes it exclusive); `start`
+/// bounds take missing sequence 0, end bounds the largest.
+pub(super) fn interval_id(arg: &[u8], start: bool) -> Result<StreamId, CommandError> {
     let missing = if start { 0 } else { u64::MAX };
     if arg.len() > 1 && arg[0] == b'(' {
         let id = strict_id(&arg[1..], missing)?;
