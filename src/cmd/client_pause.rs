@@ -108,7 +108,7 @@ impl Pause {
     }
 
     /// Waits while `blocked(now)` holds for the pause in force (re-checked when the pause
-    /// changes, and every [`PAUSE_TICK`] since its end is an instant of `clock`, which tests
+    /// changes, and every `PAUSE_TICK` since its end is an instant of `clock`, which tests
     /// move by hand). For the surfaces without a RESP connection (the HTTP routes), whose
     /// requests a pause delays as it delays a client's.
     pub async fn wait_while(
@@ -134,7 +134,7 @@ impl Pause {
         }
     }
 
-    /// Waits until the pause changes, or at most until its end or [`PAUSE_TICK`] (whichever
+    /// Waits until the pause changes, or at most until its end or `PAUSE_TICK` (whichever
     /// comes first): one round of a caller's own "while blocked" loop.
     pub async fn tick(&self, clock: &dyn crate::clock::Clock) {
         let now = clock.now();

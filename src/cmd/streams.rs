@@ -5,7 +5,7 @@
 //!
 //! Ids are decided here, on the master: the journaled effect is the stream after the write,
 //! so a replica or a replay never picks an id (or trims) again. Keyspace events (class `t`) are
-//! published by the handlers themselves ([`notify`]), where Redis's `t_stream.c` publishes them
+//! published by the handlers themselves (`notify`), where Redis's `t_stream.c` publishes them
 //! (an `XADD` that trims also publishes `xtrim`; a consumer created by `XREADGROUP`, `XCLAIM`
 //! or `XAUTOCLAIM` publishes `xgroup-createconsumer`); the dispatcher's per-command events
 //! are off for these commands (`keyspace_events`).
