@@ -208,7 +208,7 @@ pub fn spec_for(spec: &CommandSpec, req: &[Bytes]) -> EventSpec {
         "FLUSHDB" | "FLUSHALL" | "EVAL" | "EVALSHA" | "FCALL" | "EXEC" => S::default(),
         // Stream commands publish their own events, which depend on what they did (a trim,
         // a consumer created on the way): see `cmd::streams::notify`.
-        name if name.starts_with('X') && spec.group == "stream" => S::default(),
+        _ if spec.group == "stream" => S::default(),
         name if spec.group == "rate_limit" => all(KeyEvents::new(
             vec![Ev {
                 class: N::MODULE,

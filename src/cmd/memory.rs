@@ -11,6 +11,8 @@
 use bytes::Bytes;
 
 use super::{CommandSpec, Ctx};
+use crate::clock::Nanos;
+use crate::engine::Call;
 use crate::metrics::{get, memory};
 
 /// Whether a `denyoom` command may run although memory is over `maxmemory`: only a limiter
@@ -28,7 +30,8 @@ pub(crate) fn may_run_over_maxmemory(ctx: &mut Ctx<'_>, spec: &CommandSpec, req:
         return false;
     }
     let keys: Vec<&Bytes> = super::multi::keys_of(spec, req).collect();
-    !keys.is_empty() && keys.into_iter().all(|k| key_exists(ctx, k))
+    let now = ctx.now;
+    !keys.is_empty() && all_exist(&mut ctx.call(), now, &keys)
 }
 
 /// For a policy check admitted over `maxmemory` by [`may_run_over_maxmemory`]: an error unless
@@ -37,15 +40,20 @@ pub(crate) fn derived_keys_exist(
     ctx: &mut Ctx<'_>,
     keys: &[Bytes],
 ) -> Result<(), crate::error::CommandError> {
-    if !ctx.session.over_maxmemory || keys.iter().all(|k| key_exists(ctx, k)) {
+    let now = ctx.now;
+    if !ctx.session.over_maxmemory || all_exist(&mut ctx.call(), now, keys) {
         return Ok(());
     }
     Err(crate::error::CommandError::OutOfMemory)
 }
 
-fn key_exists(ctx: &mut Ctx<'_>, key: &[u8]) -> bool {
-    let now = ctx.now;
-    ctx.with_shard(key, |s| s.get_live(key, now).is_some())
+/// Whether every one of `keys` holds a live value: a decision on them grows nothing. Also
+/// the HTTP check API's test over `maxmemory`, which has a [`Call`] but no connection.
+pub(crate) fn all_exist<K: AsRef<[u8]>>(call: &mut Call<'_, '_>, now: Nanos, keys: &[K]) -> bool {
+    keys.iter().all(|k| {
+        let k = k.as_ref();
+        call.with_shard(k, |s| s.get_live(k, now).is_some())
+    })
 }
 
 /// Redis's `used_memory_human` style: `0B`, `1023B`, `1.00K`, `12.50M`.

@@ -36,7 +36,7 @@ use super::check_json::{self, json_string};
 use super::error;
 use crate::acl::user::KEY_ALL;
 use crate::acl::User;
-use crate::cmd::{cluster, evict, flags, permissions, policy, CommandSpec, Shared};
+use crate::cmd::{cluster, evict, flags, memory, permissions, policy, CommandSpec, Shared};
 use crate::engine::{Call, CheckKind, CheckOutcome};
 use crate::error::CommandError;
 use crate::metrics::LocalStats;
@@ -386,11 +386,7 @@ async fn run_check(
                     &client,
                 )?;
                 if over
-                    && (kind != CheckKind::Check
-                        || !plan
-                            .keys()
-                            .iter()
-                            .all(|k| call.with_shard(k, |s| s.get_live(k, now).is_some())))
+                    && (kind != CheckKind::Check || !memory::all_exist(&mut call, now, plan.keys()))
                 {
                     return Err(CommandError::OutOfMemory);
                 }
