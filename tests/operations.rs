@@ -7,32 +7,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{resp, resp_cmd, Raw, Reply, TestServer};
+use common::{lines, monitor, resp, resp_cmd, Raw, Reply, TestServer};
 use limitkv::clock::Nanos;
 
 /// The server clock's time as a monitor line prints it.
 fn stamp(server: &TestServer) -> String {
     let ns = server.now().as_nanos();
     format!("{}.{:06}", ns / 1_000_000_000, ns % 1_000_000_000 / 1_000)
-}
-
-/// A client in MONITOR mode.
-async fn monitor(server: &TestServer) -> Raw {
-    let mut m = server.raw().await;
-    assert_eq!(m.cmd(&["MONITOR"]).await, Reply::Simple("OK".into()));
-    m
-}
-
-/// The next `n` monitor lines (status replies), without the leading `+`.
-async fn lines(m: &mut Raw, n: usize) -> Vec<String> {
-    m.read_replies(n)
-        .await
-        .into_iter()
-        .map(|r| match r {
-            Reply::Simple(s) => s,
-            other => panic!("a monitor line is a status reply: {other:?}"),
-        })
-        .collect()
 }
 
 fn peer(c: &Raw) -> String {

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{curl, free_port, Raw, Reply, TestServer};
+use common::{curl, free_port, lines, monitor, Reply, TestServer};
 use limitkv::config::Config;
 
 async fn with_http() -> (TestServer, String) {
@@ -18,23 +18,6 @@ async fn with_http() -> (TestServer, String) {
     .await;
     let base = format!("http://{}", server.http.expect("an HTTP listener"));
     (server, base)
-}
-
-async fn monitor(server: &TestServer) -> Raw {
-    let mut m = server.raw().await;
-    assert_eq!(m.cmd(&["MONITOR"]).await, Reply::Simple("OK".into()));
-    m
-}
-
-async fn lines(m: &mut Raw, n: usize) -> Vec<String> {
-    m.read_replies(n)
-        .await
-        .into_iter()
-        .map(|r| match r {
-            Reply::Simple(s) => s,
-            other => panic!("a monitor line is a status reply: {other:?}"),
-        })
-        .collect()
 }
 
 /// `POST base+path` with `body` on a blocking thread: (status, body).

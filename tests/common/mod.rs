@@ -711,3 +711,22 @@ pub async fn race(
     }
     all
 }
+
+/// A client in MONITOR mode.
+pub async fn monitor(server: &TestServer) -> Raw {
+    let mut m = server.raw().await;
+    assert_eq!(m.cmd(&["MONITOR"]).await, Reply::Simple("OK".into()));
+    m
+}
+
+/// The next `n` monitor lines (status replies), without the leading `+`.
+pub async fn lines(m: &mut Raw, n: usize) -> Vec<String> {
+    m.read_replies(n)
+        .await
+        .into_iter()
+        .map(|r| match r {
+            Reply::Simple(s) => s,
+            other => panic!("a monitor line is a status reply: {other:?}"),
+        })
+        .collect()
+}
